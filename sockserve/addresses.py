@@ -1,0 +1,42 @@
+"""
+Readable names for the addresses Twisted hands to protocols.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IAddress
+
+_MAPPED_PREFIX = "::ffff:"
+
+
+def hostOf(address: IAddress) -> str | None:
+    """
+    Return the host part of an IP address (IPv4-mapped IPv6 shown as IPv4), or
+    C{None} for addresses that have none (UNIX sockets).
+    """
+    if isinstance(address, IPv4Address | IPv6Address):
+        host = address.host
+        if host.startswith(_MAPPED_PREFIX) and "." in host:
+            return host[len(_MAPPED_PREFIX) :]
+        return host
+    return None
+
+
+def describeAddress(address: IAddress) -> str:
+    """
+    Return C{host:port} for an IPv4 address, C{[host]:port} for IPv6, and
+    C{unix:path} (or C{unix} for an unnamed peer) for a UNIX socket.
+    """
+    host = hostOf(address)
+    if host is not None:
+        assert isinstance(address, IPv4Address | IPv6Address)
+        if ":" in host:
+            return f"[{host}]:{address.port}"
+        return f"{host}:{address.port}"
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return f"unix:{name}" if name else "unix"
+    return str(address)

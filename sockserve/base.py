@@ -1,0 +1,246 @@
+"""
+What every sockserve protocol shares: line framing with a length limit, an idle
+timeout, admission through the server's L{ConnectionRegistry}, flow control,
+half-close handling and connect/disconnect logging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sockserve.addresses import describeAddress, hostOf
+from sockserve.connections import ConnectionRegistry
+from sockserve.framing import LineBuffer, LineTooLong
+from sockserve.limits import Limits
+
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """
+    The collaborators every connection of one server shares.
+
+    @ivar limits: the limits to enforce.
+    @ivar registry: the server's live connections.
+    @ivar clock: the source of time and timers (the reactor, or a C{Clock}).
+    """
+
+    limits: Limits
+    registry: ConnectionRegistry
+    clock: IReactorTime
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class LineServerProtocol(Protocol, TimeoutMixin):
+    """
+    A line protocol of one sockserve server.
+
+    Subclasses implement L{linesReceived} and may override the hooks
+    L{connectionAdmitted}, L{inputEnded}, L{beginShutdown} and L{connectionClosed}.
+
+    As a push producer registered on its own transport, the protocol stops
+    reading from a client while the replies owed to it are not being read:
+    a client that never reads cannot make the server buffer without bound.
+
+    @ivar peer: the client's address, as C{host:port}.
+    @ivar peerHost: the client's host, or C{None} for a UNIX socket.
+    @ivar closing: set once no more input is processed.
+    """
+
+    log = Logger()
+    transport: ITCPTransport  # type: ignore[assignment]
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.lines = LineBuffer(context.limits.maxLine)
+        self.peer = "unknown"
+        self.peerHost: str | None = None
+        self.closing = False
+        self.admitted = False
+        self.producing = False
+
+    # Connection life cycle
+
+    def connectionMade(self) -> None:
+        """
+        Ask the registry to admit the client, then start serving it.
+        """
+        address = self.transport.getPeer()
+        self.peer = describeAddress(address)
+        self.peerHost = hostOf(address)
+        refusal = self.context.registry.admit(self)
+        if refusal is not None:
+            self.refuse(refusal)
+            return
+        self.admitted = True
+        self.log.info("Client {peer} is now connected to us.", peer=self.peer)
+        self.transport.registerProducer(self, True)
+        self.producing = True
+        idle = self.context.limits.idleTimeout
+        if idle > 0:
+            self.callLater = self.context.clock.callLater
+            self.setTimeout(idle)
+        self.connectionAdmitted()
+
+    def connectionAdmitted(self) -> None:
+        """
+        Called once the client is admitted; override to greet it.
+        """
+
+    def refuse(self, reason: str) -> None:
+        """
+        Tell the client why it is not served, in one C{ERROR} line, and close.
+        """
+        self.log.info("Refused {peer}: {reason}", peer=self.peer, reason=reason)
+        self.sendErrorAndClose(reason)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        """
+        Forget the client: cancel timers, leave the registry, log it.
+        """
+        self.closing = True
+        self.setTimeout(None)
+        self.context.registry.remove(self)
+        if self.admitted:
+            self.log.info("Client {peer} disconnected.", peer=self.peer)
+        self.connectionClosed()
+
+    def connectionClosed(self) -> None:
+        """
+        Called when the connection is gone; override to clean up.
+        """
+
+    # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Frame C{data} into lines and hand the complete ones to L{linesReceived}.
+        """
+        if self.closing:
+            return
+        self.resetTimeout()
+        try:
+            chunk = self.lines.feed(data)
+        except LineTooLong as tooLong:
+            self.lineTooLong(tooLong.limit)
+            return
+        if chunk:
+            self.linesReceived(chunk)
+
+    def linesReceived(self, chunk: bytes) -> None:
+        """
+        Handle one or more complete lines, each ending with LF (see
+        L{sockserve.framing.splitLines}).
+        """
+        raise NotImplementedError()
+
+    def lineTooLong(self, limit: int) -> None:
+        """
+        A line exceeded C{limit} bytes: say so and close.
+        """
+        self.log.info(
+            "Client {peer} sent a line longer than {limit} bytes; closing",
+            peer=self.peer,
+            limit=limit,
+        )
+        self.sendErrorAndClose(f"line too long (the limit is {limit} bytes)")
+
+    def readConnectionLost(self) -> None:
+        """
+        The client shut down its sending side: finish what it is owed.
+        """
+        if not self.closing:
+            self.inputEnded()
+
+    def inputEnded(self) -> None:
+        """
+        Called when the client has sent all it will send; by default, close
+        once everything owed is written.
+        """
+        self.close()
+
+    def writeConnectionLost(self) -> None:
+        """
+        The client can no longer receive: close.
+        """
+        self.abort()
+
+    def timeoutConnection(self) -> None:
+        """
+        The client was idle too long: say so and close.
+        """
+        seconds = self.context.limits.idleTimeout
+        self.log.info(
+            "Client {peer} idle for {seconds}s; closing", peer=self.peer, seconds=seconds
+        )
+        self.sendErrorAndClose(f"idle for {seconds:g} seconds; closing the connection")
+
+    # Output and closing
+
+    def sendErrorAndClose(self, message: str) -> None:
+        """
+        Send one C{ERROR} line and close once it is written.
+        """
+        if self.closing:
+            return
+        self.transport.write(b"ERROR " + message.encode("utf-8") + CRLF)
+        self.close()
+
+    def close(self) -> None:
+        """
+        Stop reading, and close once everything written has been sent.
+        """
+        self.closing = True
+        self.setTimeout(None)
+        if self.producing:
+            # A paused producer would keep loseConnection from completing.
+            self.producing = False
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Close at once, dropping anything unsent.
+        """
+        self.closing = True
+        self.transport.abortConnection()
+
+    def beginShutdown(self) -> None:
+        """
+        The server is stopping: by default, close once replies are written.
+        """
+        self.close()
+
+    # IPushProducer: the transport asks us to stop producing output, which
+    # for a protocol that only answers its client means: stop reading.
+
+    def pauseProducing(self) -> None:
+        """
+        The client is not reading its replies: stop reading its requests.
+        """
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The client caught up: read its requests again.
+        """
+        if not self.closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; nothing to release.
+        """

@@ -1,0 +1,128 @@
+"""
+The set of live connections of one server: admission by address, and closing
+them all, within a grace period, at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol as TypingProtocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+
+class TrackedConnection(TypingProtocol):
+    """
+    What the registry needs of a connection.
+    """
+
+    peerHost: str | None
+
+    def beginShutdown(self) -> None:
+        """
+        Start closing: say goodbye if the mode has one, finish what is owed.
+        """
+
+    def abort(self) -> None:
+        """
+        Close at once, dropping whatever is unsent.
+        """
+
+
+class ConnectionRegistry:
+    """
+    Track the live connections of one server.
+
+    @ivar maxPerIP: connections allowed from one address at once; 0 is unlimited.
+    """
+
+    log = Logger()
+
+    def __init__(self, maxPerIP: int = 0) -> None:
+        self.maxPerIP = maxPerIP
+        self._connections: set[TrackedConnection] = set()
+        self._perHost: Counter[str] = Counter()
+        self._drained: list[Deferred[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def __contains__(self, connection: object) -> bool:
+        return connection in self._connections
+
+    def admit(self, connection: TrackedConnection) -> str | None:
+        """
+        Add C{connection}, or return why it is refused (too many from its host).
+        """
+        host = connection.peerHost
+        if host is not None and self.maxPerIP:
+            if self._perHost[host] >= self.maxPerIP:
+                return (
+                    f"too many connections from {host} "
+                    f"(at most {self.maxPerIP} per address)"
+                )
+            self._perHost[host] += 1
+        elif host is not None:
+            self._perHost[host] += 1
+        self._connections.add(connection)
+        return None
+
+    def remove(self, connection: TrackedConnection) -> None:
+        """
+        Forget C{connection}; unknown connections are ignored.
+        """
+        if connection not in self._connections:
+            return
+        self._connections.discard(connection)
+        host = connection.peerHost
+        if host is not None:
+            remaining = self._perHost[host] - 1
+            if remaining > 0:
+                self._perHost[host] = remaining
+            else:
+                del self._perHost[host]
+        if not self._connections:
+            drained, self._drained = self._drained, []
+            for waiting in drained:
+                waiting.callback(None)
+
+    def countFrom(self, host: str) -> int:
+        """
+        Return how many live connections come from C{host}.
+        """
+        return self._perHost[host]
+
+    def shutdown(self, clock: IReactorTime, grace: float) -> Deferred[None]:
+        """
+        Ask every connection to close and wait for them, at most C{grace}
+        seconds, after which those left are aborted.
+
+        @return: a L{Deferred} that fires once every connection is gone.
+        """
+        if not self._connections:
+            return succeed(None)
+        drained: Deferred[None] = Deferred()
+        self._drained.append(drained)
+        for connection in list(self._connections):
+            connection.beginShutdown()
+        if not self._connections:
+            return drained
+        timer: IDelayedCall = clock.callLater(grace, self._abortRemaining)
+
+        def cancelTimer(result: None) -> None:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        drained.addCallback(cancelTimer)
+        return drained
+
+    def _abortRemaining(self) -> None:
+        remaining = list(self._connections)
+        self.log.warn(
+            "Grace period over: aborting {count} connection(s)", count=len(remaining)
+        )
+        for connection in remaining:
+            connection.abort()

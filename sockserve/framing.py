@@ -1,0 +1,110 @@
+"""
+Line framing: turn a byte stream into lines, with a bound on line length.
+
+A line ends with LF; a CR just before it belongs to the ending, so a line is kept
+with its ending exactly as the client sent it (C{b"hi\\r\\n"} or C{b"hi\\n"}).
+"""
+
+from __future__ import annotations
+
+LF = b"\n"
+
+
+class LineTooLong(Exception):
+    """
+    A line, or the unfinished start of one, is longer than the limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"line longer than {limit} bytes")
+        self.limit = limit
+
+
+def lineBody(line: bytes) -> bytes:
+    """
+    Return C{line} without its ending (LF, or CR LF).
+    """
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    if line.endswith(LF):
+        return line[:-1]
+    return line
+
+
+class LineBuffer:
+    """
+    Accumulate bytes and hand out complete lines, each with its ending.
+
+    Lines are split once per call with C{bytes.split}, so a large read holding
+    many lines costs linear time (unlike C{LineReceiver}, which re-splits its
+    buffer per line).
+
+    @ivar maxLength: the longest line allowed, ending included; a longer line, or
+        an unfinished one that has grown past it, raises L{LineTooLong}.
+    """
+
+    __slots__ = ("_pending", "maxLength")
+
+    def __init__(self, maxLength: int) -> None:
+        self.maxLength = maxLength
+        self._pending = b""
+
+    @property
+    def pending(self) -> bytes:
+        """
+        The bytes received after the last complete line.
+        """
+        return self._pending
+
+    def feed(self, data: bytes) -> bytes:
+        """
+        Add C{data} and return the lines it completes, as one C{bytes}.
+
+        The result is empty, or holds one or more whole lines, each with its
+        ending; L{splitLines} separates them. Handing them out together lets a
+        caller answer everything one read brought with one write.
+
+        @raise LineTooLong: if a line is longer than C{maxLength}. The buffer is
+            then left empty: the stream can no longer be framed.
+        """
+        if self._pending:
+            data = self._pending + data
+        end = data.rfind(LF) + 1
+        if len(data) - end > self.maxLength or (
+            end > self.maxLength and _longestLine(data, end) > self.maxLength
+        ):
+            self._pending = b""
+            raise LineTooLong(self.maxLength)
+        if end == len(data):
+            self._pending = b""
+            return data
+        self._pending = data[end:]
+        return data[:end]
+
+    def takePending(self) -> bytes:
+        """
+        Return and forget the unfinished line (used when the client half-closes).
+        """
+        pending, self._pending = self._pending, b""
+        return pending
+
+
+def _longestLine(data: bytes, end: int) -> int:
+    """
+    Return the length of the longest line in C{data[:end]}, ending included.
+    """
+    return max(map(len, data[: end - 1].split(LF))) + 1
+
+
+def splitLines(chunk: bytes) -> list[bytes]:
+    """
+    Split a chunk of whole lines (as returned by L{LineBuffer.feed}) into lines,
+    each keeping its ending.
+    """
+    return chunk.splitlines(keepends=True) if b"\r" not in chunk else _splitLF(chunk)
+
+
+def _splitLF(chunk: bytes) -> list[bytes]:
+    lines = chunk.split(LF)
+    lines.pop()
+    return [line + LF for line in lines]

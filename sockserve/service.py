@@ -1,0 +1,134 @@
+"""
+The service twistd runs: listen on every endpoint, and at shutdown stop
+listening, say goodbye, and wait (bounded) for the clients to go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sockserve.addresses import describeAddress
+from sockserve.factories import LineServerFactory
+from sockserve.rlimits import raiseOpenFileLimit
+
+
+@dataclass(frozen=True)
+class Listener:
+    """
+    An endpoint to listen on, with the label used in messages about it.
+    """
+
+    label: str
+    endpoint: IStreamServerEndpoint
+
+
+def describeListenFailure(label: str, failure: Failure) -> str:
+    """
+    Return the one line that tells a user why listening on C{label} failed.
+    """
+    error = failure.value
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        reason = str(error.socketError)
+    else:
+        reason = str(error) or type(error).__name__
+    return f"Could not listen on {label}: {reason}"
+
+
+class LineServerService(Service):
+    """
+    Listen on a set of endpoints with one factory; stop gracefully.
+
+    @ivar ports: the listening ports, once started.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        listeners: Sequence[Listener],
+        factory: LineServerFactory,
+        clock: IReactorTime,
+        shutdownGrace: float,
+        onListenFailure: Callable[[str], None],
+    ) -> None:
+        self.listeners = list(listeners)
+        self.factory = factory
+        self.clock = clock
+        self.shutdownGrace = shutdownGrace
+        self.onListenFailure = onListenFailure
+        self.ports: list[IListeningPort] = []
+        self._listening = False
+        self._failure: Failure | None = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen (binding a privileged port needs this to run before twistd
+        sheds privileges).
+        """
+        super().privilegedStartService()
+        self.listen()
+
+    def startService(self) -> None:
+        """
+        Listen, if L{privilegedStartService} did not (C{twist} only calls this).
+        """
+        super().startService()
+        self.listen()
+
+    def listen(self) -> None:
+        """
+        Listen on every endpoint; on a failure, report it through
+        C{onListenFailure}.
+        """
+        if self._listening:
+            return
+        self._listening = True
+        self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
+        for listener in self.listeners:
+            listener.endpoint.listen(self.factory).addCallbacks(
+                self._listened, lambda failure, label=listener.label: self._failed(
+                    label, failure
+                )
+            )
+            if self._failure is not None:
+                return
+
+    def _failed(self, label: str, failure: Failure) -> None:
+        self._failure = failure
+        self._closePorts()
+        self.onListenFailure(describeListenFailure(label, failure))
+
+    def _listened(self, port: IListeningPort) -> None:
+        self.ports.append(port)
+        self.log.info(
+            "sockserve {mode} server listening on {address}",
+            mode=self.factory.mode,
+            address=describeAddress(port.getHost()),
+        )
+
+    def _closePorts(self) -> Deferred[object]:
+        ports, self.ports = self.ports, []
+        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
+
+    def stopService(self) -> Deferred[object]:
+        """
+        Stop listening, ask every client to close, and wait for them, at most
+        C{shutdownGrace} seconds.
+        """
+        super().stopService()
+        self.log.info("sockserve is shutting down")
+        stopped = self._closePorts()
+
+        def closeClients(ignored: object) -> Deferred[None]:
+            return self.factory.context.registry.shutdown(self.clock, self.shutdownGrace)
+
+        stopped.addCallback(closeClients)
+        return stopped

@@ -1,0 +1,235 @@
+"""
+The twistd plugin's options and service: C{twistd -n sockserve --port 5000}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from twisted.application.service import IService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.logger import Logger
+from twisted.python import usage
+
+from sockserve import __version__
+from sockserve.base import ServerContext
+from sockserve.chat import DEFAULT_BANNER, formatBanner
+from sockserve.connections import ConnectionRegistry
+from sockserve.endpoints import describeListener
+from sockserve.factories import (
+    MODES,
+    LineServerFactory,
+    chatFactory,
+    echoFactory,
+    oneShotFactory,
+)
+from sockserve.limits import Limits
+from sockserve.room import ChatRoom
+from sockserve.service import LineServerService, Listener
+
+log = Logger()
+
+DEFAULT_PORT = "5000"
+DEFAULT_INTERFACE = "127.0.0.1"
+DEFAULT_BACKLOG = 1024
+_DEFAULTS = Limits()
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def coerce(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    coerce.coerceDoc = f"An integer, at least {minimum}."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
+_seconds.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd sockserve}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the socket tutorial's line protocols: 'chat' relays every line "
+        "to all other clients, 'echo' answers every line with 'OK .. <line>', "
+        "'oneshot' answers one request and closes. Listens on 127.0.0.1:5000 "
+        "unless told otherwise."
+    )
+
+    optParameters: list[list[Any]] = [
+        ["mode", "m", "chat", f"Behaviour: {', '.join(MODES)}."],
+        [
+            "interface",
+            "i",
+            DEFAULT_INTERFACE,
+            "Address a bare --port number listens on (0.0.0.0 or :: for all).",
+        ],
+        ["backlog", None, DEFAULT_BACKLOG, "Listen backlog (the kernel caps it at "
+         "net.core.somaxconn).", _count(1)],
+        ["banner", None, DEFAULT_BANNER, "chat: the welcome banner ('\\n' separates "
+         "lines)."],
+        ["max-clients", None, _DEFAULTS.maxClients, "chat: most clients in the room.",
+         _count(1)],
+        ["max-line", None, _DEFAULTS.maxLine, "Longest line accepted, in bytes.",
+         _count(2)],
+        ["max-pending", None, _DEFAULTS.maxPending, "chat: bytes of output queued for "
+         "a client that is not reading before it is disconnected.", _count(1)],
+        ["idle-timeout", None, _DEFAULTS.idleTimeout, "Seconds of silence before a "
+         "client is disconnected (0: never).", _seconds],
+        ["max-per-ip", None, _DEFAULTS.maxPerIP, "Connections allowed from one "
+         "address at once (0: unlimited).", _count(0)],
+        ["request-timeout", None, _DEFAULTS.requestTimeout, "oneshot: seconds a "
+         "request may take to arrive (0: no limit).", _seconds],
+        ["presence-limit", None, _DEFAULTS.presenceLimit, "chat: announce joins and "
+         "leaves only while the room has at most this many clients.", _count(0)],
+        ["shutdown-grace", None, 5.0, "Seconds to wait for clients to close at "
+         "shutdown before they are cut off.", _seconds],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+
+    def opt_port(self, value: str) -> None:
+        """
+        Where to listen: a port number (on --interface) or a Twisted server
+        endpoint description such as tcp6:5000:interface=\\:\\: or
+        unix:/run/sockserve.sock; may be given several times [default: 5000].
+        """
+        self["ports"].append(value)
+
+    opt_p = opt_port
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the version and exit.
+        """
+        print(f"sockserve {__version__}")
+        sys.exit(0)
+
+    def postOptions(self) -> None:
+        """
+        Check every option, so that a mistake is a usage error, not a traceback.
+        """
+        if self["mode"] not in MODES:
+            raise usage.UsageError(
+                f"--mode must be one of {', '.join(MODES)}, not {self['mode']!r}"
+            )
+        for name in ("backlog", "max-clients", "max-line", "max-pending"):
+            if isinstance(self[name], str):  # pragma: no cover - defaults are ints
+                self[name] = int(self[name])
+        listeners = []
+        for port in self["ports"] or [DEFAULT_PORT]:
+            try:
+                listeners.append(
+                    describeListener(port, self["interface"], self["backlog"])
+                )
+            except ValueError as error:
+                raise usage.UsageError(f"--port: {error}") from None
+        self["listeners"] = listeners
+
+    def limits(self) -> Limits:
+        """
+        Return the limits these options ask for.
+        """
+        return Limits(
+            maxLine=self["max-line"],
+            maxPending=self["max-pending"],
+            idleTimeout=float(self["idle-timeout"]),
+            maxPerIP=self["max-per-ip"],
+            requestTimeout=float(self["request-timeout"]),
+            maxClients=self["max-clients"],
+            presenceLimit=self["presence-limit"],
+        )
+
+
+def buildFactory(
+    mode: str, limits: Limits, clock: IReactorTime, banner: str
+) -> LineServerFactory:
+    """
+    Return the factory of a C{mode} server enforcing C{limits}.
+    """
+    context = ServerContext(limits, ConnectionRegistry(limits.maxPerIP), clock)
+    if mode == "echo":
+        return echoFactory(context)
+    if mode == "oneshot":
+        return oneShotFactory(context)
+    room = ChatRoom(limits.maxClients, limits.presenceLimit)
+    return chatFactory(context, room, formatBanner(banner))
+
+
+class StartupAbort:
+    """
+    End start-up after a failure, in one clear line and with exit status 1.
+
+    Under C{twistd}, the failure is also reported through its status pipe (so
+    the launching process of a daemon exits instead of waiting) and the
+    pidfile is removed.
+
+    @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    """
+
+    def __init__(self, twistdConfig: Any = None) -> None:
+        self.twistdConfig = twistdConfig
+
+    def __call__(self, message: str) -> NoReturn:
+        """
+        Report C{message} and exit with status 1.
+        """
+        log.critical("{message}", message=message)
+        config = self.twistdConfig
+        if config is not None:
+            statusPipe = config.get("statusPipe")
+            if statusPipe is not None:
+                config["statusPipe"] = None
+                os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
+                os.close(statusPipe)
+            pidfile = config.get("pidfile")
+            if pidfile and os.path.exists(pidfile):
+                os.remove(pidfile)
+        stderr = sys.__stderr__
+        if stderr is not None:
+            stderr.write(message + "\n")
+            stderr.flush()
+        raise SystemExit(1)
+
+
+def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+    """
+    Build the sockserve service from parsed C{options}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor  # type: ignore[assignment]
+    assert reactor is not None
+    limits = options.limits()
+    factory = buildFactory(options["mode"], limits, reactor, options["banner"])  # type: ignore[arg-type]
+    listeners = [
+        Listener(label, serverFromString(reactor, description))
+        for description, label in options["listeners"]
+    ]
+    return LineServerService(
+        listeners,
+        factory,
+        reactor,  # type: ignore[arg-type]
+        float(options["shutdown-grace"]),
+        StartupAbort(getattr(options, "parent", None)),
+    )
