@@ -1,0 +1,269 @@
+"""
+C{sockserve-client}: connect, send a message, print the reply, close.
+
+    sockserve-client HOST PORT [MESSAGE]
+    sockserve-client --connect DESCRIPTION [MESSAGE]
+
+With a MESSAGE, it is sent followed by LF (C{--crlf}: CR LF; C{-n}: nothing),
+the sending side is shut down (so that line servers know the request is
+complete), and everything the server sends is printed until it closes or
+C{--timeout} passes. Without one, stdin is sent as it is typed, like telnet,
+until either side closes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
+
+from twisted.internet import error as netError
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.interfaces import IReactorCore, IReactorTime, ITCPTransport
+from twisted.internet.protocol import Protocol
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from sockserve import __version__
+from sockserve.endpoints import quoteColons
+
+
+class ClientOptions(usage.Options):
+    """
+    Command-line options of C{sockserve-client}.
+    """
+
+    synopsis = (
+        "sockserve-client [options] HOST PORT [MESSAGE]\n"
+        "       sockserve-client [options] --connect DESCRIPTION [MESSAGE]"
+    )
+    longdesc = (
+        "Connect to a line server, send MESSAGE and print the reply until the "
+        "server closes. Without MESSAGE, send what is typed on stdin, like telnet."
+    )
+    optFlags = [
+        ["crlf", None, "End the message with CR LF instead of LF."],
+        ["no-newline", "n", "Send the message with no line ending."],
+        ["escapes", "e", "Interpret backslash escapes (\\r, \\n, \\t, \\xNN) in MESSAGE."],
+        ["keep-open", "k", "Do not shut down the sending side after the message."],
+    ]
+    optParameters = [
+        ["connect", "c", None, "A Twisted client endpoint description "
+         "(tcp:host=...:port=..., unix:path=...) instead of HOST PORT."],
+        ["timeout", "t", 10.0, "Seconds to wait to connect, and for the server to "
+         "close after the message (0: no limit).", float],
+    ]
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the version and exit.
+        """
+        print(f"sockserve-client {__version__}")
+        sys.exit(0)
+
+    def parseArgs(self, *args: str) -> None:
+        """
+        Take HOST PORT [MESSAGE], or [MESSAGE] with --connect.
+        """
+        self["message"] = None
+        if self["connect"] is None:
+            if len(args) < 2:
+                raise usage.UsageError("HOST and PORT are required")
+            if len(args) > 3:
+                raise usage.UsageError("too many arguments (quote the message)")
+            host, port = args[0], args[1]
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise usage.UsageError(f"PORT must be a number from 1 to 65535, not {port!r}")
+            self["target"] = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            self["description"] = f"tcp:host={quoteColons(host)}:port={port}"
+            if len(args) == 3:
+                self["message"] = args[2]
+        else:
+            if len(args) > 1:
+                raise usage.UsageError("too many arguments (quote the message)")
+            self["target"] = self["description"] = self["connect"]
+            if args:
+                self["message"] = args[0]
+
+    def postOptions(self) -> None:
+        """
+        Check the options and work out the bytes to send.
+        """
+        if self["timeout"] < 0:
+            raise usage.UsageError("--timeout must be 0 or more")
+        if self["crlf"] and self["no-newline"]:
+            raise usage.UsageError("--crlf and --no-newline contradict each other")
+        if self["timeout"] > 0 and "timeout=" not in self["description"]:
+            if self["description"].startswith(("tcp:", "unix:", "ssl:", "tls:")):
+                self["description"] += f":timeout={self['timeout']:g}"
+        try:
+            clientFromString(None, self["description"])
+        except Exception as error:
+            raise usage.UsageError(f"--connect: {error}") from None
+        message = self["message"]
+        if message is None:
+            self["payload"] = None
+            return
+        payload = message.encode("utf-8", "surrogateescape")
+        if self["escapes"]:
+            try:
+                payload = interpretEscapes(payload)
+            except ValueError as error:
+                raise usage.UsageError(f"MESSAGE: {error}") from None
+        if not self["no-newline"]:
+            payload += b"\r\n" if self["crlf"] else b"\n"
+        self["payload"] = payload
+
+
+_ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|.|\Z)", re.DOTALL)
+_SIMPLE_ESCAPES = {
+    b"r": b"\r",
+    b"n": b"\n",
+    b"t": b"\t",
+    b"0": b"\0",
+    b"e": b"\x1b",
+    b"\\": b"\\",
+}
+
+
+def interpretEscapes(message: bytes) -> bytes:
+    """
+    Replace the escapes C{\\r \\n \\t \\0 \\e \\\\ \\xNN} in C{message}.
+
+    @raise ValueError: for any other escape, or a trailing backslash.
+    """
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        escape = match.group(1)
+        if not escape:
+            raise ValueError("a backslash ends the message")
+        if escape.startswith(b"x") and len(escape) == 3:
+            return bytes([int(escape[1:], 16)])
+        try:
+            return _SIMPLE_ESCAPES[escape]
+        except KeyError:
+            raise ValueError(
+                f"unknown escape \\{escape.decode('utf-8', 'replace')}"
+            ) from None
+
+    return _ESCAPE.sub(replace, message)
+
+
+class PrintingClient(Protocol):
+    """
+    Write what the server sends to C{output}; fire C{done} when it closes.
+    """
+
+    transport: ITCPTransport  # type: ignore[assignment]
+
+    def __init__(self, output: IO[bytes]) -> None:
+        self.output = output
+        self.done: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Print what arrived.
+        """
+        self.output.write(data)
+        self.output.flush()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        """
+        The server closed (or the connection broke): we are done.
+        """
+        if not self.done.called:
+            self.done.callback(None)
+
+
+class StdinForwarder(Protocol):
+    """
+    Send what is typed on stdin to the server; half-close at end of input.
+    """
+
+    def __init__(self, server: PrintingClient) -> None:
+        self.server = server
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Forward a chunk of stdin.
+        """
+        self.server.transport.write(data)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        """
+        Stdin ended: tell the server nothing more is coming.
+        """
+        if self.server.transport.connected:
+            self.server.transport.loseWriteConnection()
+
+
+def describeConnectFailure(target: str, failure: Failure) -> str:
+    """
+    Return the one line that says why connecting to C{target} failed, in the
+    tutorial's C{[errno] message} form where there is an errno.
+    """
+    error = failure.value
+    osError = getattr(error, "osError", None)
+    if isinstance(error, netError.ConnectError) and isinstance(osError, int):
+        return f"Could not connect to {target}: [{osError}] {os.strerror(osError)}"
+    if isinstance(error, netError.TimeoutError):
+        return f"Could not connect to {target}: timed out"
+    if isinstance(error, netError.DNSLookupError):
+        return f"Could not connect to {target}: cannot resolve the host name"
+    reason = getattr(error, "string", "") or str(error) or type(error).__name__
+    return f"Could not connect to {target}: {reason}"
+
+
+async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
+    """
+    Connect, talk, and return the exit status.
+    """
+    endpoint = clientFromString(reactor, options["description"])
+    client = PrintingClient(stdout)
+    try:
+        await connectProtocol(endpoint, client)
+    except Exception:
+        sys.stderr.write(describeConnectFailure(options["target"], Failure()) + "\n")
+        return 1
+    payload = options["payload"]
+    if payload is None:
+        from twisted.internet import stdio
+
+        stdio.StandardIO(StdinForwarder(client), reactor=reactor)
+        await client.done
+        return 0
+    client.transport.write(payload)
+    if not options["keep-open"]:
+        client.transport.loseWriteConnection()
+    if options["timeout"] > 0:
+        clock: IReactorTime = reactor
+        timer = clock.callLater(options["timeout"], client.transport.loseConnection)
+        await client.done
+        if timer.active():
+            timer.cancel()
+    else:
+        await client.done
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """
+    The C{sockserve-client} command.
+    """
+    options = ClientOptions()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as error:
+        sys.stderr.write(f"{options}\nsockserve-client: {error}\n")
+        sys.exit(2)
+    from twisted.internet.task import react
+
+    async def start(reactor: IReactorCore) -> None:
+        status = await run(reactor, options, sys.stdout.buffer)
+        if status:
+            raise SystemExit(status)
+
+    react(start)

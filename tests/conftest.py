@@ -1,0 +1,103 @@
+"""
+Fixtures that make pytest as strict as trial: a test fails when it logs an
+error (an unhandled error in a Deferred included), or leaves a delayed call,
+a listening port or a connection behind in the reactor.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import implementer
+
+
+@implementer(ILogObserver)
+class ErrorCollector:
+    """
+    Collect the error and critical events (and failures) logged.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        level = event.get("log_level")
+        if "log_failure" in event or (
+            level is not None and level.name in ("error", "critical")
+        ):
+            self.events.append(event)
+
+    def take(self) -> list[LogEvent]:
+        """
+        Return the errors logged so far, and expect them: they no longer fail
+        the test.
+        """
+        gc.collect()
+        events, self.events = self.events, []
+        return events
+
+
+def describe(event: LogEvent) -> str:
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        text += "\n" + failure.getTraceback()
+    return text
+
+
+@pytest.fixture(autouse=True)
+def logged_errors() -> Iterator[ErrorCollector]:
+    """
+    Fail the test if it logs an error it did not expect (through C{take}).
+    """
+    collector = ErrorCollector()
+    globalLogPublisher.addObserver(collector)
+    try:
+        yield collector
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(collector)
+    if collector.events:
+        pytest.fail(
+            "errors were logged:\n" + "\n".join(describe(e) for e in collector.events)
+        )
+
+
+@pytest.fixture(autouse=True)
+def clean_reactor() -> Iterator[None]:
+    """
+    Fail the test if it leaves delayed calls, readers or writers in the reactor.
+    """
+    from twisted.internet import reactor
+
+    before = _reactorState(reactor)
+    yield
+    after = _reactorState(reactor)
+    leftovers = [
+        f"{kind}: {thing!r}"
+        for kind in ("delayed calls", "readers", "writers")
+        for thing in after[kind] - before[kind]
+    ]
+    if leftovers:
+        for call in after["delayed calls"] - before["delayed calls"]:
+            if call.active():
+                call.cancel()
+        for selectable in (after["readers"] | after["writers"]) - (
+            before["readers"] | before["writers"]
+        ):
+            if hasattr(selectable, "stopListening"):
+                selectable.stopListening()
+            elif hasattr(selectable, "abortConnection"):
+                selectable.abortConnection()
+        pytest.fail("the test left these in the reactor:\n" + "\n".join(leftovers))
+
+
+def _reactorState(reactor: object) -> dict[str, set[object]]:
+    return {
+        "delayed calls": {c for c in reactor.getDelayedCalls() if c.active()},  # type: ignore[attr-defined]
+        "readers": set(reactor.getReaders()),  # type: ignore[attr-defined]
+        "writers": set(reactor.getWriters()),  # type: ignore[attr-defined]
+    }
