@@ -36,7 +36,7 @@ def describeAddress(address: IAddress) -> str:
         return f"{host}:{address.port}"
     if isinstance(address, UNIXAddress):
         name = address.name
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "replace")
-        return f"unix:{name}" if name else "unix"
+        if not name:
+            return "unix"
+        return "unix:" + name.decode("utf-8", "replace")
     return str(address)

@@ -6,15 +6,18 @@ half-close handling and connect/disconnect logging.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
     IHalfCloseableProtocol,
     IPushProducer,
     IReactorTime,
     ITCPTransport,
 )
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -43,6 +46,12 @@ class ServerContext:
     clock: IReactorTime
 
 
+class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
+    """
+    The transport a server protocol is given: a stream socket with flow control.
+    """
+
+
 @implementer(IHalfCloseableProtocol, IPushProducer)
 class LineServerProtocol(Protocol, TimeoutMixin):
     """
@@ -61,7 +70,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
     """
 
     log = Logger()
-    transport: ITCPTransport  # type: ignore[assignment]
+    transport: IServerTransport
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -91,7 +100,6 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         self.producing = True
         idle = self.context.limits.idleTimeout
         if idle > 0:
-            self.callLater = self.context.clock.callLater
             self.setTimeout(idle)
         self.connectionAdmitted()
 
@@ -100,6 +108,12 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         Called once the client is admitted; override to greet it.
         """
 
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """
+        Schedule timers on the server's clock (L{TimeoutMixin} uses this).
+        """
+        return self.context.clock.callLater(period, func)
+
     def refuse(self, reason: str) -> None:
         """
         Tell the client why it is not served, in one C{ERROR} line, and close.
@@ -107,7 +121,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         self.log.info("Refused {peer}: {reason}", peer=self.peer, reason=reason)
         self.sendErrorAndClose(reason)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Forget the client: cancel timers, leave the registry, log it.
         """
@@ -184,7 +198,9 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         seconds = self.context.limits.idleTimeout
         self.log.info(
-            "Client {peer} idle for {seconds}s; closing", peer=self.peer, seconds=seconds
+            "Client {peer} idle for {seconds}s; closing",
+            peer=self.peer,
+            seconds=seconds,
         )
         self.sendErrorAndClose(f"idle for {seconds:g} seconds; closing the connection")
 

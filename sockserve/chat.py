@@ -78,8 +78,7 @@ class ChatProtocol(LineServerProtocol):
             return
         self.setName(self.peer)
         self.transport.write(
-            self.banner
-            + notice(f"you are {self.name}; {len(self.room)} other(s) here")
+            self.banner + notice(f"you are {self.name}; {len(self.room)} other(s) here")
         )
         try:
             self.room.join(self)
@@ -171,7 +170,9 @@ class ChatProtocol(LineServerProtocol):
             self.deliver(b"".join(notice(text) for text in HELP))
         else:
             shown = safeText(verb).decode("utf-8")
-            self.deliver(b"ERROR unknown command " + shown.encode() + b" (try /help)\r\n")
+            self.deliver(
+                b"ERROR unknown command " + shown.encode() + b" (try /help)\r\n"
+            )
 
     def commandNick(self, argument: bytes) -> None:
         """

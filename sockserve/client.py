@@ -19,11 +19,11 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from twisted.internet import error as netError
+from twisted.internet import error as neterror
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.interfaces import IReactorCore, IReactorTime, ITCPTransport
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python import usage
 from twisted.python.failure import Failure
 
@@ -47,14 +47,29 @@ class ClientOptions(usage.Options):
     optFlags = [
         ["crlf", None, "End the message with CR LF instead of LF."],
         ["no-newline", "n", "Send the message with no line ending."],
-        ["escapes", "e", "Interpret backslash escapes (\\r, \\n, \\t, \\xNN) in MESSAGE."],
+        [
+            "escapes",
+            "e",
+            "Interpret backslash escapes (\\r, \\n, \\t, \\xNN) in MESSAGE.",
+        ],
         ["keep-open", "k", "Do not shut down the sending side after the message."],
     ]
     optParameters = [
-        ["connect", "c", None, "A Twisted client endpoint description "
-         "(tcp:host=...:port=..., unix:path=...) instead of HOST PORT."],
-        ["timeout", "t", 10.0, "Seconds to wait to connect, and for the server to "
-         "close after the message (0: no limit).", float],
+        [
+            "connect",
+            "c",
+            None,
+            "A Twisted client endpoint description "
+            "(tcp:host=...:port=..., unix:path=...) instead of HOST PORT.",
+        ],
+        [
+            "timeout",
+            "t",
+            10.0,
+            "Seconds to wait to connect, and for the server to "
+            "close after the message (0: no limit).",
+            float,
+        ],
     ]
 
     def opt_version(self) -> NoReturn:
@@ -76,7 +91,9 @@ class ClientOptions(usage.Options):
                 raise usage.UsageError("too many arguments (quote the message)")
             host, port = args[0], args[1]
             if not port.isdigit() or not 0 < int(port) < 65536:
-                raise usage.UsageError(f"PORT must be a number from 1 to 65535, not {port!r}")
+                raise usage.UsageError(
+                    f"PORT must be a number from 1 to 65535, not {port!r}"
+                )
             self["target"] = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
             self["description"] = f"tcp:host={quoteColons(host)}:port={port}"
             if len(args) == 3:
@@ -96,9 +113,13 @@ class ClientOptions(usage.Options):
             raise usage.UsageError("--timeout must be 0 or more")
         if self["crlf"] and self["no-newline"]:
             raise usage.UsageError("--crlf and --no-newline contradict each other")
-        if self["timeout"] > 0 and "timeout=" not in self["description"]:
-            if self["description"].startswith(("tcp:", "unix:", "ssl:", "tls:")):
-                self["description"] += f":timeout={self['timeout']:g}"
+        description = self["description"]
+        if (
+            self["timeout"] > 0
+            and "timeout=" not in description
+            and description.startswith(("tcp:", "unix:", "ssl:", "tls:"))
+        ):
+            self["description"] = f"{description}:timeout={self['timeout']:g}"
         try:
             clientFromString(None, self["description"])
         except Exception as error:
@@ -157,7 +178,7 @@ class PrintingClient(Protocol):
     Write what the server sends to C{output}; fire C{done} when it closes.
     """
 
-    transport: ITCPTransport  # type: ignore[assignment]
+    transport: ITCPTransport
 
     def __init__(self, output: IO[bytes]) -> None:
         self.output = output
@@ -170,7 +191,7 @@ class PrintingClient(Protocol):
         self.output.write(data)
         self.output.flush()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The server closed (or the connection broke): we are done.
         """
@@ -192,11 +213,11 @@ class StdinForwarder(Protocol):
         """
         self.server.transport.write(data)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Stdin ended: tell the server nothing more is coming.
         """
-        if self.server.transport.connected:
+        if not self.server.done.called:
             self.server.transport.loseWriteConnection()
 
 
@@ -207,11 +228,11 @@ def describeConnectFailure(target: str, failure: Failure) -> str:
     """
     error = failure.value
     osError = getattr(error, "osError", None)
-    if isinstance(error, netError.ConnectError) and isinstance(osError, int):
+    if isinstance(error, neterror.ConnectError) and isinstance(osError, int):
         return f"Could not connect to {target}: [{osError}] {os.strerror(osError)}"
-    if isinstance(error, netError.TimeoutError):
+    if isinstance(error, neterror.TimeoutError):
         return f"Could not connect to {target}: timed out"
-    if isinstance(error, netError.DNSLookupError):
+    if isinstance(error, neterror.DNSLookupError):
         return f"Could not connect to {target}: cannot resolve the host name"
     reason = getattr(error, "string", "") or str(error) or type(error).__name__
     return f"Could not connect to {target}: {reason}"

@@ -32,7 +32,9 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
         if number > 65535:
             raise ValueError(f"port {number} is out of range (0 to 65535)")
         kind = "tcp6" if ":" in interface else "tcp"
-        label = f"[{interface}]:{number}" if ":" in interface else f"{interface}:{number}"
+        label = (
+            f"[{interface}]:{number}" if ":" in interface else f"{interface}:{number}"
+        )
         description = (
             f"{kind}:{number}:interface={quoteColons(interface)}:backlog={backlog}"
         )

@@ -38,7 +38,7 @@ class LineServerFactory(ServerFactory):
         self.context = context
         self._buildOne = buildOne
 
-    def buildProtocol(self, addr: IAddress) -> LineServerProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> LineServerProtocol:
         """
         Build the protocol for one connection.
         """

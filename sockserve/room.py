@@ -25,7 +25,7 @@ class IChatMember(Interface):
 
     name = Attribute("The member's name (str), unique in its room.")
 
-    def deliver(data: bytes) -> None:
+    def deliver(data: bytes) -> None:  # noqa: N805 (zope.interface style)
         """
         Send C{data}, one or more whole lines, to the member.
         """
@@ -94,7 +94,9 @@ class ChatRoom:
         """
         Return the members' names, sorted.
         """
-        return sorted((member.name for member in self._members.values()), key=str.casefold)
+        return sorted(
+            (member.name for member in self._members.values()), key=str.casefold
+        )
 
     def members(self) -> list[IChatMember]:
         """

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -94,9 +98,8 @@ class LineServerService(Service):
         self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
         for listener in self.listeners:
             listener.endpoint.listen(self.factory).addCallbacks(
-                self._listened, lambda failure, label=listener.label: self._failed(
-                    label, failure
-                )
+                self._listened,
+                lambda failure, label=listener.label: self._failed(label, failure),
             )
             if self._failure is not None:
                 return
@@ -114,11 +117,12 @@ class LineServerService(Service):
             address=describeAddress(port.getHost()),
         )
 
-    def _closePorts(self) -> Deferred[object]:
+    def _closePorts(self) -> Deferred[None]:
         ports, self.ports = self.ports, []
-        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
+        stopped = gatherResults([maybeDeferred(port.stopListening) for port in ports])
+        return stopped.addCallback(lambda ignored: None)
 
-    def stopService(self) -> Deferred[object]:
+    def stopService(self) -> Deferred[None]:
         """
         Stop listening, ask every client to close, and wait for them, at most
         C{shutdownGrace} seconds.
@@ -128,7 +132,9 @@ class LineServerService(Service):
         stopped = self._closePorts()
 
         def closeClients(ignored: object) -> Deferred[None]:
-            return self.factory.context.registry.shutdown(self.clock, self.shutdownGrace)
+            return self.factory.context.registry.shutdown(
+                self.clock, self.shutdownGrace
+            )
 
         stopped.addCallback(closeClients)
         return stopped

@@ -81,26 +81,77 @@ class Options(usage.Options):
             DEFAULT_INTERFACE,
             "Address a bare --port number listens on (0.0.0.0 or :: for all).",
         ],
-        ["backlog", None, DEFAULT_BACKLOG, "Listen backlog (the kernel caps it at "
-         "net.core.somaxconn).", _count(1)],
-        ["banner", None, DEFAULT_BANNER, "chat: the welcome banner ('\\n' separates "
-         "lines)."],
-        ["max-clients", None, _DEFAULTS.maxClients, "chat: most clients in the room.",
-         _count(1)],
-        ["max-line", None, _DEFAULTS.maxLine, "Longest line accepted, in bytes.",
-         _count(2)],
-        ["max-pending", None, _DEFAULTS.maxPending, "chat: bytes of output queued for "
-         "a client that is not reading before it is disconnected.", _count(1)],
-        ["idle-timeout", None, _DEFAULTS.idleTimeout, "Seconds of silence before a "
-         "client is disconnected (0: never).", _seconds],
-        ["max-per-ip", None, _DEFAULTS.maxPerIP, "Connections allowed from one "
-         "address at once (0: unlimited).", _count(0)],
-        ["request-timeout", None, _DEFAULTS.requestTimeout, "oneshot: seconds a "
-         "request may take to arrive (0: no limit).", _seconds],
-        ["presence-limit", None, _DEFAULTS.presenceLimit, "chat: announce joins and "
-         "leaves only while the room has at most this many clients.", _count(0)],
-        ["shutdown-grace", None, 5.0, "Seconds to wait for clients to close at "
-         "shutdown before they are cut off.", _seconds],
+        [
+            "backlog",
+            None,
+            DEFAULT_BACKLOG,
+            "Listen backlog (the kernel caps it at net.core.somaxconn).",
+            _count(1),
+        ],
+        [
+            "banner",
+            None,
+            DEFAULT_BANNER,
+            "chat: the welcome banner ('\\n' separates lines).",
+        ],
+        [
+            "max-clients",
+            None,
+            _DEFAULTS.maxClients,
+            "chat: most clients in the room.",
+            _count(1),
+        ],
+        [
+            "max-line",
+            None,
+            _DEFAULTS.maxLine,
+            "Longest line accepted, in bytes.",
+            _count(2),
+        ],
+        [
+            "max-pending",
+            None,
+            _DEFAULTS.maxPending,
+            "chat: bytes of output queued for "
+            "a client that is not reading before it is disconnected.",
+            _count(1),
+        ],
+        [
+            "idle-timeout",
+            None,
+            _DEFAULTS.idleTimeout,
+            "Seconds of silence before a client is disconnected (0: never).",
+            _seconds,
+        ],
+        [
+            "max-per-ip",
+            None,
+            _DEFAULTS.maxPerIP,
+            "Connections allowed from one address at once (0: unlimited).",
+            _count(0),
+        ],
+        [
+            "request-timeout",
+            None,
+            _DEFAULTS.requestTimeout,
+            "oneshot: seconds a request may take to arrive (0: no limit).",
+            _seconds,
+        ],
+        [
+            "presence-limit",
+            None,
+            _DEFAULTS.presenceLimit,
+            "chat: announce joins and "
+            "leaves only while the room has at most this many clients.",
+            _count(0),
+        ],
+        [
+            "shutdown-grace",
+            None,
+            5.0,
+            "Seconds to wait for clients to close at shutdown before they are cut off.",
+            _seconds,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -216,9 +267,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     Build the sockserve service from parsed C{options}.
     """
     if reactor is None:
-        from twisted.internet import reactor as globalReactor
+        from twisted.internet import reactor as global_reactor
 
-        reactor = globalReactor  # type: ignore[assignment]
+        reactor = global_reactor
     assert reactor is not None
     limits = options.limits()
     factory = buildFactory(options["mode"], limits, reactor, options["banner"])  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
@@ -95,9 +96,9 @@ def clean_reactor() -> Iterator[None]:
         pytest.fail("the test left these in the reactor:\n" + "\n".join(leftovers))
 
 
-def _reactorState(reactor: object) -> dict[str, set[object]]:
+def _reactorState(reactor: Any) -> dict[str, set[Any]]:
     return {
-        "delayed calls": {c for c in reactor.getDelayedCalls() if c.active()},  # type: ignore[attr-defined]
-        "readers": set(reactor.getReaders()),  # type: ignore[attr-defined]
-        "writers": set(reactor.getWriters()),  # type: ignore[attr-defined]
+        "delayed calls": {c for c in reactor.getDelayedCalls() if c.active()},
+        "readers": set(reactor.getReaders()),
+        "writers": set(reactor.getWriters()),
     }

@@ -8,10 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -38,7 +42,7 @@ class RecordingClient(Protocol):
         self.received += data
         self._check()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         waiting, self._waiting = self._waiting, []
         for predicate, d in waiting:
             if predicate(self.received):
@@ -67,7 +71,7 @@ class RecordingClient(Protocol):
             d.callback(self.received)
             return d
         self._waiting.append((predicate, d))
-        return d.addTimeout(WAIT, reactor)  # type: ignore[arg-type]
+        return d.addTimeout(WAIT, reactor)
 
     def waitForText(self, text: bytes) -> Deferred[bytes]:
         """
@@ -88,8 +92,13 @@ class RecordingClient(Protocol):
         if self.closed.called:
             return self.closed
         d: Deferred[Failure] = Deferred()
-        self.closed.addBoth(lambda r: (d.callback(r), r)[1])
-        return d.addTimeout(WAIT, reactor)  # type: ignore[arg-type]
+
+        def relay(reason: Failure) -> Failure:
+            d.callback(reason)
+            return reason
+
+        self.closed.addCallback(relay)
+        return d.addTimeout(WAIT, reactor)
 
     def send(self, data: bytes) -> None:
         assert self.transport is not None
@@ -126,18 +135,23 @@ class RunningServer:
         for client in self.clients:
             if not client.closed.called:
                 await client.close()
-        await self.port.stopListening()
+        await maybeDeferred(self.port.stopListening)
         registry = self.factory.context.registry
         if len(registry):
-            await registry.shutdown(reactor, 5.0)  # type: ignore[arg-type]
+            await registry.shutdown(reactor, 5.0)
 
 
-async def startServer(mode: str, limits: Limits | None = None, **kw: Any) -> RunningServer:
+async def startServer(
+    mode: str, limits: Limits | None = None, **kw: Any
+) -> RunningServer:
     """
     Start a C{mode} server on 127.0.0.1 with an OS-chosen port.
     """
     factory = buildFactory(
-        mode, limits or Limits(), reactor, kw.get("banner", "Welcome to sockserve test")  # type: ignore[arg-type]
+        mode,
+        limits or Limits(),
+        reactor,
+        kw.get("banner", "Welcome to sockserve test"),
     )
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
     return RunningServer(factory, port)
@@ -156,7 +170,9 @@ def connectOnStringTransport(
     from twisted.internet.address import IPv4Address
 
     if factory is None:
-        factory = buildFactory(mode, limits or Limits(), clock or Clock(), "Welcome to sockserve test")
+        factory = buildFactory(
+            mode, limits or Limits(), clock or Clock(), "Welcome to sockserve test"
+        )
     protocol = factory.buildProtocol(IPv4Address("TCP", *peer))
     transport = StringTransport(peerAddress=IPv4Address("TCP", *peer))
     protocol.makeConnection(transport)
