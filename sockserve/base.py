@@ -149,6 +149,8 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         try:
             chunk = self.lines.feed(data)
         except LineTooLong as tooLong:
+            if tooLong.complete:
+                self.linesReceived(tooLong.complete)
             self.lineTooLong(tooLong.limit)
             return
         if chunk:

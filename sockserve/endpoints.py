@@ -7,6 +7,9 @@ from __future__ import annotations
 from twisted.internet.endpoints import serverFromString
 
 _BACKLOG_TYPES = ("tcp", "tcp6", "unix", "ssl")
+# Parsing these reads the environment they run in (systemd's LISTEN_FDS), so
+# they can only be checked when the server starts.
+_CHECKED_AT_START = ("systemd",)
 
 
 def quoteColons(value: str) -> str:
@@ -27,6 +30,7 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
 
     @raise ValueError: if C{port} is neither.
     """
+    kind = port.partition(":")[0]
     if port.isdigit():
         number = int(port)
         if number > 65535:
@@ -41,9 +45,10 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
     else:
         label = port
         description = port
-        kind = port.partition(":")[0]
         if kind in _BACKLOG_TYPES and ":backlog=" not in port:
             description = f"{port}:backlog={backlog}"
+    if kind in _CHECKED_AT_START:
+        return description, label
     try:
         serverFromString(None, description)
     except Exception as error:

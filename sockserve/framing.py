@@ -13,11 +13,16 @@ LF = b"\n"
 class LineTooLong(Exception):
     """
     A line, or the unfinished start of one, is longer than the limit.
+
+    @ivar limit: the limit.
+    @ivar complete: the whole lines received before the long one, which are
+        still to be handled (as L{LineBuffer.feed} would return them).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, complete: bytes = b"") -> None:
         super().__init__(f"line longer than {limit} bytes")
         self.limit = limit
+        self.complete = complete
 
 
 def lineBody(line: bytes) -> bytes:
@@ -64,8 +69,9 @@ class LineBuffer:
         ending; L{splitLines} separates them. Handing them out together lets a
         caller answer everything one read brought with one write.
 
-        @raise LineTooLong: if a line is longer than C{maxLength}. The buffer is
-            then left empty: the stream can no longer be framed.
+        @raise LineTooLong: if a line is longer than C{maxLength}; the lines
+            before it are in its C{complete}. The buffer is then left empty:
+            the stream can no longer be framed.
         """
         if self._pending:
             data = self._pending + data
@@ -74,12 +80,24 @@ class LineBuffer:
             end > self.maxLength and _longestLine(data, end) > self.maxLength
         ):
             self._pending = b""
-            raise LineTooLong(self.maxLength)
+            raise LineTooLong(self.maxLength, self._validPrefix(data, end))
         if end == len(data):
             self._pending = b""
             return data
         self._pending = data[end:]
         return data[:end]
+
+    def _validPrefix(self, data: bytes, end: int) -> bytes:
+        """
+        Return the whole lines of C{data[:end]} before the first too long one.
+        """
+        start = 0
+        while start < end:
+            stop = data.index(LF, start, end) + 1
+            if stop - start > self.maxLength:
+                break
+            start = stop
+        return data[:start]
 
     def takePending(self) -> bytes:
         """

@@ -39,25 +39,42 @@ DEFAULT_BACKLOG = 1024
 _DEFAULTS = Limits()
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+def _count(option: str, minimum: int) -> Callable[[str], int]:
+    """
+    Return a coerce function for an integer option of at least C{minimum}.
+    """
+
     def coerce(value: str) -> int:
-        number = int(value)
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
         if number < minimum:
-            raise ValueError(f"must be at least {minimum}")
+            raise ValueError(
+                f"--{option} must be an integer of at least {minimum}, not {value!r}"
+            )
         return number
 
     coerce.coerceDoc = f"An integer, at least {minimum}."  # type: ignore[attr-defined]
     return coerce
 
 
-def _seconds(value: str) -> float:
-    seconds = float(value)
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError("must be a number of seconds, 0 or more")
-    return seconds
+def _seconds(option: str) -> Callable[[str], float]:
+    """
+    Return a coerce function for an option giving seconds, 0 or more.
+    """
 
+    def coerce(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"--{option} must be a number of seconds, not {value!r}")
+        return seconds
 
-_seconds.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
+    coerce.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
+    return coerce
 
 
 class Options(usage.Options):
@@ -86,7 +103,7 @@ class Options(usage.Options):
             None,
             DEFAULT_BACKLOG,
             "Listen backlog (the kernel caps it at net.core.somaxconn).",
-            _count(1),
+            _count("backlog", 1),
         ],
         [
             "banner",
@@ -99,14 +116,14 @@ class Options(usage.Options):
             None,
             _DEFAULTS.maxClients,
             "chat: most clients in the room.",
-            _count(1),
+            _count("max-clients", 1),
         ],
         [
             "max-line",
             None,
             _DEFAULTS.maxLine,
             "Longest line accepted, in bytes.",
-            _count(2),
+            _count("max-line", 2),
         ],
         [
             "max-pending",
@@ -114,28 +131,28 @@ class Options(usage.Options):
             _DEFAULTS.maxPending,
             "chat: bytes of output queued for "
             "a client that is not reading before it is disconnected.",
-            _count(1),
+            _count("max-pending", 1),
         ],
         [
             "idle-timeout",
             None,
             _DEFAULTS.idleTimeout,
             "Seconds of silence before a client is disconnected (0: never).",
-            _seconds,
+            _seconds("idle-timeout"),
         ],
         [
             "max-per-ip",
             None,
             _DEFAULTS.maxPerIP,
             "Connections allowed from one address at once (0: unlimited).",
-            _count(0),
+            _count("max-per-ip", 0),
         ],
         [
             "request-timeout",
             None,
             _DEFAULTS.requestTimeout,
             "oneshot: seconds a request may take to arrive (0: no limit).",
-            _seconds,
+            _seconds("request-timeout"),
         ],
         [
             "presence-limit",
@@ -143,14 +160,14 @@ class Options(usage.Options):
             _DEFAULTS.presenceLimit,
             "chat: announce joins and "
             "leaves only while the room has at most this many clients.",
-            _count(0),
+            _count("presence-limit", 0),
         ],
         [
             "shutdown-grace",
             None,
             5.0,
             "Seconds to wait for clients to close at shutdown before they are cut off.",
-            _seconds,
+            _seconds("shutdown-grace"),
         ],
     ]
 
@@ -244,7 +261,7 @@ class StartupAbort:
         """
         Report C{message} and exit with status 1.
         """
-        log.critical("{message}", message=message)
+        log.error("{message}", message=message)
         config = self.twistdConfig
         if config is not None:
             statusPipe = config.get("statusPipe")
@@ -273,14 +290,18 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     assert reactor is not None
     limits = options.limits()
     factory = buildFactory(options["mode"], limits, reactor, options["banner"])  # type: ignore[arg-type]
-    listeners = [
-        Listener(label, serverFromString(reactor, description))
-        for description, label in options["listeners"]
-    ]
+    abort = StartupAbort(getattr(options, "parent", None))
+    listeners = []
+    for description, label in options["listeners"]:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except Exception as error:
+            abort(f"Could not listen on {label}: {error or type(error).__name__}")
+        listeners.append(Listener(label, endpoint))
     return LineServerService(
         listeners,
         factory,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
-        StartupAbort(getattr(options, "parent", None)),
+        abort,
     )

@@ -99,6 +99,13 @@ def clean_reactor() -> Iterator[None]:
 def _reactorState(reactor: Any) -> dict[str, set[Any]]:
     return {
         "delayed calls": {c for c in reactor.getDelayedCalls() if c.active()},
-        "readers": set(reactor.getReaders()),
-        "writers": set(reactor.getWriters()),
+        "readers": {r for r in reactor.getReaders() if not _isWaker(r)},
+        "writers": {w for w in reactor.getWriters() if not _isWaker(w)},
     }
+
+
+def _isWaker(selectable: object) -> bool:
+    """
+    The reactor's own wakers (for threads and signals) are not leftovers.
+    """
+    return type(selectable).__name__.endswith("Waker")

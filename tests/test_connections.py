@@ -1,0 +1,81 @@
+"""
+The connection registry: per-address admission and shutdown.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+
+from sockserve.connections import ConnectionRegistry
+
+
+class Connection:
+    def __init__(
+        self,
+        registry: ConnectionRegistry,
+        host: str | None = "10.0.0.1",
+        closesOnShutdown: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.peerHost = host
+        self.closesOnShutdown = closesOnShutdown
+        self.aborted = False
+
+    def beginShutdown(self) -> None:
+        if self.closesOnShutdown:
+            self.registry.remove(self)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.registry.remove(self)
+
+
+def test_per_address_limit() -> None:
+    """At most maxPerIP connections from one address; others are unaffected;
+    a slot frees when a connection goes."""
+    registry = ConnectionRegistry(maxPerIP=2)
+    a, b, c = (Connection(registry) for _ in range(3))
+    assert registry.admit(a) is None
+    assert registry.admit(b) is None
+    assert (
+        registry.admit(c)
+        == "too many connections from 10.0.0.1 (at most 2 per address)"
+    )
+    assert registry.admit(Connection(registry, "10.0.0.2")) is None
+    assert registry.admit(Connection(registry, None)) is None
+    registry.remove(a)
+    registry.remove(a)
+    assert registry.countFrom("10.0.0.1") == 1
+    assert registry.admit(c) is None
+    assert len(registry) == 4
+
+
+def test_shutdown_waits_for_connections() -> None:
+    """shutdown fires once every connection has closed."""
+    registry = ConnectionRegistry()
+    clock = Clock()
+    assert registry.shutdown(clock, 5).called
+    stays = Connection(registry, closesOnShutdown=False)
+    goes = Connection(registry)
+    registry.admit(stays)
+    registry.admit(goes)
+    done = registry.shutdown(clock, 5)
+    assert goes not in registry
+    assert not done.called
+    registry.remove(stays)
+    assert done.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_shutdown_aborts_after_grace() -> None:
+    """Connections still open after the grace period are aborted."""
+    registry = ConnectionRegistry()
+    clock = Clock()
+    stays = Connection(registry, closesOnShutdown=False)
+    registry.admit(stays)
+    done = registry.shutdown(clock, 5)
+    clock.advance(4.9)
+    assert not done.called
+    clock.advance(0.1)
+    assert stays.aborted
+    assert done.called

@@ -1,0 +1,104 @@
+"""
+The echo protocol on a StringTransport.
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+
+from sockserve.echo import echoReplies
+from sockserve.limits import Limits
+from tests.support import connectOnStringTransport
+
+
+def test_each_line_is_answered_with_its_own_ending() -> None:
+    """hello\\r\\n gets OK .. hello\\r\\n; a\\n gets OK .. a\\n."""
+    protocol, transport, _ = connectOnStringTransport("echo")
+    protocol.dataReceived(b"hello\r\n")
+    protocol.dataReceived(b"a\n")
+    assert transport.value() == b"OK .. hello\r\nOK .. a\n"
+    assert not transport.disconnecting
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100])
+def test_any_chunking_gives_the_same_replies(size: int) -> None:
+    """Lines split across reads, or several in one read, are answered exactly."""
+    stream = b"one\r\ntwo\nthree\r\n\n\x00\xff binary\n"
+    protocol, transport, _ = connectOnStringTransport("echo")
+    for start in range(0, len(stream), size):
+        protocol.dataReceived(stream[start : start + size])
+    assert transport.value() == (
+        b"OK .. one\r\nOK .. two\nOK .. three\r\nOK .. \nOK .. \x00\xff binary\n"
+    )
+
+
+def test_half_close_gets_every_reply_then_close() -> None:
+    """A client that shuts down its sending side gets its replies, an
+    unfinished last line included, then the server closes."""
+    protocol, transport, _ = connectOnStringTransport("echo")
+    protocol.dataReceived(b"hi\nthere")
+    protocol.readConnectionLost()
+    assert transport.value() == b"OK .. hi\nOK .. there"
+    assert transport.disconnecting
+
+
+def test_write_side_gone_aborts() -> None:
+    """A client that cannot receive is cut off."""
+    protocol, transport, _ = connectOnStringTransport("echo")
+    protocol.writeConnectionLost()
+    assert transport.disconnecting
+
+
+def test_over_long_line_gets_an_error_and_close() -> None:
+    """A line longer than --max-line gets one ERROR line and the close."""
+    protocol, transport, _ = connectOnStringTransport("echo", Limits(maxLine=8))
+    protocol.dataReceived(b"ok\n" + b"x" * 9)
+    assert transport.value() == (
+        b"OK .. ok\nERROR line too long (the limit is 8 bytes)\r\n"
+    )
+    assert transport.disconnecting
+    protocol.dataReceived(b"more\n")
+    assert transport.value().endswith(b"bytes)\r\n")
+
+
+def test_paused_transport_stops_reading() -> None:
+    """When the client does not read its replies, the server stops reading
+    its requests, and starts again when it catches up."""
+    protocol, transport, _ = connectOnStringTransport("echo")
+    assert transport.producer is protocol
+    protocol.pauseProducing()
+    assert transport.producerState == "paused"
+    protocol.resumeProducing()
+    assert transport.producerState == "producing"
+
+
+def test_idle_timeout() -> None:
+    """A client silent for --idle-timeout seconds is told why and closed;
+    any data resets the timer."""
+    clock = Clock()
+    protocol, transport, _ = connectOnStringTransport(
+        "echo", Limits(idleTimeout=10), clock=clock
+    )
+    clock.advance(9)
+    protocol.dataReceived(b"x\n")
+    clock.advance(9)
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.value() == (
+        b"OK .. x\nERROR idle for 10 seconds; closing the connection\r\n"
+    )
+    assert transport.disconnecting
+    assert clock.getDelayedCalls() == []
+
+
+def test_no_timer_without_idle_timeout() -> None:
+    """With the idle timeout off, no timer is kept per connection."""
+    clock = Clock()
+    connectOnStringTransport("echo", clock=clock)
+    assert clock.getDelayedCalls() == []
+
+
+def test_echo_replies_helper() -> None:
+    """echoReplies prefixes every line of a chunk."""
+    assert echoReplies(b"a\r\nb\n") == b"OK .. a\r\nOK .. b\n"

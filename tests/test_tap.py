@@ -1,0 +1,330 @@
+"""
+Options, endpoint descriptions, makeService and start-up failures, without a
+real reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from sockserve.endpoints import describeListener
+from sockserve.limits import Limits
+from sockserve.service import LineServerService, Listener, describeListenFailure
+from sockserve.tap import Options, StartupAbort, buildFactory, makeService
+from tests.conftest import ErrorCollector
+from tests.support import connectOnStringTransport
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_defaults() -> None:
+    """No options: chat on 127.0.0.1:5000, the tutorial's 10 clients, a
+    backlog that survives bursts."""
+    options = parse()
+    assert options["mode"] == "chat"
+    assert options["listeners"] == [
+        ("tcp:5000:interface=127.0.0.1:backlog=1024", "127.0.0.1:5000")
+    ]
+    assert options.limits() == Limits()
+    assert options.limits().maxClients == 10
+
+
+def test_every_option() -> None:
+    """Every option reaches the limits."""
+    options = parse(
+        "--mode",
+        "echo",
+        "--port",
+        "7000",
+        "-p",
+        "unix:/tmp/x.sock",
+        "--interface",
+        "0.0.0.0",
+        "--backlog",
+        "50",
+        "--max-clients",
+        "3",
+        "--max-line",
+        "100",
+        "--max-pending",
+        "1000",
+        "--idle-timeout",
+        "2.5",
+        "--max-per-ip",
+        "4",
+        "--request-timeout",
+        "0",
+        "--presence-limit",
+        "7",
+        "--shutdown-grace",
+        "1",
+    )
+    assert options["mode"] == "echo"
+    assert options["listeners"] == [
+        ("tcp:7000:interface=0.0.0.0:backlog=50", "0.0.0.0:7000"),
+        ("unix:/tmp/x.sock:backlog=50", "unix:/tmp/x.sock"),
+    ]
+    assert options.limits() == Limits(
+        maxLine=100,
+        maxPending=1000,
+        idleTimeout=2.5,
+        maxPerIP=4,
+        requestTimeout=0.0,
+        maxClients=3,
+        presenceLimit=7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "nope"], "--mode must be one of chat, echo, oneshot"),
+        (["--max-clients", "0"], "--max-clients must be an integer of at least 1"),
+        (["--max-line", "x"], "--max-line must be an integer of at least 2, not 'x'"),
+        (["--idle-timeout", "-1"], "--idle-timeout must be a number of seconds"),
+        (["--idle-timeout", "nan"], "--idle-timeout must be a number of seconds"),
+        (["--port", "notaport"], "--port: 'notaport' is not a port number"),
+        (["--port", "70000"], "--port: port 70000 is out of range"),
+        (["--port", "tcp:x:y=1:interface"], "--port"),
+        (["--bogus"], "bogus"),
+        (["extra"], "Wrong number of arguments"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    """A bad option is a UsageError naming it (twistd prints usage, exit 1)."""
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*args)
+    assert message in str(raised.value)
+
+
+def test_ipv6_interface() -> None:
+    """A bare port on an IPv6 interface becomes an escaped tcp6 description."""
+    assert describeListener("5000", "::1", 10) == (
+        "tcp6:5000:interface=\\:\\:1:backlog=10",
+        "[::1]:5000",
+    )
+
+
+def test_description_with_its_own_backlog_is_kept() -> None:
+    """A description that names a backlog keeps it; types without one get none."""
+    assert describeListener("tcp:1:backlog=5", "x", 10)[0] == "tcp:1:backlog=5"
+    assert describeListener("systemd:domain=INET:index=0", "x", 10)[0] == (
+        "systemd:domain=INET:index=0"
+    )
+
+
+def test_make_service_listens_on_every_port() -> None:
+    """makeService listens on each --port with the mode's factory."""
+    reactor = MemoryReactorClock()
+    service = makeService(parse("--mode", "oneshot", "-p", "0", "-p", "tcp:0"), reactor)
+    service.privilegedStartService()
+    service.startService()
+    assert [
+        (port, backlog, interface) for port, _, backlog, interface in reactor.tcpServers
+    ] == [
+        (0, 1024, "127.0.0.1"),
+        (0, 1024, ""),
+    ]
+    assert all(f.mode == "oneshot" for _, f, _, _ in reactor.tcpServers)
+    stopped = service.stopService()
+    assert stopped.called
+
+
+class FailingEndpoint:
+    def listen(self, factory: object) -> Deferred[Any]:
+        return fail(
+            CannotListenError(
+                "127.0.0.1", 5000, OSError(errno.EADDRINUSE, "Address already in use")
+            )
+        )
+
+
+class PendingEndpoint:
+    def __init__(self) -> None:
+        self.listening: Deferred[Any] = Deferred()
+
+    def listen(self, factory: object) -> Deferred[Any]:
+        return self.listening
+
+
+class Port:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def getHost(self) -> Any:
+        from twisted.internet.address import IPv4Address
+
+        return IPv4Address("TCP", "127.0.0.1", 1234)
+
+    def stopListening(self) -> None:
+        self.stopped = True
+
+
+class WorkingEndpoint:
+    def __init__(self) -> None:
+        self.port = Port()
+
+    def listen(self, factory: object) -> Deferred[Any]:
+        return succeed(self.port)
+
+
+def test_listen_failure_is_one_clear_line() -> None:
+    """A failed bind is reported as one line naming the address and the OS
+    error; ports already open are closed again."""
+    reports: list[str] = []
+    working = WorkingEndpoint()
+    factory = buildFactory("echo", Limits(), Clock(), "")
+    service = LineServerService(
+        [Listener("first", working), Listener("127.0.0.1:5000", FailingEndpoint())],  # type: ignore[arg-type]
+        factory,
+        Clock(),
+        1.0,
+        reports.append,
+    )
+    service.privilegedStartService()
+    assert reports == [
+        "Could not listen on 127.0.0.1:5000: [Errno 98] Address already in use"
+    ]
+    assert working.port.stopped
+
+
+def test_late_listen_failure_is_reported_too() -> None:
+    """An endpoint that fails later is reported the same way."""
+    reports: list[str] = []
+    pending = PendingEndpoint()
+    factory = buildFactory("echo", Limits(), Clock(), "")
+    service = LineServerService(
+        [Listener("x", pending)],
+        factory,
+        Clock(),
+        1.0,
+        reports.append,  # type: ignore[list-item]
+    )
+    service.startService()
+    pending.listening.errback(ValueError("no such thing"))
+    assert reports == ["Could not listen on x: no such thing"]
+
+
+def test_describe_other_failures() -> None:
+    """A failure without a socket error is described by its message or type."""
+    assert describeListenFailure("a", Failure(KeyError())) == (
+        "Could not listen on a: KeyError"
+    )
+
+
+def test_stop_service_says_goodbye_and_waits() -> None:
+    """stopService stops listening, tells each client, and fires once they
+    have closed (or the grace period ends)."""
+    clock = Clock()
+    working = WorkingEndpoint()
+    factory = buildFactory("chat", Limits(), clock, "hi")
+    service = LineServerService(
+        [Listener("x", working)],
+        factory,
+        clock,
+        2.0,
+        lambda message: None,  # type: ignore[list-item]
+    )
+    service.startService()
+    protocol, transport, _ = connectOnStringTransport("chat", factory=factory)
+    transport.clear()
+    results: list[object] = []
+    service.stopService().addBoth(results.append)
+    assert working.port.stopped
+    assert transport.value() == b"* the server is shutting down; goodbye\r\n"
+    assert results == []
+    protocol.connectionLost()
+    assert results == [None]
+    assert clock.getDelayedCalls() == []
+
+
+def test_startup_abort_reports_through_twistd(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], logged_errors: ErrorCollector
+) -> None:
+    """Under a daemonising twistd, the failure goes through the status pipe
+    (so the launcher exits 1 instead of waiting), the pidfile is removed,
+    and the process exits 1 with one line on stderr."""
+    read, write = os.pipe()
+    pidfile = tmp_path / "twistd.pid"
+    pidfile.write_text("123")
+    config = {"statusPipe": write, "pidfile": str(pidfile)}
+    with pytest.raises(SystemExit) as exited:
+        StartupAbort(config)("Could not listen on x: boom")
+    assert exited.value.code == 1
+    assert os.read(read, 200) == b"1 Could not listen on x: boom"
+    os.close(read)
+    assert not pidfile.exists()
+    assert config["statusPipe"] is None
+    assert capfd.readouterr().err == "Could not listen on x: boom\n"
+    [logged] = logged_errors.take()
+    assert logged["message"] == "Could not listen on x: boom"
+
+
+def test_startup_abort_without_twistd(
+    capfd: pytest.CaptureFixture[str], logged_errors: ErrorCollector
+) -> None:
+    """Under twist, there is no status pipe: just the line and exit 1."""
+    with pytest.raises(SystemExit):
+        StartupAbort(None)("Could not listen on y: no")
+    assert capfd.readouterr().err == "Could not listen on y: no\n"
+    assert len(logged_errors.take()) == 1
+
+
+def test_real_port_in_use_message() -> None:
+    """Against a real bound socket, the message has the OS error number."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        reports: list[str] = []
+        service = LineServerService(
+            [
+                Listener(
+                    f"127.0.0.1:{port}",
+                    serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1"),
+                )
+            ],
+            buildFactory("echo", Limits(), Clock(), ""),
+            Clock(),
+            1.0,
+            reports.append,
+        )
+        service.privilegedStartService()
+        assert reports == [
+            f"Could not listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+        ]
+    finally:
+        busy.close()
+
+
+def test_plugin_is_discoverable() -> None:
+    """twistd finds the plugin, and it names sockserve.tap."""
+    from twisted.plugin import getPlugins
+    from twisted.plugins import sockserve_plugin
+
+    from twisted.application.service import IServiceMaker
+
+    makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
+    assert "sockserve" in makers
+    assert sockserve_plugin.sockserve.module == "sockserve.tap"
+    assert makers["sockserve"].options is Options

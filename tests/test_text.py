@@ -1,0 +1,44 @@
+"""
+Sanitising text relayed between terminals.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sockserve.text import isSafe, safeText
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (b"plain text", b"plain text"),
+        (b"tab\tkept", b"tab\tkept"),
+        (b"\x1b[31mred", b"\\x1b[31mred"),
+        (b"bell\x07", b"bell\\x07"),
+        (b"del\x7f", b"del\\x7f"),
+        (b"nul\x00", b"nul\\x00"),
+        (b"cr\ronly", b"cr\\x0donly"),
+        (b"bad \xff\xfe utf8", b"bad \\xff\\xfe utf8"),
+        ("café ☕".encode(), "café ☕".encode()),
+        ("c1 \u009b31m".encode(), b"c1 \\x9b31m"),
+        ("bidi \u202eevil".encode(), b"bidi \\u202eevil"),
+    ],
+)
+def test_safe_text(raw: bytes, shown: bytes) -> None:
+    """Controls and invalid UTF-8 are shown as escapes; the rest is kept."""
+    assert safeText(raw) == shown
+
+
+@given(st.binary(max_size=200))
+def test_output_has_no_control_characters(raw: bytes) -> None:
+    """Property: whatever comes in, what goes out is valid UTF-8 with no
+    control character but TAB, and no bidi override."""
+    out = safeText(raw).decode("utf-8")
+    assert all(
+        ch == "\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) for ch in out
+    )
+    assert not any(0x202A <= ord(ch) <= 0x202E for ch in out)
+    assert isSafe(safeText(raw)) or "\\" in out
