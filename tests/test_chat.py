@@ -37,7 +37,7 @@ class Room:
 
 
 def take(transport: StringTransport) -> bytes:
-    value = transport.value()
+    value: bytes = transport.value()
     transport.clear()
     return value
 
@@ -45,7 +45,7 @@ def take(transport: StringTransport) -> bytes:
 def test_banner_and_presence() -> None:
     """A client is welcomed, told its name; the others are told it joined."""
     room = Room()
-    alice, aliceOut = room.join()
+    _, aliceOut = room.join()
     assert take(aliceOut) == BANNER + b"* you are 127.0.0.1:40001; 0 other(s) here\r\n"
     bob, bobOut = room.join()
     assert take(bobOut).endswith(b"* you are 127.0.0.1:40002; 1 other(s) here\r\n")
@@ -73,7 +73,7 @@ def test_lines_from_one_read_make_one_delivery() -> None:
     """The lines one read brings reach each recipient in one write."""
     room = Room()
     alice, _ = room.join()
-    bob, bobOut = room.join()
+    _, bobOut = room.join()
     bobOut.clear()
     writes: list[bytes] = []
     bobOut.write = writes.append  # type: ignore[method-assign]
@@ -211,7 +211,7 @@ def test_slow_reader_is_dropped_others_unaffected() -> None:
     room = Room(Limits(maxPending=150))  # each relayed line is 60 bytes
     alice, _ = room.join()
     slow, slowOut = room.join()
-    fast, fastOut = room.join()
+    _, fastOut = room.join()
     slowOut.clear(), fastOut.clear()
     slow.pauseProducing()
     alice.dataReceived(b"x" * 40 + b"\n")
@@ -266,7 +266,7 @@ def test_presence_limit() -> None:
 def test_max_per_ip() -> None:
     """A further connection from the same address is told why and closed."""
     room = Room(Limits(maxPerIP=1))
-    _, aliceOut = room.join()
+    room.join()
     protocol, transport, _ = connectOnStringTransport(
         "chat", factory=room.factory, peer=("127.0.0.1", 50000)
     )

@@ -41,7 +41,8 @@ def test_broadcast_skips_the_sender() -> None:
     a, b, c = Member("a"), Member("b"), Member("c")
     for member in (a, b, c):
         room.join(member)
-    a.received.clear(), b.received.clear(), c.received.clear()
+    for member in (a, b, c):
+        member.received.clear()
     room.broadcast(b"hi\r\n", exclude=a)
     assert a.received == []
     assert b.received == c.received == [b"hi\r\n"]
@@ -82,7 +83,8 @@ def test_rename() -> None:
     a, b = Member("a"), Member("b")
     room.join(a)
     room.join(b)
-    a.received.clear(), b.received.clear()
+    a.received.clear()
+    b.received.clear()
     assert room.rename(a, "A2") == "a"
     assert a.name == "A2"
     assert a in room

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from sockserve.endpoints import describeListener
 from sockserve.limits import Limits
@@ -141,11 +143,14 @@ def test_make_service_listens_on_every_port() -> None:
         (0, 1024, "127.0.0.1"),
         (0, 1024, ""),
     ]
-    assert all(f.mode == "oneshot" for _, f, _, _ in reactor.tcpServers)
+    assert all(
+        getattr(f, "mode", None) == "oneshot" for _, f, _, _ in reactor.tcpServers
+    )
     stopped = service.stopService()
     assert stopped.called
 
 
+@implementer(IStreamServerEndpoint)
 class FailingEndpoint:
     def listen(self, factory: object) -> Deferred[Any]:
         return fail(
@@ -155,6 +160,7 @@ class FailingEndpoint:
         )
 
 
+@implementer(IStreamServerEndpoint)
 class PendingEndpoint:
     def __init__(self) -> None:
         self.listening: Deferred[Any] = Deferred()
@@ -176,6 +182,7 @@ class Port:
         self.stopped = True
 
 
+@implementer(IStreamServerEndpoint)
 class WorkingEndpoint:
     def __init__(self) -> None:
         self.port = Port()
@@ -191,7 +198,7 @@ def test_listen_failure_is_one_clear_line() -> None:
     working = WorkingEndpoint()
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = LineServerService(
-        [Listener("first", working), Listener("127.0.0.1:5000", FailingEndpoint())],  # type: ignore[arg-type]
+        [Listener("first", working), Listener("127.0.0.1:5000", FailingEndpoint())],
         factory,
         Clock(),
         1.0,
@@ -214,7 +221,7 @@ def test_late_listen_failure_is_reported_too() -> None:
         factory,
         Clock(),
         1.0,
-        reports.append,  # type: ignore[list-item]
+        reports.append,
     )
     service.startService()
     pending.listening.errback(ValueError("no such thing"))
@@ -239,7 +246,7 @@ def test_stop_service_says_goodbye_and_waits() -> None:
         factory,
         clock,
         2.0,
-        lambda message: None,  # type: ignore[list-item]
+        lambda message: None,
     )
     service.startService()
     protocol, transport, _ = connectOnStringTransport("chat", factory=factory)
@@ -319,10 +326,10 @@ def test_real_port_in_use_message() -> None:
 
 def test_plugin_is_discoverable() -> None:
     """twistd finds the plugin, and it names sockserve.tap."""
-    from twisted.plugin import getPlugins
-    from twisted.plugins import sockserve_plugin
-
     from twisted.application.service import IServiceMaker
+    from twisted.plugin import getPlugins
+
+    from twisted.plugins import sockserve_plugin
 
     makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
     assert "sockserve" in makers
