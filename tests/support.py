@@ -35,7 +35,8 @@ class RecordingClient(Protocol):
 
     def __init__(self) -> None:
         self.received = b""
-        self.closed: Deferred[Failure] = Deferred()
+        self.closed: Deferred[None] = Deferred()
+        self.closeReason: Failure | None = None
         self._waiting: list[tuple[Callable[[bytes], bool], Deferred[bytes]]] = []
 
     def dataReceived(self, data: bytes) -> None:
@@ -51,7 +52,8 @@ class RecordingClient(Protocol):
                 d.errback(
                     AssertionError(f"connection closed; received {self.received!r}")
                 )
-        self.closed.callback(reason)
+        self.closeReason = reason
+        self.closed.callback(None)
 
     def _check(self) -> None:
         still = []
@@ -85,17 +87,17 @@ class RecordingClient(Protocol):
         """
         return self.waitFor(lambda received: received.count(b"\n") >= count)
 
-    def waitForClose(self) -> Deferred[Failure]:
+    def waitForClose(self) -> Deferred[None]:
         """
         Fire when the connection is closed.
         """
+        d: Deferred[None] = Deferred()
         if self.closed.called:
-            return self.closed
-        d: Deferred[Failure] = Deferred()
+            d.callback(None)
+            return d
 
-        def relay(reason: Failure) -> Failure:
-            d.callback(reason)
-            return reason
+        def relay(ignored: None) -> None:
+            d.callback(None)
 
         self.closed.addCallback(relay)
         return d.addTimeout(WAIT, reactor)
@@ -104,7 +106,7 @@ class RecordingClient(Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    def close(self) -> Deferred[Failure]:
+    def close(self) -> Deferred[None]:
         assert self.transport is not None
         self.transport.loseConnection()
         return self.waitForClose()

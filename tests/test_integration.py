@@ -1,0 +1,137 @@
+"""
+The servers over real loopback TCP, in-process, with pytest-twisted.
+"""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import reactor
+
+from sockserve.limits import Limits
+from tests.support import startServer
+
+
+@pytest_twisted.ensureDeferred
+async def test_echo_over_tcp() -> None:
+    """Echo answers every line, split or batched, and keeps the connection."""
+    server = await startServer("echo")
+    try:
+        client = await server.connect()
+        client.send(b"hel")
+        client.send(b"lo\r\nsecond\nthi")
+        client.send(b"rd\n")
+        received = await client.waitForLines(3)
+        assert received == b"OK .. hello\r\nOK .. second\nOK .. third\n"
+        assert not client.closed.called
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_echo_half_close_gets_all_replies() -> None:
+    """A client that sends, then shuts down its sending side, still gets
+    every reply before the server closes."""
+    server = await startServer("echo")
+    try:
+        client = await server.connect()
+        client.send(b"".join(b"line %d\n" % i for i in range(1000)) + b"tail")
+        assert client.transport is not None
+        client.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        await client.waitForClose()
+        expected = b"".join(b"OK .. line %d\n" % i for i in range(1000))
+        assert client.received == expected + b"OK .. tail"
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_oneshot_over_tcp() -> None:
+    """One-shot answers the first line and closes."""
+    server = await startServer("oneshot")
+    try:
+        client = await server.connect()
+        client.send(b"hello\r\n")
+        await client.waitForClose()
+        assert client.received == b"OK .. hello\r\n"
+        half = await server.connect()
+        half.send(b"no newline")
+        assert half.transport is not None
+        half.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        await half.waitForClose()
+        assert half.received == b"OK .. no newline"
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_over_tcp() -> None:
+    """Chat: welcome banner, lines to all others, never back; join, nick and
+    leave notices."""
+    server = await startServer("chat")
+    try:
+        alice = await server.connect()
+        await alice.waitForText(b"other(s) here\r\n")
+        bob = await server.connect()
+        await bob.waitForText(b"1 other(s) here\r\n")
+        await alice.waitForText(b" joined\r\n")
+        assert bob.received.startswith(b"Welcome to sockserve")
+        alice.send(b"/nick alice\nhello bob\r\n")
+        await bob.waitForText(b"<alice> hello bob\r\n")
+        await alice.waitForText(b"you are now known as alice\r\n")
+        assert b"hello bob" not in alice.received
+        await bob.close()
+        await alice.waitForText(b" left\r\n")
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_full_room_refuses_cleanly() -> None:
+    """A client beyond --max-clients gets one line and is disconnected; the
+    room keeps working."""
+    server = await startServer("chat", Limits(maxClients=2))
+    try:
+        alice = await server.connect()
+        bob = await server.connect()
+        await bob.waitForText(b"here\r\n")
+        carol = await server.connect()
+        await carol.waitForClose()
+        assert carol.received == (
+            b"ERROR the server is full (2 clients); try again later\r\n"
+        )
+        alice.send(b"still works\n")
+        await bob.waitForText(b"still works\r\n")
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_with_clients_connected() -> None:
+    """Registry shutdown tells chat clients and closes them."""
+    server = await startServer("chat")
+    try:
+        alice = await server.connect()
+        await alice.waitForText(b"here\r\n")
+        await server.port.stopListening()
+        done = server.factory.context.registry.shutdown(reactor, 5.0)
+        await alice.waitForClose()
+        await done
+        assert alice.received.endswith(b"* the server is shutting down; goodbye\r\n")
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_aborts_after_grace() -> None:
+    """A oneshot client that never finishes its request is cut off once the
+    grace period ends."""
+    server = await startServer("oneshot")
+    try:
+        client = await server.connect()
+        client.send(b"partial")
+        await server.port.stopListening()
+        await server.factory.context.registry.shutdown(reactor, 0.05)
+        await client.waitForClose()
+        assert client.received == b""
+    finally:
+        await server.stop()
