@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import maybeDeferred
 
 from sockserve.limits import Limits
 from tests.support import startServer
@@ -112,7 +113,7 @@ async def test_shutdown_with_clients_connected() -> None:
     try:
         alice = await server.connect()
         await alice.waitForText(b"here\r\n")
-        await server.port.stopListening()
+        await maybeDeferred(server.port.stopListening)
         done = server.factory.context.registry.shutdown(reactor, 5.0)
         await alice.waitForClose()
         await done
@@ -129,7 +130,7 @@ async def test_shutdown_aborts_after_grace() -> None:
     try:
         client = await server.connect()
         client.send(b"partial")
-        await server.port.stopListening()
+        await maybeDeferred(server.port.stopListening)
         await server.factory.context.registry.shutdown(reactor, 0.05)
         await client.waitForClose()
         assert client.received == b""
