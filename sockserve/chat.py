@@ -27,6 +27,8 @@ HELP = (
 
 MAX_WHO_NAMES = 100
 
+_LINE_END_NOISE = b"\r\x00"
+
 
 def formatBanner(text: str) -> bytes:
     """
@@ -134,8 +136,8 @@ class ChatProtocol(LineServerProtocol):
         """
         messages: list[bytes] = []
         for line in chunk.split(b"\n")[:-1]:
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            # CR belongs to the ending; telnet sends a typed CR as CR NUL.
+            line = line.rstrip(_LINE_END_NOISE)
             if not line:
                 continue
             if line.startswith(b"/"):

@@ -279,3 +279,17 @@ def test_max_per_ip() -> None:
         "chat", factory=room.factory, peer=("127.0.0.2", 1)
     )[:2]
     assert other.value().startswith(BANNER)
+
+
+def test_telnet_cr_nul_is_part_of_the_ending() -> None:
+    """telnet sends a typed CR as CR NUL: it is not shown as text."""
+    room = Room()
+    alice, aliceOut = room.join()
+    _, bobOut = room.join()
+    bobOut.clear()
+    aliceOut.clear()
+    alice.dataReceived(b"hello\r\x00\r\n/nick alice\r\x00\r\n")
+    assert take(bobOut) == (
+        b"<127.0.0.1:40001> hello\r\n* 127.0.0.1:40001 is now known as alice\r\n"
+    )
+    assert take(aliceOut) == b"* you are now known as alice\r\n"
