@@ -9,9 +9,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.interfaces import (
+    IReactorCore,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -30,6 +34,7 @@ from sockserve.factories import (
 from sockserve.limits import Limits
 from sockserve.room import ChatRoom
 from sockserve.service import LineServerService, Listener
+from sockserve.workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
 
 log = Logger()
 
@@ -163,6 +168,14 @@ class Options(usage.Options):
             _count("presence-limit", 0),
         ],
         [
+            "workers",
+            None,
+            1,
+            "echo and oneshot: processes serving the same ports (SO_REUSEPORT); "
+            "needs bare --port numbers.",
+            _count("workers", 1),
+        ],
+        [
             "shutdown-grace",
             None,
             5.0,
@@ -203,6 +216,19 @@ class Options(usage.Options):
         for name in ("backlog", "max-clients", "max-line", "max-pending"):
             if isinstance(self[name], str):  # pragma: no cover - defaults are ints
                 self[name] = int(self[name])
+        if self["workers"] > 1:
+            if self["mode"] not in WORKER_MODES:
+                raise usage.UsageError(
+                    "--workers: chat keeps its room in one process, so it runs "
+                    "with --workers 1 (a room shared across processes needs a "
+                    "message bus, which is planned separately)"
+                )
+            for port in self["ports"]:
+                if not port.isdigit():
+                    raise usage.UsageError(
+                        f"--workers needs --port numbers (bound on --interface), "
+                        f"not the description {port!r}"
+                    )
         listeners = []
         for port in self["ports"] or [DEFAULT_PORT]:
             try:
@@ -212,6 +238,17 @@ class Options(usage.Options):
             except ValueError as error:
                 raise usage.UsageError(f"--port: {error}") from None
         self["listeners"] = listeners
+
+    def workerArguments(self, portNumbers: list[int]) -> list[str]:
+        """
+        Return the options of a worker process serving C{portNumbers}.
+        """
+        passed = [
+            f"--{name}={self[name]}"
+            for name, *_ in self.optParameters
+            if name not in ("banner",)
+        ]
+        return passed + [f"--port={number}" for number in portNumbers]
 
     def limits(self) -> Limits:
         """
@@ -291,17 +328,40 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     limits = options.limits()
     factory = buildFactory(options["mode"], limits, reactor, options["banner"])  # type: ignore[arg-type]
     abort = StartupAbort(getattr(options, "parent", None))
+    workers = options["workers"]
     listeners = []
-    for description, label in options["listeners"]:
-        try:
-            endpoint = serverFromString(reactor, description)
-        except Exception as error:
-            abort(f"Could not listen on {label}: {error or type(error).__name__}")
+    for (description, label), port in zip(
+        options["listeners"], options["ports"] or [DEFAULT_PORT], strict=True
+    ):
+        if workers > 1:
+            endpoint: IStreamServerEndpoint = ReusePortTCPEndpoint(
+                reactor,  # type: ignore[arg-type]
+                int(port),
+                options["interface"],
+                options["backlog"],
+            )
+        else:
+            try:
+                endpoint = serverFromString(reactor, description)
+            except Exception as error:
+                abort(f"Could not listen on {label}: {error or type(error).__name__}")
         listeners.append(Listener(label, endpoint))
-    return LineServerService(
+    server = LineServerService(
         listeners,
         factory,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
         abort,
     )
+    if workers == 1 or getattr(options, "workerIndex", 0):
+        return server
+    top = MultiService()
+    server.setServiceParent(top)
+    WorkerPoolService(
+        reactor,
+        workers,
+        lambda: server.ports,
+        options.workerArguments,
+        float(options["shutdown-grace"]) + 2.0,
+    ).setServiceParent(top)
+    return top

@@ -1,0 +1,137 @@
+"""
+--workers: options, and the worker pool's life cycle with a fake reactor.
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from sockserve.service import LineServerService
+from sockserve.tap import Options, makeService
+from sockserve.workers import ReusePortTCPEndpoint, WorkerPoolService
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_chat_refuses_workers() -> None:
+    """Chat keeps its room in one process: --workers above 1 is refused with
+    the reason."""
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--mode", "chat", "--workers", "2")
+    assert "chat keeps its room in one process" in str(raised.value)
+
+
+def test_workers_need_port_numbers() -> None:
+    """Workers share bare port numbers; descriptions are refused clearly."""
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--mode", "echo", "--workers", "2", "--port", "unix:/tmp/s")
+    assert "--workers needs --port numbers" in str(raised.value)
+
+
+def test_worker_arguments_repeat_the_options() -> None:
+    """A worker is given the same mode and limits, and the actual ports."""
+    options = parse(
+        "--mode", "oneshot", "--workers", "3", "--max-line", "99", "-p", "0"
+    )
+    arguments = options.workerArguments([41234])
+    assert "--mode=oneshot" in arguments
+    assert "--max-line=99" in arguments
+    assert "--workers=3" in arguments
+    assert arguments[-1] == "--port=41234"
+    assert not any(a.startswith("--banner") for a in arguments)
+    worker = Options()
+    worker.parseOptions(arguments)
+    assert worker.limits() == options.limits()
+
+
+def test_one_worker_is_a_plain_server() -> None:
+    """The default (one process) is just the line server service."""
+    service = makeService(parse("--mode", "echo", "-p", "0"), MemoryReactorClock())
+    assert isinstance(service, LineServerService)
+
+
+def test_workers_use_reuse_port_and_a_pool() -> None:
+    """With --workers, the main process listens with SO_REUSEPORT and runs a
+    pool; a worker process itself runs no pool."""
+    reactor = MemoryReactorClock()
+    options = parse("--mode", "echo", "--workers", "2", "-p", "0")
+    service = makeService(options, reactor)
+    assert isinstance(service, MultiService)
+    server, pool = list(service)
+    assert isinstance(server, LineServerService)
+    assert isinstance(pool, WorkerPoolService)
+    assert isinstance(server.listeners[0].endpoint, ReusePortTCPEndpoint)
+    options.workerIndex = 1  # type: ignore[attr-defined]
+    assert isinstance(makeService(options, reactor), LineServerService)
+
+
+def test_reuse_port_endpoint_sets_the_option() -> None:
+    """The endpoint listens on a binding with SO_REUSEPORT."""
+    reactor = MemoryReactorClock()
+    endpoint = ReusePortTCPEndpoint(reactor, 0, "127.0.0.1", 10)
+    endpoint.listen(object())  # type: ignore[arg-type]
+    [(binding, _, backlog, _)] = reactor.tcpServers
+    assert binding._reusePort
+    assert backlog == 10
+
+
+class FakeProcessTransport:
+    def __init__(self) -> None:
+        self.pid = 4242
+        self.signals: list[str] = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+class SpawningReactor(MemoryReactorClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[tuple[object, list[str]]] = []
+        self.transports: list[FakeProcessTransport] = []
+
+    def spawnProcess(self, protocol, executable, args, env=None, childFDs=None):  # type: ignore[no-untyped-def]
+        self.spawned.append((protocol, args))
+        transport = FakeProcessTransport()
+        self.transports.append(transport)
+        return transport
+
+
+class Port:
+    def getHost(self):  # type: ignore[no-untyped-def]
+        from twisted.internet.address import IPv4Address
+
+        return IPv4Address("TCP", "127.0.0.1", 5555)
+
+
+def test_pool_starts_and_stops_workers() -> None:
+    """The pool starts count - 1 workers on the actual port, stops them with
+    SIGTERM, and kills one that does not stop in time."""
+    from twisted.python.failure import Failure
+
+    reactor = SpawningReactor()
+    pool = WorkerPoolService(
+        reactor, 3, lambda: [Port()], lambda ports: [f"--port={ports[0]}"], 2.0
+    )
+    pool.startService()
+    assert len(reactor.spawned) == 2
+    assert reactor.spawned[0][1][-1] == "--port=5555"
+    assert "--worker-index=1" in reactor.spawned[0][1]
+    results: list[object] = []
+    pool.stopService().addBoth(results.append)
+    assert [t.signals for t in reactor.transports] == [["TERM"], ["TERM"]]
+    first, second = (protocol for protocol, _ in reactor.spawned)
+    first.processEnded(Failure(Exception("ended")))  # type: ignore[attr-defined]
+    assert results == []
+    reactor.advance(2.0)
+    assert reactor.transports[1].signals == ["TERM", "KILL"]
+    second.processEnded(Failure(Exception("killed")))  # type: ignore[attr-defined]
+    assert results == [None]
+    assert reactor.getDelayedCalls() == []
