@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import signal
@@ -137,14 +136,14 @@ async def runRound(
     while time.monotonic() < deadline:
         roll = rng.random()
         live = [c for c in clients.values() if c.joined]
-        if (roll < 0.2 or not live) and len(clients) < maxClients:
+        if (roll < 0.05 or not live) and len(clients) < maxClients:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             client = Client(nextIdent, reader, writer)
             client.task = asyncio.create_task(readLines(client, ledger))
             clients[nextIdent] = client
             nextIdent += 1
             counts["joins"] += 1
-        elif roll < 0.25 and live:
+        elif roll < 0.07 and live:
             victim = rng.choice(live)
             if rng.random() < 0.5:
                 victim.writer.close()
