@@ -13,6 +13,7 @@ until either side closes.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -119,7 +120,9 @@ class ClientOptions(usage.Options):
             and "timeout=" not in description
             and description.startswith(("tcp:", "unix:", "ssl:", "tls:"))
         ):
-            self["description"] = f"{description}:timeout={self['timeout']:g}"
+            # Endpoint descriptions take whole seconds.
+            seconds = math.ceil(self["timeout"])
+            self["description"] = f"{description}:timeout={seconds}"
         try:
             clientFromString(None, self["description"])
         except Exception as error:

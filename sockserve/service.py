@@ -70,7 +70,6 @@ class LineServerService(Service):
         self.onListenFailure = onListenFailure
         self.ports: list[IListeningPort] = []
         self._listening = False
-        self._failure: Failure | None = None
 
     def privilegedStartService(self) -> None:
         """
@@ -89,25 +88,45 @@ class LineServerService(Service):
 
     def listen(self) -> None:
         """
-        Listen on every endpoint; on a failure, report it through
-        C{onListenFailure}.
+        Listen on every endpoint; on a failure, close the ports opened and
+        report it through C{onListenFailure}.
+
+        The report is made here, outside any L{Deferred} callback, so that
+        C{onListenFailure} may end the process (C{SystemExit} raised inside a
+        callback would be caught by the L{Deferred}). An endpoint that fails
+        later, after start-up, is logged and stops the reactor.
         """
         if self._listening:
             return
         self._listening = True
         self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
         for listener in self.listeners:
-            listener.endpoint.listen(self.factory).addCallbacks(
-                self._listened,
-                lambda failure, label=listener.label: self._failed(label, failure),
-            )
-            if self._failure is not None:
+            failures: list[Failure] = []
+            listening = listener.endpoint.listen(self.factory)
+            if listening.called:
+                listening.addCallbacks(self._listened, failures.append)
+            else:
+                listening.addCallbacks(
+                    self._listened, self._failedLater, errbackArgs=(listener.label,)
+                )
+            if failures:
+                self._closePorts()
+                self.onListenFailure(describeListenFailure(listener.label, failures[0]))
                 return
 
-    def _failed(self, label: str, failure: Failure) -> None:
-        self._failure = failure
+    def _failedLater(self, failure: Failure, label: str) -> None:
+        self.log.error("{message}", message=describeListenFailure(label, failure))
         self._closePorts()
-        self.onListenFailure(describeListenFailure(label, failure))
+        if self.running:
+            self.stopReactor()
+
+    def stopReactor(self) -> None:
+        """
+        Stop the reactor (after an endpoint failed once start-up was over).
+        """
+        from twisted.internet import reactor
+
+        reactor.stop()
 
     def _listened(self, port: IListeningPort) -> None:
         self.ports.append(port)

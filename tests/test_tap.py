@@ -211,12 +211,20 @@ def test_listen_failure_is_one_clear_line() -> None:
     assert working.port.stopped
 
 
-def test_late_listen_failure_is_reported_too() -> None:
-    """An endpoint that fails later is reported the same way."""
+class StoppingService(LineServerService):
+    stops = 0
+
+    def stopReactor(self) -> None:
+        self.stops += 1
+
+
+def test_late_listen_failure_is_logged_and_stops(logged_errors: ErrorCollector) -> None:
+    """An endpoint that fails after start-up is logged as an error, and the
+    server stops rather than run without listening."""
     reports: list[str] = []
     pending = PendingEndpoint()
     factory = buildFactory("echo", Limits(), Clock(), "")
-    service = LineServerService(
+    service = StoppingService(
         [Listener("x", pending)],
         factory,
         Clock(),
@@ -225,7 +233,28 @@ def test_late_listen_failure_is_reported_too() -> None:
     )
     service.startService()
     pending.listening.errback(ValueError("no such thing"))
-    assert reports == ["Could not listen on x: no such thing"]
+    assert reports == []
+    assert service.stops == 1
+    [event] = logged_errors.take()
+    assert event["message"] == "Could not listen on x: no such thing"
+
+
+def test_listen_failure_may_end_the_process() -> None:
+    """onListenFailure is called outside the Deferred chain, so SystemExit
+    from it really ends start-up."""
+
+    def abort(message: str) -> None:
+        raise SystemExit(1)
+
+    service = LineServerService(
+        [Listener("x", FailingEndpoint())],
+        buildFactory("echo", Limits(), Clock(), ""),
+        Clock(),
+        1.0,
+        abort,
+    )
+    with pytest.raises(SystemExit):
+        service.privilegedStartService()
 
 
 def test_describe_other_failures() -> None:

@@ -1,0 +1,501 @@
+"""
+End-to-end tests of the server: the installed C{twistd} (and C{twist}) run as a
+user runs them, talked to with the real C{ncat} and C{telnet}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.processes import (
+    WAIT,
+    Processes,
+    Stream,
+    installedProgram,
+    ipv6LoopbackAvailable,
+    listeningAddresses,
+    processesMentioning,
+    receiveText,
+    receiveToEOF,
+    systemProgram,
+    waitForExit,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+def ncat(processes: Processes, port: int, data: bytes) -> bytes:
+    """
+    Run C{printf DATA | ncat 127.0.0.1 PORT}; return what it printed.
+    """
+    result = processes.run([systemProgram("ncat"), "127.0.0.1", str(port)], input=data)
+    assert result.returncode == 0, result
+    return result.stdout
+
+
+def oneShotRequest(
+    processes: Processes,
+    address: tuple[str, int] | str,
+    family: socket.AddressFamily = socket.AF_INET,
+) -> bytes:
+    """
+    Send C{hello\\r\\n} to a oneshot server; return all it sends before closing.
+    """
+    sock = processes.connect(address, family)
+    sock.sendall(b"hello\r\n")
+    return receiveToEOF(sock)
+
+
+def assertOneClearLine(result: subprocess.CompletedProcess[bytes], line: str) -> None:
+    """
+    Assert that C{result} failed, saying C{line} (once per output stream at
+    most) and showing no traceback.
+    """
+    stdout = result.stdout.decode("utf-8", "replace")
+    stderr = result.stderr.decode("utf-8", "replace")
+    shown = f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    assert result.returncode != 0, shown
+    assert "Traceback" not in stdout + stderr, shown
+    assert line in stdout + stderr, shown
+    for stream in (stdout, stderr):
+        assert stream.count("Could not listen") <= 1, shown
+
+
+# echo
+
+
+def test_echo_answers_every_line_before_closing_after_half_close(
+    processes: Processes,
+) -> None:
+    """
+    C{printf ... | ncat HOST PORT} against echo: every line is answered
+    C{OK .. <line>} with the client's own line ending, and every reply arrives
+    although ncat shuts down its sending side right after the input.
+    """
+    server = processes.server(mode="echo")
+    assert ncat(processes, server.port, b"hi\nthere\r\n") == (
+        b"OK .. hi\nOK .. there\r\n"
+    )
+    lines = b"".join(b"line %d\n" % n for n in range(3000))
+    replies = b"".join(b"OK .. line %d\n" % n for n in range(3000))
+    assert ncat(processes, server.port, lines) == replies
+
+
+def test_echo_with_telnet(processes: Processes) -> None:
+    """
+    telnet against echo shows C{OK .. happy} after C{happy} is typed, and the
+    connection stays open for more lines.
+    """
+    server = processes.server(mode="echo")
+    telnet = processes.terminal(
+        [systemProgram("telnet"), "127.0.0.1", str(server.port)]
+    )
+    telnet.output.waitForText(b"Escape character is")
+    telnet.type(b"happy\n")
+    telnet.output.waitForText(b"OK .. happy\r\n")
+    telnet.type(b"again\n")
+    telnet.output.waitForText(b"OK .. again\r\n")
+    transcript = telnet.transcript()
+    assert "Connected to 127.0.0.1." in transcript
+    assert "Connection closed" not in transcript
+    telnet.type(b"\x1d")
+    telnet.output.waitForText(b"telnet>")
+    telnet.type(b"quit\n")
+    telnet.output.readToEnd()
+    assert telnet.process.wait(WAIT) == 0
+
+
+# oneshot
+
+
+def test_oneshot_with_ncat(processes: Processes) -> None:
+    """
+    C{printf 'hello\\r\\n' | ncat} against oneshot prints C{OK .. hello\\r\\n};
+    C{printf hello} (no line ending, then a half-close) gets C{OK .. hello}.
+    """
+    server = processes.server(mode="oneshot")
+    assert ncat(processes, server.port, b"hello\r\n") == b"OK .. hello\r\n"
+    assert ncat(processes, server.port, b"hello") == b"OK .. hello"
+
+
+def test_oneshot_closes_after_the_reply(processes: Processes) -> None:
+    """
+    oneshot closes the connection after its reply by itself: a client that
+    sends C{hello\\r\\n} and keeps its sending side open gets
+    C{OK .. hello\\r\\n}, then EOF.
+    """
+    server = processes.server(mode="oneshot")
+    assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
+
+
+def test_oneshot_with_telnet(processes: Processes) -> None:
+    """
+    The tutorial's transcript: telnet shows C{Connected to}, the typed
+    C{happy}, the reply C{OK .. happy}, and then that the server closed.
+    """
+    server = processes.server(mode="oneshot")
+    telnet = processes.terminal(
+        [systemProgram("telnet"), "127.0.0.1", str(server.port)]
+    )
+    telnet.output.waitForText(b"Escape character is")
+    telnet.type(b"happy\n")
+    telnet.output.readToEnd()
+    transcript = telnet.transcript()
+    assert re.search(
+        r"Connected to 127\.0\.0\.1\.\n.*happy\nOK \.\. happy\n"
+        r"Connection closed by foreign host\.",
+        transcript,
+        re.DOTALL,
+    ), transcript
+    telnet.process.wait(WAIT)
+
+
+def test_connections_are_logged(processes: Processes) -> None:
+    """
+    The server logs each client's connect and disconnect with its address and
+    port, as the tutorial's C{Client 127.0.0.1 : 36689 is now connected to us.}
+    """
+    server = processes.server(mode="oneshot")
+    sock = processes.connect(("127.0.0.1", server.port))
+    peer = f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.sendall(b"hello\n")
+    assert receiveToEOF(sock) == b"OK .. hello\n"
+    server.output.waitForText(f"Client {peer} disconnected".encode())
+    assert f"Client {peer} is now connected to us." in server.output.text()
+
+
+# chat
+
+
+def test_chat_with_ncat(processes: Processes) -> None:
+    """
+    Two ncat clients in the chat: each sees the other's line, prefixed with
+    the sender's name, and never its own.
+    """
+    server = processes.server(mode="chat")
+    clients = []
+    for name in ("first", "second"):
+        process = processes.spawn(
+            [systemProgram("ncat"), "127.0.0.1", str(server.port)]
+        )
+        assert process.stdout is not None
+        output = Stream(process.stdout.fileno(), f"the {name} ncat")
+        output.waitForText(b"Welcome to sockserve")
+        clients.append((process, output))
+    (first, firstOutput), (second, secondOutput) = clients
+    firstOutput.waitForText(b" joined")
+    assert first.stdin is not None
+    assert second.stdin is not None
+    first.stdin.write(b"line from first\n")
+    first.stdin.flush()
+    secondOutput.waitForText(b"> line from first\r\n")
+    second.stdin.write(b"line from second\n")
+    second.stdin.flush()
+    firstOutput.waitForText(b"> line from second\r\n")
+    # The server handled the first line before the second: had it echoed the
+    # first line to its sender, it would have arrived already.
+    assert b"line from first" not in firstOutput.data
+    assert b"line from second" not in secondOutput.drain()
+    for process, output in clients:
+        assert process.stdin is not None
+        process.stdin.close()
+        output.readToEnd()
+        assert process.wait(WAIT) == 0
+
+
+def test_chat_with_telnet(processes: Processes) -> None:
+    """
+    telnet into the chat shows C{Connected to} and the banner beginning
+    C{Welcome to sockserve}; a line typed there reaches another client;
+    C{/quit} ends the session.
+    """
+    server = processes.server(mode="chat")
+    other = processes.connect(("127.0.0.1", server.port))
+    receiveText(other, b"Welcome to sockserve")
+    telnet = processes.terminal(
+        [systemProgram("telnet"), "127.0.0.1", str(server.port)]
+    )
+    telnet.output.waitForText(b"Welcome to sockserve")
+    receiveText(other, b" joined")
+    telnet.type(b"hello from telnet\n")
+    receiveText(other, b"> hello from telnet\r\n")
+    telnet.type(b"/quit\n")
+    telnet.output.readToEnd()
+    transcript = telnet.transcript()
+    assert "Connected to 127.0.0.1." in transcript
+    assert "\nWelcome to sockserve" in transcript
+    assert "Connection closed by foreign host." in transcript
+    assert "> hello from telnet" not in transcript
+
+
+def test_chat_full_room_refuses_with_a_line(processes: Processes) -> None:
+    """
+    With C{--max-clients 1}, a second client gets one line saying the server
+    is full and is disconnected; the first stays connected.
+    """
+    server = processes.server("--max-clients", "1", mode="chat")
+    first = processes.connect(("127.0.0.1", server.port))
+    receiveText(first, b"Welcome to sockserve")
+    refused = ncat(processes, server.port, b"")
+    assert refused.count(b"\n") == 1, refused
+    assert b"full" in refused
+    assert b"Welcome" not in refused
+    first.sendall(b"/who\n")
+    receiveText(first, b"1 here")
+
+
+def test_sigterm_says_goodbye_to_chat_clients(processes: Processes) -> None:
+    """
+    On SIGTERM with chat clients connected, each client receives a line
+    saying the server is shutting down, then EOF; the process exits within a
+    few seconds (status 0, or twistd's re-raised SIGTERM), with no traceback.
+    """
+    server = processes.server(mode="chat")
+    clients = [processes.connect(("127.0.0.1", server.port)) for _ in range(3)]
+    for sock in clients:
+        receiveText(sock, b"Welcome to sockserve")
+    server.process.send_signal(signal.SIGTERM)
+    for sock in clients:
+        goodbye = receiveToEOF(sock, timeout=5)
+        lastLine = goodbye.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+        assert b"shutting down" in lastLine, goodbye
+    status = server.process.wait(5)
+    output = server.output.readToEnd().decode("utf-8", "replace")
+    assert status in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+    assert "Unhandled" not in output, output
+
+
+def test_sigint_stops_the_server_cleanly(processes: Processes) -> None:
+    """
+    SIGINT (Ctrl-C) stops the server too: chat clients are told, then closed;
+    no traceback.
+    """
+    server = processes.server(mode="chat")
+    sock = processes.connect(("127.0.0.1", server.port))
+    receiveText(sock, b"Welcome to sockserve")
+    server.process.send_signal(signal.SIGINT)
+    assert b"shutting down" in receiveToEOF(sock, timeout=5)
+    status = server.process.wait(5)
+    output = server.output.readToEnd().decode("utf-8", "replace")
+    assert status in (0, -signal.SIGINT), output
+    assert "Traceback" not in output, output
+
+
+# Listening: several endpoints, IPv6, twist
+
+
+def test_two_tcp_ports(processes: Processes) -> None:
+    """
+    C{--port} given twice listens on both endpoints in one process.
+    """
+    server = processes.server(
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        mode="oneshot",
+        listeners=2,
+    )
+    ports = {int(address.rpartition(":")[2]) for address in server.addresses}
+    assert len(ports) == 2, server.addresses
+    for port in ports:
+        assert oneShotRequest(processes, ("127.0.0.1", port)) == b"OK .. hello\r\n"
+
+
+def test_unix_socket_and_tcp_port(processes: Processes) -> None:
+    """
+    C{--port unix:PATH --port 0} listens on the UNIX socket and on a TCP port.
+    """
+    path = processes.directory / "s.sock"
+    server = processes.server(
+        "--port", f"unix:{path}", "--port", "0", mode="oneshot", listeners=2
+    )
+    assert f"unix:{path}" in server.addresses, server.addresses
+    assert oneShotRequest(processes, str(path), socket.AF_UNIX) == b"OK .. hello\r\n"
+    assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
+
+
+@pytest.mark.skipif(not ipv6LoopbackAvailable(), reason="no IPv6 loopback (::1)")
+def test_tcp6_loopback(processes: Processes) -> None:
+    """
+    C{--port tcp6:0:interface=\\:\\:1} listens on the IPv6 loopback.
+    """
+    server = processes.server("--port", r"tcp6:0:interface=\:\:1", mode="oneshot")
+    [address] = server.addresses
+    assert address.startswith("[::1]:"), address
+    port = int(address.rpartition(":")[2])
+    assert oneShotRequest(processes, ("::1", port), socket.AF_INET6) == (
+        b"OK .. hello\r\n"
+    )
+
+
+def test_twist(processes: Processes) -> None:
+    """
+    C{twist sockserve --port 0} serves too, and stops on SIGTERM.
+    """
+    server = processes.server(
+        mode="oneshot", command=[installedProgram("twist"), "--log-format=text"]
+    )
+    assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
+    status = server.stop()
+    output = server.output.text()
+    assert status in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+
+
+# Start-up failures
+
+
+@pytest.mark.parametrize("command", [["twistd", "-n"], ["twist"]])
+def test_port_in_use(processes: Processes, command: list[str]) -> None:
+    """
+    A port already in use ends start-up promptly with a non-zero status and one
+    clear line naming the address and the OS error; no traceback.
+    """
+    port = processes.busyPort()
+    result = processes.run(
+        [installedProgram(command[0]), *command[1:], "sockserve", "--port", str(port)]
+    )
+    assertOneClearLine(
+        result,
+        f"Could not listen on 127.0.0.1:{port}: [Errno 98] Address already in use",
+    )
+
+
+def test_address_not_on_this_machine(processes: Processes) -> None:
+    """
+    An interface address this machine does not have fails at bind with
+    C{[Errno 99]}, in one clear line, non-zero status, no traceback.
+    """
+    result = processes.run(
+        [
+            installedProgram("twistd"),
+            "-n",
+            "sockserve",
+            "--interface",
+            "192.0.2.1",
+            "--port",
+            "0",
+        ]
+    )
+    assertOneClearLine(
+        result,
+        "Could not listen on 192.0.2.1:0: [Errno 99] Cannot assign requested address",
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        (["--mode", "nope"], "--mode"),
+        (["--max-clients", "0"], "max-clients"),
+        (["--port", "notaport"], "--port"),
+        (["--backlog", "many"], "backlog"),
+    ],
+)
+def test_invalid_option(processes: Processes, options: list[str], option: str) -> None:
+    """
+    An invalid option is a usage error: non-zero status, a last line that
+    names the option, no traceback.
+    """
+    result = processes.run([installedProgram("twistd"), "-n", "sockserve", *options])
+    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    errorLine = output.strip().splitlines()[-1]
+    assert option in errorLine, output
+
+
+# Daemon
+
+
+def test_daemon(processes: Processes) -> None:
+    """
+    C{twistd --pidfile P --logfile L sockserve --port 0}: the launching command
+    exits 0, the pidfile names the daemon, the log has the listening line, a
+    client is served, and SIGTERM stops the daemon and removes the pidfile.
+    """
+    directory = processes.newDirectory("daemon")
+    pidfile = directory / "sockserve.pid"
+    logfile = directory / "sockserve.log"
+    processes.trackDaemons(str(pidfile))
+    result = processes.run(
+        [
+            installedProgram("twistd"),
+            "--pidfile",
+            str(pidfile),
+            "--logfile",
+            str(logfile),
+            "sockserve",
+            "--port",
+            "0",
+            "--mode",
+            "oneshot",
+        ],
+        cwd=directory,
+    )
+    assert result.returncode == 0, result
+    pid = int(pidfile.read_text())
+    [(mode, address)] = listeningAddresses(logfile.read_bytes())
+    assert mode == "oneshot"
+    host, _, port = address.rpartition(":")
+    assert host == "127.0.0.1"
+    assert oneShotRequest(processes, (host, int(port))) == b"OK .. hello\r\n"
+    assert pid in processesMentioning(str(pidfile))
+    os.kill(pid, signal.SIGTERM)
+    assert waitForExit(pid), f"the daemon {pid} did not exit on SIGTERM"
+    assert not pidfile.exists()
+    log = logfile.read_text()
+    assert "Traceback" not in log, log
+
+
+def test_daemon_port_in_use(processes: Processes) -> None:
+    """
+    The daemon form with a port in use: the launching command exits non-zero
+    promptly saying why, no pidfile is left, and no daemon process lingers.
+    """
+    port = processes.busyPort()
+    directory = processes.newDirectory("daemon")
+    pidfile = directory / "sockserve.pid"
+    logfile = directory / "sockserve.log"
+    processes.trackDaemons(str(pidfile))
+    result = processes.run(
+        [
+            installedProgram("twistd"),
+            "--pidfile",
+            str(pidfile),
+            "--logfile",
+            str(logfile),
+            "sockserve",
+            "--port",
+            str(port),
+        ],
+        cwd=directory,
+    )
+    message = f"Could not listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+    assert result.returncode != 0, output
+    assert message in output, output
+    assert "Traceback" not in output, output
+    assert not pidfile.exists()
+    lingering = [
+        pid for pid in processesMentioning(str(pidfile)) if not waitForExit(pid)
+    ]
+    assert not lingering, f"daemon process(es) {lingering} still running"
+    log = logfile.read_text()
+    assert message in log, log
+    assert "Traceback" not in log, log

@@ -1,0 +1,167 @@
+"""
+Packaging: the wheel built from a clean copy of the source tree, installed in a
+fresh virtualenv, gives a working C{twistd sockserve} and C{sockserve-client}.
+
+This is the check that the C{twisted/plugins} file really ships (daphne lost its
+plugin from published wheels twice). One virtualenv is built per session;
+installing into it downloads Twisted from the package index.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sockserve import __version__
+from tests.processes import Processes, cleanEnvironment, installedProgram
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+SOURCE = Path(__file__).resolve().parent.parent
+BUILD_TIMEOUT = 600.0
+
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".pytest_cache",
+    "dropin.cache",
+    ".coverage*",
+    "htmlcov",
+)
+
+
+def check(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """
+    Run a packaging step; fail with its output if it fails.
+    """
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env=cleanEnvironment(),
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """
+    Build the wheel from a copy of the source tree (so no stale build
+    directory of the checkout leaks into it).
+    """
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    shutil.copytree(SOURCE, source, ignore=NOT_SOURCE)
+    dist = work / "dist"
+    check(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
+        cwd=work,
+    )
+    [built] = dist.glob("sockserve-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """
+    Create a fresh virtualenv, install the wheel into it, and return its bin
+    directory.
+    """
+    venv = tmp_path_factory.mktemp("venv")
+    check([sys.executable, "-m", "venv", str(venv)], cwd=venv)
+    check(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        cwd=venv,
+    )
+    return venv / "bin"
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+def test_wheel_contents(wheel: Path) -> None:
+    """
+    The wheel holds the package, its C{py.typed}, and the plugin module under
+    C{twisted/plugins} with no C{__init__.py} in C{twisted/} or
+    C{twisted/plugins/} (which would shadow Twisted itself).
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert "twisted/plugins/sockserve_plugin.py" in names
+    assert "twisted/__init__.py" not in names
+    assert "twisted/plugins/__init__.py" not in names
+    assert "sockserve/__init__.py" in names
+    assert "sockserve/tap.py" in names
+    assert "sockserve/py.typed" in names
+    assert not [name for name in names if name.startswith("tests/")]
+
+
+def test_twistd_lists_the_plugin(installed: Path, processes: Processes) -> None:
+    """
+    In a fresh virtualenv with only the wheel installed, C{twistd --help} lists
+    C{sockserve}.
+    """
+    result = processes.run([installedProgram("twistd", installed), "--help"])
+    assert result.returncode == 0, result
+    commands = result.stdout.decode().partition("Commands:")[2]
+    assert any(line.split()[:1] == ["sockserve"] for line in commands.splitlines())
+
+
+def test_installed_server_serves(installed: Path, processes: Processes) -> None:
+    """
+    The installed C{twistd -n sockserve --port 0 --mode oneshot} starts and
+    answers a request from the installed client.
+    """
+    server = processes.server(
+        mode="oneshot", command=[installedProgram("twistd", installed), "-n"]
+    )
+    result = processes.run(
+        [
+            installedProgram("sockserve-client", installed),
+            "127.0.0.1",
+            str(server.port),
+            "hello",
+        ]
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        b"OK .. hello\n",
+        b"",
+    )
+    # The server is the installed copy, not the checkout.
+    assert str(installed.parent) in server.output.text()
+
+
+def test_installed_client_version(installed: Path, processes: Processes) -> None:
+    """
+    The installed C{sockserve-client --version} runs and prints the version.
+    """
+    result = processes.run(
+        [installedProgram("sockserve-client", installed), "--version"]
+    )
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"sockserve-client {__version__}\n".encode(),
+    )
