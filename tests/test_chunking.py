@@ -13,7 +13,9 @@ from tests.support import connectOnStringTransport
 
 LINE_PIECES = st.one_of(
     st.binary(max_size=12),
-    st.sampled_from([b"\n", b"\r\n", b"\r", b"/nick x\n", b"/who\n", b"//a\n", b"\x1b"]),
+    st.sampled_from(
+        [b"\n", b"\r\n", b"\r", b"/nick x\n", b"/who\n", b"//a\n", b"\x1b"]
+    ),
 )
 
 
@@ -21,7 +23,9 @@ LINE_PIECES = st.one_of(
 def splitStream(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     data = draw(st.lists(LINE_PIECES, max_size=25).map(b"".join))
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
-    return data, [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    return data, [
+        data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)
+    ]
 
 
 def run(mode: str, chunks: list[bytes], halfClose: bool) -> tuple[bytes, bool]:
@@ -75,7 +79,9 @@ def broadcast(chunks: list[bytes]) -> tuple[bytes, bytes]:
 
 @settings(max_examples=200)
 @given(splitStream())
-def test_chat_broadcasts_do_not_depend_on_reads(case: tuple[bytes, list[bytes]]) -> None:
+def test_chat_broadcasts_do_not_depend_on_reads(
+    case: tuple[bytes, list[bytes]],
+) -> None:
     """Chat: what the sender and the others receive is the same for every
     split of the stream."""
     data, chunks = case
