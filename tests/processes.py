@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,37 @@ class Stream:
         self.name = name
         self.data = b""
         self.ended = False
+        self._followed: threading.Condition | None = None
+
+    def follow(self) -> None:
+        """
+        From now on, read in a background thread: a process that writes a lot
+        (a server logging thousands of connections) never blocks on a full
+        pipe while the test is busy elsewhere.
+        """
+        self._followed = threading.Condition()
+        threading.Thread(
+            target=self._pump, name=f"read {self.name}", daemon=True
+        ).start()
+
+    def _pump(self) -> None:
+        assert self._followed is not None
+        while True:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 1.0)
+                chunk = os.read(self.fd, 65536) if ready else None
+            except (OSError, ValueError):
+                chunk = b""  # the pipe was closed under us
+            if chunk is None:
+                continue
+            with self._followed:
+                if chunk:
+                    self.data += chunk
+                else:
+                    self.ended = True
+                self._followed.notify_all()
+            if not chunk:
+                return
 
     def _readOnce(self, timeout: float) -> bool:
         """
@@ -94,6 +126,9 @@ class Stream:
         """
         if self.ended:
             return False
+        if self._followed is not None:
+            with self._followed:
+                return self._followed.wait(max(timeout, 0.0))
         ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
         if not ready:
             return False
@@ -114,6 +149,8 @@ class Stream:
         """
         Read whatever is available now, without waiting; return all data.
         """
+        if self._followed is not None:
+            return self.data
         while self._readOnce(0):
             pass
         return self.data
@@ -126,6 +163,11 @@ class Stream:
 
         @raise AssertionError: if the stream ends or C{timeout} passes first.
         """
+        if self._followed is not None:
+            with self._followed:
+                self._followed.wait_for(
+                    lambda: self.ended or predicate(self.data), timeout
+                )
         deadline = time.monotonic() + timeout
         while not predicate(self.data):
             if self.ended:

@@ -1,0 +1,270 @@
+"""
+Fault tests on real sockets against the installed server: hostile and broken
+clients, with the server's memory watched from outside.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import (
+    WAIT,
+    Processes,
+    Server,
+    installedProgram,
+    receiveText,
+    receiveToEOF,
+)
+
+pytestmark = pytest.mark.e2e
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+def rssKiB(server: Server) -> int:
+    """
+    Return the server's resident set size, in KiB.
+    """
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def startServer(processes: Processes, *options: str, mode: str = "chat") -> Server:
+    server = processes.server(*options, mode=mode)
+    server.output.follow()
+    return server
+
+
+def reset(sock: socket.socket) -> None:
+    """
+    Close C{sock} with a reset (RST) instead of a clean close.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def join(processes: Processes, server: Server) -> socket.socket:
+    """
+    Connect a chat client and read its welcome, up to the "you are" line.
+    """
+    sock = processes.connect(("127.0.0.1", server.port))
+    receiveText(sock, b"other(s) here\r\n")
+    return sock
+
+
+class LineCollector(threading.Thread):
+    """
+    Read a socket in a thread until it has C{count} lines matching C{marker}.
+    """
+
+    def __init__(self, sock: socket.socket, marker: bytes, count: int) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.marker = marker
+        self.count = count
+        self.lines: list[bytes] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        buffer = b""
+        deadline = time.monotonic() + 60
+        try:
+            while len(self.lines) < self.count and time.monotonic() < deadline:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    return
+                buffer += data
+                *complete, buffer = buffer.split(b"\r\n")
+                self.lines.extend(line for line in complete if self.marker in line)
+        except BaseException as error:  # reported by the test
+            self.error = error
+
+
+def test_huge_line_without_newline(processes: Processes) -> None:
+    """A 100 MiB line with no newline: the client is cut off, the server
+    never holds more than about the limit, and other clients are unaffected."""
+    server = startServer(processes, mode="echo")
+    other = processes.connect(("127.0.0.1", server.port))
+    other.sendall(b"before\n")
+    assert receiveText(other, b"OK .. before\n") == b"OK .. before\n"
+    baseline = rssKiB(server)
+    attacker = processes.connect(("127.0.0.1", server.port))
+    chunk = b"x" * MIB
+    sent = 0
+    with pytest.raises((BrokenPipeError, ConnectionResetError)):
+        for _ in range(100):
+            attacker.sendall(chunk)
+            sent += 1
+    assert sent < 100, "the server kept reading a line far over the limit"
+    assert rssKiB(server) - baseline < 16 * 1024
+    other.sendall(b"after\n")
+    assert receiveText(other, b"OK .. after\n") == b"OK .. after\n"
+    server.output.waitForText(b"sent a line longer than 65536 bytes; closing")
+
+
+def test_over_long_line_error_reaches_the_client(processes: Processes) -> None:
+    """The client that sent the long line is told why, in one ERROR line,
+    after the replies to the lines before it."""
+    server = startServer(processes, "--max-line", "1000", mode="echo")
+    sock = processes.connect(("127.0.0.1", server.port))
+    sock.sendall(b"fine\n" + b"y" * 5000)
+    assert receiveToEOF(sock) == (
+        b"OK .. fine\nERROR line too long (the limit is 1000 bytes)\r\n"
+    )
+
+
+def test_slow_reader_is_dropped_others_get_everything(processes: Processes) -> None:
+    """A chat client that stops reading while another pushes tens of MB is
+    dropped; the readers get every line in order; memory stays bounded."""
+    server = startServer(processes, "--max-pending", str(MIB))
+    sender = join(processes, server)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.settimeout(WAIT)
+    slow.connect(("127.0.0.1", server.port))
+    readers = [join(processes, server) for _ in range(2)]
+    baseline = rssKiB(server)
+    lineCount = 300_000  # about 36 MB relayed to each reader
+    collectors = [LineCollector(reader, b"> msg ", lineCount) for reader in readers]
+    for collector in collectors:
+        collector.start()
+    peak = 0
+    batch = 1000
+    payload = b"." * 90
+    for start in range(0, lineCount, batch):
+        sender.sendall(
+            b"".join(b"msg %d %s\n" % (n, payload) for n in range(start, start + batch))
+        )
+        if start % 50_000 == 0:
+            peak = max(peak, rssKiB(server))
+    for collector in collectors:
+        collector.join(60)
+        assert collector.error is None
+        numbers = [int(line.split()[2]) for line in collector.lines]
+        assert numbers == list(range(lineCount))
+    peak = max(peak, rssKiB(server))
+    server.output.waitForText(b"is not reading")
+    slow.settimeout(WAIT)
+    with pytest.raises((ConnectionResetError, OSError)):
+        while slow.recv(1 << 20):
+            pass
+        raise ConnectionResetError("closed")
+    slow.close()
+    assert peak - baseline < 32 * 1024, f"RSS grew {peak - baseline} KiB"
+
+
+def test_resets_mid_broadcast(processes: Processes) -> None:
+    """Clients that reset while lines are being relayed to them never break
+    delivery to the others or the server; nothing is logged as an error."""
+    server = startServer(processes, "--max-clients", "40")
+    sender = join(processes, server)
+    stayers = [join(processes, server) for _ in range(3)]
+    leavers = [join(processes, server) for _ in range(30)]
+    lineCount = 20_000
+    collectors = [LineCollector(s, b"> m ", lineCount) for s in stayers]
+    for collector in collectors:
+        collector.start()
+    for start in range(0, lineCount, 500):
+        sender.sendall(b"".join(b"m %d\n" % n for n in range(start, start + 500)))
+        if leavers and start % 1000 == 0:
+            for _ in range(2):
+                reset(leavers.pop())
+    for leaver in leavers:
+        reset(leaver)
+    for collector in collectors:
+        collector.join(60)
+        assert collector.error is None
+        assert [int(line.split()[2]) for line in collector.lines] == list(
+            range(lineCount)
+        )
+    sender.sendall(b"/who\n")
+    assert b"* 4 here" in receiveText(sender, b" here: ")
+    log = server.output.drain()
+    assert b"Traceback" not in log
+    assert b"Unhandled" not in log
+
+
+def test_flood_beyond_the_limit(processes: Processes) -> None:
+    """500 connections beyond --max-clients each get the "full" line and are
+    closed, quickly, while the room keeps working."""
+    server = startServer(processes, "--max-clients", "3")
+    alice, bob, _ = (join(processes, server) for _ in range(3))
+    started = time.monotonic()
+    refused = 0
+    for _ in range(10):
+        batch = [processes.connect(("127.0.0.1", server.port)) for _ in range(50)]
+        for sock in batch:
+            assert receiveToEOF(sock) == (
+                b"ERROR the server is full (3 clients); try again later\r\n"
+            )
+            sock.close()
+            refused += 1
+        alice.sendall(b"still here\n")
+        receiveText(bob, b"still here\r\n")
+    assert refused == 500
+    assert time.monotonic() - started < 30
+
+
+def replyOrClose(sock: socket.socket) -> bytes:
+    """
+    Read until a whole echo reply arrives, or the server closes (b"").
+    """
+    received = b""
+    deadline = time.monotonic() + WAIT
+    while not received.endswith(b"\n") and time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            return b""
+        if not chunk:
+            return b""
+        received += chunk
+    return received
+
+
+def test_out_of_file_descriptors(processes: Processes) -> None:
+    """With its file descriptors used up, the server keeps running: the
+    clients it cannot take are closed at once, and it recovers when
+    descriptors free up."""
+    server = processes.server(
+        mode="echo",
+        command=["prlimit", "--nofile=48:48", installedProgram("twistd"), "-n"],
+    )
+    server.output.follow()
+    held = []
+    closedAtOnce = 0
+    for _ in range(60):
+        sock = processes.connect(("127.0.0.1", server.port))
+        sock.sendall(b"ping\n")
+        reply = replyOrClose(sock)
+        if reply == b"OK .. ping\n":
+            held.append(sock)
+        else:
+            assert reply == b""
+            closedAtOnce += 1
+            sock.close()
+    assert held, "no client was served"
+    assert closedAtOnce > 0, "the limit was never reached"
+    for sock in held:
+        sock.close()
+    fresh = processes.connect(("127.0.0.1", server.port))
+    fresh.sendall(b"again\n")
+    assert receiveText(fresh, b"OK .. again\n") == b"OK .. again\n"
+    assert server.process.poll() is None
+    assert b"Traceback" not in server.output.drain()
