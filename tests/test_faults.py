@@ -96,6 +96,22 @@ class LineCollector(threading.Thread):
             self.error = error
 
 
+def drainsToTheEnd(sock: socket.socket) -> bool:
+    """
+    Read C{sock} until the server closes or resets it; return whether it did
+    within the time allowed.
+    """
+    deadline = time.monotonic() + WAIT
+    sock.settimeout(WAIT)
+    try:
+        while time.monotonic() < deadline:
+            if not sock.recv(1 << 20):
+                return True
+    except ConnectionResetError:
+        return True
+    return False
+
+
 def test_huge_line_without_newline(processes: Processes) -> None:
     """A 100 MiB line with no newline: the client is cut off, the server
     never holds more than about the limit, and other clients are unaffected."""
@@ -107,11 +123,16 @@ def test_huge_line_without_newline(processes: Processes) -> None:
     attacker = processes.connect(("127.0.0.1", server.port))
     chunk = b"x" * MIB
     sent = 0
-    with pytest.raises((BrokenPipeError, ConnectionResetError)):
-        for _ in range(100):
+    cutOff = False
+    for _ in range(100):
+        try:
             attacker.sendall(chunk)
-            sent += 1
-    assert sent < 100, "the server kept reading a line far over the limit"
+        except (BrokenPipeError, ConnectionResetError):
+            cutOff = True
+            break
+        sent += 1
+    assert cutOff, "the server kept reading a line far over the limit"
+    assert sent < 100
     assert rssKiB(server) - baseline < 16 * 1024
     other.sendall(b"after\n")
     assert receiveText(other, b"OK .. after\n") == b"OK .. after\n"
@@ -160,11 +181,7 @@ def test_slow_reader_is_dropped_others_get_everything(processes: Processes) -> N
         assert numbers == list(range(lineCount))
     peak = max(peak, rssKiB(server))
     server.output.waitForText(b"is not reading")
-    slow.settimeout(WAIT)
-    with pytest.raises((ConnectionResetError, OSError)):
-        while slow.recv(1 << 20):
-            pass
-        raise ConnectionResetError("closed")
+    assert drainsToTheEnd(slow), "the slow client was not disconnected"
     slow.close()
     assert peak - baseline < 32 * 1024, f"RSS grew {peak - baseline} KiB"
 
