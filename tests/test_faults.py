@@ -5,6 +5,8 @@ clients, with the server's memory watched from outside.
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
 import struct
 import threading
@@ -21,6 +23,7 @@ from tests.processes import (
     installedProgram,
     receiveText,
     receiveToEOF,
+    waitForExit,
 )
 
 pytestmark = pytest.mark.e2e
@@ -292,3 +295,40 @@ def test_out_of_file_descriptors(processes: Processes) -> None:
     assert receiveText(fresh, b"OK .. again\n") == b"OK .. again\n"
     assert server.process.poll() is None
     assert b"Traceback" not in server.output.drain()
+
+
+def test_workers_share_the_port(processes: Processes) -> None:
+    """--workers 2: connections land on both processes; SIGTERM stops the
+    workers with the main process."""
+    server = processes.server("--workers", "2", mode="echo")
+    server.output.follow()
+    workerListening = re.compile(
+        rb"\[worker 1 pid (\d+)\] sockserve echo server listening"
+    )
+    log = server.output.waitFor(
+        lambda log: workerListening.search(log) is not None, "the worker listening"
+    )
+    [workerPid] = workerListening.findall(log)
+    ports = []
+    for _ in range(40):
+        sock = processes.connect(("127.0.0.1", server.port))
+        sock.sendall(b"ping\n")
+        assert receiveText(sock, b"OK .. ping\n") == b"OK .. ping\n"
+        ports.append(sock.getsockname()[1])
+    log = server.output.waitFor(
+        lambda log: all(b":%d is now connected" % port in log for port in ports),
+        "every connection logged",
+    )
+    byWorker = {
+        port: bool(
+            re.search(
+                rb"\[worker 1 pid \d+\] Client 127\.0\.0\.1:%d is now" % port, log
+            )
+        )
+        for port in ports
+    }
+    assert any(byWorker.values()), "no connection reached the worker"
+    assert not all(byWorker.values()), "no connection reached the main process"
+    assert server.stop() in (0, -signal.SIGTERM)
+    assert waitForExit(int(workerPid))
+    assert b"worker 1 exited" in server.output.drain()

@@ -1,0 +1,53 @@
+"""
+Address names and the open-file limit.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+from sockserve.addresses import describeAddress, hostOf
+from sockserve.rlimits import raiseOpenFileLimit
+
+
+@pytest.mark.parametrize(
+    ("address", "host", "described"),
+    [
+        (IPv4Address("TCP", "127.0.0.1", 5000), "127.0.0.1", "127.0.0.1:5000"),
+        (IPv6Address("TCP", "::1", 5000), "::1", "[::1]:5000"),
+        (IPv6Address("TCP", "::ffff:10.0.0.1", 7), "10.0.0.1", "10.0.0.1:7"),
+        (UNIXAddress(b"/run/s.sock"), None, "unix:/run/s.sock"),
+        (UNIXAddress(None), None, "unix"),
+    ],
+)
+def test_addresses(address: object, host: str | None, described: str) -> None:
+    """IPv4, IPv6 (mapped IPv4 shown as IPv4) and UNIX peers have readable
+    names; only IP peers have a host."""
+    assert hostOf(address) == host  # type: ignore[arg-type]
+    assert describeAddress(address) == described  # type: ignore[arg-type]
+
+
+def test_other_addresses_use_their_repr() -> None:
+    """An address of another kind is shown as it prints."""
+
+    class Strange:
+        def __str__(self) -> str:
+            return "strange"
+
+    assert describeAddress(Strange()) == "strange"  # type: ignore[arg-type]
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    """The soft limit is raised to the hard limit, and left alone if it is
+    there already."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
+        assert raiseOpenFileLimit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+        assert raiseOpenFileLimit() == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
