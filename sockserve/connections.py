@@ -57,14 +57,12 @@ class ConnectionRegistry:
         Add C{connection}, or return why it is refused (too many from its host).
         """
         host = connection.peerHost
-        if host is not None and self.maxPerIP:
+        if self.maxPerIP and host is not None:
             if self._perHost[host] >= self.maxPerIP:
                 return (
                     f"too many connections from {host} "
                     f"(at most {self.maxPerIP} per address)"
                 )
-            self._perHost[host] += 1
-        elif host is not None:
             self._perHost[host] += 1
         self._connections.add(connection)
         return None
@@ -77,7 +75,7 @@ class ConnectionRegistry:
             return
         self._connections.discard(connection)
         host = connection.peerHost
-        if host is not None:
+        if self.maxPerIP and host is not None:
             remaining = self._perHost[host] - 1
             if remaining > 0:
                 self._perHost[host] = remaining
@@ -90,7 +88,8 @@ class ConnectionRegistry:
 
     def countFrom(self, host: str) -> int:
         """
-        Return how many live connections come from C{host}.
+        Return how many live connections come from C{host} (counted only
+        while C{maxPerIP} is set).
         """
         return self._perHost[host]
 
