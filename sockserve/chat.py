@@ -8,7 +8,7 @@ from zope.interface import implementer
 
 from sockserve import __version__
 from sockserve.base import CRLF, LineServerProtocol, ServerContext
-from sockserve.room import ChatRoom, IChatMember, NameRejected, RoomFull, notice
+from sockserve.room import ChatRoom, IChatMember, NameRejected, notice
 from sockserve.text import safeText
 
 DEFAULT_BANNER = (
@@ -78,14 +78,17 @@ class ChatProtocol(LineServerProtocol):
                 f"the server is full ({self.room.capacity} clients); try again later"
             )
             return
-        self.setName(self.peer)
+        name = self.peer
+        # Two listeners can see the same client address: keep names unique.
+        suffix = 1
+        while self.room.hasName(name):
+            suffix += 1
+            name = f"{self.peer}#{suffix}"
+        self.setName(name)
         self.transport.write(
             self.banner + notice(f"you are {self.name}; {len(self.room)} other(s) here")
         )
-        try:
-            self.room.join(self)
-        except (RoomFull, NameRejected) as refusal:  # pragma: no cover - guarded above
-            self.refuse(str(refusal) or "the room is full")
+        self.room.join(self)
 
     def setName(self, name: str) -> None:
         """

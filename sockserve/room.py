@@ -90,6 +90,12 @@ class ChatRoom:
         """
         return len(self._members) >= self.capacity
 
+    def hasName(self, name: str) -> bool:
+        """
+        Return whether a member has the name C{name} (case-insensitively).
+        """
+        return name.casefold() in self._members
+
     def names(self) -> list[str]:
         """
         Return the members' names, sorted.

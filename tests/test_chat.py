@@ -293,3 +293,14 @@ def test_telnet_cr_nul_is_part_of_the_ending() -> None:
         b"<127.0.0.1:40001> hello\r\n* 127.0.0.1:40001 is now known as alice\r\n"
     )
     assert take(aliceOut) == b"* you are now known as alice\r\n"
+
+
+def test_same_address_twice_gets_a_unique_name() -> None:
+    """Two clients seen with the same address (through two listeners) get
+    distinct names."""
+    room = Room()
+    connectOnStringTransport("chat", factory=room.factory, peer=("127.0.0.1", 7))
+    _, second, _ = connectOnStringTransport(
+        "chat", factory=room.factory, peer=("127.0.0.1", 7)
+    )
+    assert b"* you are 127.0.0.1:7#2; 1 other(s) here\r\n" in second.value()
