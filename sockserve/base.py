@@ -39,11 +39,13 @@ class ServerContext:
     @ivar limits: the limits to enforce.
     @ivar registry: the server's live connections.
     @ivar clock: the source of time and timers (the reactor, or a C{Clock}).
+    @ivar logConnections: whether each connect and disconnect is logged.
     """
 
     limits: Limits
     registry: ConnectionRegistry
     clock: IReactorTime
+    logConnections: bool = True
 
 
 class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -95,7 +97,8 @@ class LineServerProtocol(Protocol, TimeoutMixin):
             self.refuse(refusal)
             return
         self.admitted = True
-        self.log.info("Client {peer} is now connected to us.", peer=self.peer)
+        if self.context.logConnections:
+            self.log.info("Client {peer} is now connected to us.", peer=self.peer)
         self.transport.registerProducer(self, True)
         self.producing = True
         idle = self.context.limits.idleTimeout
@@ -128,7 +131,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         self.closing = True
         self.setTimeout(None)
         self.context.registry.remove(self)
-        if self.admitted:
+        if self.admitted and self.context.logConnections:
             self.log.info("Client {peer} disconnected.", peer=self.peer)
         self.connectionClosed()
 

@@ -95,6 +95,15 @@ class Options(usage.Options):
         "unless told otherwise."
     )
 
+    optFlags = [
+        [
+            "quiet",
+            "q",
+            "Do not log each connect and disconnect (refusals, limits and "
+            "errors are still logged).",
+        ],
+    ]
+
     optParameters: list[list[Any]] = [
         ["mode", "m", "chat", f"Behaviour: {', '.join(MODES)}."],
         [
@@ -248,7 +257,8 @@ class Options(usage.Options):
             for name, *_ in self.optParameters
             if name not in ("banner",)
         ]
-        return passed + [f"--port={number}" for number in portNumbers]
+        flags = [f"--{name}" for name, *_ in self.optFlags if self[name]]
+        return passed + flags + [f"--port={number}" for number in portNumbers]
 
     def limits(self) -> Limits:
         """
@@ -266,12 +276,18 @@ class Options(usage.Options):
 
 
 def buildFactory(
-    mode: str, limits: Limits, clock: IReactorTime, banner: str
+    mode: str,
+    limits: Limits,
+    clock: IReactorTime,
+    banner: str,
+    logConnections: bool = True,
 ) -> LineServerFactory:
     """
     Return the factory of a C{mode} server enforcing C{limits}.
     """
-    context = ServerContext(limits, ConnectionRegistry(limits.maxPerIP), clock)
+    context = ServerContext(
+        limits, ConnectionRegistry(limits.maxPerIP), clock, logConnections
+    )
     if mode == "echo":
         return echoFactory(context)
     if mode == "oneshot":
@@ -326,7 +342,13 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         reactor = global_reactor
     assert reactor is not None
     limits = options.limits()
-    factory = buildFactory(options["mode"], limits, reactor, options["banner"])  # type: ignore[arg-type]
+    factory = buildFactory(
+        options["mode"],
+        limits,
+        reactor,  # type: ignore[arg-type]
+        options["banner"],
+        logConnections=not options["quiet"],
+    )
     abort = StartupAbort(getattr(options, "parent", None))
     workers = options["workers"]
     listeners = []

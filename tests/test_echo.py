@@ -102,3 +102,34 @@ def test_no_timer_without_idle_timeout() -> None:
 def test_echo_replies_helper() -> None:
     """echoReplies prefixes every line of a chunk."""
     assert echoReplies(b"a\r\nb\n") == b"OK .. a\r\nOK .. b\n"
+
+
+def test_connections_are_logged_unless_quiet(logged_errors: object) -> None:
+    """Connect and disconnect are logged with the peer's address; a quiet
+    server does not log them."""
+    from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+    from zope.interface import implementer
+
+    from sockserve.tap import buildFactory
+
+    events: list[LogEvent] = []
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        for quiet in (False, True):
+            factory = buildFactory(
+                "echo", Limits(), Clock(), "", logConnections=not quiet
+            )
+            protocol, _, _ = connectOnStringTransport("echo", factory=factory)
+            protocol.connectionLost()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    messages = [e["log_format"] for e in events if e.get("peer") == "127.0.0.1:40000"]
+    assert messages == [
+        "Client {peer} is now connected to us.",
+        "Client {peer} disconnected.",
+    ]

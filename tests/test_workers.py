@@ -38,12 +38,13 @@ def test_workers_need_port_numbers() -> None:
 def test_worker_arguments_repeat_the_options() -> None:
     """A worker is given the same mode and limits, and the actual ports."""
     options = parse(
-        "--mode", "oneshot", "--workers", "3", "--max-line", "99", "-p", "0"
+        "--mode", "oneshot", "--workers", "3", "--max-line", "99", "-q", "-p", "0"
     )
     arguments = options.workerArguments([41234])
     assert "--mode=oneshot" in arguments
     assert "--max-line=99" in arguments
     assert "--workers=3" in arguments
+    assert "--quiet" in arguments
     assert arguments[-1] == "--port=41234"
     assert not any(a.startswith("--banner") for a in arguments)
     worker = Options()
