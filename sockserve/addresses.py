@@ -15,7 +15,7 @@ def hostOf(address: IAddress) -> str | None:
     Return the host part of an IP address (IPv4-mapped IPv6 shown as IPv4), or
     C{None} for addresses that have none (UNIX sockets).
     """
-    if isinstance(address, IPv4Address | IPv6Address):
+    if isinstance(address, (IPv4Address, IPv6Address)):
         host = address.host
         if host.startswith(_MAPPED_PREFIX) and "." in host:
             return host[len(_MAPPED_PREFIX) :]
@@ -30,7 +30,7 @@ def describeAddress(address: IAddress) -> str:
     """
     host = hostOf(address)
     if host is not None:
-        assert isinstance(address, IPv4Address | IPv6Address)
+        assert isinstance(address, (IPv4Address, IPv6Address))
         if ":" in host:
             return f"[{host}]:{address.port}"
         return f"{host}:{address.port}"

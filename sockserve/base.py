@@ -66,8 +66,6 @@ class LineServerProtocol(Protocol, TimeoutMixin):
     reading from a client while the replies owed to it are not being read:
     a client that never reads cannot make the server buffer without bound.
 
-    @ivar peer: the client's address, as C{host:port}.
-    @ivar peerHost: the client's host, or C{None} for a UNIX socket.
     @ivar closing: set once no more input is processed.
     """
 
@@ -77,11 +75,26 @@ class LineServerProtocol(Protocol, TimeoutMixin):
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         self.lines = LineBuffer(context.limits.maxLine)
-        self.peer = "unknown"
-        self.peerHost: str | None = None
         self.closing = False
         self.admitted = False
         self.producing = False
+
+    # The client's address, worked out only when needed: a busy oneshot
+    # server that logs nothing never needs it.
+
+    @property
+    def peer(self) -> str:
+        """
+        The client's address, as C{host:port}.
+        """
+        return describeAddress(self.transport.getPeer())
+
+    @property
+    def peerHost(self) -> str | None:
+        """
+        The client's host, or C{None} for a UNIX socket.
+        """
+        return hostOf(self.transport.getPeer())
 
     # Connection life cycle
 
@@ -89,9 +102,6 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         Ask the registry to admit the client, then start serving it.
         """
-        address = self.transport.getPeer()
-        self.peer = describeAddress(address)
-        self.peerHost = hostOf(address)
         refusal = self.context.registry.admit(self)
         if refusal is not None:
             self.refuse(refusal)

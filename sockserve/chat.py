@@ -78,12 +78,12 @@ class ChatProtocol(LineServerProtocol):
                 f"the server is full ({self.room.capacity} clients); try again later"
             )
             return
-        name = self.peer
+        peer = name = self.peer
         # Two listeners can see the same client address: keep names unique.
         suffix = 1
         while self.room.hasName(name):
             suffix += 1
-            name = f"{self.peer}#{suffix}"
+            name = f"{peer}#{suffix}"
         self.setName(name)
         self.transport.write(
             self.banner + notice(f"you are {self.name}; {len(self.room)} other(s) here")

@@ -18,7 +18,11 @@ class TrackedConnection(TypingProtocol):
     What the registry needs of a connection.
     """
 
-    peerHost: str | None
+    @property
+    def peerHost(self) -> str | None:
+        """
+        The client's host, or C{None} when it has none (a UNIX socket).
+        """
 
     def beginShutdown(self) -> None:
         """

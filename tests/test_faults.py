@@ -83,6 +83,16 @@ class LineCollector(threading.Thread):
         self.count = count
         self.lines: list[bytes] = []
         self.error: BaseException | None = None
+        self.progress = threading.Condition()
+
+    def waitForCount(self, count: int) -> bool:
+        """
+        Wait (bounded) until C{count} lines have arrived; return whether they did.
+        """
+        with self.progress:
+            return self.progress.wait_for(
+                lambda: len(self.lines) >= count or not self.is_alive(), WAIT
+            )
 
     def run(self) -> None:
         buffer = b""
@@ -94,9 +104,14 @@ class LineCollector(threading.Thread):
                     return
                 buffer += data
                 *complete, buffer = buffer.split(b"\r\n")
-                self.lines.extend(line for line in complete if self.marker in line)
+                with self.progress:
+                    self.lines.extend(line for line in complete if self.marker in line)
+                    self.progress.notify_all()
         except BaseException as error:  # reported by the test
             self.error = error
+        finally:
+            with self.progress:
+                self.progress.notify_all()
 
 
 def drainsToTheEnd(sock: socket.socket) -> bool:
@@ -172,6 +187,10 @@ def test_slow_reader_is_dropped_others_get_everything(processes: Processes) -> N
     batch = 1000
     payload = b"." * 90
     for start in range(0, lineCount, batch):
+        # A well-behaved sender: at most 8000 lines (about 900 KB) ahead of
+        # the readers, so only the client that stopped reading falls behind.
+        for collector in collectors:
+            assert collector.waitForCount(start - 8 * batch)
         sender.sendall(
             b"".join(b"msg %d %s\n" % (n, payload) for n in range(start, start + batch))
         )
