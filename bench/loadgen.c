@@ -1,0 +1,1069 @@
+/*
+ * sockserve's load generator: one single-threaded epoll loop, non-blocking
+ * sockets, to 127.0.0.1 only.
+ *
+ * Built by the benchmark suite with the machine's cc (see bench/build.py) and
+ * driven by it; each run prints one JSON object on stdout.
+ *
+ *   loadgen echo    --port P --conns C --size S --warmup MS --duration MS
+ *   loadgen oneshot --port P --conns C --size S --warmup MS --duration MS
+ *   loadgen chat    --port P --clients N --senders K --lines L --size S
+ *                   [--window W]
+ *   loadgen idle    --port P --clients N [--concurrency C]
+ *
+ * Every reply is checked byte for byte; nothing assumes a reply's length:
+ * input is buffered and split on LF (echo, chat) or read to EOF (oneshot),
+ * and output is buffered and flushed across partial writes. Chat payloads carry
+ * the sender, a sequence number and the send time (CLOCK_MONOTONIC, ns), so
+ * every delivery is checked, ordered and timed. Each loop is bounded in time.
+ *
+ * Add --server-pid PID to report the server's CPU use over the measured window
+ * beside the generator's own (getrusage).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_INPUT (4u << 20)   /* unconsumed input beyond this is an error */
+#define SEND_CHUNK 16384       /* chat: bytes of lines prepared per refill */
+#define MAX_ERRORS 1000        /* stop early past this many errors */
+
+typedef struct {
+    char *data;
+    size_t off, len, cap; /* unconsumed bytes are data[off, len) */
+} buf_t;
+
+typedef struct {
+    int fd;
+    int id;
+    int connected;
+    int open;
+    int eof;
+    buf_t in, out;
+    /* echo and oneshot */
+    uint64_t t0;
+    uint64_t seq;
+    int waiting;
+    char *req;
+    size_t req_len;
+    /* chat and idle */
+    int got_line;
+    int hangup; /* the last event said the peer closed */
+    uint32_t sent;
+    uint32_t sync_seen;
+} conn_t;
+
+/* Options. */
+static const char *mode;
+static int port, conns = 1, size = 64, window_lines = 0, senders = 1;
+static int clients = 10, lines_per_sender = 1000, concurrency = 256;
+static long warmup_ms = 300, duration_ms = 2000, server_pid = 0;
+
+/* State. */
+static int ep;
+static int short_reads; /* echo, chat: trust a short read to have emptied the socket */
+static conn_t *cs;
+static int nconns;
+static struct sockaddr_in target;
+
+static uint64_t *lat;
+static size_t nlat, caplat;
+static uint64_t errors;
+static char error_sample[256];
+static uint64_t completed; /* echo, oneshot: in the window; chat: deliveries */
+
+/* CPU accounting over the measured window. */
+static double cpu_self_start, cpu_self_end, cpu_srv_start, cpu_srv_end;
+static uint64_t t_cpu_start, t_cpu_end;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        die("out of memory");
+    return q;
+}
+
+static void error_at(conn_t *c, const char *fmt, ...)
+{
+    errors++;
+    if (error_sample[0] == 0) {
+        va_list ap;
+        int n = snprintf(error_sample, sizeof error_sample, "conn %d: ", c ? c->id : -1);
+        va_start(ap, fmt);
+        vsnprintf(error_sample + n, sizeof error_sample - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+         + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double server_cpu(void)
+{
+    char path[64], text[2048];
+    if (server_pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *p = strrchr(text, ')');
+    if (!p)
+        return 0;
+    unsigned long utime = 0, stime = 0;
+    /* Fields after the command: state(3) ... utime(14) stime(15). */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void cpu_start(void)
+{
+    t_cpu_start = now_ns();
+    cpu_self_start = self_cpu();
+    cpu_srv_start = server_cpu();
+}
+
+static void cpu_stop(void)
+{
+    t_cpu_end = now_ns();
+    cpu_self_end = self_cpu();
+    cpu_srv_end = server_cpu();
+}
+
+static void record_latency(uint64_t ns)
+{
+    if (nlat == caplat) {
+        caplat = caplat ? caplat * 2 : 65536;
+        lat = xrealloc(lat, caplat * sizeof *lat);
+    }
+    lat[nlat++] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double percentile_us(double q)
+{
+    if (nlat == 0)
+        return -1;
+    size_t i = (size_t)((double)(nlat - 1) * q + 0.5);
+    return (double)lat[i] / 1000.0;
+}
+
+/* Buffers. */
+
+static void buf_reserve(buf_t *b, size_t extra)
+{
+    if (b->off && (b->off == b->len || b->len + extra > b->cap)) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->len + extra > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + extra)
+            cap *= 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+}
+
+static void buf_append(buf_t *b, const char *p, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static size_t buf_size(const buf_t *b) { return b->len - b->off; }
+
+static void buf_clear(buf_t *b) { b->off = b->len = 0; }
+
+/* Connections. */
+
+static void conn_close(conn_t *c)
+{
+    if (c->open) {
+        close(c->fd); /* also leaves the epoll set */
+        c->open = 0;
+    }
+}
+
+static int conn_open(conn_t *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        error_at(c, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (strcmp(mode, "idle") != 0 && strcmp(mode, "oneshot") != 0)
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->open = 1;
+    c->connected = 0;
+    c->eof = 0;
+    buf_clear(&c->in);
+    buf_clear(&c->out);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        die("epoll_ctl: %s", strerror(errno));
+    if (connect(c->fd, (struct sockaddr *)&target, sizeof target) == 0) {
+        c->connected = 1;
+        return 1;
+    }
+    if (errno != EINPROGRESS) {
+        error_at(c, "connect: %s", strerror(errno));
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write as much buffered output as the socket takes; -1 on error. */
+static int conn_flush(conn_t *c)
+{
+    while (c->open && buf_size(&c->out)) {
+        ssize_t n = send(c->fd, c->out.data + c->out.off, buf_size(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out.off += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (errno == EAGAIN)
+                return 0;
+        } else {
+            error_at(c, "send: %s", strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+    }
+    if (c->open && buf_size(&c->out) == 0)
+        buf_clear(&c->out);
+    return 0;
+}
+
+/* Read everything available; sets eof on end of stream; -1 on error. */
+static int conn_read(conn_t *c)
+{
+    for (;;) {
+        buf_reserve(&c->in, 65536);
+        size_t room = c->in.cap - c->in.len;
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            if (buf_size(&c->in) > MAX_INPUT) {
+                error_at(c, "more than %u bytes without a line ending", MAX_INPUT);
+                conn_close(c);
+                return -1;
+            }
+            /* A short read emptied the socket: data arriving later raises a
+             * new edge, so save the read that would only say EAGAIN. */
+            if ((size_t)n < room && short_reads && !c->hangup)
+                return 0;
+        } else if (n == 0) {
+            c->eof = 1;
+            return 0;
+        } else if (errno == EAGAIN) {
+            return 0;
+        } else if (errno != EINTR) {
+            error_at(c, "recv: %s", strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+    }
+}
+
+/* Take the next complete line from c->in; returns its length (ending
+ * included) or 0. */
+static size_t next_line(conn_t *c, char **line)
+{
+    char *start = c->in.data + c->in.off;
+    char *nl = memchr(start, '\n', buf_size(&c->in));
+    if (!nl)
+        return 0;
+    size_t n = (size_t)(nl - start) + 1;
+    *line = start;
+    c->in.off += n;
+    return n;
+}
+
+static void show(char *dst, size_t cap, const char *p, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 7 < cap; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            dst[j++] = (char)ch;
+        else
+            j += (size_t)snprintf(dst + j, cap - j, "\\u%04x", ch);
+    }
+    dst[j] = 0;
+}
+
+typedef void (*handler_t)(conn_t *c, uint64_t now);
+static handler_t on_connected, on_input;
+
+/* Wait for events for at most timeout_ms and dispatch them. */
+static void pump(int timeout_ms)
+{
+    struct epoll_event evs[512];
+    int n = epoll_wait(ep, evs, 512, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        die("epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        conn_t *c = evs[i].data.ptr;
+        if (!c->open)
+            continue;
+        uint64_t now = now_ns();
+        if (!c->connected) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (!err && (evs[i].events & (EPOLLERR | EPOLLHUP)))
+                err = ECONNRESET;
+            if (err) {
+                error_at(c, "connect: %s", strerror(err));
+                conn_close(c);
+                on_input(c, now);
+                continue;
+            }
+            if (!(evs[i].events & (EPOLLOUT | EPOLLIN)))
+                continue;
+            c->connected = 1;
+            on_connected(c, now);
+            if (!c->open)
+                continue;
+        }
+        if (evs[i].events & EPOLLOUT)
+            conn_flush(c);
+        c->hangup = (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+        if (c->open && (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+            conn_read(c);
+            on_input(c, now_ns());
+        }
+    }
+}
+
+static conn_t *make_conns(int n)
+{
+    cs = calloc((size_t)n, sizeof *cs);
+    if (!cs)
+        die("out of memory");
+    for (int i = 0; i < n; i++)
+        cs[i].id = i;
+    nconns = n;
+    return cs;
+}
+
+/* ---------------------------------------------------------------- echo */
+
+static uint64_t win_start, win_end;
+static int stopping;
+
+static void make_request(conn_t *c, char tag)
+{
+    if (!c->req)
+        c->req = xrealloc(NULL, (size_t)size + 1);
+    int n = snprintf(c->req, (size_t)size, "%c %d %llu ", tag, c->id,
+                     (unsigned long long)c->seq);
+    memset(c->req + n, 'a', (size_t)(size - 1 - n));
+    c->req[size - 1] = '\n';
+    c->req_len = (size_t)size;
+    c->seq++;
+}
+
+static int reply_matches(conn_t *c, const char *p, size_t n)
+{
+    return n == c->req_len + 6 && memcmp(p, "OK .. ", 6) == 0
+        && memcmp(p + 6, c->req, c->req_len) == 0;
+}
+
+static void echo_send(conn_t *c, uint64_t now)
+{
+    make_request(c, 'E');
+    buf_append(&c->out, c->req, c->req_len);
+    c->t0 = now;
+    c->waiting = 1;
+    conn_flush(c);
+}
+
+static void echo_connected(conn_t *c, uint64_t now)
+{
+    if (!stopping)
+        echo_send(c, now);
+}
+
+static void echo_input(conn_t *c, uint64_t now)
+{
+    char *line;
+    size_t n;
+    if (!c->open)
+        return;
+    while ((n = next_line(c, &line)) > 0) {
+        if (!c->waiting) {
+            char shown[120];
+            show(shown, sizeof shown, line, n < 40 ? n : 40);
+            error_at(c, "unexpected line '%s'", shown);
+            continue;
+        }
+        c->waiting = 0;
+        if (!reply_matches(c, line, n)) {
+            char shown[120];
+            show(shown, sizeof shown, line, n < 40 ? n : 40);
+            error_at(c, "wrong reply '%s'", shown);
+        } else if (c->t0 >= win_start && now <= win_end) {
+            completed++;
+            record_latency(now - c->t0);
+        }
+        if (!stopping)
+            echo_send(c, now);
+    }
+    if (c->eof) {
+        if (c->waiting || !stopping)
+            error_at(c, "closed by the server");
+        conn_close(c);
+    }
+}
+
+static int run_echo(void)
+{
+    make_conns(conns);
+    short_reads = 1;
+    on_connected = echo_connected;
+    on_input = echo_input;
+    stopping = 1; /* connect everything first */
+    int pending = 0;
+    for (int i = 0; i < nconns; i++)
+        if (conn_open(&cs[i]) == 0)
+            pending++;
+    uint64_t deadline = now_ns() + 10000000000ull;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < nconns; i++)
+            waiting += cs[i].open && !cs[i].connected;
+        if (!waiting || now_ns() > deadline)
+            break;
+        pump(10);
+    }
+    uint64_t t = now_ns();
+    win_start = t + (uint64_t)warmup_ms * 1000000u;
+    win_end = win_start + (uint64_t)duration_ms * 1000000u;
+    stopping = 0;
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].open && cs[i].connected)
+            echo_send(&cs[i], t);
+    int measuring = 0;
+    while (errors < MAX_ERRORS) {
+        uint64_t now = now_ns();
+        if (!measuring && now >= win_start) {
+            measuring = 1;
+            cpu_start();
+        }
+        if (now >= win_end)
+            break;
+        pump(5);
+    }
+    if (!measuring)
+        cpu_start();
+    cpu_stop();
+    stopping = 1;
+    deadline = now_ns() + 5000000000ull;
+    for (;;) {
+        int outstanding = 0;
+        for (int i = 0; i < nconns; i++)
+            outstanding += cs[i].open && cs[i].waiting;
+        if (!outstanding || now_ns() > deadline)
+            break;
+        pump(10);
+    }
+    for (int i = 0; i < nconns; i++) {
+        if (cs[i].open && cs[i].waiting)
+            error_at(&cs[i], "no reply within 5 s");
+        conn_close(&cs[i]);
+    }
+    (void)pending;
+    return 0;
+}
+
+/* ------------------------------------------------------------- oneshot */
+
+static uint64_t started;
+
+static void oneshot_start(conn_t *c)
+{
+    while (!stopping && errors < MAX_ERRORS) {
+        c->t0 = now_ns();
+        make_request(c, 'O');
+        c->waiting = 1;
+        started++;
+        int r = conn_open(c);
+        if (r < 0)
+            continue;
+        if (r == 1) {
+            buf_append(&c->out, c->req, c->req_len);
+            conn_flush(c);
+        }
+        return;
+    }
+}
+
+static void oneshot_connected(conn_t *c, uint64_t now)
+{
+    (void)now;
+    buf_append(&c->out, c->req, c->req_len);
+    conn_flush(c);
+}
+
+static void oneshot_input(conn_t *c, uint64_t now)
+{
+    if (c->open && !c->eof)
+        return;
+    if (c->open) {
+        const char *p = c->in.data + c->in.off;
+        size_t n = buf_size(&c->in);
+        if (!reply_matches(c, p, n)) {
+            char shown[120];
+            show(shown, sizeof shown, p, n < 40 ? n : 40);
+            error_at(c, "wrong reply '%s' (%zu bytes)", shown, n);
+        } else if (c->t0 >= win_start && now <= win_end) {
+            completed++;
+            record_latency(now - c->t0);
+        }
+        conn_close(c);
+    }
+    c->waiting = 0;
+    oneshot_start(c);
+}
+
+static int run_oneshot(void)
+{
+    make_conns(conns);
+    on_connected = oneshot_connected;
+    on_input = oneshot_input;
+    uint64_t t = now_ns();
+    win_start = t + (uint64_t)warmup_ms * 1000000u;
+    win_end = win_start + (uint64_t)duration_ms * 1000000u;
+    stopping = 0;
+    for (int i = 0; i < nconns; i++)
+        oneshot_start(&cs[i]);
+    int measuring = 0;
+    uint64_t next_check = t;
+    while (errors < MAX_ERRORS) {
+        uint64_t now = now_ns();
+        if (!measuring && now >= win_start) {
+            measuring = 1;
+            cpu_start();
+        }
+        if (now >= win_end)
+            break;
+        if (now >= next_check) {
+            next_check = now + 100000000u;
+            for (int i = 0; i < nconns; i++)
+                if (cs[i].open && now - cs[i].t0 > 10000000000ull) {
+                    error_at(&cs[i], "no complete reply within 10 s");
+                    conn_close(&cs[i]);
+                    oneshot_start(&cs[i]);
+                }
+        }
+        pump(5);
+    }
+    if (!measuring)
+        cpu_start();
+    cpu_stop();
+    stopping = 1;
+    uint64_t deadline = now_ns() + 5000000000ull;
+    for (;;) {
+        int outstanding = 0;
+        for (int i = 0; i < nconns; i++)
+            outstanding += cs[i].open;
+        if (!outstanding || now_ns() > deadline)
+            break;
+        pump(10);
+    }
+    for (int i = 0; i < nconns; i++) {
+        if (cs[i].open)
+            error_at(&cs[i], "no complete reply within 5 s of the end");
+        conn_close(&cs[i]);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- chat */
+
+static uint32_t **delivered_to;   /* [sender][seq]: receivers that got it */
+static uint32_t *fully;           /* [sender]: lines every receiver has */
+static uint32_t *next_seq;        /* [receiver * senders + sender] */
+static uint64_t expected, bad_lines, out_of_order, notices;
+static uint64_t t_last_delivery;
+static uint32_t sync_round;
+static int chat_measuring;
+
+static size_t chat_payload(char *dst, int s, uint32_t q, uint64_t ts)
+{
+    int n = snprintf(dst, (size_t)size, "#B# %d %u %llu ", s, q, (unsigned long long)ts);
+    memset(dst + n, 'x', (size_t)(size - 1 - n));
+    return (size_t)(size - 1); /* without the line ending */
+}
+
+static void chat_fill(conn_t *c)
+{
+    if (!chat_measuring || c->id >= senders)
+        return;
+    char line[4096];
+    size_t pending = buf_size(&c->out);
+    while (pending < SEND_CHUNK && c->sent < (uint32_t)lines_per_sender
+           && (window_lines == 0 || c->sent - fully[c->id] < (uint32_t)window_lines)) {
+        size_t n = chat_payload(line, c->id, c->sent, now_ns());
+        line[n++] = '\n';
+        buf_append(&c->out, line, n);
+        pending += n;
+        c->sent++;
+    }
+    conn_flush(c);
+}
+
+static void chat_connected(conn_t *c, uint64_t now)
+{
+    (void)c;
+    (void)now;
+}
+
+/* Parse a canonical decimal number (no sign, no leading zero). */
+static int parse_number(const char **pp, const char *end, uint64_t *out)
+{
+    const char *p = *pp;
+    uint64_t v = 0;
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+        return 0;
+    while (p < end && *p >= '0' && *p <= '9' && p - *pp < 20)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    *pp = p;
+    *out = v;
+    return 1;
+}
+
+static char padding[4096];
+
+/* Check that mark[0, n) is exactly what chat_payload() makes for the numbers
+ * it holds (without formatting it again: this is the generator's hot path). */
+static int parse_payload(const char *mark, size_t n, uint64_t *s, uint64_t *q, uint64_t *ts)
+{
+    const char *p = mark + 4, *end = mark + n;
+    if (n != (size_t)(size - 1))
+        return 0;
+    if (!parse_number(&p, end, s) || p >= end || *p++ != ' ')
+        return 0;
+    if (!parse_number(&p, end, q) || p >= end || *p++ != ' ')
+        return 0;
+    if (!parse_number(&p, end, ts) || p >= end || *p++ != ' ')
+        return 0;
+    return memcmp(p, padding, (size_t)(end - p)) == 0;
+}
+
+static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
+                          uint64_t now)
+{
+    char shown[160];
+    uint64_t s64, q64, ts;
+    size_t prefix = (size_t)(mark - p);
+    int prefix_ok = prefix == 0
+        || (prefix >= 3 && p[0] == '<' && p[prefix - 2] == '>' && p[prefix - 1] == ' '
+            && memchr(p, '#', prefix) == NULL);
+    if (!prefix_ok || !parse_payload(mark, n - prefix, &s64, &q64, &ts)
+        || s64 >= (uint64_t)senders || (int)s64 == c->id
+        || q64 >= (uint64_t)lines_per_sender) {
+        bad_lines++;
+        show(shown, sizeof shown, p, n < 48 ? n : 48);
+        error_at(c, "bad delivery '%s'", shown);
+        return;
+    }
+    int s = (int)s64;
+    uint32_t q = (uint32_t)q64;
+    uint32_t *want = &next_seq[(size_t)c->id * (size_t)senders + (size_t)s];
+    if (q != *want) {
+        out_of_order++;
+        error_at(c, "from sender %d got line %u, expected %u", s, q, *want);
+        if (q < *want)
+            return; /* a duplicate */
+    }
+    *want = q + 1;
+    completed++;
+    t_last_delivery = now;
+    record_latency(now - ts);
+    if (++delivered_to[s][q] == (uint32_t)(nconns - 1)) {
+        conn_t *sender = &cs[s];
+        while (fully[s] < (uint32_t)lines_per_sender
+               && delivered_to[s][fully[s]] == (uint32_t)(nconns - 1))
+            fully[s]++;
+        if (window_lines)
+            chat_fill(sender);
+    }
+}
+
+static void chat_input(conn_t *c, uint64_t now)
+{
+    char *line;
+    size_t n;
+    if (!c->open)
+        return;
+    while ((n = next_line(c, &line)) > 0) {
+        c->got_line = 1;
+        size_t body = n - 1;
+        if (body && line[body - 1] == '\r')
+            body--;
+        /* The payload follows the prefix "<name> ", or starts the line. */
+        const char *mark = NULL;
+        if (body >= 4 && line[0] == '#') {
+            mark = line;
+        } else if (body >= 4 && line[0] == '<') {
+            const char *gt = memchr(line, '>', body);
+            if (gt && gt + 6 <= line + body && gt[1] == ' ')
+                mark = gt + 2;
+        }
+        if (mark && memcmp(mark, "#B# ", 4) == 0) {
+            chat_delivery(c, line, body, mark, now);
+            continue;
+        }
+        if (!mark || memcmp(mark, "#S# ", 4) != 0) {
+            /* A notice, or a payload mangled or moved within the line. */
+            const char *moved = memmem(line, body, "#B# ", 4);
+            if (moved) {
+                chat_delivery(c, line, body, moved, now);
+                continue;
+            }
+            mark = memmem(line, body, "#S# ", 4);
+        }
+        if (mark) {
+            if (strtoul(mark + 4, NULL, 10) == sync_round)
+                c->sync_seen++;
+            continue;
+        }
+        notices++;
+    }
+    if (c->eof) {
+        error_at(c, "closed by the server");
+        conn_close(c);
+    }
+}
+
+static void chat_writable_refill(void)
+{
+    for (int s = 0; s < senders && s < nconns; s++)
+        if (cs[s].open && buf_size(&cs[s].out) < SEND_CHUNK / 2)
+            chat_fill(&cs[s]);
+}
+
+static int run_chat(void)
+{
+    if (senders > clients)
+        senders = clients;
+    make_conns(clients);
+    short_reads = 1;
+    on_connected = chat_connected;
+    on_input = chat_input;
+    for (int i = 0; i < nconns; i++)
+        conn_open(&cs[i]);
+    uint64_t deadline = now_ns() + 10000000000ull;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < nconns; i++)
+            waiting += cs[i].open && !cs[i].got_line;
+        if (!waiting || now_ns() > deadline)
+            break;
+        pump(10);
+    }
+    /* Synchronise: every client sends a probe until one round reaches
+     * everyone, which proves every client is in the room. */
+    int synced = 0;
+    for (sync_round = 1; sync_round <= 20 && !synced; sync_round++) {
+        char probe[64];
+        for (int i = 0; i < nconns; i++) {
+            cs[i].sync_seen = 0;
+            if (!cs[i].open)
+                continue;
+            int k = snprintf(probe, sizeof probe, "#S# %u %d\n", sync_round, i);
+            buf_append(&cs[i].out, probe, (size_t)k);
+            conn_flush(&cs[i]);
+        }
+        int alive = 0;
+        for (int i = 0; i < nconns; i++)
+            alive += cs[i].open;
+        if (alive < nconns)
+            break; /* the server dropped someone: no use trying */
+        deadline = now_ns() + 2000000000ull;
+        while (now_ns() < deadline) {
+            synced = 1;
+            for (int i = 0; i < nconns; i++)
+                if (!cs[i].open || cs[i].sync_seen < (uint32_t)(nconns - 1))
+                    synced = 0;
+            if (synced)
+                break;
+            pump(10);
+        }
+    }
+    if (!synced)
+        error_at(NULL, "clients never all saw each other's probes");
+    delivered_to = calloc((size_t)senders, sizeof *delivered_to);
+    for (int s = 0; s < senders; s++)
+        delivered_to[s] = calloc((size_t)lines_per_sender, sizeof **delivered_to);
+    fully = calloc((size_t)senders, sizeof *fully);
+    next_seq = calloc((size_t)nconns * (size_t)senders, sizeof *next_seq);
+    expected = (uint64_t)senders * (uint64_t)lines_per_sender * (uint64_t)(nconns - 1);
+    completed = 0;
+    nlat = 0;
+    uint64_t t0 = now_ns();
+    t_last_delivery = t0;
+    cpu_start();
+    chat_measuring = synced;
+    chat_writable_refill();
+    uint64_t hard = t0 + 120000000000ull;
+    while (synced && completed < expected && errors < MAX_ERRORS) {
+        uint64_t now = now_ns();
+        if (now > hard || now - t_last_delivery > 10000000000ull)
+            break;
+        pump(5);
+        chat_writable_refill();
+    }
+    cpu_stop();
+    t_cpu_end = t_last_delivery > t0 ? t_last_delivery : t_cpu_end;
+    win_start = t0;
+    win_end = t_last_delivery;
+    for (int i = 0; i < nconns; i++)
+        conn_close(&cs[i]);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- idle */
+
+static void idle_connected(conn_t *c, uint64_t now)
+{
+    (void)c;
+    (void)now;
+}
+
+static int accepted, failed;
+static uint64_t t_all_accepted;
+
+static void idle_input(conn_t *c, uint64_t now)
+{
+    if (!c->open) {
+        if (!c->got_line && !c->waiting) {
+            c->waiting = 1; /* counted */
+            failed++;
+        }
+        return;
+    }
+    if (!c->got_line && memchr(c->in.data + c->in.off, '\n', buf_size(&c->in))) {
+        c->got_line = 1;
+        accepted++;
+        t_all_accepted = now;
+    }
+    buf_clear(&c->in);
+    if (c->eof) {
+        error_at(c, "closed by the server");
+        conn_close(c);
+        idle_input(c, now);
+    }
+}
+
+static int run_idle(void)
+{
+    make_conns(clients);
+    on_connected = idle_connected;
+    on_input = idle_input;
+    uint64_t t0 = now_ns();
+    cpu_start();
+    int next = 0;
+    uint64_t deadline = t0 + 120000000000ull;
+    while (accepted + failed < nconns && now_ns() < deadline) {
+        while (next < nconns && next - accepted - failed < concurrency) {
+            if (conn_open(&cs[next]) < 0)
+                idle_input(&cs[next], now_ns());
+            next++;
+        }
+        pump(10);
+    }
+    cpu_stop();
+    win_start = t0;
+    win_end = accepted ? t_all_accepted : t0;
+    printf("{\"phase\": \"accepted\", \"accepted\": %d}\n", accepted);
+    fflush(stdout);
+    /* Hold the connections until the harness has read the server's memory
+     * use and says so on stdin (or 120 s pass). */
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    deadline = now_ns() + 120000000000ull;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0)
+        deadline = 0; /* stdin is no pipe: nobody will say when */
+    while (now_ns() < deadline) {
+        struct epoll_event evs[256];
+        int n = epoll_wait(ep, evs, 256, 100);
+        int done = 0;
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            if (!c) {
+                done = 1;
+                continue;
+            }
+            if (c->open) {
+                conn_read(c);
+                idle_input(c, now_ns());
+            }
+        }
+        if (done)
+            break;
+    }
+    for (int i = 0; i < nconns; i++)
+        conn_close(&cs[i]);
+    if (accepted < nconns)
+        error_at(NULL, "%d of %d clients accepted", accepted, nconns);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static long arg_long(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        die("%s needs a value", argv[*i]);
+    char *end;
+    long v = strtol(argv[++*i], &end, 10);
+    if (*end)
+        die("bad number %s", argv[*i]);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        die("usage: loadgen echo|oneshot|chat|idle --port P [options]");
+    mode = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--port"))
+            port = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--conns"))
+            conns = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--size"))
+            size = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--warmup"))
+            warmup_ms = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--duration"))
+            duration_ms = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--clients"))
+            clients = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--senders"))
+            senders = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--lines"))
+            lines_per_sender = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--window"))
+            window_lines = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--concurrency"))
+            concurrency = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--server-pid"))
+            server_pid = arg_long(argc, argv, &i);
+        else
+            die("unknown option %s", a);
+    }
+    if (port <= 0 || port > 65535)
+        die("--port is required");
+    if (size < 48 || size > 4000)
+        die("--size must be 48 to 4000 bytes");
+    if (conns < 1 || clients < 2 || senders < 1 || lines_per_sender < 1 || concurrency < 1)
+        die("counts must be positive (chat needs 2 clients)");
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    memset(&target, 0, sizeof target);
+    target.sin_family = AF_INET;
+    target.sin_port = htons((uint16_t)port);
+    target.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1, always */
+    memset(padding, 'x', sizeof padding);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        die("epoll_create1: %s", strerror(errno));
+
+    if (!strcmp(mode, "echo"))
+        run_echo();
+    else if (!strcmp(mode, "oneshot"))
+        run_oneshot();
+    else if (!strcmp(mode, "chat"))
+        run_chat();
+    else if (!strcmp(mode, "idle"))
+        run_idle();
+    else
+        die("unknown mode %s", mode);
+
+    qsort(lat, nlat, sizeof *lat, cmp_u64);
+    double wall = (double)(t_cpu_end - t_cpu_start) / 1e9;
+    double window = (double)(win_end - win_start) / 1e9;
+    if (!strcmp(mode, "echo") || !strcmp(mode, "oneshot"))
+        window = (double)duration_ms / 1000.0;
+    double rate = window > 0 ? (double)completed / window : 0;
+    printf("{\"mode\": \"%s\", \"completed\": %llu, \"rate\": %.1f, \"seconds\": %.4f, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu, "
+           "\"cpu_pct\": %.1f, \"server_cpu_pct\": %.1f",
+           mode, (unsigned long long)completed, rate, window, percentile_us(0.5),
+           percentile_us(0.99), (unsigned long long)errors,
+           wall > 0 ? 100.0 * (cpu_self_end - cpu_self_start) / wall : 0,
+           wall > 0 && server_pid ? 100.0 * (cpu_srv_end - cpu_srv_start) / wall : -1);
+    if (!strcmp(mode, "oneshot"))
+        printf(", \"started\": %llu", (unsigned long long)started);
+    if (!strcmp(mode, "chat"))
+        printf(", \"expected\": %llu, \"missing\": %llu, \"bad_lines\": %llu, "
+               "\"out_of_order\": %llu, \"notices\": %llu",
+               (unsigned long long)expected,
+               (unsigned long long)(expected > completed ? expected - completed : 0),
+               (unsigned long long)bad_lines, (unsigned long long)out_of_order,
+               (unsigned long long)notices);
+    if (!strcmp(mode, "idle"))
+        printf(", \"accepted\": %d, \"accept_seconds\": %.4f", accepted, window);
+    printf(", \"error_sample\": \"%s\"}\n", error_sample);
+    return 0;
+}

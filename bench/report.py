@@ -1,0 +1,225 @@
+"""
+Summarising measurements: medians over valid rounds, min-max spreads, ratios
+against the peers, as Markdown and JSON.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.runner import Measurement
+from bench.scenarios import Scenario
+from bench.servers import SOCKSERVE, ServerSpec
+
+
+@dataclass
+class Cell:
+    """
+    One scenario on one server, over every round.
+
+    @ivar values: the main figure of each valid round.
+    """
+
+    scenario: str
+    server: str
+    rounds: int = 0
+    values: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    loadgenCpu: list[float] = field(default_factory=list)
+    serverCpu: list[float] = field(default_factory=list)
+    rssPerConn: list[float] = field(default_factory=list)
+    errors: int = 0
+    missing: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def median(self) -> float | None:
+        """
+        The median of the valid rounds' figures.
+        """
+        return statistics.median(self.values) if self.values else None
+
+    @property
+    def valid(self) -> bool:
+        """
+        Whether every round was valid.
+        """
+        return self.rounds > 0 and len(self.values) == self.rounds
+
+    def asJSON(self) -> dict[str, Any]:
+        """
+        Return the cell's summary as JSON-ready data.
+        """
+        return {
+            "scenario": self.scenario,
+            "server": self.server,
+            "rounds": self.rounds,
+            "valid_rounds": len(self.values),
+            "median": self.median,
+            "min": min(self.values) if self.values else None,
+            "max": max(self.values) if self.values else None,
+            "p50_us": _median(self.p50),
+            "p99_us": _median(self.p99),
+            "loadgen_cpu_pct_median": _median(self.loadgenCpu),
+            "loadgen_cpu_pct_max": max(self.loadgenCpu) if self.loadgenCpu else None,
+            "server_cpu_pct_median": _median(self.serverCpu),
+            "rss_per_conn_kib": _median(self.rssPerConn),
+            "errors": self.errors,
+            "missing": self.missing,
+            "problems": self.problems,
+        }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarise(measurements: Sequence[Measurement]) -> dict[tuple[str, str], Cell]:
+    """
+    Gather measurements by (scenario, server).
+    """
+    cells: dict[tuple[str, str], Cell] = {}
+    for m in measurements:
+        cell = cells.setdefault((m.scenario, m.server), Cell(m.scenario, m.server))
+        cell.rounds += 1
+        cell.errors += m.errors
+        cell.missing += m.missing
+        if m.loadgenCpu is not None:
+            cell.loadgenCpu.append(m.loadgenCpu)
+        if m.valid and m.value is not None:
+            cell.values.append(m.value)
+            if m.p50Us is not None:
+                cell.p50.append(m.p50Us)
+            if m.p99Us is not None:
+                cell.p99.append(m.p99Us)
+            if m.serverCpu is not None:
+                cell.serverCpu.append(m.serverCpu)
+            if m.rssPerConnKiB is not None:
+                cell.rssPerConn.append(m.rssPerConnKiB)
+        else:
+            cell.problems.extend(f"round {m.round + 1}: {p}" for p in m.problems)
+    return cells
+
+
+def ratio(sock: float | None, peer: float | None, higherIsBetter: bool) -> float | None:
+    """
+    Return how many times better sockserve's figure is than a peer's (above 1:
+    sockserve is better), whichever way the figure goes.
+    """
+    if sock is None or peer is None or sock <= 0 or peer <= 0:
+        return None
+    return sock / peer if higherIsBetter else peer / sock
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _fmtRatio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def ratioColumns(servers: Sequence[ServerSpec]) -> list[str]:
+    """
+    Return the peers sockserve's ratios are reported against.
+    """
+    names = [s.name for s in servers]
+    return [name for name in names if name != SOCKSERVE]
+
+
+def markdown(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+    header: str,
+) -> str:
+    """
+    Return the Markdown report: a summary table of medians and ratios, then
+    the details (spread, latency, CPU, validity) of every cell.
+    """
+    names = [s.name for s in servers]
+    peers = ratioColumns(servers)
+    lines = [header, ""]
+    lines.append(
+        "Medians of the valid rounds. Ratios are sockserve against each peer; "
+        "above 1.00x sockserve is better (faster, or for idle connections "
+        "quicker to accept and smaller). `!` marks a figure with an invalid "
+        "round (see the details)."
+    )
+    lines.append("")
+    head = ["scenario", "metric", *names, *(f"vs {p}" for p in peers)]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for scenario in scenarios:
+        rows = [(scenario.metric, "value")]
+        if scenario.group == "idle":
+            rows.append(("KiB RSS per connection", "rss"))
+        for metric, what in rows:
+            row = [scenario.name, metric]
+            figures: dict[str, float | None] = {}
+            for name in names:
+                cell = cells.get((scenario.name, name))
+                if cell is None:
+                    row.append("")
+                    continue
+                figure = cell.median if what == "value" else _median(cell.rssPerConn)
+                figures[name] = figure
+                digits = 2 if what == "rss" or not scenario.higherIsBetter else 0
+                row.append(_fmt(figure, digits) + ("" if cell.valid else " !"))
+            for peer in peers:
+                row.append(
+                    _fmtRatio(
+                        ratio(
+                            figures.get(SOCKSERVE),
+                            figures.get(peer),
+                            scenario.higherIsBetter and what == "value",
+                        )
+                    )
+                    if peer in figures
+                    else ""
+                )
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("### Details")
+    lines.append("")
+    lines.append(
+        "| scenario | server | median | spread (min-max) | p50 us | p99 us "
+        "| loadgen CPU % (median / max) | server CPU % | valid rounds | problems |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for scenario in scenarios:
+        digits = 0 if scenario.higherIsBetter else 2
+        for name in names:
+            cell = cells.get((scenario.name, name))
+            if cell is None:
+                continue
+            spread = (
+                f"{_fmt(min(cell.values), digits)} - {_fmt(max(cell.values), digits)}"
+                if cell.values
+                else "-"
+            )
+            lgMax = max(cell.loadgenCpu) if cell.loadgenCpu else None
+            problems = "; ".join(cell.problems)[:300].replace("|", "/")
+            median = _fmt(cell.median, digits)
+            if scenario.group == "idle":
+                median += f" s, {_fmt(_median(cell.rssPerConn), 2)} KiB/conn"
+            lines.append(
+                f"| {scenario.name} | {name} | {median} | {spread} "
+                f"| {_fmt(_median(cell.p50))} | {_fmt(_median(cell.p99))} "
+                f"| {_fmt(_median(cell.loadgenCpu))} / {_fmt(lgMax)} "
+                f"| {_fmt(_median(cell.serverCpu))} "
+                f"| {len(cell.values)}/{cell.rounds} | {problems} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def invalidCells(cells: dict[tuple[str, str], Cell]) -> list[Cell]:
+    """
+    Return the cells with at least one invalid round.
+    """
+    return [cell for cell in cells.values() if not cell.valid]

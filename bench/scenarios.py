@@ -1,0 +1,176 @@
+"""
+The scenarios, and the settings of a quick and a full run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+ECHO_SIZES = ((64, "64B"), (1024, "1KiB"))
+ECHO_CONNECTIONS = (1, 10, 100)
+ONESHOT_CLIENTS = (10, 50)
+CHAT_LINE_SIZE = 64
+CHAT_WINDOW = 64
+CHAT_ROOMS = ((10, 10), (100, 5))  # (clients, senders)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """
+    How long and how often to measure.
+
+    @ivar rounds: rounds of every scenario on every server (A B A B ...).
+    @ivar idleRounds: rounds of the idle-connections scenario (the slowest).
+    @ivar warmupMs: echo and oneshot: load before the measured window.
+    @ivar durationMs: echo and oneshot: the measured window.
+    @ivar chatLines: lines each chat sender sends.
+    @ivar idleClients: connections held open in the idle scenario.
+    """
+
+    name: str
+    rounds: int
+    idleRounds: int
+    warmupMs: int
+    durationMs: int
+    chatLines: int
+    idleClients: int
+
+
+FULL = Settings(
+    "full",
+    rounds=5,
+    idleRounds=3,
+    warmupMs=300,
+    durationMs=1500,
+    chatLines=1000,
+    idleClients=10_000,
+)
+QUICK = Settings(
+    "quick",
+    rounds=2,
+    idleRounds=1,
+    warmupMs=100,
+    durationMs=300,
+    chatLines=300,
+    idleClients=2_000,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """
+    One measured point.
+
+    @ivar name: how C{--only} and the report name it.
+    @ivar group: the server mode it needs (C{idle} runs a chat server).
+    @ivar metric: the unit of its main figure.
+    @ivar loadArgs: the load generator's mode and options, but the port.
+    @ivar higherIsBetter: whether a larger main figure is better.
+    """
+
+    name: str
+    group: str
+    description: str
+    metric: str
+    loadArgs: tuple[str, ...]
+    higherIsBetter: bool = True
+    clients: int = 0
+
+
+def allScenarios(settings: Settings) -> list[Scenario]:
+    """
+    Return every scenario, in the order they run.
+    """
+    timing = (
+        "--warmup",
+        str(settings.warmupMs),
+        "--duration",
+        str(settings.durationMs),
+    )
+    scenarios: list[Scenario] = []
+    for size, label in ECHO_SIZES:
+        for conns in ECHO_CONNECTIONS:
+            scenarios.append(
+                Scenario(
+                    f"echo-c{conns}-{label}",
+                    "echo",
+                    f"echo ping-pong, {conns} connection(s), {label} lines",
+                    "requests/s",
+                    ("echo", "--conns", str(conns), "--size", str(size), *timing),
+                )
+            )
+    for conns in ONESHOT_CLIENTS:
+        scenarios.append(
+            Scenario(
+                f"oneshot-c{conns}",
+                "oneshot",
+                f"oneshot, {conns} concurrent clients (connect, line, read to EOF)",
+                "connections/s",
+                ("oneshot", "--conns", str(conns), "--size", "64", *timing),
+            )
+        )
+    for clients, senders in CHAT_ROOMS:
+        for window in (0, CHAT_WINDOW):
+            suffix = f"-w{window}" if window else ""
+            paced = (
+                f"at most {window} lines in flight per sender"
+                if window
+                else "as fast as possible"
+            )
+            scenarios.append(
+                Scenario(
+                    f"chat-{clients}x{senders}{suffix}",
+                    "chat",
+                    f"chat, {clients} clients, {senders} senders x "
+                    f"{settings.chatLines} lines, {paced}",
+                    "deliveries/s",
+                    (
+                        "chat",
+                        "--clients",
+                        str(clients),
+                        "--senders",
+                        str(senders),
+                        "--lines",
+                        str(settings.chatLines),
+                        "--size",
+                        str(CHAT_LINE_SIZE),
+                        "--window",
+                        str(window),
+                    ),
+                    clients=clients,
+                )
+            )
+    scenarios.append(
+        Scenario(
+            f"idle-{settings.idleClients}",
+            "idle",
+            f"idle connections: {settings.idleClients} chat clients join and wait",
+            "s to accept all",
+            ("idle", "--clients", str(settings.idleClients), "--concurrency", "256"),
+            higherIsBetter=False,
+            clients=settings.idleClients,
+        )
+    )
+    return scenarios
+
+
+def matches(name: str, pattern: str) -> bool:
+    """
+    Return whether scenario C{name} is selected by C{pattern}: the exact name,
+    a prefix ending at a dash (C{echo}, C{chat-100x5}), or a glob (C{*-1KiB}).
+    """
+    return (
+        name == pattern
+        or name.startswith(pattern.rstrip("-") + "-")
+        or fnmatch.fnmatchcase(name, pattern)
+    )
+
+
+def select(scenarios: list[Scenario], patterns: list[str]) -> list[Scenario]:
+    """
+    Return the scenarios matching any of C{patterns} (all if there are none).
+    """
+    if not patterns:
+        return scenarios
+    return [s for s in scenarios if any(matches(s.name, p) for p in patterns)]
