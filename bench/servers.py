@@ -24,6 +24,7 @@ NCAT_LISTENING = re.compile(r"Listening on 127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 30.0
 
 SOCKSERVE = "sockserve"
+SOCKSERVE_LOGGING = "sockserve-logging"
 BASELINE = "twisted-lines"
 NCAT = "ncat"
 
@@ -49,8 +50,12 @@ class ServerSpec:
         Return the command serving C{mode} (C{idle} is chat) on C{port}.
         """
         serverMode = "chat" if mode == "idle" else mode
-        if self.name == SOCKSERVE:
+        if self.name in (SOCKSERVE, SOCKSERVE_LOGGING):
             twistd = VENV_BIN / "twistd"
+            # The peers log nothing per connection; sockserve is measured
+            # likewise with --quiet, and as it runs by default (logging each
+            # connect and disconnect) as sockserve-logging.
+            quiet = ["--quiet"] if self.name == SOCKSERVE else []
             return [
                 str(twistd if twistd.exists() else "twistd"),
                 "--pidfile=",
@@ -62,6 +67,7 @@ class ServerSpec:
                 str(port),
                 "--max-clients",
                 "20000",
+                *quiet,
             ]
         if self.name == NCAT:
             return [
@@ -92,7 +98,12 @@ SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         SOCKSERVE,
         ("echo", "oneshot", "chat", "idle"),
-        "sockserve (twistd -n sockserve), default epoll reactor",
+        "sockserve (twistd -n sockserve --quiet), default epoll reactor",
+    ),
+    ServerSpec(
+        SOCKSERVE_LOGGING,
+        ("oneshot", "idle"),
+        "sockserve as it runs by default, logging each connect and disconnect",
     ),
     ServerSpec(
         BASELINE,
