@@ -222,9 +222,6 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--mode must be one of {', '.join(MODES)}, not {self['mode']!r}"
             )
-        for name in ("backlog", "max-clients", "max-line", "max-pending"):
-            if isinstance(self[name], str):  # pragma: no cover - defaults are ints
-                self[name] = int(self[name])
         if self["workers"] > 1:
             if self["mode"] not in WORKER_MODES:
                 raise usage.UsageError(
