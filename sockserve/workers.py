@@ -79,6 +79,25 @@ class WorkerProcess(ProcessProtocol):
     def __init__(self, index: int) -> None:
         self.index = index
         self.ended: Deferred[None] = Deferred()
+        self._partial = b""
+
+    def outReceived(self, data: bytes) -> None:
+        """
+        Log what the worker logged (one event a line), through the main
+        process's logger: it reaches the same log file, daemon or not.
+        """
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        assert self.transport is not None
+        for line in lines:
+            log.info(
+                "[worker {index} pid {pid}] {line}",
+                index=self.index,
+                pid=self.transport.pid,
+                line=line.decode("utf-8", "replace"),
+            )
+
+    errReceived = outReceived
 
     def processEnded(self, reason: Failure) -> None:
         """
@@ -137,7 +156,7 @@ class WorkerPoolService(Service):
                 sys.executable,
                 arguments,
                 env=os.environ.copy(),
-                childFDs={0: "w", 1: 1, 2: 2},
+                childFDs={0: "w", 1: "r", 2: "r"},
             )
             log.info(
                 "started worker {index}, pid {pid}", index=index, pid=transport.pid
@@ -182,12 +201,7 @@ def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
     from twisted.internet import reactor as global_reactor
     from twisted.internet import stdio
     from twisted.internet.protocol import Protocol, connectionDone
-    from twisted.logger import (
-        ILogObserver,
-        LogEvent,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
 
     from sockserve.tap import Options, makeService
 
@@ -203,15 +217,18 @@ def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
     options = Options()
     options.parseOptions(rest)
     options.workerIndex = index  # type: ignore[attr-defined]
-    observer = textFileLogObserver(sys.stdout)
-
-    system = f"worker {index} pid {os.getpid()}"
 
     @implementer(ILogObserver)
-    def prefixed(event: LogEvent) -> None:
-        observer(dict(event, log_system=system))
+    def toMainProcess(event: LogEvent) -> None:
+        # The main process adds the time and the worker's name.
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += "\n" + failure.getTraceback()
+        sys.stdout.write(text.rstrip("\n") + "\n")
+        sys.stdout.flush()
 
-    globalLogBeginner.beginLoggingTo([prefixed], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([toMainProcess], redirectStandardIO=False)
     service = makeService(options, reactor)
     # Listen now: a failure ends the worker with its one-line message.
     service.privilegedStartService()
