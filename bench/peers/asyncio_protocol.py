@@ -12,11 +12,10 @@ from bench.peers.common import (
     CRLF,
     OK,
     PeerOptions,
-    announceListening,
     notice,
-    parseOptions,
     peerName,
-    raiseOpenFileLimit,
+    runAsyncioPeer,
+    serveAnnounced,
     welcome,
 )
 
@@ -165,31 +164,14 @@ async def serve(options: PeerOptions) -> None:
             options.port,
             backlog=options.backlog,
         )
-    port = server.sockets[0].getsockname()[1]
-    name = NAME + ("-uvloop" if options.uvloop else "")
-    announceListening(name, options.mode, port)
-    async with server:
-        await server.serve_forever()
-
-
-def run(options: PeerOptions) -> None:
-    """
-    Run C{serve} on the loop the options ask for.
-    """
-    raiseOpenFileLimit()
-    if options.uvloop:
-        import uvloop
-
-        uvloop.run(serve(options))
-    else:
-        asyncio.run(serve(options))
+    await serveAnnounced(NAME, options, server)
 
 
 def main() -> None:
     """
     Run the server until killed.
     """
-    run(parseOptions(NAME))
+    runAsyncioPeer(NAME, serve)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ from bench.peers.common import (
     CRLF,
     OK,
     PeerOptions,
-    announceListening,
     notice,
-    parseOptions,
     peerName,
-    raiseOpenFileLimit,
+    runAsyncioPeer,
+    serveAnnounced,
     welcome,
 )
 
@@ -107,31 +106,14 @@ async def serve(options: PeerOptions) -> None:
     server = await asyncio.start_server(
         handler, "127.0.0.1", options.port, backlog=options.backlog, limit=LIMIT
     )
-    port = server.sockets[0].getsockname()[1]
-    name = NAME + ("-uvloop" if options.uvloop else "")
-    announceListening(name, options.mode, port)
-    async with server:
-        await server.serve_forever()
-
-
-def run(options: PeerOptions) -> None:
-    """
-    Run C{serve} on the loop the options ask for.
-    """
-    raiseOpenFileLimit()
-    if options.uvloop:
-        import uvloop
-
-        uvloop.run(serve(options))
-    else:
-        asyncio.run(serve(options))
+    await serveAnnounced(NAME, options, server)
 
 
 def main() -> None:
     """
     Run the server until killed.
     """
-    run(parseOptions(NAME))
+    runAsyncioPeer(NAME, serve)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ exact bytes of the replies and chat messages it sends.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import resource
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 OK = b"OK .. "
 CRLF = b"\r\n"
@@ -89,3 +92,32 @@ def notice(text: str) -> bytes:
     A presence notice line.
     """
     return b"* " + text.encode() + CRLF
+
+
+async def serveAnnounced(
+    name: str, options: PeerOptions, server: asyncio.Server
+) -> None:
+    """
+    Announce an asyncio C{server}'s port (its name suffixed C{-uvloop} on
+    uvloop), then serve until killed.
+    """
+    port = server.sockets[0].getsockname()[1]
+    announceListening(name + ("-uvloop" if options.uvloop else ""), options.mode, port)
+    async with server:
+        await server.serve_forever()
+
+
+def runAsyncioPeer(
+    name: str, serve: Callable[[PeerOptions], Coroutine[Any, Any, None]]
+) -> None:
+    """
+    Parse the command line and run C{serve} on the loop it asks for.
+    """
+    options = parseOptions(name)
+    raiseOpenFileLimit()
+    if options.uvloop:
+        import uvloop
+
+        uvloop.run(serve(options))
+    else:
+        asyncio.run(serve(options))
