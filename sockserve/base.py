@@ -171,8 +171,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
 
     def linesReceived(self, chunk: bytes) -> None:
         """
-        Handle one or more complete lines, each ending with LF (see
-        L{sockserve.framing.splitLines}).
+        Handle one or more complete lines, each ending with LF.
         """
         raise NotImplementedError()
 

@@ -25,17 +25,6 @@ class LineTooLong(Exception):
         self.complete = complete
 
 
-def lineBody(line: bytes) -> bytes:
-    """
-    Return C{line} without its ending (LF, or CR LF).
-    """
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    if line.endswith(LF):
-        return line[:-1]
-    return line
-
-
 class LineBuffer:
     """
     Accumulate bytes and hand out complete lines, each with its ending.
@@ -66,8 +55,8 @@ class LineBuffer:
         Add C{data} and return the lines it completes, as one C{bytes}.
 
         The result is empty, or holds one or more whole lines, each with its
-        ending; L{splitLines} separates them. Handing them out together lets a
-        caller answer everything one read brought with one write.
+        ending. Handing them out together lets a caller answer everything one
+        read brought with one write.
 
         @raise LineTooLong: if a line is longer than C{maxLength}; the lines
             before it are in its C{complete}. The buffer is then left empty:
@@ -112,17 +101,3 @@ def _longestLine(data: bytes, end: int) -> int:
     Return the length of the longest line in C{data[:end]}, ending included.
     """
     return max(map(len, data[: end - 1].split(LF))) + 1
-
-
-def splitLines(chunk: bytes) -> list[bytes]:
-    """
-    Split a chunk of whole lines (as returned by L{LineBuffer.feed}) into lines,
-    each keeping its ending.
-    """
-    return chunk.splitlines(keepends=True) if b"\r" not in chunk else _splitLF(chunk)
-
-
-def _splitLF(chunk: bytes) -> list[bytes]:
-    lines = chunk.split(LF)
-    lines.pop()
-    return [line + LF for line in lines]

@@ -9,14 +9,13 @@ import resource
 
 def raiseOpenFileLimit() -> int:
     """
-    Raise the soft limit on open files to the hard limit.
+    Raise the soft limit on open files to the hard limit (left alone when
+    the hard limit is infinite, which no kernel grants for open files).
 
     @return: the soft limit in force afterwards.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1024 * 1024) if soft != resource.RLIM_INFINITY else soft
-    if soft == resource.RLIM_INFINITY or soft >= hard:
+    if soft == hard or hard == resource.RLIM_INFINITY:
         return soft
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

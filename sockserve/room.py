@@ -9,7 +9,6 @@ bridge to other processes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
@@ -166,17 +165,10 @@ class ChatRoom:
         Deliver C{data} to every member but C{exclude}.
 
         A member whose delivery fails is logged and skipped; the others still
-        receive C{data}.
+        receive C{data}. The members are copied first: a delivery may make its
+        member leave.
         """
-        self.deliverTo(self._members.values(), data, exclude)
-
-    def deliverTo(
-        self, members: Iterable[IChatMember], data: bytes, exclude: IChatMember | None
-    ) -> None:
-        """
-        Deliver C{data} to each of C{members} but C{exclude}, isolating failures.
-        """
-        for member in tuple(members):
+        for member in tuple(self._members.values()):
             if member is exclude:
                 continue
             try:

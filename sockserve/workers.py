@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import tcp
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import (
@@ -124,8 +125,8 @@ class WorkerPoolService(Service):
         self,
         reactor: Any,
         count: int,
-        ports: Any,
-        workerArguments: Any,
+        ports: Callable[[], Sequence[IListeningPort]],
+        workerArguments: Callable[[list[int]], list[str]],
         stopTimeout: float,
     ) -> None:
         self.reactor = reactor
@@ -140,7 +141,7 @@ class WorkerPoolService(Service):
         Start the workers, each told the ports the main process got.
         """
         super().startService()
-        portNumbers = [port.getHost().port for port in self.ports()]
+        portNumbers = [_portNumber(port) for port in self.ports()]
         spawner: IReactorProcess = self.reactor
         for index in range(1, self.count):
             worker = WorkerProcess(index)
@@ -180,6 +181,12 @@ class WorkerPoolService(Service):
         if not waits:
             return succeed(None)
         return gatherResults(waits).addCallback(lambda _: None)
+
+
+def _portNumber(port: IListeningPort) -> int:
+    address = port.getHost()
+    assert isinstance(address, IPv4Address | IPv6Address)
+    return address.port
 
 
 def _kill(transport: IProcessTransport) -> None:

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockserve.framing import LineBuffer, LineTooLong, lineBody, splitLines
+from sockserve.framing import LineBuffer, LineTooLong
+
+
+def splitLines(chunk: bytes) -> list[bytes]:
+    """Split a chunk of whole lines into lines, each keeping its LF."""
+    return [line + b"\n" for line in chunk.split(b"\n")[:-1]]
 
 
 def frame(chunks: list[bytes], maxLength: int = 1 << 20) -> list[bytes]:
@@ -69,14 +74,6 @@ def test_many_short_lines_in_a_big_read() -> None:
     """A read larger than the limit made of short lines is fine."""
     data = b"ab\n" * 1000
     assert frame([data], maxLength=10) == [b"ab\n"] * 1000
-
-
-def test_line_body() -> None:
-    """lineBody strips LF or CR LF, nothing else."""
-    assert lineBody(b"a\r\n") == b"a"
-    assert lineBody(b"a\n") == b"a"
-    assert lineBody(b"a\r") == b"a\r"
-    assert lineBody(b"a") == b"a"
 
 
 @st.composite

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
+from zope.interface import implementer
 
 from sockserve.service import LineServerService
 from sockserve.tap import Options, makeService
@@ -105,11 +107,18 @@ class SpawningReactor(MemoryReactorClock):
         return transport
 
 
+@implementer(IListeningPort)
 class Port:
     def getHost(self):
         from twisted.internet.address import IPv4Address
 
         return IPv4Address("TCP", "127.0.0.1", 5555)
+
+    def startListening(self) -> None:
+        pass
+
+    def stopListening(self) -> None:
+        pass
 
 
 def test_pool_starts_and_stops_workers() -> None:
