@@ -9,7 +9,7 @@ from zope.interface import implementer
 from sockserve import __version__
 from sockserve.base import CRLF, LineServerProtocol, ServerContext
 from sockserve.room import ChatRoom, IChatMember, NameRejected, notice
-from sockserve.text import safeText
+from sockserve.text import linesAreSafe, safeText
 
 DEFAULT_BANNER = (
     f"Welcome to sockserve {__version__} chat.\n"
@@ -38,11 +38,14 @@ def formatBanner(text: str) -> bytes:
     return b"".join(line.encode("utf-8") + CRLF for line in lines)
 
 
-def formatMessages(prefix: bytes, lines: list[bytes]) -> bytes:
+def formatMessages(prefix: bytes, lines: list[bytes], safe: bool = False) -> bytes:
     """
     Format message lines (without endings) from one sender: each line prefixed
-    with C{prefix}, made safe (see L{safeText}) and ended with CR LF.
+    with C{prefix}, made safe (see L{safeText}) unless C{safe} says it is
+    already, and ended with CR LF.
     """
+    if safe:
+        return b"".join([prefix + line + CRLF for line in lines])
     return b"".join([prefix + safeText(line) + CRLF for line in lines])
 
 
@@ -137,6 +140,7 @@ class ChatProtocol(LineServerProtocol):
         Relay the message lines of C{chunk} to the others, in one delivery
         each, and run the commands among them in order.
         """
+        safe = linesAreSafe(chunk)
         messages: list[bytes] = []
         for line in chunk.split(b"\n")[:-1]:
             # CR belongs to the ending; telnet sends a typed CR as CR NUL.
@@ -148,7 +152,9 @@ class ChatProtocol(LineServerProtocol):
                     messages.append(line[1:])
                     continue
                 if messages:
-                    self.room.broadcast(formatMessages(self.prefix, messages), self)
+                    self.room.broadcast(
+                        formatMessages(self.prefix, messages, safe), self
+                    )
                     messages = []
                 self.command(line)
                 if self.closing:
@@ -156,7 +162,13 @@ class ChatProtocol(LineServerProtocol):
             else:
                 messages.append(line)
         if messages:
-            self.room.broadcast(formatMessages(self.prefix, messages), self)
+            self.relay(messages, safe)
+
+    def relay(self, messages: list[bytes], safe: bool) -> None:
+        """
+        Send message lines to every other member, in one delivery each.
+        """
+        self.room.broadcast(formatMessages(self.prefix, messages, safe), self)
 
     def command(self, line: bytes) -> None:
         """

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 _UNSAFE_ASCII = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# In a chunk of whole lines, LF and a CR before it are line endings.
+_UNSAFE_ASCII_LINES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 
 _BIDI_CONTROLS = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]
 
@@ -36,8 +38,10 @@ def safeText(raw: bytes) -> bytes:
     return text.translate(_VISIBLE).encode("utf-8")
 
 
-def isSafe(raw: bytes) -> bool:
+def linesAreSafe(chunk: bytes) -> bool:
     """
-    Return whether L{safeText} would return C{raw} unchanged.
+    Return whether every line of C{chunk} (whole lines, endings included) is
+    plain printable ASCII that L{safeText} would leave as it is: one check
+    for all the lines one read brings, instead of one per line.
     """
-    return safeText(raw) == raw
+    return chunk.isascii() and _UNSAFE_ASCII_LINES.search(chunk) is None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockserve.text import isSafe, safeText
+from sockserve.text import linesAreSafe, safeText
 
 
 @pytest.mark.parametrize(
@@ -41,4 +41,23 @@ def test_output_has_no_control_characters(raw: bytes) -> None:
         ch == "\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) for ch in out
     )
     assert not any(0x202A <= ord(ch) <= 0x202E for ch in out)
-    assert isSafe(safeText(raw)) or "\\" in out
+    assert safeText(safeText(raw)) == safeText(raw)
+
+
+@given(st.lists(st.binary(max_size=30), max_size=8))
+def test_a_safe_chunk_needs_no_line_by_line_check(lines: list[bytes]) -> None:
+    """Property: when linesAreSafe passes a chunk, safeText leaves each of its
+    lines (CR LF or LF ending removed) unchanged."""
+    chunk = b"".join(line.replace(b"\n", b"") + b"\r\n" for line in lines)
+    if linesAreSafe(chunk):
+        for line in chunk.split(b"\n")[:-1]:
+            body = line.removesuffix(b"\r")
+            assert safeText(body) == body
+
+
+def test_lines_are_safe() -> None:
+    """Plain lines pass; a control, a lone CR or non-ASCII does not."""
+    assert linesAreSafe(b"hello\r\nworld\n")
+    assert not linesAreSafe(b"a\x1b[2J\n")
+    assert not linesAreSafe(b"a\rb\n")
+    assert not linesAreSafe("caf\u00e9\n".encode())
