@@ -27,6 +27,7 @@ from sockserve.addresses import describeAddress, hostOf
 from sockserve.connections import ConnectionRegistry
 from sockserve.framing import LineBuffer, LineTooLong
 from sockserve.limits import Limits
+from sockserve.sending import Writer, writerFor
 
 CRLF = b"\r\n"
 
@@ -67,10 +68,13 @@ class LineServerProtocol(Protocol, TimeoutMixin):
     a client that never reads cannot make the server buffer without bound.
 
     @ivar closing: set once no more input is processed.
+    @ivar send: writes to the client, straight to the socket when nothing is
+        waiting to be sent (see L{writerFor}); set once connected.
     """
 
     log = Logger()
     transport: IServerTransport
+    send: Writer
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -102,6 +106,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         Ask the registry to admit the client, then start serving it.
         """
+        self.send = writerFor(self.transport)
         refusal = self.context.registry.admit(self)
         if refusal is not None:
             self.refuse(refusal)
@@ -226,7 +231,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         if self.closing:
             return
-        self.transport.write(b"ERROR " + message.encode("utf-8") + CRLF)
+        self.send(b"ERROR " + message.encode("utf-8") + CRLF)
         self.close()
 
     def close(self) -> None:

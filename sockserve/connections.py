@@ -60,14 +60,17 @@ class ConnectionRegistry:
         """
         Add C{connection}, or return why it is refused (too many from its host).
         """
-        host = connection.peerHost
-        if self.maxPerIP and host is not None:
-            if self._perHost[host] >= self.maxPerIP:
-                return (
-                    f"too many connections from {host} "
-                    f"(at most {self.maxPerIP} per address)"
-                )
-            self._perHost[host] += 1
+        if self.maxPerIP:
+            # Only a limit per address needs the address: working it out
+            # for every connection is a cost a busy oneshot server notices.
+            host = connection.peerHost
+            if host is not None:
+                if self._perHost[host] >= self.maxPerIP:
+                    return (
+                        f"too many connections from {host} "
+                        f"(at most {self.maxPerIP} per address)"
+                    )
+                self._perHost[host] += 1
         self._connections.add(connection)
         return None
 
@@ -78,17 +81,21 @@ class ConnectionRegistry:
         if connection not in self._connections:
             return
         self._connections.discard(connection)
-        host = connection.peerHost
-        if self.maxPerIP and host is not None:
-            remaining = self._perHost[host] - 1
-            if remaining > 0:
-                self._perHost[host] = remaining
-            else:
-                del self._perHost[host]
+        if self.maxPerIP:
+            self._forgetOneFrom(connection.peerHost)
         if not self._connections:
             drained, self._drained = self._drained, []
             for waiting in drained:
                 waiting.callback(None)
+
+    def _forgetOneFrom(self, host: str | None) -> None:
+        if host is None:
+            return
+        remaining = self._perHost[host] - 1
+        if remaining > 0:
+            self._perHost[host] = remaining
+        else:
+            del self._perHost[host]
 
     def countFrom(self, host: str) -> int:
         """

@@ -31,7 +31,7 @@ class EchoProtocol(LineServerProtocol):
         """
         Answer the lines of C{chunk}.
         """
-        self.transport.write(echoReplies(chunk))
+        self.send(echoReplies(chunk))
 
     def inputEnded(self) -> None:
         """
@@ -39,5 +39,5 @@ class EchoProtocol(LineServerProtocol):
         """
         rest = self.lines.takePending()
         if rest:
-            self.transport.write(REPLY_PREFIX + rest)
+            self.send(REPLY_PREFIX + rest)
         self.close()

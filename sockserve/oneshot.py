@@ -51,7 +51,7 @@ class OneShotReplyProtocol(LineServerProtocol):
         Send C{OK .. <request>} and close.
         """
         self.cancelRequestTimer()
-        self.transport.write(REPLY_PREFIX + request)
+        self.send(REPLY_PREFIX + request)
         self.close()
 
     def requestTimedOut(self) -> None:

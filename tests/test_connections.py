@@ -50,6 +50,29 @@ def test_per_address_limit() -> None:
     assert len(registry) == 4
 
 
+class AddresslessConnection(Connection):
+    """A connection whose address must not be asked for."""
+
+    @property
+    def peerHost(self) -> str | None:
+        raise AssertionError("the address was looked up")
+
+    @peerHost.setter
+    def peerHost(self, host: str | None) -> None:
+        pass
+
+
+def test_no_address_lookup_without_a_per_address_limit() -> None:
+    """Without maxPerIP, admitting and removing never asks for the address
+    (working it out costs every connection of a busy server)."""
+    registry = ConnectionRegistry()
+    connection = AddresslessConnection(registry)
+    assert registry.admit(connection) is None
+    assert connection in registry
+    registry.remove(connection)
+    assert len(registry) == 0
+
+
 def test_shutdown_waits_for_connections() -> None:
     """shutdown fires once every connection has closed."""
     registry = ConnectionRegistry()

@@ -1,0 +1,82 @@
+"""
+Writing to a TCP transport without a trip through the reactor when nothing
+is waiting to be sent.
+
+Twisted's C{transport.write} only appends to a buffer and asks the reactor to
+watch the socket for writability; the reactor sends on its next pass and then
+stops watching. For a server that answers one request with one reply that is
+two C{epoll_ctl} calls and a whole reactor pass per reply. asyncio's
+transports instead try C{send} at once and buffer only what the kernel does
+not take. L{writerFor} gives a protocol that behaviour on Twisted's TCP
+transports: when the transport's buffer is empty, the data goes straight to
+the socket; whatever is left, and everything written while the buffer is not
+empty, goes through C{transport.write}, so order, flow control and error
+handling stay Twisted's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import ITransport
+
+Writer = Callable[[bytes], None]
+
+# What the fast path reads from Twisted's FileDescriptor: the buffer
+# (dataBuffer from offset, plus _tempDataLen bytes not yet joined) and the
+# states in which a write must be left to Twisted.
+_BUFFER_STATE = (
+    "dataBuffer",
+    "offset",
+    "_tempDataLen",
+    "connected",
+    "disconnecting",
+    "_writeDisconnecting",
+    "socket",
+)
+
+
+def canWriteDirectly(transport: object) -> bool:
+    """
+    Tell whether C{transport} is a plain (not TLS) Twisted TCP connection whose
+    buffer state L{writerFor} knows how to read.
+    """
+    return (
+        isinstance(transport, tcp.Connection)
+        and not getattr(transport, "TLS", True)
+        and all(hasattr(transport, name) for name in _BUFFER_STATE)
+    )
+
+
+def writerFor(transport: ITransport) -> Writer:
+    """
+    Return a function that writes to C{transport}: one that sends at once when
+    it can (see the module docstring), or else C{transport.write} itself.
+    """
+    if not canWriteDirectly(transport):
+        return transport.write
+    connection: tcp.Connection = transport  # type: ignore[assignment]
+    send = connection.socket.send
+    bufferedWrite = connection.write
+
+    def write(data: bytes) -> None:
+        if (
+            connection.offset == len(connection.dataBuffer)
+            and not connection._tempDataLen
+            and connection.connected
+            and not connection.disconnecting
+            and not connection._writeDisconnecting
+        ):
+            try:
+                sent = send(data)
+            except OSError:
+                # Full (EAGAIN), or a broken connection: Twisted's own write
+                # finds out on its next attempt and closes as usual.
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        bufferedWrite(data)
+
+    return write

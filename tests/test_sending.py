@@ -1,0 +1,158 @@
+"""
+Writing straight to the socket when Twisted's buffer is empty (L{writerFor}),
+on real loopback TCP connections.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from sockserve.sending import canWriteDirectly, writerFor
+from tests.support import WAIT, RecordingClient, RunningServer
+
+
+class ServerSide(Protocol):
+    """The server end of one connection, handed to the test."""
+
+    def __init__(self, connected: Deferred[ServerSide]) -> None:
+        self.onConnect = connected
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.onConnect.callback(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost.callback(None)
+
+
+async def connectedPair() -> tuple[ServerSide, RecordingClient, RunningServer]:
+    """
+    Listen on an OS-chosen loopback port, connect a client, and return both
+    ends with the listener (whose C{stop} closes it all).
+    """
+    serverSide: Deferred[ServerSide] = Deferred()
+    factory = Factory.forProtocol(lambda: ServerSide(serverSide))
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    listener = RunningServer(factory, port)  # type: ignore[arg-type]
+    client = await listener.connect()
+    server = await serverSide.addTimeout(WAIT, reactor)
+    return server, client, listener
+
+
+def buffered(transport: Any) -> int:
+    """How many bytes Twisted holds for C{transport}, not yet sent."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[no-any-return]
+
+
+async def closeAll(server: ServerSide, listener: RunningServer) -> None:
+    """Close the client, wait for the server end to go, stop listening."""
+    for client in listener.clients:
+        if not client.closed.called:
+            await client.close()
+    await server.lost.addTimeout(WAIT, reactor)
+    await maybeDeferred(listener.port.stopListening)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nothing_buffered_goes_straight_to_the_socket() -> None:
+    """With Twisted's buffer empty, the data is sent at once: nothing is left
+    in the buffer for a later reactor pass."""
+    server, client, listener = await connectedPair()
+    try:
+        assert canWriteDirectly(server.transport)
+        write = writerFor(server.transport)  # type: ignore[arg-type]
+        write(b"hello\n")
+        assert buffered(server.transport) == 0
+        assert await client.waitForText(b"hello\n") == b"hello\n"
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_order_kept_behind_buffered_data() -> None:
+    """While Twisted holds data, later writes queue behind it."""
+    server, client, listener = await connectedPair()
+    try:
+        write = writerFor(server.transport)  # type: ignore[arg-type]
+        assert server.transport is not None
+        server.transport.write(b"first\n")
+        write(b"second\n")
+        assert buffered(server.transport) == len(b"first\nsecond\n")
+        received = await client.waitForText(b"second\n")
+        assert received == b"first\nsecond\n"
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_the_kernel_does_not_take_is_buffered() -> None:
+    """A write larger than the socket takes is sent in part; the rest, and
+    what follows it, reaches the client whole and in order."""
+    server, client, listener = await connectedPair()
+    try:
+        transport: Any = server.transport
+        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        assert client.transport is not None
+        client.transport.pauseProducing()  # type: ignore[attr-defined]
+        big = b"".join(b"%08d\n" % i for i in range(400_000))
+        write = writerFor(transport)
+        write(big)
+        assert 0 < buffered(transport) < len(big)
+        write(b"tail\n")
+        client.transport.resumeProducing()  # type: ignore[attr-defined]
+        received = await client.waitFor(lambda got: len(got) >= len(big) + 5)
+        assert received == big + b"tail\n"
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_connection_is_left_to_twisted() -> None:
+    """After loseConnection the write goes through Twisted, which sends it
+    before it closes, as it would without the fast path."""
+    server, client, listener = await connectedPair()
+    try:
+        assert server.transport is not None
+        write = writerFor(server.transport)
+        server.transport.loseConnection()
+        write(b"late\n")
+        assert buffered(server.transport) == len(b"late\n")
+        await client.waitForClose()
+        assert client.received == b"late\n"
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_reset_is_found_by_twisted() -> None:
+    """Writing to a client that has gone raises nothing; the connection is
+    lost the usual way."""
+    server, client, listener = await connectedPair()
+    try:
+        assert client.transport is not None
+        client.transport.abortConnection()  # type: ignore[attr-defined]
+        await client.waitForClose()
+        write = writerFor(server.transport)  # type: ignore[arg-type]
+        for _ in range(3):
+            write(b"x" * 100_000)
+        await server.lost
+    finally:
+        await closeAll(server, listener)
+
+
+def test_other_transports_get_their_own_write() -> None:
+    """A transport that is not a plain TCP connection is written to as usual."""
+    transport = StringTransport()
+    assert not canWriteDirectly(transport)
+    write = writerFor(transport)
+    write(b"hello\n")
+    assert transport.value() == b"hello\n"
