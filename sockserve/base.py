@@ -27,7 +27,7 @@ from sockserve.addresses import describeAddress, hostOf
 from sockserve.connections import ConnectionRegistry
 from sockserve.framing import LineBuffer, LineTooLong
 from sockserve.limits import Limits
-from sockserve.sending import Writer, writerFor
+from sockserve.sending import Writer, setNoDelay, writerFor
 
 CRLF = b"\r\n"
 
@@ -70,11 +70,14 @@ class LineServerProtocol(Protocol, TimeoutMixin):
     @ivar closing: set once no more input is processed.
     @ivar send: writes to the client, straight to the socket when nothing is
         waiting to be sent (see L{writerFor}); set once connected.
+    @cvar noDelay: whether Nagle's algorithm is turned off for the client
+        (see L{setNoDelay}), so that replies are never held back.
     """
 
     log = Logger()
     transport: IServerTransport
     send: Writer
+    noDelay = True
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -107,6 +110,8 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         Ask the registry to admit the client, then start serving it.
         """
         self.send = writerFor(self.transport)
+        if self.noDelay:
+            setNoDelay(self.transport)
         refusal = self.context.registry.admit(self)
         if refusal is not None:
             self.refuse(refusal)

@@ -20,6 +20,10 @@ class OneShotReplyProtocol(LineServerProtocol):
     line.
     """
 
+    # One write, then a close that flushes it: Nagle's algorithm never
+    # holds anything back, so the system call is saved.
+    noDelay = False
+
     def __init__(self, context: ServerContext) -> None:
         super().__init__(context)
         self.requestTimer: IDelayedCall | None = None

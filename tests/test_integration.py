@@ -4,12 +4,16 @@ The servers over real loopback TCP, in-process, with pytest-twisted.
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 
+from sockserve.base import LineServerProtocol
 from sockserve.limits import Limits
-from tests.support import startServer
+from tests.support import WAIT, startServer
 
 
 @pytest_twisted.ensureDeferred
@@ -134,5 +138,39 @@ async def test_shutdown_aborts_after_grace() -> None:
         await server.factory.context.registry.shutdown(reactor, 0.05)
         await client.waitForClose()
         assert client.received == b""
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("mode", "noDelay"), [("echo", 1), ("chat", 1), ("oneshot", 0)]
+)
+@pytest_twisted.ensureDeferred
+async def test_nagle_off_for_interactive_modes(mode: str, noDelay: int) -> None:
+    """Echo and chat turn Nagle's algorithm off, so that a reply is never
+    held back waiting for the client's delayed ACK; oneshot, which writes
+    once and closes, leaves it alone."""
+    server = await startServer(mode)
+    made: Deferred[LineServerProtocol] = Deferred()
+    buildProtocol = server.factory.buildProtocol
+
+    def recordingBuild(addr: object) -> LineServerProtocol:
+        protocol = buildProtocol(addr)  # type: ignore[arg-type]
+        connectionMade = protocol.connectionMade
+
+        def connectionMadeAndTell() -> None:
+            connectionMade()
+            made.callback(protocol)
+
+        protocol.connectionMade = connectionMadeAndTell  # type: ignore[method-assign]
+        return protocol
+
+    server.factory.buildProtocol = recordingBuild  # type: ignore[method-assign]
+    try:
+        await server.connect()
+        protocol = await made.addTimeout(WAIT, reactor)
+        handle = protocol.transport.getHandle()  # type: ignore[attr-defined]
+        option = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert option == noDelay
     finally:
         await server.stop()
