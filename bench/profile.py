@@ -4,7 +4,7 @@ C{python -m bench.profile}: where sockserve spends its time under load.
 Starts sockserve pinned to the server core, samples it with py-spy while the
 load generator drives it from the other core, and prints the functions with
 the most samples (own time, and time including callees). The folded stacks are
-kept in C{bench/results/profile-MODE.txt} for a flame graph.
+kept in C{bench/results/profile-SERVER-MODE.txt} for a flame graph.
 """
 
 from __future__ import annotations
@@ -108,9 +108,10 @@ def report(path: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def profile(mode: str, seconds: int, top: int) -> str:
+def profile(mode: str, seconds: int, top: int, serverName: str = "sockserve") -> str:
     """
-    Profile sockserve serving C{mode} for C{seconds}; return the report.
+    Profile a server (sockserve unless told) serving C{mode} for C{seconds};
+    return the report.
     """
     pyspy = shutil.which("py-spy", path=f"{VENV_BIN}:/usr/local/bin:/usr/bin")
     if pyspy is None:
@@ -122,8 +123,8 @@ def profile(mode: str, seconds: int, top: int) -> str:
     loadCore = available[1] if len(available) > 1 else None
     loadgen = buildLoadGenerator()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    output = RESULTS / f"profile-{mode}.txt"
-    server = startServer(serverNamed("sockserve"), mode, serverCore, RESULTS / "logs")
+    output = RESULTS / f"profile-{serverName}-{mode}.txt"
+    server = startServer(serverNamed(serverName), mode, serverCore, RESULTS / "logs")
     try:
         sampler = startChild(
             pinned(
@@ -165,7 +166,7 @@ def profile(mode: str, seconds: int, top: int) -> str:
         stopChild(sampler)
     finally:
         server.stop()
-    return f"sockserve --mode {mode}, {seconds}s under load\n" + report(output, top)
+    return f"{serverName} --mode {mode}, {seconds}s under load\n" + report(output, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,13 +178,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "modes", nargs="*", default=["echo", "chat"], choices=sorted(LOADS)
     )
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--server",
+        default="sockserve",
+        help="the server to profile (a Python one: sockserve, twisted-lines, ...)",
+    )
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
     installSignalHandlers()
     try:
         for mode in args.modes:
-            text = profile(mode, args.seconds, args.top)
-            (RESULTS / f"profile-{mode}-top.txt").write_text(text + "\n")
+            text = profile(mode, args.seconds, args.top, args.server)
+            (RESULTS / f"profile-{args.server}-{mode}-top.txt").write_text(text + "\n")
             print(text + "\n")
     finally:
         stopAll()

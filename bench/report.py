@@ -21,12 +21,15 @@ class Cell:
     One scenario on one server, over every round.
 
     @ivar values: the main figure of each valid round.
+    @ivar bounds: the figure of each round whose only problem was the load
+        generator saturating its core: the server did at least that well.
     """
 
     scenario: str
     server: str
     rounds: int = 0
     values: list[float] = field(default_factory=list)
+    bounds: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     loadgenCpu: list[float] = field(default_factory=list)
@@ -42,6 +45,25 @@ class Cell:
         The median of the valid rounds' figures.
         """
         return statistics.median(self.values) if self.values else None
+
+    @property
+    def bounded(self) -> bool:
+        """
+        Whether some rounds were invalid, but only because the load generator
+        saturated: the median over all rounds is then a bound, a figure the
+        server is at least as good as.
+        """
+        return bool(self.bounds) and len(self.values) + len(self.bounds) == self.rounds
+
+    @property
+    def figure(self) -> float | None:
+        """
+        The median of every valid round, or, for a bounded cell, of every
+        round (the median of bounds bounds the median).
+        """
+        if self.bounded:
+            return statistics.median(self.values + self.bounds)
+        return self.median
 
     @property
     def valid(self) -> bool:
@@ -60,6 +82,8 @@ class Cell:
             "rounds": self.rounds,
             "valid_rounds": len(self.values),
             "median": self.median,
+            "bounded": self.bounded,
+            "median_with_bounds": self.figure if self.bounded else None,
             "min": min(self.values) if self.values else None,
             "max": max(self.values) if self.values else None,
             "p50_us": _median(self.p50),
@@ -101,6 +125,12 @@ def summarise(measurements: Sequence[Measurement]) -> dict[tuple[str, str], Cell
             if m.rssPerConnKiB is not None:
                 cell.rssPerConn.append(m.rssPerConnKiB)
         else:
+            if m.saturated and m.value is not None:
+                cell.bounds.append(m.value)
+                # Memory per connection does not depend on how fast the
+                # generator connects.
+                if m.rssPerConnKiB is not None:
+                    cell.rssPerConn.append(m.rssPerConnKiB)
             cell.problems.extend(f"round {m.round + 1}: {p}" for p in m.problems)
     return cells
 
@@ -113,6 +143,23 @@ def ratio(sock: float | None, peer: float | None, higherIsBetter: bool) -> float
     if sock is None or peer is None or sock <= 0 or peer <= 0:
         return None
     return sock / peer if higherIsBetter else peer / sock
+
+
+def boundedRatio(sock: Cell | None, peer: Cell | None, higherIsBetter: bool) -> str:
+    """
+    Format sockserve's ratio against a peer: C{>=} when sockserve's figure
+    is a bound (it is at least that much better), C{<=} when the peer's is,
+    C{-} when both are or a figure is missing.
+    """
+    if sock is None or peer is None:
+        return "-"
+    value = ratio(sock.figure, peer.figure, higherIsBetter)
+    if value is None or (sock.bounded and peer.bounded):
+        return "-"
+    if not (sock.valid or sock.bounded) or not (peer.valid or peer.bounded):
+        return _fmtRatio(ratio(sock.median, peer.median, higherIsBetter))
+    prefix = ">=" if sock.bounded else "<=" if peer.bounded else ""
+    return prefix + _fmtRatio(value)
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -148,7 +195,10 @@ def markdown(
         "Medians of the valid rounds. Ratios are sockserve against each peer; "
         "above 1.00x sockserve is better (faster, or for idle connections "
         "quicker to accept and smaller). `!` marks a figure with an invalid "
-        "round (see the details)."
+        "round (see the details). Where the only problem was the load "
+        "generator saturating its core, the figure is a bound, marked `>=` "
+        "(or `<=` for a time): the server did at least that well, and a ratio "
+        "marked `>=` or `<=` is a bound too."
     )
     lines.append("")
     head = ["scenario", "metric", *names, *(f"vs {p}" for p in peers)]
@@ -169,19 +219,26 @@ def markdown(
                 figure = cell.median if what == "value" else _median(cell.rssPerConn)
                 figures[name] = figure
                 digits = 2 if what == "rss" or not scenario.higherIsBetter else 0
-                row.append(_fmt(figure, digits) + ("" if cell.valid else " !"))
+                shown = _fmt(figure, digits)
+                if what == "value" and cell.bounded:
+                    bound = ">=" if scenario.higherIsBetter else "<="
+                    shown = bound + _fmt(cell.figure, digits)
+                row.append(shown + ("" if cell.valid else " !"))
             for peer in peers:
-                row.append(
-                    _fmtRatio(
-                        ratio(
-                            figures.get(SOCKSERVE),
-                            figures.get(peer),
-                            scenario.higherIsBetter and what == "value",
+                if peer not in figures:
+                    row.append("")
+                elif what == "value":
+                    row.append(
+                        boundedRatio(
+                            cells.get((scenario.name, SOCKSERVE)),
+                            cells.get((scenario.name, peer)),
+                            scenario.higherIsBetter,
                         )
                     )
-                    if peer in figures
-                    else ""
-                )
+                else:
+                    row.append(
+                        _fmtRatio(ratio(figures.get(SOCKSERVE), figures[peer], False))
+                    )
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("### Details")
@@ -197,14 +254,19 @@ def markdown(
             cell = cells.get((scenario.name, name))
             if cell is None:
                 continue
+            spreadOver = cell.values + cell.bounds if cell.bounded else cell.values
             spread = (
-                f"{_fmt(min(cell.values), digits)} - {_fmt(max(cell.values), digits)}"
-                if cell.values
+                f"{_fmt(min(spreadOver), digits)} - {_fmt(max(spreadOver), digits)}"
+                if spreadOver
                 else "-"
             )
             lgMax = max(cell.loadgenCpu) if cell.loadgenCpu else None
             problems = "; ".join(cell.problems)[:300].replace("|", "/")
             median = _fmt(cell.median, digits)
+            if cell.bounded:
+                median = (">=" if scenario.higherIsBetter else "<=") + _fmt(
+                    cell.figure, digits
+                )
             if scenario.group == "idle":
                 median += f" s, {_fmt(_median(cell.rssPerConn), 2)} KiB/conn"
             lines.append(

@@ -6,12 +6,10 @@ half-close handling and connect/disconnect logging.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import (
     IConsumer,
-    IDelayedCall,
     IHalfCloseableProtocol,
     IPushProducer,
     IReactorTime,
@@ -19,12 +17,12 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve.addresses import describeAddress, hostOf
 from sockserve.connections import ConnectionRegistry
+from sockserve.deadlines import Deadlines
 from sockserve.framing import LineBuffer, LineTooLong
 from sockserve.limits import Limits
 from sockserve.sending import Writer, setNoDelay, writerFor
@@ -41,12 +39,23 @@ class ServerContext:
     @ivar registry: the server's live connections.
     @ivar clock: the source of time and timers (the reactor, or a C{Clock}).
     @ivar logConnections: whether each connect and disconnect is logged.
+    @ivar idleDeadlines: the idle timeout of every connection, or C{None}
+        when there is none.
     """
 
     limits: Limits
     registry: ConnectionRegistry
     clock: IReactorTime
     logConnections: bool = True
+    idleDeadlines: Deadlines[LineServerProtocol] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        idle = self.limits.idleTimeout
+        object.__setattr__(
+            self,
+            "idleDeadlines",
+            Deadlines(self.clock, idle, _idleTooLong) if idle > 0 else None,
+        )
 
 
 class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -56,7 +65,7 @@ class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
 
 
 @implementer(IHalfCloseableProtocol, IPushProducer)
-class LineServerProtocol(Protocol, TimeoutMixin):
+class LineServerProtocol(Protocol):
     """
     A line protocol of one sockserve server.
 
@@ -72,12 +81,18 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         waiting to be sent (see L{writerFor}); set once connected.
     @cvar noDelay: whether Nagle's algorithm is turned off for the client
         (see L{setNoDelay}), so that replies are never held back.
+    @cvar writeDirectly: whether replies are sent at once when nothing is
+        waiting (see L{writerFor}) rather than on the reactor's next pass.
+    @cvar flowControl: whether to stop reading from a client that does not
+        read its replies (as a push producer registered on the transport).
     """
 
     log = Logger()
     transport: IServerTransport
     send: Writer
     noDelay = True
+    writeDirectly = True
+    flowControl = True
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -109,7 +124,9 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         Ask the registry to admit the client, then start serving it.
         """
-        self.send = writerFor(self.transport)
+        self.send = (
+            writerFor(self.transport) if self.writeDirectly else self.transport.write
+        )
         if self.noDelay:
             setNoDelay(self.transport)
         refusal = self.context.registry.admit(self)
@@ -119,23 +136,17 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         self.admitted = True
         if self.context.logConnections:
             self.log.info("Client {peer} is now connected to us.", peer=self.peer)
-        self.transport.registerProducer(self, True)
-        self.producing = True
-        idle = self.context.limits.idleTimeout
-        if idle > 0:
-            self.setTimeout(idle)
+        if self.flowControl:
+            self.transport.registerProducer(self, True)
+            self.producing = True
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.set(self)
         self.connectionAdmitted()
 
     def connectionAdmitted(self) -> None:
         """
         Called once the client is admitted; override to greet it.
         """
-
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """
-        Schedule timers on the server's clock (L{TimeoutMixin} uses this).
-        """
-        return self.context.clock.callLater(period, func)
 
     def refuse(self, reason: str) -> None:
         """
@@ -149,7 +160,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         Forget the client: cancel timers, leave the registry, log it.
         """
         self.closing = True
-        self.setTimeout(None)
+        self.stopIdleTimer()
         self.context.registry.remove(self)
         if self.admitted and self.context.logConnections:
             self.log.info("Client {peer} disconnected.", peer=self.peer)
@@ -168,7 +179,8 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         if self.closing:
             return
-        self.resetTimeout()
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.set(self)
         try:
             chunk = self.lines.feed(data)
         except LineTooLong as tooLong:
@@ -216,6 +228,13 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         self.abort()
 
+    def stopIdleTimer(self) -> None:
+        """
+        No more input is expected: drop the idle timeout.
+        """
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.discard(self)
+
     def timeoutConnection(self) -> None:
         """
         The client was idle too long: say so and close.
@@ -244,7 +263,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         Stop reading, and close once everything written has been sent.
         """
         self.closing = True
-        self.setTimeout(None)
+        self.stopIdleTimer()
         if self.producing:
             # A paused producer would keep loseConnection from completing.
             self.producing = False
@@ -284,3 +303,7 @@ class LineServerProtocol(Protocol, TimeoutMixin):
         """
         The transport is going away; nothing to release.
         """
+
+
+def _idleTooLong(protocol: LineServerProtocol) -> None:
+    protocol.timeoutConnection()

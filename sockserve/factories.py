@@ -12,7 +12,7 @@ from twisted.internet.protocol import ServerFactory
 from sockserve.base import LineServerProtocol, ServerContext
 from sockserve.chat import ChatProtocol
 from sockserve.echo import EchoProtocol
-from sockserve.oneshot import OneShotReplyProtocol
+from sockserve.oneshot import OneShotReplyProtocol, requestDeadlinesFor
 from sockserve.room import ChatRoom
 
 MODES = ("chat", "echo", "oneshot")
@@ -58,7 +58,12 @@ def oneShotFactory(context: ServerContext) -> LineServerFactory:
     """
     Return the factory of a one-shot reply server.
     """
-    return LineServerFactory("oneshot", context, OneShotReplyProtocol)
+    requestDeadlines = requestDeadlinesFor(context)
+    return LineServerFactory(
+        "oneshot",
+        context,
+        lambda context: OneShotReplyProtocol(context, requestDeadlines),
+    )
 
 
 def chatFactory(

@@ -4,9 +4,8 @@ The one-shot reply server: read one request, answer C{OK .. <request>}, close.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IDelayedCall
-
 from sockserve.base import LineServerProtocol, ServerContext
+from sockserve.deadlines import Deadlines
 from sockserve.echo import REPLY_PREFIX
 
 
@@ -16,27 +15,33 @@ class OneShotReplyProtocol(LineServerProtocol):
 
     The request is everything up to and including the first line ending, or,
     if the client shuts down its sending side first, everything it sent. A
-    request that does not arrive within the request timeout gets an C{ERROR}
-    line.
+    request that does not arrive before its deadline (kept by the server's
+    L{Deadlines}, C{requestDeadlines}) gets an C{ERROR} line.
     """
 
-    # One write, then a close that flushes it: Nagle's algorithm never
-    # holds anything back, so the system call is saved.
+    # One write, then a close that flushes it: Nagle's algorithm never holds
+    # anything back, so the system call is saved; the reply goes out with the
+    # close, on the reactor's next pass, so that the client is woken once for
+    # both (sending at once measured slower); and with one reply of bounded
+    # size there is nothing to throttle.
     noDelay = False
+    writeDirectly = False
+    flowControl = False
 
-    def __init__(self, context: ServerContext) -> None:
+    def __init__(
+        self,
+        context: ServerContext,
+        requestDeadlines: Deadlines[OneShotReplyProtocol] | None,
+    ) -> None:
         super().__init__(context)
-        self.requestTimer: IDelayedCall | None = None
+        self.requestDeadlines = requestDeadlines
 
     def connectionAdmitted(self) -> None:
         """
-        Start the request timer.
+        Start the request's deadline.
         """
-        seconds = self.context.limits.requestTimeout
-        if seconds > 0:
-            self.requestTimer = self.context.clock.callLater(
-                seconds, self.requestTimedOut
-            )
+        if self.requestDeadlines is not None:
+            self.requestDeadlines.set(self)
 
     def linesReceived(self, chunk: bytes) -> None:
         """
@@ -54,7 +59,7 @@ class OneShotReplyProtocol(LineServerProtocol):
         """
         Send C{OK .. <request>} and close.
         """
-        self.cancelRequestTimer()
+        self.stopRequestTimer()
         self.send(REPLY_PREFIX + request)
         self.close()
 
@@ -62,7 +67,6 @@ class OneShotReplyProtocol(LineServerProtocol):
         """
         The request did not arrive in time: say so and close.
         """
-        self.requestTimer = None
         seconds = self.context.limits.requestTimeout
         self.log.info(
             "Client {peer} sent no complete request within {seconds}s; closing",
@@ -71,14 +75,12 @@ class OneShotReplyProtocol(LineServerProtocol):
         )
         self.sendErrorAndClose(f"no complete request within {seconds:g} seconds")
 
-    def cancelRequestTimer(self) -> None:
+    def stopRequestTimer(self) -> None:
         """
-        Cancel the request timer, if it is running.
+        Drop the request's deadline, if it is running.
         """
-        if self.requestTimer is not None:
-            if self.requestTimer.active():
-                self.requestTimer.cancel()
-            self.requestTimer = None
+        if self.requestDeadlines is not None:
+            self.requestDeadlines.discard(self)
 
     def beginShutdown(self) -> None:
         """
@@ -88,6 +90,19 @@ class OneShotReplyProtocol(LineServerProtocol):
 
     def connectionClosed(self) -> None:
         """
-        Cancel the request timer.
+        Drop the request's deadline.
         """
-        self.cancelRequestTimer()
+        self.stopRequestTimer()
+
+
+def requestDeadlinesFor(
+    context: ServerContext,
+) -> Deadlines[OneShotReplyProtocol] | None:
+    """
+    Return the deadlines of a one-shot server's requests, or C{None} when
+    requests have no time limit.
+    """
+    seconds = context.limits.requestTimeout
+    if seconds <= 0:
+        return None
+    return Deadlines(context.clock, seconds, OneShotReplyProtocol.requestTimedOut)

@@ -33,6 +33,7 @@ _BUFFER_STATE = (
     "connected",
     "disconnecting",
     "_writeDisconnecting",
+    "_aborting",
     "socket",
 )
 
@@ -67,6 +68,7 @@ def writerFor(transport: ITransport) -> Writer:
             and connection.connected
             and not connection.disconnecting
             and not connection._writeDisconnecting
+            and not connection._aborting
         ):
             try:
                 sent = send(data)

@@ -156,3 +156,18 @@ def test_other_transports_get_their_own_write() -> None:
     write = writerFor(transport)
     write(b"hello\n")
     assert transport.value() == b"hello\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_aborted_connection_is_left_to_twisted() -> None:
+    """After abortConnection nothing more is sent, as without the fast path."""
+    server, client, listener = await connectedPair()
+    try:
+        assert server.transport is not None
+        write = writerFor(server.transport)
+        server.transport.abortConnection()  # type: ignore[attr-defined]
+        write(b"dropped\n")
+        await client.waitForClose()
+        assert client.received == b""
+    finally:
+        await closeAll(server, listener)
