@@ -60,6 +60,11 @@ class ChatProtocol(LineServerProtocol):
     C{limits.maxPending} bytes wait for it, and nobody else waits for it.
     """
 
+    # Writes go through Twisted's buffer, which sends what several senders
+    # bring in one reactor pass with one send per recipient: sending each
+    # delivery at once halved deliveries/s in a 100-client room.
+    writeDirectly = False
+
     def __init__(self, context: ServerContext, room: ChatRoom, banner: bytes) -> None:
         super().__init__(context)
         self.room = room
