@@ -7,6 +7,7 @@ from __future__ import annotations
 from sockserve.base import LineServerProtocol, ServerContext
 from sockserve.deadlines import Deadlines
 from sockserve.echo import REPLY_PREFIX
+from sockserve.sending import writeAndClose
 
 
 class OneShotReplyProtocol(LineServerProtocol):
@@ -19,11 +20,10 @@ class OneShotReplyProtocol(LineServerProtocol):
     L{Deadlines}, C{requestDeadlines}) gets an C{ERROR} line.
     """
 
-    # One write, then a close that flushes it: Nagle's algorithm never holds
-    # anything back, so the system call is saved; the reply goes out with the
-    # close, on the reactor's next pass, so that the client is woken once for
-    # both (sending at once measured slower); and with one reply of bounded
-    # size there is nothing to throttle.
+    # One reply, sent with the close (see writeAndClose): Nagle's algorithm
+    # never holds anything back, so its system call is saved, and with one
+    # reply of bounded size there is nothing to throttle. Errors (the request
+    # timeout, a line too long) go through Twisted's buffer.
     noDelay = False
     writeDirectly = False
     flowControl = False
@@ -60,8 +60,9 @@ class OneShotReplyProtocol(LineServerProtocol):
         Send C{OK .. <request>} and close.
         """
         self.stopRequestTimer()
-        self.send(REPLY_PREFIX + request)
-        self.close()
+        self.closing = True
+        self.stopIdleTimer()
+        writeAndClose(self.transport, REPLY_PREFIX + request)
 
     def requestTimedOut(self) -> None:
         """

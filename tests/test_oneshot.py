@@ -53,6 +53,38 @@ def test_request_timeout() -> None:
     assert transport.disconnecting
 
 
+def test_request_timeout_zero_is_off() -> None:
+    """--request-timeout 0 sets no timer: a slow request waits."""
+    clock = Clock()
+    protocol, transport, _ = connectOnStringTransport(
+        "oneshot", Limits(requestTimeout=0), clock=clock
+    )
+    protocol.dataReceived(b"slow")
+    assert clock.getDelayedCalls() == []
+    clock.advance(3600)
+    protocol.dataReceived(b" but sure\n")
+    assert transport.value() == b"OK .. slow but sure\n"
+
+
+def test_one_timer_for_many_requests() -> None:
+    """Requests waiting at once share one timer, each with its own deadline."""
+    clock = Clock()
+    _, firstOut, factory = connectOnStringTransport(
+        "oneshot", Limits(requestTimeout=30), clock=clock
+    )
+    clock.advance(10)
+    _, secondOut, _ = connectOnStringTransport(
+        "oneshot", factory=factory, peer=("127.0.0.1", 40001)
+    )
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(20)
+    assert firstOut.value().startswith(b"ERROR no complete request")
+    assert secondOut.value() == b""
+    clock.advance(10)
+    assert secondOut.value().startswith(b"ERROR no complete request")
+    assert clock.getDelayedCalls() == []
+
+
 def test_connection_lost_cancels_the_timer() -> None:
     """A client that goes away leaves no timer behind."""
     clock = Clock()

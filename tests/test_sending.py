@@ -12,11 +12,12 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from sockserve.sending import canWriteDirectly, writerFor
+from sockserve.sending import canWriteDirectly, writeAndClose, writerFor
 from tests.support import WAIT, RecordingClient, RunningServer
 
 
@@ -169,5 +170,82 @@ async def test_aborted_connection_is_left_to_twisted() -> None:
         write(b"dropped\n")
         await client.waitForClose()
         assert client.received == b""
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_and_close_at_once() -> None:
+    """With nothing buffered, writeAndClose sends and closes before it
+    returns; the client gets the data and a clean end of stream."""
+    server, client, listener = await connectedPair()
+    try:
+        assert server.transport is not None
+        writeAndClose(server.transport, b"reply\n")
+        assert server.lost.called
+        await client.waitForClose()
+        assert client.received == b"reply\n"
+        assert client.closeReason is not None
+        assert client.closeReason.check(ConnectionDone)
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_and_close_behind_buffered_data() -> None:
+    """With data buffered, writeAndClose queues behind it and closes once
+    everything is sent."""
+    server, client, listener = await connectedPair()
+    try:
+        assert server.transport is not None
+        server.transport.write(b"first\n")
+        writeAndClose(server.transport, b"second\n")
+        assert not server.lost.called
+        await client.waitForClose()
+        assert client.received == b"first\nsecond\n"
+    finally:
+        await closeAll(server, listener)
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_and_close_more_than_the_kernel_takes() -> None:
+    """A write the socket does not take whole is finished by Twisted, then
+    the connection closes."""
+    server, client, listener = await connectedPair()
+    try:
+        transport: Any = server.transport
+        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        assert client.transport is not None
+        client.transport.pauseProducing()  # type: ignore[attr-defined]
+        big = b"".join(b"%08d\n" % i for i in range(400_000))
+        writeAndClose(transport, big)
+        assert not server.lost.called
+        client.transport.resumeProducing()  # type: ignore[attr-defined]
+        await client.waitForClose()
+        assert client.received == big
+    finally:
+        await closeAll(server, listener)
+
+
+def test_write_and_close_other_transports() -> None:
+    """Any other transport is written to, then asked to close."""
+    transport = StringTransport()
+    writeAndClose(transport, b"reply\n")
+    assert transport.value() == b"reply\n"
+    assert transport.disconnecting
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_and_close_to_a_client_that_reset() -> None:
+    """Writing and closing to a client that has gone raises nothing; the
+    connection is lost the usual way."""
+    server, client, listener = await connectedPair()
+    try:
+        assert client.transport is not None
+        client.transport.abortConnection()  # type: ignore[attr-defined]
+        await client.waitForClose()
+        assert server.transport is not None
+        writeAndClose(server.transport, b"x" * 100_000)
+        await server.lost
     finally:
         await closeAll(server, listener)
