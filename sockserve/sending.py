@@ -11,7 +11,8 @@ not take. L{writerFor} gives a protocol that behaviour on Twisted's TCP
 transports: when the transport's buffer is empty, the data goes straight to
 the socket; whatever is left, and everything written while the buffer is not
 empty, goes through C{transport.write}, so order, flow control and error
-handling stay Twisted's.
+handling stay Twisted's. L{writeAndClose} does the same for a last write, and
+then closes at once.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ def canWriteDirectly(transport: object) -> bool:
     )
 
 
+def nothingWaiting(connection: tcp.Connection) -> bool:
+    """
+    Tell whether C{connection} (see L{canWriteDirectly}) has nothing buffered
+    and is open for writing, so that a write may go straight to its socket.
+    """
+    return (
+        connection.offset == len(connection.dataBuffer)
+        and not connection._tempDataLen
+        and bool(connection.connected)
+        and not connection.disconnecting
+        and not connection._writeDisconnecting
+        and not connection._aborting
+    )
+
+
 def writerFor(transport: ITransport) -> Writer:
     """
     Return a function that writes to C{transport}: one that sends at once when
@@ -64,14 +80,7 @@ def writerFor(transport: ITransport) -> Writer:
     bufferedWrite = connection.write
 
     def write(data: bytes) -> None:
-        if (
-            connection.offset == len(connection.dataBuffer)
-            and not connection._tempDataLen
-            and connection.connected
-            and not connection.disconnecting
-            and not connection._writeDisconnecting
-            and not connection._aborting
-        ):
+        if nothingWaiting(connection):
             try:
                 sent = send(data)
             except OSError:
@@ -107,15 +116,7 @@ def writeAndClose(transport: ITransport, data: bytes) -> None:
     """
     if canWriteDirectly(transport):
         connection: tcp.Connection = transport  # type: ignore[assignment]
-        if (
-            connection.offset == len(connection.dataBuffer)
-            and not connection._tempDataLen
-            and connection.connected
-            and not connection.disconnecting
-            and not connection._writeDisconnecting
-            and not connection._aborting
-            and connection.producer is None
-        ):
+        if nothingWaiting(connection) and connection.producer is None:
             try:
                 sent = connection.socket.send(data)
             except OSError:

@@ -6,6 +6,8 @@ on real loopback TCP connections.
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest_twisted
@@ -35,18 +37,27 @@ class ServerSide(Protocol):
         self.lost.callback(None)
 
 
-async def connectedPair() -> tuple[ServerSide, RecordingClient, RunningServer]:
+@asynccontextmanager
+async def connectedPair() -> AsyncIterator[tuple[ServerSide, RecordingClient]]:
     """
-    Listen on an OS-chosen loopback port, connect a client, and return both
-    ends with the listener (whose C{stop} closes it all).
+    Listen on an OS-chosen loopback port and connect a client; give both
+    ends, and close them and the listener afterwards.
     """
     serverSide: Deferred[ServerSide] = Deferred()
     factory = Factory.forProtocol(lambda: ServerSide(serverSide))
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
     listener = RunningServer(factory, port)  # type: ignore[arg-type]
-    client = await listener.connect()
-    server = await serverSide.addTimeout(WAIT, reactor)
-    return server, client, listener
+    try:
+        client = await listener.connect()
+        server = await serverSide.addTimeout(WAIT, reactor)
+        try:
+            yield server, client
+        finally:
+            if not client.closed.called:
+                await client.close()
+            await server.lost.addTimeout(WAIT, reactor)
+    finally:
+        await maybeDeferred(port.stopListening)
 
 
 def buffered(transport: Any) -> int:
@@ -54,35 +65,41 @@ def buffered(transport: Any) -> int:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[no-any-return]
 
 
-async def closeAll(server: ServerSide, listener: RunningServer) -> None:
-    """Close the client, wait for the server end to go, stop listening."""
-    for client in listener.clients:
-        if not client.closed.called:
-            await client.close()
-    await server.lost.addTimeout(WAIT, reactor)
-    await maybeDeferred(listener.port.stopListening)
+def stallClient(server: ServerSide, client: RecordingClient) -> bytes:
+    """
+    Make the kernel take only part of a large write: shrink the server's
+    send buffer and stop the client reading (resume it with
+    L{resume}). Return such a write.
+    """
+    transport: Any = server.transport
+    transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    assert client.transport is not None
+    client.transport.pauseProducing()  # type: ignore[attr-defined]
+    return b"".join(b"%08d\n" % i for i in range(400_000))
+
+
+def resume(client: RecordingClient) -> None:
+    """Let a client stopped by L{stallClient} read again."""
+    transport: Any = client.transport
+    transport.resumeProducing()
 
 
 @pytest_twisted.ensureDeferred
 async def test_nothing_buffered_goes_straight_to_the_socket() -> None:
     """With Twisted's buffer empty, the data is sent at once: nothing is left
     in the buffer for a later reactor pass."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert canWriteDirectly(server.transport)
         write = writerFor(server.transport)  # type: ignore[arg-type]
         write(b"hello\n")
         assert buffered(server.transport) == 0
         assert await client.waitForText(b"hello\n") == b"hello\n"
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_order_kept_behind_buffered_data() -> None:
     """While Twisted holds data, later writes queue behind it."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         write = writerFor(server.transport)  # type: ignore[arg-type]
         assert server.transport is not None
         server.transport.write(b"first\n")
@@ -90,38 +107,29 @@ async def test_order_kept_behind_buffered_data() -> None:
         assert buffered(server.transport) == len(b"first\nsecond\n")
         received = await client.waitForText(b"second\n")
         assert received == b"first\nsecond\n"
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_what_the_kernel_does_not_take_is_buffered() -> None:
     """A write larger than the socket takes is sent in part; the rest, and
     what follows it, reaches the client whole and in order."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
+        big = stallClient(server, client)
         transport: Any = server.transport
-        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        assert client.transport is not None
-        client.transport.pauseProducing()  # type: ignore[attr-defined]
-        big = b"".join(b"%08d\n" % i for i in range(400_000))
         write = writerFor(transport)
         write(big)
         assert 0 < buffered(transport) < len(big)
         write(b"tail\n")
-        client.transport.resumeProducing()  # type: ignore[attr-defined]
+        resume(client)
         received = await client.waitFor(lambda got: len(got) >= len(big) + 5)
         assert received == big + b"tail\n"
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_closing_connection_is_left_to_twisted() -> None:
     """After loseConnection the write goes through Twisted, which sends it
     before it closes, as it would without the fast path."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert server.transport is not None
         write = writerFor(server.transport)
         server.transport.loseConnection()
@@ -129,16 +137,13 @@ async def test_closing_connection_is_left_to_twisted() -> None:
         assert buffered(server.transport) == len(b"late\n")
         await client.waitForClose()
         assert client.received == b"late\n"
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_that_reset_is_found_by_twisted() -> None:
     """Writing to a client that has gone raises nothing; the connection is
     lost the usual way."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert client.transport is not None
         client.transport.abortConnection()  # type: ignore[attr-defined]
         await client.waitForClose()
@@ -146,8 +151,6 @@ async def test_a_client_that_reset_is_found_by_twisted() -> None:
         for _ in range(3):
             write(b"x" * 100_000)
         await server.lost
-    finally:
-        await closeAll(server, listener)
 
 
 def test_other_transports_get_their_own_write() -> None:
@@ -162,24 +165,20 @@ def test_other_transports_get_their_own_write() -> None:
 @pytest_twisted.ensureDeferred
 async def test_aborted_connection_is_left_to_twisted() -> None:
     """After abortConnection nothing more is sent, as without the fast path."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert server.transport is not None
         write = writerFor(server.transport)
         server.transport.abortConnection()  # type: ignore[attr-defined]
         write(b"dropped\n")
         await client.waitForClose()
         assert client.received == b""
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_write_and_close_at_once() -> None:
     """With nothing buffered, writeAndClose sends and closes before it
     returns; the client gets the data and a clean end of stream."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert server.transport is not None
         writeAndClose(server.transport, b"reply\n")
         assert server.lost.called
@@ -187,44 +186,33 @@ async def test_write_and_close_at_once() -> None:
         assert client.received == b"reply\n"
         assert client.closeReason is not None
         assert client.closeReason.check(ConnectionDone)
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_write_and_close_behind_buffered_data() -> None:
     """With data buffered, writeAndClose queues behind it and closes once
     everything is sent."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert server.transport is not None
         server.transport.write(b"first\n")
         writeAndClose(server.transport, b"second\n")
         assert not server.lost.called
         await client.waitForClose()
         assert client.received == b"first\nsecond\n"
-    finally:
-        await closeAll(server, listener)
 
 
 @pytest_twisted.ensureDeferred
 async def test_write_and_close_more_than_the_kernel_takes() -> None:
     """A write the socket does not take whole is finished by Twisted, then
     the connection closes."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
+        big = stallClient(server, client)
         transport: Any = server.transport
-        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        assert client.transport is not None
-        client.transport.pauseProducing()  # type: ignore[attr-defined]
-        big = b"".join(b"%08d\n" % i for i in range(400_000))
         writeAndClose(transport, big)
         assert not server.lost.called
-        client.transport.resumeProducing()  # type: ignore[attr-defined]
+        resume(client)
         await client.waitForClose()
         assert client.received == big
-    finally:
-        await closeAll(server, listener)
 
 
 def test_write_and_close_other_transports() -> None:
@@ -239,13 +227,10 @@ def test_write_and_close_other_transports() -> None:
 async def test_write_and_close_to_a_client_that_reset() -> None:
     """Writing and closing to a client that has gone raises nothing; the
     connection is lost the usual way."""
-    server, client, listener = await connectedPair()
-    try:
+    async with connectedPair() as (server, client):
         assert client.transport is not None
         client.transport.abortConnection()  # type: ignore[attr-defined]
         await client.waitForClose()
         assert server.transport is not None
         writeAndClose(server.transport, b"x" * 100_000)
         await server.lost
-    finally:
-        await closeAll(server, listener)
