@@ -41,16 +41,25 @@ _BUFFER_STATE = (
 )
 
 
+# Whether each kind of transport met so far has that state: the answer is the
+# same for every instance of a class (FileDescriptor.__init__ sets what is not
+# a class attribute), and working it out costs more than a oneshot reply.
+_KNOWN_KINDS: dict[type, bool] = {}
+
+
 def canWriteDirectly(transport: object) -> bool:
     """
     Tell whether C{transport} is a plain (not TLS) Twisted TCP connection whose
     buffer state L{writerFor} knows how to read.
     """
-    return (
-        isinstance(transport, tcp.Connection)
-        and not getattr(transport, "TLS", True)
-        and all(hasattr(transport, name) for name in _BUFFER_STATE)
-    )
+    kind = type(transport)
+    known = _KNOWN_KINDS.get(kind)
+    if known is None:
+        known = _KNOWN_KINDS[kind] = isinstance(transport, tcp.Connection) and all(
+            hasattr(transport, name) for name in _BUFFER_STATE
+        )
+    # startTLS turns TLS on for one connection, not for its class.
+    return known and not getattr(transport, "TLS", True)
 
 
 def nothingWaiting(connection: tcp.Connection) -> bool:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone
@@ -234,3 +234,24 @@ async def test_write_and_close_to_a_client_that_reset() -> None:
         assert server.transport is not None
         writeAndClose(server.transport, b"x" * 100_000)
         await server.lost
+
+
+def test_a_connection_that_started_tls_is_left_to_twisted() -> None:
+    """TLS is a connection's state, not its class's: a TCP connection that
+    has started TLS is written to through Twisted, even when others of its
+    class are not."""
+
+    class Connection(tcp.Server):
+        def __init__(self) -> None:
+            self.socket = socket.socket()
+            self._tempDataLen = 0
+
+    plain, secured = Connection(), Connection()
+    try:
+        secured.TLS = True
+        assert canWriteDirectly(plain)
+        assert not canWriteDirectly(secured)
+        assert canWriteDirectly(plain)
+    finally:
+        plain.socket.close()
+        secured.socket.close()
