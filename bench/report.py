@@ -34,6 +34,7 @@ class Cell:
     p99: list[float] = field(default_factory=list)
     loadgenCpu: list[float] = field(default_factory=list)
     serverCpu: list[float] = field(default_factory=list)
+    serverUsPerOp: list[float] = field(default_factory=list)
     rssPerConn: list[float] = field(default_factory=list)
     errors: int = 0
     missing: int = 0
@@ -91,6 +92,7 @@ class Cell:
             "loadgen_cpu_pct_median": _median(self.loadgenCpu),
             "loadgen_cpu_pct_max": max(self.loadgenCpu) if self.loadgenCpu else None,
             "server_cpu_pct_median": _median(self.serverCpu),
+            "server_cpu_us_per_op_median": _median(self.serverUsPerOp),
             "rss_per_conn_kib": _median(self.rssPerConn),
             "errors": self.errors,
             "missing": self.missing,
@@ -114,6 +116,11 @@ def summarise(measurements: Sequence[Measurement]) -> dict[tuple[str, str], Cell
         cell.missing += m.missing
         if m.loadgenCpu is not None:
             cell.loadgenCpu.append(m.loadgenCpu)
+        # What the server spent per request, connection or delivery: comparable
+        # even where the load generator is the bottleneck. (Not for idle
+        # connections, whose figure is a time, not a rate.)
+        if (m.valid or m.saturated) and m.serverCpu and m.value and not m.idle:
+            cell.serverUsPerOp.append(m.serverCpu / 100 / m.value * 1e6)
         if m.valid and m.value is not None:
             cell.values.append(m.value)
             if m.p50Us is not None:
@@ -245,9 +252,10 @@ def markdown(
     lines.append("")
     lines.append(
         "| scenario | server | median | spread (min-max) | p50 us | p99 us "
-        "| loadgen CPU % (median / max) | server CPU % | valid rounds | problems |"
+        "| loadgen CPU % (median / max) | server CPU % | server CPU us per op "
+        "| valid rounds | problems |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario in scenarios:
         digits = 0 if scenario.higherIsBetter else 2
         for name in names:
@@ -274,6 +282,7 @@ def markdown(
                 f"| {_fmt(_median(cell.p50))} | {_fmt(_median(cell.p99))} "
                 f"| {_fmt(_median(cell.loadgenCpu))} / {_fmt(lgMax)} "
                 f"| {_fmt(_median(cell.serverCpu))} "
+                f"| {_fmt(_median(cell.serverUsPerOp), 3)} "
                 f"| {len(cell.values)}/{cell.rounds} | {problems} |"
             )
     lines.append("")

@@ -42,6 +42,8 @@ class Measurement:
     @ivar saturated: whether the load generator saturating its core is the
         only problem: the figure is then a bound on what the server can do
         (it did at least this well), not a measurement of it.
+    @ivar idle: whether this is the idle-connections scenario, whose figure
+        is a time rather than a rate.
     @ivar raw: what the load generator reported.
     """
 
@@ -58,6 +60,7 @@ class Measurement:
     rssPerConnKiB: float | None = None
     valid: bool = False
     saturated: bool = False
+    idle: bool = False
     problems: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -176,7 +179,7 @@ def measureIdle(
     Connect many idle chat clients; time their acceptance and weigh the
     server's memory (VmRSS) before and after.
     """
-    m = Measurement(scenario.name, server.spec.name, round)
+    m = Measurement(scenario.name, server.spec.name, round, idle=True)
     before = rssKiB(server.pid)
     child = startChild(
         _loadCommand(loadgen, scenario, server, placement),
