@@ -53,7 +53,10 @@ class Client:
     name: str = ""
     joined: bool = False
     sent: int = 0
-    received: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # Keyed by the sender's ident, which its lines carry: a name (the
+    # client's address) can come back with a new client once its port is
+    # free again, most quickly after a reset.
+    received: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     fins: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     finSeen: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -66,7 +69,7 @@ class Ledger:
     """
 
     events: int = 0
-    sent: list[tuple[int, str, int]] = field(default_factory=list)
+    sent: list[tuple[int, int, int]] = field(default_factory=list)
     joinedAt: dict[int, int] = field(default_factory=dict)
 
     def tick(self) -> int:
@@ -90,7 +93,7 @@ async def readLines(client: Client, ledger: Ledger) -> None:
             continue
         match = MESSAGE.match(line)
         if match:
-            client.received[match.group(1).decode()].append(int(match.group(3)))
+            client.received[int(match.group(2))].append(int(match.group(3)))
             continue
         match = FIN.match(line)
         if match:
@@ -129,7 +132,7 @@ async def runRound(
     """
     ledger = Ledger()
     clients: dict[int, Client] = {}
-    resetNames: set[str] = set()
+    resetIdents: set[int] = set()
     nextIdent = 0
     counts = {"joins": 0, "leaves": 0, "resets": 0, "lines": 0}
     deadline = time.monotonic() + seconds
@@ -151,7 +154,7 @@ async def runRound(
             else:
                 # A reset discards what the server had not read yet: lines
                 # from a client that resets are not owed to anyone.
-                resetNames.add(victim.name)
+                resetIdents.add(victim.ident)
                 sock = victim.writer.get_extra_info("socket")
                 sock.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -165,7 +168,7 @@ async def runRound(
             data = b""
             for _ in range(burst):
                 data += b"m %d %d\n" % (sender.ident, sender.sent)
-                ledger.sent.append((ledger.tick(), sender.name, sender.sent))
+                ledger.sent.append((ledger.tick(), sender.ident, sender.sent))
                 sender.sent += 1
             sender.writer.write(data)
             counts["lines"] += burst
@@ -177,11 +180,15 @@ async def runRound(
     owed = missing = disorder = 0
     for client in survivors:
         joined = ledger.joinedAt[client.ident]
-        for tick, senderName, number in ledger.sent:
-            if senderName == client.name or senderName in resetNames or tick < joined:
+        for tick, senderIdent, number in ledger.sent:
+            if (
+                senderIdent == client.ident
+                or senderIdent in resetIdents
+                or tick < joined
+            ):
                 continue
             owed += 1
-            if number not in client.received.get(senderName, ()):
+            if number not in client.received.get(senderIdent, ()):
                 missing += 1
         for numbers in client.received.values():
             if numbers != sorted(numbers):
