@@ -39,6 +39,7 @@ class Deadlines(Generic[K]):
         self._expired = expired
         self._due: OrderedDict[K, float] = OrderedDict()
         self._timer: IDelayedCall | None = None
+        self._expiring = False
 
     def __len__(self) -> int:
         return len(self._due)
@@ -51,9 +52,13 @@ class Deadlines(Generic[K]):
         Start C{key}'s deadline, or restart it if it is running.
         """
         due = self._due
-        due[key] = self._clock.seconds() + self.seconds
-        due.move_to_end(key)
-        if self._timer is None:
+        when = self._clock.seconds() + self.seconds
+        due.pop(key, None)
+        latest = next(reversed(due.values()), when)
+        due[key] = when
+        if when < latest:
+            self._clockWentBack(latest - when)
+        elif self._timer is None and not self._expiring:
             self._timer = self._clock.callLater(self.seconds, self._expire)
 
     def discard(self, key: K) -> None:
@@ -65,16 +70,44 @@ class Deadlines(Generic[K]):
             self._timer.cancel()
             self._timer = None
 
+    def _clockWentBack(self, by: float) -> None:
+        """
+        A deadline set now falls before one set earlier: the clock was set
+        back, by at least C{by} seconds. Move the earlier deadlines back as
+        much, so that the order holds and they keep (at least) the time they
+        had left, and time the timer by the earliest again.
+        """
+        due = self._due
+        # All but the newest, which was set after the step and is right.
+        for key in list(due)[:-1]:
+            due[key] -= by
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """
+        Time the timer by the earliest deadline, if there is one.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._due:
+            first = next(iter(self._due.values()))
+            delay = max(0.0, first - self._clock.seconds())
+            self._timer = self._clock.callLater(delay, self._expire)
+
     def _expire(self) -> None:
         self._timer = None
-        now = self._clock.seconds()
-        due = self._due
-        while due:
-            key, when = next(iter(due.items()))
-            if when > now:
-                # An expiry may have set a deadline, and with it the timer.
-                if self._timer is None:
-                    self._timer = self._clock.callLater(when - now, self._expire)
-                return
-            del due[key]
-            self._expired(key)
+        self._expiring = True
+        try:
+            now = self._clock.seconds()
+            due = self._due
+            while due:
+                key, when = next(iter(due.items()))
+                if when > now:
+                    break
+                del due[key]
+                self._expired(key)
+        finally:
+            # Also after an expiry that raised: the others still have theirs.
+            self._expiring = False
+            self._schedule()

@@ -28,22 +28,20 @@ Writer = Callable[[bytes], None]
 
 # What the fast path reads from Twisted's FileDescriptor: the buffer
 # (dataBuffer from offset, plus _tempDataLen bytes not yet joined) and the
-# states in which a write must be left to Twisted.
-_BUFFER_STATE = (
+# states in which a write must be left to Twisted. These are attributes of
+# the class; _tempDataLen and socket are set on each connection (and socket
+# is gone once it is closed).
+_CLASS_STATE = (
     "dataBuffer",
     "offset",
-    "_tempDataLen",
     "connected",
     "disconnecting",
     "_writeDisconnecting",
     "_aborting",
-    "socket",
 )
 
-
-# Whether each kind of transport met so far has that state: the answer is the
-# same for every instance of a class (FileDescriptor.__init__ sets what is not
-# a class attribute), and working it out costs more than a oneshot reply.
+# Whether each class of transport met so far has that state: working it out
+# costs more than a oneshot reply.
 _KNOWN_KINDS: dict[type, bool] = {}
 
 
@@ -55,11 +53,17 @@ def canWriteDirectly(transport: object) -> bool:
     kind = type(transport)
     known = _KNOWN_KINDS.get(kind)
     if known is None:
-        known = _KNOWN_KINDS[kind] = isinstance(transport, tcp.Connection) and all(
-            hasattr(transport, name) for name in _BUFFER_STATE
+        known = _KNOWN_KINDS[kind] = issubclass(kind, tcp.Connection) and all(
+            hasattr(kind, name) for name in _CLASS_STATE
         )
-    # startTLS turns TLS on for one connection, not for its class.
-    return known and not getattr(transport, "TLS", True)
+    # startTLS turns TLS on for one connection, not for its class; a closed
+    # connection has lost its socket.
+    return (
+        known
+        and not getattr(transport, "TLS", True)
+        and hasattr(transport, "socket")
+        and hasattr(transport, "_tempDataLen")
+    )
 
 
 def nothingWaiting(connection: tcp.Connection) -> bool:

@@ -88,8 +88,48 @@ def test_expiry_may_set_deadlines() -> None:
     clock.advance(4)
     assert expired == ["a"]
     assert len(clock.getDelayedCalls()) == 1
-    clock.advance(5)
+    clock.advance(1)
+    assert expired == ["a", "b"]
+    clock.advance(4)
     assert expired == ["a", "b", "again"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_an_expiry_that_raises_leaves_the_others_timed() -> None:
+    """A failing expiry does not strand the deadlines after it."""
+    clock = Clock()
+    expired: list[str] = []
+
+    def expire(key: str) -> None:
+        if key == "a":
+            raise RuntimeError("boom")
+        expired.append(key)
+
+    deadlines: Deadlines[str] = Deadlines(clock, 5, expire)
+    deadlines.set("a")
+    clock.advance(1)
+    deadlines.set("b")
+    with pytest.raises(RuntimeError):
+        clock.advance(4)
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(1)
+    assert expired == ["b"]
+
+
+def test_clock_set_back() -> None:
+    """A deadline set after the clock went back is not stuck behind older
+    ones (for an hour, here); those keep at least the time they had left
+    (8 s here), and at most what they had when last set (10 s)."""
+    clock, deadlines, expired = started(10)
+    clock.advance(1000)
+    deadlines.set("old")
+    clock.advance(2)
+    clock.rightNow -= 3600
+    deadlines.set("new")
+    clock.advance(9.9)
+    assert expired == []
+    clock.advance(0.1)
+    assert expired == ["old", "new"]
     assert clock.getDelayedCalls() == []
 
 

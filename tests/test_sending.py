@@ -255,3 +255,23 @@ def test_a_connection_that_started_tls_is_left_to_twisted() -> None:
     finally:
         plain.socket.close()
         secured.socket.close()
+
+
+def test_a_closed_connection_does_not_spoil_its_class() -> None:
+    """A connection that has lost its socket is written to through Twisted;
+    the next connection of its class still gets the direct path."""
+
+    class Connection(tcp.Server):
+        def __init__(self) -> None:
+            self.socket = socket.socket()
+            self._tempDataLen = 0
+
+    closed = Connection()
+    closed.socket.close()
+    del closed.socket
+    assert not canWriteDirectly(closed)
+    fresh = Connection()
+    try:
+        assert canWriteDirectly(fresh)
+    finally:
+        fresh.socket.close()
