@@ -389,6 +389,25 @@ static void pump(int timeout_ms)
     }
 }
 
+/* Pump events while some connection is still pending(), at most timeout_ns. */
+static void pump_while_any(int (*pending)(const conn_t *), uint64_t timeout_ns)
+{
+    uint64_t deadline = now_ns() + timeout_ns;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < nconns; i++)
+            waiting += pending(&cs[i]);
+        if (!waiting || now_ns() > deadline)
+            return;
+        pump(10);
+    }
+}
+
+static int connecting(const conn_t *c) { return c->open && !c->connected; }
+static int awaiting_reply(const conn_t *c) { return c->open && c->waiting; }
+static int still_open(const conn_t *c) { return c->open; }
+static int not_greeted(const conn_t *c) { return c->open && !c->got_line; }
+
 static conn_t *make_conns(int n)
 {
     cs = calloc((size_t)n, sizeof *cs);
@@ -481,15 +500,7 @@ static int run_echo(void)
     for (int i = 0; i < nconns; i++)
         if (conn_open(&cs[i]) == 0)
             pending++;
-    uint64_t deadline = now_ns() + 10000000000ull;
-    for (;;) {
-        int waiting = 0;
-        for (int i = 0; i < nconns; i++)
-            waiting += cs[i].open && !cs[i].connected;
-        if (!waiting || now_ns() > deadline)
-            break;
-        pump(10);
-    }
+    pump_while_any(connecting, 10000000000ull);
     uint64_t t = now_ns();
     win_start = t + (uint64_t)warmup_ms * 1000000u;
     win_end = win_start + (uint64_t)duration_ms * 1000000u;
@@ -512,15 +523,7 @@ static int run_echo(void)
         cpu_start();
     cpu_stop();
     stopping = 1;
-    deadline = now_ns() + 5000000000ull;
-    for (;;) {
-        int outstanding = 0;
-        for (int i = 0; i < nconns; i++)
-            outstanding += cs[i].open && cs[i].waiting;
-        if (!outstanding || now_ns() > deadline)
-            break;
-        pump(10);
-    }
+    pump_while_any(awaiting_reply, 5000000000ull);
     for (int i = 0; i < nconns; i++) {
         if (cs[i].open && cs[i].waiting)
             error_at(&cs[i], "no reply within 5 s");
@@ -616,15 +619,7 @@ static int run_oneshot(void)
         cpu_start();
     cpu_stop();
     stopping = 1;
-    uint64_t deadline = now_ns() + 5000000000ull;
-    for (;;) {
-        int outstanding = 0;
-        for (int i = 0; i < nconns; i++)
-            outstanding += cs[i].open;
-        if (!outstanding || now_ns() > deadline)
-            break;
-        pump(10);
-    }
+    pump_while_any(still_open, 5000000000ull);
     for (int i = 0; i < nconns; i++) {
         if (cs[i].open)
             error_at(&cs[i], "no complete reply within 5 s of the end");
@@ -808,15 +803,7 @@ static int run_chat(void)
     on_input = chat_input;
     for (int i = 0; i < nconns; i++)
         conn_open(&cs[i]);
-    uint64_t deadline = now_ns() + 10000000000ull;
-    for (;;) {
-        int waiting = 0;
-        for (int i = 0; i < nconns; i++)
-            waiting += cs[i].open && !cs[i].got_line;
-        if (!waiting || now_ns() > deadline)
-            break;
-        pump(10);
-    }
+    pump_while_any(not_greeted, 10000000000ull);
     /* Synchronise: every client sends a probe until one round reaches
      * everyone, which proves every client is in the room. */
     int synced = 0;
@@ -835,7 +822,7 @@ static int run_chat(void)
             alive += cs[i].open;
         if (alive < nconns)
             break; /* the server dropped someone: no use trying */
-        deadline = now_ns() + 2000000000ull;
+        uint64_t deadline = now_ns() + 2000000000ull;
         while (now_ns() < deadline) {
             synced = 1;
             for (int i = 0; i < nconns; i++)
