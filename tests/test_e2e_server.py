@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -423,30 +424,30 @@ def test_invalid_option(processes: Processes, options: list[str], option: str) -
 # Daemon
 
 
+def launchDaemon(
+    processes: Processes, *options: str
+) -> tuple[subprocess.CompletedProcess[bytes], Path, Path]:
+    """
+    Run C{twistd --pidfile P --logfile L sockserve OPTIONS} as a daemon in a
+    fresh directory; return the launching command's result, P and L.
+    """
+    directory = processes.newDirectory("daemon")
+    pidfile = directory / "sockserve.pid"
+    logfile = directory / "sockserve.log"
+    processes.trackDaemons(str(pidfile))
+    command = [installedProgram("twistd"), "--pidfile", str(pidfile)]
+    command += ["--logfile", str(logfile), "sockserve", *options]
+    return processes.run(command, cwd=directory), pidfile, logfile
+
+
 def test_daemon(processes: Processes) -> None:
     """
     C{twistd --pidfile P --logfile L sockserve --port 0}: the launching command
     exits 0, the pidfile names the daemon, the log has the listening line, a
     client is served, and SIGTERM stops the daemon and removes the pidfile.
     """
-    directory = processes.newDirectory("daemon")
-    pidfile = directory / "sockserve.pid"
-    logfile = directory / "sockserve.log"
-    processes.trackDaemons(str(pidfile))
-    result = processes.run(
-        [
-            installedProgram("twistd"),
-            "--pidfile",
-            str(pidfile),
-            "--logfile",
-            str(logfile),
-            "sockserve",
-            "--port",
-            "0",
-            "--mode",
-            "oneshot",
-        ],
-        cwd=directory,
+    result, pidfile, logfile = launchDaemon(
+        processes, "--port", "0", "--mode", "oneshot"
     )
     assert result.returncode == 0, result
     pid = int(pidfile.read_text())
@@ -469,23 +470,7 @@ def test_daemon_port_in_use(processes: Processes) -> None:
     promptly saying why, no pidfile is left, and no daemon process lingers.
     """
     port = processes.busyPort()
-    directory = processes.newDirectory("daemon")
-    pidfile = directory / "sockserve.pid"
-    logfile = directory / "sockserve.log"
-    processes.trackDaemons(str(pidfile))
-    result = processes.run(
-        [
-            installedProgram("twistd"),
-            "--pidfile",
-            str(pidfile),
-            "--logfile",
-            str(logfile),
-            "sockserve",
-            "--port",
-            str(port),
-        ],
-        cwd=directory,
-    )
+    result, pidfile, logfile = launchDaemon(processes, "--port", str(port))
     message = f"Could not listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
     output = (result.stdout + result.stderr).decode("utf-8", "replace")
     assert result.returncode != 0, output
