@@ -1,10 +1,78 @@
 """
 sockserve: echo, one-shot reply and chat line servers on Twisted.
 
-The servers are run by ``twistd sockserve`` (see L{sockserve.tap}); the client is
-``sockserve-client`` (see L{sockserve.client}).
+The servers are run by C{twistd sockserve} (see L{sockserve.tap}); the client
+is C{sockserve-client} (see L{sockserve.client}). What this module exports is
+the public API; modules and names with a leading underscore are internal.
+
+Layers, from the outside in: L{makeService} (the twistd plugin's) builds a
+L{LineServerService}, which listens with one L{LineServerFactory} per
+listener; the factory builds a protocol per connection (L{EchoProtocol},
+L{OneShotReplyProtocol}, L{ChatProtocol}), each a L{LineServerProtocol} given
+its collaborators (L{ServerContext}, L{Limits}). Chat protocols hand their
+lines to a L{ChatSession}, which speaks to an L{IChatRoom} (L{ChatRoom}); the
+room hands members (L{IChatMember}) events, formatted once per wire.
 """
 
 __version__ = "1.0.0"
 
-__all__ = ["__version__"]
+from sockserve.chat import (
+    Banner,
+    ChatConnection,
+    ChatEvent,
+    ChatProtocol,
+    ChatRoom,
+    ChatSession,
+    ChatWire,
+    Error,
+    IChatMember,
+    IChatRoom,
+    Joined,
+    Left,
+    LineWire,
+    Message,
+    NameRejected,
+    Notice,
+    Renamed,
+    RoomFull,
+)
+from sockserve.echo import EchoProtocol
+from sockserve.factories import LineServerFactory, buildFactory
+from sockserve.limits import Limits
+from sockserve.oneshot import OneShotReplyProtocol
+from sockserve.protocol import LineServerProtocol, ServerContext
+from sockserve.service import LineServerService, Listener
+from sockserve.tap import Options, makeService
+
+__all__ = [
+    "Banner",
+    "ChatConnection",
+    "ChatEvent",
+    "ChatProtocol",
+    "ChatRoom",
+    "ChatSession",
+    "ChatWire",
+    "EchoProtocol",
+    "Error",
+    "IChatMember",
+    "IChatRoom",
+    "Joined",
+    "Left",
+    "Limits",
+    "LineServerFactory",
+    "LineServerProtocol",
+    "LineServerService",
+    "LineWire",
+    "Listener",
+    "Message",
+    "NameRejected",
+    "Notice",
+    "OneShotReplyProtocol",
+    "Options",
+    "Renamed",
+    "RoomFull",
+    "ServerContext",
+    "__version__",
+    "buildFactory",
+    "makeService",
+]

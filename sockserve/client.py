@@ -28,8 +28,8 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from sockserve import __version__
-from sockserve.endpoints import quoteColons
+from sockserve._endpoints import quoteColons
+from sockserve._version import __version__
 
 
 class ClientOptions(usage.Options):

@@ -4,7 +4,7 @@ The echo server: every line is answered C{OK .. <line>}, the connection stays op
 
 from __future__ import annotations
 
-from sockserve.base import LineServerProtocol
+from sockserve.protocol import LineServerProtocol
 
 REPLY_PREFIX = b"OK .. "
 _NEXT_REPLY = b"\n" + REPLY_PREFIX

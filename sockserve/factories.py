@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
-from sockserve.base import LineServerProtocol, ServerContext
-from sockserve.chat import ChatProtocol
+from sockserve._connections import ConnectionRegistry
+from sockserve.chat.events import Banner
+from sockserve.chat.protocol import ChatProtocol
+from sockserve.chat.room import ChatRoom, IChatRoom
 from sockserve.echo import EchoProtocol
+from sockserve.limits import Limits
 from sockserve.oneshot import OneShotReplyProtocol, requestDeadlinesFor
-from sockserve.room import ChatRoom
+from sockserve.protocol import LineServerProtocol, ServerContext
 
 MODES = ("chat", "echo", "oneshot")
 
@@ -67,11 +70,35 @@ def oneShotFactory(context: ServerContext) -> LineServerFactory:
 
 
 def chatFactory(
-    context: ServerContext, room: ChatRoom, banner: bytes
+    context: ServerContext, room: IChatRoom, banner: str
 ) -> LineServerFactory:
     """
-    Return the factory of a chat server whose members join C{room}.
+    Return the factory of a chat server whose members join C{room} and are
+    greeted with C{banner} (lines separated by LF).
     """
+    greeting = Banner(banner)
     return LineServerFactory(
-        "chat", context, lambda context: ChatProtocol(context, room, banner)
+        "chat", context, lambda context: ChatProtocol(context, room, greeting)
     )
+
+
+def buildFactory(
+    mode: str,
+    limits: Limits,
+    clock: IReactorTime,
+    banner: str,
+    logConnections: bool = True,
+) -> LineServerFactory:
+    """
+    Return the factory of a C{mode} server enforcing C{limits}, with a
+    registry of its own (and, for chat, a room of its own).
+    """
+    context = ServerContext(
+        limits, ConnectionRegistry(limits.maxPerIP), clock, logConnections
+    )
+    if mode == "echo":
+        return echoFactory(context)
+    if mode == "oneshot":
+        return oneShotFactory(context)
+    room = ChatRoom(limits.maxClients, limits.presenceLimit)
+    return chatFactory(context, room, banner)

@@ -4,10 +4,10 @@ The one-shot reply server: read one request, answer C{OK .. <request>}, close.
 
 from __future__ import annotations
 
-from sockserve.base import LineServerProtocol, ServerContext
-from sockserve.deadlines import Deadlines
+from sockserve._deadlines import Deadlines
+from sockserve._sending import writeAndClose
 from sockserve.echo import REPLY_PREFIX
-from sockserve.sending import writeAndClose
+from sockserve.protocol import LineServerProtocol, ServerContext
 
 
 class OneShotReplyProtocol(LineServerProtocol):

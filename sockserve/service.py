@@ -1,37 +1,48 @@
 """
-The service twistd runs: listen on every endpoint, and at shutdown stop
-listening, say goodbye, and wait (bounded) for the clients to go.
+The service twistd runs: listen on every endpoint, each with its own
+factory, and at shutdown stop listening, say goodbye, and wait (bounded) for
+the clients to go. A failure to start is one line and exit status 1
+(L{StartupAbort}).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
+    IProtocolFactory,
     IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sockserve.addresses import describeAddress
-from sockserve.factories import LineServerFactory
-from sockserve.rlimits import raiseOpenFileLimit
+from sockserve._addresses import describeAddress
+from sockserve._connections import ConnectionRegistry
+from sockserve._rlimits import raiseOpenFileLimit
 
 
 @dataclass(frozen=True)
 class Listener:
     """
-    An endpoint to listen on, with the label used in messages about it.
+    An endpoint to listen on, with the factory of its connections.
+
+    @ivar label: how messages about it name the endpoint.
+    @ivar name: what it serves, as in C{sockserve chat server listening on}.
     """
 
     label: str
     endpoint: IStreamServerEndpoint
+    factory: IProtocolFactory
+    name: str
 
 
 def describeListenFailure(label: str, failure: Failure) -> str:
@@ -48,8 +59,11 @@ def describeListenFailure(label: str, failure: Failure) -> str:
 
 class LineServerService(Service):
     """
-    Listen on a set of endpoints with one factory; stop gracefully.
+    Listen on a set of endpoints, each with its own factory; stop
+    gracefully.
 
+    @ivar registry: the connections to close at shutdown, whichever
+        listener accepted them.
     @ivar ports: the listening ports, once started.
     """
 
@@ -58,13 +72,13 @@ class LineServerService(Service):
     def __init__(
         self,
         listeners: Sequence[Listener],
-        factory: LineServerFactory,
+        registry: ConnectionRegistry,
         clock: IReactorTime,
         shutdownGrace: float,
         onListenFailure: Callable[[str], None],
     ) -> None:
         self.listeners = list(listeners)
-        self.factory = factory
+        self.registry = registry
         self.clock = clock
         self.shutdownGrace = shutdownGrace
         self.onListenFailure = onListenFailure
@@ -102,12 +116,17 @@ class LineServerService(Service):
         self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
         for listener in self.listeners:
             failures: list[Failure] = []
-            listening = listener.endpoint.listen(self.factory)
+            listening = listener.endpoint.listen(listener.factory)
             if listening.called:
-                listening.addCallbacks(self._listened, failures.append)
+                listening.addCallbacks(
+                    self._listened, failures.append, callbackArgs=(listener,)
+                )
             else:
                 listening.addCallbacks(
-                    self._listened, self._failedLater, errbackArgs=(listener.label,)
+                    self._listened,
+                    self._failedLater,
+                    callbackArgs=(listener,),
+                    errbackArgs=(listener.label,),
                 )
             if failures:
                 self._closePorts()
@@ -128,11 +147,11 @@ class LineServerService(Service):
 
         reactor.stop()
 
-    def _listened(self, port: IListeningPort) -> None:
+    def _listened(self, port: IListeningPort, listener: Listener) -> None:
         self.ports.append(port)
         self.log.info(
-            "sockserve {mode} server listening on {address}",
-            mode=self.factory.mode,
+            "sockserve {name} server listening on {address}",
+            name=listener.name,
             address=describeAddress(port.getHost()),
         )
 
@@ -151,9 +170,45 @@ class LineServerService(Service):
         stopped = self._closePorts()
 
         def closeClients(ignored: object) -> Deferred[None]:
-            return self.factory.context.registry.shutdown(
-                self.clock, self.shutdownGrace
-            )
+            return self.registry.shutdown(self.clock, self.shutdownGrace)
 
         stopped.addCallback(closeClients)
         return stopped
+
+
+class StartupAbort:
+    """
+    End start-up after a failure, in one clear line and with exit status 1.
+
+    Under C{twistd}, the pidfile is removed and then the failure is reported
+    through twistd's status pipe, so that the launching process of a daemon
+    exits (with the message) only once the pidfile is gone.
+
+    @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    """
+
+    log = Logger()
+
+    def __init__(self, twistdConfig: Any = None) -> None:
+        self.twistdConfig = twistdConfig
+
+    def __call__(self, message: str) -> NoReturn:
+        """
+        Report C{message} and exit with status 1.
+        """
+        self.log.error("{message}", message=message)
+        config = self.twistdConfig
+        if config is not None:
+            pidfile = config.get("pidfile")
+            if pidfile and os.path.exists(pidfile):
+                os.remove(pidfile)
+            statusPipe = config.get("statusPipe")
+            if statusPipe is not None:
+                config["statusPipe"] = None
+                os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
+                os.close(statusPipe)
+        stderr = sys.__stderr__
+        if stderr is not None:
+            stderr.write(message + "\n")
+            stderr.flush()
+        raise SystemExit(1)

@@ -4,39 +4,22 @@ The twistd plugin's options and service: C{twistd -n sockserve --port 5000}.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import (
-    IReactorCore,
-    IReactorTime,
-    IStreamServerEndpoint,
-)
-from twisted.logger import Logger
+from twisted.internet.interfaces import IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from sockserve import __version__
-from sockserve.base import ServerContext
-from sockserve.chat import DEFAULT_BANNER, formatBanner
-from sockserve.connections import ConnectionRegistry
-from sockserve.endpoints import describeListener
-from sockserve.factories import (
-    MODES,
-    LineServerFactory,
-    chatFactory,
-    echoFactory,
-    oneShotFactory,
-)
+from sockserve._endpoints import describeListener
+from sockserve._version import __version__
+from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
+from sockserve.chat.protocol import DEFAULT_BANNER
+from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
-from sockserve.room import ChatRoom
-from sockserve.service import LineServerService, Listener
-from sockserve.workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
-
-log = Logger()
+from sockserve.service import LineServerService, Listener, StartupAbort
 
 DEFAULT_PORT = "5000"
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -272,66 +255,12 @@ class Options(usage.Options):
         )
 
 
-def buildFactory(
-    mode: str,
-    limits: Limits,
-    clock: IReactorTime,
-    banner: str,
-    logConnections: bool = True,
-) -> LineServerFactory:
+def makeServerService(
+    options: Options, reactor: IReactorCore | None = None
+) -> LineServerService:
     """
-    Return the factory of a C{mode} server enforcing C{limits}.
-    """
-    context = ServerContext(
-        limits, ConnectionRegistry(limits.maxPerIP), clock, logConnections
-    )
-    if mode == "echo":
-        return echoFactory(context)
-    if mode == "oneshot":
-        return oneShotFactory(context)
-    room = ChatRoom(limits.maxClients, limits.presenceLimit)
-    return chatFactory(context, room, formatBanner(banner))
-
-
-class StartupAbort:
-    """
-    End start-up after a failure, in one clear line and with exit status 1.
-
-    Under C{twistd}, the failure is also reported through its status pipe (so
-    the launching process of a daemon exits instead of waiting) and the
-    pidfile is removed.
-
-    @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
-    """
-
-    def __init__(self, twistdConfig: Any = None) -> None:
-        self.twistdConfig = twistdConfig
-
-    def __call__(self, message: str) -> NoReturn:
-        """
-        Report C{message} and exit with status 1.
-        """
-        log.error("{message}", message=message)
-        config = self.twistdConfig
-        if config is not None:
-            statusPipe = config.get("statusPipe")
-            if statusPipe is not None:
-                config["statusPipe"] = None
-                os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
-                os.close(statusPipe)
-            pidfile = config.get("pidfile")
-            if pidfile and os.path.exists(pidfile):
-                os.remove(pidfile)
-        stderr = sys.__stderr__
-        if stderr is not None:
-            stderr.write(message + "\n")
-            stderr.flush()
-        raise SystemExit(1)
-
-
-def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
-    """
-    Build the sockserve service from parsed C{options}.
+    Build the service of one sockserve process from parsed C{options}: its
+    listeners, with C{SO_REUSEPORT} when it is one of several C{--workers}.
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -347,12 +276,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
         logConnections=not options["quiet"],
     )
     abort = StartupAbort(getattr(options, "parent", None))
-    workers = options["workers"]
     listeners = []
     for (description, label), port in zip(
         options["listeners"], options["ports"] or [DEFAULT_PORT], strict=True
     ):
-        if workers > 1:
+        if options["workers"] > 1:
             endpoint: IStreamServerEndpoint = ReusePortTCPEndpoint(
                 reactor,  # type: ignore[arg-type]
                 int(port),
@@ -364,20 +292,29 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
                 endpoint = serverFromString(reactor, description)
             except Exception as error:
                 abort(f"Could not listen on {label}: {error or type(error).__name__}")
-        listeners.append(Listener(label, endpoint))
-    server = LineServerService(
+        listeners.append(Listener(label, endpoint, factory, options["mode"]))
+    return LineServerService(
         listeners,
-        factory,
+        factory.context.registry,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
         abort,
     )
-    if workers == 1 or getattr(options, "workerIndex", 0):
+
+
+def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
+    """
+    Build the sockserve service from parsed C{options}: the server, and with
+    C{--workers N} the N - 1 worker processes serving the same ports.
+    """
+    server = makeServerService(options, reactor)
+    workers = options["workers"]
+    if workers == 1:
         return server
     top = MultiService()
     server.setServiceParent(top)
     WorkerPoolService(
-        reactor,
+        server.clock,
         workers,
         lambda: server.ports,
         options.workerArguments,

@@ -20,10 +20,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from sockserve.base import LineServerProtocol
-from sockserve.factories import LineServerFactory
+from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
-from sockserve.tap import buildFactory
+from sockserve.protocol import LineServerProtocol
 
 WAIT = 10.0
 

@@ -9,8 +9,8 @@ import resource
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-from sockserve.addresses import describeAddress, hostOf
-from sockserve.rlimits import raiseOpenFileLimit
+from sockserve._addresses import describeAddress, hostOf
+from sockserve._rlimits import raiseOpenFileLimit
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,9 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from sockserve.base import LineServerProtocol
-from sockserve.factories import LineServerFactory
+from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
-from sockserve.tap import buildFactory
+from sockserve.protocol import LineServerProtocol
 from tests.support import connectOnStringTransport
 
 BANNER = b"Welcome to sockserve test\r\n"

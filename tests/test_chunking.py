@@ -62,7 +62,7 @@ def test_oneshot_reply_does_not_depend_on_reads(
 def broadcast(chunks: list[bytes]) -> tuple[bytes, bytes]:
     from twisted.internet.task import Clock
 
-    from sockserve.tap import buildFactory
+    from sockserve.factories import buildFactory
 
     factory = buildFactory("chat", Limits(maxLine=40), Clock(), "hi")
     sender, senderOut, _ = connectOnStringTransport("chat", factory=factory)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from sockserve.connections import ConnectionRegistry
+from sockserve._connections import ConnectionRegistry
 
 
 class Connection:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from sockserve.deadlines import Deadlines
+from sockserve._deadlines import Deadlines
 
 
 def started(seconds: float = 10.0) -> tuple[Clock, Deadlines[str], list[str]]:

@@ -110,7 +110,7 @@ def test_connections_are_logged_unless_quiet(logged_errors: object) -> None:
     from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
     from zope.interface import implementer
 
-    from sockserve.tap import buildFactory
+    from sockserve.factories import buildFactory
 
     events: list[LogEvent] = []
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockserve.framing import LineBuffer, LineTooLong
+from sockserve._framing import LineBuffer, LineTooLong
 
 
 def splitLines(chunk: bytes) -> list[bytes]:

@@ -11,8 +11,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from sockserve.base import LineServerProtocol
 from sockserve.limits import Limits
+from sockserve.protocol import LineServerProtocol
 from tests.support import WAIT, startServer
 
 

@@ -1,101 +1,181 @@
 """
-The chat room, with plain members: no transport involved.
+The chat room, with plain members: no transport, no wire.
 """
 
 from __future__ import annotations
 
 import pytest
+from twisted.python.failure import Failure
 from zope.interface import implementer
-from zope.interface.verify import verifyObject
+from zope.interface.verify import verifyClass, verifyObject
 
-from sockserve.chat import ChatProtocol
-from sockserve.room import ChatRoom, IChatMember, NameRejected, RoomFull, checkName
+from sockserve.chat.events import ChatEvent, Joined, Left, Message, Renamed
+from sockserve.chat.room import (
+    ChatRoom,
+    IChatMember,
+    IChatRoom,
+    NameRejected,
+    RoomFull,
+    checkName,
+)
+from sockserve.chat.session import ChatSession
 from tests.conftest import ErrorCollector
 
 
 @implementer(IChatMember)
 class Member:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.received: list[bytes] = []
+    def __init__(self) -> None:
+        self.received: list[ChatEvent] = []
 
-    def deliver(self, data: bytes) -> None:
-        self.received.append(data)
+    def receive(self, event: ChatEvent) -> None:
+        self.received.append(event)
 
 
 @implementer(IChatMember)
 class BrokenMember(Member):
-    def deliver(self, data: bytes) -> None:
+    def receive(self, event: ChatEvent) -> None:
         raise OSError("gone")
 
 
-def test_members_provide_the_interface() -> None:
-    """Members and the chat protocol provide IChatMember."""
-    verifyObject(IChatMember, Member("a"))
-    assert IChatMember.implementedBy(ChatProtocol)
+def result(deferred):
+    """The result of a Deferred that has fired (a Failure if it failed)."""
+    results: list[object] = []
+    deferred.addBoth(results.append)
+    [value] = results
+    return value
 
 
-def test_broadcast_skips_the_sender() -> None:
-    """broadcast delivers to everyone but the excluded member."""
+def joined(room: ChatRoom, name: str) -> Member:
+    member = Member()
+    assert result(room.join(member, name)) == name
+    return member
+
+
+def describe(events: list[ChatEvent]) -> list[tuple[object, ...]]:
+    """Events as comparable tuples."""
+    shown: list[tuple[object, ...]] = []
+    for event in events:
+        if isinstance(event, Message):
+            shown.append(("message", event.sender, event.lines))
+        elif isinstance(event, Renamed):
+            shown.append(("renamed", event.oldName, event.newName))
+        elif isinstance(event, Joined | Left):
+            shown.append((type(event).__name__.lower(), event.name))
+        else:
+            shown.append((type(event).__name__.lower(),))
+    return shown
+
+
+def test_the_room_and_its_members_provide_their_interfaces() -> None:
+    """The room provides IChatRoom; members and sessions IChatMember."""
+    verifyClass(IChatRoom, ChatRoom)
+    verifyObject(IChatRoom, ChatRoom(capacity=1))
+    verifyObject(IChatMember, Member())
+    assert IChatMember.implementedBy(ChatSession)
+
+
+def test_say_reaches_everyone_but_the_sender_as_one_event() -> None:
+    """say hands every other member the same Message event, with the
+    sender's name as the room knows it."""
     room = ChatRoom(capacity=10)
-    a, b, c = Member("a"), Member("b"), Member("c")
-    for member in (a, b, c):
-        room.join(member)
+    a, b, c = joined(room, "a"), joined(room, "b"), joined(room, "c")
     for member in (a, b, c):
         member.received.clear()
-    room.broadcast(b"hi\r\n", exclude=a)
+    room.say(a, [b"hi", b"there"])
     assert a.received == []
-    assert b.received == c.received == [b"hi\r\n"]
+    assert describe(b.received) == [("message", "a", (b"hi", b"there"))]
+    assert b.received[0] is c.received[0]
+
+
+def test_presence_events() -> None:
+    """Joins and departures reach the others as events."""
+    room = ChatRoom(capacity=10)
+    a = joined(room, "a")
+    b = joined(room, "b")
+    assert describe(a.received) == [("joined", "b")]
+    assert b.received == []
+    room.leave(b)
+    assert describe(a.received) == [("joined", "b"), ("left", "b")]
+    room.leave(b)  # leaving twice is harmless
+    assert len(a.received) == 2
 
 
 def test_a_failing_member_does_not_stop_delivery(logged_errors: ErrorCollector) -> None:
     """One member's failure is logged; the others still receive."""
     room = ChatRoom(capacity=10)
-    broken, ok = BrokenMember("broken"), Member("ok")
-    room.join(broken)
-    room.join(ok)
-    ok.received.clear()
-    room.broadcast(b"x\r\n")
-    assert ok.received == [b"x\r\n"]
+    broken, ok = BrokenMember(), Member()
+    room.join(broken, "broken")
+    room.join(ok, "ok")
+    room.say(ok, [b"x"])
+    other = joined(room, "other")
+    room.say(other, [b"z"])
+    assert describe(ok.received) == [("joined", "other"), ("message", "other", (b"z",))]
     events = logged_errors.take()
-    assert len(events) == 2  # ok's join notice, and x
+    assert len(events) == 4  # ok's join, x, other's join, z
     assert all(event["log_failure"].check(OSError) for event in events)
 
 
 def test_capacity_and_names() -> None:
-    """The room refuses a member beyond capacity, or a taken name (case-
-    insensitively); names are listed sorted."""
-    room = ChatRoom(capacity=2)
-    room.join(Member("bob"))
-    with pytest.raises(NameRejected):
-        room.join(Member("BOB"))
-    room.join(Member("Al"))
+    """The room refuses a member beyond capacity; a taken name (case-
+    insensitively) gets a #N suffix; names are listed sorted."""
+    room = ChatRoom(capacity=3)
+    joined(room, "bob")
+    second = Member()
+    assert result(room.join(second, "BOB")) == "BOB#2"
+    joined(room, "Al")
     assert room.isFull()
-    with pytest.raises(RoomFull):
-        room.join(Member("c"))
-    assert room.names() == ["Al", "bob"]
-    assert len(room) == 2
+    refused = result(room.join(Member(), "c"))
+    assert isinstance(refused, Failure)
+    assert refused.check(RoomFull)
+    assert isinstance(refused.value, RoomFull)
+    assert refused.value.capacity == 3
+    assert room.names() == ["Al", "bob", "BOB#2"]
+    assert room.population() == len(room) == 3
+    assert room.nameOf(second) == "BOB#2"
 
 
 def test_rename() -> None:
-    """rename changes the name, tells the others, keeps the member findable."""
+    """rename changes the name, tells the others, keeps the member findable;
+    the room owns the name."""
     room = ChatRoom(capacity=3)
-    a, b = Member("a"), Member("b")
-    room.join(a)
-    room.join(b)
+    a, b = joined(room, "a"), joined(room, "b")
     a.received.clear()
     b.received.clear()
-    assert room.rename(a, "A2") == "a"
-    assert a.name == "A2"
+    assert result(room.rename(a, "A2")) == "a"
+    assert room.nameOf(a) == "A2"
     assert a in room
-    assert b.received == [b"* a is now known as A2\r\n"]
-    assert room.rename(a, "a2") == "A2"  # a change of case of one's own name
-    with pytest.raises(NameRejected):
-        room.rename(a, "B")
+    assert describe(b.received) == [("renamed", "a", "A2")]
+    assert result(room.rename(a, "a2")) == "A2"  # a change of case is a change
+    taken = result(room.rename(a, "B"))
+    assert isinstance(taken, Failure)
+    assert str(taken.value) == "the name B is taken"
+    invalid = result(room.rename(a, "has space"))
+    assert invalid.check(NameRejected)
     room.leave(a)
     assert a not in room
-    room.leave(a)  # leaving twice is harmless
     assert room.members() == [b]
+
+
+def test_renaming_to_ones_own_name_is_a_no_op() -> None:
+    """Taking the name one has tells nobody anything."""
+    room = ChatRoom(capacity=3)
+    a, b = joined(room, "a"), joined(room, "b")
+    b.received.clear()
+    assert result(room.rename(a, "a")) == "a"
+    assert b.received == []
+
+
+def test_presence_limit_covers_joins_leaves_and_renames() -> None:
+    """Above the presence limit, nobody is told of joins, leaves or renames."""
+    room = ChatRoom(capacity=10, presenceLimit=2)
+    a = joined(room, "a")
+    joined(room, "b")
+    a.received.clear()
+    c = joined(room, "c")
+    room.rename(c, "c2")
+    assert a.received == []
+    room.leave(c)
+    assert describe(a.received) == [("left", "c2")]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from sockserve.sending import canWriteDirectly, writeAndClose, writerFor
+from sockserve._sending import canWriteDirectly, writeAndClose, writerFor
 from tests.support import WAIT, RecordingClient, RunningServer
 
 
@@ -176,12 +176,15 @@ async def test_aborted_connection_is_left_to_twisted() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_write_and_close_at_once() -> None:
-    """With nothing buffered, writeAndClose sends and closes before it
-    returns; the client gets the data and a clean end of stream."""
+    """With nothing buffered, writeAndClose sends the data and the end of
+    the stream before it returns; the protocol hears of the close on a later
+    reactor pass, never from inside the call; the client gets the data and a
+    clean end of stream."""
     async with connectedPair() as (server, client):
         assert server.transport is not None
         writeAndClose(server.transport, b"reply\n")
-        assert server.lost.called
+        assert not server.lost.called
+        await server.lost
         await client.waitForClose()
         assert client.received == b"reply\n"
         assert client.closeReason is not None

@@ -21,10 +21,16 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve.endpoints import describeListener
+from sockserve._endpoints import describeListener
+from sockserve.factories import buildFactory
 from sockserve.limits import Limits
-from sockserve.service import LineServerService, Listener, describeListenFailure
-from sockserve.tap import Options, StartupAbort, buildFactory, makeService
+from sockserve.service import (
+    LineServerService,
+    Listener,
+    StartupAbort,
+    describeListenFailure,
+)
+from sockserve.tap import Options, makeService
 from tests.conftest import ErrorCollector
 from tests.support import connectOnStringTransport
 
@@ -198,8 +204,11 @@ def test_listen_failure_is_one_clear_line() -> None:
     working = WorkingEndpoint()
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = LineServerService(
-        [Listener("first", working), Listener("127.0.0.1:5000", FailingEndpoint())],
-        factory,
+        [
+            Listener("first", working, factory, "echo"),
+            Listener("127.0.0.1:5000", FailingEndpoint(), factory, "echo"),
+        ],
+        factory.context.registry,
         Clock(),
         1.0,
         reports.append,
@@ -225,8 +234,8 @@ def test_late_listen_failure_is_logged_and_stops(logged_errors: ErrorCollector) 
     pending = PendingEndpoint()
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = StoppingService(
-        [Listener("x", pending)],
-        factory,
+        [Listener("x", pending, factory, "echo")],
+        factory.context.registry,
         Clock(),
         1.0,
         reports.append,
@@ -246,9 +255,10 @@ def test_listen_failure_may_end_the_process() -> None:
     def abort(message: str) -> None:
         raise SystemExit(1)
 
+    factory = buildFactory("echo", Limits(), Clock(), "")
     service = LineServerService(
-        [Listener("x", FailingEndpoint())],
-        buildFactory("echo", Limits(), Clock(), ""),
+        [Listener("x", FailingEndpoint(), factory, "echo")],
+        factory.context.registry,
         Clock(),
         1.0,
         abort,
@@ -271,8 +281,8 @@ def test_stop_service_says_goodbye_and_waits() -> None:
     working = WorkingEndpoint()
     factory = buildFactory("chat", Limits(), clock, "hi")
     service = LineServerService(
-        [Listener("x", working)],
-        factory,
+        [Listener("x", working, factory, "chat")],
+        factory.context.registry,
         clock,
         2.0,
         lambda message: None,
@@ -312,6 +322,79 @@ def test_startup_abort_reports_through_twistd(
     assert logged["message"] == "Could not listen on x: boom"
 
 
+def test_startup_abort_removes_the_pidfile_before_reporting(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], logged_errors: ErrorCollector
+) -> None:
+    """The launching twistd exits as soon as the status pipe speaks, so the
+    pidfile is gone by then: a new start right after sees no stale pidfile."""
+    read, write = os.pipe()
+    pidfile = tmp_path / "twistd.pid"
+    pidfile.write_text("123")
+    seen: list[bool] = []
+
+    class Config(dict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            if key == "statusPipe":
+                seen.append(pidfile.exists())
+            return super().get(key, default)
+
+    with pytest.raises(SystemExit):
+        StartupAbort(Config(statusPipe=write, pidfile=str(pidfile)))("boom")
+    os.close(read)
+    assert seen == [False]
+    capfd.readouterr()
+    logged_errors.take()
+
+
+def test_each_listener_serves_with_its_own_factory() -> None:
+    """Listeners of one service may build different protocols: each endpoint
+    is given its own listener's factory, and the log names what it serves."""
+    from twisted.logger import (
+        ILogObserver,
+        LogEvent,
+        formatEvent,
+        globalLogPublisher,
+    )
+
+    received: dict[str, object] = {}
+
+    @implementer(IStreamServerEndpoint)
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def listen(self, factory: object) -> Deferred[Any]:
+            received[self.name] = factory
+            return succeed(Port())
+
+    chat = buildFactory("chat", Limits(), Clock(), "")
+    echo = buildFactory("echo", Limits(), Clock(), "")
+    logged: list[str] = []
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        logged.append(formatEvent(event))
+
+    service = LineServerService(
+        [
+            Listener("a", Recording("a"), chat, "chat"),
+            Listener("b", Recording("b"), echo, "web"),
+        ],
+        chat.context.registry,
+        Clock(),
+        1.0,
+        lambda message: None,
+    )
+    globalLogPublisher.addObserver(observe)
+    try:
+        service.startService()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert received == {"a": chat, "b": echo}
+    assert "sockserve chat server listening on 127.0.0.1:1234" in logged
+    assert "sockserve web server listening on 127.0.0.1:1234" in logged
+
+
 def test_startup_abort_without_twistd(
     capfd: pytest.CaptureFixture[str], logged_errors: ErrorCollector
 ) -> None:
@@ -333,14 +416,17 @@ def test_real_port_in_use_message() -> None:
     try:
         port = busy.getsockname()[1]
         reports: list[str] = []
+        factory = buildFactory("echo", Limits(), Clock(), "")
         service = LineServerService(
             [
                 Listener(
                     f"127.0.0.1:{port}",
                     serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1"),
+                    factory,
+                    "echo",
                 )
             ],
-            buildFactory("echo", Limits(), Clock(), ""),
+            factory.context.registry,
             Clock(),
             1.0,
             reports.append,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockserve.text import linesAreSafe, safeText
+from sockserve.chat._text import linesAreSafe, safeText
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from zope.interface import implementer
 
+from sockserve._workers import ReusePortTCPEndpoint, WorkerPoolService
 from sockserve.service import LineServerService
-from sockserve.tap import Options, makeService
-from sockserve.workers import ReusePortTCPEndpoint, WorkerPoolService
+from sockserve.tap import Options, makeServerService, makeService
 
 
 def parse(*args: str) -> Options:
@@ -71,8 +71,9 @@ def test_workers_use_reuse_port_and_a_pool() -> None:
     assert isinstance(server, LineServerService)
     assert isinstance(pool, WorkerPoolService)
     assert isinstance(server.listeners[0].endpoint, ReusePortTCPEndpoint)
-    options.workerIndex = 1  # type: ignore[attr-defined]
-    assert isinstance(makeService(options, reactor), LineServerService)
+    worker = makeServerService(options, reactor)
+    assert isinstance(worker, LineServerService)
+    assert isinstance(worker.listeners[0].endpoint, ReusePortTCPEndpoint)
 
 
 def test_reuse_port_endpoint_sets_the_option() -> None:
@@ -133,7 +134,7 @@ def test_pool_starts_and_stops_workers() -> None:
     pool.startService()
     assert len(reactor.spawned) == 2
     assert reactor.spawned[0][1][-1] == "--port=5555"
-    assert "--worker-index=1" in reactor.spawned[0][1]
+    assert reactor.spawned[0][1][1:3] == ["-m", "sockserve._worker"]
     results: list[object] = []
     pool.stopService().addBoth(results.append)
     assert [t.signals for t in reactor.transports] == [["TERM"], ["TERM"]]

@@ -20,12 +20,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve.addresses import describeAddress, hostOf
-from sockserve.connections import ConnectionRegistry
-from sockserve.deadlines import Deadlines
-from sockserve.framing import LineBuffer, LineTooLong
+from sockserve._addresses import describeAddress, hostOf
+from sockserve._connections import ConnectionRegistry
+from sockserve._deadlines import Deadlines
+from sockserve._framing import LineBuffer, LineTooLong
+from sockserve._sending import Writer, setNoDelay, writerFor
 from sockserve.limits import Limits
-from sockserve.sending import Writer, setNoDelay, writerFor
 
 CRLF = b"\r\n"
 

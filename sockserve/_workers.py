@@ -2,11 +2,9 @@
 Several processes serving one port: C{--workers N} for echo and oneshot.
 
 The main process listens on each port with C{SO_REUSEPORT} and starts N - 1
-worker processes (C{python -m sockserve.workers}) that listen on the same
-ports the same way; the kernel spreads new connections across them. Each
-worker runs the same factory and limits. A worker stops when it is sent
-SIGTERM or SIGINT, or when the main process goes away (its stdin, a pipe from
-the main process, reaches its end).
+worker processes (C{python -m sockserve._worker}, see there) that listen on
+the same ports the same way; the kernel spreads new connections across them.
+Each worker runs the same factory and limits.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IProcessTransport,
     IProtocolFactory,
-    IReactorCore,
     IReactorProcess,
     IReactorTCP,
     IReactorTime,
@@ -148,8 +145,7 @@ class WorkerPoolService(Service):
             arguments = [
                 sys.executable,
                 "-m",
-                "sockserve.workers",
-                f"--worker-index={index}",
+                "sockserve._worker",
                 *self.workerArguments(portNumbers),
             ]
             transport = spawner.spawnProcess(
@@ -198,64 +194,3 @@ def _kill(transport: IProcessTransport) -> None:
 def _cancelTimer(result: None, timer: IDelayedCall) -> None:
     if timer.active():
         timer.cancel()
-
-
-def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
-    """
-    Run one worker process: listen on the given ports with C{SO_REUSEPORT}
-    and serve until SIGTERM, SIGINT, or the end of stdin.
-    """
-    from twisted.internet import reactor as global_reactor
-    from twisted.internet import stdio
-    from twisted.internet.protocol import Protocol, connectionDone
-    from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
-
-    from sockserve.tap import Options, makeService
-
-    if reactor is None:
-        reactor = global_reactor
-    index = 0
-    rest = []
-    for argument in argv:
-        if argument.startswith("--worker-index="):
-            index = int(argument.split("=", 1)[1])
-        else:
-            rest.append(argument)
-    options = Options()
-    options.parseOptions(rest)
-    options.workerIndex = index  # type: ignore[attr-defined]
-
-    @implementer(ILogObserver)
-    def toMainProcess(event: LogEvent) -> None:
-        # The main process adds the time and the worker's name.
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        sys.stdout.write(text.rstrip("\n") + "\n")
-        sys.stdout.flush()
-
-    globalLogBeginner.beginLoggingTo([toMainProcess], redirectStandardIO=False)
-    service = makeService(options, reactor)
-    # Listen now: a failure ends the worker with its one-line message.
-    service.privilegedStartService()
-
-    class ParentWatch(Protocol):
-        """
-        Stop when the main process goes away (our stdin is its pipe).
-        """
-
-        def connectionLost(self, reason: Failure = connectionDone) -> None:
-            if reactor.running:
-                reactor.stop()
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    stdio.StandardIO(ParentWatch(), stdin=0, stdout=devnull)  # type: ignore[call-arg]
-    core: IReactorCore = reactor
-    core.callWhenRunning(service.startService)
-    core.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()
-
-
-if __name__ == "__main__":  # pragma: no cover - run in worker processes
-    runWorker(sys.argv[1:])

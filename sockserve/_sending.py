@@ -12,17 +12,17 @@ transports: when the transport's buffer is empty, the data goes straight to
 the socket; whatever is left, and everything written while the buffer is not
 empty, goes through C{transport.write}, so order, flow control and error
 handling stay Twisted's. L{writeAndClose} does the same for a last write, and
-then closes at once.
+then closes without waiting for the socket to be writable.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from socket import SHUT_WR
 
 from twisted.internet import tcp
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import ITCPTransport, ITransport
-from twisted.python.failure import Failure
 
 Writer = Callable[[bytes], None]
 
@@ -108,34 +108,32 @@ def writerFor(transport: ITransport) -> Writer:
     return write
 
 
-# The reason a connection closed by writeAndClose is lost with: shared, as
-# the reactor shares its own (a Failure is costly to build).
-_CLOSED_CLEANLY = Failure(ConnectionDone())
-
-
 def writeAndClose(transport: ITransport, data: bytes) -> None:
     """
-    Write C{data} to C{transport} and close the connection once it is sent:
-    at once, when the transport is a plain TCP connection with nothing
-    buffered and no producer, and the kernel takes the whole write; else
-    through C{transport.write} and C{loseConnection}.
+    Write C{data} to C{transport} and close the connection once it is sent.
 
-    Closing at once is what the reactor itself does when a connection's
-    buffer drains after C{loseConnection}, a reactor pass earlier: it calls
-    the transport's C{connectionLost}, which stops watching the socket,
-    shuts it down and closes it. The client gets the reply and the end of
-    the stream together, and the server saves an event and two C{epoll_ctl}
-    calls per connection.
+    When the transport is a plain TCP connection with nothing buffered and
+    no producer, and the kernel takes the whole write at once, the end of
+    the stream is sent right behind it (C{shutdown(SHUT_WR)}), so the client
+    gets the reply and the end together, and the connection is then
+    closed with C{abortConnection}: nothing is left to drop, and Twisted
+    calls C{connectionLost} on its next pass, as for every abort, without
+    watching the socket for writability first (two C{epoll_ctl} calls and
+    an event saved per connection). Otherwise: C{transport.write} and
+    C{loseConnection}.
     """
     if canWriteDirectly(transport):
         connection: tcp.Connection = transport  # type: ignore[assignment]
         if nothingWaiting(connection) and connection.producer is None:
+            socket = connection.socket
             try:
-                sent = connection.socket.send(data)
+                sent = socket.send(data)
             except OSError:
                 sent = 0
             if sent == len(data):
-                connection.connectionLost(_CLOSED_CLEANLY)
+                with contextlib.suppress(OSError):
+                    socket.shutdown(SHUT_WR)
+                connection.abortConnection()
                 return
             data = data[sent:]
     transport.write(data)

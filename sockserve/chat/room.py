@@ -1,0 +1,269 @@
+"""
+The chat room: who is in it under which name, how many it holds, and
+delivering events to everyone but the one who caused them.
+
+The room knows nothing of transports or wires: a member is anything that
+provides L{IChatMember} (it receives events), and the room is used only
+through L{IChatRoom}, the seam where a room shared by several processes (a
+bus) replaces this one. Admission and renaming answer with a L{Deferred},
+because a shared room must ask the others first; this one answers at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface, implementer
+
+from sockserve.chat.events import ChatEvent, Joined, Left, Message, Renamed
+
+MAX_NAME_LENGTH = 32
+_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]{}^|]*\Z")
+
+
+class IChatMember(Interface):
+    """
+    Someone in a chat room: it receives the room's events.
+    """
+
+    def receive(event: ChatEvent) -> None:  # noqa: N805 (zope.interface style)
+        """
+        Handle C{event}, something that happened in the room.
+        """
+
+
+class RoomFull(Exception):
+    """
+    The room is at capacity.
+
+    @ivar capacity: the most members the room holds.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"the room is full ({capacity} members)")
+        self.capacity = capacity
+
+
+class NameRejected(ValueError):
+    """
+    A name is invalid or already taken; the message says which.
+    """
+
+
+def checkName(name: str) -> None:
+    """
+    Raise L{NameRejected} unless C{name} is a valid nickname: 1 to 32
+    characters from letters, digits and C{_ . - [ ] { } ^ |}, not starting
+    with punctuation.
+    """
+    if not name:
+        raise NameRejected("a name cannot be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameRejected(f"a name is at most {MAX_NAME_LENGTH} characters")
+    if not _VALID_NAME.match(name):
+        raise NameRejected(
+            "a name uses letters, digits and _ . - [ ] { } ^ | "
+            "and starts with a letter, digit or _"
+        )
+
+
+class IChatRoom(Interface):
+    """
+    A chat room, as its members' sessions use it: admission, names,
+    presence and delivery.
+    """
+
+    capacity = Attribute("The most members the room holds at once (int).")
+
+    def join(member: IChatMember, preferredName: str) -> Deferred[str]:  # noqa: N805
+        """
+        Admit C{member} under C{preferredName}, or, if that is taken, under
+        C{preferredName#2}, C{#3}...; tell the others it joined.
+
+        @return: a L{Deferred} firing with the name given, or failing with
+            L{RoomFull}.
+        """
+
+    def leave(member: IChatMember) -> None:  # noqa: N805
+        """
+        Remove C{member}, telling the others; a non-member is ignored.
+        """
+
+    def rename(member: IChatMember, newName: str) -> Deferred[str]:  # noqa: N805
+        """
+        Give C{member} the name C{newName} and tell the others; taking the name
+        one already has is a no-op.
+
+        @return: a L{Deferred} firing with the old name, or failing with
+            L{NameRejected}.
+        """
+
+    def nameOf(member: IChatMember) -> str:  # noqa: N805
+        """
+        Return C{member}'s name.
+
+        @raise KeyError: it is not a member.
+        """
+
+    def say(member: IChatMember, lines: Sequence[bytes]) -> None:  # noqa: N805
+        """
+        Deliver C{lines} (safe UTF-8, without endings) from C{member} to every
+        other member.
+        """
+
+    def population() -> int:
+        """
+        Return how many members the room has.
+        """
+
+    def names() -> list[str]:
+        """
+        Return the members' names, sorted case-insensitively.
+        """
+
+
+@implementer(IChatRoom)
+class ChatRoom:
+    """
+    A chat room held in this process.
+
+    @ivar capacity: the most members at once.
+    @ivar presenceLimit: joins, leaves and renames are announced only while
+        the room has at most this many members; above it, a join storm would
+        cost O(n^2) notices.
+    """
+
+    log = Logger()
+
+    def __init__(self, capacity: int, presenceLimit: int = 100) -> None:
+        self.capacity = capacity
+        self.presenceLimit = presenceLimit
+        self._byKey: dict[str, IChatMember] = {}
+        self._names: dict[IChatMember, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._names
+
+    def population(self) -> int:
+        """
+        Return how many members the room has.
+        """
+        return len(self._names)
+
+    def isFull(self) -> bool:
+        """
+        Return whether another member would exceed the capacity.
+        """
+        return len(self._names) >= self.capacity
+
+    def hasName(self, name: str) -> bool:
+        """
+        Return whether a member has the name C{name} (case-insensitively).
+        """
+        return name.casefold() in self._byKey
+
+    def nameOf(self, member: IChatMember) -> str:
+        """
+        Return C{member}'s name.
+
+        @raise KeyError: it is not a member.
+        """
+        return self._names[member]
+
+    def names(self) -> list[str]:
+        """
+        Return the members' names, sorted case-insensitively.
+        """
+        return sorted(self._names.values(), key=str.casefold)
+
+    def members(self) -> list[IChatMember]:
+        """
+        Return the members, in order of joining.
+        """
+        return list(self._names)
+
+    def join(self, member: IChatMember, preferredName: str) -> Deferred[str]:
+        """
+        Admit C{member} under C{preferredName}, made unique with a C{#N}
+        suffix if needed, and announce it.
+        """
+        if self.isFull():
+            return fail(RoomFull(self.capacity))
+        name = preferredName
+        suffix = 1
+        while self.hasName(name):
+            suffix += 1
+            name = f"{preferredName}#{suffix}"
+        self._byKey[name.casefold()] = member
+        self._names[member] = name
+        self.announce(Joined(name), exclude=member)
+        return succeed(name)
+
+    def leave(self, member: IChatMember) -> None:
+        """
+        Remove C{member}, announcing it to the others; a non-member is ignored.
+        """
+        name = self._names.pop(member, None)
+        if name is None:
+            return
+        del self._byKey[name.casefold()]
+        self.announce(Left(name), exclude=member)
+
+    def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
+        """
+        Give C{member} the name C{newName}, telling the others.
+        """
+        try:
+            checkName(newName)
+        except NameRejected as rejected:
+            return fail(rejected)
+        oldName = self._names[member]
+        if newName == oldName:
+            return succeed(oldName)
+        newKey = newName.casefold()
+        holder = self._byKey.get(newKey)
+        if holder is not None and holder is not member:
+            return fail(NameRejected(f"the name {newName} is taken"))
+        del self._byKey[oldName.casefold()]
+        self._byKey[newKey] = member
+        self._names[member] = newName
+        self.announce(Renamed(oldName, newName), exclude=member)
+        return succeed(oldName)
+
+    def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:
+        """
+        Deliver C{lines} from C{member} to every other member.
+        """
+        self.broadcast(Message(self._names[member], lines), exclude=member)
+
+    def announce(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
+        """
+        Deliver a presence event to everyone but C{exclude}, unless the room
+        is larger than C{presenceLimit}.
+        """
+        if len(self._names) <= self.presenceLimit:
+            self.broadcast(event, exclude=exclude)
+
+    def broadcast(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
+        """
+        Deliver C{event} to every member but C{exclude}.
+
+        A member whose delivery fails is logged and skipped; the others still
+        receive C{event}. The members are copied first: a delivery may make its
+        member leave.
+        """
+        for member in tuple(self._names):
+            if member is exclude:
+                continue
+            try:
+                member.receive(event)
+            except Exception:
+                self.log.failure(
+                    "Delivery to {name} failed", name=self._names.get(member)
+                )

@@ -1,0 +1,383 @@
+"""
+One member's chat session, whatever carries it: commands, safe text,
+default names and bounded output.
+
+A front end (the TCP line protocol, a WebSocket, ...) frames its client's
+input into lines and hands them to a L{ChatSession}; the session runs the
+commands, makes message text safe to show, speaks to the room through
+L{IChatRoom}, and writes what the member receives, formatted for the front
+end's wire, through the L{ChatConnection} the front end provides. Nothing
+of this is written twice for two front ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sockserve.chat._text import linesAreSafe, safeText
+from sockserve.chat.events import Banner, ChatEvent, ChatWire, Error, Notice
+from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
+
+HELP = (
+    "/nick NAME   change your name",
+    "/who         list who is here",
+    "/quit        leave",
+    "/help        show this help",
+    "//text       send a line that starts with /",
+)
+
+MAX_WHO_NAMES = 100
+
+# CR belongs to the line ending; telnet sends a typed CR as CR NUL.
+_LINE_END_NOISE = b"\r\x00"
+_SLASH = ord("/")
+
+
+class ChatConnection(Protocol):
+    """
+    What a session needs of the connection that carries it.
+    """
+
+    @property
+    def peer(self) -> str:
+        """
+        The client's address, shown as its name until it picks one.
+        """
+
+    def write(self, data: bytes) -> None:
+        """
+        Send C{data}, already formatted for the connection's wire.
+        """
+
+    def pauseInput(self) -> None:
+        """
+        Stop handing the session input until L{resumeInput}.
+        """
+
+    def resumeInput(self) -> None:
+        """
+        Hand the session input again.
+        """
+
+    def close(self) -> None:
+        """
+        Close once everything written has been sent.
+        """
+
+    def abort(self) -> None:
+        """
+        Close at once, dropping anything unsent.
+        """
+
+
+@implementer(IChatMember)
+class ChatSession:
+    """
+    One member of a room, as its front end drives it.
+
+    Input comes in whole lines (L{linesReceived}); output goes to the
+    connection while it keeps up, and is queued while the connection says
+    it cannot take more (L{pauseOutput}); once more than C{maxPending} bytes
+    wait, the member is dropped, and nobody else waits for it.
+
+    While the room has not answered a request (admission, or a change of
+    name, when the room is shared with other processes), input is held and
+    the connection paused, so lines keep their order around commands.
+
+    @ivar name: the member's name in the room, once joined.
+    @ivar closing: set once the member has left or is leaving.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        room: IChatRoom,
+        connection: ChatConnection,
+        wire: ChatWire,
+        banner: Banner,
+        maxPending: int,
+    ) -> None:
+        self.room = room
+        self.connection = connection
+        self.wire = wire
+        self.banner = banner
+        self.maxPending = maxPending
+        self.name = ""
+        self.joined = False
+        self.closing = False
+        self.outputPaused = False
+        self.queue: list[bytes] = []
+        self.queued = 0
+        self._waiting = False
+        self._held: deque[Callable[[], object]] = deque()
+
+    # Joining and leaving
+
+    def start(self) -> None:
+        """
+        Ask the room to admit the member under its address; greet it, or tell
+        it why it cannot join and close.
+        """
+        joining = self.room.join(self, self.connection.peer)
+        self._waitFor(joining.addCallbacks(self._joined, self._notJoined))
+
+    def _joined(self, name: str) -> None:
+        if self.closing:
+            # The client left while the room considered it.
+            self.room.leave(self)
+            return
+        self.name = name
+        self.joined = True
+        others = self.room.population() - 1
+        self.deliver(
+            self.banner.encodedFor(self.wire)
+            + Notice(f"you are {name}; {others} other(s) here").encodedFor(self.wire)
+        )
+
+    def _notJoined(self, failure: Failure) -> None:
+        if isinstance(failure.value, RoomFull):
+            capacity = failure.value.capacity
+            reason = f"the server is full ({capacity} clients); try again later"
+            self.log.info(
+                "Refused {peer}: {reason}", peer=self.connection.peer, reason=reason
+            )
+        else:
+            self.log.failure(
+                "Could not admit {peer}", failure, peer=self.connection.peer
+            )
+            reason = "the room is unavailable; try again later"
+        if not self.closing:
+            self.receive(Error(reason))
+            self.stop()
+            self.connection.close()
+
+    def quit(self) -> None:
+        """
+        Leave the room, and close once pending output is written.
+        """
+        self.stop()
+        self.flushQueue()
+        self.connection.close()
+
+    def stop(self) -> None:
+        """
+        Leave the room and take no more input or output; closing the
+        connection is the caller's (idempotent).
+        """
+        if self.closing:
+            return
+        self.closing = True
+        self._held.clear()
+        if self.joined:
+            self.room.leave(self)
+
+    def shutdown(self) -> None:
+        """
+        The server is stopping: say goodbye, then quit.
+        """
+        self.receive(Notice("the server is shutting down; goodbye"))
+        self.quit()
+
+    def connectionLost(self) -> None:
+        """
+        The connection is gone: leave, and drop what was queued for it.
+        """
+        self.queue = []
+        self.queued = 0
+        self.stop()
+
+    # Input
+
+    def linesReceived(self, chunk: bytes) -> None:
+        """
+        Relay the message lines of C{chunk} (whole lines, each ending with
+        LF) to the others, as one event per run of messages, and run the
+        commands among them in order.
+        """
+        lines = chunk.split(b"\n")
+        lines.pop()
+        safe = linesAreSafe(chunk)
+        if self._waiting:
+            self._held.append(partial(self._run, lines, safe))
+        else:
+            self._run(lines, safe)
+
+    def inputEnded(self, unfinished: bytes) -> None:
+        """
+        The client sent all it will send: relay an C{unfinished} last line,
+        then quit.
+        """
+        if unfinished:
+            self.linesReceived(unfinished + b"\n")
+        if self._waiting:
+            self._held.append(self.quit)
+        elif not self.closing:
+            self.quit()
+
+    def _run(self, lines: list[bytes], safe: bool) -> None:
+        messages: list[bytes] = []
+        for index, line in enumerate(lines):
+            line = line.rstrip(_LINE_END_NOISE)
+            if not line:
+                continue
+            if line[0] != _SLASH:
+                messages.append(line)
+                continue
+            if line.startswith(b"//"):
+                messages.append(line[1:])
+                continue
+            if messages:
+                self._say(messages, safe)
+                messages = []
+            step = self.command(line)
+            if self.closing:
+                return
+            if step is not None and not step.called:
+                rest = lines[index + 1 :]
+                self._held.appendleft(partial(self._run, rest, safe))
+                self._waitFor(step)
+                return
+        if messages:
+            self._say(messages, safe)
+
+    def _say(self, messages: list[bytes], safe: bool) -> None:
+        if not safe:
+            messages = [safeText(line) for line in messages]
+        self.room.say(self, messages)
+
+    def _waitFor(self, step: Deferred[None]) -> None:
+        """
+        Hold input until C{step} is done (at once, if it is already).
+        """
+        if step.called:
+            return
+        self._waiting = True
+        self.connection.pauseInput()
+        step.addBoth(self._stepDone)
+
+    def _stepDone(self, result: object) -> None:
+        if isinstance(result, Failure):
+            self.log.failure(
+                "The room failed a request of {name}", result, name=self.name
+            )
+        self._waiting = False
+        while self._held and not self._waiting:
+            self._held.popleft()()
+        if not self._waiting and not self.closing:
+            self.connection.resumeInput()
+
+    def command(self, line: bytes) -> Deferred[None] | None:
+        """
+        Run a C{/command} line.
+
+        @return: a L{Deferred} that fires when the command is done, if the
+            room may answer it later; input waits for it.
+        """
+        verb, _, argument = line.partition(b" ")
+        argument = argument.strip()
+        if verb == b"/nick":
+            return self.commandNick(argument)
+        if verb == b"/who":
+            self.commandWho()
+        elif verb == b"/quit":
+            self.receive(Notice("bye"))
+            self.quit()
+        elif verb == b"/help":
+            self.receive(Notice("\n".join(HELP)))
+        else:
+            shown = safeText(verb).decode("utf-8")
+            self.receive(Error(f"unknown command {shown} (try /help)"))
+        return None
+
+    def commandNick(self, argument: bytes) -> Deferred[None]:
+        """
+        Ask the room to change this member's name.
+        """
+        renaming = self.room.rename(self, argument.decode("utf-8", "replace"))
+        return renaming.addCallbacks(self._renamed, self._notRenamed)
+
+    def _renamed(self, oldName: str) -> None:
+        if self.closing:
+            return
+        self.name = self.room.nameOf(self)
+        if self.name != oldName:
+            self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
+        self.receive(Notice(f"you are now known as {self.name}"))
+
+    def _notRenamed(self, failure: Failure) -> None:
+        failure.trap(NameRejected)
+        self.receive(Error(str(failure.value)))
+
+    def commandWho(self) -> None:
+        """
+        List who is here.
+        """
+        names = self.room.names()
+        shown = ", ".join(names[:MAX_WHO_NAMES])
+        if len(names) > MAX_WHO_NAMES:
+            shown += f" and {len(names) - MAX_WHO_NAMES} more"
+        self.receive(Notice(f"{len(names)} here: {shown}"))
+
+    # Output, bounded
+
+    def receive(self, event: ChatEvent) -> None:
+        """
+        Send C{event} to the member, formatted for its wire.
+        """
+        self.deliver(event.encodedFor(self.wire))
+
+    def deliver(self, data: bytes) -> None:
+        """
+        Send C{data} to the member, queueing it while the connection cannot
+        take more; drop the member once the queue exceeds C{maxPending}.
+        """
+        if self.closing:
+            return
+        if not self.outputPaused:
+            self.connection.write(data)
+            return
+        self.queued += len(data)
+        if self.queued > self.maxPending:
+            self.log.warn(
+                "Client {peer} is not reading: over {limit} bytes of output are "
+                "waiting for it; disconnecting",
+                peer=self.connection.peer,
+                limit=self.maxPending,
+            )
+            self.queue = []
+            self.stop()
+            self.connection.abort()
+            return
+        self.queue.append(data)
+
+    def flushQueue(self) -> None:
+        """
+        Hand everything queued to the connection.
+        """
+        if self.queue:
+            data = b"".join(self.queue)
+            self.queue = []
+            self.queued = 0
+            self.connection.write(data)
+
+    def pauseOutput(self) -> None:
+        """
+        The connection cannot take more for now: queue further output.
+        """
+        self.outputPaused = True
+
+    def resumeOutput(self) -> None:
+        """
+        The connection can take output again: send what is queued.
+        """
+        self.outputPaused = False
+        self.flushQueue()

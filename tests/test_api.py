@@ -1,0 +1,90 @@
+"""
+The public API: what C{sockserve} exports is decided, not accidental.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import sockserve
+import sockserve.chat
+
+PUBLIC = {
+    "Banner",
+    "ChatConnection",
+    "ChatEvent",
+    "ChatProtocol",
+    "ChatRoom",
+    "ChatSession",
+    "ChatWire",
+    "EchoProtocol",
+    "Error",
+    "IChatMember",
+    "IChatRoom",
+    "Joined",
+    "Left",
+    "LineServerFactory",
+    "LineServerProtocol",
+    "LineServerService",
+    "LineWire",
+    "Limits",
+    "Listener",
+    "Message",
+    "NameRejected",
+    "Notice",
+    "OneShotReplyProtocol",
+    "Options",
+    "Renamed",
+    "RoomFull",
+    "ServerContext",
+    "__version__",
+    "buildFactory",
+    "makeService",
+}
+
+# The modules a user may import; everything else starts with an underscore.
+PUBLIC_MODULES = {
+    "sockserve.chat",
+    "sockserve.chat.events",
+    "sockserve.chat.protocol",
+    "sockserve.chat.room",
+    "sockserve.chat.session",
+    "sockserve.client",
+    "sockserve.echo",
+    "sockserve.factories",
+    "sockserve.limits",
+    "sockserve.oneshot",
+    "sockserve.protocol",
+    "sockserve.service",
+    "sockserve.tap",
+}
+
+
+def test_exports_are_pinned() -> None:
+    """sockserve exports exactly the public API, and every name resolves."""
+    assert set(sockserve.__all__) == PUBLIC
+    for name in sockserve.__all__:
+        assert getattr(sockserve, name) is not None
+
+
+def test_chat_exports_resolve() -> None:
+    """sockserve.chat's exports exist and are the same objects as the
+    top-level ones."""
+    for name in sockserve.chat.__all__:
+        exported = getattr(sockserve.chat, name)
+        if name in PUBLIC:
+            assert getattr(sockserve, name) is exported
+
+
+def test_internal_modules_are_private() -> None:
+    """Every module is either in the public list or named with a leading
+    underscore."""
+    found = set()
+    for package in (sockserve, sockserve.chat):
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            found.add(info.name)
+    public = {name for name in found if not name.rpartition(".")[2].startswith("_")}
+    assert public == PUBLIC_MODULES
+    for name in found:
+        importlib.import_module(name)

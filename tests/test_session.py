@@ -1,0 +1,249 @@
+"""
+The chat session on its own: no transport, any wire, any room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sockserve.chat.events import Banner
+from sockserve.chat.protocol import LINE_WIRE
+from sockserve.chat.room import ChatRoom, IChatMember, IChatRoom
+from sockserve.chat.session import ChatSession
+from tests.conftest import ErrorCollector
+
+
+class FakeConnection:
+    """A ChatConnection that records what the session does to it."""
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self.written: list[bytes] = []
+        self.paused = False
+        self.pauses = 0
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def pauseInput(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resumeInput(self) -> None:
+        self.paused = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def take(self) -> bytes:
+        data = b"".join(self.written)
+        self.written.clear()
+        return data
+
+
+class TagWire:
+    """A wire of its own, counting how often it formats."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _tag(self, *parts: object) -> bytes:
+        self.calls += 1
+        return repr(parts).encode() + b";"
+
+    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
+        return self._tag("message", sender, tuple(lines))
+
+    def joined(self, name: str) -> bytes:
+        return self._tag("joined", name)
+
+    def left(self, name: str) -> bytes:
+        return self._tag("left", name)
+
+    def renamed(self, oldName: str, newName: str) -> bytes:
+        return self._tag("renamed", oldName, newName)
+
+    def notice(self, text: str) -> bytes:
+        return self._tag("notice", text)
+
+    def error(self, text: str) -> bytes:
+        return self._tag("error", text)
+
+    def banner(self, text: str) -> bytes:
+        return self._tag("banner", text)
+
+
+@implementer(IChatRoom)
+class LaterRoom(ChatRoom):
+    """A room that answers admissions and renames only when told to, as a
+    room shared with other processes does."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.answers: list[Deferred[str]] = []
+
+    def join(self, member: IChatMember, preferredName: str) -> Deferred[str]:
+        self.pendingJoin = (member, preferredName)
+        later: Deferred[str] = Deferred()
+        self.answers.append(later)
+        return later
+
+    def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
+        later: Deferred[str] = Deferred()
+        self.answers.append(later)
+        self.pendingRename = (member, newName)
+        return later
+
+    def answerJoin(self) -> None:
+        member, name = self.pendingJoin
+        super().join(member, name).chainDeferred(self.answers.pop(0))
+
+    def answerRename(self) -> None:
+        member, name = self.pendingRename
+        super().rename(member, name).chainDeferred(self.answers.pop(0))
+
+
+def session(
+    room: IChatRoom, peer: str, wire: object = LINE_WIRE, maxPending: int = 1000
+) -> tuple[ChatSession, FakeConnection]:
+    connection = FakeConnection(peer)
+    member = ChatSession(room, connection, wire, Banner("Hi"), maxPending)  # type: ignore[arg-type]
+    member.start()
+    return member, connection
+
+
+def test_a_session_speaks_its_own_wire() -> None:
+    """Everything a member receives is formatted by its session's wire: a
+    second front end brings a wire, not a copy of the chat logic."""
+    room = ChatRoom(capacity=10)
+    wire = TagWire()
+    alice, aliceOut = session(room, "a:1", wire)
+    bob, bobOut = session(room, "b:2")
+    assert aliceOut.take() == (
+        b"('banner', 'Hi');('notice', 'you are a:1; 0 other(s) here');"
+        b"('joined', 'b:2');"
+    )
+    bob.linesReceived(b"hello\n/nick bob\n")
+    assert aliceOut.take() == (
+        b"('message', 'b:2', (b'hello',));('renamed', 'b:2', 'bob');"
+    )
+    alice.linesReceived(b"/who\n")
+    assert aliceOut.take() == b"('notice', '2 here: a:1, bob');"
+    assert bobOut.take() == (
+        b"Hi\r\n* you are b:2; 1 other(s) here\r\n* you are now known as bob\r\n"
+    )
+
+
+def test_each_event_is_formatted_once_per_wire() -> None:
+    """A broadcast to many members of one wire formats the event once."""
+    room = ChatRoom(capacity=100)
+    wire = TagWire()
+    sender, _ = session(room, "s:1", wire)
+    for index in range(20):
+        session(room, f"r:{index}", wire)
+    before = wire.calls
+    sender.linesReceived(b"one\ntwo\n")
+    assert wire.calls - before == 1
+
+
+def test_input_waits_for_the_room_to_admit() -> None:
+    """While the room has not answered the admission, input is held and the
+    connection paused; once admitted, the lines go out in order."""
+    room = LaterRoom(capacity=10)
+    listener = FakeConnection("l:0")
+    room.join(ChatSession(room, listener, LINE_WIRE, Banner("Hi"), 1000), "l")
+    room.answerJoin()
+    alice, aliceOut = session(room, "a:1")
+    assert aliceOut.paused
+    assert aliceOut.take() == b""
+    alice.linesReceived(b"early\n")
+    alice.linesReceived(b"bird\n")
+    listener.take()
+    room.answerJoin()
+    assert not aliceOut.paused
+    assert aliceOut.take() == b"Hi\r\n* you are a:1; 1 other(s) here\r\n"
+    assert listener.take() == (b"* a:1 joined\r\n<a:1> early\r\n<a:1> bird\r\n")
+
+
+def test_lines_after_a_rename_wait_for_it() -> None:
+    """Lines after /nick go out under the new name, even when the room
+    answers the rename later; input is paused meanwhile."""
+    room = LaterRoom(capacity=10)
+    alice, aliceOut = session(room, "a:1")
+    room.answerJoin()
+    _, bobOut = session(room, "b:2")
+    room.answerJoin()
+    aliceOut.take(), bobOut.take()
+    alice.linesReceived(b"before\n/nick al\nafter\n")
+    alice.linesReceived(b"later\n")
+    assert aliceOut.paused
+    assert bobOut.take() == b"<a:1> before\r\n"
+    room.answerRename()
+    assert not aliceOut.paused
+    assert aliceOut.take() == b"* you are now known as al\r\n"
+    assert bobOut.take() == (
+        b"* a:1 is now known as al\r\n<al> after\r\n<al> later\r\n"
+    )
+
+
+def test_half_close_while_waiting_quits_after_the_held_lines() -> None:
+    """A client that sends its last line and half-closes while the room is
+    still answering has that line relayed, then leaves."""
+    room = LaterRoom(capacity=10)
+    _, bobOut = session(room, "b:2")
+    room.answerJoin()
+    alice, aliceOut = session(room, "a:1")
+    alice.inputEnded(b"last words")
+    assert not aliceOut.closed
+    bobOut.take()
+    room.answerJoin()
+    assert bobOut.take() == (b"* a:1 joined\r\n<a:1> last words\r\n* a:1 left\r\n")
+    assert aliceOut.closed
+
+
+def test_a_client_gone_before_admission_never_stays() -> None:
+    """If the connection goes while the room considers it, the member leaves
+    as soon as it is admitted, and is sent nothing."""
+    room = LaterRoom(capacity=10)
+    alice, aliceOut = session(room, "a:1")
+    alice.connectionLost()
+    room.answerJoin()
+    assert room.population() == 0
+    assert aliceOut.take() == b""
+
+
+def test_a_room_that_fails_admission(logged_errors: ErrorCollector) -> None:
+    """An unexpected failure to admit is logged; the client is told the
+    room is unavailable, and closed."""
+    room = LaterRoom(capacity=10)
+    _, aliceOut = session(room, "a:1")
+    room.answers.pop().errback(Failure(ConnectionError("bus down")))
+    assert aliceOut.take() == b"ERROR the room is unavailable; try again later\r\n"
+    assert aliceOut.closed
+    [event] = logged_errors.take()
+    assert event["log_failure"].check(ConnectionError)
+
+
+def test_output_is_bounded() -> None:
+    """Output queued while the connection cannot take it is bounded: past
+    maxPending the member is dropped (aborted) and leaves the room."""
+    room = ChatRoom(capacity=10)
+    alice, _ = session(room, "a:1")
+    slow, slowOut = session(room, "s:2", maxPending=40)
+    slowOut.take()
+    slow.pauseOutput()
+    alice.linesReceived(b"x" * 20 + b"\n")
+    assert not slowOut.aborted
+    alice.linesReceived(b"y" * 20 + b"\n")
+    assert slowOut.aborted
+    assert room.population() == 1
+    assert slowOut.take() == b""
