@@ -72,10 +72,10 @@ def test_lines_from_one_read_make_one_delivery() -> None:
     """The lines one read brings reach each recipient in one write."""
     room = Room()
     alice, _ = room.join()
-    _, bobOut = room.join()
+    bob, bobOut = room.join()
     bobOut.clear()
     writes: list[bytes] = []
-    bobOut.write = writes.append  # type: ignore[method-assign]
+    bob.session._send = writes.append  # type: ignore[attr-defined]
     alice.dataReceived(b"a\nb\nc\n")
     assert writes == [
         b"<127.0.0.1:40001> a\r\n<127.0.0.1:40001> b\r\n<127.0.0.1:40001> c\r\n"

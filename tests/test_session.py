@@ -28,7 +28,7 @@ class FakeConnection:
         self.closed = False
         self.aborted = False
 
-    def write(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         self.written.append(data)
 
     def pauseInput(self) -> None:
@@ -159,8 +159,7 @@ def test_input_waits_for_the_room_to_admit() -> None:
     """While the room has not answered the admission, input is held and the
     connection paused; once admitted, the lines go out in order."""
     room = LaterRoom(capacity=10)
-    listener = FakeConnection("l:0")
-    room.join(ChatSession(room, listener, LINE_WIRE, Banner("Hi"), 1000), "l")
+    _, listener = session(room, "l")
     room.answerJoin()
     alice, aliceOut = session(room, "a:1")
     assert aliceOut.paused

@@ -63,12 +63,16 @@ class ChatWire(Protocol):
 class ChatEvent:
     """
     Something that happened in a room, formatted at most once per wire.
+
+    @ivar encoded: what the event has been formatted into so far, by wire
+        (see L{encodedFor}); a member on the hot path may look its wire up
+        here first.
     """
 
-    __slots__ = ("_encoded",)
+    __slots__ = ("encoded",)
 
     def __init__(self) -> None:
-        self._encoded: dict[ChatWire, bytes] = {}
+        self.encoded: dict[ChatWire, bytes] = {}
 
     def encodedFor(self, wire: ChatWire) -> bytes:
         """
@@ -76,9 +80,9 @@ class ChatEvent:
         for that wire, the same bytes on every later one.
         """
         try:
-            return self._encoded[wire]
+            return self.encoded[wire]
         except KeyError:
-            data = self._encoded[wire] = self.encode(wire)
+            data = self.encoded[wire] = self.encode(wire)
             return data
 
     def encode(self, wire: ChatWire) -> bytes:
@@ -92,7 +96,7 @@ class ChatEvent:
             f"{name}={getattr(self, name)!r}"
             for cls in type(self).__mro__
             for name in getattr(cls, "__slots__", ())
-            if not name.startswith("_")
+            if name != "encoded"
         )
         return f"{type(self).__name__}({fields})"
 

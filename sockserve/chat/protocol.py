@@ -107,13 +107,7 @@ class ChatProtocol(LineServerProtocol):
             room, self, LINE_WIRE, banner, context.limits.maxPending
         )
 
-    # ChatConnection, for the session
-
-    def write(self, data: bytes) -> None:
-        """
-        Send C{data} to the client.
-        """
-        self.transport.write(data)
+    # ChatConnection, for the session (which writes with self.send)
 
     def pauseInput(self) -> None:
         """
