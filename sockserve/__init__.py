@@ -14,8 +14,8 @@ lines to a L{ChatSession}, which speaks to an L{IChatRoom} (L{ChatRoom}); the
 room hands members (L{IChatMember}) events, formatted once per wire.
 """
 
-__version__ = "1.0.0"
-
+from sockserve._connections import ConnectionRegistry
+from sockserve._version import __version__
 from sockserve.chat import (
     Banner,
     ChatConnection,
@@ -52,6 +52,7 @@ __all__ = [
     "ChatRoom",
     "ChatSession",
     "ChatWire",
+    "ConnectionRegistry",
     "EchoProtocol",
     "Error",
     "IChatMember",

@@ -4,9 +4,19 @@ Turning C{--port} values into Twisted server endpoint descriptions.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
+
 from twisted.internet.endpoints import serverFromString
+from twisted.python.systemd import ListenFDs
 
 _BACKLOG_TYPES = ("tcp", "tcp6", "unix", "ssl")
+# The kinds that bind an address: without an interface, Twisted binds every
+# address; sockserve binds --interface instead.
+_INTERFACE_TYPES = ("tcp", "tcp6", "ssl")
+_WRAPPERS = ("haproxy",)
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
 # Parsing these reads the environment they run in (systemd's LISTEN_FDS), so
 # they can only be checked when the server starts.
 _CHECKED_AT_START = ("systemd",)
@@ -19,6 +29,68 @@ def quoteColons(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
+def splitDescription(description: str) -> list[str]:
+    """
+    Split an endpoint description at its unescaped colons (each part keeps
+    its escapes).
+    """
+    return _UNESCAPED_COLON.split(description)
+
+
+def unquoteColons(value: str) -> str:
+    """
+    Undo L{quoteColons}.
+    """
+    return re.sub(r"\\(.)", r"\1", value)
+
+
+def interfaceFor(kind: str, interface: str) -> str:
+    """
+    Return the address an endpoint of C{kind} binds for C{--interface}: a
+    C{tcp6} endpoint takes the IPv6 form of an IPv4 interface (C{::1} for
+    loopback, C{::} for every address, C{::ffff:a.b.c.d} otherwise).
+    """
+    if kind != "tcp6" or ":" in interface:
+        return interface
+    try:
+        address = ipaddress.IPv4Address(interface)
+    except ValueError:
+        return interface
+    if address.is_loopback:
+        return "::1"
+    if address.is_unspecified:
+        return "::"
+    return f"::ffff:{address}"
+
+
+def withInterface(description: str, interface: str) -> str:
+    """
+    Add C{interface=} to an endpoint C{description} of a kind that binds an
+    address (C{tcp}, C{tcp6}, C{ssl}, and C{haproxy} wrapping one) and names
+    none, so that descriptions, like bare port numbers, listen on
+    C{--interface} (loopback by default) unless they say otherwise. A
+    description with more than one positional argument (an interface may be
+    among them) is left as it is.
+    """
+    parts = splitDescription(description)
+    wrapped = parts[1:] if parts[0] in _WRAPPERS else parts
+    kind = wrapped[0] if wrapped else ""
+    if kind not in _INTERFACE_TYPES or _names(wrapped, "interface"):
+        return description
+    return f"{description}:interface={quoteColons(interfaceFor(kind, interface))}"
+
+
+def _names(parts: list[str], argument: str) -> bool:
+    """
+    Tell whether the split description C{parts} may name C{argument}: as a
+    keyword, or among several positional arguments (which sockserve does not
+    try to read).
+    """
+    if any(part.startswith(f"{argument}=") for part in parts[1:]):
+        return True
+    return len([part for part in parts[1:] if "=" not in part]) > 1
+
+
 def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]:
     """
     Return the endpoint description for a C{--port} value, and a label for
@@ -26,7 +98,8 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
 
     A bare number listens on C{interface} (C{tcp6} for an IPv6 interface);
     anything else is a Twisted server endpoint description, to which the
-    backlog is added if it takes one and does not name one already.
+    interface (see L{withInterface}) and the backlog are added if it takes
+    them and does not name them already.
 
     @raise ValueError: if C{port} is neither.
     """
@@ -44,9 +117,9 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
         )
     else:
         label = port
-        description = port
-        if kind in _BACKLOG_TYPES and ":backlog=" not in port:
-            description = f"{port}:backlog={backlog}"
+        description = withInterface(port, interface)
+        if kind in _BACKLOG_TYPES and not _names(splitDescription(port), "backlog"):
+            description = f"{description}:backlog={backlog}"
     if kind in _CHECKED_AT_START:
         return description, label
     try:
@@ -57,3 +130,80 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
             f"({type(error).__name__}: {error})"
         ) from None
     return description, label
+
+
+def passedSockets() -> ListenFDs:
+    """
+    Return the sockets systemd passed to this process, as Twisted's
+    C{systemd:} endpoints see them: Twisted reads (and removes) the
+    environment when L{twisted.internet.endpoints} is imported.
+    """
+    from twisted.internet.endpoints import _SystemdParser
+
+    passed = getattr(_SystemdParser, "_sddaemon", None)
+    return passed if isinstance(passed, ListenFDs) else ListenFDs([], ())
+
+
+def systemdProblem(description: str, passed: ListenFDs) -> str | None:
+    """
+    Say why the C{systemd:} endpoint C{description} finds no socket among
+    those C{passed}, in words for the person who started the server, or
+    return C{None} if it finds one.
+    """
+    descriptors = passed.inheritedDescriptors()
+    names = list(passed.inheritedNamedDescriptors())
+    if not descriptors:
+        return (
+            "no socket was passed by systemd (Twisted needs LISTEN_PID, "
+            "LISTEN_FDS and LISTEN_FDNAMES; systemd-socket-activate sets "
+            "LISTEN_FDNAMES only with --fdname=NAME)"
+        )
+    arguments = dict(
+        part.partition("=")[::2] for part in splitDescription(description)[1:]
+    )
+    if "index" in arguments:
+        index = arguments["index"]
+        if not index.isdigit() or int(index) >= len(descriptors):
+            return (
+                f"there is no socket at index {index}: {len(descriptors)} were passed"
+            )
+    elif "name" in arguments and arguments["name"] not in names:
+        return (
+            f"no socket named {arguments['name']!r} was passed "
+            f"(passed: {', '.join(names)})"
+        )
+    return None
+
+
+def bindProblem(description: str) -> str | None:
+    """
+    Try binding the address of a C{tcp} or C{tcp6} endpoint C{description}
+    (with a fixed port) the way Twisted will, without listening, and return
+    the error as a message (C{[Errno 98] Address already in use}), or
+    C{None} if it binds or is of another kind.
+
+    C{twistd} builds the service before it opens its log and detaches into
+    the background; a failure found here is reported on the terminal that
+    started it, in one line, instead of in a log and through twistd's
+    status pipe. (The real bind may still fail later: the address was only
+    tried.)
+    """
+    parts = splitDescription(description)
+    if parts[0] not in ("tcp", "tcp6") or len(parts) < 2:
+        return None
+    port = parts[1]
+    if not port.isdigit() or int(port) == 0:
+        return None
+    named = dict(part.partition("=")[::2] for part in parts[2:] if "=" in part)
+    interface = unquoteColons(named.get("interface", ""))
+    if parts[0] == "tcp6" or ":" in interface:
+        family = socket.AF_INET6
+    else:
+        family = socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((interface, int(port)))
+    except OSError as error:
+        return str(error)
+    return None

@@ -9,6 +9,11 @@ the sending side is shut down (so that line servers know the request is
 complete), and everything the server sends is printed until it closes or
 C{--timeout} passes. Without one, stdin is sent as it is typed, like telnet,
 until either side closes.
+
+Options may come anywhere, as with ncat; C{--} ends them (to send a message
+that starts with C{-}). Exit status: 0 when the server closed, 1 when
+connecting failed, 2 for a usage error, 124 when C{--timeout} passed first
+(like C{timeout(1)}), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,20 +21,49 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 from twisted.internet import error as neterror
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.interfaces import IReactorCore, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from sockserve._endpoints import quoteColons
+from sockserve._endpoints import quoteColons, splitDescription, unquoteColons
 from sockserve._version import __version__
+
+EXIT_CONNECT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
+
+
+def _seconds(value: str) -> float:
+    """
+    Coerce C{--timeout}: a number of seconds, 0 or more.
+    """
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"--timeout must be a number of seconds, not {value!r}")
+    return seconds
+
+
+_seconds.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
+
+
+def plural(count: float, unit: str) -> str:
+    """
+    Return C{count unit}, with an C{s} unless C{count} is 1.
+    """
+    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
 
 
 class ClientOptions(usage.Options):
@@ -51,11 +85,12 @@ class ClientOptions(usage.Options):
         [
             "escapes",
             "e",
-            "Interpret backslash escapes (\\r, \\n, \\t, \\xNN) in MESSAGE.",
+            "Interpret backslash escapes in MESSAGE: \\r \\n \\t \\0 (NUL) "
+            "\\e (ESC) \\\\ (a backslash) \\xNN (the byte NN, in hex).",
         ],
         ["keep-open", "k", "Do not shut down the sending side after the message."],
     ]
-    optParameters = [
+    optParameters: list[list[Any]] = [
         [
             "connect",
             "c",
@@ -68,10 +103,47 @@ class ClientOptions(usage.Options):
             "t",
             10.0,
             "Seconds to wait to connect, and for the server to "
-            "close after the message (0: no limit).",
-            float,
+            "close after the message (0: no limit); past it, exit 124.",
+            _seconds,
         ],
     ]
+
+    opt_h = usage.Options.opt_help
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options}, which may come before, between or after the
+        arguments (as with ncat); C{--} ends them.
+        """
+        if options is None:
+            options = sys.argv[1:]
+        super().parseOptions(self._optionsFirst(list(options)))
+
+    def _optionsFirst(self, arguments: list[str]) -> list[str]:
+        """
+        Return C{arguments} with every option (and its value) before the
+        positional arguments, which follow a C{--}.
+        """
+        parameters: list[list[Any]] = self.optParameters
+        takesValue = {f"--{entry[0]}" for entry in parameters} | {
+            f"-{entry[1]}" for entry in parameters if entry[1]
+        }
+        options: list[str] = []
+        positional: list[str] = []
+        remaining = iter(arguments)
+        for argument in remaining:
+            if argument == "--":
+                positional.extend(remaining)
+                break
+            if argument.startswith("-") and argument != "-":
+                options.append(argument)
+                if argument in takesValue:
+                    value = next(remaining, None)
+                    if value is not None:
+                        options.append(value)
+            else:
+                positional.append(argument)
+        return [*options, "--", *positional]
 
     def opt_version(self) -> NoReturn:
         """
@@ -102,7 +174,8 @@ class ClientOptions(usage.Options):
         else:
             if len(args) > 1:
                 raise usage.UsageError("too many arguments (quote the message)")
-            self["target"] = self["description"] = self["connect"]
+            self["description"] = self["connect"]
+            self["target"] = describeTarget(self["connect"])
             if args:
                 self["message"] = args[0]
 
@@ -110,8 +183,6 @@ class ClientOptions(usage.Options):
         """
         Check the options and work out the bytes to send.
         """
-        if self["timeout"] < 0:
-            raise usage.UsageError("--timeout must be 0 or more")
         if self["crlf"] and self["no-newline"]:
             raise usage.UsageError("--crlf and --no-newline contradict each other")
         description = self["description"]
@@ -140,6 +211,43 @@ class ClientOptions(usage.Options):
         if not self["no-newline"]:
             payload += b"\r\n" if self["crlf"] else b"\n"
         self["payload"] = payload
+
+
+_ADDRESS_KINDS = ("tcp", "tcp6", "ssl", "tls")
+
+
+def describeTarget(description: str) -> str:
+    """
+    Return what a client endpoint C{description} reaches, for messages: its
+    host and port and the description itself, when it names them
+    (C{[::1]:5000 (tcp:host=\\:\\:1:port=5000)}), else the description.
+
+    @raise usage.UsageError: an unescaped colon (of an IPv6 address) broke
+        the description into parts Twisted would misread.
+    """
+    parts = splitDescription(description)
+    if parts[0] not in _ADDRESS_KINDS:
+        return description
+    arguments = parts[1:]
+    keywords = [part.partition("=") for part in arguments if "=" in part]
+    firstKeyword = next(
+        (index for index, part in enumerate(arguments) if "=" in part), None
+    )
+    if "" in arguments or (
+        firstKeyword is not None
+        and any("=" not in part for part in arguments[firstKeyword:])
+    ):
+        raise usage.UsageError(
+            f"--connect: {description!r} has a ':' that is not escaped; write "
+            "the colons of an IPv6 address as \\: (tcp:host=\\:\\:1:port=5000)"
+        )
+    named = {key: unquoteColons(value) for key, _, value in keywords}
+    host = named.get("host")
+    port = named.get("port")
+    if host is None or port is None:
+        return description
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{address} ({description})"
 
 
 _ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|.|\Z)", re.DOTALL)
@@ -251,26 +359,44 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
         await connectProtocol(endpoint, client)
     except Exception:
         sys.stderr.write(describeConnectFailure(options["target"], Failure()) + "\n")
-        return 1
+        return EXIT_CONNECT_FAILED
     payload = options["payload"]
     if payload is None:
         from twisted.internet import stdio
 
+        sys.stderr.write(f"Connected to {options['target']}.\n")
+        sys.stderr.flush()
         stdio.StandardIO(StdinForwarder(client), reactor=reactor)
         await client.done
         return 0
     client.transport.write(payload)
     if not options["keep-open"]:
         client.transport.loseWriteConnection()
-    if options["timeout"] > 0:
-        clock: IReactorTime = reactor
-        timer = clock.callLater(options["timeout"], client.transport.loseConnection)
+    timeout = options["timeout"]
+    if timeout <= 0:
         await client.done
-        if timer.active():
-            timer.cancel()
-    else:
-        await client.done
+        return 0
+    clock: IReactorTime = reactor
+    timedOut: list[bool] = []
+
+    def giveUp() -> None:
+        timedOut.append(True)
+        client.transport.loseConnection()
+
+    timer = clock.callLater(timeout, giveUp)
+    await client.done
+    if timer.active():
+        timer.cancel()
+    if timedOut:
+        sys.stderr.write(
+            f"sockserve-client: {options['target']} did not close the "
+            f"connection within {plural(timeout, 'second')} (--timeout)\n"
+        )
+        return EXIT_TIMEOUT
     return 0
+
+
+_TYPE_ENFORCEMENT = "Parameter type enforcement failed: "
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -281,13 +407,38 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as error:
-        sys.stderr.write(f"{options}\nsockserve-client: {error}\n")
-        sys.exit(2)
-    from twisted.internet.task import react
+        message = str(error).removeprefix(_TYPE_ENFORCEMENT)
+        sys.stderr.write(
+            f"Usage: {options.synopsis}\n"
+            "Try 'sockserve-client --help' for more.\n"
+            f"sockserve-client: {message}\n"
+        )
+        sys.exit(EXIT_USAGE)
+    from twisted.internet import reactor as global_reactor
 
-    async def start(reactor: IReactorCore) -> None:
-        status = await run(reactor, options, sys.stdout.buffer)
-        if status:
-            raise SystemExit(status)
+    reactor: Any = global_reactor
+    status = [0]
 
-    react(start)
+    def interrupted(signalNumber: int, frame: object) -> None:
+        status[0] = EXIT_INTERRUPTED
+        reactor.callFromThread(reactor.stop)
+
+    def start() -> None:
+        # After the reactor's own handlers, so that Ctrl-C is ours.
+        signal.signal(signal.SIGINT, interrupted)
+        talking = ensureDeferred(run(reactor, options, sys.stdout.buffer))
+
+        def finished(result: int | Failure) -> None:
+            if isinstance(result, Failure):
+                sys.stderr.write(f"sockserve-client: {result.getErrorMessage()}\n")
+                result = EXIT_CONNECT_FAILED
+            if status[0] == 0:
+                status[0] = result
+            if reactor.running:
+                reactor.stop()
+
+        talking.addBoth(finished)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    sys.exit(status[0])

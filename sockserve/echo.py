@@ -35,9 +35,10 @@ class EchoProtocol(LineServerProtocol):
 
     def inputEnded(self) -> None:
         """
-        Answer an unfinished last line, then close.
+        Answer an unfinished last line (ended with LF, so that the reply is
+        a line), then close.
         """
         rest = self.lines.takePending()
         if rest:
-            self.send(REPLY_PREFIX + rest)
+            self.send(REPLY_PREFIX + rest + b"\n")
         self.close()

@@ -22,9 +22,9 @@ class Limits:
     @ivar maxPerIP: connections allowed from one address at once; 0 is unlimited.
     @ivar requestTimeout: oneshot only: seconds a request may take to arrive.
     @ivar maxClients: chat only: members the room holds at once.
-    @ivar presenceLimit: chat only: joins and leaves are announced to the room
-        only while it has at most this many members (announcing every join to
-        every member costs O(n^2) for n joins).
+    @ivar presenceLimit: chat only: joins, leaves and renames are announced to
+        the room only while it has at most this many members (announcing every
+        join to every member costs O(n^2) for n joins).
     """
 
     maxLine: int = 64 * KIB

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sockserve._deadlines import Deadlines
 from sockserve._sending import writeAndClose
 from sockserve.echo import REPLY_PREFIX
-from sockserve.protocol import LineServerProtocol, ServerContext
+from sockserve.protocol import LineServerProtocol, ServerContext, plural
 
 
 class OneShotReplyProtocol(LineServerProtocol):
@@ -51,9 +51,10 @@ class OneShotReplyProtocol(LineServerProtocol):
 
     def inputEnded(self) -> None:
         """
-        The client half-closed before a line ending: answer what it sent.
+        The client half-closed before a line ending: answer what it sent
+        (nothing, perhaps), ended with LF, so that the reply is a line.
         """
-        self.reply(self.lines.takePending())
+        self.reply(self.lines.takePending() + b"\n")
 
     def reply(self, request: bytes) -> None:
         """
@@ -69,12 +70,14 @@ class OneShotReplyProtocol(LineServerProtocol):
         The request did not arrive in time: say so and close.
         """
         seconds = self.context.limits.requestTimeout
-        self.log.info(
+        self.log.warn(
             "Client {peer} sent no complete request within {seconds}s; closing",
             peer=self.peer,
             seconds=seconds,
         )
-        self.sendErrorAndClose(f"no complete request within {seconds:g} seconds")
+        self.sendErrorAndClose(
+            f"no complete request within {plural(seconds, 'second')}"
+        )
 
     def stopRequestTimer(self) -> None:
         """

@@ -30,6 +30,14 @@ from sockserve.limits import Limits
 CRLF = b"\r\n"
 
 
+def plural(count: float, unit: str) -> str:
+    """
+    Return C{count unit}, with an C{s} unless C{count} is 1: C{1 second},
+    C{2.5 seconds}.
+    """
+    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerContext:
     """
@@ -152,7 +160,7 @@ class LineServerProtocol(Protocol):
         """
         Tell the client why it is not served, in one C{ERROR} line, and close.
         """
-        self.log.info("Refused {peer}: {reason}", peer=self.peer, reason=reason)
+        self.log.warn("Refused {peer}: {reason}", peer=self.peer, reason=reason)
         self.sendErrorAndClose(reason)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -201,7 +209,7 @@ class LineServerProtocol(Protocol):
         """
         A line exceeded C{limit} bytes: say so and close.
         """
-        self.log.info(
+        self.log.warn(
             "Client {peer} sent a line longer than {limit} bytes; closing",
             peer=self.peer,
             limit=limit,
@@ -240,12 +248,14 @@ class LineServerProtocol(Protocol):
         The client was idle too long: say so and close.
         """
         seconds = self.context.limits.idleTimeout
-        self.log.info(
+        self.log.warn(
             "Client {peer} idle for {seconds}s; closing",
             peer=self.peer,
             seconds=seconds,
         )
-        self.sendErrorAndClose(f"idle for {seconds:g} seconds; closing the connection")
+        self.sendErrorAndClose(
+            f"idle for {plural(seconds, 'second')}; closing the connection"
+        )
 
     # Output and closing
 

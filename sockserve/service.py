@@ -37,12 +37,17 @@ class Listener:
 
     @ivar label: how messages about it name the endpoint.
     @ivar name: what it serves, as in C{sockserve chat server listening on}.
+    @ivar registry: the live connections of its factory, told to close at
+        shutdown (listeners may share one, as front ends of one room do, so
+        that C{--max-per-ip} counts all of them); C{None} when its
+        connections need no goodbye.
     """
 
     label: str
     endpoint: IStreamServerEndpoint
     factory: IProtocolFactory
     name: str
+    registry: ConnectionRegistry | None = None
 
 
 def describeListenFailure(label: str, failure: Failure) -> str:
@@ -62,8 +67,6 @@ class LineServerService(Service):
     Listen on a set of endpoints, each with its own factory; stop
     gracefully.
 
-    @ivar registry: the connections to close at shutdown, whichever
-        listener accepted them.
     @ivar ports: the listening ports, once started.
     """
 
@@ -72,13 +75,18 @@ class LineServerService(Service):
     def __init__(
         self,
         listeners: Sequence[Listener],
-        registry: ConnectionRegistry,
         clock: IReactorTime,
         shutdownGrace: float,
         onListenFailure: Callable[[str], None],
     ) -> None:
         self.listeners = list(listeners)
-        self.registry = registry
+        self.registries = list(
+            {
+                id(listener.registry): listener.registry
+                for listener in listeners
+                if listener.registry is not None
+            }.values()
+        )
         self.clock = clock
         self.shutdownGrace = shutdownGrace
         self.onListenFailure = onListenFailure
@@ -170,7 +178,11 @@ class LineServerService(Service):
         stopped = self._closePorts()
 
         def closeClients(ignored: object) -> Deferred[None]:
-            return self.registry.shutdown(self.clock, self.shutdownGrace)
+            closing = [
+                registry.shutdown(self.clock, self.shutdownGrace)
+                for registry in self.registries
+            ]
+            return gatherResults(closing).addCallback(lambda ignored: None)
 
         stopped.addCallback(closeClients)
         return stopped

@@ -13,7 +13,12 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorCore, IStreamServerEndpoint
 from twisted.python import usage
 
-from sockserve._endpoints import describeListener
+from sockserve._endpoints import (
+    bindProblem,
+    describeListener,
+    passedSockets,
+    systemdProblem,
+)
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
 from sockserve.chat.protocol import DEFAULT_BANNER
@@ -93,7 +98,8 @@ class Options(usage.Options):
             "interface",
             "i",
             DEFAULT_INTERFACE,
-            "Address a bare --port number listens on (0.0.0.0 or :: for all).",
+            "Address that --port numbers, and descriptions naming no "
+            "interface=, listen on (0.0.0.0 or :: for all).",
         ],
         [
             "backlog",
@@ -106,7 +112,8 @@ class Options(usage.Options):
             "banner",
             None,
             DEFAULT_BANNER,
-            "chat: the welcome banner ('\\n' separates lines).",
+            "chat: the welcome banner; \\n (a backslash and n, as a shell "
+            "passes it) or a line break separates lines.",
         ],
         [
             "max-clients",
@@ -155,8 +162,8 @@ class Options(usage.Options):
             "presence-limit",
             None,
             _DEFAULTS.presenceLimit,
-            "chat: announce joins and "
-            "leaves only while the room has at most this many clients.",
+            "chat: announce joins, leaves and renames only while the room has "
+            "at most this many clients.",
             _count("presence-limit", 0),
         ],
         [
@@ -179,16 +186,23 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        # Docstrings are wrapped as they are: fold their line breaks.
+        self.docs = {
+            name: " ".join(doc.split()) if doc else doc
+            for name, doc in self.docs.items()
+        }
 
     def opt_port(self, value: str) -> None:
         """
-        Where to listen: a port number (on --interface) or a Twisted server
-        endpoint description such as tcp6:5000:interface=\\:\\: or
-        unix:/run/sockserve.sock; may be given several times [default: 5000].
+        Where to listen: a port number, or a Twisted server endpoint
+        description such as tcp6:5000 or unix:/run/sockserve.sock; tcp, tcp6,
+        ssl and haproxy descriptions listen on --interface unless they name
+        an interface=. May be given several times [default: 5000].
         """
         self["ports"].append(value)
 
     opt_p = opt_port
+    opt_h = usage.Options.opt_help
 
     def opt_version(self) -> NoReturn:
         """
@@ -201,6 +215,8 @@ class Options(usage.Options):
         """
         Check every option, so that a mistake is a usage error, not a traceback.
         """
+        # A shell passes '\n' as a backslash and an n.
+        self["banner"] = self["banner"].replace("\\n", "\n")
         if self["mode"] not in MODES:
             raise usage.UsageError(
                 f"--mode must be one of {', '.join(MODES)}, not {self['mode']!r}"
@@ -288,14 +304,21 @@ def makeServerService(
                 options["backlog"],
             )
         else:
+            if description.startswith("systemd:"):
+                problem = systemdProblem(description, passedSockets())
+                if problem is not None:
+                    abort(f"Could not listen on {label}: {problem}")
             try:
                 endpoint = serverFromString(reactor, description)
             except Exception as error:
                 abort(f"Could not listen on {label}: {error or type(error).__name__}")
-        listeners.append(Listener(label, endpoint, factory, options["mode"]))
+        listeners.append(
+            Listener(
+                label, endpoint, factory, options["mode"], factory.context.registry
+            )
+        )
     return LineServerService(
         listeners,
-        factory.context.registry,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
         abort,
@@ -307,6 +330,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     Build the sockserve service from parsed C{options}: the server, and with
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
+    abort = StartupAbort(getattr(options, "parent", None))
+    for description, label in options["listeners"]:
+        problem = bindProblem(description)
+        if problem is not None:
+            abort(f"Could not listen on {label}: {problem}")
     server = makeServerService(options, reactor)
     workers = options["workers"]
     if workers == 1:

@@ -12,6 +12,7 @@ leaves nothing behind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import pty
 import re
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -528,7 +530,8 @@ class Processes:
 
     def terminal(self, args: Sequence[str]) -> Terminal:
         """
-        Start C{args} in a new pseudo-terminal.
+        Start C{args} in a new pseudo-terminal, its controlling terminal (so
+        that Ctrl-C typed there interrupts it, as in a terminal window).
         """
         master, slave = pty.openpty()
         self._fds.append(master)
@@ -541,6 +544,7 @@ class Processes:
                 cwd=self.directory,
                 env=cleanEnvironment(),
                 start_new_session=True,
+                preexec_fn=_takeTerminal,
             )
         finally:
             os.close(slave)
@@ -582,6 +586,14 @@ class Processes:
         sock.listen()
         port: int = sock.getsockname()[1]
         return port
+
+
+def _takeTerminal() -> None:
+    """
+    In a child that starts a new session: make its stdin, a terminal, the
+    session's controlling terminal.
+    """
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def ipv6LoopbackAvailable() -> bool:

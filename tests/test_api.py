@@ -18,6 +18,7 @@ PUBLIC = {
     "ChatRoom",
     "ChatSession",
     "ChatWire",
+    "ConnectionRegistry",
     "EchoProtocol",
     "Error",
     "IChatMember",

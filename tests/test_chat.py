@@ -250,6 +250,32 @@ def test_shutdown_says_goodbye() -> None:
     assert aliceOut.disconnecting
 
 
+def test_shutdown_says_goodbye_first_and_no_one_left() -> None:
+    """At shutdown, each client's first line from then on is the goodbye,
+    and nobody is told that others left because the server is stopping."""
+    room = Room()
+    members = [room.join() for _ in range(4)]
+    for _, out in members:
+        out.clear()
+    for protocol, _ in members:
+        protocol.beginShutdown()
+    for _, out in members:
+        assert out.value() == b"* the server is shutting down; goodbye\r\n"
+        assert out.disconnecting
+
+
+def test_renaming_to_the_same_name_tells_nobody() -> None:
+    """/nick bob while already bob is a no-op for the others."""
+    room = Room()
+    alice, aliceOut = room.join()
+    _, bobOut = room.join()
+    alice.dataReceived(b"/nick alice\n")
+    take(aliceOut), take(bobOut)
+    alice.dataReceived(b"/nick alice\n")
+    assert take(aliceOut) == b"* you are now known as alice\r\n"
+    assert take(bobOut) == b""
+
+
 def test_presence_limit() -> None:
     """Above the presence limit, joins and leaves are not announced."""
     room = Room(Limits(presenceLimit=2))
@@ -303,3 +329,29 @@ def test_same_address_twice_gets_a_unique_name() -> None:
         "chat", factory=room.factory, peer=("127.0.0.1", 7)
     )
     assert b"* you are 127.0.0.1:7#2; 1 other(s) here\r\n" in second.value()
+
+
+def test_refusals_are_logged_as_warnings() -> None:
+    """Refusals (full room, too many from one address) are logged at warn,
+    so that a log filter finds them apart from connects."""
+    from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
+    from zope.interface import implementer
+
+    seen: list[LogEvent] = []
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if "Refused" in event.get("log_format", ""):
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        room = Room(Limits(maxClients=1, maxPerIP=2))
+        room.join()
+        room.join()  # the room is full
+        connectOnStringTransport(
+            "chat", factory=room.factory, peer=("127.0.0.1", 50000)
+        )  # a third from one address
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert [event["log_level"] for event in seen] == [LogLevel.warn, LogLevel.warn]

@@ -12,9 +12,11 @@ import pytest
 
 from sockserve import __version__
 from tests.processes import (
+    WAIT,
     Processes,
     Server,
     installedProgram,
+    ipv6LoopbackAvailable,
     receiveText,
 )
 
@@ -39,7 +41,8 @@ def client(
 def talk(processes: Processes, server: Server, *args: str, input: bytes = b"") -> bytes:
     """
     Run C{sockserve-client [options] 127.0.0.1 PORT ...} against C{server};
-    assert it succeeded quietly, and return what it printed.
+    assert it succeeded quietly (interactive, it only says where it is
+    connected), and return what it printed.
     """
     options = [arg for arg in args if arg.startswith("-")]
     rest = [arg for arg in args if not arg.startswith("-")]
@@ -47,7 +50,8 @@ def talk(processes: Processes, server: Server, *args: str, input: bytes = b"") -
         processes, *options, "127.0.0.1", str(server.port), *rest, input=input
     )
     assert result.returncode == 0, result
-    assert result.stderr == b"", result
+    quiet = b"" if rest else b"Connected to 127.0.0.1:%d.\n" % server.port
+    assert result.stderr == quiet, result
     return result.stdout
 
 
@@ -82,10 +86,10 @@ def test_crlf(processes: Processes) -> None:
 def test_no_newline(processes: Processes) -> None:
     """
     C{-n} sends the message with no line ending; the half-close that follows
-    completes the request, answered with no line ending either.
+    completes the request, answered with LF added (a reply is a line).
     """
     server = processes.server(mode="oneshot")
-    assert talk(processes, server, "-n", "hello") == b"OK .. hello"
+    assert talk(processes, server, "-n", "hello") == b"OK .. hello\n"
 
 
 def test_escapes_without_newline_to_echo(processes: Processes) -> None:
@@ -101,10 +105,100 @@ def test_escapes_without_newline_to_echo(processes: Processes) -> None:
 def test_keep_open_until_timeout(processes: Processes) -> None:
     """
     C{--keep-open --timeout T} against echo: the reply is printed, and the
-    client gives up waiting for the server to close after T seconds, exit 0.
+    client gives up waiting for the server to close after T seconds, saying
+    so in one line, with exit status 124 (as C{timeout(1)}).
     """
     server = processes.server(mode="echo")
-    assert talk(processes, server, "-k", "--timeout=1", "hello") == b"OK .. hello\n"
+    result = client(
+        processes, "-k", "--timeout=1", "127.0.0.1", str(server.port), "hello"
+    )
+    assert result.returncode == 124, result
+    assert result.stdout == b"OK .. hello\n"
+    assert result.stderr.decode() == (
+        f"sockserve-client: 127.0.0.1:{server.port} did not close the connection "
+        "within 1 second (--timeout)\n"
+    )
+
+
+def test_options_anywhere(processes: Processes) -> None:
+    """
+    Options may follow HOST PORT and the message, as with ncat; an option
+    is never taken for the message, and -- sends one that starts with -.
+    """
+    server = processes.server(mode="oneshot")
+    port = str(server.port)
+    result = client(processes, "127.0.0.1", port, "--crlf", "hi")
+    assert (result.returncode, result.stdout) == (0, b"OK .. hi\r\n"), result
+    result = client(processes, "127.0.0.1", port, "hi", "-n", "--timeout", "5")
+    assert (result.returncode, result.stdout) == (0, b"OK .. hi\n"), result
+    result = client(processes, "127.0.0.1", port, "--", "-n")
+    assert (result.returncode, result.stdout) == (0, b"OK .. -n\n"), result
+
+
+def test_interactive_says_connected(processes: Processes) -> None:
+    """
+    Interactive mode tells, on stderr, where it is connected, like telnet.
+    """
+    server = processes.server(mode="echo")
+    result = client(processes, "127.0.0.1", str(server.port), input=b"hi\n")
+    assert result.returncode == 0, result
+    assert result.stdout == b"OK .. hi\n"
+    assert result.stderr.decode() == f"Connected to 127.0.0.1:{server.port}.\n"
+
+
+def test_ctrl_c_exits_130(processes: Processes) -> None:
+    """
+    Ctrl-C in an interactive session ends the client with status 130, as a
+    shell expects of an interrupted program, and no traceback.
+    """
+    server = processes.server(mode="chat")
+    terminal = processes.terminal(
+        [installedProgram("sockserve-client"), "127.0.0.1", str(server.port)]
+    )
+    terminal.output.waitForText(b"you are ")
+    terminal.type(b"\x03")
+    assert terminal.process.wait(WAIT) == 130
+    assert b"Traceback" not in terminal.output.drain()
+
+
+def test_help_and_short_help(processes: Processes) -> None:
+    """
+    -h is --help, listed in the help, which lists every escape of -e.
+    """
+    result = client(processes, "-h")
+    assert result.returncode == 0, result
+    text = result.stdout.decode()
+    assert "-h, --help" in text
+    for escape in ("\\r", "\\n", "\\t", "\\0", "\\e", "\\\\", "\\xNN"):
+        assert escape in text, escape
+
+
+def test_unescaped_ipv6_description(processes: Processes) -> None:
+    """
+    A --connect description whose IPv6 colons are not escaped is a usage
+    error that says how to write it; a failure to connect names the address
+    it tried as well as the description.
+    """
+    result = client(processes, "-c", "tcp:host=::1:port=5006", "hi")
+    assert result.returncode == 2, result
+    assert b"\\:\\:1" in result.stderr.strip().splitlines()[-1]
+    closed = processes.closedPort()
+    result = client(processes, "-c", f"tcp:host=127.0.0.1:port={closed}", "hi")
+    assert result.stderr.decode().startswith(
+        f"Could not connect to 127.0.0.1:{closed} (tcp:host=127.0.0.1:port={closed}):"
+    ), result
+
+
+@pytest.mark.skipif(not ipv6LoopbackAvailable(), reason="no IPv6 loopback (::1)")
+def test_ipv6_description(processes: Processes) -> None:
+    """
+    The README's --connect example, with escaped colons, reaches a server on
+    the IPv6 loopback.
+    """
+    server = processes.server("--port", r"tcp6:0:interface=\:\:1", mode="oneshot")
+    port = server.addresses[0].rpartition(":")[2]
+    result = client(processes, "-c", rf"tcp:host=\:\:1:port={port}", "hi")
+    assert (result.returncode, result.stdout) == (0, b"OK .. hi\n"), result
 
 
 def test_fractional_timeout(processes: Processes) -> None:
@@ -195,6 +289,10 @@ def test_connection_refused(processes: Processes) -> None:
         (["--crlf", "-n", "127.0.0.1", "5000", "hello"], "--crlf"),
         (["-e", "127.0.0.1", "5000", "\\q"], "escape"),
         (["--bogus", "127.0.0.1", "5000"], "bogus"),
+        (
+            ["--timeout", "abc", "127.0.0.1", "5000"],
+            "--timeout must be a number of seconds, not 'abc'",
+        ),
     ],
 )
 def test_usage_errors(processes: Processes, args: list[str], complaint: str) -> None:
@@ -209,6 +307,8 @@ def test_usage_errors(processes: Processes, args: list[str], complaint: str) -> 
     lastLine = stderr.strip().splitlines()[-1]
     assert lastLine.startswith("sockserve-client: "), stderr
     assert complaint in lastLine, stderr
+    assert "Parameter type enforcement" not in stderr, stderr
+    assert len(stderr.splitlines()) <= 4, stderr
 
 
 def test_version(processes: Processes) -> None:

@@ -33,13 +33,24 @@ def test_any_chunking_gives_the_same_replies(size: int) -> None:
     )
 
 
+def test_one_second_is_singular() -> None:
+    """--idle-timeout 1 says 'idle for 1 second'."""
+    clock = Clock()
+    _, transport, _ = connectOnStringTransport(
+        "echo", Limits(idleTimeout=1), clock=clock
+    )
+    clock.advance(1)
+    assert transport.value() == (b"ERROR idle for 1 second; closing the connection\r\n")
+
+
 def test_half_close_gets_every_reply_then_close() -> None:
     """A client that shuts down its sending side gets its replies, an
-    unfinished last line included, then the server closes."""
+    unfinished last line included (its reply ended with LF), then the server
+    closes."""
     protocol, transport, _ = connectOnStringTransport("echo")
     protocol.dataReceived(b"hi\nthere")
     protocol.readConnectionLost()
-    assert transport.value() == b"OK .. hi\nOK .. there"
+    assert transport.value() == b"OK .. hi\nOK .. there\n"
     assert transport.disconnecting
 
 

@@ -44,7 +44,7 @@ async def test_echo_half_close_gets_all_replies() -> None:
         client.transport.loseWriteConnection()  # type: ignore[attr-defined]
         await client.waitForClose()
         expected = b"".join(b"OK .. line %d\n" % i for i in range(1000))
-        assert client.received == expected + b"OK .. tail"
+        assert client.received == expected + b"OK .. tail\n"
     finally:
         await server.stop()
 
@@ -63,7 +63,7 @@ async def test_oneshot_over_tcp() -> None:
         assert half.transport is not None
         half.transport.loseWriteConnection()  # type: ignore[attr-defined]
         await half.waitForClose()
-        assert half.received == b"OK .. no newline"
+        assert half.received == b"OK .. no newline\n"
     finally:
         await server.stop()
 

@@ -24,11 +24,21 @@ def test_first_line_is_answered_then_close() -> None:
 
 
 def test_half_close_without_line_ending() -> None:
-    """hello then a half-close gets OK .. hello, then EOF."""
+    """hello then a half-close gets OK .. hello, ended with LF so that the
+    reply is a line, then EOF."""
     protocol, transport, _ = connectOnStringTransport("oneshot")
     protocol.dataReceived(b"hello")
     protocol.readConnectionLost()
-    assert transport.value() == b"OK .. hello"
+    assert transport.value() == b"OK .. hello\n"
+    assert transport.disconnecting
+
+
+def test_empty_request_gets_a_whole_line() -> None:
+    """A client that sends nothing and half-closes is answered 'OK .. ' and
+    LF: a line, like every other reply."""
+    protocol, transport, _ = connectOnStringTransport("oneshot")
+    protocol.readConnectionLost()
+    assert transport.value() == b"OK .. \n"
     assert transport.disconnecting
 
 

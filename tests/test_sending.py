@@ -192,6 +192,30 @@ async def test_write_and_close_at_once() -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_write_and_close_delivers_what_the_kernel_still_holds() -> None:
+    """A reply the kernel took whole but could not send yet (the client is
+    not reading, its window is full) still arrives in full after the server
+    closed: the close is orderly, never a reset that drops it."""
+    async with connectedPair() as (server, client):
+        serverSocket: socket.socket = server.transport.socket  # type: ignore[union-attr]
+        serverSocket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        clientTransport: Any = client.transport
+        clientTransport.pauseProducing()
+        # More than a client's window holds before it reads: most of it
+        # is still in the server's kernel when the server closes.
+        reply = b"".join(b"%08d\n" % i for i in range(300_000))
+        assert server.transport is not None
+        writeAndClose(server.transport, reply)
+        assert buffered(server.transport) == 0  # the kernel took it all
+        await server.lost
+        resume(client)
+        await client.waitForClose()
+        assert client.received == reply
+        assert client.closeReason is not None
+        assert client.closeReason.check(ConnectionDone)
+
+
+@pytest_twisted.ensureDeferred
 async def test_write_and_close_behind_buffered_data() -> None:
     """With data buffered, writeAndClose queues behind it and closes once
     everything is sent."""

@@ -246,3 +246,67 @@ def test_output_is_bounded() -> None:
     assert slowOut.aborted
     assert room.population() == 1
     assert slowOut.take() == b""
+
+
+def test_nothing_reaches_a_member_before_its_greeting() -> None:
+    """What the room says while a member is being admitted waits behind the
+    banner and the 'you are' line."""
+    room = LaterRoom(capacity=10)
+    alice, aliceOut = session(room, "a:1")
+    room.answerJoin()
+    bob, bobOut = session(room, "b:2")
+    member, name = room.pendingJoin
+    ChatRoom.join(room, member, name)  # admitted, but the answer is late
+    alice.linesReceived(b"early words\n")
+    assert bobOut.take() == b""
+    room.answers.pop().callback(name)
+    assert bobOut.take() == (
+        b"Hi\r\n* you are b:2; 1 other(s) here\r\n<a:1> early words\r\n"
+    )
+    del alice, aliceOut, bob
+
+
+def test_a_rename_the_room_fails_is_answered(logged_errors: ErrorCollector) -> None:
+    """A rename that fails for an unexpected reason is logged, and the member
+    is told; its later lines still go out."""
+    room = LaterRoom(capacity=10)
+    alice, aliceOut = session(room, "a:1")
+    room.answerJoin()
+    _, bobOut = session(room, "b:2")
+    room.answerJoin()
+    aliceOut.take(), bobOut.take()
+    alice.linesReceived(b"/nick al\nafter\n")
+    room.answers.pop().errback(Failure(ConnectionError("bus down")))
+    assert aliceOut.take() == (
+        b"ERROR your name could not be changed; try again later\r\n"
+    )
+    assert bobOut.take() == b"<a:1> after\r\n"
+    [event] = logged_errors.take()
+    assert event["log_failure"].check(ConnectionError)
+
+
+def test_a_member_dropped_mid_read_runs_no_more_commands() -> None:
+    """A member dropped while its own line is relayed (its message drops a
+    slow reader, whose departure overflows the sender's own queue) runs none
+    of the commands after that line."""
+    renames: list[str] = []
+
+    class CountingRoom(ChatRoom):
+        def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
+            renames.append(newName)
+            return super().rename(member, newName)
+
+    room = CountingRoom(capacity=10)
+    alice, aliceOut = session(room, "a:1", maxPending=10)
+    bob, bobOut = session(room, "b:2", maxPending=10)
+    _, carolOut = session(room, "c:3")
+    for member in (alice, bob):
+        member.pauseOutput()
+        member.deliver(b"x" * 10)  # at its limit: one more byte drops it
+    carolOut.take()
+    alice.linesReceived(b"hi\n/nick al\n")
+    assert aliceOut.aborted
+    assert bobOut.aborted
+    assert room.names() == ["c:3"]
+    assert b"<a:1> hi\r\n" in carolOut.take()
+    assert renames == []

@@ -129,9 +129,48 @@ def test_ipv6_interface() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("port", "interface", "description"),
+    [
+        ("tcp:0", "127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=10"),
+        ("tcp:5000", "::1", "tcp:5000:interface=\\:\\:1:backlog=10"),
+        ("tcp6:5000", "127.0.0.1", "tcp6:5000:interface=\\:\\:1:backlog=10"),
+        ("tcp6:5000", "0.0.0.0", "tcp6:5000:interface=\\:\\::backlog=10"),
+        (
+            "tcp6:5000",
+            "192.0.2.1",
+            "tcp6:5000:interface=\\:\\:ffff\\:192.0.2.1:backlog=10",
+        ),
+        ("haproxy:tcp:5000", "127.0.0.1", "haproxy:tcp:5000:interface=127.0.0.1"),
+        (
+            "tcp:5000:interface=0.0.0.0",
+            "127.0.0.1",
+            "tcp:5000:interface=0.0.0.0:backlog=10",
+        ),
+        ("tcp:5000:5:0.0.0.0", "127.0.0.1", None),
+        ("unix:/tmp/s", "127.0.0.1", "unix:/tmp/s:backlog=10"),
+    ],
+)
+def test_descriptions_listen_on_the_interface(
+    port: str, interface: str, description: str | None
+) -> None:
+    """Endpoint descriptions that bind an address and name none get
+    --interface (in its IPv6 form for tcp6), like bare port numbers: loopback
+    unless told otherwise. An explicit interface= wins; a description that
+    spells its arguments positionally is left alone."""
+    from sockserve._endpoints import withInterface
+
+    if description is None:
+        assert withInterface(port, interface) == port
+    else:
+        assert describeListener(port, interface, 10)[0] == description
+
+
 def test_description_with_its_own_backlog_is_kept() -> None:
     """A description that names a backlog keeps it; types without one get none."""
-    assert describeListener("tcp:1:backlog=5", "x", 10)[0] == "tcp:1:backlog=5"
+    assert describeListener("tcp:1:backlog=5:interface=x", "y", 10)[0] == (
+        "tcp:1:backlog=5:interface=x"
+    )
     assert describeListener("systemd:domain=INET:index=0", "x", 10)[0] == (
         "systemd:domain=INET:index=0"
     )
@@ -147,7 +186,7 @@ def test_make_service_listens_on_every_port() -> None:
         (port, backlog, interface) for port, _, backlog, interface in reactor.tcpServers
     ] == [
         (0, 1024, "127.0.0.1"),
-        (0, 1024, ""),
+        (0, 1024, "127.0.0.1"),
     ]
     assert all(
         getattr(f, "mode", None) == "oneshot" for _, f, _, _ in reactor.tcpServers
@@ -205,10 +244,9 @@ def test_listen_failure_is_one_clear_line() -> None:
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = LineServerService(
         [
-            Listener("first", working, factory, "echo"),
+            Listener("first", working, factory, "echo", factory.context.registry),
             Listener("127.0.0.1:5000", FailingEndpoint(), factory, "echo"),
         ],
-        factory.context.registry,
         Clock(),
         1.0,
         reports.append,
@@ -234,8 +272,7 @@ def test_late_listen_failure_is_logged_and_stops(logged_errors: ErrorCollector) 
     pending = PendingEndpoint()
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = StoppingService(
-        [Listener("x", pending, factory, "echo")],
-        factory.context.registry,
+        [Listener("x", pending, factory, "echo", factory.context.registry)],
         Clock(),
         1.0,
         reports.append,
@@ -258,7 +295,6 @@ def test_listen_failure_may_end_the_process() -> None:
     factory = buildFactory("echo", Limits(), Clock(), "")
     service = LineServerService(
         [Listener("x", FailingEndpoint(), factory, "echo")],
-        factory.context.registry,
         Clock(),
         1.0,
         abort,
@@ -281,8 +317,7 @@ def test_stop_service_says_goodbye_and_waits() -> None:
     working = WorkingEndpoint()
     factory = buildFactory("chat", Limits(), clock, "hi")
     service = LineServerService(
-        [Listener("x", working, factory, "chat")],
-        factory.context.registry,
+        [Listener("x", working, factory, "chat", factory.context.registry)],
         clock,
         2.0,
         lambda message: None,
@@ -377,10 +412,9 @@ def test_each_listener_serves_with_its_own_factory() -> None:
 
     service = LineServerService(
         [
-            Listener("a", Recording("a"), chat, "chat"),
-            Listener("b", Recording("b"), echo, "web"),
+            Listener("a", Recording("a"), chat, "chat", chat.context.registry),
+            Listener("b", Recording("b"), echo, "web", echo.context.registry),
         ],
-        chat.context.registry,
         Clock(),
         1.0,
         lambda message: None,
@@ -393,6 +427,14 @@ def test_each_listener_serves_with_its_own_factory() -> None:
     assert received == {"a": chat, "b": echo}
     assert "sockserve chat server listening on 127.0.0.1:1234" in logged
     assert "sockserve web server listening on 127.0.0.1:1234" in logged
+    # At shutdown, the clients of every listener are told to close.
+    _, chatClient, _ = connectOnStringTransport("chat", factory=chat)
+    _, echoClient, _ = connectOnStringTransport("echo", factory=echo)
+    chatClient.clear()
+    service.stopService()
+    assert chatClient.value() == b"* the server is shutting down; goodbye\r\n"
+    assert chatClient.disconnecting
+    assert echoClient.disconnecting
 
 
 def test_startup_abort_without_twistd(
@@ -424,9 +466,9 @@ def test_real_port_in_use_message() -> None:
                     serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1"),
                     factory,
                     "echo",
+                    factory.context.registry,
                 )
             ],
-            factory.context.registry,
             Clock(),
             1.0,
             reports.append,

@@ -8,7 +8,9 @@ WebSocket client gets frames, a bridge to other processes gets the event itself.
 
 A wire is an object with one method per kind of event (L{ChatWire}). An event
 formats itself for a wire once and keeps the result, so a broadcast to a
-thousand members of one wire formats its lines once, whoever asks first.
+thousand members of one wire formats its lines once, whoever asks first. A wire
+is therefore one object per kind of front end (L{sockserve.chat.LINE_WIRE}),
+shared by all its members, never one per connection.
 """
 
 from __future__ import annotations

@@ -126,15 +126,19 @@ class ChatProtocol(LineServerProtocol):
         """
         Leave the room, and close once everything written has been sent.
         """
-        self.session.stop()
-        super().close()
+        try:
+            self.session.stop()
+        finally:
+            super().close()
 
     def abort(self) -> None:
         """
         Leave the room, and close at once.
         """
-        self.session.stop()
-        super().abort()
+        try:
+            self.session.stop()
+        finally:
+            super().abort()
 
     # The connection's life, handed to the session
 

@@ -114,6 +114,13 @@ class IChatRoom(Interface):
         other member.
         """
 
+    def close() -> None:
+        """
+        The server is stopping and its members are leaving: from now on,
+        nobody here is told of their departures (a room shared with other
+        processes still tells those). Idempotent.
+        """
+
     def population() -> int:
         """
         Return how many members the room has.
@@ -143,12 +150,19 @@ class ChatRoom:
         self.presenceLimit = presenceLimit
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._names)
 
     def __contains__(self, member: object) -> bool:
         return member in self._names
+
+    def close(self) -> None:
+        """
+        The server is stopping: announce nothing more.
+        """
+        self.closed = True
 
     def population(self) -> int:
         """
@@ -223,7 +237,9 @@ class ChatRoom:
             checkName(newName)
         except NameRejected as rejected:
             return fail(rejected)
-        oldName = self._names[member]
+        oldName = self._names.get(member)
+        if oldName is None:
+            return fail(NameRejected("only a member of the room has a name"))
         if newName == oldName:
             return succeed(oldName)
         newKey = newName.casefold()
@@ -247,7 +263,7 @@ class ChatRoom:
         Deliver a presence event to everyone but C{exclude}, unless the room
         is larger than C{presenceLimit}.
         """
-        if len(self._names) <= self.presenceLimit:
+        if len(self._names) <= self.presenceLimit and not self.closed:
             self.broadcast(event, exclude=exclude)
 
     def broadcast(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:

@@ -12,7 +12,6 @@ of this is written twice for two front ends.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
@@ -100,6 +99,25 @@ class ChatSession:
 
     log = Logger()
 
+    # A session per client: slots keep an idle one small.
+    __slots__ = (
+        "_connectionFull",
+        "_held",
+        "_send",
+        "_waiting",
+        "banner",
+        "closing",
+        "connection",
+        "joined",
+        "maxPending",
+        "name",
+        "outputPaused",
+        "queue",
+        "queued",
+        "room",
+        "wire",
+    )
+
     def __init__(
         self,
         room: IChatRoom,
@@ -116,11 +134,15 @@ class ChatSession:
         self.name = ""
         self.joined = False
         self.closing = False
-        self.outputPaused = False
+        # Output waits for the greeting: until the member is admitted, what
+        # the room sends it is queued behind it.
+        self.outputPaused = True
+        self._connectionFull = False
         self.queue: list[bytes] = []
         self.queued = 0
         self._waiting = False
-        self._held: deque[Callable[[], object]] = deque()
+        # Input held while the room answers a request (rarely any).
+        self._held: list[Callable[[], object]] = []
 
     # Joining and leaving
 
@@ -141,16 +163,19 @@ class ChatSession:
         self.name = name
         self.joined = True
         others = self.room.population() - 1
-        self.deliver(
-            self.banner.encodedFor(self.wire)
-            + Notice(f"you are {name}; {others} other(s) here").encodedFor(self.wire)
-        )
+        greeting = self.banner.encodedFor(self.wire) + Notice(
+            f"you are {name}; {others} other(s) here"
+        ).encodedFor(self.wire)
+        self.queue.insert(0, greeting)
+        self.queued += len(greeting)
+        if not self._connectionFull:
+            self.resumeOutput()
 
     def _notJoined(self, failure: Failure) -> None:
         if isinstance(failure.value, RoomFull):
             capacity = failure.value.capacity
             reason = f"the server is full ({capacity} clients); try again later"
-            self.log.info(
+            self.log.warn(
                 "Refused {peer}: {reason}", peer=self.connection.peer, reason=reason
             )
         else:
@@ -159,8 +184,8 @@ class ChatSession:
             )
             reason = "the room is unavailable; try again later"
         if not self.closing:
-            self.receive(Error(reason))
             self.stop()
+            self._send(Error(reason).encodedFor(self.wire))
             self.connection.close()
 
     def quit(self) -> None:
@@ -185,8 +210,10 @@ class ChatSession:
 
     def shutdown(self) -> None:
         """
-        The server is stopping: say goodbye, then quit.
+        The server is stopping: say goodbye, then quit. The room is closed
+        first, so that nobody is told of the others leaving because of it.
         """
+        self.room.close()
         self.receive(Notice("the server is shutting down; goodbye"))
         self.quit()
 
@@ -194,7 +221,7 @@ class ChatSession:
         """
         The connection is gone: leave, and drop what was queued for it.
         """
-        self.queue = []
+        self.queue.clear()
         self.queued = 0
         self.stop()
 
@@ -206,6 +233,8 @@ class ChatSession:
         LF) to the others, as one event per run of messages, and run the
         commands among them in order.
         """
+        if self.closing:
+            return
         lines = chunk.split(b"\n")
         lines.pop()
         safe = linesAreSafe(chunk)
@@ -241,12 +270,14 @@ class ChatSession:
             if messages:
                 self._say(messages, safe)
                 messages = []
+                if self.closing:
+                    return
             step = self.command(line)
             if self.closing:
                 return
             if step is not None and not step.called:
                 rest = lines[index + 1 :]
-                self._held.appendleft(partial(self._run, rest, safe))
+                self._held.insert(0, partial(self._run, rest, safe))
                 self._waitFor(step)
                 return
         if messages:
@@ -273,8 +304,8 @@ class ChatSession:
                 "The room failed a request of {name}", result, name=self.name
             )
         self._waiting = False
-        while self._held and not self._waiting:
-            self._held.popleft()()
+        while self._held and not self._waiting and not self.closing:
+            self._held.pop(0)()
         if not self._waiting and not self.closing:
             self.connection.resumeInput()
 
@@ -317,8 +348,11 @@ class ChatSession:
         self.receive(Notice(f"you are now known as {self.name}"))
 
     def _notRenamed(self, failure: Failure) -> None:
-        failure.trap(NameRejected)
-        self.receive(Error(str(failure.value)))
+        if isinstance(failure.value, NameRejected):
+            self.receive(Error(str(failure.value)))
+            return
+        self.log.failure("Could not rename {name}", failure, name=self.name)
+        self.receive(Error("your name could not be changed; try again later"))
 
     def commandWho(self) -> None:
         """
@@ -367,7 +401,7 @@ class ChatSession:
                 peer=self.connection.peer,
                 limit=self.maxPending,
             )
-            self.queue = []
+            self.queue.clear()
             self.stop()
             self.connection.abort()
             return
@@ -379,7 +413,7 @@ class ChatSession:
         """
         if self.queue:
             data = b"".join(self.queue)
-            self.queue = []
+            self.queue.clear()
             self.queued = 0
             self._send(data)
 
@@ -387,11 +421,15 @@ class ChatSession:
         """
         The connection cannot take more for now: queue further output.
         """
+        self._connectionFull = True
         self.outputPaused = True
 
     def resumeOutput(self) -> None:
         """
-        The connection can take output again: send what is queued.
+        The connection can take output again: send what is queued (once the
+        member has been greeted).
         """
-        self.outputPaused = False
-        self.flushQueue()
+        self._connectionFull = False
+        if self.joined:
+            self.outputPaused = False
+            self.flushQueue()
