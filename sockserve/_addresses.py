@@ -7,6 +7,8 @@ from __future__ import annotations
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
 
+from sockserve._text import safeText
+
 _MAPPED_PREFIX = "::ffff:"
 
 
@@ -26,7 +28,8 @@ def hostOf(address: IAddress) -> str | None:
 def describeAddress(address: IAddress) -> str:
     """
     Return C{host:port} for an IPv4 address, C{[host]:port} for IPv6, and
-    C{unix:path} (or C{unix} for an unnamed peer) for a UNIX socket.
+    C{unix:path} (or C{unix} for an unnamed peer) for a UNIX socket, its
+    path made safe to show (see L{safeText}).
     """
     host = hostOf(address)
     if host is not None:
@@ -38,5 +41,8 @@ def describeAddress(address: IAddress) -> str:
         name = address.name
         if not name:
             return "unix"
-        return "unix:" + name.decode("utf-8", "replace")
+        # A client picks its own socket's name: escape it like chat text,
+        # for it is shown to others and logged (abstract names begin with
+        # NUL).
+        return "unix:" + safeText(name).decode("utf-8")
     return str(address)

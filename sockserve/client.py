@@ -35,6 +35,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from sockserve._endpoints import quoteColons, splitDescription, unquoteColons
+from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 
 EXIT_CONNECT_FAILED = 1
@@ -66,7 +67,7 @@ def plural(count: float, unit: str) -> str:
     return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
 
 
-class ClientOptions(usage.Options):
+class ClientOptions(CommandOptions):
     """
     Command-line options of C{sockserve-client}.
     """
@@ -107,8 +108,6 @@ class ClientOptions(usage.Options):
             _seconds,
         ],
     ]
-
-    opt_h = usage.Options.opt_help
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
@@ -396,9 +395,6 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
     return 0
 
 
-_TYPE_ENFORCEMENT = "Parameter type enforcement failed: "
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     The C{sockserve-client} command.
@@ -407,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as error:
-        message = str(error).removeprefix(_TYPE_ENFORCEMENT)
+        message = str(error)
         sys.stderr.write(
             f"Usage: {options.synopsis}\n"
             "Try 'sockserve-client --help' for more.\n"

@@ -7,6 +7,7 @@ the clients to go. A failure to start is one line and exit status 1
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
+    IAddress,
     IListeningPort,
     IProtocolFactory,
     IReactorTime,
@@ -60,6 +63,22 @@ def describeListenFailure(label: str, failure: Failure) -> str:
     else:
         reason = str(error) or type(error).__name__
     return f"Could not listen on {label}: {reason}"
+
+
+def describeExposure(address: IAddress) -> str | None:
+    """
+    Say who can reach a listening C{address} beyond this machine, or return
+    C{None} for loopback and UNIX sockets.
+    """
+    if not isinstance(address, IPv4Address | IPv6Address):
+        return None
+    host = ipaddress.ip_address(address.host.partition("%")[0])
+    if host.is_loopback:
+        return None
+    if host.is_unspecified:
+        every = "IPv4" if host.version == 4 else "IPv6 (and IPv4)"
+        return f"reachable on every {every} address of this machine"
+    return "reachable from other machines"
 
 
 class LineServerService(Service):
@@ -157,11 +176,19 @@ class LineServerService(Service):
 
     def _listened(self, port: IListeningPort, listener: Listener) -> None:
         self.ports.append(port)
+        address = port.getHost()
         self.log.info(
             "sockserve {name} server listening on {address}",
             name=listener.name,
-            address=describeAddress(port.getHost()),
+            address=describeAddress(address),
         )
+        exposure = describeExposure(address)
+        if exposure is not None:
+            self.log.warn(
+                "{address} is {exposure}",
+                address=describeAddress(address),
+                exposure=exposure,
+            )
 
     def _closePorts(self) -> Deferred[None]:
         ports, self.ports = self.ports, []

@@ -4,6 +4,8 @@ The twistd plugin's options and service: C{twistd -n sockserve --port 5000}.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -19,6 +21,7 @@ from sockserve._endpoints import (
     passedSockets,
     systemdProblem,
 )
+from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
 from sockserve.chat.protocol import DEFAULT_BANNER
@@ -32,16 +35,18 @@ DEFAULT_BACKLOG = 1024
 _DEFAULTS = Limits()
 
 
+_DIGITS = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
 def _count(option: str, minimum: int) -> Callable[[str], int]:
     """
     Return a coerce function for an integer option of at least C{minimum}.
     """
 
     def coerce(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = minimum - 1
+        # ASCII digits only: int() also takes " 12 ", "1_000" and "١٢".
+        number = int(value) if _DIGITS.fullmatch(value) else minimum - 1
         if number < minimum:
             raise ValueError(
                 f"--{option} must be an integer of at least {minimum}, not {value!r}"
@@ -58,11 +63,9 @@ def _seconds(option: str) -> Callable[[str], float]:
     """
 
     def coerce(value: str) -> float:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if not 0 <= seconds < float("inf"):
+        # A plain decimal number: float() also takes "inf", "1e3", " 1 ".
+        seconds = float(value) if _DECIMAL.fullmatch(value) else -1.0
+        if seconds < 0:
             raise ValueError(f"--{option} must be a number of seconds, not {value!r}")
         return seconds
 
@@ -70,7 +73,7 @@ def _seconds(option: str) -> Callable[[str], float]:
     return coerce
 
 
-class Options(usage.Options):
+class Options(CommandOptions):
     """
     Command-line options of C{twistd sockserve}.
     """
@@ -186,11 +189,6 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
-        # Docstrings are wrapped as they are: fold their line breaks.
-        self.docs = {
-            name: " ".join(doc.split()) if doc else doc
-            for name, doc in self.docs.items()
-        }
 
     def opt_port(self, value: str) -> None:
         """
@@ -202,7 +200,6 @@ class Options(usage.Options):
         self["ports"].append(value)
 
     opt_p = opt_port
-    opt_h = usage.Options.opt_help
 
     def opt_version(self) -> NoReturn:
         """
@@ -215,6 +212,13 @@ class Options(usage.Options):
         """
         Check every option, so that a mistake is a usage error, not a traceback.
         """
+        try:
+            ipaddress.ip_address(self["interface"])
+        except ValueError:
+            raise usage.UsageError(
+                "--interface must be an IPv4 or IPv6 address such as 127.0.0.1, "
+                f"::1 or 0.0.0.0, not {self['interface']!r}"
+            ) from None
         # A shell passes '\n' as a backslash and an n.
         self["banner"] = self["banner"].replace("\\n", "\n")
         if self["mode"] not in MODES:

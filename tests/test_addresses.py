@@ -21,11 +21,18 @@ from sockserve._rlimits import raiseOpenFileLimit
         (IPv6Address("TCP", "::ffff:10.0.0.1", 7), "10.0.0.1", "10.0.0.1:7"),
         (UNIXAddress(b"/run/s.sock"), None, "unix:/run/s.sock"),
         (UNIXAddress(None), None, "unix"),
+        (
+            UNIXAddress(b"\x1b[2J\x1b[31mPWNED\r\n2026 fake admin line"),
+            None,
+            "unix:\\x1b[2J\\x1b[31mPWNED\\x0d\\x0a2026 fake admin line",
+        ),
+        (UNIXAddress(b"\x00abstract"), None, "unix:\\x00abstract"),
     ],
 )
 def test_addresses(address: object, host: str | None, described: str) -> None:
     """IPv4, IPv6 (mapped IPv4 shown as IPv4) and UNIX peers have readable
-    names; only IP peers have a host."""
+    names, a UNIX peer's (which the client chose) escaped like chat text;
+    only IP peers have a host."""
     assert hostOf(address) == host  # type: ignore[arg-type]
     assert describeAddress(address) == described  # type: ignore[arg-type]
 

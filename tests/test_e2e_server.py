@@ -511,6 +511,40 @@ def test_address_not_on_this_machine(processes: Processes) -> None:
     )
 
 
+def test_exposure_is_logged(processes: Processes) -> None:
+    """
+    A server listening beyond loopback says so in its log.
+    """
+    server = processes.server("--interface", "0.0.0.0", mode="oneshot")
+    server.output.waitForText(b"is reachable on every IPv4 address of this machine")
+
+
+def test_unix_peer_names_are_escaped(processes: Processes) -> None:
+    """
+    A client on a UNIX socket chooses its own socket's name, which becomes
+    its chat name and is logged: control characters in it reach neither the
+    other members nor the log.
+    """
+    path = processes.directory / "chat.sock"
+    server = processes.server("--port", f"unix:{path}", mode="chat")
+    other = processes.connect(str(path), socket.AF_UNIX)
+    receiveText(other, b"* you are ")
+    evil = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        evil.bind(b"\x00\x1b[2J\x1b[31mPWNED\r\n2026-12-01 fake admin line")
+        evil.settimeout(WAIT)
+        evil.connect(str(path))
+        receiveText(evil, b"* you are ")
+    finally:
+        evil.close()
+    seen = receiveText(other, b" left\r\n")
+    assert b"\x1b" not in seen, seen
+    assert b"\\x1b[2J\\x1b[31mPWNED\\x0d\\x0a2026-12-01 fake admin line" in seen, seen
+    log = server.output.waitForText(b"PWNED")
+    assert b"\x1b" not in log, log
+    assert b"\x00" not in log, log
+
+
 @pytest.mark.parametrize(
     ("options", "option"),
     [
@@ -518,6 +552,9 @@ def test_address_not_on_this_machine(processes: Processes) -> None:
         (["--max-clients", "0"], "max-clients"),
         (["--port", "notaport"], "--port"),
         (["--backlog", "many"], "backlog"),
+        (["--interface", ""], "--interface"),
+        (["--interface", "0"], "--interface"),
+        (["--max-line", "1_000"], "--max-line"),
     ],
 )
 def test_invalid_option(processes: Processes, options: list[str], option: str) -> None:

@@ -112,13 +112,44 @@ def test_every_option() -> None:
         (["--port", "tcp:x:y=1:interface"], "--port"),
         (["--bogus"], "bogus"),
         (["extra"], "Wrong number of arguments"),
+        (["--max-clients", " 12 "], "--max-clients must be an integer"),
+        (["--max-clients", "1_000"], "--max-clients must be an integer"),
+        (["--max-clients", "\u0661\u0662"], "--max-clients must be an integer"),
+        (["--idle-timeout", "inf"], "--idle-timeout must be a number of seconds"),
+        (["--idle-timeout", "1e3"], "--idle-timeout must be a number of seconds"),
+        (["--interface", ""], "--interface must be an IPv4 or IPv6 address"),
+        (["--interface", "0"], "--interface must be an IPv4 or IPv6 address"),
+        (["--interface", "localhost"], "--interface must be an IPv4 or IPv6"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
-    """A bad option is a UsageError naming it (twistd prints usage, exit 1)."""
+    """A bad option is a UsageError naming it (twistd prints usage, exit 1),
+    in sockserve's words: numbers are ASCII digits, an interface is an
+    address (an empty one, or '0', would listen on every address)."""
     with pytest.raises(usage.UsageError) as raised:
         parse(*args)
     assert message in str(raised.value)
+    assert "Parameter type enforcement" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "exposure"),
+    [
+        ("127.0.0.1", None),
+        ("::1", None),
+        ("0.0.0.0", "reachable on every IPv4 address of this machine"),
+        ("::", "reachable on every IPv6 (and IPv4) address of this machine"),
+        ("192.0.2.1", "reachable from other machines"),
+    ],
+)
+def test_exposure_is_described(host: str, exposure: str | None) -> None:
+    """What a listening address exposes is said in the log."""
+    from twisted.internet.address import IPv4Address, IPv6Address
+
+    from sockserve.service import describeExposure
+
+    kind = IPv6Address if ":" in host else IPv4Address
+    assert describeExposure(kind("TCP", host, 5000)) == exposure
 
 
 def test_ipv6_interface() -> None:

@@ -4,11 +4,13 @@ Sanitising text relayed between terminals.
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockserve.chat._text import linesAreSafe, safeText
+from sockserve._text import linesAreSafe, safeText
 
 
 @pytest.mark.parametrize(
@@ -25,23 +27,41 @@ from sockserve.chat._text import linesAreSafe, safeText
         ("café ☕".encode(), "café ☕".encode()),
         ("c1 \u009b31m".encode(), b"c1 \\x9b31m"),
         ("bidi \u202eevil".encode(), b"bidi \\u202eevil"),
+        ("arabic mark \u061c".encode(), b"arabic mark \\u061c"),
+        ("zero\u200bwidth".encode(), b"zero\\u200bwidth"),
+        ("line\u2028sep".encode(), b"line\\u2028sep"),
+        ("para\u2029sep".encode(), b"para\\u2029sep"),
+        ("tag \U000e0041".encode(), b"tag \\U000e0041"),
+        ("bom \ufeff".encode(), b"bom \\ufeff"),
+        ("no-break\u00a0and\u3000ideographic".encode(), None),
+        ("tab\tand caf\u00e9".encode(), None),
     ],
 )
-def test_safe_text(raw: bytes, shown: bytes) -> None:
-    """Controls and invalid UTF-8 are shown as escapes; the rest is kept."""
-    assert safeText(raw) == shown
+def test_safe_text(raw: bytes, shown: bytes | None) -> None:
+    """Controls, format characters (Cf), line and paragraph separators and
+    invalid UTF-8 are shown as escapes; the rest (None: all of it) is kept."""
+    assert safeText(raw) == (raw if shown is None else shown)
 
 
 @given(st.binary(max_size=200))
 def test_output_has_no_control_characters(raw: bytes) -> None:
     """Property: whatever comes in, what goes out is valid UTF-8 with no
-    control character but TAB, and no bidi override."""
+    control character but TAB, no format character and no line or paragraph
+    separator; and making it safe again changes nothing."""
     out = safeText(raw).decode("utf-8")
-    assert all(
-        ch == "\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) for ch in out
-    )
-    assert not any(0x202A <= ord(ch) <= 0x202E for ch in out)
+    unsafe = {"Cc", "Cf", "Zl", "Zp"}
+    assert all(ch == "\t" or unicodedata.category(ch) not in unsafe for ch in out)
     assert safeText(safeText(raw)) == safeText(raw)
+
+
+@given(st.text(max_size=50))
+def test_text_property(text: str) -> None:
+    """Property: the same holds of any Unicode text (format characters and
+    separators among it), encoded as UTF-8."""
+    raw = text.encode("utf-8", "surrogatepass")
+    out = safeText(raw).decode("utf-8")
+    unsafe = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+    assert all(ch == "\t" or unicodedata.category(ch) not in unsafe for ch in out)
 
 
 @given(st.lists(st.binary(max_size=30), max_size=8))

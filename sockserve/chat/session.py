@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve.chat._text import linesAreSafe, safeText
+from sockserve._text import linesAreSafe, safeText
 from sockserve.chat.events import Banner, ChatEvent, ChatWire, Error, Notice
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 
