@@ -33,6 +33,7 @@ from sockserve.chat import (
     Message,
     NameRejected,
     Notice,
+    OutputPressure,
     Renamed,
     RoomFull,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "Notice",
     "OneShotReplyProtocol",
     "Options",
+    "OutputPressure",
     "Renamed",
     "RoomFull",
     "ServerContext",

@@ -83,6 +83,18 @@ def nothingWaiting(connection: tcp.Connection) -> bool:
     )
 
 
+def unsentBytes(transport: object) -> int | None:
+    """
+    Return how many bytes Twisted holds for C{transport}, written and not
+    yet sent, or C{None} for a transport whose buffer L{writerFor} cannot
+    read (see L{canWriteDirectly}).
+    """
+    if not canWriteDirectly(transport):
+        return None
+    connection: tcp.Connection = transport  # type: ignore[assignment]
+    return len(connection.dataBuffer) - connection.offset + connection._tempDataLen
+
+
 def writerFor(transport: ITransport) -> Writer:
     """
     Return a function that writes to C{transport}: one that sends at once when

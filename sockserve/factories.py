@@ -11,6 +11,7 @@ from twisted.internet.protocol import ServerFactory
 
 from sockserve._connections import ConnectionRegistry
 from sockserve.chat.events import Banner
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.protocol import ChatProtocol
 from sockserve.chat.room import ChatRoom, IChatRoom
 from sockserve.echo import EchoProtocol
@@ -77,8 +78,11 @@ def chatFactory(
     greeted with C{banner} (lines separated by LF).
     """
     greeting = Banner(banner)
+    pressure = OutputPressure(context.clock)
     return LineServerFactory(
-        "chat", context, lambda context: ChatProtocol(context, room, greeting)
+        "chat",
+        context,
+        lambda context: ChatProtocol(context, room, greeting, pressure),
     )
 
 

@@ -35,6 +35,7 @@ PUBLIC = {
     "NameRejected",
     "Notice",
     "OneShotReplyProtocol",
+    "OutputPressure",
     "Options",
     "Renamed",
     "RoomFull",
@@ -48,6 +49,7 @@ PUBLIC = {
 PUBLIC_MODULES = {
     "sockserve.chat",
     "sockserve.chat.events",
+    "sockserve.chat.pacing",
     "sockserve.chat.protocol",
     "sockserve.chat.room",
     "sockserve.chat.session",

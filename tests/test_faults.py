@@ -208,6 +208,64 @@ def test_slow_reader_is_dropped_others_get_everything(processes: Processes) -> N
     assert peak - baseline < 32 * 1024, f"RSS grew {peak - baseline} KiB"
 
 
+def test_a_flood_costs_the_flooder_not_the_readers(processes: Processes) -> None:
+    """One client sends half a megabyte of one-byte lines as fast as it can
+    into a room of eight members reading as fast as they can: the flooder is
+    slowed (the server stops reading it while the readers catch up), not
+    disconnected, and loses nothing; no reader is disconnected, and each
+    gets every line in order."""
+    server = startServer(processes)
+    flooder = join(processes, server)
+    readers = [join(processes, server) for _ in range(8)]
+    lineCount = 256 * 1024  # 512 KiB of "a\n": about 5.5 MB to each reader
+    collectors = [LineCollector(reader, b"> ", lineCount) for reader in readers]
+    for collector in collectors:
+        collector.start()
+    flood = threading.Thread(
+        target=flooder.sendall,
+        args=(b"".join(b"%d\n" % (n % 10) for n in range(lineCount)),),
+    )
+    flood.start()
+    flood.join(60)
+    assert not flood.is_alive()
+    for collector in collectors:
+        collector.join(60)
+        assert collector.error is None
+        assert len(collector.lines) == lineCount
+        assert [line[-1:] for line in collector.lines[:20]] == [
+            b"%d" % (n % 10) for n in range(20)
+        ]
+    flooder.sendall(b"/who\n")
+    assert b"* 9 here" in receiveText(flooder, b" here: ")
+    log = server.output.drain()
+    assert b"is not reading" not in log, log
+
+
+def test_a_reader_that_stopped_does_not_freeze_the_room(processes: Processes) -> None:
+    """A member that stops reading while another floods holds the room back
+    a moment at most: it is dropped once its queue is full, and the readers
+    get everything."""
+    server = startServer(processes, "--max-pending", str(256 * 1024))
+    flooder = join(processes, server)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.settimeout(WAIT)
+    stuck.connect(("127.0.0.1", server.port))
+    reader = join(processes, server)
+    lineCount = 200_000
+    collector = LineCollector(reader, b"> m", lineCount)
+    collector.start()
+    flooder.sendall(b"".join(b"m%d\n" % n for n in range(lineCount)))
+    collector.join(60)
+    assert collector.error is None
+    assert [int(line.split(b"> m")[1]) for line in collector.lines] == list(
+        range(lineCount)
+    )
+    server.output.waitForText(b"is not reading")
+    assert drainsToTheEnd(stuck), "the member that stopped reading stayed"
+    stuck.close()
+
+
 def test_resets_mid_broadcast(processes: Processes) -> None:
     """Clients that reset while lines are being relayed to them never break
     delivery to the others or the server; nothing is logged as an error."""

@@ -27,6 +27,10 @@ class FakeConnection:
         self.pauses = 0
         self.closed = False
         self.aborted = False
+        self.held = 0
+
+    def unsent(self) -> int:
+        return self.held
 
     def send(self, data: bytes) -> None:
         self.written.append(data)

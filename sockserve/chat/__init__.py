@@ -20,6 +20,7 @@ from sockserve.chat.events import (
     Notice,
     Renamed,
 )
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.protocol import DEFAULT_BANNER, LINE_WIRE, ChatProtocol, LineWire
 from sockserve.chat.room import (
     ChatRoom,
@@ -50,6 +51,7 @@ __all__ = [
     "Message",
     "NameRejected",
     "Notice",
+    "OutputPressure",
     "Renamed",
     "RoomFull",
     "checkName",

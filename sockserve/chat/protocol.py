@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sockserve._sending import unsentBytes
 from sockserve._version import __version__
 from sockserve.chat.events import Banner
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.room import IChatRoom
 from sockserve.chat.session import ChatSession
 from sockserve.protocol import CRLF, LineServerProtocol, ServerContext
@@ -101,13 +103,25 @@ class ChatProtocol(LineServerProtocol):
     # delivery at once halved deliveries/s in a 100-client room.
     writeDirectly = False
 
-    def __init__(self, context: ServerContext, room: IChatRoom, banner: Banner) -> None:
+    def __init__(
+        self,
+        context: ServerContext,
+        room: IChatRoom,
+        banner: Banner,
+        pressure: OutputPressure | None = None,
+    ) -> None:
         super().__init__(context)
         self.session = ChatSession(
-            room, self, LINE_WIRE, banner, context.limits.maxPending
+            room, self, LINE_WIRE, banner, context.limits.maxPending, pressure
         )
 
     # ChatConnection, for the session (which writes with self.send)
+
+    def unsent(self) -> int | None:
+        """
+        How many bytes Twisted holds for the client, not yet sent.
+        """
+        return unsentBytes(self.transport)
 
     def pauseInput(self) -> None:
         """

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from sockserve._text import linesAreSafe, safeText
 from sockserve.chat.events import Banner, ChatEvent, ChatWire, Error, Notice
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 
 HELP = (
@@ -56,6 +57,12 @@ class ChatConnection(Protocol):
         """
         The function that sends bytes, already formatted for the connection's
         wire, to the client (looked up once, when the session starts).
+        """
+
+    def unsent(self) -> int | None:
+        """
+        How many bytes written to the connection it has not sent yet, or
+        C{None} if it cannot tell.
         """
 
     def pauseInput(self) -> None:
@@ -112,6 +119,7 @@ class ChatSession:
         "maxPending",
         "name",
         "outputPaused",
+        "pressure",
         "queue",
         "queued",
         "room",
@@ -125,8 +133,10 @@ class ChatSession:
         wire: ChatWire,
         banner: Banner,
         maxPending: int,
+        pressure: OutputPressure | None = None,
     ) -> None:
         self.room = room
+        self.pressure = pressure
         self.connection = connection
         self.wire = wire
         self.banner = banner
@@ -205,6 +215,8 @@ class ChatSession:
             return
         self.closing = True
         self._held.clear()
+        if self.pressure is not None:
+            self.pressure.forget(self)
         if self.joined:
             self.room.leave(self)
 
@@ -240,6 +252,11 @@ class ChatSession:
         safe = linesAreSafe(chunk)
         if self._waiting:
             self._held.append(partial(self._run, lines, safe))
+        elif self.pressure is not None and self.pressure.holdsBack(self):
+            # The sender pays: its lines wait until the members who read
+            # have caught up, and its connection stops reading meanwhile.
+            self._held.append(partial(self._run, lines, safe))
+            self._waitFor(self.pressure.hold(self))
         else:
             self._run(lines, safe)
 
@@ -423,6 +440,8 @@ class ChatSession:
         """
         self._connectionFull = True
         self.outputPaused = True
+        if self.pressure is not None and not self.closing:
+            self.pressure.fellBehind(self, self.connection.unsent)
 
     def resumeOutput(self) -> None:
         """
@@ -430,6 +449,8 @@ class ChatSession:
         member has been greeted).
         """
         self._connectionFull = False
+        if self.pressure is not None:
+            self.pressure.caughtUp(self)
         if self.joined:
             self.outputPaused = False
             self.flushQueue()

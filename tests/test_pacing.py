@@ -1,0 +1,164 @@
+"""
+The sender pays: OutputPressure on a Clock, and sessions held by it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+
+from sockserve.chat.events import Banner
+from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.protocol import LINE_WIRE
+from sockserve.chat.room import ChatRoom
+from sockserve.chat.session import ChatSession
+from tests.test_session import FakeConnection
+
+
+class Member:
+    """Something behind, with a connection holding C{unsent} bytes."""
+
+    def __init__(self, unsent: int | None = 100_000) -> None:
+        self.left = unsent
+
+    def unsent(self) -> int | None:
+        return self.left
+
+
+def released(deferred) -> bool:
+    return bool(deferred.called)
+
+
+def test_nobody_behind_holds_nobody() -> None:
+    """With every connection keeping up, no sender waits (and no timer
+    runs)."""
+    clock = Clock()
+    pressure = OutputPressure(clock)
+    assert not pressure.holdsBack(object())
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_sender_waits_while_a_reader_drains() -> None:
+    """A sender is held while another member is behind and its connection
+    keeps sending; it goes on when that member has caught up."""
+    clock = Clock()
+    pressure = OutputPressure(clock)
+    reader, sender = Member(), object()
+    pressure.fellBehind(reader, reader.unsent)
+    assert pressure.holdsBack(sender)
+    assert not pressure.holdsBack(reader)  # nobody waits for itself
+    held = pressure.hold(sender)
+    for _ in range(20):  # five seconds of steady progress
+        reader.left = (reader.left or 0) - 4000
+        clock.advance(0.25)
+        assert not released(held)
+    pressure.caughtUp(reader)
+    assert released(held)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_reader_that_stopped_is_not_waited_for() -> None:
+    """A member whose connection makes no progress for `patience` seconds
+    holds nobody back any more."""
+    clock = Clock()
+    pressure = OutputPressure(clock, recheck=0.25, patience=1.0)
+    stuck, sender = Member(), object()
+    pressure.fellBehind(stuck, stuck.unsent)
+    held = pressure.hold(sender)
+    clock.advance(0.75)
+    assert not released(held)
+    clock.advance(0.5)
+    assert released(held)
+    assert not pressure.holdsBack(sender)
+    pressure.forget(stuck)
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_connection_that_cannot_tell_gets_patience_only() -> None:
+    """A member whose connection cannot say what it holds is waited for
+    `patience` seconds from when it fell behind, no longer."""
+    clock = Clock()
+    pressure = OutputPressure(clock, patience=1.0)
+    unknown, sender = Member(None), object()
+    pressure.fellBehind(unknown, unknown.unsent)
+    held = pressure.hold(sender)
+    clock.advance(1.25)
+    assert released(held)
+    pressure.forget(unknown)
+
+
+def test_a_departure_releases() -> None:
+    """A member that leaves while behind no longer holds anyone; a held
+    sender that leaves is released (its Deferred fires)."""
+    clock = Clock()
+    pressure = OutputPressure(clock)
+    reader, sender, other = Member(), object(), object()
+    pressure.fellBehind(reader, reader.unsent)
+    held = pressure.hold(sender)
+    otherHeld = pressure.hold(other)
+    pressure.forget(other)
+    assert released(otherHeld)
+    assert not released(held)
+    pressure.forget(reader)
+    assert released(held)
+    assert clock.getDelayedCalls() == []
+
+
+def room(clock: Clock, maxPending: int = 1_000_000):
+    chatRoom = ChatRoom(capacity=10)
+    pressure = OutputPressure(clock)
+
+    def join(peer: str) -> tuple[ChatSession, FakeConnection]:
+        connection = FakeConnection(peer)
+        session = ChatSession(
+            chatRoom, connection, LINE_WIRE, Banner("Hi"), maxPending, pressure
+        )
+        session.start()
+        connection.take()
+        return session, connection
+
+    return chatRoom, join
+
+
+def test_a_flood_waits_for_readers_and_loses_nothing() -> None:
+    """A sender whose lines outrun a reader is held (its connection paused)
+    while the reader drains, then goes on: the reader is never dropped, and
+    every line arrives, in order."""
+    clock = Clock()
+    _, join = room(clock, maxPending=100)
+    flooder, flooderOut = join("f:1")
+    reader, readerOut = join("r:2")
+    flooder.linesReceived(b"one\n")
+    reader.pauseOutput()  # its connection is full
+    readerOut.held = 50_000
+    flooder.linesReceived(b"two\n")
+    assert flooderOut.paused
+    flooder.linesReceived(b"three\n")  # already read before the pause took
+    readerOut.held = 10_000
+    clock.advance(0.25)
+    assert flooderOut.paused
+    reader.resumeOutput()  # drained
+    assert not flooderOut.paused
+    assert not readerOut.aborted
+    assert readerOut.take() == b"<f:1> one\r\n<f:1> two\r\n<f:1> three\r\n"
+
+
+def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
+    """A member that stopped reading holds the sender only `patience`
+    seconds; then its queue fills and it is dropped, and the others get
+    everything."""
+    clock = Clock()
+    _, join = room(clock, maxPending=40)
+    sender, senderOut = join("s:1")
+    stuck, stuckOut = join("x:2")
+    _, otherOut = join("o:3")
+    stuckOut.held = 80_000
+    stuck.pauseOutput()
+    sender.linesReceived(b"hello\n")
+    assert senderOut.paused
+    clock.advance(1.25)
+    assert not senderOut.paused
+    for word in (b"a", b"b", b"c"):
+        sender.linesReceived(word * 10 + b"\n")
+    assert stuckOut.aborted
+    assert otherOut.take().count(b"<s:1> ") == 4
+    assert clock.getDelayedCalls() == []
