@@ -63,3 +63,11 @@ def linesAreSafe(chunk: bytes) -> bool:
     for all the lines one read brings, instead of one per line.
     """
     return chunk.isascii() and _UNSAFE_ASCII_LINES.search(chunk) is None
+
+
+def plural(count: float, unit: str) -> str:
+    """
+    Return C{count unit}, with an C{s} unless C{count} is 1: C{1 second},
+    C{2.5 seconds}.
+    """
+    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"

@@ -35,6 +35,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from sockserve._endpoints import quoteColons, splitDescription, unquoteColons
+from sockserve._text import plural
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 
@@ -58,13 +59,6 @@ def _seconds(value: str) -> float:
 
 
 _seconds.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
-
-
-def plural(count: float, unit: str) -> str:
-    """
-    Return C{count unit}, with an C{s} unless C{count} is 1.
-    """
-    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
 
 
 class ClientOptions(CommandOptions):

@@ -12,6 +12,7 @@ from twisted.internet.protocol import ServerFactory
 from sockserve._connections import ConnectionRegistry
 from sockserve.chat.events import Banner
 from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.policy import ChatPolicy, ChurnWatch
 from sockserve.chat.protocol import ChatProtocol
 from sockserve.chat.room import ChatRoom, IChatRoom
 from sockserve.echo import EchoProtocol
@@ -78,11 +79,19 @@ def chatFactory(
     greeted with C{banner} (lines separated by LF).
     """
     greeting = Banner(banner)
-    pressure = OutputPressure(context.clock)
+    limits = context.limits
+    policy = ChatPolicy(
+        clock=context.clock,
+        maxPending=limits.maxPending,
+        pressure=OutputPressure(context.clock),
+        floodLimit=limits.floodLimit,
+        churn=ChurnWatch(context.clock),
+        logRenames=context.logConnections,
+    )
     return LineServerFactory(
         "chat",
         context,
-        lambda context: ChatProtocol(context, room, greeting, pressure),
+        lambda context: ChatProtocol(context, room, greeting, policy),
     )
 
 

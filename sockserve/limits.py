@@ -25,6 +25,9 @@ class Limits:
     @ivar presenceLimit: chat only: joins, leaves and renames are announced to
         the room only while it has at most this many members (announcing every
         join to every member costs O(n^2) for n joins).
+    @ivar floodLimit: chat only: bytes of output a second one client's
+        messages may cause (their size times the members receiving them);
+        beyond it, the client's input waits. 0 is no limit.
     """
 
     maxLine: int = 64 * KIB
@@ -34,3 +37,4 @@ class Limits:
     requestTimeout: float = 30.0
     maxClients: int = 10
     presenceLimit: int = 100
+    floodLimit: int = 64 * MIB

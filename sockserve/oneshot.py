@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sockserve._deadlines import Deadlines
 from sockserve._sending import writeAndClose
+from sockserve._text import plural
 from sockserve.echo import REPLY_PREFIX
-from sockserve.protocol import LineServerProtocol, ServerContext, plural
+from sockserve.protocol import LineServerProtocol, ServerContext
 
 
 class OneShotReplyProtocol(LineServerProtocol):
@@ -22,9 +23,11 @@ class OneShotReplyProtocol(LineServerProtocol):
 
     # One reply, sent with the close (see writeAndClose): Nagle's algorithm
     # never holds anything back, so its system call is saved, and with one
-    # reply of bounded size there is nothing to throttle. Errors (the request
+    # reply of bounded size there is nothing to throttle. The request timeout
+    # ends a connection whose client vanished: no keepalive either. Errors (the request
     # timeout, a line too long) go through Twisted's buffer.
     noDelay = False
+    keepAlive = False
     writeDirectly = False
     flowControl = False
 

@@ -24,18 +24,11 @@ from sockserve._addresses import describeAddress, hostOf
 from sockserve._connections import ConnectionRegistry
 from sockserve._deadlines import Deadlines
 from sockserve._framing import LineBuffer, LineTooLong
-from sockserve._sending import Writer, setNoDelay, writerFor
+from sockserve._sending import Writer, setKeepAlive, setNoDelay, writerFor
+from sockserve._text import plural
 from sockserve.limits import Limits
 
 CRLF = b"\r\n"
-
-
-def plural(count: float, unit: str) -> str:
-    """
-    Return C{count unit}, with an C{s} unless C{count} is 1: C{1 second},
-    C{2.5 seconds}.
-    """
-    return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +82,8 @@ class LineServerProtocol(Protocol):
         waiting to be sent (see L{writerFor}); set once connected.
     @cvar noDelay: whether Nagle's algorithm is turned off for the client
         (see L{setNoDelay}), so that replies are never held back.
+    @cvar keepAlive: whether TCP keepalive probes find a client that has
+        vanished (see L{setKeepAlive}), so that it does not keep its place.
     @cvar writeDirectly: whether replies are sent at once when nothing is
         waiting (see L{writerFor}) rather than on the reactor's next pass.
     @cvar flowControl: whether to stop reading from a client that does not
@@ -99,6 +94,7 @@ class LineServerProtocol(Protocol):
     transport: IServerTransport
     send: Writer
     noDelay = True
+    keepAlive = True
     writeDirectly = True
     flowControl = True
 
@@ -137,6 +133,8 @@ class LineServerProtocol(Protocol):
         )
         if self.noDelay:
             setNoDelay(self.transport)
+        if self.keepAlive:
+            setKeepAlive(self.transport)
         refusal = self.context.registry.admit(self)
         if refusal is not None:
             self.refuse(refusal)
@@ -187,8 +185,6 @@ class LineServerProtocol(Protocol):
         """
         if self.closing:
             return
-        if self.context.idleDeadlines is not None:
-            self.context.idleDeadlines.set(self)
         try:
             chunk = self.lines.feed(data)
         except LineTooLong as tooLong:
@@ -197,6 +193,10 @@ class LineServerProtocol(Protocol):
             self.lineTooLong(tooLong.limit)
             return
         if chunk:
+            # Only whole lines meet the idle deadline: a byte now and then
+            # without a line ending keeps no seat.
+            if self.context.idleDeadlines is not None:
+                self.context.idleDeadlines.set(self)
             self.linesReceived(chunk)
 
     def linesReceived(self, chunk: bytes) -> None:

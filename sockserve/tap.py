@@ -170,6 +170,15 @@ class Options(CommandOptions):
             _count("presence-limit", 0),
         ],
         [
+            "flood-limit",
+            None,
+            _DEFAULTS.floodLimit,
+            "chat: bytes of output a second one client's messages may cause "
+            "(their size times the members receiving them); beyond it, its "
+            "input waits (0: no limit).",
+            _count("flood-limit", 0),
+        ],
+        [
             "workers",
             None,
             1,
@@ -272,6 +281,7 @@ class Options(CommandOptions):
             requestTimeout=float(self["request-timeout"]),
             maxClients=self["max-clients"],
             presenceLimit=self["presence-limit"],
+            floodLimit=self["flood-limit"],
         )
 
 

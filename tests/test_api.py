@@ -13,6 +13,7 @@ import sockserve.chat
 PUBLIC = {
     "Banner",
     "ChatConnection",
+    "ChatPolicy",
     "ChatEvent",
     "ChatProtocol",
     "ChatRoom",
@@ -50,6 +51,7 @@ PUBLIC_MODULES = {
     "sockserve.chat",
     "sockserve.chat.events",
     "sockserve.chat.pacing",
+    "sockserve.chat.policy",
     "sockserve.chat.protocol",
     "sockserve.chat.room",
     "sockserve.chat.session",

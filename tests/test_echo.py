@@ -144,3 +144,56 @@ def test_connections_are_logged_unless_quiet(logged_errors: object) -> None:
         "Client {peer} is now connected to us.",
         "Client {peer} disconnected.",
     ]
+
+
+def test_a_client_that_never_reads_costs_a_bounded_amount() -> None:
+    """Replies are written a slice at a time: once the transport says the
+    client is not reading, the rest of a large read waits, and nothing more
+    is read; when the client catches up, every reply follows, in order."""
+    from twisted.internet.testing import StringTransport
+
+    class FillingTransport(StringTransport):
+        """Asks its producer to pause once 64 KiB are unread, as Twisted's
+        buffer does."""
+
+        def write(self, data: bytes) -> None:
+            super().write(data)
+            if len(self.value()) > 64 * 1024 and self.producerState != "paused":
+                assert self.producer is not None
+                self.producer.pauseProducing()
+
+    protocol, _, factory = connectOnStringTransport("echo")
+    transport = FillingTransport()
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"\n" * 65536)
+    held = len(transport.value())
+    assert 64 * 1024 < held < 100 * 1024  # not the 448 KiB of every reply
+    assert transport.producerState == "paused"  # and nothing more is read
+    answered = b""
+    while transport.producerState == "paused":
+        answered += transport.value()
+        transport.clear()
+        protocol.resumeProducing()
+    answered += transport.value()
+    assert answered == b"OK .. \n" * 65536
+
+
+def test_only_whole_lines_meet_the_idle_deadline() -> None:
+    """A byte now and then without a line ending does not keep a client
+    connected: --idle-timeout counts from its last complete line."""
+    clock = Clock()
+    protocol, transport, _ = connectOnStringTransport(
+        "echo", Limits(idleTimeout=10), clock=clock
+    )
+    protocol.dataReceived(b"line\n")
+    clock.advance(6)
+    protocol.dataReceived(b"x")
+    clock.advance(3)
+    protocol.dataReceived(b"y")
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.value().endswith(
+        b"ERROR idle for 10 seconds; closing the connection\r\n"
+    )
+    assert transport.disconnecting

@@ -148,8 +148,8 @@ async def test_shutdown_aborts_after_grace() -> None:
 @pytest_twisted.ensureDeferred
 async def test_nagle_off_for_interactive_modes(mode: str, noDelay: int) -> None:
     """Echo and chat turn Nagle's algorithm off, so that a reply is never
-    held back waiting for the client's delayed ACK; oneshot, which writes
-    once and closes, leaves it alone."""
+    held back waiting for the client's delayed ACK, and TCP keepalive on;
+    oneshot, which writes once and closes, leaves both alone."""
     server = await startServer(mode)
     made: Deferred[LineServerProtocol] = Deferred()
     buildProtocol = server.factory.buildProtocol
@@ -172,5 +172,12 @@ async def test_nagle_off_for_interactive_modes(mode: str, noDelay: int) -> None:
         handle = protocol.transport.getHandle()  # type: ignore[attr-defined]
         option = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert option == noDelay
+        # Keepalive goes with it: a vanished interactive client is found in
+        # about two minutes; oneshot has its request timeout.
+        keepAlive = handle.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert keepAlive == noDelay
+        if keepAlive:
+            assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+            assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 6
     finally:
         await server.stop()

@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 
 from sockserve.chat.events import Banner
 from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.protocol import LINE_WIRE
 from sockserve.chat.room import ChatRoom
 from sockserve.chat.session import ChatSession
@@ -105,13 +106,11 @@ def test_a_departure_releases() -> None:
 
 def room(clock: Clock, maxPending: int = 1_000_000):
     chatRoom = ChatRoom(capacity=10)
-    pressure = OutputPressure(clock)
+    policy = ChatPolicy(clock, maxPending=maxPending, pressure=OutputPressure(clock))
 
     def join(peer: str) -> tuple[ChatSession, FakeConnection]:
         connection = FakeConnection(peer)
-        session = ChatSession(
-            chatRoom, connection, LINE_WIRE, Banner("Hi"), maxPending, pressure
-        )
+        session = ChatSession(chatRoom, connection, LINE_WIRE, Banner("Hi"), policy)
         session.start()
         connection.take()
         return session, connection

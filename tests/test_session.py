@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve.chat.events import Banner
+from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.protocol import LINE_WIRE
 from sockserve.chat.room import ChatRoom, IChatMember, IChatRoom
 from sockserve.chat.session import ChatSession
@@ -22,6 +24,7 @@ class FakeConnection:
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
+        self.peerHost = peer.rpartition(":")[0] or None
         self.written: list[bytes] = []
         self.paused = False
         self.pauses = 0
@@ -95,7 +98,9 @@ class LaterRoom(ChatRoom):
         super().__init__(capacity)
         self.answers: list[Deferred[str]] = []
 
-    def join(self, member: IChatMember, preferredName: str) -> Deferred[str]:
+    def join(
+        self, member: IChatMember, preferredName: str, quietly: bool = False
+    ) -> Deferred[str]:
         self.pendingJoin = (member, preferredName)
         later: Deferred[str] = Deferred()
         self.answers.append(later)
@@ -117,10 +122,16 @@ class LaterRoom(ChatRoom):
 
 
 def session(
-    room: IChatRoom, peer: str, wire: object = LINE_WIRE, maxPending: int = 1000
+    room: IChatRoom,
+    peer: str,
+    wire: object = LINE_WIRE,
+    maxPending: int = 1000,
+    policy: ChatPolicy | None = None,
 ) -> tuple[ChatSession, FakeConnection]:
     connection = FakeConnection(peer)
-    member = ChatSession(room, connection, wire, Banner("Hi"), maxPending)  # type: ignore[arg-type]
+    if policy is None:
+        policy = ChatPolicy(Clock(), maxPending=maxPending)
+    member = ChatSession(room, connection, wire, Banner("Hi"), policy)  # type: ignore[arg-type]
     member.start()
     return member, connection
 

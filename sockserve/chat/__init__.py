@@ -21,6 +21,7 @@ from sockserve.chat.events import (
     Renamed,
 )
 from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.protocol import DEFAULT_BANNER, LINE_WIRE, ChatProtocol, LineWire
 from sockserve.chat.room import (
     ChatRoom,
@@ -38,6 +39,7 @@ __all__ = [
     "Banner",
     "ChatConnection",
     "ChatEvent",
+    "ChatPolicy",
     "ChatProtocol",
     "ChatRoom",
     "ChatSession",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sockserve._sending import unsentBytes
 from sockserve._version import __version__
 from sockserve.chat.events import Banner
-from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.room import IChatRoom
 from sockserve.chat.session import ChatSession
 from sockserve.protocol import CRLF, LineServerProtocol, ServerContext
@@ -108,12 +108,10 @@ class ChatProtocol(LineServerProtocol):
         context: ServerContext,
         room: IChatRoom,
         banner: Banner,
-        pressure: OutputPressure | None = None,
+        policy: ChatPolicy,
     ) -> None:
         super().__init__(context)
-        self.session = ChatSession(
-            room, self, LINE_WIRE, banner, context.limits.maxPending, pressure
-        )
+        self.session = ChatSession(room, self, LINE_WIRE, banner, policy)
 
     # ChatConnection, for the session (which writes with self.send)
 

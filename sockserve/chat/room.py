@@ -78,10 +78,15 @@ class IChatRoom(Interface):
 
     capacity = Attribute("The most members the room holds at once (int).")
 
-    def join(member: IChatMember, preferredName: str) -> Deferred[str]:  # noqa: N805
+    def join(
+        member: IChatMember,  # noqa: N805
+        preferredName: str,
+        quietly: bool = False,
+    ) -> Deferred[str]:
         """
         Admit C{member} under C{preferredName}, or, if that is taken, under
-        C{preferredName#2}, C{#3}...; tell the others it joined.
+        C{preferredName#2}, C{#3}...; tell the others it joined, unless
+        C{quietly} (then its departure is not announced either).
 
         @return: a L{Deferred} firing with the name given, or failing with
             L{RoomFull}.
@@ -150,6 +155,8 @@ class ChatRoom:
         self.presenceLimit = presenceLimit
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
+        self._quiet: set[IChatMember] = set()
+        self._sortedNames: list[str] | None = None
         self.closed = False
 
     def __len__(self) -> int:
@@ -192,9 +199,12 @@ class ChatRoom:
 
     def names(self) -> list[str]:
         """
-        Return the members' names, sorted case-insensitively.
+        Return the members' names, sorted case-insensitively (sorted once
+        per change of membership: /who in a large room costs a copy).
         """
-        return sorted(self._names.values(), key=str.casefold)
+        if self._sortedNames is None:
+            self._sortedNames = sorted(self._names.values(), key=str.casefold)
+        return list(self._sortedNames)
 
     def members(self) -> list[IChatMember]:
         """
@@ -202,10 +212,12 @@ class ChatRoom:
         """
         return list(self._names)
 
-    def join(self, member: IChatMember, preferredName: str) -> Deferred[str]:
+    def join(
+        self, member: IChatMember, preferredName: str, quietly: bool = False
+    ) -> Deferred[str]:
         """
         Admit C{member} under C{preferredName}, made unique with a C{#N}
-        suffix if needed, and announce it.
+        suffix if needed, and announce it unless C{quietly}.
         """
         if self.isFull():
             return fail(RoomFull(self.capacity))
@@ -216,7 +228,11 @@ class ChatRoom:
             name = f"{preferredName}#{suffix}"
         self._byKey[name.casefold()] = member
         self._names[member] = name
-        self.announce(Joined(name), exclude=member)
+        self._sortedNames = None
+        if quietly:
+            self._quiet.add(member)
+        else:
+            self.announce(Joined(name), exclude=member)
         return succeed(name)
 
     def leave(self, member: IChatMember) -> None:
@@ -227,7 +243,11 @@ class ChatRoom:
         if name is None:
             return
         del self._byKey[name.casefold()]
-        self.announce(Left(name), exclude=member)
+        self._sortedNames = None
+        if member in self._quiet:
+            self._quiet.discard(member)
+        else:
+            self.announce(Left(name), exclude=member)
 
     def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
         """
@@ -249,6 +269,7 @@ class ChatRoom:
         del self._byKey[oldName.casefold()]
         self._byKey[newKey] = member
         self._names[member] = newName
+        self._sortedNames = None
         self.announce(Renamed(oldName, newName), exclude=member)
         return succeed(oldName)
 

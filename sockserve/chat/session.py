@@ -12,18 +12,20 @@ of this is written twice for two front ends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve._text import linesAreSafe, safeText
+from sockserve._text import linesAreSafe, plural, safeText
 from sockserve.chat.events import Banner, ChatEvent, ChatWire, Error, Notice
-from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 
 HELP = (
@@ -50,6 +52,12 @@ class ChatConnection(Protocol):
     def peer(self) -> str:
         """
         The client's address, shown as its name until it picks one.
+        """
+
+    @property
+    def peerHost(self) -> str | None:
+        """
+        The client's host (C{None} for a UNIX socket), for rules by address.
         """
 
     @property
@@ -98,7 +106,8 @@ class ChatSession:
 
     While the room has not answered a request (admission, or a change of
     name, when the room is shared with other processes), input is held and
-    the connection paused, so lines keep their order around commands.
+    the connection paused, so lines keep their order around commands. Input
+    is held the same way while the member floods (see L{ChatPolicy}).
 
     @ivar name: the member's name in the room, once joined.
     @ivar closing: set once the member has left or is leaving.
@@ -108,9 +117,13 @@ class ChatSession:
 
     # A session per client: slots keep an idle one small.
     __slots__ = (
+        "_commands",
         "_connectionFull",
         "_held",
+        "_output",
+        "_renames",
         "_send",
+        "_sleeping",
         "_waiting",
         "banner",
         "closing",
@@ -119,6 +132,7 @@ class ChatSession:
         "maxPending",
         "name",
         "outputPaused",
+        "policy",
         "pressure",
         "queue",
         "queued",
@@ -132,15 +146,15 @@ class ChatSession:
         connection: ChatConnection,
         wire: ChatWire,
         banner: Banner,
-        maxPending: int,
-        pressure: OutputPressure | None = None,
+        policy: ChatPolicy,
     ) -> None:
         self.room = room
-        self.pressure = pressure
+        self.policy = policy
+        self.pressure = policy.pressure
         self.connection = connection
         self.wire = wire
         self.banner = banner
-        self.maxPending = maxPending
+        self.maxPending = policy.maxPending
         self.name = ""
         self.joined = False
         self.closing = False
@@ -153,6 +167,10 @@ class ChatSession:
         self._waiting = False
         # Input held while the room answers a request (rarely any).
         self._held: list[Callable[[], object]] = []
+        self._sleeping: Deferred[None] | None = None
+        self._commands = Budget(policy.commandBurst)
+        self._output = Budget(policy.floodLimit)
+        self._renames: list[float] = []
 
     # Joining and leaving
 
@@ -162,7 +180,9 @@ class ChatSession:
         it why it cannot join and close.
         """
         self._send = self.connection.send
-        joining = self.room.join(self, self.connection.peer)
+        churn = self.policy.churn
+        quietly = churn is not None and churn.joining(self.connection.peerHost)
+        joining = self.room.join(self, self.connection.peer, quietly)
         self._waitFor(joining.addCallbacks(self._joined, self._notJoined))
 
     def _joined(self, name: str) -> None:
@@ -215,6 +235,9 @@ class ChatSession:
             return
         self.closing = True
         self._held.clear()
+        sleeping, self._sleeping = self._sleeping, None
+        if sleeping is not None and not sleeping.called:
+            sleeping.cancel()
         if self.pressure is not None:
             self.pressure.forget(self)
         if self.joined:
@@ -285,9 +308,12 @@ class ChatSession:
                 messages.append(line[1:])
                 continue
             if messages:
-                self._say(messages, safe)
+                wait = self._say(messages, safe)
                 messages = []
                 if self.closing:
+                    return
+                if wait:
+                    self._pauseFor(wait, lines[index:], safe)
                     return
             step = self.command(line)
             if self.closing:
@@ -297,13 +323,44 @@ class ChatSession:
                 self._held.insert(0, partial(self._run, rest, safe))
                 self._waitFor(step)
                 return
+            policy = self.policy
+            wait = self._commands.spend(
+                policy.clock.seconds(), 1, policy.commandRate, policy.commandBurst
+            )
+            if wait:
+                self._pauseFor(wait, lines[index + 1 :], safe)
+                return
         if messages:
-            self._say(messages, safe)
+            wait = self._say(messages, safe)
+            if wait and not self.closing:
+                self._pauseFor(wait, [], safe)
 
-    def _say(self, messages: list[bytes], safe: bool) -> None:
+    def _say(self, messages: list[bytes], safe: bool) -> float:
+        """
+        Relay C{messages}; return how long the member's input must wait for
+        what that cost (see L{ChatPolicy.floodLimit}).
+        """
         if not safe:
             messages = [safeText(line) for line in messages]
         self.room.say(self, messages)
+        limit = self.policy.floodLimit
+        recipients = self.room.population() - 1
+        if not limit or recipients <= 0:
+            return 0.0
+        size = sum(map(len, messages)) + len(messages) * (len(self.name) + 5)
+        return self._output.spend(
+            self.policy.clock.seconds(), size * recipients, limit, limit
+        )
+
+    def _pauseFor(self, seconds: float, rest: list[bytes], safe: bool) -> None:
+        """
+        Hold input for C{seconds}: the lines C{rest} of this read, and what
+        is read after them (the connection stops reading meanwhile).
+        """
+        if rest:
+            self._held.insert(0, partial(self._run, rest, safe))
+        sleeping = self._sleeping = deferLater(self.policy.clock, seconds, _nothing)
+        self._waitFor(sleeping)
 
     def _waitFor(self, step: Deferred[None]) -> None:
         """
@@ -316,6 +373,8 @@ class ChatSession:
         step.addBoth(self._stepDone)
 
     def _stepDone(self, result: object) -> None:
+        if isinstance(result, Failure) and result.check(CancelledError):
+            return
         if isinstance(result, Failure):
             self.log.failure(
                 "The room failed a request of {name}", result, name=self.name
@@ -353,6 +412,18 @@ class ChatSession:
         """
         Ask the room to change this member's name.
         """
+        policy = self.policy
+        now = policy.clock.seconds()
+        since = now - policy.renameWindow
+        self._renames = [when for when in self._renames if when > since]
+        if len(self._renames) >= policy.renames:
+            wait = math.ceil(self._renames[0] - since)
+            self.receive(
+                Error(
+                    f"too many changes of name; try again in {plural(wait, 'second')}"
+                )
+            )
+            return succeed(None)
         renaming = self.room.rename(self, argument.decode("utf-8", "replace"))
         return renaming.addCallbacks(self._renamed, self._notRenamed)
 
@@ -361,7 +432,9 @@ class ChatSession:
             return
         self.name = self.room.nameOf(self)
         if self.name != oldName:
-            self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
+            self._renames.append(self.policy.clock.seconds())
+            if self.policy.logRenames:
+                self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
         self.receive(Notice(f"you are now known as {self.name}"))
 
     def _notRenamed(self, failure: Failure) -> None:
@@ -454,3 +527,9 @@ class ChatSession:
         if self.joined:
             self.outputPaused = False
             self.flushQueue()
+
+
+def _nothing() -> None:
+    """
+    What a pause waits for.
+    """

@@ -1,0 +1,135 @@
+"""
+The room's rules against floods: budgets, churn, and sessions that follow
+them, on a Clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+
+from sockserve.chat.policy import Budget, ChatPolicy, ChurnWatch
+from sockserve.chat.room import ChatRoom
+from tests.test_session import session
+
+
+def test_budget_lends_then_waits() -> None:
+    """A budget pays for a burst at once; beyond it, the wait is what it
+    takes to pay the debt back at its rate."""
+    budget = Budget(burst=10)
+    assert [budget.spend(0.0, 1, rate=2.0, burst=10) for _ in range(10)] == [0.0] * 10
+    assert budget.spend(0.0, 1, rate=2.0, burst=10) == pytest.approx(0.5)
+    assert budget.spend(0.25, 1, rate=2.0, burst=10) == pytest.approx(0.75)
+    assert budget.spend(100.0, 1, rate=2.0, burst=10) == 0.0  # refilled, capped
+
+
+def test_churn_is_counted_per_address() -> None:
+    """The eleventh join from one address within ten seconds is quiet;
+    other addresses, and the same one later, are not."""
+    clock = Clock()
+    churn = ChurnWatch(clock, limit=10, window=10.0)
+    assert [churn.joining("10.0.0.7") for _ in range(10)] == [False] * 10
+    assert churn.joining("10.0.0.7")
+    assert not churn.joining("10.0.0.8")
+    assert not churn.joining(None)  # a UNIX socket has no address
+    clock.advance(10.5)
+    assert not churn.joining("10.0.0.7")
+
+
+def test_an_address_that_churns_is_not_announced() -> None:
+    """Joining and leaving in a loop from one address does not become a
+    flood of notices to the room: past the limit, its comings and goings
+    are quiet."""
+    clock = Clock()
+    room = ChatRoom(capacity=10)
+    policy = ChatPolicy(clock, churn=ChurnWatch(clock, limit=3, window=10.0))
+    _, watcherOut = session(room, "10.0.0.1:1", policy=policy)
+    watcherOut.take()
+    for port in range(2, 12):
+        churner, _ = session(room, f"10.0.0.7:{port}", policy=policy)
+        churner.connectionLost()
+    notices = watcherOut.take()
+    assert notices.count(b" joined\r\n") == 3
+    assert notices.count(b" left\r\n") == 3
+
+
+def test_commands_beyond_the_burst_wait() -> None:
+    """A burst of commands runs at once up to its limit; the rest wait at the
+    command rate, input paused meanwhile: nothing is lost."""
+    clock = Clock()
+    room = ChatRoom(capacity=10)
+    policy = ChatPolicy(clock, commandRate=2.0, commandBurst=5)
+    alice, aliceOut = session(room, "a:1", policy=policy)
+    aliceOut.take()
+    alice.linesReceived(b"/who\n" * 8)
+    assert aliceOut.take().count(b" here: ") == 6  # the burst, and one on debt
+    assert aliceOut.paused
+    clock.advance(0.5)
+    assert aliceOut.take().count(b" here: ") == 1
+    clock.advance(0.5)
+    assert aliceOut.take().count(b" here: ") == 1
+    clock.advance(0.5)
+    assert not aliceOut.paused
+    assert clock.getDelayedCalls() == []
+
+
+def test_name_changes_are_limited() -> None:
+    """Five changes of name a minute; the sixth is refused, and the room is
+    not told; after the minute, names may change again."""
+    clock = Clock()
+    room = ChatRoom(capacity=10)
+    policy = ChatPolicy(clock, renames=5, renameWindow=60.0)
+    alice, aliceOut = session(room, "a:1", policy=policy)
+    _, bobOut = session(room, "b:2", policy=policy)
+    aliceOut.take(), bobOut.take()
+    for n in range(5):
+        alice.linesReceived(b"/nick al%d\n" % n)
+    assert bobOut.take().count(b"is now known as") == 5
+    clock.advance(10)
+    alice.linesReceived(b"/nick again\n")
+    assert aliceOut.take().endswith(
+        b"ERROR too many changes of name; try again in 50 seconds\r\n"
+    )
+    assert bobOut.take() == b""
+    clock.advance(51)
+    alice.linesReceived(b"/nick again\n")
+    assert bobOut.take() == b"* al4 is now known as again\r\n"
+
+
+def test_a_flood_beyond_the_limit_waits() -> None:
+    """A member whose messages would make the server send more than the flood
+    limit a second is held: its later input waits until the debt is paid,
+    then goes out, all of it."""
+    clock = Clock()
+    room = ChatRoom(capacity=10)
+    policy = ChatPolicy(clock, floodLimit=1000)
+    flooder, flooderOut = session(room, "f:1", policy=policy)
+    readers = [session(room, f"r:{n}", policy=policy)[1] for n in range(4)]
+    for reader in readers:
+        reader.take()
+    line = b"x" * 90 + b"\n"  # about 100 bytes to each of 4 readers
+    flooder.linesReceived(line * 2)  # 800 bytes: within the second's budget
+    assert not flooderOut.paused
+    flooder.linesReceived(line * 2)  # 1600: 600 in debt
+    assert flooderOut.paused
+    flooder.linesReceived(line)  # read before the pause took: held
+    assert readers[0].take().count(b"\r\n") == 4
+    clock.advance(0.6)
+    assert readers[0].take().count(b"\r\n") == 1
+    assert flooderOut.paused  # that line cost another 400
+    clock.advance(0.4)
+    assert not flooderOut.paused
+    assert clock.getDelayedCalls() == []
+
+
+def test_leaving_while_held_leaves_no_timer() -> None:
+    """A member that goes while its input waits leaves nothing scheduled."""
+    clock = Clock()
+    room = ChatRoom(capacity=10)
+    policy = ChatPolicy(clock, floodLimit=100)
+    flooder, _ = session(room, "f:1", policy=policy)
+    session(room, "r:1", policy=policy)
+    flooder.linesReceived(b"y" * 500 + b"\n")
+    assert clock.getDelayedCalls() != []
+    flooder.connectionLost()
+    assert clock.getDelayedCalls() == []
