@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from sockserve._loglimit import LogLimiter
+
 
 class TrackedConnection(TypingProtocol):
     """
@@ -40,12 +42,27 @@ class ConnectionRegistry:
     Track the live connections of one server.
 
     @ivar maxPerIP: connections allowed from one address at once; 0 is unlimited.
+    @ivar maxConnections: connections allowed at once; 0 is unlimited.
+    @ivar perIPScope: how the per-address limit is counted, as refusals say
+        it (C{"per address"}; with several worker processes, each counts
+        its own).
+    @ivar logLimit: what logs the events clients cause, at a bounded rate
+        (see L{LogLimiter}); C{None}: each is logged.
     """
 
     log = Logger()
 
-    def __init__(self, maxPerIP: int = 0) -> None:
+    def __init__(
+        self,
+        maxPerIP: int = 0,
+        maxConnections: int = 0,
+        logLimit: LogLimiter | None = None,
+        perIPScope: str = "per address",
+    ) -> None:
         self.maxPerIP = maxPerIP
+        self.maxConnections = maxConnections
+        self.logLimit = logLimit
+        self.perIPScope = perIPScope
         self._connections: set[TrackedConnection] = set()
         self._perHost: Counter[str] = Counter()
         self._drained: list[Deferred[None]] = []
@@ -58,8 +75,14 @@ class ConnectionRegistry:
 
     def admit(self, connection: TrackedConnection) -> str | None:
         """
-        Add C{connection}, or return why it is refused (too many from its host).
+        Add C{connection}, or return why it is refused (too many at once, or
+        from its host).
         """
+        if self.maxConnections and len(self._connections) >= self.maxConnections:
+            return (
+                f"the server is busy ({self.maxConnections} connections); "
+                "try again later"
+            )
         if self.maxPerIP:
             # Only a limit per address needs the address: working it out
             # for every connection is a cost a busy oneshot server notices.
@@ -68,7 +91,7 @@ class ConnectionRegistry:
                 if self._perHost[host] >= self.maxPerIP:
                     return (
                         f"too many connections from {host} "
-                        f"(at most {self.maxPerIP} per address)"
+                        f"(at most {self.maxPerIP} {self.perIPScope})"
                     )
                 self._perHost[host] += 1
         self._connections.add(connection)
@@ -111,6 +134,8 @@ class ConnectionRegistry:
 
         @return: a L{Deferred} that fires once every connection is gone.
         """
+        if self.logLimit is not None:
+            self.logLimit.flush()
         if not self._connections:
             return succeed(None)
         drained: Deferred[None] = Deferred()

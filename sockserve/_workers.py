@@ -74,8 +74,11 @@ class WorkerProcess(ProcessProtocol):
     The main process's view of one worker.
     """
 
-    def __init__(self, index: int) -> None:
+    def __init__(
+        self, index: int, onEnd: Callable[[WorkerProcess, Failure], None]
+    ) -> None:
         self.index = index
+        self.onEnd = onEnd
         self.ended: Deferred[None] = Deferred()
         self._partial = b""
 
@@ -99,24 +102,26 @@ class WorkerProcess(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         """
-        Log how the worker ended.
+        The worker ended: tell the pool.
         """
-        log.info(
-            "worker {index} exited: {reason}",
-            index=self.index,
-            reason=reason.getErrorMessage(),
-        )
         self.ended.callback(None)
+        self.onEnd(self, reason)
 
 
 class WorkerPoolService(Service):
     """
-    Start the worker processes once the main process listens; stop them with
-    it.
+    Start the worker processes once the main process listens; replace one
+    that dies (after a pause that doubles, from 1 to 30 seconds, while they
+    keep dying young); stop them with the main process.
 
     @ivar workerArguments: a callable giving, for the actual ports, the
         command-line arguments of a worker.
     """
+
+    firstRestartDelay = 1.0
+    maxRestartDelay = 30.0
+    # A worker that lived this long died of something else than its start.
+    healthyAfter = 60.0
 
     def __init__(
         self,
@@ -132,33 +137,72 @@ class WorkerPoolService(Service):
         self.workerArguments = workerArguments
         self.stopTimeout = stopTimeout
         self.workers: list[tuple[WorkerProcess, IProcessTransport]] = []
+        self._portNumbers: list[int] = []
+        self._started: dict[int, float] = {}
+        self._delays: dict[int, float] = {}
+        self._restarts: dict[int, IDelayedCall] = {}
 
     def startService(self) -> None:
         """
         Start the workers, each told the ports the main process got.
         """
         super().startService()
-        portNumbers = [_portNumber(port) for port in self.ports()]
-        spawner: IReactorProcess = self.reactor
+        self._portNumbers = [_portNumber(port) for port in self.ports()]
         for index in range(1, self.count):
-            worker = WorkerProcess(index)
-            arguments = [
-                sys.executable,
-                "-m",
-                "sockserve._worker",
-                *self.workerArguments(portNumbers),
-            ]
-            transport = spawner.spawnProcess(
-                worker,
-                sys.executable,
-                arguments,
-                env=os.environ.copy(),
-                childFDs={0: "w", 1: "r", 2: "r"},
-            )
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        self._restarts.pop(index, None)
+        worker = WorkerProcess(index, self._ended)
+        arguments = [
+            sys.executable,
+            "-m",
+            "sockserve._worker",
+            *self.workerArguments(self._portNumbers),
+        ]
+        spawner: IReactorProcess = self.reactor
+        transport = spawner.spawnProcess(
+            worker,
+            sys.executable,
+            arguments,
+            env=os.environ.copy(),
+            childFDs={0: "w", 1: "r", 2: "r"},
+        )
+        clock: IReactorTime = self.reactor
+        self._started[index] = clock.seconds()
+        log.info("started worker {index}, pid {pid}", index=index, pid=transport.pid)
+        self.workers = [entry for entry in self.workers if entry[0].index != index]
+        self.workers.append((worker, transport))
+
+    def _ended(self, worker: WorkerProcess, reason: Failure) -> None:
+        """
+        A worker ended: if the pool is running, that was not asked for: log
+        it as a warning and start another after a pause.
+        """
+        if not self.running:
             log.info(
-                "started worker {index}, pid {pid}", index=index, pid=transport.pid
+                "worker {index} exited: {reason}",
+                index=worker.index,
+                reason=reason.getErrorMessage(),
             )
-            self.workers.append((worker, transport))
+            return
+        clock: IReactorTime = self.reactor
+        index = worker.index
+        lived = clock.seconds() - self._started.get(index, 0.0)
+        delay = self._delays.get(index, 0.0)
+        if lived >= self.healthyAfter or not delay:
+            delay = self.firstRestartDelay
+        else:
+            delay = min(delay * 2, self.maxRestartDelay)
+        self._delays[index] = delay
+        log.warn(
+            "worker {index} exited unexpectedly ({reason}); starting another "
+            "in {delay:g} s",
+            index=index,
+            reason=reason.getErrorMessage(),
+            delay=delay,
+        )
+        self._restarts[index] = clock.callLater(delay, self._spawn, index)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -166,6 +210,10 @@ class WorkerPoolService(Service):
         still running after C{stopTimeout} seconds.
         """
         super().stopService()
+        for restart in self._restarts.values():
+            if restart.active():
+                restart.cancel()
+        self._restarts.clear()
         waits = []
         clock: IReactorTime = self.reactor
         for worker, transport in self.workers:

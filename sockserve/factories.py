@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import ServerFactory
 
 from sockserve._connections import ConnectionRegistry
+from sockserve._loglimit import LogLimiter
 from sockserve.chat.events import Banner
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.policy import ChatPolicy, ChurnWatch
@@ -101,14 +102,19 @@ def buildFactory(
     clock: IReactorTime,
     banner: str,
     logConnections: bool = True,
+    perIPScope: str = "per address",
 ) -> LineServerFactory:
     """
     Return the factory of a C{mode} server enforcing C{limits}, with a
     registry of its own (and, for chat, a room of its own).
     """
-    context = ServerContext(
-        limits, ConnectionRegistry(limits.maxPerIP), clock, logConnections
+    registry = ConnectionRegistry(
+        limits.maxPerIP,
+        limits.maxConnections,
+        LogLimiter(clock),
+        perIPScope=perIPScope,
     )
+    context = ServerContext(limits, registry, clock, logConnections)
     if mode == "echo":
         return echoFactory(context)
     if mode == "oneshot":

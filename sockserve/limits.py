@@ -28,6 +28,9 @@ class Limits:
     @ivar floodLimit: chat only: bytes of output a second one client's
         messages may cause (their size times the members receiving them);
         beyond it, the client's input waits. 0 is no limit.
+    @ivar maxConnections: connections served at once; beyond it, a client is
+        told the server is busy. 0 is no limit (C{twistd sockserve} sets it
+        below the open-file limit).
     """
 
     maxLine: int = 64 * KIB
@@ -38,3 +41,4 @@ class Limits:
     maxClients: int = 10
     presenceLimit: int = 100
     floodLimit: int = 64 * MIB
+    maxConnections: int = 0

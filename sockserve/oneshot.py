@@ -73,7 +73,8 @@ class OneShotReplyProtocol(LineServerProtocol):
         The request did not arrive in time: say so and close.
         """
         seconds = self.context.limits.requestTimeout
-        self.log.warn(
+        self.logLimited(
+            "request timeouts",
             "Client {peer} sent no complete request within {seconds}s; closing",
             peer=self.peer,
             seconds=seconds,

@@ -7,6 +7,7 @@ half-close handling and connect/disconnect logging.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet.interfaces import (
     IConsumer,
@@ -16,7 +17,7 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -158,7 +159,9 @@ class LineServerProtocol(Protocol):
         """
         Tell the client why it is not served, in one C{ERROR} line, and close.
         """
-        self.log.warn("Refused {peer}: {reason}", peer=self.peer, reason=reason)
+        self.logLimited(
+            "refusals", "Refused {peer}: {reason}", peer=self.peer, reason=reason
+        )
         self.sendErrorAndClose(reason)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -209,7 +212,8 @@ class LineServerProtocol(Protocol):
         """
         A line exceeded C{limit} bytes: say so and close.
         """
-        self.log.warn(
+        self.logLimited(
+            "lines too long",
             "Client {peer} sent a line longer than {limit} bytes; closing",
             peer=self.peer,
             limit=limit,
@@ -248,7 +252,8 @@ class LineServerProtocol(Protocol):
         The client was idle too long: say so and close.
         """
         seconds = self.context.limits.idleTimeout
-        self.log.warn(
+        self.logLimited(
+            "idle clients",
             "Client {peer} idle for {seconds}s; closing",
             peer=self.peer,
             seconds=seconds,
@@ -256,6 +261,18 @@ class LineServerProtocol(Protocol):
         self.sendErrorAndClose(
             f"idle for {plural(seconds, 'second')}; closing the connection"
         )
+
+    def logLimited(self, kind: str, format: str, **fields: Any) -> None:
+        """
+        Log, as a warning, something the client caused, at the bounded rate
+        of the server's L{LogLimiter} (C{kind} names such events in the
+        summary of those not logged).
+        """
+        limiter = self.context.registry.logLimit
+        if limiter is None:
+            self.log.warn(format, **fields)
+        else:
+            limiter.emit(self.log, LogLevel.warn, kind, format, **fields)
 
     # Output and closing
 

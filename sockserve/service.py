@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from sockserve._addresses import describeAddress
 from sockserve._connections import ConnectionRegistry
 from sockserve._rlimits import raiseOpenFileLimit
+from sockserve._signals import installSignalHandlers, restoreSignalHandlers
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class LineServerService(Service):
         clock: IReactorTime,
         shutdownGrace: float,
         onListenFailure: Callable[[str], None],
+        handleSignals: bool = False,
     ) -> None:
         self.listeners = list(listeners)
         self.registries = list(
@@ -109,6 +111,8 @@ class LineServerService(Service):
         self.clock = clock
         self.shutdownGrace = shutdownGrace
         self.onListenFailure = onListenFailure
+        self.handleSignals = handleSignals
+        self._replacedHandlers: dict[int, Any] = {}
         self.ports: list[IListeningPort] = []
         self._listening = False
 
@@ -140,6 +144,9 @@ class LineServerService(Service):
         if self._listening:
             return
         self._listening = True
+        if self.handleSignals:
+            # Before listening: once it says it listens, a signal is handled.
+            self._replacedHandlers = installSignalHandlers(self.clock)
         self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
         for listener in self.listeners:
             failures: list[Failure] = []
@@ -201,6 +208,8 @@ class LineServerService(Service):
         C{shutdownGrace} seconds.
         """
         super().stopService()
+        restoreSignalHandlers(self._replacedHandlers)
+        self._replacedHandlers = {}
         self.log.info("sockserve is shutting down")
         stopped = self._closePorts()
 

@@ -21,6 +21,7 @@ from sockserve._endpoints import (
     passedSockets,
     systemdProblem,
 )
+from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
@@ -32,6 +33,11 @@ from sockserve.service import LineServerService, Listener, StartupAbort
 DEFAULT_PORT = "5000"
 DEFAULT_INTERFACE = "127.0.0.1"
 DEFAULT_BACKLOG = 1024
+MAX_WORKERS = 64
+# Descriptors kept free below the open-file limit when --max-connections is
+# not given: for listening sockets, log files, workers' pipes, and the one
+# Twisted keeps to refuse a connection when it runs out.
+RESERVED_FILES = 100
 _DEFAULTS = Limits()
 
 
@@ -39,21 +45,25 @@ _DIGITS = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
 
-def _count(option: str, minimum: int) -> Callable[[str], int]:
+def _count(
+    option: str, minimum: int, maximum: int | None = None
+) -> Callable[[str], int]:
     """
-    Return a coerce function for an integer option of at least C{minimum}.
+    Return a coerce function for an integer option of at least C{minimum}
+    (and at most C{maximum}).
     """
+    bounds = f"of at least {minimum}"
+    if maximum is not None:
+        bounds = f"from {minimum} to {maximum}"
 
     def coerce(value: str) -> int:
         # ASCII digits only: int() also takes " 12 ", "1_000" and "١٢".
         number = int(value) if _DIGITS.fullmatch(value) else minimum - 1
-        if number < minimum:
-            raise ValueError(
-                f"--{option} must be an integer of at least {minimum}, not {value!r}"
-            )
+        if number < minimum or (maximum is not None and number > maximum):
+            raise ValueError(f"--{option} must be an integer {bounds}, not {value!r}")
         return number
 
-    coerce.coerceDoc = f"An integer, at least {minimum}."  # type: ignore[attr-defined]
+    coerce.coerceDoc = f"An integer {bounds}."  # type: ignore[attr-defined]
     return coerce
 
 
@@ -170,6 +180,15 @@ class Options(CommandOptions):
             _count("presence-limit", 0),
         ],
         [
+            "max-connections",
+            None,
+            0,
+            "Connections served at once; beyond it, a client is told the server "
+            "is busy (0: the open-file limit less a reserve, so that a refusal "
+            "can always be said).",
+            _count("max-connections", 0),
+        ],
+        [
             "flood-limit",
             None,
             _DEFAULTS.floodLimit,
@@ -183,8 +202,8 @@ class Options(CommandOptions):
             None,
             1,
             "echo and oneshot: processes serving the same ports (SO_REUSEPORT); "
-            "needs bare --port numbers.",
-            _count("workers", 1),
+            f"needs bare --port numbers; at most {MAX_WORKERS}.",
+            _count("workers", 1, MAX_WORKERS),
         ],
         [
             "shutdown-grace",
@@ -282,6 +301,8 @@ class Options(CommandOptions):
             maxClients=self["max-clients"],
             presenceLimit=self["presence-limit"],
             floodLimit=self["flood-limit"],
+            maxConnections=self["max-connections"]
+            or max(16, raiseOpenFileLimit() - RESERVED_FILES),
         )
 
 
@@ -298,12 +319,16 @@ def makeServerService(
         reactor = global_reactor
     assert reactor is not None
     limits = options.limits()
+    perIPScope = "per address"
+    if options["workers"] > 1:
+        perIPScope = "per address in each worker process"
     factory = buildFactory(
         options["mode"],
         limits,
         reactor,  # type: ignore[arg-type]
         options["banner"],
         logConnections=not options["quiet"],
+        perIPScope=perIPScope,
     )
     abort = StartupAbort(getattr(options, "parent", None))
     listeners = []
@@ -336,6 +361,7 @@ def makeServerService(
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
         abort,
+        handleSignals=True,
     )
 
 

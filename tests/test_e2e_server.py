@@ -633,3 +633,50 @@ def test_daemon_port_in_use(processes: Processes) -> None:
     ]
     assert not lingering, f"daemon process(es) {lingering} still running"
     assert not logfile.exists() or "Traceback" not in logfile.read_text()
+
+
+# Signals
+
+
+def test_sighup_and_sigusr1_do_not_kill_a_foreground_server(
+    processes: Processes,
+) -> None:
+    """
+    Under C{twistd -n} logging to stdout (as under systemd), SIGHUP and
+    SIGUSR1 are logged and the server carries on serving.
+    """
+    server = processes.server(mode="oneshot")
+    for number, name in ((signal.SIGHUP, b"SIGHUP"), (signal.SIGUSR1, b"SIGUSR1")):
+        server.process.send_signal(number)
+        server.output.waitForText(b"Received " + name)
+    assert server.process.poll() is None
+    assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
+
+
+def test_sighup_reopens_the_daemons_log_file(processes: Processes) -> None:
+    """
+    A daemon logging to a file reopens it on SIGHUP, as log rotation tools
+    expect: they move the file away, send SIGHUP, and the server logs to a
+    new file of the same name; the pidfile stays, the server serves on.
+    """
+    result, pidfile, logfile = launchDaemon(
+        processes, "--port", "0", "--mode", "oneshot"
+    )
+    assert result.returncode == 0, result
+    pid = int(pidfile.read_text())
+    [(_, address)] = listeningAddresses(logfile.read_bytes())
+    port = int(address.rpartition(":")[2])
+    rotated = logfile.with_name("sockserve.log.1")
+    logfile.rename(rotated)
+    os.kill(pid, signal.SIGHUP)
+    # Each request is logged where the server logs; the signal is handled
+    # on one of the next turns of its loop.
+    for _ in range(100):
+        assert oneShotRequest(processes, ("127.0.0.1", port)) == b"OK .. hello\r\n"
+        if logfile.exists() and b"is now connected" in logfile.read_bytes():
+            break
+    assert logfile.exists(), "the log file was not reopened"
+    assert b"reopened the log file" in logfile.read_bytes()
+    assert pidfile.exists()
+    os.kill(pid, signal.SIGTERM)
+    assert waitForExit(pid)

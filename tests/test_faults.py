@@ -5,6 +5,7 @@ clients, with the server's memory watched from outside.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -335,11 +336,42 @@ def replyOrClose(sock: socket.socket) -> bytes:
     return received
 
 
-def test_out_of_file_descriptors(processes: Processes) -> None:
-    """With its file descriptors used up, the server keeps running: the
-    clients it cannot take are closed at once, and it recovers when
-    descriptors free up."""
+def test_connections_beyond_the_cap_are_refused_politely(
+    processes: Processes,
+) -> None:
+    """Echo and oneshot cap their connections below the open-file limit
+    (by default): clients beyond it are told the server is busy, in one line,
+    rather than reset; the server serves again as soon as some leave."""
     server = processes.server(
+        mode="echo",
+        command=["prlimit", "--nofile=48:48", installedProgram("twistd"), "-n"],
+    )
+    held = []
+    for _ in range(16):
+        sock = processes.connect(("127.0.0.1", server.port))
+        sock.sendall(b"ping\n")
+        assert receiveText(sock, b"OK .. ping\n") == b"OK .. ping\n"
+        held.append(sock)
+    for _ in range(5):
+        sock = processes.connect(("127.0.0.1", server.port))
+        assert receiveToEOF(sock) == (
+            b"ERROR the server is busy (16 connections); try again later\r\n"
+        )
+    held.pop().close()
+    server.output.waitForText(b" disconnected.")
+    fresh = processes.connect(("127.0.0.1", server.port))
+    fresh.sendall(b"again\n")
+    assert receiveText(fresh, b"OK .. again\n") == b"OK .. again\n"
+
+
+def test_out_of_file_descriptors(processes: Processes) -> None:
+    """With its file descriptors used up (a --max-connections above what
+    the open-file limit allows), the server keeps running: the clients it
+    cannot take are closed at once, and it recovers when descriptors free
+    up."""
+    server = processes.server(
+        "--max-connections",
+        "1000",
         mode="echo",
         command=["prlimit", "--nofile=48:48", installedProgram("twistd"), "-n"],
     )
@@ -409,3 +441,72 @@ def test_workers_share_the_port(processes: Processes) -> None:
     assert server.stop() in (0, -signal.SIGTERM)
     assert waitForExit(int(workerPid))
     assert b"worker 1 exited" in server.output.drain()
+
+
+def test_a_killed_worker_is_replaced(processes: Processes) -> None:
+    """A worker killed with SIGKILL is logged as a warning and replaced; the
+    port is served by the new one; a second --workers server on the same port
+    is refused with "Address already in use" instead of silently sharing it."""
+    server = processes.server("--workers", "2", mode="echo")
+    server.output.follow()
+    listening = re.compile(rb"\[worker 1 pid (\d+)\] sockserve echo server listening")
+    log = server.output.waitFor(
+        lambda log: listening.search(log) is not None, "the worker listening"
+    )
+    [first] = listening.findall(log)
+    os.kill(int(first), signal.SIGKILL)
+    log = server.output.waitFor(
+        lambda log: len(listening.findall(log)) >= 2, "a new worker listening"
+    )
+    assert re.search(rb"#warn\] worker 1 exited unexpectedly", log), log
+    second = int(listening.findall(log)[-1])
+    assert second != int(first)
+    result = processes.run(
+        [
+            installedProgram("twistd"),
+            "-n",
+            "--pidfile=",
+            "sockserve",
+            "--mode",
+            "echo",
+            "--workers",
+            "2",
+            "--port",
+            str(server.port),
+        ]
+    )
+    assert result.returncode == 1, result
+    assert b"Address already in use" in result.stderr
+    assert server.stop() in (0, -signal.SIGTERM)
+    assert waitForExit(second)
+
+
+def test_refusals_are_logged_at_a_bounded_rate(processes: Processes) -> None:
+    """A client that makes the server refuse it again and again makes a few
+    log lines, then a count: the log does not grow with the flood."""
+    server = startServer(processes, "--max-clients", "1")
+    join(processes, server)
+    for _ in range(200):
+        sock = processes.connect(("127.0.0.1", server.port))
+        receiveToEOF(sock)
+        sock.close()
+    server.stop()
+    log = server.output.drain()
+    assert log.count(b"Refused 127.0.0.1:") <= 21, log.count(b"Refused")
+    assert re.search(rb"\d+ more refusals not logged in 10 s", log), log[-2000:]
+
+
+def test_a_burst_of_commands_does_not_freeze_the_room(processes: Processes) -> None:
+    """Thousands of /nick in one burst: the sender waits its turn (a command
+    budget, five changes of name a minute), and the others' lines still get
+    through at once."""
+    server = startServer(processes)
+    flooder = join(processes, server)
+    alice, bob = join(processes, server), join(processes, server)
+    flooder.sendall(b"".join(b"/nick n%d\n" % n for n in range(7000)))
+    started = time.monotonic()
+    alice.sendall(b"still here\n")
+    receiveText(bob, b"> still here\r\n")
+    assert time.monotonic() - started < 2
+    seen = receiveText(flooder, b"too many changes of name")
+    assert seen.count(b"* you are now known as") == 5

@@ -31,9 +31,13 @@ class FakeConnection:
         self.closed = False
         self.aborted = False
         self.held = 0
+        self.logged: list[str] = []
 
     def unsent(self) -> int:
         return self.held
+
+    def logLimited(self, kind: str, format: str, **fields: object) -> None:
+        self.logged.append(kind)
 
     def send(self, data: bytes) -> None:
         self.written.append(data)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,13 @@ def test_defaults() -> None:
     assert options["listeners"] == [
         ("tcp:5000:interface=127.0.0.1:backlog=1024", "127.0.0.1:5000")
     ]
-    assert options.limits() == Limits()
-    assert options.limits().maxClients == 10
+    limits = options.limits()
+    assert limits.maxClients == 10
+    # Connections are capped below the open-file limit, raised to its hard
+    # limit, with room kept to refuse politely.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert limits.maxConnections == max(16, hard - 100)
+    assert replace(limits, maxConnections=0) == Limits()
 
 
 def test_every_option() -> None:
@@ -82,6 +89,10 @@ def test_every_option() -> None:
         "7",
         "--shutdown-grace",
         "1",
+        "--flood-limit",
+        "1000",
+        "--max-connections",
+        "500",
     )
     assert options["mode"] == "echo"
     assert options["listeners"] == [
@@ -96,6 +107,8 @@ def test_every_option() -> None:
         requestTimeout=0.0,
         maxClients=3,
         presenceLimit=7,
+        floodLimit=1000,
+        maxConnections=500,
     )
 
 

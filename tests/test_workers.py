@@ -146,3 +146,46 @@ def test_pool_starts_and_stops_workers() -> None:
     second.processEnded(Failure(Exception("killed")))  # type: ignore[attr-defined]
     assert results == [None]
     assert reactor.getDelayedCalls() == []
+
+
+def test_a_worker_that_dies_is_replaced_with_backoff(logged_errors) -> None:
+    """A worker that ends while the pool runs is replaced after a pause that
+    doubles while replacements keep dying young, and is reset by a worker
+    that lived; stopping the pool cancels a pending replacement."""
+    from twisted.python.failure import Failure
+
+    reactor = SpawningReactor()
+    pool = WorkerPoolService(
+        reactor, 2, lambda: [Port()], lambda ports: [f"--port={ports[0]}"], 2.0
+    )
+    pool.startService()
+    delays = []
+    for _ in range(3):
+        protocol = reactor.spawned[-1][0]
+        spawned = len(reactor.spawned)
+        protocol.processEnded(Failure(Exception("killed")))  # type: ignore[attr-defined]
+        [restart] = reactor.getDelayedCalls()
+        delays.append(restart.getTime() - reactor.seconds())
+        reactor.advance(delays[-1])
+        assert len(reactor.spawned) == spawned + 1
+    assert delays == [1.0, 2.0, 4.0]
+    reactor.advance(60)
+    reactor.spawned[-1][0].processEnded(Failure(Exception("late")))  # type: ignore[attr-defined]
+    [restart] = reactor.getDelayedCalls()
+    assert restart.getTime() - reactor.seconds() == 1.0
+    pool.stopService()
+    assert reactor.getDelayedCalls() == []
+
+
+def test_workers_are_bounded_and_per_address_limits_say_so() -> None:
+    """--workers takes at most 64; with several workers, the per-address
+    limit says it is counted in each process."""
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--mode", "echo", "--workers", "100000")
+    assert "--workers must be an integer from 1 to 64" in str(raised.value)
+    options = parse("--mode", "echo", "--workers", "2", "--max-per-ip", "1")
+    service = makeService(options, MemoryReactorClock())
+    server, _ = list(service)  # type: ignore[call-overload]
+    assert "per address in each worker process" in (
+        server.listeners[0].factory.context.registry.perIPScope
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import deferLater
@@ -76,6 +76,12 @@ class ChatConnection(Protocol):
     def pauseInput(self) -> None:
         """
         Stop handing the session input until L{resumeInput}.
+        """
+
+    def logLimited(self, kind: str, format: str, **fields: Any) -> None:
+        """
+        Log, as a warning, something the client caused, at a bounded rate
+        (C{kind} names such events in a summary of those not logged).
         """
 
     def resumeInput(self) -> None:
@@ -205,8 +211,11 @@ class ChatSession:
         if isinstance(failure.value, RoomFull):
             capacity = failure.value.capacity
             reason = f"the server is full ({capacity} clients); try again later"
-            self.log.warn(
-                "Refused {peer}: {reason}", peer=self.connection.peer, reason=reason
+            self.connection.logLimited(
+                "refusals",
+                "Refused {peer}: {reason}",
+                peer=self.connection.peer,
+                reason=reason,
             )
         else:
             self.log.failure(
@@ -485,7 +494,8 @@ class ChatSession:
             return
         self.queued += len(data)
         if self.queued > self.maxPending:
-            self.log.warn(
+            self.connection.logLimited(
+                "slow readers",
                 "Client {peer} is not reading: over {limit} bytes of output are "
                 "waiting for it; disconnecting",
                 peer=self.connection.peer,

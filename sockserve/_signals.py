@@ -1,0 +1,76 @@
+"""
+SIGHUP and SIGUSR1: a server does not die of them.
+
+Left alone, SIGHUP ends the process (a closed terminal, or an operator who
+expects a daemon to reload), and so does SIGUSR1 unless C{twistd} logs to a
+file (it then rotates that file on SIGUSR1). sockserve reopens its log file
+on SIGHUP, as log rotation tools expect (they move the file, then send
+SIGHUP); without a log file it logs that the signal came and carries on.
+SIGUSR1 keeps C{twistd}'s meaning where it has one; otherwise it too is
+logged and ignored.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python.logfile import BaseLogFile
+
+log = Logger()
+
+
+def twistdLogFile() -> BaseLogFile | None:
+    """
+    Return the log file C{twistd} writes to, or C{None} when it logs to a
+    stream: C{twistd} keeps it only in the SIGUSR1 handler it installs to
+    rotate it, so it is found there.
+    """
+    handler = signal.getsignal(signal.SIGUSR1)
+    for cell in getattr(handler, "__closure__", None) or ():
+        value = cell.cell_contents
+        if isinstance(value, BaseLogFile):
+            return value
+    return None
+
+
+def installSignalHandlers(reactor: Any) -> dict[int, Any]:
+    """
+    Handle SIGHUP (reopen the log file, or log and carry on) and, unless
+    something else does, SIGUSR1 (log and carry on). The work is done in
+    the reactor's thread.
+
+    @return: the handlers replaced, by signal, for L{restoreSignalHandlers}.
+    """
+    logFile = twistdLogFile()
+
+    def reopen() -> None:
+        if logFile is None:
+            log.info("Received SIGHUP: nothing to reload (no log file); going on")
+            return
+        logFile.reopen()
+        log.info("Received SIGHUP: reopened the log file {path}", path=logFile.path)
+
+    def hangUp(number: int, frame: object) -> None:
+        reactor.callFromThread(reopen)
+
+    def ignoreUser1(number: int, frame: object) -> None:
+        reactor.callFromThread(
+            log.info, "Received SIGUSR1: no log file to rotate; going on"
+        )
+
+    replaced: dict[int, Any] = {}
+    for number, handler in ((signal.SIGHUP, hangUp), (signal.SIGUSR1, ignoreUser1)):
+        previous = signal.getsignal(number)
+        if previous in (signal.SIG_DFL, None):
+            replaced[number] = signal.signal(number, handler)
+    return replaced
+
+
+def restoreSignalHandlers(replaced: dict[int, Any]) -> None:
+    """
+    Put back the handlers L{installSignalHandlers} replaced.
+    """
+    for number, handler in replaced.items():
+        signal.signal(number, handler)
