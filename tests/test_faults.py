@@ -49,6 +49,15 @@ def rssKiB(server: Server) -> int:
     raise AssertionError("no VmRSS")
 
 
+def cpuTicks(server: Server) -> int:
+    """
+    Return the CPU time the server has used, in clock ticks.
+    """
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2]
+    user, system = fields.split()[11:13]
+    return int(user) + int(system)
+
+
 def startServer(processes: Processes, *options: str, mode: str = "chat") -> Server:
     server = processes.server(*options, mode=mode)
     server.output.follow()
@@ -510,3 +519,64 @@ def test_a_burst_of_commands_does_not_freeze_the_room(processes: Processes) -> N
     assert time.monotonic() - started < 2
     seen = receiveText(flooder, b"too many changes of name")
     assert seen.count(b"* you are now known as") == 5
+
+
+def test_echo_clients_that_never_read_cost_a_bounded_amount(
+    processes: Processes,
+) -> None:
+    """Clients that send empty lines and never read their replies (seven
+    bytes out for each byte in) cost the server a bounded amount of memory
+    each, whatever they send."""
+    server = startServer(processes, mode="echo")
+    baseline = rssKiB(server)
+    clients = []
+    for _ in range(60):
+        # A small window, as when the machine is short of socket memory: the
+        # kernel takes little of what the server writes.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        clients.append(sock)
+    for sock in clients:
+        for _ in range(64):  # up to 4 MiB each, until the server stops reading
+            try:
+                sock.send(b"\n" * 65536)
+            except BlockingIOError:
+                break
+    # The server answers what it read; once it has nothing left to do (its
+    # CPU time stands still across a round trip), it holds what these
+    # clients cost it.
+    busy = cpuTicks(server)
+    for _ in range(100):
+        other = processes.connect(("127.0.0.1", server.port))
+        other.sendall(b"ping\n")
+        receiveText(other, b"OK .. ping\n")
+        other.close()
+        now = cpuTicks(server)
+        if now == busy:
+            break
+        busy = now
+    peak = rssKiB(server)
+    for sock in clients:
+        sock.close()
+    perClient = (peak - baseline) / len(clients)
+    # What one read's replies cost at most: Twisted's buffer (64 KiB before
+    # it pauses), one slice's replies (28 KiB), the rest of the read (64 KiB).
+    assert perClient < 150, f"{perClient:.0f} KiB per client that never reads"
+
+
+def test_churn_from_one_address_is_not_everyones_flood(processes: Processes) -> None:
+    """Connecting, reading the greeting and closing, in a loop, from one
+    address: past ten joins in ten seconds its comings and goings are no
+    longer announced, so the room is not flooded with notices."""
+    server = startServer(processes)
+    watcher = join(processes, server)
+    for _ in range(60):
+        churner = join(processes, server)
+        churner.close()
+    watcher.sendall(b"/who\n")
+    seen = receiveText(watcher, b" here: ")
+    assert seen.count(b" joined\r\n") <= 10, seen
+    assert seen.count(b" joined\r\n") == seen.count(b" left\r\n")
