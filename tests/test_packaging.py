@@ -165,3 +165,31 @@ def test_installed_client_version(installed: Path, processes: Processes) -> None
         0,
         f"sockserve-client {__version__}\n".encode(),
     )
+
+
+def test_dev_serve_sets_up_sockserve_alone_quietly(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """
+    On a fresh checkout, C{./dev serve} installs sockserve alone (none of
+    the test tools), says two lines of what it does, and runs the server;
+    C{./dev} alone prints its usage (nothing else) and exits 2.
+    """
+    checkout = tmp_path_factory.mktemp("checkout") / "sockserve"
+    shutil.copytree(SOURCE, checkout, ignore=NOT_SOURCE)
+    usage = subprocess.run(
+        ["./dev"], cwd=checkout, capture_output=True, text=True, check=False
+    )
+    assert usage.returncode == 2
+    assert usage.stdout.startswith("sockserve's one entry point")
+    assert "set -euo" not in usage.stdout
+    result = check(["./dev", "serve", "--version"], cwd=checkout)
+    assert result.stdout == f"sockserve {__version__}\n"
+    assert result.stderr.splitlines() == [
+        "[dev] creating .venv",
+        "[dev] installing sockserve into .venv",
+    ]
+    venv = checkout / ".venv" / "bin"
+    assert (venv / "twistd").exists()
+    assert not (venv / "pytest").exists()
+    assert not (venv / "mypy").exists()

@@ -165,6 +165,15 @@ def test_exposure_is_described(host: str, exposure: str | None) -> None:
     assert describeExposure(kind("TCP", host, 5000)) == exposure
 
 
+def test_help_is_h_too_and_reads_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    """twistd sockserve -h is --help; no help text has a run of spaces."""
+    with pytest.raises(SystemExit):
+        parse("-h")
+    shown = capsys.readouterr().out
+    assert "--port=" in shown
+    assert all("  " not in doc for doc in Options().docs.values() if doc)
+
+
 def test_ipv6_interface() -> None:
     """A bare port on an IPv6 interface becomes an escaped tcp6 description."""
     assert describeListener("5000", "::1", 10) == (
