@@ -55,6 +55,27 @@ class LogLimiter:
         self._kinds: dict[str, _Kind] = {}
         self._timer: IDelayedCall | None = None
 
+    def allows(self, kind: str, limit: int | None = None) -> bool:
+        """
+        Count an event of C{kind} (a few words: C{"refusals"}); return
+        whether it may be logged: fewer than C{limit} (by default
+        C{perWindow}) of its kind were in this window. An event not logged
+        is counted in the summary logged when the window ends.
+        """
+        now = self.clock.seconds()
+        state = self._kinds.get(kind)
+        if state is None or now - state.started >= self.window:
+            if state is not None:
+                self._summarise(kind, state)
+            state = self._kinds[kind] = _Kind(now)
+        if state.logged < (self.perWindow if limit is None else limit):
+            state.logged += 1
+            return True
+        state.suppressed += 1
+        if state.suppressed == 1 and self._timer is None:
+            self._timer = self.clock.callLater(self.window, self.flush)
+        return False
+
     def emit(
         self,
         logger: Logger,
@@ -64,25 +85,16 @@ class LogLimiter:
         **fields: Any,
     ) -> None:
         """
-        Log C{format} with C{fields} at C{level} through C{logger}, unless
-        C{perWindow} events of C{kind} (a few words: C{"refusals"}) were
-        logged already in this window; then count it for the summary.
+        Log C{format} with C{fields} at C{level} through C{logger}, if
+        L{allows} says so; the first event not logged is shown in the
+        summary.
         """
-        now = self.clock.seconds()
-        state = self._kinds.get(kind)
-        if state is None or now - state.started >= self.window:
-            if state is not None:
-                self._summarise(kind, state)
-            state = self._kinds[kind] = _Kind(now)
-        if state.logged < self.perWindow:
-            state.logged += 1
+        if self.allows(kind):
             logger.emit(level, format, **fields)
             return
-        state.suppressed += 1
-        if state.suppressed == 1:
+        state = self._kinds[kind]
+        if not state.example:
             state.example = {"format": format, **fields}
-            if self._timer is None:
-                self._timer = self.clock.callLater(self.window, self.flush)
 
     def flush(self) -> None:
         """
@@ -100,10 +112,12 @@ class LogLimiter:
         if not state.suppressed:
             return
         example = dict(state.example)
-        exampleFormat = example.pop("format")
+        exampleFormat = example.pop("format", "")
+        if exampleFormat:
+            exampleFormat = "; the first of them: " + exampleFormat
         self.log.warn(
             "{suppressedCount} more {suppressedKind} not logged in "
-            "{suppressedWindow:g} s; the first of them: " + exampleFormat,
+            "{suppressedWindow:g} s" + exampleFormat,
             suppressedCount=state.suppressed,
             suppressedKind=kind,
             suppressedWindow=self.window,

@@ -30,6 +30,8 @@ from sockserve._text import plural
 from sockserve.limits import Limits
 
 CRLF = b"\r\n"
+# Connects (and disconnects) logged one line each in ten seconds, at most.
+CONNECTIONS_LOGGED = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,7 @@ class LineServerProtocol(Protocol):
             self.refuse(refusal)
             return
         self.admitted = True
-        if self.context.logConnections:
+        if self.context.logConnections and self.mayLog("connections"):
             self.log.info("Client {peer} is now connected to us.", peer=self.peer)
         if self.flowControl:
             self.transport.registerProducer(self, True)
@@ -171,7 +173,11 @@ class LineServerProtocol(Protocol):
         self.closing = True
         self.stopIdleTimer()
         self.context.registry.remove(self)
-        if self.admitted and self.context.logConnections:
+        if (
+            self.admitted
+            and self.context.logConnections
+            and self.mayLog("disconnections")
+        ):
             self.log.info("Client {peer} disconnected.", peer=self.peer)
         self.connectionClosed()
 
@@ -261,6 +267,16 @@ class LineServerProtocol(Protocol):
         self.sendErrorAndClose(
             f"idle for {plural(seconds, 'second')}; closing the connection"
         )
+
+    def mayLog(self, kind: str) -> bool:
+        """
+        Tell whether a connect or disconnect (C{kind}) may be logged: each
+        is, up to L{CONNECTIONS_LOGGED} in ten seconds, a human rate; beyond
+        it they are counted in a summary line every ten seconds, so that
+        logging costs next to nothing under a flood of connections.
+        """
+        limiter = self.context.registry.logLimit
+        return limiter is None or limiter.allows(kind, CONNECTIONS_LOGGED)
 
     def logLimited(self, kind: str, format: str, **fields: Any) -> None:
         """

@@ -580,3 +580,20 @@ def test_churn_from_one_address_is_not_everyones_flood(processes: Processes) -> 
     seen = receiveText(watcher, b" here: ")
     assert seen.count(b" joined\r\n") <= 10, seen
     assert seen.count(b" joined\r\n") == seen.count(b" left\r\n")
+
+
+def test_a_flood_of_connections_is_logged_at_a_human_rate(
+    processes: Processes,
+) -> None:
+    """With default logging, each connect and disconnect is logged while
+    they come at a human rate; a flood of them gives way to a count."""
+    server = startServer(processes, mode="oneshot")
+    for _ in range(150):
+        sock = processes.connect(("127.0.0.1", server.port))
+        sock.sendall(b"hi\n")
+        receiveToEOF(sock)
+        sock.close()
+    server.stop()
+    log = server.output.drain()
+    assert log.count(b"is now connected to us") == 50
+    assert re.search(rb"100 more connections not logged in 10 s", log), log[-1500:]
