@@ -35,9 +35,12 @@ How to read the report (medians over the rounds, min-max in brackets):
     - B{readers MB/s}: what all readers received together during the window.
     - B{amplification}: bytes of the flooder's lines the readers received
       (each C{<name> a} line with its CR LF) over bytes the server read from
-      the flooder, both when every reader had the last prober line. A relay
-      to N-1 readers of 2-byte lines that arrive as 22-byte lines is about
-      11 x (N-1): the flood limit bounds the rate, not this ratio.
+      the flooder, both when every reader had the last prober line. Each
+      2-byte line reaches each of the N-1 readers as a 21-byte line (with a
+      five-digit port in the flooder's name), so the figure is (N-1) x 10.5
+      once every line the server read has reached every reader, and less
+      while the server still holds lines it read: the flood limit bounds
+      the rate, not this ratio.
     - B{server CPU}: the server's CPU seconds per second of the window
       (utime + stime from /proc/PID/stat); B{peak RSS}: its VmHWM at the end.
     - B{driver CPU}: this process's CPU over the window; near 100%, the
@@ -87,7 +90,6 @@ SYNC_TIMEOUT = 30.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 TCP_ESTABLISHED = 1
-MIB = 1024 * 1024
 
 
 @dataclass
@@ -557,7 +559,7 @@ def summarise(runs: list[dict[str, Any]], sizes: Sequence[int]) -> list[list[str
             else:
                 row += ["-", "-", "-"]
             row += [
-                spread([r["readers_mb_per_s"] for r in mine]),
+                spread([r["readers_mb_per_s"] for r in mine], "{:,.2f}"),
                 spread([r["server_cpu_per_s"] for r in mine], "{:.2f}"),
                 spread([r["server_peak_rss_kib"] / 1024 for r in mine]),
                 spread([100 * r["driver_cpu_per_s"] for r in mine], "{:.0f}"),
@@ -633,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     Run every round, size and variant; report; return the exit status.
     """
     args = parseArguments(argv)
+    # SIGTERM unwinds like Ctrl-C: every client is closed, every server stopped.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     logDirectory = Path(tempfile.mkdtemp(prefix="sockserve-abuse-"))
     started = datetime.datetime.now()
     runs: list[dict[str, Any]] = []
@@ -655,10 +659,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {index + 1} room {size} {variant}: {shown}", flush=True)
     table = markdown(summarise(runs, args.sizes))
     lost = sum(r["lost"] for r in runs)
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m bench.abuse", *given])
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     heading = (
         f"# sockserve chat under a flood, {started:%Y-%m-%d %H:%M:%S}\n\n"
-        f"`python -m bench.abuse {' '.join(sys.argv[1:] if argv is None else argv)}`"
+        f"`{command}`"
         f": {args.rounds} round(s), {args.seconds:g} s a variant, "
         f"{os.cpu_count()} cores, load average at the end {load}. Medians over "
         f"the rounds (min-max); lost is summed over the rounds.\n\n"

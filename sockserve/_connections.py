@@ -6,6 +6,7 @@ them all, within a grace period, at shutdown.
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -35,6 +36,18 @@ class TrackedConnection(TypingProtocol):
         """
         Close at once, dropping whatever is unsent.
         """
+
+
+class Refusal(NamedTuple):
+    """
+    Why a connection is not admitted.
+
+    @ivar kind: the reason, for statistics: C{busy} or C{per_ip}.
+    @ivar message: what the client is told.
+    """
+
+    kind: str
+    message: str
 
 
 class ConnectionRegistry:
@@ -73,15 +86,16 @@ class ConnectionRegistry:
     def __contains__(self, connection: object) -> bool:
         return connection in self._connections
 
-    def admit(self, connection: TrackedConnection) -> str | None:
+    def admit(self, connection: TrackedConnection) -> Refusal | None:
         """
         Add C{connection}, or return why it is refused (too many at once, or
         from its host).
         """
         if self.maxConnections and len(self._connections) >= self.maxConnections:
-            return (
+            return Refusal(
+                "busy",
                 f"the server is busy ({self.maxConnections} connections); "
-                "try again later"
+                "try again later",
             )
         if self.maxPerIP:
             # Only a limit per address needs the address: working it out
@@ -89,9 +103,10 @@ class ConnectionRegistry:
             host = connection.peerHost
             if host is not None:
                 if self._perHost[host] >= self.maxPerIP:
-                    return (
+                    return Refusal(
+                        "per_ip",
                         f"too many connections from {host} "
-                        f"(at most {self.maxPerIP} {self.perIPScope})"
+                        f"(at most {self.maxPerIP} {self.perIPScope})",
                     )
                 self._perHost[host] += 1
         self._connections.add(connection)

@@ -48,7 +48,9 @@ class EchoProtocol(LineServerProtocol):
         Answer the lines of C{chunk}.
         """
         if len(chunk) <= SLICE and not self.waiting:
-            self.send(echoReplies(chunk))
+            replies = echoReplies(chunk)
+            self.context.stats.bytesOut += len(replies)
+            self.send(replies)
             return
         self.waiting += chunk
         self.answerWaiting()
@@ -63,7 +65,9 @@ class EchoProtocol(LineServerProtocol):
             end = waiting.rfind(b"\n", start, start + SLICE) + 1
             if end <= start:
                 end = waiting.index(b"\n", start) + 1
-            self.send(echoReplies(waiting[start:end]))
+            replies = echoReplies(waiting[start:end])
+            self.context.stats.bytesOut += len(replies)
+            self.send(replies)
             start = end
         self.waiting = waiting[start:]
 

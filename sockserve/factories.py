@@ -30,9 +30,11 @@ class LineServerFactory(ServerFactory):
 
     @ivar mode: the server's behaviour: C{chat}, C{echo} or C{oneshot}.
     @ivar context: what every connection shares (limits, registry, clock).
+    @ivar room: chat: the room its members join.
     """
 
     noisy = False
+    room: IChatRoom | None = None
 
     def __init__(
         self,
@@ -88,12 +90,15 @@ def chatFactory(
         floodLimit=limits.floodLimit,
         churn=ChurnWatch(context.clock),
         logRenames=context.logConnections,
+        stats=context.stats,
     )
-    return LineServerFactory(
+    factory = LineServerFactory(
         "chat",
         context,
         lambda context: ChatProtocol(context, room, greeting, policy),
     )
+    factory.room = room
+    return factory
 
 
 def buildFactory(

@@ -66,7 +66,9 @@ class OneShotReplyProtocol(LineServerProtocol):
         self.stopRequestTimer()
         self.closing = True
         self.stopIdleTimer()
-        writeAndClose(self.transport, REPLY_PREFIX + request)
+        reply = REPLY_PREFIX + request
+        self.context.stats.bytesOut += len(reply)
+        writeAndClose(self.transport, reply)
 
     def requestTimedOut(self) -> None:
         """
@@ -79,6 +81,7 @@ class OneShotReplyProtocol(LineServerProtocol):
             peer=self.peer,
             seconds=seconds,
         )
+        self.context.stats.refused["request_timeout"] += 1
         self.sendErrorAndClose(
             f"no complete request within {plural(seconds, 'second')}"
         )

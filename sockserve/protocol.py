@@ -28,6 +28,7 @@ from sockserve._framing import LineBuffer, LineTooLong
 from sockserve._sending import Writer, setKeepAlive, setNoDelay, writerFor
 from sockserve._text import plural
 from sockserve.limits import Limits
+from sockserve.stats import ServerStatistics
 
 CRLF = b"\r\n"
 # Connects (and disconnects) logged one line each in ten seconds, at most.
@@ -45,6 +46,7 @@ class ServerContext:
     @ivar logConnections: whether each connect and disconnect is logged.
     @ivar idleDeadlines: the idle timeout of every connection, or C{None}
         when there is none.
+    @ivar stats: what the server has done, counted as it goes.
     """
 
     limits: Limits
@@ -52,6 +54,7 @@ class ServerContext:
     clock: IReactorTime
     logConnections: bool = True
     idleDeadlines: Deadlines[LineServerProtocol] | None = field(init=False)
+    stats: ServerStatistics = field(default_factory=ServerStatistics)
 
     def __post_init__(self) -> None:
         idle = self.limits.idleTimeout
@@ -140,9 +143,10 @@ class LineServerProtocol(Protocol):
             setKeepAlive(self.transport)
         refusal = self.context.registry.admit(self)
         if refusal is not None:
-            self.refuse(refusal)
+            self.refuse(refusal.message, refusal.kind)
             return
         self.admitted = True
+        self.context.stats.accepted += 1
         if self.context.logConnections and self.mayLog("connections"):
             self.log.info("Client {peer} is now connected to us.", peer=self.peer)
         if self.flowControl:
@@ -157,10 +161,12 @@ class LineServerProtocol(Protocol):
         Called once the client is admitted; override to greet it.
         """
 
-    def refuse(self, reason: str) -> None:
+    def refuse(self, reason: str, kind: str = "refused") -> None:
         """
-        Tell the client why it is not served, in one C{ERROR} line, and close.
+        Tell the client why it is not served, in one C{ERROR} line, and close
+        (counted under C{kind}, a reason for the statistics).
         """
+        self.context.stats.refused[kind] += 1
         self.logLimited(
             "refusals", "Refused {peer}: {reason}", peer=self.peer, reason=reason
         )
@@ -194,6 +200,8 @@ class LineServerProtocol(Protocol):
         """
         if self.closing:
             return
+        stats = self.context.stats
+        stats.bytesIn += len(data)
         try:
             chunk = self.lines.feed(data)
         except LineTooLong as tooLong:
@@ -206,6 +214,7 @@ class LineServerProtocol(Protocol):
             # without a line ending keeps no seat.
             if self.context.idleDeadlines is not None:
                 self.context.idleDeadlines.set(self)
+            stats.linesIn += chunk.count(b"\n")
             self.linesReceived(chunk)
 
     def linesReceived(self, chunk: bytes) -> None:
@@ -224,6 +233,7 @@ class LineServerProtocol(Protocol):
             peer=self.peer,
             limit=limit,
         )
+        self.context.stats.refused["line_too_long"] += 1
         self.sendErrorAndClose(f"line too long (the limit is {limit} bytes)")
 
     def readConnectionLost(self) -> None:
@@ -264,6 +274,7 @@ class LineServerProtocol(Protocol):
             peer=self.peer,
             seconds=seconds,
         )
+        self.context.stats.refused["idle"] += 1
         self.sendErrorAndClose(
             f"idle for {plural(seconds, 'second')}; closing the connection"
         )

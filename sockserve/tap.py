@@ -28,6 +28,7 @@ from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolSer
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
+from sockserve.metrics import StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
 
 DEFAULT_PORT = "5000"
@@ -180,6 +181,13 @@ class Options(CommandOptions):
             _count("presence-limit", 0),
         ],
         [
+            "metrics",
+            None,
+            None,
+            "Serve /metrics (Prometheus) and /healthz on this port (on "
+            "--interface) or endpoint description (default: none).",
+        ],
+        [
             "max-connections",
             None,
             0,
@@ -275,15 +283,24 @@ class Options(CommandOptions):
             except ValueError as error:
                 raise usage.UsageError(f"--port: {error}") from None
         self["listeners"] = listeners
+        if self["metrics"] is not None:
+            try:
+                self["metricsListener"] = describeListener(
+                    self["metrics"], self["interface"], self["backlog"]
+                )
+            except ValueError as error:
+                raise usage.UsageError(f"--metrics: {error}") from None
 
     def workerArguments(self, portNumbers: list[int]) -> list[str]:
         """
         Return the options of a worker process serving C{portNumbers}.
         """
+        # Workers need no banner (chat has none), and the main process
+        # alone serves --metrics.
         passed = [
             f"--{name}={self[name]}"
             for name, *_ in self.optParameters
-            if name not in ("banner",)
+            if name not in ("banner", "metrics")
         ]
         flags = [f"--{name}" for name, *_ in self.optFlags if self[name]]
         return passed + flags + [f"--port={number}" for number in portNumbers]
@@ -356,13 +373,31 @@ def makeServerService(
                 label, endpoint, factory, options["mode"], factory.context.registry
             )
         )
-    return LineServerService(
+    service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
         abort,
         handleSignals=True,
     )
+    if options.get("metricsListener") is not None:
+        description, label = options["metricsListener"]
+        try:
+            endpoint = serverFromString(reactor, description)
+        except Exception as error:
+            abort(f"Could not listen on {label}: {error or type(error).__name__}")
+        room = factory.room
+        collector = StatisticsCollector(
+            options["mode"],
+            factory.context.stats,
+            factory.context.registry,
+            None if room is None else room.population,
+        )
+        site = metricsSite(
+            collector, lambda: bool(service.running) and bool(service.ports)
+        )
+        service.listeners.append(Listener(label, endpoint, site, "metrics"))
+    return service
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> IService:
@@ -371,7 +406,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
     abort = StartupAbort(getattr(options, "parent", None))
-    for description, label in options["listeners"]:
+    listeners = list(options["listeners"])
+    if options.get("metricsListener") is not None:
+        listeners.append(options["metricsListener"])
+    for description, label in listeners:
         problem = bindProblem(description)
         if problem is not None:
             abort(f"Could not listen on {label}: {problem}")

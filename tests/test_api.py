@@ -59,9 +59,12 @@ PUBLIC_MODULES = {
     "sockserve.echo",
     "sockserve.factories",
     "sockserve.limits",
+    "sockserve.logs",
+    "sockserve.metrics",
     "sockserve.oneshot",
     "sockserve.protocol",
     "sockserve.service",
+    "sockserve.stats",
     "sockserve.tap",
 }
 

@@ -37,9 +37,9 @@ def test_per_address_limit() -> None:
     a, b, c = (Connection(registry) for _ in range(3))
     assert registry.admit(a) is None
     assert registry.admit(b) is None
-    assert (
-        registry.admit(c)
-        == "too many connections from 10.0.0.1 (at most 2 per address)"
+    assert registry.admit(c) == (
+        "per_ip",
+        "too many connections from 10.0.0.1 (at most 2 per address)",
     )
     assert registry.admit(Connection(registry, "10.0.0.2")) is None
     assert registry.admit(Connection(registry, None)) is None

@@ -13,11 +13,12 @@ its churn is not announced to everyone.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
 from sockserve.chat.pacing import OutputPressure
+from sockserve.stats import ServerStatistics
 
 
 class Budget:
@@ -102,6 +103,7 @@ class ChatPolicy:
         seconds; beyond them, C{/nick} is refused.
     @ivar churn: addresses that join too often, whose joins are quiet.
     @ivar logRenames: whether each change of name is logged.
+    @ivar stats: the server's statistics, counted as the room goes.
     """
 
     clock: IReactorTime
@@ -114,3 +116,4 @@ class ChatPolicy:
     renameWindow: float = 60.0
     churn: ChurnWatch | None = None
     logRenames: bool = True
+    stats: ServerStatistics = field(default_factory=ServerStatistics)

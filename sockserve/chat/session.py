@@ -209,6 +209,7 @@ class ChatSession:
 
     def _notJoined(self, failure: Failure) -> None:
         if isinstance(failure.value, RoomFull):
+            self.policy.stats.refused["full"] += 1
             capacity = failure.value.capacity
             reason = f"the server is full ({capacity} clients); try again later"
             self.connection.logLimited(
@@ -352,8 +353,9 @@ class ChatSession:
         if not safe:
             messages = [safeText(line) for line in messages]
         self.room.say(self, messages)
-        limit = self.policy.floodLimit
         recipients = self.room.population() - 1
+        self.policy.stats.deliveries += len(messages) * recipients
+        limit = self.policy.floodLimit
         if not limit or recipients <= 0:
             return 0.0
         size = sum(map(len, messages)) + len(messages) * (len(self.name) + 5)
@@ -474,6 +476,7 @@ class ChatSession:
             data = event.encoded[self.wire]
         except KeyError:
             data = event.encodedFor(self.wire)
+        self.policy.stats.bytesOut += len(data)
         if self.outputPaused or self.closing:
             self._queue(data)
         else:
@@ -494,6 +497,7 @@ class ChatSession:
             return
         self.queued += len(data)
         if self.queued > self.maxPending:
+            self.policy.stats.refused["slow_reader"] += 1
             self.connection.logLimited(
                 "slow readers",
                 "Client {peer} is not reading: over {limit} bytes of output are "

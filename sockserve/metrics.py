@@ -1,0 +1,159 @@
+"""
+C{--metrics}: the server's statistics in the Prometheus text format, and
+its health.
+
+C{GET /metrics} is rendered by C{prometheus_client} from a collector that
+reads the server's plain counters (L{ServerStatistics}) when it is scraped,
+beside the process metrics the library gives (CPU, memory, open files);
+C{GET /healthz} answers C{200 ok} while the server listens, C{503} once it
+does not. Anything else is 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from sockserve._connections import ConnectionRegistry
+from sockserve.stats import ServerStatistics
+
+REFUSAL_REASONS = (
+    "full",
+    "per_ip",
+    "busy",
+    "line_too_long",
+    "idle",
+    "slow_reader",
+    "request_timeout",
+)
+
+
+class StatisticsCollector(Collector):
+    """
+    Read a server's counters, and its live connections, at scrape time.
+
+    @ivar mode: the server's mode, a label of every metric.
+    @ivar members: chat: how many members the room has (called at scrape
+        time), or C{None}.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        stats: ServerStatistics,
+        registry: ConnectionRegistry,
+        members: Callable[[], int] | None = None,
+    ) -> None:
+        self.mode = mode
+        self.stats = stats
+        self.registry = registry
+        self.members = members
+
+    def collect(self) -> Iterator[Metric]:
+        """
+        Yield the metrics, read from the counters now.
+        """
+        stats, labels = self.stats, [self.mode]
+        open = GaugeMetricFamily(
+            "sockserve_connections_open", "Connections open now.", labels=["mode"]
+        )
+        open.add_metric(labels, len(self.registry))
+        yield open
+        for name, documentation, value in (
+            ("connections_accepted", "Connections admitted.", stats.accepted),
+            ("lines_received", "Lines received from clients.", stats.linesIn),
+            ("bytes_received", "Bytes received from clients.", stats.bytesIn),
+            ("bytes_sent", "Bytes of replies, lines and notices sent.", stats.bytesOut),
+        ):
+            counter = CounterMetricFamily(
+                f"sockserve_{name}", documentation, labels=["mode"]
+            )
+            counter.add_metric(labels, value)
+            yield counter
+        refused = CounterMetricFamily(
+            "sockserve_connections_refused",
+            "Connections refused, or closed by a limit, by reason.",
+            labels=["mode", "reason"],
+        )
+        for reason in sorted({*REFUSAL_REASONS, *stats.refused}):
+            refused.add_metric([self.mode, reason], stats.refused[reason])
+        yield refused
+        if self.members is not None:
+            deliveries = CounterMetricFamily(
+                "sockserve_chat_deliveries",
+                "Chat lines delivered, counted per recipient.",
+                labels=["mode"],
+            )
+            deliveries.add_metric(labels, stats.deliveries)
+            yield deliveries
+            members = GaugeMetricFamily(
+                "sockserve_chat_members", "Members of the room now.", labels=["mode"]
+            )
+            members.add_metric(labels, self.members())
+            yield members
+
+
+class MetricsResource(Resource):
+    """
+    C{/metrics}: the registry's metrics in the Prometheus text format.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Render the metrics.
+        """
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return generate_latest(self.registry)
+
+
+class HealthResource(Resource):
+    """
+    C{/healthz}: 200 while the server listens, 503 otherwise.
+    """
+
+    isLeaf = True
+
+    def __init__(self, healthy: Callable[[], bool]) -> None:
+        super().__init__()
+        self.healthy = healthy
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Say whether the server is healthy.
+        """
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        if self.healthy():
+            return b"ok\n"
+        request.setResponseCode(503)
+        return b"not listening\n"
+
+
+def metricsSite(collector: Collector, healthy: Callable[[], bool]) -> Site:
+    """
+    Return the web site of C{--metrics}: C{/metrics} (C{collector} and the
+    process's own metrics) and C{/healthz}.
+    """
+    registry = CollectorRegistry()
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    root.putChild(b"healthz", HealthResource(healthy))
+    site = Site(root)
+    site.noisy = False
+    site.displayTracebacks = False
+    return site
