@@ -25,6 +25,7 @@ START_TIMEOUT = 30.0
 
 SOCKSERVE = "sockserve"
 SOCKSERVE_LOGGING = "sockserve-logging"
+SOCKSERVE_METRICS = "sockserve-metrics"
 BASELINE = "twisted-lines"
 NCAT = "ncat"
 
@@ -50,12 +51,16 @@ class ServerSpec:
         Return the command serving C{mode} (C{idle} is chat) on C{port}.
         """
         serverMode = "chat" if mode == "idle" else mode
-        if self.name in (SOCKSERVE, SOCKSERVE_LOGGING):
+        if self.name in (SOCKSERVE, SOCKSERVE_LOGGING, SOCKSERVE_METRICS):
             twistd = VENV_BIN / "twistd"
             # The peers log nothing per connection; sockserve is measured
-            # likewise with --quiet, and as it runs by default (logging each
-            # connect and disconnect) as sockserve-logging.
-            quiet = ["--quiet"] if self.name == SOCKSERVE else []
+            # likewise with --quiet, as it runs by default (logging each
+            # connect and disconnect) as sockserve-logging, and with
+            # --metrics (counting, served on another port) as
+            # sockserve-metrics.
+            quiet = [] if self.name == SOCKSERVE_LOGGING else ["--quiet"]
+            if self.name == SOCKSERVE_METRICS:
+                quiet += ["--metrics", "0"]
             return [
                 str(twistd if twistd.exists() else "twistd"),
                 "--pidfile=",
@@ -104,6 +109,11 @@ SERVERS: tuple[ServerSpec, ...] = (
         SOCKSERVE_LOGGING,
         ("oneshot", "idle"),
         "sockserve as it runs by default, logging each connect and disconnect",
+    ),
+    ServerSpec(
+        SOCKSERVE_METRICS,
+        ("echo", "oneshot"),
+        "sockserve --quiet --metrics 0: counting for /metrics",
     ),
     ServerSpec(
         BASELINE,
