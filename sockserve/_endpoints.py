@@ -124,6 +124,13 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
         return description, label
     try:
         serverFromString(None, description)
+    except ImportError as error:
+        if "OpenSSL" in str(error):
+            raise ValueError(
+                f"{port!r} needs TLS, and pyOpenSSL is not installed: "
+                "pip install 'sockserve[tls]'"
+            ) from None
+        raise ValueError(f"{port!r}: {error}") from None
     except Exception as error:
         raise ValueError(
             f"{port!r} is not a port number or a server endpoint description "

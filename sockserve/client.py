@@ -84,6 +84,17 @@ class ClientOptions(CommandOptions):
             "\\e (ESC) \\\\ (a backslash) \\xNN (the byte NN, in hex).",
         ],
         ["keep-open", "k", "Do not shut down the sending side after the message."],
+        [
+            "tls",
+            None,
+            "Speak TLS, checking the server's certificate and that it names HOST "
+            "(needs sockserve[tls]).",
+        ],
+        [
+            "insecure",
+            None,
+            "With --tls: do not check the server's certificate (for tests only).",
+        ],
     ]
     optParameters: list[list[Any]] = [
         [
@@ -92,6 +103,13 @@ class ClientOptions(CommandOptions):
             None,
             "A Twisted client endpoint description "
             "(tcp:host=...:port=..., unix:path=...) instead of HOST PORT.",
+        ],
+        [
+            "cafile",
+            None,
+            None,
+            "With --tls: trust the CA certificates in this PEM file instead of "
+            "the system's.",
         ],
         [
             "timeout",
@@ -178,6 +196,21 @@ class ClientOptions(CommandOptions):
         """
         if self["crlf"] and self["no-newline"]:
             raise usage.UsageError("--crlf and --no-newline contradict each other")
+        if (self["insecure"] or self["cafile"]) and not self["tls"]:
+            raise usage.UsageError("--insecure and --cafile go with --tls")
+        if self["tls"]:
+            if not self["description"].startswith("tcp:"):
+                raise usage.UsageError(
+                    "--tls goes with HOST PORT or a tcp: description"
+                )
+            try:
+                self["tlsOptions"] = clientTLSOptions(
+                    serverName(self["description"]),
+                    self["cafile"],
+                    self["insecure"],
+                )
+            except (ImportError, OSError, ValueError) as error:
+                raise usage.UsageError(f"--tls: {error}") from None
         description = self["description"]
         if (
             self["timeout"] > 0
@@ -204,6 +237,67 @@ class ClientOptions(CommandOptions):
         if not self["no-newline"]:
             payload += b"\r\n" if self["crlf"] else b"\n"
         self["payload"] = payload
+
+
+def serverName(description: str) -> str:
+    """
+    Return the host a C{tcp:} description connects to: the name the
+    server's certificate must have.
+    """
+    parts = splitDescription(description)[1:]
+    named = dict(part.partition("=")[::2] for part in parts if "=" in part)
+    if "host" in named:
+        return unquoteColons(named["host"])
+    return unquoteColons(next(part for part in parts if "=" not in part))
+
+
+def clientTLSOptions(host: str, cafile: str | None, insecure: bool) -> object:
+    """
+    Return the TLS options of a connection to C{host}: its certificate is
+    checked against C{cafile} (or the system's CAs) and must name C{host},
+    unless C{insecure}.
+
+    @raise ImportError: pyOpenSSL is missing (sockserve[tls] brings it).
+    """
+    try:
+        from twisted.internet import ssl
+    except ImportError:  # pragma: no cover - twisted.internet.ssl imports lazily
+        raise
+    try:
+        import OpenSSL  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "TLS needs pyOpenSSL, which is not installed: pip install 'sockserve[tls]'"
+        ) from None
+    if insecure:
+        return ssl.CertificateOptions()
+    if cafile is None:
+        return ssl.optionsForClientTLS(host)
+    with open(cafile, "rb") as pem:
+        authority = ssl.Certificate.loadPEM(pem.read())
+    return ssl.optionsForClientTLS(host, trustRoot=authority)
+
+
+def describeTLSFailure(target: str, reason: Failure) -> str | None:
+    """
+    Return the one line that says why TLS with C{target} failed, or C{None}
+    if C{reason} is no TLS failure.
+    """
+    try:
+        from OpenSSL.SSL import Error as SSLError
+        from service_identity import VerificationError
+    except ImportError:  # pragma: no cover - no TLS, no TLS failure
+        return None
+    error = reason.value
+    if isinstance(error, VerificationError):
+        return f"TLS failure with {target}: its certificate does not name it ({error})"
+    if isinstance(error, SSLError):
+        details = [
+            str(entry[2]) for entry in (error.args[0] if error.args else []) if entry
+        ]
+        said = ", ".join(details) or str(error) or type(error).__name__
+        return f"TLS failure with {target}: {said}"
+    return None
 
 
 _ADDRESS_KINDS = ("tcp", "tcp6", "ssl", "tls")
@@ -287,6 +381,8 @@ class PrintingClient(Protocol):
     def __init__(self, output: IO[bytes]) -> None:
         self.output = output
         self.done: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
+        self.closeAfterLine = False
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -294,11 +390,15 @@ class PrintingClient(Protocol):
         """
         self.output.write(data)
         self.output.flush()
+        if self.closeAfterLine and b"\n" in data:
+            self.closeAfterLine = False
+            self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The server closed (or the connection broke): we are done.
         """
+        self.reason = reason
         if not self.done.called:
             self.done.callback(None)
 
@@ -347,6 +447,10 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
     Connect, talk, and return the exit status.
     """
     endpoint = clientFromString(reactor, options["description"])
+    if options["tls"]:
+        from twisted.internet.endpoints import wrapClientTLS
+
+        endpoint = wrapClientTLS(options["tlsOptions"], endpoint)
     client = PrintingClient(stdout)
     try:
         await connectProtocol(endpoint, client)
@@ -361,14 +465,19 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
         sys.stderr.flush()
         stdio.StandardIO(StdinForwarder(client), reactor=reactor)
         await client.done
-        return 0
+        return tlsStatus(options, client)
     client.transport.write(payload)
     if not options["keep-open"]:
-        client.transport.loseWriteConnection()
+        if options["tls"]:
+            # TLS has no half-close (its close alert ends both directions):
+            # the client closes once the first line of the reply is in.
+            client.closeAfterLine = True
+        else:
+            client.transport.loseWriteConnection()
     timeout = options["timeout"]
     if timeout <= 0:
         await client.done
-        return 0
+        return tlsStatus(options, client)
     clock: IReactorTime = reactor
     timedOut: list[bool] = []
 
@@ -380,6 +489,8 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
     await client.done
     if timer.active():
         timer.cancel()
+    if options["tls"] and tlsStatus(options, client):
+        return EXIT_CONNECT_FAILED
     if timedOut:
         sys.stderr.write(
             f"sockserve-client: {options['target']} did not close the "
@@ -387,6 +498,19 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
         )
         return EXIT_TIMEOUT
     return 0
+
+
+def tlsStatus(options: ClientOptions, client: PrintingClient) -> int:
+    """
+    Say, in one line, why TLS failed, if it did; return the exit status.
+    """
+    if not options["tls"] or client.reason is None:
+        return 0
+    failure = describeTLSFailure(options["target"], client.reason)
+    if failure is None:
+        return 0
+    sys.stderr.write(failure + "\n")
+    return EXIT_CONNECT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

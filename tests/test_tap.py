@@ -545,3 +545,26 @@ def test_plugin_is_discoverable() -> None:
     assert "sockserve" in makers
     assert sockserve_plugin.sockserve.module == "sockserve.tap"
     assert makers["sockserve"].options is Options
+
+
+def test_tls_without_pyopenssl_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without pyOpenSSL, an ssl: port is a one-line usage error that says
+    what to install, and so is the client's --tls."""
+    import sys
+
+    from sockserve import _endpoints
+    from sockserve.client import ClientOptions
+
+    def noOpenSSL(reactor: object, description: str) -> object:
+        raise ModuleNotFoundError("No module named 'OpenSSL'")
+
+    monkeypatch.setattr(_endpoints, "serverFromString", noOpenSSL)
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--port", "ssl:5443:privateKey=k.pem:certKey=c.pem")
+    assert "pip install 'sockserve[tls]'" in str(raised.value)
+    monkeypatch.setitem(sys.modules, "OpenSSL", None)
+    with pytest.raises(usage.UsageError) as raised:
+        ClientOptions().parseOptions(["--tls", "localhost", "5443", "hi"])
+    assert "pip install 'sockserve[tls]'" in str(raised.value)

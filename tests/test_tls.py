@@ -1,0 +1,157 @@
+"""
+TLS end to end: a server on an ssl: endpoint with a certificate from a test
+CA (trustme), reached by sockserve-client, openssl s_client and ncat --ssl.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.processes import Processes, installedProgram, systemProgram
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """
+    A test CA, and a server certificate from it for localhost and 127.0.0.1:
+    the CA's certificate, the server's key and its certificate chain.
+    """
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    certificate = ca.issue_cert("localhost", "127.0.0.1")
+    caFile, keyFile, chainFile = (
+        directory / "ca.pem",
+        directory / "server.key",
+        directory / "server.pem",
+    )
+    ca.cert_pem.write_to_path(str(caFile))
+    certificate.private_key_pem.write_to_path(str(keyFile))
+    certificate.cert_chain_pems[0].write_to_path(str(chainFile))
+    for pem in certificate.cert_chain_pems[1:]:
+        with chainFile.open("ab") as chain:
+            chain.write(pem.bytes())
+    return caFile, keyFile, chainFile
+
+
+def tlsServer(processes: Processes, authority, mode: str):
+    _, key, chain = authority
+    server = processes.server(
+        "--port", f"ssl:0:privateKey={key}:certKey={chain}", mode=mode
+    )
+    port = int(server.addresses[0].rpartition(":")[2])
+    assert server.addresses[0].startswith("127.0.0.1:")  # loopback by default
+    return server, port
+
+
+def client(processes: Processes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return processes.run([installedProgram("sockserve-client"), *args])
+
+
+def test_readme_tls_example(processes: Processes, authority) -> None:
+    """The README's example, as written but for the port: an echo server on
+    an ssl: endpoint, and sockserve-client --tls --cafile against it."""
+    caFile, _, _ = authority
+    _, port = tlsServer(processes, authority, "echo")
+    result = client(
+        processes, "--tls", "--cafile", str(caFile), "localhost", str(port), "hello"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        b"OK .. hello\n",
+        b"",
+    )
+    result = client(
+        processes, "--tls", "--cafile", str(caFile), "127.0.0.1", str(port), "hi"
+    )
+    assert (result.returncode, result.stdout) == (0, b"OK .. hi\n"), result
+
+
+def test_tls_failures_are_one_line(
+    processes: Processes, authority, tmp_path: Path
+) -> None:
+    """An untrusted certificate, or one that does not name the host, is a
+    one-line error and exit status 1, never a silent exit 0 or a traceback;
+    --insecure skips the checks."""
+    _, port = tlsServer(processes, authority, "oneshot")
+    untrusted = client(processes, "--tls", "127.0.0.1", str(port), "hi")
+    assert (untrusted.returncode, untrusted.stdout) == (1, b""), untrusted
+    [line] = untrusted.stderr.decode().splitlines()
+    assert line.startswith(f"TLS failure with 127.0.0.1:{port}: "), line
+    assert "certificate verify failed" in line
+    insecure = client(processes, "--tls", "--insecure", "127.0.0.1", str(port), "hi")
+    assert (insecure.returncode, insecure.stdout) == (0, b"OK .. hi\n"), insecure
+    # A certificate from the trusted CA, for another name.
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    other = ca.issue_cert("example.org")
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    other.cert_chain_pems[0].write_to_path(str(tmp_path / "other.pem"))
+    _, otherPort = tlsServer(
+        processes, (None, tmp_path / "other.key", tmp_path / "other.pem"), "oneshot"
+    )
+    wrongName = client(
+        processes,
+        "--tls",
+        "--cafile",
+        str(tmp_path / "ca.pem"),
+        "127.0.0.1",
+        str(otherPort),
+        "hi",
+    )
+    assert (wrongName.returncode, wrongName.stdout) == (1, b""), wrongName
+    [line] = wrongName.stderr.decode().splitlines()
+    assert line.startswith(f"TLS failure with 127.0.0.1:{otherPort}: "), line
+    for result in (untrusted, wrongName):
+        assert b"Traceback" not in result.stderr
+
+
+def test_openssl_and_ncat_speak_to_it(processes: Processes, authority) -> None:
+    """openssl s_client (checking the certificate) and ncat --ssl reach the
+    same server."""
+    caFile, _, _ = authority
+    _, port = tlsServer(processes, authority, "oneshot")
+    result = processes.run(
+        [
+            systemProgram("openssl"),
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-CAfile",
+            str(caFile),
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            "localhost",
+        ],
+        input=b"hello\n",
+    )
+    assert b"OK .. hello\n" in result.stdout, result
+    result = processes.run(
+        # Without a half-close in TLS, ncat keeps its side open (and ends
+        # after a second without traffic): a close alert from it while the
+        # reply is on its way loses the reply on ncat's side.
+        [
+            systemProgram("ncat"),
+            "--ssl",
+            "--no-shutdown",
+            "--idle-timeout",
+            "1",
+            "127.0.0.1",
+            str(port),
+        ],
+        input=b"hi\n",
+    )
+    assert result.stdout == b"OK .. hi\n", result
