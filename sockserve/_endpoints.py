@@ -196,7 +196,9 @@ def bindProblem(description: str) -> str | None:
     tried.)
     """
     parts = splitDescription(description)
-    if parts[0] not in ("tcp", "tcp6") or len(parts) < 2:
+    if parts[0] in _WRAPPERS:
+        parts = parts[1:]
+    if not parts or parts[0] not in ("tcp", "tcp6") or len(parts) < 2:
         return None
     port = parts[1]
     if not port.isdigit() or int(port) == 0:

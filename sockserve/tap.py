@@ -21,6 +21,7 @@ from sockserve._endpoints import (
     passedSockets,
     systemdProblem,
 )
+from sockserve._proxy import ProxyProtocolEndpoint
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
@@ -35,6 +36,9 @@ DEFAULT_PORT = "5000"
 DEFAULT_INTERFACE = "127.0.0.1"
 DEFAULT_BACKLOG = 1024
 MAX_WORKERS = 64
+# haproxy: descriptions are served by sockserve's own PROXY protocol wrapper,
+# which waits for the header before the server sees the connection.
+PROXY_PREFIX = "haproxy:"
 # Descriptors kept free below the open-file limit when --max-connections is
 # not given: for listening sockets, log files, workers' pipes, and the one
 # Twisted keeps to refuse a connection when it runs out.
@@ -364,10 +368,15 @@ def makeServerService(
                 problem = systemdProblem(description, passedSockets())
                 if problem is not None:
                     abort(f"Could not listen on {label}: {problem}")
+            proxied = description.startswith(PROXY_PREFIX)
+            if proxied:
+                description = description[len(PROXY_PREFIX) :]
             try:
                 endpoint = serverFromString(reactor, description)
             except Exception as error:
                 abort(f"Could not listen on {label}: {error or type(error).__name__}")
+            if proxied:
+                endpoint = ProxyProtocolEndpoint(endpoint, reactor)  # type: ignore[arg-type]
         listeners.append(
             Listener(
                 label, endpoint, factory, options["mode"], factory.context.registry

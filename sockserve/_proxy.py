@@ -1,0 +1,141 @@
+"""
+The PROXY protocol (C{haproxy:} endpoints), with the client's own address
+known before the server sees the connection.
+
+Twisted's PROXY wrapper hands the connection to the protocol as soon as TCP
+connects, before the header that names the client has arrived: admission,
+chat names, logs and per-address limits would all see the balancer's
+address, and a chat client would not be greeted until it typed something.
+L{ProxyProtocolEndpoint} wraps connections in L{ProxyHeaderWrapper}, which
+waits for the header (at most C{HEADER_TIMEOUT} seconds), then connects the
+protocol, whose C{transport.getPeer()} is then the client's address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.protocols.haproxy._wrapper import (
+    HAProxyProtocolWrapper,
+    HAProxyWrappingFactory,
+)
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, implementer, providedBy
+
+HEADER_TIMEOUT = 10.0
+
+
+class _Collect:
+    """
+    Stands in for the protocol while the header is parsed, keeping what
+    follows the header.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+class ProxyHeaderWrapper(HAProxyProtocolWrapper):
+    """
+    A PROXY protocol wrapper that connects its protocol only once the header
+    is in, and closes a connection whose header does not come in time.
+    """
+
+    factory: ProxyHeaderFactory
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Take the connection, and wait for the header before the protocol
+        hears of it.
+        """
+        directlyProvides(self, providedBy(transport))
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        self._started = False
+        self._deadline: IDelayedCall | None = self.factory.clock.callLater(
+            HEADER_TIMEOUT, self._noHeader
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse the header; once it is in, connect the protocol and hand it
+        what followed.
+        """
+        if self._started:
+            self.wrappedProtocol.dataReceived(data)
+            return
+        protocol, collected = self.wrappedProtocol, _Collect()
+        self.wrappedProtocol = collected  # type: ignore[assignment]
+        try:
+            super().dataReceived(data)
+        finally:
+            self.wrappedProtocol = protocol
+        if self._proxyInfo is None:
+            return
+        self._started = True
+        self._cancelDeadline()
+        protocol.makeConnection(self)  # type: ignore[arg-type]
+        for chunk in collected.received:
+            protocol.dataReceived(chunk)
+
+    def _noHeader(self) -> None:
+        self._deadline = None
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _cancelDeadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        The connection is gone: the protocol hears of it if it was told of
+        the connection.
+        """
+        self._cancelDeadline()
+        self.factory.unregisterProtocol(self)
+        if self._started:
+            self.wrappedProtocol.connectionLost(reason)
+
+
+class ProxyHeaderFactory(HAProxyWrappingFactory):
+    """
+    Wrap each connection in a L{ProxyHeaderWrapper}.
+    """
+
+    protocol = ProxyHeaderWrapper  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(self, wrappedFactory: IProtocolFactory, clock: IReactorTime) -> None:
+        super().__init__(wrappedFactory)
+        self.clock = clock
+
+
+@implementer(IStreamServerEndpoint)
+class ProxyProtocolEndpoint:
+    """
+    An endpoint whose connections start with a PROXY protocol header.
+    """
+
+    def __init__(self, wrapped: IStreamServerEndpoint, clock: IReactorTime) -> None:
+        self.wrapped = wrapped
+        self.clock = clock
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """
+        Listen on the wrapped endpoint, reading a PROXY header first.
+        """
+        return self.wrapped.listen(ProxyHeaderFactory(protocolFactory, self.clock))
