@@ -73,8 +73,8 @@ def withInterface(description: str, interface: str) -> str:
     among them) is left as it is.
     """
     parts = splitDescription(description)
-    wrapped = parts[1:] if parts[0] in _WRAPPERS else parts
-    kind = wrapped[0] if wrapped else ""
+    wrapped = parts[1:] if parts[0].lower() in _WRAPPERS else parts
+    kind = wrapped[0].lower() if wrapped else ""
     if kind not in _INTERFACE_TYPES or _names(wrapped, "interface"):
         return description
     return f"{description}:interface={quoteColons(interfaceFor(kind, interface))}"
@@ -103,7 +103,7 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
 
     @raise ValueError: if C{port} is neither.
     """
-    kind = port.partition(":")[0]
+    kind = port.partition(":")[0].lower()
     if port.isdigit():
         number = int(port)
         if number > 65535:

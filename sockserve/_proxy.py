@@ -13,11 +13,14 @@ protocol, whose C{transport.getPeer()} is then the client's address.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IHalfCloseableProtocol,
     IListeningPort,
     IProtocolFactory,
     IReactorTime,
@@ -47,10 +50,14 @@ class _Collect:
         self.received.append(data)
 
 
+@implementer(IHalfCloseableProtocol)
 class ProxyHeaderWrapper(HAProxyProtocolWrapper):
     """
     A PROXY protocol wrapper that connects its protocol only once the header
-    is in, and closes a connection whose header does not come in time.
+    is in, with an address (a real IP address and port), and closes a
+    connection whose header does not come in time or is not valid. A
+    client's half-close reaches the protocol as it would without the
+    header.
     """
 
     factory: ProxyHeaderFactory
@@ -80,15 +87,45 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         self.wrappedProtocol = collected  # type: ignore[assignment]
         try:
             super().dataReceived(data)
+        except Exception:
+            # A v1 header whose address is not UTF-8, or whose port is not a
+            # number: no header at all.
+            self._proxyInfo = None
+            self.loseConnection()
         finally:
             self.wrappedProtocol = protocol
         if self._proxyInfo is None:
+            return
+        if not _validAddress(self._proxyInfo.source):
+            self._proxyInfo = None
+            self.loseConnection()
             return
         self._started = True
         self._cancelDeadline()
         protocol.makeConnection(self)  # type: ignore[arg-type]
         for chunk in collected.received:
             protocol.dataReceived(chunk)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client half-closed: tell the protocol, if it can hear of it.
+        """
+        protocol = self.wrappedProtocol
+        if self._started and IHalfCloseableProtocol.providedBy(protocol):
+            protocol.readConnectionLost()
+        else:
+            self.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        The client can no longer receive: tell the protocol, if it can hear
+        of it.
+        """
+        protocol = self.wrappedProtocol
+        if self._started and IHalfCloseableProtocol.providedBy(protocol):
+            protocol.writeConnectionLost()
+        else:
+            self.loseConnection()
 
     def _noHeader(self) -> None:
         self._deadline = None
@@ -109,6 +146,20 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         self.factory.unregisterProtocol(self)
         if self._started:
             self.wrappedProtocol.connectionLost(reason)
+
+
+def _validAddress(address: object) -> bool:
+    """
+    Tell whether a PROXY header's source C{address} is an IP address and
+    port (Twisted's v1 parser takes whatever text stands there).
+    """
+    if not isinstance(address, IPv4Address | IPv6Address):
+        return address is None
+    try:
+        ipaddress.ip_address(address.host)
+    except ValueError:
+        return False
+    return 0 <= address.port <= 65535
 
 
 class ProxyHeaderFactory(HAProxyWrappingFactory):

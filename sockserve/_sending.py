@@ -24,6 +24,7 @@ from collections.abc import Callable
 from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime, ITCPTransport, ITransport
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
 Writer = Callable[[bytes], None]
@@ -86,10 +87,18 @@ def nothingWaiting(connection: tcp.Connection) -> bool:
 def unsentBytes(transport: object) -> int | None:
     """
     Return how many bytes Twisted holds for C{transport}, written and not
-    yet sent, or C{None} for a transport whose buffer L{writerFor} cannot
-    read (see L{canWriteDirectly}).
+    yet sent, or C{None} for a transport whose buffer cannot be read. A
+    protocol wrapper (the PROXY protocol's) is looked through; over TLS, the
+    count is of encrypted bytes.
     """
-    if not canWriteDirectly(transport):
+    if isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    kind = type(transport)
+    known = _KNOWN_KINDS.get(kind)
+    if known is None:
+        canWriteDirectly(transport)
+        known = _KNOWN_KINDS[kind]
+    if not known or not hasattr(transport, "_tempDataLen"):
         return None
     connection: tcp.Connection = transport  # type: ignore[assignment]
     return len(connection.dataBuffer) - connection.offset + connection._tempDataLen

@@ -248,7 +248,10 @@ def serverName(description: str) -> str:
     named = dict(part.partition("=")[::2] for part in parts if "=" in part)
     if "host" in named:
         return unquoteColons(named["host"])
-    return unquoteColons(next(part for part in parts if "=" not in part))
+    positional = [part for part in parts if "=" not in part]
+    if not positional:
+        raise ValueError(f"{description!r} names no host to check the certificate of")
+    return unquoteColons(positional[0])
 
 
 def clientTLSOptions(host: str, cafile: str | None, insecure: bool) -> object:
@@ -285,12 +288,14 @@ def describeTLSFailure(target: str, reason: Failure) -> str | None:
     """
     try:
         from OpenSSL.SSL import Error as SSLError
-        from service_identity import VerificationError
+        from service_identity.exceptions import CertificateError, VerificationError
     except ImportError:  # pragma: no cover - no TLS, no TLS failure
         return None
     error = reason.value
     if isinstance(error, VerificationError):
         return f"TLS failure with {target}: its certificate does not name it ({error})"
+    if isinstance(error, CertificateError):
+        return f"TLS failure with {target}: {error}"
     if isinstance(error, SSLError):
         details = [
             str(entry[2]) for entry in (error.args[0] if error.args else []) if entry
@@ -383,6 +388,7 @@ class PrintingClient(Protocol):
         self.done: Deferred[None] = Deferred()
         self.reason: Failure | None = None
         self.closeAfterLine = False
+        self.tls = False
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -422,7 +428,12 @@ class StdinForwarder(Protocol):
         Stdin ended: tell the server nothing more is coming.
         """
         if not self.server.done.called:
-            self.server.transport.loseWriteConnection()
+            transport = self.server.transport
+            if self.server.tls:
+                # TLS has no half-close: its close alert ends both ways.
+                transport.loseConnection()
+            else:
+                transport.loseWriteConnection()
 
 
 def describeConnectFailure(target: str, failure: Failure) -> str:
@@ -452,6 +463,7 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
 
         endpoint = wrapClientTLS(options["tlsOptions"], endpoint)
     client = PrintingClient(stdout)
+    client.tls = bool(options["tls"])
     try:
         await connectProtocol(endpoint, client)
     except Exception:
@@ -483,7 +495,8 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
 
     def giveUp() -> None:
         timedOut.append(True)
-        client.transport.loseConnection()
+        # Not loseConnection: under TLS it waits for the server's answer.
+        client.transport.abortConnection()
 
     timer = clock.callLater(timeout, giveUp)
     await client.done

@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.internet.interfaces import (
     IConsumer,
+    IDelayedCall,
     IHalfCloseableProtocol,
     IPushProducer,
     IReactorTime,
@@ -33,6 +34,8 @@ from sockserve.stats import ServerStatistics
 CRLF = b"\r\n"
 # Connects (and disconnects) logged one line each in ten seconds, at most.
 CONNECTIONS_LOGGED = 50
+# Seconds a client that was sent an ERROR line and closed has to read it.
+ERROR_GRACE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class LineServerProtocol(Protocol):
     send: Writer
     noDelay = True
     keepAlive = True
+    lingering: IDelayedCall | None = None
     writeDirectly = True
     flowControl = True
 
@@ -178,6 +182,8 @@ class LineServerProtocol(Protocol):
         """
         self.closing = True
         self.stopIdleTimer()
+        if self.lingering is not None and self.lingering.active():
+            self.lingering.cancel()
         self.context.registry.remove(self)
         if (
             self.admitted
@@ -311,6 +317,9 @@ class LineServerProtocol(Protocol):
             return
         self.send(b"ERROR " + message.encode("utf-8") + CRLF)
         self.close()
+        # A client that does not read even its ERROR line would keep its
+        # place for ever: cut it off if the line is not gone in a while.
+        self.lingering = self.context.clock.callLater(ERROR_GRACE, self.abort)
 
     def close(self) -> None:
         """

@@ -368,7 +368,7 @@ def makeServerService(
                 problem = systemdProblem(description, passedSockets())
                 if problem is not None:
                     abort(f"Could not listen on {label}: {problem}")
-            proxied = description.startswith(PROXY_PREFIX)
+            proxied = description.lower().startswith(PROXY_PREFIX)
             if proxied:
                 description = description[len(PROXY_PREFIX) :]
             try:

@@ -205,10 +205,9 @@ def test_half_close_relays_the_last_line_and_leaves() -> None:
 
 
 def test_slow_reader_is_dropped_others_unaffected() -> None:
-    """A client that stops reading holds the sender for a second at most (the
-    sender pays while a reader might still be draining); then its queued
-    output exceeds --max-pending and it is cut off; the sender and the other
-    readers lose nothing."""
+    """A client that stops reading: a sender of ordinary lines is not held
+    for it; its queued output exceeds --max-pending and it is cut off; the
+    sender and the other readers lose nothing."""
     room = Room(Limits(maxPending=150))  # each relayed line is 60 bytes
     alice, aliceOut = room.join()
     slow, slowOut = room.join()
@@ -216,9 +215,7 @@ def test_slow_reader_is_dropped_others_unaffected() -> None:
     slowOut.clear(), fastOut.clear()
     slow.pauseProducing()
     alice.dataReceived(b"x" * 40 + b"\n")
-    assert aliceOut.producerState == "paused"  # held: slow may be draining
-    room.clock.advance(1.25)  # it is not: it no longer holds anyone
-    assert aliceOut.producerState == "producing"
+    assert aliceOut.producerState == "producing"  # a line, not a flood
     alice.dataReceived(b"y" * 40 + b"\n")
     assert not slowOut.disconnecting
     alice.dataReceived(b"z" * 40 + b"\n")

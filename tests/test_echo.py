@@ -100,6 +100,7 @@ def test_idle_timeout() -> None:
         b"OK .. x\nERROR idle for 10 seconds; closing the connection\r\n"
     )
     assert transport.disconnecting
+    protocol.connectionLost()  # the client read its ERROR line and went
     assert clock.getDelayedCalls() == []
 
 
@@ -197,3 +198,22 @@ def test_only_whole_lines_meet_the_idle_deadline() -> None:
         b"ERROR idle for 10 seconds; closing the connection\r\n"
     )
     assert transport.disconnecting
+
+
+def test_a_client_that_does_not_read_its_error_is_cut_off() -> None:
+    """A client sent an ERROR line and closed, that does not read it, is
+    cut off after a grace period rather than keep its place for ever."""
+    from sockserve.protocol import ERROR_GRACE
+
+    clock = Clock()
+    protocol, transport, _ = connectOnStringTransport(
+        "echo", Limits(idleTimeout=5), clock=clock
+    )
+    clock.advance(5)
+    assert transport.value().startswith(b"ERROR idle")
+    assert transport.disconnecting
+    assert not getattr(transport, "disconnected", False)
+    clock.advance(ERROR_GRACE)
+    assert transport.disconnected
+    protocol.connectionLost()
+    assert clock.getDelayedCalls() == []

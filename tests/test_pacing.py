@@ -118,27 +118,64 @@ def room(clock: Clock, maxPending: int = 1_000_000):
     return chatRoom, join
 
 
+def bulk(word: bytes) -> bytes:
+    """A read as a flood brings it: many lines, over 4 KiB."""
+    return b"".join(b"%s %d\n" % (word, n) for n in range(1000))
+
+
 def test_a_flood_waits_for_readers_and_loses_nothing() -> None:
-    """A sender whose lines outrun a reader is held (its connection paused)
-    while the reader drains, then goes on: the reader is never dropped, and
-    every line arrives, in order."""
+    """A sender whose bulk reads outrun a reader is held (its connection
+    paused) while the reader drains, then goes on: the reader is never
+    dropped, and every line arrives, in order. A line typed by someone else
+    meanwhile is not held."""
     clock = Clock()
-    _, join = room(clock, maxPending=100)
+    _, join = room(clock, maxPending=10_000_000)
     flooder, flooderOut = join("f:1")
     reader, readerOut = join("r:2")
-    flooder.linesReceived(b"one\n")
+    typist, typistOut = join("t:3")
+    flooder.linesReceived(bulk(b"one"))
     reader.pauseOutput()  # its connection is full
     readerOut.held = 50_000
-    flooder.linesReceived(b"two\n")
+    flooder.linesReceived(bulk(b"two"))
     assert flooderOut.paused
-    flooder.linesReceived(b"three\n")  # already read before the pause took
+    flooder.linesReceived(bulk(b"three"))  # read before the pause took
+    typist.linesReceived(b"a person's line\n")
+    assert not typistOut.paused
     readerOut.held = 10_000
     clock.advance(0.25)
     assert flooderOut.paused
     reader.resumeOutput()  # drained
     assert not flooderOut.paused
     assert not readerOut.aborted
-    assert readerOut.take() == b"<f:1> one\r\n<f:1> two\r\n<f:1> three\r\n"
+    lines = readerOut.take().split(b"\r\n")
+    flood = [line for line in lines if line.startswith(b"<f:1> ")]
+    assert flood == [
+        b"<f:1> %s %d" % (word, n)
+        for word in (b"one", b"two", b"three")
+        for n in range(1000)
+    ]
+    assert b"<t:3> a person's line" in lines
+
+
+def test_senders_released_together_may_leave() -> None:
+    """Two senders held for the same reader are released together, even
+    when the first one's held lines make it leave."""
+    clock = Clock()
+    chatRoom, join = room(clock, maxPending=10_000_000)
+    first, firstOut = join("a:1")
+    second, secondOut = join("b:2")
+    reader, readerOut = join("r:3")
+    reader.pauseOutput()
+    readerOut.held = 50_000
+    first.linesReceived(bulk(b"x") + b"/quit\n")
+    second.linesReceived(bulk(b"y"))
+    assert firstOut.paused
+    assert secondOut.paused
+    reader.resumeOutput()
+    assert firstOut.closed
+    assert not secondOut.paused
+    assert chatRoom.names() == ["b:2", "r:3"]
+    assert clock.getDelayedCalls() == []
 
 
 def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
@@ -152,12 +189,12 @@ def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
     _, otherOut = join("o:3")
     stuckOut.held = 80_000
     stuck.pauseOutput()
-    sender.linesReceived(b"hello\n")
+    sender.linesReceived(b"hello\n" + b"." * 4096 + b"\n")
     assert senderOut.paused
     clock.advance(1.25)
     assert not senderOut.paused
     for word in (b"a", b"b", b"c"):
         sender.linesReceived(word * 10 + b"\n")
     assert stuckOut.aborted
-    assert otherOut.take().count(b"<s:1> ") == 4
+    assert otherOut.take().count(b"<s:1> ") == 5
     assert clock.getDelayedCalls() == []

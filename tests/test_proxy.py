@@ -168,3 +168,42 @@ def test_behind_haproxy(processes: Processes, v2: str, tmp_path: Path) -> None:
         proxy.terminate()
         proxy.wait(10)
     assert f"* you are 127.0.0.1:{sourcePort};".encode() in greeting
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"PROXY TCP4 \x1b[31mevil 127.0.0.1 40000 5000\r\n",
+        b"PROXY TCP4 203.0.113.\xff 127.0.0.1 40000 5000\r\n",
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 notaport 5000\r\n",
+        b"GET / HTTP/1.1\r\n",
+    ],
+)
+def test_a_bad_header_closes_the_connection(header: bytes) -> None:
+    """A header whose address is not an IP address and port, or no header
+    at all, closes the connection; the server never sees it, and nothing
+    is raised."""
+    clock = Clock()
+    factory = buildFactory("chat", Limits(), clock, "Hi")
+    wrapper = ProxyHeaderFactory(factory, clock).buildProtocol(None)
+    transport = StringTransportWithDisconnection()
+    transport.protocol = wrapper
+    wrapper.makeConnection(transport)
+    wrapper.dataReceived(header + b"hello\n")
+    assert not transport.connected
+    assert transport.value() == b""
+    assert factory.room is not None
+    assert factory.room.population() == 0
+    assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.e2e
+def test_half_close_behind_a_proxy(processes: Processes) -> None:
+    """A client behind a PROXY header that half-closes still gets every
+    reply before the server closes, as without the header."""
+    server = processes.server("--port", "haproxy:tcp:0", mode="echo")
+    port = int(server.addresses[0].rpartition(":")[2])
+    sock = processes.connect(("127.0.0.1", port))
+    sock.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 5000\r\nhello\nlast")
+    sock.shutdown(socket.SHUT_WR)
+    assert receiveToEOF(sock) == b"OK .. hello\nOK .. last\n"

@@ -302,3 +302,26 @@ def test_a_closed_connection_does_not_spoil_its_class() -> None:
         assert canWriteDirectly(fresh)
     finally:
         fresh.socket.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsent_bytes_through_a_wrapper() -> None:
+    """What Twisted holds for a connection is read through a protocol
+    wrapper (the PROXY protocol's); an unknown transport says it cannot
+    tell."""
+    from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+    from sockserve._sending import unsentBytes
+
+    async with connectedPair() as (server, client):
+        big = stallClient(server, client)
+        assert server.transport is not None
+        server.transport.write(big)
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Protocol())
+        wrapper.transport = server.transport
+        held = unsentBytes(wrapper)
+        assert held is not None
+        assert held == buffered(server.transport) > 0
+        resume(client)
+        await client.waitFor(lambda received: len(received) == len(big))
+    assert unsentBytes(StringTransport()) is None

@@ -155,3 +155,14 @@ def test_openssl_and_ncat_speak_to_it(processes: Processes, authority) -> None:
         input=b"hi\n",
     )
     assert result.stdout == b"OK .. hi\n", result
+
+
+def test_timeout_ends_a_tls_client_that_gets_no_answer(processes: Processes) -> None:
+    """--tls against a server that does not speak TLS: --timeout still ends
+    the client, with status 124, not a hang."""
+    server = processes.server(mode="chat")
+    result = client(
+        processes, "--tls", "--insecure", "-t", "1", "127.0.0.1", str(server.port), "hi"
+    )
+    assert result.returncode in (1, 124), result
+    assert b"Traceback" not in result.stderr

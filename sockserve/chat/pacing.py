@@ -149,10 +149,14 @@ class OutputPressure:
             if progress.at >= since
         }
         released = [
-            sender for sender in self._held if not waiting or waiting == {sender}
+            self._held.pop(sender)
+            for sender in list(self._held)
+            if not waiting or waiting == {sender}
         ]
-        for sender in released:
-            self._held.pop(sender).callback(None)
+        # Fired once all are out of the way: a released sender's lines may
+        # release others (or make members leave) at once.
+        for held in released:
+            held.callback(None)
         if not self._behind and not self._held and self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -38,6 +38,11 @@ HELP = (
 
 MAX_WHO_NAMES = 100
 
+# A read at least this large is a flood, not typing: its sender waits while
+# a member that reads is behind (see OutputPressure). A person's lines go
+# through at once.
+BULK = 4096
+
 # CR belongs to the line ending; telnet sends a typed CR as CR NUL.
 _LINE_END_NOISE = b"\r\x00"
 _SLASH = ord("/")
@@ -285,7 +290,11 @@ class ChatSession:
         safe = linesAreSafe(chunk)
         if self._waiting:
             self._held.append(partial(self._run, lines, safe))
-        elif self.pressure is not None and self.pressure.holdsBack(self):
+        elif (
+            len(chunk) >= BULK
+            and self.pressure is not None
+            and self.pressure.holdsBack(self)
+        ):
             # The sender pays: its lines wait until the members who read
             # have caught up, and its connection stops reading meanwhile.
             self._held.append(partial(self._run, lines, safe))
