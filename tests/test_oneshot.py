@@ -79,11 +79,11 @@ def test_request_timeout_zero_is_off() -> None:
 def test_one_timer_for_many_requests() -> None:
     """Requests waiting at once share one timer, each with its own deadline."""
     clock = Clock()
-    _, firstOut, factory = connectOnStringTransport(
+    first, firstOut, factory = connectOnStringTransport(
         "oneshot", Limits(requestTimeout=30), clock=clock
     )
     clock.advance(10)
-    _, secondOut, _ = connectOnStringTransport(
+    second, secondOut, _ = connectOnStringTransport(
         "oneshot", factory=factory, peer=("127.0.0.1", 40001)
     )
     assert len(clock.getDelayedCalls()) == 1
@@ -92,6 +92,8 @@ def test_one_timer_for_many_requests() -> None:
     assert secondOut.value() == b""
     clock.advance(10)
     assert secondOut.value().startswith(b"ERROR no complete request")
+    first.connectionLost()  # both read their ERROR lines and went
+    second.connectionLost()
     assert clock.getDelayedCalls() == []
 
 

@@ -176,12 +176,14 @@ class ChatSession:
         self.queue: list[bytes] = []
         self.queued = 0
         self._waiting = False
-        # Input held while the room answers a request (rarely any).
-        self._held: list[Callable[[], object]] = []
+        # Input held while the room answers a request, or while the member
+        # floods (rarely any: made on first use).
+        self._held: list[Callable[[], object]] | None = None
         self._sleeping: Deferred[None] | None = None
-        self._commands = Budget(policy.commandBurst)
-        self._output = Budget(policy.floodLimit)
-        self._renames: list[float] = []
+        # Made on first use: most members never need them.
+        self._commands: Budget | None = None
+        self._output: Budget | None = None
+        self._renames: tuple[float, ...] = ()
 
     # Joining and leaving
 
@@ -249,7 +251,7 @@ class ChatSession:
         if self.closing:
             return
         self.closing = True
-        self._held.clear()
+        self._held = None
         sleeping, self._sleeping = self._sleeping, None
         if sleeping is not None and not sleeping.called:
             sleeping.cancel()
@@ -289,7 +291,7 @@ class ChatSession:
         lines.pop()
         safe = linesAreSafe(chunk)
         if self._waiting:
-            self._held.append(partial(self._run, lines, safe))
+            self._hold(partial(self._run, lines, safe))
         elif (
             len(chunk) >= BULK
             and self.pressure is not None
@@ -297,7 +299,7 @@ class ChatSession:
         ):
             # The sender pays: its lines wait until the members who read
             # have caught up, and its connection stops reading meanwhile.
-            self._held.append(partial(self._run, lines, safe))
+            self._hold(partial(self._run, lines, safe))
             self._waitFor(self.pressure.hold(self))
         else:
             self._run(lines, safe)
@@ -310,7 +312,7 @@ class ChatSession:
         if unfinished:
             self.linesReceived(unfinished + b"\n")
         if self._waiting:
-            self._held.append(self.quit)
+            self._hold(self.quit)
         elif not self.closing:
             self.quit()
 
@@ -339,10 +341,12 @@ class ChatSession:
                 return
             if step is not None and not step.called:
                 rest = lines[index + 1 :]
-                self._held.insert(0, partial(self._run, rest, safe))
+                self._hold(first=True, step=partial(self._run, rest, safe))
                 self._waitFor(step)
                 return
             policy = self.policy
+            if self._commands is None:
+                self._commands = Budget(policy.commandBurst)
             wait = self._commands.spend(
                 policy.clock.seconds(), 1, policy.commandRate, policy.commandBurst
             )
@@ -368,6 +372,8 @@ class ChatSession:
         if not limit or recipients <= 0:
             return 0.0
         size = sum(map(len, messages)) + len(messages) * (len(self.name) + 5)
+        if self._output is None:
+            self._output = Budget(limit)
         return self._output.spend(
             self.policy.clock.seconds(), size * recipients, limit, limit
         )
@@ -378,9 +384,21 @@ class ChatSession:
         is read after them (the connection stops reading meanwhile).
         """
         if rest:
-            self._held.insert(0, partial(self._run, rest, safe))
+            self._hold(first=True, step=partial(self._run, rest, safe))
         sleeping = self._sleeping = deferLater(self.policy.clock, seconds, _nothing)
         self._waitFor(sleeping)
+
+    def _hold(self, step: Callable[[], object], first: bool = False) -> None:
+        """
+        Keep C{step} (a piece of input, or a quit) until the member may go
+        on: after what is held already, or before it if C{first}.
+        """
+        if self._held is None:
+            self._held = []
+        if first:
+            self._held.insert(0, step)
+        else:
+            self._held.append(step)
 
     def _waitFor(self, step: Deferred[None]) -> None:
         """
@@ -435,7 +453,7 @@ class ChatSession:
         policy = self.policy
         now = policy.clock.seconds()
         since = now - policy.renameWindow
-        self._renames = [when for when in self._renames if when > since]
+        self._renames = tuple(when for when in self._renames if when > since)
         if len(self._renames) >= policy.renames:
             wait = math.ceil(self._renames[0] - since)
             self.receive(
@@ -452,7 +470,7 @@ class ChatSession:
             return
         self.name = self.room.nameOf(self)
         if self.name != oldName:
-            self._renames.append(self.policy.clock.seconds())
+            self._renames += (self.policy.clock.seconds(),)
             if self.policy.logRenames:
                 self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
         self.receive(Notice(f"you are now known as {self.name}"))
