@@ -125,20 +125,20 @@ def bulk(word: bytes) -> bytes:
 
 def test_a_flood_waits_for_readers_and_loses_nothing() -> None:
     """A sender whose bulk reads outrun a reader is held (its connection
-    paused) while the reader drains, then goes on: the reader is never
-    dropped, and every line arrives, in order. A line typed by someone else
-    meanwhile is not held."""
+    paused), a slice at a time, once the reader is far behind and while it
+    drains; then it goes on: the reader is never dropped, and every line
+    arrives, in order. A line typed by someone else meanwhile is not held."""
     clock = Clock()
-    _, join = room(clock, maxPending=10_000_000)
+    _, join = room(clock, maxPending=80_000)  # far behind past 10,000 bytes
     flooder, flooderOut = join("f:1")
     reader, readerOut = join("r:2")
     typist, typistOut = join("t:3")
     flooder.linesReceived(bulk(b"one"))
     reader.pauseOutput()  # its connection is full
     readerOut.held = 50_000
-    flooder.linesReceived(bulk(b"two"))
+    flooder.linesReceived(bulk(b"two"))  # leaves the reader far behind
+    flooder.linesReceived(bulk(b"three"))
     assert flooderOut.paused
-    flooder.linesReceived(bulk(b"three"))  # read before the pause took
     typist.linesReceived(b"a person's line\n")
     assert not typistOut.paused
     readerOut.held = 10_000
@@ -167,6 +167,8 @@ def test_senders_released_together_may_leave() -> None:
     reader, readerOut = join("r:3")
     reader.pauseOutput()
     readerOut.held = 50_000
+    assert reader.pressure is not None
+    reader.pressure.fellBehind(reader, readerOut.unsent)
     first.linesReceived(bulk(b"x") + b"/quit\n")
     second.linesReceived(bulk(b"y"))
     assert firstOut.paused
@@ -179,22 +181,23 @@ def test_senders_released_together_may_leave() -> None:
 
 
 def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
-    """A member that stopped reading holds the sender only `patience`
+    """A member that stopped reading holds a bulk sender only `patience`
     seconds; then its queue fills and it is dropped, and the others get
     everything."""
     clock = Clock()
-    _, join = room(clock, maxPending=40)
+    _, join = room(clock, maxPending=80_000)
     sender, senderOut = join("s:1")
     stuck, stuckOut = join("x:2")
     _, otherOut = join("o:3")
     stuckOut.held = 80_000
     stuck.pauseOutput()
-    sender.linesReceived(b"hello\n" + b"." * 4096 + b"\n")
+    sender.linesReceived(bulk(b"a"))  # leaves it far behind
+    sender.linesReceived(bulk(b"b"))
     assert senderOut.paused
     clock.advance(1.25)
     assert not senderOut.paused
-    for word in (b"a", b"b", b"c"):
-        sender.linesReceived(word * 10 + b"\n")
+    for word in (b"c", b"d", b"e", b"f", b"g"):
+        sender.linesReceived(bulk(word))
     assert stuckOut.aborted
-    assert otherOut.take().count(b"<s:1> ") == 5
+    assert otherOut.take().count(b"<s:1> ") == 7000
     assert clock.getDelayedCalls() == []

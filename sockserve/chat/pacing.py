@@ -2,11 +2,12 @@
 The sender pays: a member who sends faster than the room reads is slowed,
 and the members who read are never dropped because of it.
 
-A member whose connection cannot take more output (its transport's buffer is
-full) is I{behind}. While some member other than the sender is behind and
-I{still draining} (what its connection holds went down within the last
-C{patience} seconds), a sender's further input is held, and its connection
-stops reading, so TCP pushes back on the sender. A member that has stopped
+A member with more than an eighth of C{--max-pending} queued beyond what its
+connection holds is I{behind}. While some member other than the sender is
+behind and I{still draining} (what its connection holds went down within the
+last C{patience} seconds), a bulk sender's further input (a flood, relayed a
+slice of a few KiB at a time) is held, and its connection stops reading, so
+TCP pushes back on the sender. A member that has stopped
 reading is not waited for: once it has made no progress for C{patience}
 seconds, senders go on, its queue fills to C{--max-pending} and it is
 dropped, as before. Both halves matter: waiting for a member that never

@@ -38,10 +38,13 @@ HELP = (
 
 MAX_WHO_NAMES = 100
 
-# A read at least this large is a flood, not typing: its sender waits while
-# a member that reads is behind (see OutputPressure). A person's lines go
-# through at once.
+# A read at least this large is a flood, not typing: it is relayed this
+# much at a time, each slice only once no member that still reads is far
+# behind (see OutputPressure). A person's lines go through at once.
 BULK = 4096
+# A member is far behind once it has this share of --max-pending queued
+# beyond what its connection holds.
+BEHIND = 8
 
 # CR belongs to the line ending; telnet sends a typed CR as CR NUL.
 _LINE_END_NOISE = b"\r\x00"
@@ -287,22 +290,47 @@ class ChatSession:
         """
         if self.closing:
             return
+        if len(chunk) >= BULK and self.pressure is not None:
+            self._bulkReceived(chunk)
+            return
         lines = chunk.split(b"\n")
         lines.pop()
         safe = linesAreSafe(chunk)
         if self._waiting:
             self._hold(partial(self._run, lines, safe))
-        elif (
-            len(chunk) >= BULK
-            and self.pressure is not None
-            and self.pressure.holdsBack(self)
-        ):
-            # The sender pays: its lines wait until the members who read
-            # have caught up, and its connection stops reading meanwhile.
-            self._hold(partial(self._run, lines, safe))
-            self._waitFor(self.pressure.hold(self))
         else:
             self._run(lines, safe)
+
+    def _bulkReceived(self, chunk: bytes) -> None:
+        """
+        Relay a large read a slice of about L{BULK} bytes at a time, each
+        slice only once no member that reads is far behind (see
+        L{_bulkSlice}): a flood is paced to the readers a slice at a time,
+        and what it makes each member queue stays small.
+        """
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start + BULK - 1) + 1 or len(chunk)
+            piece = chunk[start:end]
+            start = end
+            if self._waiting:
+                self._hold(partial(self._bulkSlice, piece))
+            elif not self.closing:
+                self._bulkSlice(piece)
+
+    def _bulkSlice(self, piece: bytes) -> None:
+        """
+        Relay one slice of a large read, unless members that read are far
+        behind: then the sender pays, its slice waits until they have caught
+        up, and its connection stops reading meanwhile.
+        """
+        if self.pressure is not None and self.pressure.holdsBack(self):
+            self._hold(partial(self._bulkSlice, piece), first=True)
+            self._waitFor(self.pressure.hold(self))
+            return
+        lines = piece.split(b"\n")
+        lines.pop()
+        self._run(lines, linesAreSafe(piece))
 
     def inputEnded(self, unfinished: bytes) -> None:
         """
@@ -537,6 +565,9 @@ class ChatSession:
             self.connection.abort()
             return
         self.queue.append(data)
+        if self.pressure is not None and self.queued > self.maxPending // BEHIND:
+            # Far behind: bulk senders wait while it still reads.
+            self.pressure.fellBehind(self, self.connection.unsent)
 
     def flushQueue(self) -> None:
         """
@@ -554,8 +585,6 @@ class ChatSession:
         """
         self._connectionFull = True
         self.outputPaused = True
-        if self.pressure is not None and not self.closing:
-            self.pressure.fellBehind(self, self.connection.unsent)
 
     def resumeOutput(self) -> None:
         """
@@ -563,11 +592,12 @@ class ChatSession:
         member has been greeted).
         """
         self._connectionFull = False
-        if self.pressure is not None:
-            self.pressure.caughtUp(self)
         if self.joined:
             self.outputPaused = False
             self.flushQueue()
+        if self.pressure is not None:
+            # After the flush: senders released now write straight through.
+            self.pressure.caughtUp(self)
 
 
 def _nothing() -> None:
