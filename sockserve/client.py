@@ -27,12 +27,15 @@ from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 from twisted.internet import error as neterror
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import ILogObserver, LogEvent
 from twisted.python import usage
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from sockserve._endpoints import quoteColons, splitDescription, unquoteColons
 from sockserve._text import plural
@@ -389,22 +392,52 @@ class PrintingClient(Protocol):
         self.reason: Failure | None = None
         self.closeAfterLine = False
         self.tls = False
+        # Over TLS, the host the certificate must name, checked here as well
+        # as by Twisted, which lets a certificate without subjectAltName by.
+        self.checkName: str | None = None
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Print what arrived.
+        Print what arrived (over TLS, once the certificate is known to name
+        the server).
         """
+        if self.checkName is not None:
+            host, self.checkName = self.checkName, None
+            if not self._certificateNames(host):
+                return
         self.output.write(data)
         self.output.flush()
         if self.closeAfterLine and b"\n" in data:
             self.closeAfterLine = False
             self.transport.loseConnection()
 
+    def _certificateNames(self, host: str) -> bool:
+        from service_identity.exceptions import (
+            CertificateError,
+            VerificationError,
+        )
+        from service_identity.pyopenssl import verify_hostname, verify_ip_address
+
+        connection = self.transport.getHandle()  # type: ignore[attr-defined]
+        try:
+            if isIPAddress(host) or isIPv6Address(host):
+                verify_ip_address(connection, host)
+            else:
+                verify_hostname(connection, host)
+        except (CertificateError, VerificationError):
+            self.reason = Failure()
+            self.transport.abortConnection()
+            return False
+        return True
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         The server closed (or the connection broke): we are done.
         """
-        self.reason = reason
+        if self.reason is None or not isinstance(
+            self.reason.value, _CERTIFICATE_ERRORS
+        ):
+            self.reason = reason
         if not self.done.called:
             self.done.callback(None)
 
@@ -464,6 +497,8 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
         endpoint = wrapClientTLS(options["tlsOptions"], endpoint)
     client = PrintingClient(stdout)
     client.tls = bool(options["tls"])
+    if options["tls"] and not options["insecure"]:
+        client.checkName = serverName(options["description"])
     try:
         await connectProtocol(endpoint, client)
     except Exception:
@@ -513,6 +548,17 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
     return 0
 
 
+def _certificateErrors() -> tuple[type[Exception], ...]:
+    try:
+        from service_identity.exceptions import CertificateError, VerificationError
+    except ImportError:  # pragma: no cover - no TLS
+        return ()
+    return (CertificateError, VerificationError)
+
+
+_CERTIFICATE_ERRORS = _certificateErrors()
+
+
 def tlsStatus(options: ClientOptions, client: PrintingClient) -> int:
     """
     Say, in one line, why TLS failed, if it did; return the exit status.
@@ -524,6 +570,13 @@ def tlsStatus(options: ClientOptions, client: PrintingClient) -> int:
         return 0
     sys.stderr.write(failure + "\n")
     return EXIT_CONNECT_FAILED
+
+
+@implementer(ILogObserver)
+def _ignore(event: LogEvent) -> None:
+    """
+    Drop a log event.
+    """
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -542,7 +595,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
         sys.exit(EXIT_USAGE)
     from twisted.internet import reactor as global_reactor
+    from twisted.logger import globalLogBeginner
 
+    # The client says what went wrong itself, in one line: Twisted's own log
+    # (a certificate it could not check, say) would print a traceback.
+    globalLogBeginner.beginLoggingTo([_ignore], redirectStandardIO=False)
     reactor: Any = global_reactor
     status = [0]
 

@@ -166,3 +166,69 @@ def test_timeout_ends_a_tls_client_that_gets_no_answer(processes: Processes) -> 
     )
     assert result.returncode in (1, 124), result
     assert b"Traceback" not in result.stderr
+
+
+def certificateWithoutNames(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate from it with no subjectAltName (only a
+    common name), as old tools make them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    caName = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(caName)
+        .issuer_name(caName)
+        .public_key(caKey.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(caKey, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(caName)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(caKey, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "leaf.key", directory / "leaf.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    paths[2].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def test_a_certificate_without_names_is_refused(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """A trusted certificate with no subjectAltName does not name the host:
+    one line, exit 1, nothing printed of what the server sent, no traceback
+    (Twisted itself lets such a certificate by, and logs a traceback)."""
+    authority = certificateWithoutNames(tmp_path)
+    _, port = tlsServer(processes, authority, "oneshot")
+    result = client(
+        processes, "--tls", "--cafile", str(authority[0]), "localhost", str(port), "hi"
+    )
+    assert (result.returncode, result.stdout) == (1, b""), result
+    assert result.stderr.decode() == (
+        f"TLS failure with localhost:{port}: "
+        "Certificate does not contain any `subjectAltName`s.\n"
+    )
