@@ -75,9 +75,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LISTENING = re.compile(rb"sockserve chat server listening on 127\.0\.0\.1:(\d+)")
+from bench.soak import startServer
+
 GREETING = re.compile(rb"\* you are ([^;\r\n]+);")
-TWISTD = Path(sys.executable).parent / "twistd"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 PROBE_INTERVAL = 0.02
@@ -87,7 +87,6 @@ PROBE_MARK = b"> p "
 READ_SIZE = 1024 * 1024
 JOIN_TIMEOUT = 30.0
 SYNC_TIMEOUT = 30.0
-START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 TCP_ESTABLISHED = 1
 
@@ -461,37 +460,6 @@ async def runClients(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def startServer(size: int, logPath: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """
-    Start a chat server for a room of C{size} on an OS-chosen loopback port,
-    logging to C{logPath}; return it and its port.
-    """
-    with logPath.open("wb") as logFile:
-        server = subprocess.Popen(
-            [
-                str(TWISTD),
-                "-n",
-                "--pidfile=",
-                "sockserve",
-                "--port",
-                "0",
-                "--max-clients",
-                str(size + 5),
-                "--quiet",
-            ],
-            stdout=logFile,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and server.poll() is None:
-        match = LISTENING.search(logPath.read_bytes())
-        if match:
-            return server, int(match.group(1))
-        time.sleep(0.05)  # polling a log file for the start-up line
-    stopServer(server)
-    raise RuntimeError(f"the server did not start:\n{logPath.read_text()}")
-
-
 def stopServer(server: subprocess.Popen[bytes]) -> None:
     """
     Stop C{server} with SIGTERM, and kill it if it has not exited in time.
@@ -512,7 +480,7 @@ def runVariant(
     Run one variant against a fresh server, stopped at the end whatever
     happens.
     """
-    server, port = startServer(size, logPath)
+    server, port = startServer(size, logPath, "--quiet")
     try:
         return asyncio.run(runClients(port, server.pid, size, flooded, seconds))
     finally:

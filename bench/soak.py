@@ -218,11 +218,13 @@ def rss(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def startServer(maxClients: int, logPath: Path) -> tuple[subprocess.Popen[bytes], int]:
+def startServer(
+    maxClients: int, logPath: Path, *options: str
+) -> tuple[subprocess.Popen[bytes], int]:
     """
-    Start a chat server on an OS-chosen loopback port, logging to C{logPath}
-    (a file: a pipe nobody drains would block the server); return it and
-    its port.
+    Start a chat server (with C{options}) for C{maxClients} on an OS-chosen
+    loopback port, logging to C{logPath} (a file: a pipe nobody drains would
+    block the server); return it and its port.
     """
     with logPath.open("wb") as logFile:
         server = subprocess.Popen(
@@ -233,6 +235,7 @@ def startServer(maxClients: int, logPath: Path) -> tuple[subprocess.Popen[bytes]
                 "sockserve",
                 "--port=0",
                 f"--max-clients={maxClients + 10}",
+                *options,
             ],
             stdout=logFile,
             stderr=subprocess.STDOUT,
