@@ -265,10 +265,8 @@ def clientTLSOptions(host: str, cafile: str | None, insecure: bool) -> object:
 
     @raise ImportError: pyOpenSSL is missing (sockserve[tls] brings it).
     """
-    try:
-        from twisted.internet import ssl
-    except ImportError:  # pragma: no cover - twisted.internet.ssl imports lazily
-        raise
+    from twisted.internet import ssl
+
     try:
         import OpenSSL  # noqa: F401
     except ImportError:
