@@ -149,12 +149,13 @@ class ConnectionRegistry:
 
         @return: a L{Deferred} that fires once every connection is gone.
         """
-        if self.logLimit is not None:
-            self.logLimit.flush()
         if not self._connections:
+            self._flushLog()
             return succeed(None)
         drained: Deferred[None] = Deferred()
         self._drained.append(drained)
+        # Summaries of what the closing connections cause are logged too.
+        drained.addCallback(lambda ignored: self._flushLog())
         for connection in list(self._connections):
             connection.beginShutdown()
         if not self._connections:
@@ -168,6 +169,10 @@ class ConnectionRegistry:
 
         drained.addCallback(cancelTimer)
         return drained
+
+    def _flushLog(self) -> None:
+        if self.logLimit is not None:
+            self.logLimit.flush()
 
     def _abortRemaining(self) -> None:
         remaining = list(self._connections)

@@ -151,7 +151,15 @@ class ClientOptions(CommandOptions):
                 break
             if argument.startswith("-") and argument != "-":
                 options.append(argument)
-                if argument in takesValue:
+                # "-kt 5": flags run together, the last taking the next word.
+                combined = (
+                    not argument.startswith("--")
+                    and len(argument) > 2
+                    and argument[1:-1].isalpha()
+                    and f"-{argument[-1]}" in takesValue
+                    and all(f"-{flag}" not in takesValue for flag in argument[1:-1])
+                )
+                if argument in takesValue or combined:
                     value = next(remaining, None)
                     if value is not None:
                         options.append(value)

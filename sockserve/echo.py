@@ -97,5 +97,7 @@ class EchoProtocol(LineServerProtocol):
         self.answerWaiting()
         rest = self.lines.takePending()
         if rest:
-            self.send(REPLY_PREFIX + rest + b"\n")
+            reply = REPLY_PREFIX + rest + b"\n"
+            self.context.stats.bytesOut += len(reply)
+            self.send(reply)
         self.close()

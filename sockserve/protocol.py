@@ -315,7 +315,9 @@ class LineServerProtocol(Protocol):
         """
         if self.closing:
             return
-        self.send(b"ERROR " + message.encode("utf-8") + CRLF)
+        line = b"ERROR " + message.encode("utf-8") + CRLF
+        self.context.stats.bytesOut += len(line)
+        self.send(line)
         self.close()
         # A client that does not read even its ERROR line would keep its
         # place for ever: cut it off if the line is not gone in a while.

@@ -102,3 +102,56 @@ def test_shutdown_aborts_after_grace() -> None:
     clock.advance(0.1)
     assert stays.aborted
     assert done.called
+
+
+def test_log_summaries_are_flushed_once_everyone_has_gone() -> None:
+    """What the closing connections cause during the shutdown grace period
+    is summarised too, once the last one has gone."""
+    from twisted.internet.task import Clock
+    from twisted.logger import (
+        ILogObserver,
+        LogEvent,
+        Logger,
+        LogLevel,
+        formatEvent,
+        globalLogPublisher,
+    )
+    from zope.interface import implementer
+
+    from sockserve._loglimit import LogLimiter
+
+    clock = Clock()
+    limiter = LogLimiter(clock, perWindow=1)
+    registry = ConnectionRegistry(logLimit=limiter)
+    lines: list[str] = []
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        lines.append(formatEvent(event))
+
+    class Slow:
+        peerHost = None
+
+        def beginShutdown(self) -> None:
+            log = Logger(namespace="test")
+            for _ in range(3):
+                limiter.emit(log, LogLevel.info, "goodbyes", "goodbye")
+
+        def abort(self) -> None:
+            pass
+
+    slow = Slow()
+    registry.admit(slow)
+    globalLogPublisher.addObserver(observe)
+    try:
+        done = registry.shutdown(clock, 5.0)
+        assert lines == ["goodbye"]
+        registry.remove(slow)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert done.called
+    assert lines == [
+        "goodbye",
+        "2 more goodbyes not logged in 10 s; the first of them: goodbye",
+    ]
+    assert clock.getDelayedCalls() == []

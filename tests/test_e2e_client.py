@@ -133,6 +133,8 @@ def test_options_anywhere(processes: Processes) -> None:
     assert (result.returncode, result.stdout) == (0, b"OK .. hi\n"), result
     result = client(processes, "127.0.0.1", port, "--", "-n")
     assert (result.returncode, result.stdout) == (0, b"OK .. -n\n"), result
+    result = client(processes, "127.0.0.1", port, "hi", "-kt", "5")
+    assert (result.returncode, result.stdout) == (0, b"OK .. hi\n"), result
 
 
 def test_interactive_says_connected(processes: Processes) -> None:

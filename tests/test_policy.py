@@ -36,6 +36,20 @@ def test_churn_is_counted_per_address() -> None:
     assert not churn.joining("10.0.0.7")
 
 
+def test_an_ipv6_network_counts_as_one_address() -> None:
+    """Addresses of one IPv6 /64 count together: rotating through them
+    does not escape the churn rule."""
+    clock = Clock()
+    churn = ChurnWatch(clock, limit=3, window=10.0)
+    assert [churn.joining(f"2001:db8::{n:x}") for n in range(1, 5)] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert not churn.joining("2001:db8:0:1::1")  # another /64
+
+
 def test_an_address_that_churns_is_not_announced() -> None:
     """Joining and leaving in a loop from one address does not become a
     flood of notices to the room: past the limit, its comings and goings

@@ -12,6 +12,7 @@ its churn is not announced to everyone.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -46,10 +47,27 @@ class Budget:
         return 0.0 if self._tokens >= 0 else -self._tokens / rate
 
 
+_PRUNE_AT = 10_000
+
+
+def _network(host: str) -> str:
+    """
+    Return what counts as one address for churn: an IPv4 address, or the
+    /64 network of an IPv6 one (one machine may hold all of it).
+    """
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.ip_network(f"{host}/64", strict=False))
+    except ValueError:
+        return host
+
+
 class ChurnWatch:
     """
-    Count recent joins by address, to tell an address that comes and goes
-    again and again (whose joins and departures are then not announced).
+    Count recent joins by address (an IPv6 address by its /64), to tell an
+    address that comes and goes again and again (whose joins and departures
+    are then not announced).
 
     @ivar limit: joins from one address within C{window} seconds before its
         further joins are quiet.
@@ -60,6 +78,7 @@ class ChurnWatch:
         self.limit = limit
         self.window = window
         self._joins: dict[str, deque[float]] = {}
+        self._prune = _PRUNE_AT
 
     def joining(self, host: str | None) -> bool:
         """
@@ -67,13 +86,17 @@ class ChurnWatch:
         """
         if host is None:
             return False
+        key = _network(host)
         now = self.clock.seconds()
         since = now - self.window
-        if len(self._joins) > 10_000:
+        if len(self._joins) >= self._prune:
             self._joins = {
                 key: times for key, times in self._joins.items() if times[-1] > since
             }
-        times = self._joins.setdefault(host, deque(maxlen=self.limit + 1))
+            # Pruned again only once the table has doubled: a cost shared by
+            # as many joins as it removes at most.
+            self._prune = max(_PRUNE_AT, 2 * len(self._joins))
+        times = self._joins.setdefault(key, deque(maxlen=self.limit + 1))
         times.append(now)
         while times and times[0] <= since:
             times.popleft()
