@@ -18,7 +18,13 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogBeginner
+from twisted.logger import (
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    formatEvent,
+    globalLogBeginner,
+)
 from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,14 +35,16 @@ from sockserve.tap import Options, makeServerService
 @implementer(ILogObserver)
 def toMainProcess(event: LogEvent) -> None:
     """
-    Write C{event} to stdout in one line (a failure's traceback after it):
-    the main process adds the time and the worker's name.
+    Write C{event} to stdout, each line after the event's level (a
+    failure's traceback after its text): the main process logs it at that
+    level, with the time and the worker's name.
     """
     text = formatEvent(event)
     failure = event.get("log_failure")
     if failure is not None:
         text += "\n" + failure.getTraceback()
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    level = event.get("log_level", LogLevel.info).name
+    sys.stdout.write("".join(f"{level} {line}\n" for line in text.splitlines()))
     sys.stdout.flush()
 
 

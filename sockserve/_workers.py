@@ -31,7 +31,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import InvalidLogLevelError, Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -84,18 +84,26 @@ class WorkerProcess(ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         """
-        Log what the worker logged (one event a line), through the main
-        process's logger: it reaches the same log file, daemon or not.
+        Log what the worker logged (each line after its level), through the
+        main process's logger, at the worker's level: it reaches the same log
+        file, daemon or not.
         """
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         assert self.transport is not None
-        for line in lines:
-            log.info(
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            name, _, text = line.partition(" ")
+            try:
+                level = LogLevel.levelWithName(name)
+            except InvalidLogLevelError:
+                level, text = LogLevel.info, line
+            log.emit(
+                level,
                 "[worker {index} pid {pid}] {line}",
                 index=self.index,
                 pid=self.transport.pid,
-                line=line.decode("utf-8", "replace"),
+                line=text,
             )
 
     errReceived = outReceived

@@ -189,3 +189,32 @@ def test_workers_are_bounded_and_per_address_limits_say_so() -> None:
     assert "per address in each worker process" in (
         server.listeners[0].factory.context.registry.perIPScope
     )
+
+
+def test_worker_lines_keep_their_level() -> None:
+    """What a worker logs at warn (a refusal) is logged at warn by the main
+    process; a line without a level is logged at info."""
+    from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
+
+    from sockserve._workers import WorkerProcess
+
+    seen: list[tuple[object, str]] = []
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == "sockserve._workers":
+            seen.append((event["log_level"], event["line"]))
+
+    worker = WorkerProcess(1, lambda worker, reason: None)
+    worker.transport = FakeProcessTransport()  # type: ignore[assignment]
+    globalLogPublisher.addObserver(observe)
+    try:
+        worker.outReceived(b"warn Refused 127.0.0.1:5: full\ninfo hel")
+        worker.outReceived(b"lo\nno level here\n")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert seen == [
+        (LogLevel.warn, "Refused 127.0.0.1:5: full"),
+        (LogLevel.info, "hello"),
+        (LogLevel.info, "no level here"),
+    ]
