@@ -48,17 +48,26 @@ _CLASS_STATE = (
 _KNOWN_KINDS: dict[type, bool] = {}
 
 
-def canWriteDirectly(transport: object) -> bool:
+def _readableKind(kind: type) -> bool:
     """
-    Tell whether C{transport} is a plain (not TLS) Twisted TCP connection whose
-    buffer state L{writerFor} knows how to read.
+    Tell whether transports of class C{kind} are Twisted TCP connections
+    whose buffer state this module knows how to read (worked out once per
+    class).
     """
-    kind = type(transport)
     known = _KNOWN_KINDS.get(kind)
     if known is None:
         known = _KNOWN_KINDS[kind] = issubclass(kind, tcp.Connection) and all(
             hasattr(kind, name) for name in _CLASS_STATE
         )
+    return known
+
+
+def canWriteDirectly(transport: object) -> bool:
+    """
+    Tell whether C{transport} is a plain (not TLS) Twisted TCP connection whose
+    buffer state L{writerFor} knows how to read.
+    """
+    known = _readableKind(type(transport))
     # startTLS turns TLS on for one connection, not for its class; a closed
     # connection has lost its socket.
     return (
@@ -93,12 +102,7 @@ def unsentBytes(transport: object) -> int | None:
     """
     if isinstance(transport, ProtocolWrapper):
         transport = transport.transport
-    kind = type(transport)
-    known = _KNOWN_KINDS.get(kind)
-    if known is None:
-        canWriteDirectly(transport)
-        known = _KNOWN_KINDS[kind]
-    if not known or not hasattr(transport, "_tempDataLen"):
+    if not _readableKind(type(transport)) or not hasattr(transport, "_tempDataLen"):
         return None
     connection: tcp.Connection = transport  # type: ignore[assignment]
     return len(connection.dataBuffer) - connection.offset + connection._tempDataLen

@@ -297,13 +297,12 @@ def describeTLSFailure(target: str, reason: Failure) -> str | None:
     """
     try:
         from OpenSSL.SSL import Error as SSLError
-        from service_identity.exceptions import CertificateError, VerificationError
     except ImportError:  # pragma: no cover - no TLS, no TLS failure
         return None
     error = reason.value
-    if isinstance(error, VerificationError):
+    if isinstance(error, _CERTIFICATE_ERRORS[1:]):
         return f"TLS failure with {target}: its certificate does not name it ({error})"
-    if isinstance(error, CertificateError):
+    if isinstance(error, _CERTIFICATE_ERRORS):
         return f"TLS failure with {target}: {error}"
     if isinstance(error, SSLError):
         details = [
@@ -418,10 +417,6 @@ class PrintingClient(Protocol):
             self.transport.loseConnection()
 
     def _certificateNames(self, host: str) -> bool:
-        from service_identity.exceptions import (
-            CertificateError,
-            VerificationError,
-        )
         from service_identity.pyopenssl import verify_hostname, verify_ip_address
 
         connection = self.transport.getHandle()  # type: ignore[attr-defined]
@@ -430,7 +425,7 @@ class PrintingClient(Protocol):
                 verify_ip_address(connection, host)
             else:
                 verify_hostname(connection, host)
-        except (CertificateError, VerificationError):
+        except _CERTIFICATE_ERRORS:
             self.reason = Failure()
             self.transport.abortConnection()
             return False
@@ -555,6 +550,10 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
 
 
 def _certificateErrors() -> tuple[type[Exception], ...]:
+    """
+    Return service_identity's errors: a certificate it cannot check, then
+    one that does not name the host.
+    """
     try:
         from service_identity.exceptions import CertificateError, VerificationError
     except ImportError:  # pragma: no cover - no TLS

@@ -167,8 +167,8 @@ def test_senders_released_together_may_leave() -> None:
     reader, readerOut = join("r:3")
     reader.pauseOutput()
     readerOut.held = 50_000
-    assert reader.pressure is not None
-    reader.pressure.fellBehind(reader, readerOut.unsent)
+    assert reader.policy.pressure is not None
+    reader.policy.pressure.fellBehind(reader, readerOut.unsent)
     first.linesReceived(bulk(b"x") + b"/quit\n")
     second.linesReceived(bulk(b"y"))
     assert firstOut.paused

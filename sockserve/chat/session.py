@@ -143,11 +143,9 @@ class ChatSession:
         "closing",
         "connection",
         "joined",
-        "maxPending",
         "name",
         "outputPaused",
         "policy",
-        "pressure",
         "queue",
         "queued",
         "room",
@@ -164,11 +162,9 @@ class ChatSession:
     ) -> None:
         self.room = room
         self.policy = policy
-        self.pressure = policy.pressure
         self.connection = connection
         self.wire = wire
         self.banner = banner
-        self.maxPending = policy.maxPending
         self.name = ""
         self.joined = False
         self.closing = False
@@ -258,8 +254,8 @@ class ChatSession:
         sleeping, self._sleeping = self._sleeping, None
         if sleeping is not None and not sleeping.called:
             sleeping.cancel()
-        if self.pressure is not None:
-            self.pressure.forget(self)
+        if self.policy.pressure is not None:
+            self.policy.pressure.forget(self)
         if self.joined:
             self.room.leave(self)
 
@@ -290,7 +286,7 @@ class ChatSession:
         """
         if self.closing:
             return
-        if len(chunk) >= BULK and self.pressure is not None:
+        if len(chunk) >= BULK and self.policy.pressure is not None:
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
@@ -324,9 +320,9 @@ class ChatSession:
         behind: then the sender pays, its slice waits until they have caught
         up, and its connection stops reading meanwhile.
         """
-        if self.pressure is not None and self.pressure.holdsBack(self):
+        if self.policy.pressure is not None and self.policy.pressure.holdsBack(self):
             self._hold(partial(self._bulkSlice, piece), first=True)
-            self._waitFor(self.pressure.hold(self))
+            self._waitFor(self.policy.pressure.hold(self))
             return
         lines = piece.split(b"\n")
         lines.pop()
@@ -551,23 +547,26 @@ class ChatSession:
         if self.closing:
             return
         self.queued += len(data)
-        if self.queued > self.maxPending:
+        if self.queued > self.policy.maxPending:
             self.policy.stats.refused["slow_reader"] += 1
             self.connection.logLimited(
                 "slow readers",
                 "Client {peer} is not reading: over {limit} bytes of output are "
                 "waiting for it; disconnecting",
                 peer=self.connection.peer,
-                limit=self.maxPending,
+                limit=self.policy.maxPending,
             )
             self.queue.clear()
             self.stop()
             self.connection.abort()
             return
         self.queue.append(data)
-        if self.pressure is not None and self.queued > self.maxPending // BEHIND:
+        if (
+            self.policy.pressure is not None
+            and self.queued > self.policy.maxPending // BEHIND
+        ):
             # Far behind: bulk senders wait while it still reads.
-            self.pressure.fellBehind(self, self.connection.unsent)
+            self.policy.pressure.fellBehind(self, self.connection.unsent)
 
     def flushQueue(self) -> None:
         """
@@ -595,9 +594,9 @@ class ChatSession:
         if self.joined:
             self.outputPaused = False
             self.flushQueue()
-        if self.pressure is not None:
+        if self.policy.pressure is not None:
             # After the flush: senders released now write straight through.
-            self.pressure.caughtUp(self)
+            self.policy.pressure.caughtUp(self)
 
 
 def _nothing() -> None:
