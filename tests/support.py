@@ -4,7 +4,8 @@ Helpers for tests that talk to a real server over loopback TCP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet import reactor
@@ -18,13 +19,47 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.protocol import LineServerProtocol
 
 WAIT = 10.0
+
+
+@implementer(ILogObserver)
+class CapturedLogs:
+    """
+    The events logged while a L{capturedLogs} block ran.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        self.events.append(event)
+
+    def texts(self) -> list[str]:
+        """
+        Return the events as the text log shows them.
+        """
+        return [formatEvent(event) for event in self.events]
+
+
+@contextmanager
+def capturedLogs() -> Iterator[CapturedLogs]:
+    """
+    Collect every event logged while the block runs.
+    """
+    captured = CapturedLogs()
+    globalLogPublisher.addObserver(captured)
+    try:
+        yield captured
+    finally:
+        globalLogPublisher.removeObserver(captured)
 
 
 class RecordingClient(Protocol):

@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.protocol import LineServerProtocol
-from tests.support import connectOnStringTransport
+from tests.support import capturedLogs, connectOnStringTransport
 
 BANNER = b"Welcome to sockserve test\r\n"
 
@@ -336,24 +336,14 @@ def test_same_address_twice_gets_a_unique_name() -> None:
 def test_refusals_are_logged_as_warnings() -> None:
     """Refusals (full room, too many from one address) are logged at warn,
     so that a log filter finds them apart from connects."""
-    from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
-    from zope.interface import implementer
+    from twisted.logger import LogLevel
 
-    seen: list[LogEvent] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        if "Refused" in event.get("log_format", ""):
-            seen.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         room = Room(Limits(maxClients=1, maxPerIP=2))
         room.join()
         room.join()  # the room is full
         connectOnStringTransport(
             "chat", factory=room.factory, peer=("127.0.0.1", 50000)
         )  # a third from one address
-    finally:
-        globalLogPublisher.removeObserver(observe)
+    seen = [e for e in logged.events if "Refused" in e.get("log_format", "")]
     assert [event["log_level"] for event in seen] == [LogLevel.warn, LogLevel.warn]

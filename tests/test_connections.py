@@ -108,26 +108,14 @@ def test_log_summaries_are_flushed_once_everyone_has_gone() -> None:
     """What the closing connections cause during the shutdown grace period
     is summarised too, once the last one has gone."""
     from twisted.internet.task import Clock
-    from twisted.logger import (
-        ILogObserver,
-        LogEvent,
-        Logger,
-        LogLevel,
-        formatEvent,
-        globalLogPublisher,
-    )
-    from zope.interface import implementer
+    from twisted.logger import Logger, LogLevel
 
     from sockserve._loglimit import LogLimiter
+    from tests.support import capturedLogs
 
     clock = Clock()
     limiter = LogLimiter(clock, perWindow=1)
     registry = ConnectionRegistry(logLimit=limiter)
-    lines: list[str] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
 
     class Slow:
         peerHost = None
@@ -142,15 +130,12 @@ def test_log_summaries_are_flushed_once_everyone_has_gone() -> None:
 
     slow = Slow()
     registry.admit(slow)
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         done = registry.shutdown(clock, 5.0)
-        assert lines == ["goodbye"]
+        assert logged.texts() == ["goodbye"]
         registry.remove(slow)
-    finally:
-        globalLogPublisher.removeObserver(observe)
     assert done.called
-    assert lines == [
+    assert logged.texts() == [
         "goodbye",
         "2 more goodbyes not logged in 10 s; the first of them: goodbye",
     ]

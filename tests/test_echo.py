@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 
 from sockserve.echo import echoReplies
 from sockserve.limits import Limits
-from tests.support import connectOnStringTransport
+from tests.support import capturedLogs, connectOnStringTransport
 
 
 def test_each_line_is_answered_with_its_own_ending() -> None:
@@ -119,28 +119,18 @@ def test_echo_replies_helper() -> None:
 def test_connections_are_logged_unless_quiet(logged_errors: object) -> None:
     """Connect and disconnect are logged with the peer's address; a quiet
     server does not log them."""
-    from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
-    from zope.interface import implementer
-
     from sockserve.factories import buildFactory
 
-    events: list[LogEvent] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         for quiet in (False, True):
             factory = buildFactory(
                 "echo", Limits(), Clock(), "", logConnections=not quiet
             )
             protocol, _, _ = connectOnStringTransport("echo", factory=factory)
             protocol.connectionLost()
-    finally:
-        globalLogPublisher.removeObserver(observe)
-    messages = [e["log_format"] for e in events if e.get("peer") == "127.0.0.1:40000"]
+    messages = [
+        e["log_format"] for e in logged.events if e.get("peer") == "127.0.0.1:40000"
+    ]
     assert messages == [
         "Client {peer} is now connected to us.",
         "Client {peer} disconnected.",

@@ -5,27 +5,10 @@ Logging what clients cause at a bounded rate.
 from __future__ import annotations
 
 from twisted.internet.task import Clock
-from twisted.logger import (
-    ILogObserver,
-    LogEvent,
-    Logger,
-    LogLevel,
-    formatEvent,
-    globalLogPublisher,
-)
-from zope.interface import implementer
+from twisted.logger import Logger, LogLevel
 
 from sockserve._loglimit import LogLimiter
-
-
-def collect():
-    lines: list[str] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        lines.append(formatEvent(event))
-
-    return lines, observe
+from tests.support import capturedLogs
 
 
 def test_a_flood_is_logged_then_counted() -> None:
@@ -35,20 +18,16 @@ def test_a_flood_is_logged_then_counted() -> None:
     clock = Clock()
     limiter = LogLimiter(clock, perWindow=3, window=10.0)
     log = Logger(namespace="test")
-    lines, observe = collect()
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         for n in range(10):
             limiter.emit(log, LogLevel.warn, "refusals", "Refused {peer}", peer=n)
-        assert lines == ["Refused 0", "Refused 1", "Refused 2"]
+        assert logged.texts() == ["Refused 0", "Refused 1", "Refused 2"]
         clock.advance(10)
-        assert lines[3:] == [
+        assert logged.texts()[3:] == [
             "7 more refusals not logged in 10 s; the first of them: Refused 3"
         ]
         limiter.emit(log, LogLevel.warn, "refusals", "Refused {peer}", peer="x")
-        assert lines[4:] == ["Refused x"]
-    finally:
-        globalLogPublisher.removeObserver(observe)
+        assert logged.texts()[4:] == ["Refused x"]
     assert clock.getDelayedCalls() == []
 
 
@@ -61,11 +40,7 @@ def test_kinds_are_counted_apart_and_flushed() -> None:
     assert not limiter.allows("connections")
     assert limiter.allows("disconnections")
     assert limiter.allows("connections", limit=5)
-    lines, observe = collect()
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         limiter.flush()
-    finally:
-        globalLogPublisher.removeObserver(observe)
-    assert lines == ["1 more connections not logged in 10 s"]
+    assert logged.texts() == ["1 more connections not logged in 10 s"]
     assert clock.getDelayedCalls() == []

@@ -34,7 +34,7 @@ from sockserve.service import (
 )
 from sockserve.tap import Options, makeService
 from tests.conftest import ErrorCollector
-from tests.support import connectOnStringTransport
+from tests.support import capturedLogs, connectOnStringTransport
 
 
 def parse(*args: str) -> Options:
@@ -437,12 +437,6 @@ def test_startup_abort_removes_the_pidfile_before_reporting(
 def test_each_listener_serves_with_its_own_factory() -> None:
     """Listeners of one service may build different protocols: each endpoint
     is given its own listener's factory, and the log names what it serves."""
-    from twisted.logger import (
-        ILogObserver,
-        LogEvent,
-        formatEvent,
-        globalLogPublisher,
-    )
 
     received: dict[str, object] = {}
 
@@ -457,11 +451,6 @@ def test_each_listener_serves_with_its_own_factory() -> None:
 
     chat = buildFactory("chat", Limits(), Clock(), "")
     echo = buildFactory("echo", Limits(), Clock(), "")
-    logged: list[str] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        logged.append(formatEvent(event))
 
     service = LineServerService(
         [
@@ -472,14 +461,11 @@ def test_each_listener_serves_with_its_own_factory() -> None:
         1.0,
         lambda message: None,
     )
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         service.startService()
-    finally:
-        globalLogPublisher.removeObserver(observe)
     assert received == {"a": chat, "b": echo}
-    assert "sockserve chat server listening on 127.0.0.1:1234" in logged
-    assert "sockserve web server listening on 127.0.0.1:1234" in logged
+    assert "sockserve chat server listening on 127.0.0.1:1234" in logged.texts()
+    assert "sockserve web server listening on 127.0.0.1:1234" in logged.texts()
     # At shutdown, the clients of every listener are told to close.
     _, chatClient, _ = connectOnStringTransport("chat", factory=chat)
     _, echoClient, _ = connectOnStringTransport("echo", factory=echo)

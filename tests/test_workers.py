@@ -194,25 +194,21 @@ def test_workers_are_bounded_and_per_address_limits_say_so() -> None:
 def test_worker_lines_keep_their_level() -> None:
     """What a worker logs at warn (a refusal) is logged at warn by the main
     process; a line without a level is logged at info."""
-    from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
+    from twisted.logger import LogLevel
 
     from sockserve._workers import WorkerProcess
-
-    seen: list[tuple[object, str]] = []
-
-    @implementer(ILogObserver)
-    def observe(event: LogEvent) -> None:
-        if event.get("log_namespace") == "sockserve._workers":
-            seen.append((event["log_level"], event["line"]))
+    from tests.support import capturedLogs
 
     worker = WorkerProcess(1, lambda worker, reason: None)
     worker.transport = FakeProcessTransport()  # type: ignore[assignment]
-    globalLogPublisher.addObserver(observe)
-    try:
+    with capturedLogs() as logged:
         worker.outReceived(b"warn Refused 127.0.0.1:5: full\ninfo hel")
         worker.outReceived(b"lo\nno level here\n")
-    finally:
-        globalLogPublisher.removeObserver(observe)
+    seen = [
+        (event["log_level"], event["line"])
+        for event in logged.events
+        if event.get("log_namespace") == "sockserve._workers"
+    ]
     assert seen == [
         (LogLevel.warn, "Refused 127.0.0.1:5: full"),
         (LogLevel.info, "hello"),
