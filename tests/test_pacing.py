@@ -201,3 +201,28 @@ def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
     assert stuckOut.aborted
     assert otherOut.take().count(b"<s:1> ") == 7000
     assert clock.getDelayedCalls() == []
+
+
+def test_a_flood_of_small_reads_is_held_too() -> None:
+    """Small reads that add up to more than a person types are a flood:
+    once a reader is far behind, the sender is held after a burst, while a
+    person's line still goes through."""
+    clock = Clock()
+    _, join = room(clock, maxPending=10_000_000)
+    flooder, flooderOut = join("f:1")
+    reader, readerOut = join("r:2")
+    typist, typistOut = join("t:3")
+    reader.pauseOutput()
+    readerOut.held = 50_000
+    assert reader.policy.pressure is not None
+    reader.policy.pressure.fellBehind(reader, readerOut.unsent)
+    for n in range(400):  # 100-byte reads: 40,000 bytes at once
+        flooder.linesReceived(b"%099d\n" % n)
+        if flooderOut.paused:
+            break
+    assert flooderOut.paused
+    assert 16_000 <= n * 100 <= 20_000
+    typist.linesReceived(b"a person's line\n")
+    assert not typistOut.paused
+    reader.resumeOutput()
+    assert not flooderOut.paused

@@ -89,6 +89,12 @@ class OutputPressure:
             held.callback(None)
         self._releaseIfClear()
 
+    def anyBehind(self) -> bool:
+        """
+        Tell whether any member is behind (the cheap check that comes first).
+        """
+        return bool(self._behind)
+
     def holdsBack(self, sender: object) -> bool:
         """
         Tell whether C{sender}'s input should wait: some other member is

@@ -38,10 +38,14 @@ HELP = (
 
 MAX_WHO_NAMES = 100
 
-# A read at least this large is a flood, not typing: it is relayed this
-# much at a time, each slice only once no member that still reads is far
-# behind (see OutputPressure). A person's lines go through at once.
+# A read at least this large is a flood, not typing (and so are small reads
+# faster than a person types, see TYPING_BURST): it is relayed this much at
+# a time, each slice only once no member that still reads is far behind
+# (see OutputPressure). A person's lines go through at once.
 BULK = 4096
+# Small reads that add up to more than BULK bytes a second, after this many
+# at once, are a flood too.
+TYPING_BURST = 4 * BULK
 # A member is far behind once it has this share of --max-pending queued
 # beyond what its connection holds.
 BEHIND = 8
@@ -138,6 +142,7 @@ class ChatSession:
         "_renames",
         "_send",
         "_sleeping",
+        "_typing",
         "_waiting",
         "banner",
         "closing",
@@ -182,6 +187,7 @@ class ChatSession:
         # Made on first use: most members never need them.
         self._commands: Budget | None = None
         self._output: Budget | None = None
+        self._typing: Budget | None = None
         self._renames: tuple[float, ...] = ()
 
     # Joining and leaving
@@ -286,7 +292,10 @@ class ChatSession:
         """
         if self.closing:
             return
-        if len(chunk) >= BULK and self.policy.pressure is not None:
+        pressure = self.policy.pressure
+        if pressure is not None and (
+            len(chunk) >= BULK or (pressure.anyBehind() and self._flooding(chunk))
+        ):
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
@@ -296,6 +305,16 @@ class ChatSession:
             self._hold(partial(self._run, lines, safe))
         else:
             self._run(lines, safe)
+
+    def _flooding(self, chunk: bytes) -> bool:
+        """
+        Tell whether small reads add up to a flood: more than a person types
+        (L{BULK} bytes a second, after L{TYPING_BURST} at once).
+        """
+        if self._typing is None:
+            self._typing = Budget(TYPING_BURST)
+        now = self.policy.clock.seconds()
+        return self._typing.spend(now, len(chunk), BULK, TYPING_BURST) > 0
 
     def _bulkReceived(self, chunk: bytes) -> None:
         """
