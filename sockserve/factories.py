@@ -31,10 +31,14 @@ class LineServerFactory(ServerFactory):
     @ivar mode: the server's behaviour: C{chat}, C{echo} or C{oneshot}.
     @ivar context: what every connection shares (limits, registry, clock).
     @ivar room: chat: the room its members join.
+    @ivar banner: chat: the greeting of every member.
+    @ivar policy: chat: the rules every member follows.
     """
 
     noisy = False
     room: IChatRoom | None = None
+    banner: Banner | None = None
+    policy: ChatPolicy | None = None
 
     def __init__(
         self,
@@ -98,6 +102,8 @@ def chatFactory(
         lambda context: ChatProtocol(context, room, greeting, policy),
     )
     factory.room = room
+    factory.banner = greeting
+    factory.policy = policy
     return factory
 
 

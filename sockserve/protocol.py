@@ -315,13 +315,20 @@ class LineServerProtocol(Protocol):
         """
         if self.closing:
             return
-        line = b"ERROR " + message.encode("utf-8") + CRLF
+        line = self.formatError(message)
         self.context.stats.bytesOut += len(line)
         self.send(line)
         self.close()
         # A client that does not read even its ERROR line would keep its
         # place for ever: cut it off if the line is not gone in a while.
         self.lingering = self.context.clock.callLater(ERROR_GRACE, self.abort)
+
+    def formatError(self, message: str) -> bytes:
+        """
+        Return C{message} as the client's wire shows an error: an C{ERROR}
+        line.
+        """
+        return b"ERROR " + message.encode("utf-8") + CRLF
 
     def close(self) -> None:
         """

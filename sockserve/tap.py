@@ -31,6 +31,8 @@ from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
 from sockserve.metrics import StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
+from sockserve.web import chatWebSite
+from sockserve.web.site import OriginPolicy, checkOrigin
 
 DEFAULT_PORT = "5000"
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -218,6 +220,14 @@ class Options(CommandOptions):
             _count("workers", 1, MAX_WORKERS),
         ],
         [
+            "web-ping",
+            None,
+            30.0,
+            "chat: seconds of silence after which a WebSocket client is "
+            "pinged, and then dropped if no pong comes as long (0: never).",
+            _seconds("web-ping"),
+        ],
+        [
             "shutdown-grace",
             None,
             5.0,
@@ -229,6 +239,8 @@ class Options(CommandOptions):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_port(self, value: str) -> None:
         """
@@ -240,6 +252,24 @@ class Options(CommandOptions):
         self["ports"].append(value)
 
     opt_p = opt_port
+
+    def opt_web(self, value: str) -> None:
+        """
+        chat: serve the chat page at / and a WebSocket at /ws here: a port
+        number (on --interface) or an endpoint description (ssl: for https
+        and wss); may be given several times [default: none].
+        """
+        self["web"].append(value)
+
+    def opt_web_origin(self, value: str) -> None:
+        """
+        chat: let pages of this origin (such as https://example.org) open the
+        WebSocket, besides the page's own; may be given several times.
+        """
+        try:
+            self["web-origin"].append(checkOrigin(value))
+        except ValueError as error:
+            raise usage.UsageError(f"--web-origin: {error}") from None
 
     def opt_version(self) -> NoReturn:
         """
@@ -287,6 +317,17 @@ class Options(CommandOptions):
             except ValueError as error:
                 raise usage.UsageError(f"--port: {error}") from None
         self["listeners"] = listeners
+        if self["web"] and self["mode"] != "chat":
+            raise usage.UsageError("--web serves the chat room: it needs --mode chat")
+        webListeners = []
+        for web in self["web"]:
+            try:
+                webListeners.append(
+                    describeListener(web, self["interface"], self["backlog"])
+                )
+            except ValueError as error:
+                raise usage.UsageError(f"--web: {error}") from None
+        self["webListeners"] = webListeners
         if self["metrics"] is not None:
             try:
                 self["metricsListener"] = describeListener(
@@ -352,6 +393,23 @@ def makeServerService(
         perIPScope=perIPScope,
     )
     abort = StartupAbort(getattr(options, "parent", None))
+
+    def endpointFor(description: str, label: str) -> IStreamServerEndpoint:
+        if description.startswith("systemd:"):
+            problem = systemdProblem(description, passedSockets())
+            if problem is not None:
+                abort(f"Could not listen on {label}: {problem}")
+        proxied = description.lower().startswith(PROXY_PREFIX)
+        if proxied:
+            description = description[len(PROXY_PREFIX) :]
+        try:
+            endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+        except Exception as error:
+            abort(f"Could not listen on {label}: {error or type(error).__name__}")
+        if proxied:
+            return ProxyProtocolEndpoint(endpoint, reactor)  # type: ignore[arg-type]
+        return endpoint
+
     listeners = []
     for (description, label), port in zip(
         options["listeners"], options["ports"] or [DEFAULT_PORT], strict=True
@@ -364,24 +422,29 @@ def makeServerService(
                 options["backlog"],
             )
         else:
-            if description.startswith("systemd:"):
-                problem = systemdProblem(description, passedSockets())
-                if problem is not None:
-                    abort(f"Could not listen on {label}: {problem}")
-            proxied = description.lower().startswith(PROXY_PREFIX)
-            if proxied:
-                description = description[len(PROXY_PREFIX) :]
-            try:
-                endpoint = serverFromString(reactor, description)
-            except Exception as error:
-                abort(f"Could not listen on {label}: {error or type(error).__name__}")
-            if proxied:
-                endpoint = ProxyProtocolEndpoint(endpoint, reactor)  # type: ignore[arg-type]
+            endpoint = endpointFor(description, label)
         listeners.append(
             Listener(
                 label, endpoint, factory, options["mode"], factory.context.registry
             )
         )
+    if options["webListeners"]:
+        site = chatWebSite(
+            factory,
+            reactor,  # type: ignore[arg-type]
+            OriginPolicy(options["web-origin"]),
+            float(options["web-ping"]),
+        )
+        for description, label in options["webListeners"]:
+            listeners.append(
+                Listener(
+                    label,
+                    endpointFor(description, label),
+                    site,
+                    "web",
+                    factory.context.registry,
+                )
+            )
     service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
@@ -391,10 +454,6 @@ def makeServerService(
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
-        try:
-            endpoint = serverFromString(reactor, description)
-        except Exception as error:
-            abort(f"Could not listen on {label}: {error or type(error).__name__}")
         room = factory.room
         collector = StatisticsCollector(
             options["mode"],
@@ -402,10 +461,12 @@ def makeServerService(
             factory.context.registry,
             None if room is None else room.population,
         )
-        site = metricsSite(
+        metrics = metricsSite(
             collector, lambda: bool(service.running) and bool(service.ports)
         )
-        service.listeners.append(Listener(label, endpoint, site, "metrics"))
+        service.listeners.append(
+            Listener(label, endpointFor(description, label), metrics, "metrics")
+        )
     return service
 
 
@@ -415,7 +476,7 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
     abort = StartupAbort(getattr(options, "parent", None))
-    listeners = list(options["listeners"])
+    listeners = list(options["listeners"]) + list(options["webListeners"])
     if options.get("metricsListener") is not None:
         listeners.append(options["metricsListener"])
     for description, label in listeners:

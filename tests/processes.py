@@ -210,8 +210,10 @@ class Server:
     """
     A running sockserve server process.
 
-    @ivar addresses: the addresses it logged it listens on, in the log's form
-        (C{127.0.0.1:PORT}, C{[::1]:PORT}, C{unix:PATH}).
+    @ivar addresses: the addresses it logged it listens on for its mode, in
+        the log's form (C{127.0.0.1:PORT}, C{[::1]:PORT}, C{unix:PATH}).
+    @ivar listening: every listening line it logged, as (what it serves,
+        address): C{("web", "127.0.0.1:PORT")}, ...
     """
 
     process: subprocess.Popen[bytes]
@@ -219,6 +221,18 @@ class Server:
     mode: str
     addresses: list[str]
     directory: Path
+    listening: list[tuple[str, str]] = field(default_factory=list)
+
+    def portOf(self, kind: str) -> int:
+        """
+        The 127.0.0.1 port of its first listener serving C{kind} (C{web},
+        C{metrics}, ...).
+        """
+        for served, address in self.listening:
+            host, _, port = address.rpartition(":")
+            if served == kind and host == "127.0.0.1":
+                return int(port)
+        raise AssertionError(f"no {kind} listener on 127.0.0.1: {self.listening}")
 
     @property
     def port(self) -> int:
@@ -527,7 +541,12 @@ class Processes:
         found = listeningAddresses(data)
         assert mode in {logged for logged, _ in found}, found
         return Server(
-            process, output, mode, [a for kind, a in found if kind == mode], directory
+            process,
+            output,
+            mode,
+            [a for kind, a in found if kind == mode],
+            directory,
+            found,
         )
 
     def terminal(self, args: Sequence[str]) -> Terminal:

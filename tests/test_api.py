@@ -66,6 +66,10 @@ PUBLIC_MODULES = {
     "sockserve.service",
     "sockserve.stats",
     "sockserve.tap",
+    "sockserve.web",
+    "sockserve.web.protocol",
+    "sockserve.web.site",
+    "sockserve.web.wires",
 }
 
 

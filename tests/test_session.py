@@ -52,6 +52,11 @@ class FakeConnection:
     def close(self) -> None:
         self.closed = True
 
+    def refuse(self, reason: str, kind: str) -> None:
+        self.logged.append(f"refused: {kind}")
+        self.written.append(b"ERROR " + reason.encode() + b"\r\n")
+        self.close()
+
     def abort(self) -> None:
         self.aborted = True
 
@@ -91,6 +96,15 @@ class TagWire:
 
     def banner(self, text: str) -> bytes:
         return self._tag("banner", text)
+
+    def welcome(self, name: str, others: int) -> bytes:
+        return self._tag("welcome", name, others)
+
+    def members(self, names: Sequence[str], total: int) -> bytes:
+        return self._tag("members", tuple(names), total)
+
+    def nameChanged(self, name: str) -> bytes:
+        return self._tag("nameChanged", name)
 
 
 @implementer(IChatRoom)
@@ -148,17 +162,19 @@ def test_a_session_speaks_its_own_wire() -> None:
     alice, aliceOut = session(room, "a:1", wire)
     bob, bobOut = session(room, "b:2")
     assert aliceOut.take() == (
-        b"('banner', 'Hi');('notice', 'you are a:1; 0 other(s) here');"
-        b"('joined', 'b:2');"
+        b"('banner', 'Hi');('welcome', 'a:1', 0);('joined', 'b:2');"
     )
     bob.linesReceived(b"hello\n/nick bob\n")
     assert aliceOut.take() == (
         b"('message', 'b:2', (b'hello',));('renamed', 'b:2', 'bob');"
     )
     alice.linesReceived(b"/who\n")
-    assert aliceOut.take() == b"('notice', '2 here: a:1, bob');"
+    assert aliceOut.take() == b"('members', ('a:1', 'bob'), 2);"
+    alice.linesReceived(b"/nick alice\n")
+    assert aliceOut.take() == b"('nameChanged', 'alice');"
     assert bobOut.take() == (
         b"Hi\r\n* you are b:2; 1 other(s) here\r\n* you are now known as bob\r\n"
+        b"* a:1 is now known as alice\r\n"
     )
 
 

@@ -16,9 +16,12 @@ from sockserve.chat.events import (
     Error,
     Joined,
     Left,
+    Members,
     Message,
+    NameChanged,
     Notice,
     Renamed,
+    Welcome,
 )
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.policy import ChatPolicy
@@ -50,11 +53,14 @@ __all__ = [
     "Joined",
     "Left",
     "LineWire",
+    "Members",
     "Message",
+    "NameChanged",
     "NameRejected",
     "Notice",
     "OutputPressure",
     "Renamed",
     "RoomFull",
+    "Welcome",
     "checkName",
 ]

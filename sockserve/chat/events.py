@@ -61,6 +61,22 @@ class ChatWire(Protocol):
         The welcome banner, its lines separated by LF.
         """
 
+    def welcome(self, name: str, others: int) -> bytes:
+        """
+        The member was admitted as C{name}, with C{others} other members.
+        """
+
+    def members(self, names: Sequence[str], total: int) -> bytes:
+        """
+        Who is here: C{names} (sorted, perhaps only the first of them) of
+        C{total} members.
+        """
+
+    def nameChanged(self, name: str) -> bytes:
+        """
+        The member itself is now known as C{name}.
+        """
+
 
 class ChatEvent:
     """
@@ -233,3 +249,62 @@ class Banner(ChatEvent):
         Format the banner for C{wire}.
         """
         return wire.banner(self.text)
+
+
+class Welcome(ChatEvent):
+    """
+    The member was admitted: its name, and how many others are here.
+    """
+
+    __slots__ = ("name", "others")
+
+    def __init__(self, name: str, others: int) -> None:
+        super().__init__()
+        self.name = name
+        self.others = others
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the welcome for C{wire}.
+        """
+        return wire.welcome(self.name, self.others)
+
+
+class Members(ChatEvent):
+    """
+    Who is here, as the member asked (C{/who}).
+
+    @ivar names: the names listed (sorted; perhaps only the first ones).
+    @ivar total: how many members there are in all.
+    """
+
+    __slots__ = ("names", "total")
+
+    def __init__(self, names: Sequence[str], total: int) -> None:
+        super().__init__()
+        self.names = tuple(names)
+        self.total = total
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the list for C{wire}.
+        """
+        return wire.members(self.names, self.total)
+
+
+class NameChanged(ChatEvent):
+    """
+    The member's own change of name went through.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the change for C{wire}.
+        """
+        return wire.nameChanged(self.name)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sockserve._sending import unsentBytes
 from sockserve._version import __version__
-from sockserve.chat.events import Banner
+from sockserve.chat.events import Banner, ChatWire
 from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.room import IChatRoom
 from sockserve.chat.session import ChatSession
@@ -82,6 +82,27 @@ class LineWire:
         """
         return _lines(text)
 
+    def welcome(self, name: str, others: int) -> bytes:
+        """
+        C{* you are name; N other(s) here}.
+        """
+        return self.notice(f"you are {name}; {others} other(s) here")
+
+    def members(self, names: Sequence[str], total: int) -> bytes:
+        """
+        C{* N here: a, b, c}, and how many more than those listed.
+        """
+        shown = ", ".join(names)
+        if total > len(names):
+            shown += f" and {total - len(names)} more"
+        return self.notice(f"{total} here: {shown}")
+
+    def nameChanged(self, name: str) -> bytes:
+        """
+        C{* you are now known as name}.
+        """
+        return self.notice(f"you are now known as {name}")
+
 
 LINE_WIRE = LineWire()
 
@@ -109,9 +130,10 @@ class ChatProtocol(LineServerProtocol):
         room: IChatRoom,
         banner: Banner,
         policy: ChatPolicy,
+        wire: ChatWire = LINE_WIRE,
     ) -> None:
         super().__init__(context)
-        self.session = ChatSession(room, self, LINE_WIRE, banner, policy)
+        self.session = ChatSession(room, self, wire, banner, policy)
 
     # ChatConnection, for the session (which writes with self.send)
 

@@ -24,7 +24,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve._text import linesAreSafe, plural, safeText
-from sockserve.chat.events import Banner, ChatEvent, ChatWire, Error, Notice
+from sockserve.chat.events import (
+    Banner,
+    ChatEvent,
+    ChatWire,
+    Error,
+    Members,
+    NameChanged,
+    Notice,
+    Welcome,
+)
 from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 
@@ -99,6 +108,12 @@ class ChatConnection(Protocol):
     def resumeInput(self) -> None:
         """
         Hand the session input again.
+        """
+
+    def refuse(self, reason: str, kind: str) -> None:
+        """
+        Tell the client, in one error, why it is not served; log it (at a
+        bounded rate), count it under C{kind}, and close.
         """
 
     def close(self) -> None:
@@ -211,9 +226,9 @@ class ChatSession:
         self.name = name
         self.joined = True
         others = self.room.population() - 1
-        greeting = self.banner.encodedFor(self.wire) + Notice(
-            f"you are {name}; {others} other(s) here"
-        ).encodedFor(self.wire)
+        greeting = self.banner.encodedFor(self.wire) + Welcome(name, others).encodedFor(
+            self.wire
+        )
         self.queue.insert(0, greeting)
         self.queued += len(greeting)
         if not self._connectionFull:
@@ -221,24 +236,18 @@ class ChatSession:
 
     def _notJoined(self, failure: Failure) -> None:
         if isinstance(failure.value, RoomFull):
-            self.policy.stats.refused["full"] += 1
             capacity = failure.value.capacity
+            kind = "full"
             reason = f"the server is full ({capacity} clients); try again later"
-            self.connection.logLimited(
-                "refusals",
-                "Refused {peer}: {reason}",
-                peer=self.connection.peer,
-                reason=reason,
-            )
         else:
             self.log.failure(
                 "Could not admit {peer}", failure, peer=self.connection.peer
             )
+            kind = "unavailable"
             reason = "the room is unavailable; try again later"
         if not self.closing:
             self.stop()
-            self._send(Error(reason).encodedFor(self.wire))
-            self.connection.close()
+            self.connection.refuse(reason, kind)
 
     def quit(self) -> None:
         """
@@ -516,7 +525,7 @@ class ChatSession:
             self._renames += (self.policy.clock.seconds(),)
             if self.policy.logRenames:
                 self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
-        self.receive(Notice(f"you are now known as {self.name}"))
+        self.receive(NameChanged(self.name))
 
     def _notRenamed(self, failure: Failure) -> None:
         if isinstance(failure.value, NameRejected):
@@ -530,10 +539,7 @@ class ChatSession:
         List who is here.
         """
         names = self.room.names()
-        shown = ", ".join(names[:MAX_WHO_NAMES])
-        if len(names) > MAX_WHO_NAMES:
-            shown += f" and {len(names) - MAX_WHO_NAMES} more"
-        self.receive(Notice(f"{len(names)} here: {shown}"))
+        self.receive(Members(names[:MAX_WHO_NAMES], len(names)))
 
     # Output, bounded
 

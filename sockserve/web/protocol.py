@@ -1,0 +1,313 @@
+"""
+A chat member on a WebSocket: frames in, lines to the session, frames out.
+
+After the HTTP upgrade (see L{sockserve.web.site}) the TCP connection belongs
+to a L{WebSocketChatProtocol}. It is a L{ChatProtocol} whose input is text
+messages rather than a byte stream and whose wire writes frames: admission,
+limits, the idle timeout, the session with its commands and bounded output,
+and the shutdown goodbye are the TCP member's, not copies of them.
+
+C{wsproto} (the engine of Twisted's own C{twisted.web.websocket}) parses
+what the client sends. This module does what Twisted's WebSocket protocol
+does not: it bounds each message before it is buffered (the limit is
+C{--max-line}; a longer message closes with code 1009), refuses binary
+messages (code 1003), sees the close code the client sends, and pings a
+client that has gone quiet, dropping it if no pong comes (see
+L{KeepAlive}).
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason
+
+from sockserve._deadlines import Deadlines
+from sockserve.chat.events import Banner, ChatWire, Error
+from sockserve.chat.policy import ChatPolicy
+from sockserve.chat.protocol import ChatProtocol
+from sockserve.chat.room import IChatRoom
+from sockserve.protocol import ServerContext
+
+# Close codes (RFC 6455 section 7.4.1, and IANA's registry for 1013).
+NORMAL = CloseReason.NORMAL_CLOSURE
+GOING_AWAY = CloseReason.GOING_AWAY
+UNSUPPORTED_DATA = CloseReason.UNSUPPORTED_DATA
+POLICY_VIOLATION = CloseReason.POLICY_VIOLATION
+MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG
+TRY_AGAIN_LATER = CloseReason.TRY_AGAIN_LATER
+
+
+class KeepAlive:
+    """
+    Ping WebSocket members that have sent nothing for C{seconds}, and drop
+    those that still have sent nothing (not even the pong) C{seconds} after
+    the ping: a client that vanished without a word (a phone that lost its
+    network, a laptop that went to sleep) does not keep its seat until TCP
+    notices, which can take hours.
+
+    One L{Deadlines} serves every member: a read resets a dict entry, not a
+    timer.
+    """
+
+    def __init__(self, clock: IReactorTime, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadlines: Deadlines[WebSocketChatProtocol] = Deadlines(
+            clock, seconds, _quiet
+        )
+
+
+def _quiet(member: WebSocketChatProtocol) -> None:
+    member.quiet()
+
+
+class WebSocketChatProtocol(ChatProtocol):
+    """
+    A chat member on a WebSocket, once the upgrade is done.
+
+    Each text message the client sends is a line as typed (several, if it
+    holds line feeds); what the member receives is written as frames
+    already formatted by its wire (see L{sockserve.web.wires}).
+
+    @ivar websocket: C{wsproto}'s state of the WebSocket connection.
+    @ivar pings: the keepalive pinging quiet members, if any.
+    @ivar closeCode: the code the server's close frame will carry.
+    """
+
+    def __init__(
+        self,
+        context: ServerContext,
+        room: IChatRoom,
+        banner: Banner,
+        policy: ChatPolicy,
+        wire: ChatWire,
+        websocket: Connection,
+        pings: KeepAlive | None = None,
+    ) -> None:
+        super().__init__(context, room, banner, policy, wire)
+        self.wire = wire
+        self.websocket = websocket
+        self.pings = pings
+        self.closeCode: int = NORMAL
+        self.closeReason = ""
+        self._closeSent = False
+        self._pinged = False
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def connectionMade(self) -> None:
+        """
+        Take the connection over from the HTTP channel that upgraded it
+        (it was the transport's producer), then join as any member does.
+        """
+        self.transport.unregisterProducer()
+        super().connectionMade()
+        if self.admitted and self.pings is not None:
+            self.pings.deadlines.set(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Forget the member, and its keepalive.
+        """
+        if self.pings is not None:
+            self.pings.deadlines.discard(self)
+        super().connectionLost(reason)
+
+    # Input
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse frames; hand the session the lines of every complete text
+        message in C{data} at once, as the TCP member hands it a read.
+        """
+        if self.closing:
+            return
+        self.context.stats.bytesIn += len(data)
+        if self.pings is not None:
+            self._pinged = False
+            self.pings.deadlines.set(self)
+        websocket = self.websocket
+        websocket.receive_data(data)
+        messages: list[bytes] = []
+        limit = self.context.limits.maxLine
+        for event in websocket.events():
+            kind = type(event)
+            if kind is TextMessage:
+                assert isinstance(event, TextMessage)
+                part = event.data.encode("utf-8")
+                self._size += len(part)
+                if self._size > limit:
+                    self._deliver(messages)
+                    self.messageTooBig(limit)
+                    return
+                if not event.message_finished:
+                    self._parts.append(part)
+                    continue
+                if self._parts:
+                    self._parts.append(part)
+                    part = b"".join(self._parts)
+                    self._parts.clear()
+                self._size = 0
+                messages.append(part)
+            elif kind is BytesMessage:
+                self._deliver(messages)
+                self.binaryMessage()
+                return
+            elif kind is Ping:
+                assert isinstance(event, Ping)
+                self.transport.write(websocket.send(event.response()))
+            elif kind is CloseConnection:
+                assert isinstance(event, CloseConnection)
+                self._deliver(messages)
+                self.closeReceived(event)
+                return
+        self._deliver(messages)
+
+    def _deliver(self, messages: list[bytes]) -> None:
+        """
+        Hand the session the lines of C{messages}, in one chunk of LF lines.
+        """
+        if not messages or self.closing:
+            return
+        chunk = b"\n".join(messages).replace(b"\r\n", b"\n") + b"\n"
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.set(self)
+        self.context.stats.linesIn += chunk.count(b"\n")
+        self.linesReceived(chunk)
+
+    def messageTooBig(self, limit: int) -> None:
+        """
+        A message exceeded C{limit} bytes: say so, and close with 1009.
+        """
+        self.logLimited(
+            "lines too long",
+            "Client {peer} sent a message longer than {limit} bytes; closing",
+            peer=self.peer,
+            limit=limit,
+        )
+        self.context.stats.refused["line_too_long"] += 1
+        self.closeCode = MESSAGE_TOO_BIG
+        self.closeReason = "message too long"
+        self.sendErrorAndClose(f"message too long (the limit is {limit} bytes)")
+
+    def binaryMessage(self) -> None:
+        """
+        The client sent a binary message: the room speaks text; close with
+        1003.
+        """
+        self.logLimited(
+            "binary messages",
+            "Client {peer} sent a binary message; closing",
+            peer=self.peer,
+        )
+        self.context.stats.refused["binary"] += 1
+        self.closeCode = UNSUPPORTED_DATA
+        self.closeReason = "text messages only"
+        self.sendErrorAndClose("binary messages are not accepted; send text")
+
+    def closeReceived(self, event: CloseConnection) -> None:
+        """
+        The client closed the WebSocket (or broke its protocol, which
+        C{wsproto} reports the same way, with a code of its own): answer
+        with a close frame, leave and close.
+        """
+        if self.websocket.state is ConnectionState.OPEN:
+            # Nothing of the client's: a frame it sent could not be parsed.
+            self.logLimited(
+                "protocol errors",
+                "Client {peer} broke the WebSocket protocol ({reason}); closing",
+                peer=self.peer,
+                reason=event.reason,
+            )
+        if self.websocket.state in (
+            ConnectionState.OPEN,
+            ConnectionState.REMOTE_CLOSING,
+        ):
+            self.transport.write(self.websocket.send(event.response()))
+        self._closeSent = True
+        self.session.stop()
+        self.close()
+
+    # Keepalive
+
+    def quiet(self) -> None:
+        """
+        Nothing came from the client for a while: ping it, or, if it has
+        not answered the last ping, drop it.
+        """
+        if self.closing or self.pings is None:
+            return
+        if self._pinged:
+            self.logLimited(
+                "unanswered pings",
+                "Client {peer} did not answer a ping; disconnecting",
+                peer=self.peer,
+            )
+            self.context.stats.refused["no_pong"] += 1
+            self.abort()
+            return
+        self._pinged = True
+        self.transport.write(self.websocket.send(Ping(b"sockserve")))
+        self.pings.deadlines.set(self)
+
+    # Output and closing
+
+    def formatError(self, message: str) -> bytes:
+        """
+        An error, as the member's wire shows it.
+        """
+        return Error(message).encodedFor(self.wire)
+
+    def refuse(self, reason: str, kind: str = "refused") -> None:
+        """
+        Refuse the member (the server is full, ...): close with 1013, try
+        again later.
+        """
+        self.closeCode = TRY_AGAIN_LATER
+        self.closeReason = "try again later"
+        super().refuse(reason, kind)
+
+    def timeoutConnection(self) -> None:
+        """
+        The member was idle too long: close with 1008 after saying so.
+        """
+        self.closeCode = POLICY_VIOLATION
+        self.closeReason = "idle too long"
+        super().timeoutConnection()
+
+    def beginShutdown(self) -> None:
+        """
+        The server is stopping: say goodbye, and close with 1001.
+        """
+        self.closeCode = GOING_AWAY
+        self.closeReason = "server shutting down"
+        super().beginShutdown()
+
+    def close(self) -> None:
+        """
+        Send the close frame after everything queued, then close.
+        """
+        if not self._closeSent:
+            self._closeSent = True
+            if self.websocket.state is ConnectionState.OPEN:
+                self.transport.write(
+                    self.websocket.send(
+                        CloseConnection(self.closeCode, self.closeReason)
+                    )
+                )
+        super().close()
+
+    def abort(self) -> None:
+        """
+        Close at once, without a close frame.
+        """
+        self._closeSent = True
+        super().abort()

@@ -1,0 +1,303 @@
+"""
+The web side of the chat room: the page, and the WebSocket endpoint.
+
+C{--web} serves a L{webSite}: C{GET /} the chat page and its two assets,
+C{GET /ws} the WebSocket, anything else 404. The page and its assets carry
+a Content-Security-Policy that allows only the server's own scripts and
+styles, and C{X-Content-Type-Options: nosniff}.
+
+A WebSocket handshake is checked before the upgrade: one whose C{Origin}
+is neither the page's own origin nor one allowed with C{--web-origin} is
+refused with 403, so that a page on another site cannot join the room with
+its visitor's browser (cross-site WebSocket hijacking); one without
+C{Origin} (a command-line client) is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from importlib.resources import files
+from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IProtocol
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection
+from wsproto.events import Request as WebSocketRequest
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError
+
+from sockserve.chat.events import ChatWire
+from sockserve.web.wires import (
+    JSON_SUBPROTOCOL,
+    WEBSOCKET_JSON_WIRE,
+    WEBSOCKET_LINE_WIRE,
+)
+
+# Seconds a browser may keep an idle HTTP connection (before an upgrade).
+HTTP_TIMEOUT = 60
+
+CONTENT_SECURITY_POLICY = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; "
+    b"connect-src 'self'; img-src 'self'; base-uri 'none'; "
+    b"form-action 'none'; frame-ancestors 'none'"
+)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+# Build a member on an upgraded connection: (its wire, its WebSocket).
+MemberBuilder = Callable[[ChatWire, Connection], IProtocol]
+
+
+def _normalOrigin(origin: str) -> str | None:
+    """
+    Return C{origin} (C{scheme://host[:port]}) in one spelling: lower case,
+    and without the scheme's default port; C{None} if it is not one.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.path not in ("", "/"):
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def checkOrigin(origin: str) -> str:
+    """
+    Return C{origin} normalised, for C{--web-origin}.
+
+    @raise ValueError: if it is not C{http(s)://host[:port]}.
+    """
+    normal = _normalOrigin(origin)
+    if normal is None or not normal.startswith("http"):
+        raise ValueError(
+            f"{origin!r} is not an origin such as https://example.org or "
+            "http://127.0.0.1:8080"
+        )
+    return normal
+
+
+class OriginPolicy:
+    """
+    Which pages may open the WebSocket: the page's own origin (the host
+    the browser asked for), and those in C{allowed}.
+    """
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self.allowed = frozenset(checkOrigin(origin) for origin in allowed)
+
+    def allows(self, origin: str, host: str | None) -> bool:
+        """
+        Tell whether a handshake from a page of C{origin}, sent to C{host}
+        (the request's C{Host} header), may open the WebSocket.
+
+        The page's own origin matches by host and port, whatever the scheme:
+        behind a proxy that ends TLS the browser's C{https} origin reaches
+        the server over plain HTTP.
+        """
+        normal = _normalOrigin(origin)
+        if normal is None:
+            return False
+        if normal in self.allowed:
+            return True
+        if host is None:
+            return False
+        try:
+            asked = urlsplit("//" + host.strip())
+            askedPort = asked.port
+        except ValueError:
+            return False
+        parts = urlsplit(normal)
+        if (parts.hostname or "") != (asked.hostname or "").lower():
+            return False
+        if askedPort is None:
+            # No port in Host: the scheme's default, which the origin's
+            # spelling dropped too.
+            return parts.port is None
+        return (parts.port or _DEFAULT_PORTS[parts.scheme]) == askedPort
+
+
+def _refuse(request: Request, code: int, text: str) -> bytes:
+    if request.code != code:
+        request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return text.encode("utf-8") + b"\n"
+
+
+class WebSocketResource(Resource):
+    """
+    C{/ws}: check the handshake, upgrade, and hand the connection to a
+    member built by C{buildMember}.
+
+    Without a subprotocol the member speaks the line wire; a client that
+    offers C{sockserve.v1.json} gets the JSON wire.
+    """
+
+    isLeaf = True
+
+    def __init__(self, buildMember: MemberBuilder, origins: OriginPolicy) -> None:
+        super().__init__()
+        self.buildMember = buildMember
+        self.origins = origins
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        Upgrade to a WebSocket, or say why not.
+        """
+        origin = request.getHeader(b"origin")
+        if origin is not None and not self.origins.allows(
+            origin.decode("latin-1"), _text(request.getHeader(b"host"))
+        ):
+            return _refuse(
+                request,
+                403,
+                "this page's origin may not open the chat's WebSocket "
+                "(see --web-origin)",
+            )
+        upgrade = request.getHeader(b"upgrade")
+        if upgrade is None or upgrade.lower() != b"websocket":
+            request.setHeader(b"Upgrade", b"websocket")
+            request.setResponseCode(426, b"Upgrade Required")
+            return _refuse(
+                request,
+                426,
+                "this is the chat's WebSocket endpoint: connect with a "
+                "WebSocket client, or open / in a browser",
+            )
+        handshake = H11Handshake(ConnectionType.SERVER)
+        headers = [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        try:
+            handshake.initiate_upgrade_connection(headers, request.uri)
+            event = next(handshake.events())
+        except RemoteProtocolError as error:
+            hint = error.event_hint
+            code = hint.status_code if isinstance(hint, RejectConnection) else 400
+            return _refuse(request, code, f"bad WebSocket handshake: {error}")
+        assert isinstance(event, WebSocketRequest)
+        if JSON_SUBPROTOCOL in event.subprotocols:
+            wire: ChatWire = WEBSOCKET_JSON_WIRE
+            subprotocol: str | None = JSON_SUBPROTOCOL
+        else:
+            wire = WEBSOCKET_LINE_WIRE
+            subprotocol = None
+        accepted = handshake.send(AcceptConnection(subprotocol=subprotocol))
+        websocket = handshake.connection
+        assert websocket is not None
+        channel = request.channel
+        transport = channel.transport
+        assert transport is not None
+        transport.write(accepted)
+        member = self.buildMember(wire, websocket)
+        # The one way twisted.web hands a connection to another protocol,
+        # as twisted.web.websocket does.
+        channel._protocolUpgradeForWebsockets(member)
+        return NOT_DONE_YET
+
+
+def _text(header: bytes | None) -> str | None:
+    return None if header is None else header.decode("latin-1")
+
+
+class StaticAsset(Resource):
+    """
+    One file of the page, from the package, with the page's headers.
+    """
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, contentType: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.contentType = contentType
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The file, with a strict Content-Security-Policy.
+        """
+        request.setHeader(b"Content-Type", self.contentType)
+        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Referrer-Policy", b"no-referrer")
+        request.setHeader(b"X-Frame-Options", b"DENY")
+        # Always asked again (cheaply) so an upgraded server's page is seen.
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return self.body
+
+
+class Root(Resource):
+    """
+    C{/}: the page; its assets and C{/ws} are children; nothing else is.
+    """
+
+    def __init__(self, page: StaticAsset) -> None:
+        super().__init__()
+        self.page = page
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The chat page.
+        """
+        return self.page.render_GET(request)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        """
+        C{/} itself is the page (C{/x} is not found).
+        """
+        if path == b"":
+            return self
+        child: Resource = super().getChild(path, request)
+        return child
+
+
+_ASSETS = (
+    ("chat.js", b"text/javascript; charset=utf-8"),
+    ("chat.css", b"text/css; charset=utf-8"),
+)
+
+
+def _asset(name: str, contentType: bytes) -> StaticAsset:
+    body = files("sockserve.web").joinpath("static", name).read_bytes()
+    return StaticAsset(body, contentType)
+
+
+class WebSite(Site):
+    """
+    The site of C{--web}; it logs no request (WebSocket members are logged
+    as members).
+    """
+
+    noisy = False
+    displayTracebacks = False
+
+    def log(self, request: http.Request) -> None:
+        """
+        Log nothing per request.
+        """
+
+
+def webSite(buildMember: MemberBuilder, origins: OriginPolicy) -> WebSite:
+    """
+    Return the site of C{--web}: the page at C{/}, its assets, and the
+    WebSocket at C{/ws}, whose members C{buildMember} builds.
+    """
+    root = Root(_asset("index.html", b"text/html; charset=utf-8"))
+    for name, contentType in _ASSETS:
+        root.putChild(name.encode("ascii"), _asset(name, contentType))
+    root.putChild(b"ws", WebSocketResource(buildMember, origins))
+    site = WebSite(root, timeout=HTTP_TIMEOUT)
+    return site

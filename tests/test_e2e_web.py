@@ -1,0 +1,503 @@
+"""
+The chat room over WebSocket, end to end: a real C{twistd} process with
+C{--web}, clients of the C{websockets} library (an independent
+implementation) and raw TCP clients in the same room.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from tests.processes import (
+    WAIT,
+    Processes,
+    Server,
+    receiveText,
+    receiveToEOF,
+)
+
+pytestmark = pytest.mark.e2e
+
+BANNER_LINES = 3
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+def webServer(processes: Processes, *options: str) -> Server:
+    """
+    Start a chat server with a TCP port and a C{--web} port (unless
+    C{options} name one).
+    """
+    if not any(option.startswith("--web=") or option == "--web" for option in options):
+        options = ("--web", "0", *options)
+    return processes.server(*options, listeners=2)
+
+
+class WebClient:
+    """
+    A WebSocket client of the room (the C{websockets} library), closed at the
+    end of the test.
+    """
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    def receive(self) -> str:
+        """
+        The next frame, as text.
+        """
+        frame = self.connection.recv(timeout=WAIT)
+        assert isinstance(frame, str), frame
+        return frame
+
+    def receiveUntil(self, predicate: Callable[[str], bool]) -> list[str]:
+        """
+        Frames up to and including the first that satisfies C{predicate}.
+        """
+        frames = []
+        for _ in range(1000):
+            frame = self.receive()
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+        raise AssertionError(f"no such frame among {frames}")
+
+    def greeting(self) -> str:
+        """
+        Read the banner and the welcome; return the member's name.
+        """
+        frames = self.receiveUntil(lambda frame: frame.startswith("* you are "))
+        assert len(frames) == BANNER_LINES + 1, frames
+        return frames[-1][len("* you are ") :].split(";")[0]
+
+    def send(self, text: str | bytes) -> None:
+        """
+        Send one frame.
+        """
+        self.connection.send(text)
+
+    def closed(self) -> tuple[list[str], int | None, str | None]:
+        """
+        Read until the server closes; return the frames read, the close
+        code and the reason.
+        """
+        frames = []
+        try:
+            for _ in range(1000):
+                frames.append(self.receive())
+        except ConnectionClosed as closed:
+            received = closed.rcvd
+            if received is None:
+                return frames, None, None
+            return frames, received.code, received.reason
+        raise AssertionError(f"not closed after {frames}")
+
+
+@pytest.fixture
+def webClients() -> Iterator[Callable[..., WebClient]]:
+    with ExitStack() as opened:
+
+        def open(port: int, scheme: str = "ws", **options: Any) -> WebClient:
+            options.setdefault("proxy", None)
+            options.setdefault("open_timeout", WAIT)
+            options.setdefault("close_timeout", 1)
+            options.setdefault("compression", None)
+            connection = opened.enter_context(
+                connect(f"{scheme}://127.0.0.1:{port}/ws", **options)
+            )
+            return WebClient(connection)
+
+        yield open
+
+
+class TcpMember:
+    """
+    A TCP member of the room, read a line at a time.
+    """
+
+    def __init__(self, processes: Processes, server: Server) -> None:
+        self.sock = processes.connect(("127.0.0.1", server.port))
+        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.pending = b""
+        self.lineUntil(lambda line: "other(s) here" in line)
+
+    def line(self) -> str:
+        """
+        The next line, without its ending.
+        """
+        self.pending = receiveText(self.sock, b"\r\n", received=self.pending)
+        line, _, self.pending = self.pending.partition(b"\r\n")
+        return line.decode("utf-8")
+
+    def lineUntil(self, predicate: Callable[[str], bool]) -> str:
+        """
+        The first line, from here on, that satisfies C{predicate}.
+        """
+        for _ in range(1000):
+            line = self.line()
+            if predicate(line):
+                return line
+        raise AssertionError("no such line")
+
+    def send(self, data: bytes) -> None:
+        """
+        Send C{data} as it is.
+        """
+        self.sock.sendall(data)
+
+
+def test_websocket_and_tcp_members_chat(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    A WebSocket client and a TCP client share the room: names, lines both
+    ways, a frame of several lines, commands, and escaped control
+    characters.
+    """
+    server = webServer(processes)
+    tcp = TcpMember(processes, server)
+    web = webClients(server.portOf("web"))
+    name = web.greeting()
+    assert name.startswith("127.0.0.1:")
+    assert tcp.line() == f"* {name} joined"
+
+    web.send("hello from a browser")
+    assert tcp.line() == f"<{name}> hello from a browser"
+    tcp.send(b"hello from telnet\r\n\x1b[31mred\r\n")
+    assert web.receive() == f"<{tcp.name}> hello from telnet"
+    assert web.receive() == f"<{tcp.name}> \\x1b[31mred"
+
+    web.send("one\ntwo\r\nthree")
+    assert [tcp.line() for _ in range(3)] == [
+        f"<{name}> one",
+        f"<{name}> two",
+        f"<{name}> three",
+    ]
+    web.send("//slash")
+    assert tcp.line() == f"<{name}> /slash"
+    web.send("/nick web")
+    assert web.receive() == "* you are now known as web"
+    assert tcp.line() == f"* {name} is now known as web"
+    web.send("/who")
+    assert web.receive() == f"* 2 here: {tcp.name}, web"
+    web.send("/quit")
+    frames, code, _ = web.closed()
+    assert frames == ["* bye"]
+    assert code == 1000
+    assert tcp.line() == "* web left"
+
+
+def test_json_subprotocol(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    A client that offers C{sockserve.v1.json} gets the room's events as JSON
+    objects, whose names and text are data.
+    """
+    server = webServer(processes)
+    page = webClients(server.portOf("web"), subprotocols=["sockserve.v1.json"])
+    assert page.connection.subprotocol == "sockserve.v1.json"
+    banner = json.loads(page.receive())
+    assert banner["type"] == "banner"
+    assert "Welcome" in banner["text"]
+    welcome = json.loads(page.receive())
+    assert welcome == {"type": "welcome", "name": welcome["name"], "others": 0}
+    tcp = TcpMember(processes, server)
+    assert json.loads(page.receive()) == {"type": "joined", "name": tcp.name}
+    tcp.send(b'<img src=x onerror="alert(1)"> "quoted"\r\n')
+    assert json.loads(page.receive()) == {
+        "type": "message",
+        "from": tcp.name,
+        "text": '<img src=x onerror="alert(1)"> "quoted"',
+    }
+    tcp.send(b"/nick tcp\r\n")
+    assert json.loads(page.receive()) == {
+        "type": "renamed",
+        "from": tcp.name,
+        "to": "tcp",
+    }
+    page.send("/nick page")
+    assert json.loads(page.receive()) == {"type": "name", "name": "page"}
+    page.send("/who")
+    assert json.loads(page.receive()) == {
+        "type": "members",
+        "names": ["page", "tcp"],
+        "total": 2,
+    }
+    page.send("/nosuch")
+    assert json.loads(page.receive())["type"] == "error"
+    tcp.sock.close()
+    assert json.loads(page.receive()) == {"type": "left", "name": "tcp"}
+
+
+def test_origin_checked(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    A handshake from a page of another origin is refused with 403, unless
+    that origin is allowed with --web-origin; the page's own origin and a
+    client that sends no Origin are accepted.
+    """
+    server = webServer(processes, "--web-origin", "https://Allowed.example:443/")
+    port = server.portOf("web")
+    with pytest.raises(InvalidStatus) as refused:
+        webClients(port, origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    assert b"--web-origin" in refused.value.response.body
+    with pytest.raises(InvalidStatus):
+        webClients(port, origin=f"http://127.0.0.1:{port + 1}")
+    with pytest.raises(InvalidStatus):
+        webClients(port, origin="null")
+    for origin in (f"http://127.0.0.1:{port}", "https://allowed.example", None):
+        member = webClients(port, origin=origin)
+        assert member.greeting().startswith("127.0.0.1:")
+
+
+def test_oversized_and_binary_messages_close_that_client(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    A message longer than --max-line closes its client with 1009, a binary
+    one with 1003, each after an error line; the other members lose
+    nothing and see nothing of either message.
+    """
+    server = webServer(processes, "--max-line", "100")
+    tcp = TcpMember(processes, server)
+    port = server.portOf("web")
+    big = webClients(port)
+    name = big.greeting()
+    big.send("x" * 100)
+    big.send("y" * 101)
+    frames, code, reason = big.closed()
+    assert frames == ["ERROR message too long (the limit is 100 bytes)"]
+    assert (code, reason) == (1009, "message too long")
+    binary = webClients(port)
+    binaryName = binary.greeting()
+    binary.send(b"\x00\x01binary")
+    frames, code, _ = binary.closed()
+    assert frames == ["ERROR binary messages are not accepted; send text"]
+    assert code == 1003
+    assert [tcp.line() for _ in range(5)] == [
+        f"* {name} joined",
+        f"<{name}> " + "x" * 100,
+        f"* {name} left",
+        f"* {binaryName} joined",
+        f"* {binaryName} left",
+    ]
+    tcp.send(b"/who\r\n")
+    assert tcp.line() == f"* 1 here: {tcp.name}"
+    output = server.output.waitForText(b"binary message; closing").decode()
+    assert "longer than 100 bytes; closing" in output
+
+
+def test_capacity_is_shared_with_tcp(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    --max-clients counts WebSocket and TCP members together: a WebSocket
+    client beyond it is told the server is full and closed with 1013.
+    """
+    server = webServer(processes, "--max-clients", "2")
+    TcpMember(processes, server)
+    port = server.portOf("web")
+    webClients(port).greeting()
+    refused = webClients(port)
+    frames, code, reason = refused.closed()
+    assert frames == ["ERROR the server is full (2 clients); try again later"]
+    assert (code, reason) == (1013, "try again later")
+    late = processes.connect(("127.0.0.1", server.port))
+    assert receiveToEOF(late) == (
+        b"ERROR the server is full (2 clients); try again later\r\n"
+    )
+
+
+def test_shutdown_says_goodbye(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    When the server stops, a WebSocket member is told, then closed with
+    1001 (going away).
+    """
+    server = webServer(processes)
+    member = webClients(server.portOf("web"))
+    member.greeting()
+    server.process.send_signal(signal.SIGTERM)
+    frames, code, _ = member.closed()
+    assert frames == ["* the server is shutting down; goodbye"]
+    assert code == 1001
+    server.stop()
+
+
+def test_unanswered_pings_drop_a_client(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    With --web-ping, a quiet client that answers pings stays; one that does
+    not (a raw socket that did the handshake, then went silent) is dropped,
+    and its seat freed.
+    """
+    server = webServer(processes, "--web-ping", "0.2")
+    port = server.portOf("web")
+    answering = webClients(port, ping_interval=None)
+    answering.greeting()
+    silent = processes.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    silent.sendall(
+        (
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    received = receiveUntilGone(silent)
+    assert received.startswith(b"HTTP/1.1 101 ")
+    # A ping frame (0x89) came before the end.
+    assert b"\x89" in received.partition(b"\r\n\r\n")[2]
+    server.output.waitForText(b"did not answer a ping; disconnecting")
+    answering.send("/who")
+    assert answering.receiveUntil(lambda f: " here: " in f)[-1].startswith("* 1 here")
+
+
+def receiveUntilGone(sock: socket.socket) -> bytes:
+    """
+    Receive until the server closes or resets the connection.
+    """
+    received = b""
+    sock.settimeout(WAIT)
+    for _ in range(1000):
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"still open after {received!r}")
+
+
+def test_page_and_http_answers(processes: Processes) -> None:
+    """
+    GET / is the page with a strict Content-Security-Policy; its assets are
+    served with their types; /ws without an upgrade is 426; anything else
+    is 404.
+    """
+    server = webServer(processes)
+    base = f"http://127.0.0.1:{server.portOf('web')}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(base + "/", timeout=WAIT) as page:
+        body = page.read().decode()
+        headers = page.headers
+    assert '<label for="message"' in body
+    assert "chat.js" in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    with opener.open(base + "/chat.js", timeout=WAIT) as script:
+        assert script.headers["Content-Type"].startswith("text/javascript")
+        assert b"sockserve.v1.json" in script.read()
+    with opener.open(base + "/chat.css", timeout=WAIT) as style:
+        assert style.headers["Content-Type"].startswith("text/css")
+    for path, status in (("/ws", 426), ("/nope", 404), ("/static/chat.js", 404)):
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            opener.open(base + path, timeout=WAIT)
+        failed.value.close()
+        assert failed.value.code == status, path
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """
+    A test CA and a certificate for 127.0.0.1: the CA's certificate, the
+    server's key and its certificate.
+    """
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    caFile, keyFile, certFile = (
+        tmp_path / "ca.pem",
+        tmp_path / "key.pem",
+        tmp_path / "cert.pem",
+    )
+    ca.cert_pem.write_to_path(str(caFile))
+    issued.private_key_pem.write_to_path(str(keyFile))
+    issued.cert_chain_pems[0].write_to_path(str(certFile))
+    return caFile, keyFile, certFile
+
+
+def test_wss(
+    processes: Processes,
+    webClients: Callable[..., WebClient],
+    certificates: tuple[Path, Path, Path],
+) -> None:
+    """
+    An ssl: --web endpoint serves the page over https and the room over
+    wss, checked against a test CA.
+    """
+    caFile, keyFile, certFile = certificates
+    server = webServer(
+        processes,
+        "--web",
+        f"ssl:0:privateKey={keyFile}:certKey={certFile}",
+    )
+    port = server.portOf("web")
+    context = ssl.create_default_context(cafile=str(caFile))
+    secure = webClients(port, scheme="wss", ssl=context)
+    name = secure.greeting()
+    tcp = TcpMember(processes, server)
+    secure.receiveUntil(lambda frame: frame.endswith(" joined"))
+    secure.send("over tls")
+    assert tcp.lineUntil(lambda line: "tls" in line) == f"<{name}> over tls"
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    with opener.open(f"https://127.0.0.1:{port}/", timeout=WAIT) as page:
+        assert b"sockserve chat" in page.read()
+    with pytest.raises(ssl.SSLError):
+        webClients(port, scheme="wss", ssl=ssl.create_default_context())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--mode", "echo", "--web", "0"), "--web serves the chat room"),
+        (("--web-origin", "evil.example"), "--web-origin: 'evil.example' is not"),
+        (("--web", "nosuch:0"), "--web:"),
+        (("--web-ping", "soon"), "--web-ping must be a number of seconds"),
+    ],
+)
+def test_bad_web_options(
+    processes: Processes, options: tuple[str, ...], message: str
+) -> None:
+    """
+    A mistake in a --web option is a one-line error naming it, not a
+    traceback.
+    """
+    from tests.processes import installedProgram
+
+    result = processes.run(
+        [installedProgram("twistd"), "-n", "sockserve", "--port", "0", *options]
+    )
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).decode()
+    assert message in output, output
+    assert "Traceback" not in output
