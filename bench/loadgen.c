@@ -8,7 +8,7 @@
  *   loadgen echo    --port P --conns C --size S --warmup MS --duration MS
  *   loadgen oneshot --port P --conns C --size S --warmup MS --duration MS
  *   loadgen chat    --port P --clients N --senders K --lines L --size S
- *                   [--window W]
+ *                   [--window W] [--ws PATH]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *
  * Every reply is checked byte for byte; nothing assumes a reply's length:
@@ -16,6 +16,13 @@
  * and output is buffered and flushed across partial writes. Chat payloads carry
  * the sender, a sequence number and the send time (CLOCK_MONOTONIC, ns), so
  * every delivery is checked, ordered and timed. Each loop is bounded in time.
+ *
+ * With --ws PATH, chat speaks WebSocket as a browser does: each client asks
+ * for an upgrade (GET PATH), checks the 101 answer (Upgrade and
+ * Sec-WebSocket-Accept), then sends each line as one masked text frame
+ * without its line ending and takes each text frame it receives as one line;
+ * it answers pings, and ends with a close frame. Everything past the framing
+ * (checking, pacing, timing, the report) is the same as over plain TCP.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage).
@@ -64,13 +71,19 @@ typedef struct {
     int hangup; /* the last event said the peer closed */
     uint32_t sent;
     uint32_t sync_seen;
+    /* chat --ws */
+    int ws;              /* WS_OFF, WS_UPGRADING or WS_OPEN */
+    char ws_accept[32];  /* the Sec-WebSocket-Accept the server must answer */
 } conn_t;
+
+enum { WS_OFF, WS_UPGRADING, WS_OPEN };
 
 /* Options. */
 static const char *mode;
 static int port, conns = 1, size = 64, window_lines = 0, senders = 1;
 static int clients = 10, lines_per_sender = 1000, concurrency = 256;
 static long warmup_ms = 300, duration_ms = 2000, server_pid = 0;
+static const char *ws_path; /* chat over WebSocket: the path to upgrade */
 
 /* State. */
 static int ep;
@@ -247,6 +260,7 @@ static int conn_open(conn_t *c)
     c->open = 1;
     c->connected = 0;
     c->eof = 0;
+    c->ws = WS_OFF;
     buf_clear(&c->in);
     buf_clear(&c->out);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -296,7 +310,8 @@ static int conn_read(conn_t *c)
         if (n > 0) {
             c->in.len += (size_t)n;
             if (buf_size(&c->in) > MAX_INPUT) {
-                error_at(c, "more than %u bytes without a line ending", MAX_INPUT);
+                error_at(c, "more than %u bytes without a complete line or frame",
+                         MAX_INPUT);
                 conn_close(c);
                 return -1;
             }
@@ -342,6 +357,338 @@ static void show(char *dst, size_t cap, const char *p, size_t n)
             j += (size_t)snprintf(dst + j, cap - j, "\\u%04x", ch);
     }
     dst[j] = 0;
+}
+
+/* ----------------------------------------------------------- WebSocket */
+
+#define WS_TEXT 0x1
+#define WS_CLOSE 0x8
+#define WS_PING 0x9
+#define WS_PONG 0xa
+#define WS_MAX_RESPONSE 8192 /* an upgrade response longer than this is an error */
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+static uint64_t rng_state;
+static uint64_t ws_pings; /* pings answered */
+
+/* xorshift64*: mask keys and handshake keys need to vary, not to be secret. */
+static uint32_t rng32(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static uint32_t rol32(uint32_t x, int n) { return x << n | x >> (32 - n); }
+
+/* SHA-1 of at most 119 bytes: enough for Sec-WebSocket-Accept (60). */
+static void sha1(const char *data, size_t len, uint8_t out[20])
+{
+    uint8_t m[128] = {0};
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    size_t blocks = len + 9 <= 64 ? 1 : 2;
+    if (len > 119)
+        die("sha1: input too long");
+    memcpy(m, data, len);
+    m[len] = 0x80;
+    for (int i = 0; i < 8; i++)
+        m[blocks * 64 - 1 - (size_t)i] = (uint8_t)((uint64_t)len * 8 >> (8 * i));
+    for (size_t b = 0; b < blocks; b++) {
+        uint32_t w[80], v[5];
+        for (int i = 0; i < 16; i++) {
+            const uint8_t *q = m + b * 64 + 4 * (size_t)i;
+            w[i] = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+        }
+        for (int i = 16; i < 80; i++)
+            w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+        memcpy(v, h, sizeof v);
+        for (int i = 0; i < 80; i++) {
+            uint32_t f, k;
+            if (i < 20) {
+                f = (v[1] & v[2]) | (~v[1] & v[3]);
+                k = 0x5A827999;
+            } else if (i < 40) {
+                f = v[1] ^ v[2] ^ v[3];
+                k = 0x6ED9EBA1;
+            } else if (i < 60) {
+                f = (v[1] & v[2]) | (v[1] & v[3]) | (v[2] & v[3]);
+                k = 0x8F1BBCDC;
+            } else {
+                f = v[1] ^ v[2] ^ v[3];
+                k = 0xCA62C1D6;
+            }
+            uint32_t t = rol32(v[0], 5) + f + v[4] + k + w[i];
+            v[4] = v[3];
+            v[3] = v[2];
+            v[2] = rol32(v[1], 30);
+            v[1] = v[0];
+            v[0] = t;
+        }
+        for (int i = 0; i < 5; i++)
+            h[i] += v[i];
+    }
+    for (int i = 0; i < 20; i++)
+        out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* Base64 of p[0, n) into out, NUL-terminated (4 * ceil(n / 3) + 1 bytes). */
+static void base64(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        *out++ = digits[v >> 18 & 63];
+        *out++ = digits[v >> 12 & 63];
+        *out++ = i + 1 < n ? digits[v >> 6 & 63] : '=';
+        *out++ = i + 2 < n ? digits[v & 63] : '=';
+    }
+    *out = 0;
+}
+
+/* Append one frame from the client: FIN, opcode, masked with a fresh key. */
+static void ws_frame(buf_t *out, int opcode, const char *p, size_t n)
+{
+    uint8_t head[14];
+    size_t k = 0;
+    head[k++] = (uint8_t)(0x80 | opcode);
+    if (n < 126) {
+        head[k++] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        head[k++] = 0x80 | 126;
+        head[k++] = (uint8_t)(n >> 8);
+        head[k++] = (uint8_t)n;
+    } else {
+        head[k++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            head[k++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    uint32_t key = rng32();
+    uint8_t mask[4];
+    memcpy(mask, &key, 4);
+    buf_reserve(out, k + 4 + n);
+    uint8_t *dst = (uint8_t *)out->data + out->len;
+    memcpy(dst, head, k);
+    memcpy(dst + k, mask, 4);
+    dst += k + 4;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (uint8_t)p[i] ^ mask[i & 3];
+    out->len += k + 4 + n;
+}
+
+/* Ask for the upgrade to WebSocket, and note the answer it must get. */
+static void ws_start(conn_t *c)
+{
+    uint8_t nonce[16], digest[20];
+    char key[32], request[512], keyed[128];
+    for (int i = 0; i < 16; i += 4) {
+        uint32_t r = rng32();
+        memcpy(nonce + i, &r, 4);
+    }
+    base64(nonce, sizeof nonce, key);
+    int k = snprintf(keyed, sizeof keyed, "%s%s", key, WS_GUID);
+    sha1(keyed, (size_t)k, digest);
+    base64(digest, sizeof digest, c->ws_accept);
+    k = snprintf(request, sizeof request,
+                 "GET %s HTTP/1.1\r\n"
+                 "Host: 127.0.0.1:%d\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "\r\n",
+                 ws_path, port, key);
+    buf_append(&c->out, request, (size_t)k);
+    c->ws = WS_UPGRADING;
+    conn_flush(c);
+}
+
+/* Count an error on c, showing the start of p[0, n), and close c. */
+static void ws_fail(conn_t *c, const char *what, const char *p, size_t n)
+{
+    char shown[120];
+    show(shown, sizeof shown, p, n < 60 ? n : 60);
+    error_at(c, "%s '%s'", what, shown);
+    conn_close(c);
+}
+
+/* Find header `name` in the response head[0, n); set *value (trimmed) and
+ * return its length, or return -1 if it is absent. */
+static long header_value(const char *head, size_t n, const char *name, const char **value)
+{
+    size_t len = strlen(name);
+    const char *end = head + n, *p = memchr(head, '\n', n);
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - p) > len && p[len] == ':' && strncasecmp(p, name, len) == 0) {
+            const char *v = p + len + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *w = eol;
+            while (w > v && (w[-1] == ' ' || w[-1] == '\t'))
+                w--;
+            *value = v;
+            return w - v;
+        }
+        p = memchr(p, '\n', (size_t)(end - p));
+    }
+    return -1;
+}
+
+/* Whether header `name` of head[0, n) lists `token` (case ignored). */
+static int header_has(const char *head, size_t n, const char *name, const char *token)
+{
+    const char *v;
+    long k = header_value(head, n, name, &v), len = (long)strlen(token);
+    for (long i = 0; i + len <= k; i++)
+        if (strncasecmp(v + i, token, (size_t)len) == 0
+            && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',')
+            && (i + len == k || v[i + len] == ' ' || v[i + len] == ','))
+            return 1;
+    return 0;
+}
+
+/* Take the server's answer to the upgrade once it is complete: 1 if it
+ * accepts, 0 if more is needed, -1 (c closed) if it is wrong. */
+static int ws_upgraded(conn_t *c)
+{
+    const char *head = c->in.data + c->in.off, *v = NULL, *why = NULL;
+    size_t avail = buf_size(&c->in);
+    const char *blank = memmem(head, avail, "\r\n\r\n", 4);
+    if (!blank) {
+        if (avail <= WS_MAX_RESPONSE)
+            return 0;
+        ws_fail(c, "no end to the upgrade answer", head, avail);
+        return -1;
+    }
+    size_t n = (size_t)(blank - head) + 2; /* the head, each line's CRLF included */
+    size_t status = (size_t)((const char *)memchr(head, '\r', n) - head);
+    long k = header_value(head, n, "Sec-WebSocket-Accept", &v);
+    if (status < 12 || memcmp(head, "HTTP/1.1 101", 12) != 0 || (status > 12 && head[12] != ' '))
+        why = "upgrade refused:";
+    else if (!header_has(head, n, "Upgrade", "websocket"))
+        why = "101 without Upgrade: websocket:";
+    else if (!header_has(head, n, "Connection", "upgrade"))
+        why = "101 without Connection: upgrade:";
+    else if (k != (long)strlen(c->ws_accept) || memcmp(v, c->ws_accept, (size_t)k) != 0)
+        why = "101 with a wrong or no Sec-WebSocket-Accept:";
+    if (why) {
+        ws_fail(c, why, head, why[0] == 'u' ? status : n);
+        return -1;
+    }
+    c->in.off += n + 2;
+    c->ws = WS_OPEN;
+    return 1;
+}
+
+/* Take the next text message from c->in, answering pings on the way; 0 if
+ * none is complete. A close frame ends the stream (sets eof); anything a
+ * browser would refuse (a masked, fragmented, binary or reserved frame) is an
+ * error that closes c. */
+static int ws_next_text(conn_t *c, const char **msg, size_t *len)
+{
+    if (c->ws == WS_UPGRADING && ws_upgraded(c) <= 0)
+        return 0;
+    while (c->open && !c->eof) {
+        const uint8_t *p = (const uint8_t *)c->in.data + c->in.off;
+        size_t avail = buf_size(&c->in), head = 2;
+        if (avail < 2)
+            return 0;
+        uint64_t n = p[1] & 0x7f;
+        if (n == 126) {
+            head = 4;
+            if (avail < head)
+                return 0;
+            n = (uint64_t)p[2] << 8 | p[3];
+        } else if (n == 127) {
+            head = 10;
+            if (avail < head)
+                return 0;
+            n = 0;
+            for (int i = 2; i < 10; i++)
+                n = n << 8 | p[i];
+        }
+        int opcode = p[0] & 0x0f, fin = p[0] & 0x80;
+        const char *why = p[1] & 0x80 ? "masked frame from the server:"
+                        : p[0] & 0x70 ? "frame with reserved bits set:"
+                        : n > MAX_INPUT ? "frame too long:"
+                        : NULL;
+        if (why) {
+            ws_fail(c, why, (const char *)p, head);
+            return 0;
+        }
+        if (avail - head < n)
+            return 0;
+        const char *payload = (const char *)p + head;
+        c->in.off += head + (size_t)n;
+        if (opcode == WS_TEXT && fin) {
+            *msg = payload;
+            *len = (size_t)n;
+            return 1;
+        } else if (opcode == WS_PING && fin && n <= 125) {
+            ws_frame(&c->out, WS_PONG, payload, (size_t)n);
+            ws_pings++;
+            conn_flush(c);
+        } else if (opcode == WS_CLOSE) {
+            c->eof = 1;
+        } else if (opcode != WS_PONG || !fin || n > 125) {
+            ws_fail(c, fin ? "unexpected frame:" : "fragmented message:", (const char *)p,
+                    head + (size_t)n);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Leave as a browser does: a close frame (1000, normal); the server then
+ * answers and closes. */
+static void ws_close(conn_t *c)
+{
+    static const char normal[2] = {0x03, (char)0xe8};
+    if (c->open && c->ws == WS_OPEN) {
+        ws_frame(&c->out, WS_CLOSE, normal, sizeof normal);
+        conn_flush(c);
+    }
+}
+
+/* Messages: lines over TCP, text frames over WebSocket. */
+
+/* Take the next message from c->in: a line without its ending (LF or CRLF),
+ * or a text frame's payload; 0 if none is complete. */
+static int next_message(conn_t *c, const char **msg, size_t *len)
+{
+    if (c->ws)
+        return ws_next_text(c, msg, len);
+    char *line;
+    size_t n = next_line(c, &line);
+    if (!n)
+        return 0;
+    n--;
+    if (n && line[n - 1] == '\r')
+        n--;
+    *msg = line;
+    *len = n;
+    return 1;
+}
+
+/* Queue one message: p[0, n) and LF, or a text frame holding p[0, n). */
+static void send_message(conn_t *c, const char *p, size_t n)
+{
+    if (c->ws) {
+        ws_frame(&c->out, WS_TEXT, p, n);
+        return;
+    }
+    buf_reserve(&c->out, n + 1);
+    memcpy(c->out.data + c->out.len, p, n);
+    c->out.data[c->out.len + n] = '\n';
+    c->out.len += n + 1;
 }
 
 typedef void (*handler_t)(conn_t *c, uint64_t now);
@@ -637,6 +984,7 @@ static uint64_t expected, bad_lines, out_of_order, notices;
 static uint64_t t_last_delivery;
 static uint32_t sync_round;
 static int chat_measuring;
+static int chat_leaving; /* the run is over: input is only drained */
 
 static size_t chat_payload(char *dst, int s, uint32_t q, uint64_t ts)
 {
@@ -650,13 +998,10 @@ static void chat_fill(conn_t *c)
     if (!chat_measuring || c->id >= senders)
         return;
     char line[4096];
-    size_t pending = buf_size(&c->out);
-    while (pending < SEND_CHUNK && c->sent < (uint32_t)lines_per_sender
+    while (buf_size(&c->out) < SEND_CHUNK && c->sent < (uint32_t)lines_per_sender
            && (window_lines == 0 || c->sent - fully[c->id] < (uint32_t)window_lines)) {
         size_t n = chat_payload(line, c->id, c->sent, now_ns());
-        line[n++] = '\n';
-        buf_append(&c->out, line, n);
-        pending += n;
+        send_message(c, line, n);
         c->sent++;
     }
     conn_flush(c);
@@ -664,8 +1009,9 @@ static void chat_fill(conn_t *c)
 
 static void chat_connected(conn_t *c, uint64_t now)
 {
-    (void)c;
     (void)now;
+    if (ws_path)
+        ws_start(c);
 }
 
 /* Parse a canonical decimal number (no sign, no leading zero). */
@@ -742,15 +1088,14 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
 
 static void chat_input(conn_t *c, uint64_t now)
 {
-    char *line;
-    size_t n;
+    const char *line;
+    size_t body;
     if (!c->open)
         return;
-    while ((n = next_line(c, &line)) > 0) {
+    while (next_message(c, &line, &body)) {
         c->got_line = 1;
-        size_t body = n - 1;
-        if (body && line[body - 1] == '\r')
-            body--;
+        if (chat_leaving)
+            continue;
         /* The payload follows the prefix "<name> ", or starts the line. */
         const char *mark = NULL;
         if (body >= 4 && line[0] == '#') {
@@ -780,8 +1125,9 @@ static void chat_input(conn_t *c, uint64_t now)
         }
         notices++;
     }
-    if (c->eof) {
-        error_at(c, "closed by the server");
+    if (c->open && c->eof) {
+        if (!chat_leaving)
+            error_at(c, "closed by the server");
         conn_close(c);
     }
 }
@@ -802,7 +1148,8 @@ static int run_chat(void)
     on_connected = chat_connected;
     on_input = chat_input;
     for (int i = 0; i < nconns; i++)
-        conn_open(&cs[i]);
+        if (conn_open(&cs[i]) == 1)
+            chat_connected(&cs[i], now_ns());
     pump_while_any(not_greeted, 10000000000ull);
     /* Synchronise: every client sends a probe until one round reaches
      * everyone, which proves every client is in the room. */
@@ -811,10 +1158,10 @@ static int run_chat(void)
         char probe[64];
         for (int i = 0; i < nconns; i++) {
             cs[i].sync_seen = 0;
-            if (!cs[i].open)
+            if (!cs[i].open || cs[i].ws == WS_UPGRADING)
                 continue;
-            int k = snprintf(probe, sizeof probe, "#S# %u %d\n", sync_round, i);
-            buf_append(&cs[i].out, probe, (size_t)k);
+            int k = snprintf(probe, sizeof probe, "#S# %u %d", sync_round, i);
+            send_message(&cs[i], probe, (size_t)k);
             conn_flush(&cs[i]);
         }
         int alive = 0;
@@ -860,6 +1207,12 @@ static int run_chat(void)
     t_cpu_end = t_last_delivery > t0 ? t_last_delivery : t_cpu_end;
     win_start = t0;
     win_end = t_last_delivery;
+    chat_leaving = 1;
+    if (ws_path) {
+        for (int i = 0; i < nconns; i++)
+            ws_close(&cs[i]);
+        pump_while_any(still_open, 2000000000ull);
+    }
     for (int i = 0; i < nconns; i++)
         conn_close(&cs[i]);
     return 0;
@@ -964,6 +1317,13 @@ static long arg_long(int argc, char **argv, int *i)
     return v;
 }
 
+static const char *arg_str(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        die("%s needs a value", argv[*i]);
+    return argv[++*i];
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -993,6 +1353,8 @@ int main(int argc, char **argv)
             concurrency = (int)arg_long(argc, argv, &i);
         else if (!strcmp(a, "--server-pid"))
             server_pid = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--ws"))
+            ws_path = arg_str(argc, argv, &i);
         else
             die("unknown option %s", a);
     }
@@ -1000,6 +1362,10 @@ int main(int argc, char **argv)
         die("--port is required");
     if (size < 48 || size > 4000)
         die("--size must be 48 to 4000 bytes");
+    if (ws_path && strcmp(mode, "chat") != 0)
+        die("--ws is for chat only");
+    if (ws_path && (ws_path[0] != '/' || strlen(ws_path) > 200 || strpbrk(ws_path, " \r\n")))
+        die("--ws needs a path such as /ws");
     if (conns < 1 || clients < 2 || senders < 1 || lines_per_sender < 1 || concurrency < 1)
         die("counts must be positive (chat needs 2 clients)");
     struct rlimit rl;
@@ -1012,6 +1378,7 @@ int main(int argc, char **argv)
     target.sin_port = htons((uint16_t)port);
     target.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1, always */
     memset(padding, 'x', sizeof padding);
+    rng_state = (now_ns() ^ (uint64_t)getpid() << 32) | 1; /* never 0 */
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         die("epoll_create1: %s", strerror(errno));
@@ -1043,12 +1410,13 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "oneshot"))
         printf(", \"started\": %llu", (unsigned long long)started);
     if (!strcmp(mode, "chat"))
-        printf(", \"expected\": %llu, \"missing\": %llu, \"bad_lines\": %llu, "
-               "\"out_of_order\": %llu, \"notices\": %llu",
-               (unsigned long long)expected,
+        printf(", \"transport\": \"%s\", \"expected\": %llu, \"missing\": %llu, "
+               "\"bad_lines\": %llu, \"out_of_order\": %llu, \"notices\": %llu, "
+               "\"pings\": %llu",
+               ws_path ? "websocket" : "tcp", (unsigned long long)expected,
                (unsigned long long)(expected > completed ? expected - completed : 0),
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
-               (unsigned long long)notices);
+               (unsigned long long)notices, (unsigned long long)ws_pings);
     if (!strcmp(mode, "idle"))
         printf(", \"accepted\": %d, \"accept_seconds\": %.4f", accepted, window);
     printf(", \"error_sample\": \"%s\"}\n", error_sample);

@@ -1,6 +1,7 @@
 """
 The servers measured: sockserve and its peers, each started on 127.0.0.1 on a
-port of its choosing (or, for ncat, one found free), pinned to the server core.
+port of its choosing (or, for ncat and sockserve's WebSocket, one found free),
+pinned to the server core.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ SOCKSERVE_LOGGING = "sockserve-logging"
 SOCKSERVE_METRICS = "sockserve-metrics"
 BASELINE = "twisted-lines"
 NCAT = "ncat"
+#: The mode of a chat room over WebSocket (the load generator's --ws).
+CHAT_WS = "chat-ws"
+#: Where the WebSocket servers measured take the upgrade.
+WEBSOCKET_PATH = "/ws"
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class ServerSpec:
     How to start one server.
 
     @ivar name: its name in the results.
-    @ivar modes: the modes it serves (C{echo}, C{oneshot}, C{chat}, C{idle}).
+    @ivar modes: the modes it serves (C{echo}, C{oneshot}, C{chat}, C{idle},
+        C{chat-ws}: a chat room over WebSocket).
     @ivar description: what it is, for the report.
     """
 
@@ -46,11 +52,12 @@ class ServerSpec:
     peerModule: str | None = None
     peerArgs: tuple[str, ...] = ()
 
-    def command(self, mode: str, port: int) -> list[str]:
+    def command(self, mode: str, port: int, webPort: int | None = None) -> list[str]:
         """
-        Return the command serving C{mode} (C{idle} is chat) on C{port}.
+        Return the command serving C{mode} (C{idle} and C{chat-ws} are chat)
+        on C{port}; sockserve serves C{chat-ws} on C{webPort} besides.
         """
-        serverMode = "chat" if mode == "idle" else mode
+        serverMode = "chat" if mode in ("idle", CHAT_WS) else mode
         if self.name in (SOCKSERVE, SOCKSERVE_LOGGING, SOCKSERVE_METRICS):
             twistd = VENV_BIN / "twistd"
             # The peers log nothing per connection; sockserve is measured
@@ -61,6 +68,10 @@ class ServerSpec:
             quiet = [] if self.name == SOCKSERVE_LOGGING else ["--quiet"]
             if self.name == SOCKSERVE_METRICS:
                 quiet += ["--metrics", "0"]
+            if mode == CHAT_WS:
+                assert webPort is not None
+                # The page at / and the WebSocket at /ws (WEBSOCKET_PATH).
+                quiet += ["--web", str(webPort)]
             return [
                 str(twistd if twistd.exists() else "twistd"),
                 "--pidfile=",
@@ -102,8 +113,9 @@ class ServerSpec:
 SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         SOCKSERVE,
-        ("echo", "oneshot", "chat", "idle"),
-        "sockserve (twistd -n sockserve --quiet), default epoll reactor",
+        ("echo", "oneshot", "chat", "idle", CHAT_WS),
+        "sockserve (twistd -n sockserve --quiet), default epoll reactor; "
+        "chat-ws: its WebSocket (--web)",
     ),
     ServerSpec(
         SOCKSERVE_LOGGING,
@@ -152,6 +164,19 @@ SERVERS: tuple[ServerSpec, ...] = (
         ("chat",),
         "ncat --broker --chat (C, select(); prefixes each read, not each line)",
     ),
+    ServerSpec(
+        "websockets-asyncio",
+        (CHAT_WS,),
+        "websockets (serve, broadcast) on asyncio",
+        "websockets_chat",
+    ),
+    ServerSpec(
+        "websockets-uvloop",
+        (CHAT_WS,),
+        "websockets (serve, broadcast) on uvloop",
+        "websockets_chat",
+        ("--uvloop",),
+    ),
 )
 
 
@@ -171,6 +196,11 @@ def available(spec: ServerSpec) -> str | None:
     """
     if spec.name == NCAT and shutil.which("ncat") is None:
         return "ncat is not installed (Debian package ncat)"
+    if spec.peerModule == "websockets_chat":
+        try:
+            import websockets  # noqa: F401
+        except ImportError:
+            return "websockets is not installed (pip install -r bench/requirements.txt)"
     if spec.peerArgs == ("--uvloop",):
         try:
             import uvloop  # noqa: F401
@@ -236,8 +266,14 @@ def startServer(
     """
     logDir.mkdir(parents=True, exist_ok=True)
     log = logDir / f"{spec.name}-{mode}.log"
+    webPort = None
     if spec.name == NCAT:
         port, pattern = freePort(), NCAT_LISTENING
+    elif mode == CHAT_WS and spec.peerModule is None:
+        # sockserve: its chat on any port, its WebSocket on one found free,
+        # which it says it listens on once it does.
+        port, webPort = 0, freePort()
+        pattern = re.compile(rf"listening on 127\.0\.0\.1:({webPort})\b")
     else:
         port, pattern = 0, LISTENING
     env = None
@@ -248,7 +284,7 @@ def startServer(
         )
     with log.open("wb") as output:
         process = startChild(
-            pinned(spec.command(mode, port), core),
+            pinned(spec.command(mode, port, webPort), core),
             stdout=output,
             stderr=subprocess.STDOUT,
             cwd=logDir,

@@ -9,6 +9,7 @@ import pkgutil
 
 import sockserve
 import sockserve.chat
+import sockserve.web
 
 PUBLIC = {
     "Banner",
@@ -93,7 +94,7 @@ def test_internal_modules_are_private() -> None:
     """Every module is either in the public list or named with a leading
     underscore."""
     found = set()
-    for package in (sockserve, sockserve.chat):
+    for package in (sockserve, sockserve.chat, sockserve.web):
         for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
             found.add(info.name)
     public = {name for name in found if not name.rpartition(".")[2].startswith("_")}

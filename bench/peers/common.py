@@ -80,11 +80,18 @@ def peerName(address: tuple[str, int] | object) -> str:
     return str(address)
 
 
+def welcomeText(name: str, others: int) -> str:
+    """
+    What a chat client is told on joining, as sockserve's banner ends.
+    """
+    return f"* you are {name}; {others} other(s) here"
+
+
 def welcome(name: str, others: int) -> bytes:
     """
-    The line a chat client gets on joining, as sockserve's banner ends.
+    The line a chat client gets on joining.
     """
-    return f"* you are {name}; {others} other(s) here\r\n".encode()
+    return welcomeText(name, others).encode() + CRLF
 
 
 def notice(text: str) -> bytes:
