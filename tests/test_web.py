@@ -1,0 +1,408 @@
+"""
+The WebSocket side of the room on fakes: frames and wires, the Origin rule,
+and a WebSocket member on a StringTransport driven by a C{wsproto} client.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    TextMessage,
+)
+
+from sockserve.chat.events import Message
+from sockserve.chat.protocol import LINE_WIRE
+from sockserve.factories import LineServerFactory, buildFactory
+from sockserve.limits import Limits
+from sockserve.web import KeepAlive, WebSocketChatProtocol
+from sockserve.web.site import OriginPolicy, checkOrigin
+from sockserve.web.wires import (
+    WEBSOCKET_JSON_WIRE,
+    WEBSOCKET_LINE_WIRE,
+    textFrame,
+)
+from tests.support import capturedLogs, connectOnStringTransport
+
+
+def parsed(data: bytes) -> list[Event]:
+    """
+    What a WebSocket client makes of C{data} from the server.
+    """
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(data)
+    return list(client.events())
+
+
+def texts(data: bytes) -> list[str]:
+    """
+    The text messages in C{data} from the server.
+    """
+    return [event.data for event in parsed(data) if isinstance(event, TextMessage)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_text_frames_of_every_length_parse(size: int) -> None:
+    """Frames take the 7-, 16- and 64-bit lengths at their boundaries, and
+    an independent parser reads them back."""
+    payload = ("é" * size).encode("utf-8")[:size]
+    if len(payload) != size or payload[-1:] == b"\xc3":
+        payload = b"a" * size
+    [event] = parsed(textFrame(payload))
+    assert isinstance(event, TextMessage)
+    assert event.data == payload.decode("utf-8")
+    assert event.message_finished
+
+
+def test_line_wire_frames_what_a_tcp_client_sees() -> None:
+    """Each line of the TCP wire becomes one frame, without its ending."""
+    cases = [
+        ("message", ("bob", [b"hi", b"there"])),
+        ("joined", ("bob",)),
+        ("left", ("bob",)),
+        ("renamed", ("bob", "robert")),
+        ("notice", ("two\nlines",)),
+        ("error", ("no",)),
+        ("banner", ("Welcome\nto the room",)),
+        ("welcome", ("bob", 3)),
+        ("members", (("a", "b"), 5)),
+        ("nameChanged", ("bob",)),
+    ]
+    for method, arguments in cases:
+        lines = getattr(LINE_WIRE, method)(*arguments).split(b"\r\n")[:-1]
+        framed = getattr(WEBSOCKET_LINE_WIRE, method)(*arguments)
+        assert texts(framed) == [line.decode() for line in lines], method
+    assert texts(WEBSOCKET_LINE_WIRE.members(("a", "b"), 5)) == [
+        "* 5 here: a, b and 3 more"
+    ]
+
+
+def test_json_wire_keeps_text_as_data() -> None:
+    """The JSON wire puts names and text in fields, escaped as JSON needs,
+    whatever they contain."""
+    [frame] = texts(WEBSOCKET_JSON_WIRE.message('"<b>', [b'</script>"\\']))
+    assert json.loads(frame) == {
+        "type": "message",
+        "from": '"<b>',
+        "text": '</script>"\\',
+    }
+    assert [
+        json.loads(text)
+        for text in texts(WEBSOCKET_JSON_WIRE.message("a", [b"1", b"2"]))
+    ] == [
+        {"type": "message", "from": "a", "text": "1"},
+        {"type": "message", "from": "a", "text": "2"},
+    ]
+    assert json.loads(texts(WEBSOCKET_JSON_WIRE.renamed("a", "b"))[0]) == {
+        "type": "renamed",
+        "from": "a",
+        "to": "b",
+    }
+    assert json.loads(texts(WEBSOCKET_JSON_WIRE.members(["a"], 3))[0]) == {
+        "type": "members",
+        "names": ["a"],
+        "total": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("https://chat.example.org", "chat.example.org", True),
+        # Behind a proxy that ends TLS: https origin, plain http request.
+        ("https://chat.example.org", "chat.example.org:443", True),
+        ("HTTP://Chat.Example.Org:80", "chat.example.org", True),
+        ("http://[::1]:8080", "[::1]:8080", True),
+        ("http://127.0.0.1:8081", "127.0.0.1:8080", False),
+        ("http://evil.example", "chat.example.org", False),
+        ("http://chat.example.org.evil.example", "chat.example.org", False),
+        ("http://chat.example.org:8080", "chat.example.org", False),
+        ("null", "chat.example.org", False),
+        ("http://127.0.0.1:8080", None, False),
+        ("http://127.0.0.1:99999", "127.0.0.1:99999", False),
+        ("http://127.0.0.1:8080/path", "127.0.0.1:8080", False),
+        ("file://", "127.0.0.1:8080", False),
+    ],
+)
+def test_page_origin(origin: str, host: str | None, allowed: bool) -> None:
+    """A page may open the WebSocket from its own origin (host and port as
+    the browser asked for them), nothing else."""
+    assert OriginPolicy().allows(origin, host) is allowed
+
+
+def test_allowed_origins() -> None:
+    """--web-origin lets pages of other origins in, spelt any way."""
+    policy = OriginPolicy(["https://Example.org:443/", "http://127.0.0.1:3000"])
+    assert policy.allows("https://example.org", "chat.internal:8080")
+    assert policy.allows("http://127.0.0.1:3000", "127.0.0.1:8080")
+    assert not policy.allows("http://example.org", "chat.internal:8080")
+    assert not policy.allows("https://example.org:8443", "chat.internal:8080")
+    for bad in ("example.org", "ws://example.org", "https://", "https://a/b", "*"):
+        with pytest.raises(ValueError, match="is not an origin"):
+            checkOrigin(bad)
+
+
+class HttpChannel:
+    """The producer an HTTP channel registers before the upgrade."""
+
+    def pauseProducing(self) -> None:
+        raise AssertionError("the member took the connection over")
+
+    resumeProducing = stopProducing = pauseProducing
+
+
+class WebClient:
+    """A WebSocket member on a StringTransport, and its client's view."""
+
+    def __init__(
+        self,
+        factory: LineServerFactory,
+        port: int,
+        wire: object = WEBSOCKET_LINE_WIRE,
+        pings: KeepAlive | None = None,
+    ) -> None:
+        room, banner, policy = factory.room, factory.banner, factory.policy
+        assert room is not None
+        assert banner is not None
+        assert policy is not None
+        self.client = Connection(ConnectionType.CLIENT)
+        self.member = WebSocketChatProtocol(
+            factory.context,
+            room,
+            banner,
+            policy,
+            wire,  # type: ignore[arg-type]
+            Connection(ConnectionType.SERVER),
+            pings,
+        )
+        self.member.factory = factory
+        peer = IPv4Address("TCP", "127.0.0.1", port)
+        self.transport = StringTransport(peerAddress=peer)
+        self.transport.registerProducer(HttpChannel(), True)
+        self.member.makeConnection(self.transport)
+        self.name = f"127.0.0.1:{port}"
+
+    def send(self, event: Event) -> None:
+        self.member.dataReceived(self.client.send(event))
+
+    def say(self, text: str) -> None:
+        self.send(TextMessage(text))
+
+    def events(self) -> list[Event]:
+        data = self.transport.value()
+        self.transport.clear()
+        self.client.receive_data(data)
+        return list(self.client.events())
+
+    def lines(self) -> list[str]:
+        return [e.data for e in self.events() if isinstance(e, TextMessage)]
+
+
+def chat(limits: Limits | None = None, clock: Clock | None = None) -> LineServerFactory:
+    return buildFactory("chat", limits or Limits(), clock or Clock(), "Hi")
+
+
+def test_member_chats_with_tcp_members() -> None:
+    """A WebSocket member's messages reach TCP members as lines, and theirs
+    reach it as frames; a fragmented message is one line."""
+    factory = chat()
+    tcp, tcpTransport, _ = connectOnStringTransport("chat", factory=factory)
+    web = WebClient(factory, 50000)
+    assert web.lines() == ["Hi", "* you are 127.0.0.1:50000; 1 other(s) here"]
+    tcpTransport.clear()
+    web.say("hello")
+    web.send(TextMessage("frag", message_finished=False))
+    web.send(TextMessage("mented", message_finished=True))
+    assert tcpTransport.value() == (
+        b"<127.0.0.1:50000> hello\r\n<127.0.0.1:50000> fragmented\r\n"
+    )
+    tcp.dataReceived(b"hi web\r\n")
+    assert web.lines() == ["<127.0.0.1:40000> hi web"]
+    assert factory.context.stats.linesIn == 3
+
+
+def test_every_member_gets_the_same_frame_bytes() -> None:
+    """A broadcast formats its frame once for all WebSocket members."""
+    factory = chat(Limits(maxClients=30))
+    members = [WebClient(factory, 50000 + index) for index in range(20)]
+    for member in members:
+        member.transport.clear()
+    sender = WebClient(factory, 49999)
+    for member in members:
+        member.transport.clear()
+    sender.say("to everyone")
+    sent = {member.transport.value() for member in members}
+    assert sent == {textFrame(b"<127.0.0.1:49999> to everyone")}
+    event = Message("x", [b"y"])
+    assert event.encodedFor(WEBSOCKET_LINE_WIRE) is event.encodedFor(
+        WEBSOCKET_LINE_WIRE
+    )
+
+
+def test_message_too_big_closes_with_1009_before_it_is_buffered() -> None:
+    """A message is measured as it arrives: past --max-line bytes, even
+    before its end, the member is told and closed with 1009."""
+    factory = chat(Limits(maxLine=100))
+    _tcp, tcpTransport, _ = connectOnStringTransport("chat", factory=factory)
+    web = WebClient(factory, 50000)
+    web.events()
+    tcpTransport.clear()
+    web.send(TextMessage("a" * 100))
+    with capturedLogs() as logs:
+        web.send(TextMessage("b" * 60, message_finished=False))
+        assert not web.transport.disconnecting
+        web.send(TextMessage("b" * 60, message_finished=False))
+    events = web.events()
+    assert [type(e) for e in events] == [TextMessage, CloseConnection]
+    assert events[0].data == "ERROR message too long (the limit is 100 bytes)"  # type: ignore[attr-defined]
+    assert events[1].code == 1009  # type: ignore[attr-defined]
+    assert web.transport.disconnecting
+    assert "longer than 100 bytes" in " ".join(logs.texts())
+    assert tcpTransport.value() == (
+        b"<127.0.0.1:50000> " + b"a" * 100 + b"\r\n* 127.0.0.1:50000 left\r\n"
+    )
+    assert factory.context.stats.refused["line_too_long"] == 1
+
+
+def test_binary_message_closes_with_1003() -> None:
+    """The room speaks text: a binary message closes its sender with 1003."""
+    factory = chat()
+    web = WebClient(factory, 50000)
+    web.events()
+    with capturedLogs():
+        web.send(BytesMessage(b"\x00\xff"))
+    events = web.events()
+    assert isinstance(events[-1], CloseConnection)
+    assert events[-1].code == 1003
+    assert web.transport.disconnecting
+
+
+def test_invalid_utf8_closes_with_1007() -> None:
+    """A text message that is not UTF-8 breaks the protocol: closed with
+    wsproto's code, 1007."""
+    factory = chat()
+    web = WebClient(factory, 50000)
+    web.events()
+    frame = bytearray(web.client.send(TextMessage("ab")))
+    # Unmask, corrupt, and mask again: the mask key is bytes 2..5.
+    key = frame[2:6]
+    frame[6] = 0xFF ^ key[0]
+    with capturedLogs() as logs:
+        web.member.dataReceived(bytes(frame))
+    events = web.events()
+    assert isinstance(events[-1], CloseConnection)
+    assert events[-1].code == 1007
+    assert "broke the WebSocket protocol" in " ".join(logs.texts())
+    assert web.transport.disconnecting
+
+
+def test_client_close_is_answered_and_the_member_leaves() -> None:
+    """A client's close frame is answered with its code, and it leaves."""
+    factory = chat()
+    _tcp, tcpTransport, _ = connectOnStringTransport("chat", factory=factory)
+    web = WebClient(factory, 50000)
+    web.events()
+    tcpTransport.clear()
+    web.send(TextMessage("last words"))
+    web.send(CloseConnection(1000, "bye"))
+    events = web.events()
+    assert [(type(e), getattr(e, "code", None)) for e in events] == [
+        (CloseConnection, 1000)
+    ]
+    assert web.transport.disconnecting
+    web.member.connectionLost()
+    assert tcpTransport.value() == (
+        b"<127.0.0.1:50000> last words\r\n* 127.0.0.1:50000 left\r\n"
+    )
+
+
+def test_pings_are_answered() -> None:
+    """A client's ping gets a pong with its payload."""
+    web = WebClient(chat(), 50000)
+    web.events()
+    web.send(Ping(b"are you there"))
+    assert [(type(e), getattr(e, "payload", None)) for e in web.events()] == [
+        (Pong, b"are you there")
+    ]
+
+
+def test_quiet_members_are_pinged_and_dropped_without_a_pong() -> None:
+    """After the ping interval of silence a member is pinged; anything it
+    sends (a pong) keeps it; silence after a ping drops it."""
+    clock = Clock()
+    factory = chat(clock=clock)
+    pings = KeepAlive(clock, 30)
+    web = WebClient(factory, 50000, pings=pings)
+    web.events()
+    clock.advance(29)
+    assert web.events() == []
+    clock.advance(1)
+    [ping] = web.events()
+    assert isinstance(ping, Ping)
+    web.send(Pong(ping.payload))
+    clock.advance(30)
+    assert [type(e) for e in web.events()] == [Ping]
+    with capturedLogs() as logs:
+        clock.advance(30)
+    assert web.transport.disconnecting or web.member.closing
+    assert "did not answer a ping" in " ".join(logs.texts())
+    web.member.connectionLost()
+    assert len(pings.deadlines) == 0
+    assert factory.context.stats.refused["no_pong"] == 1
+
+
+def test_shutdown_and_refusals_carry_close_codes() -> None:
+    """The shutdown goodbye closes with 1001; a full room refuses with 1013
+    (try again later) after saying so."""
+    factory = chat(Limits(maxClients=1))
+    first = WebClient(factory, 50000)
+    first.events()
+    second = WebClient(factory, 50001)
+    events = second.events()
+    assert events[0].data == "ERROR the server is full (1 clients); try again later"  # type: ignore[attr-defined]
+    assert isinstance(events[1], CloseConnection)
+    assert events[1].code == 1013
+    first.member.beginShutdown()
+    events = first.events()
+    assert events[0].data == "* the server is shutting down; goodbye"  # type: ignore[attr-defined]
+    assert isinstance(events[1], CloseConnection)
+    assert events[1].code == 1001
+
+
+def test_idle_members_are_closed_with_1008() -> None:
+    """--idle-timeout applies: a member that sends no message is told, and
+    closed with 1008."""
+    clock = Clock()
+    web = WebClient(chat(Limits(idleTimeout=60), clock), 50000)
+    web.events()
+    with capturedLogs():
+        clock.advance(61)
+    events = web.events()
+    assert events[0].data.startswith("ERROR idle for 60 seconds")  # type: ignore[attr-defined]
+    assert isinstance(events[1], CloseConnection)
+    assert events[1].code == 1008
+
+
+def test_json_member_gets_json() -> None:
+    """A member of the JSON subprotocol gets every event as JSON."""
+    factory = chat()
+    page = WebClient(factory, 50000, wire=WEBSOCKET_JSON_WIRE)
+    assert [json.loads(text)["type"] for text in page.lines()] == [
+        "banner",
+        "welcome",
+    ]
+    page.say("/who")
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "members", "names": ["127.0.0.1:50000"], "total": 1}
+    ]
