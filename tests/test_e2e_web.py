@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from tests.processes import (
     Server,
     receiveText,
     receiveToEOF,
+    systemProgram,
 )
 
 pytestmark = pytest.mark.e2e
@@ -474,6 +476,72 @@ def test_wss(
         assert b"sockserve chat" in page.read()
     with pytest.raises(ssl.SSLError):
         webClients(port, scheme="wss", ssl=ssl.create_default_context())
+
+
+def readmeHAProxyWebConfig() -> str:
+    """
+    The README's haproxy.cfg for the page, as a template: its frontend's and
+    backend's addresses replaced by {front} and {back}.
+    """
+    text = (Path(__file__).parent.parent / "README.rst").read_text()
+    marker = "An ``haproxy.cfg`` for the page and its WebSocket"
+    block = text.split(marker, 1)[1].split("::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    config = "\n".join(lines).strip() + "\n"
+    assert "bind 127.0.0.1:8000" in config
+    assert "127.0.0.1:8080 send-proxy" in config
+    return config.replace("bind 127.0.0.1:8000", "bind {front}").replace(
+        "127.0.0.1:8080 send-proxy", "127.0.0.1:{back} send-proxy"
+    )
+
+
+def test_behind_haproxy(
+    processes: Processes, webClients: Callable[..., WebClient], tmp_path: Path
+) -> None:
+    """
+    The README's HAProxy configuration, run by HAProxy itself: the page and
+    the WebSocket through it, the page's origin being the proxy's, and the
+    member named by its own address (PROXY protocol).
+    """
+    server = webServer(processes, "--web", "haproxy:tcp:0")
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    front = listening.getsockname()[1]
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        readmeHAProxyWebConfig().format(
+            front=f"fd@{listening.fileno()}", back=server.portOf("web")
+        )
+    )
+    proxy = subprocess.Popen(
+        [systemProgram("haproxy"), "-db", "-f", str(config)],
+        pass_fds=[listening.fileno()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listening.close()
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{front}/", timeout=WAIT) as page:
+            assert b"sockserve chat" in page.read()
+        member = webClients(front, origin=f"http://127.0.0.1:{front}")
+        name = member.greeting()
+        assert name == f"127.0.0.1:{member.connection.local_address[1]}"
+        tcp = TcpMember(processes, server)
+        member.receiveUntil(lambda frame: frame.endswith(" joined"))
+        member.send("through the proxy")
+        assert tcp.lineUntil(lambda line: "proxy" in line) == (
+            f"<{name}> through the proxy"
+        )
+    finally:
+        proxy.terminate()
+        proxy.wait(WAIT)
 
 
 @pytest.mark.parametrize(
