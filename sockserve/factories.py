@@ -114,10 +114,12 @@ def buildFactory(
     banner: str,
     logConnections: bool = True,
     perIPScope: str = "per address",
+    room: IChatRoom | None = None,
 ) -> LineServerFactory:
     """
     Return the factory of a C{mode} server enforcing C{limits}, with a
-    registry of its own (and, for chat, a room of its own).
+    registry of its own; for chat, its members join C{room}, by default a
+    room of its own keeping the last C{limits.history} lines.
     """
     registry = ConnectionRegistry(
         limits.maxPerIP,
@@ -130,5 +132,6 @@ def buildFactory(
         return echoFactory(context)
     if mode == "oneshot":
         return oneShotFactory(context)
-    room = ChatRoom(limits.maxClients, limits.presenceLimit)
+    if room is None:
+        room = ChatRoom(limits.maxClients, limits.presenceLimit, limits.history)
     return chatFactory(context, room, banner)

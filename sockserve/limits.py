@@ -31,6 +31,8 @@ class Limits:
     @ivar maxConnections: connections served at once; beyond it, a client is
         told the server is busy. 0 is no limit (C{twistd sockserve} sets it
         below the open-file limit).
+    @ivar history: chat only: lines said that a member joining is shown
+        (the room keeps that many); 0 is none.
     """
 
     maxLine: int = 64 * KIB
@@ -42,3 +44,4 @@ class Limits:
     presenceLimit: int = 100
     floodLimit: int = 64 * MIB
     maxConnections: int = 0
+    history: int = 0

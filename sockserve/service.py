@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from twisted.application.service import Service
+from twisted.application.service import IService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
@@ -88,6 +88,9 @@ class LineServerService(Service):
     gracefully.
 
     @ivar ports: the listening ports, once started.
+    @ivar served: the same, each with the listener it serves.
+    @ivar companions: services that start once the server listens and stop
+        with it (the bus of a room shared with other processes).
     """
 
     log = Logger()
@@ -99,8 +102,10 @@ class LineServerService(Service):
         shutdownGrace: float,
         onListenFailure: Callable[[str], None],
         handleSignals: bool = False,
+        companions: Sequence[IService] = (),
     ) -> None:
         self.listeners = list(listeners)
+        self.companions = list(companions)
         self.registries = list(
             {
                 id(listener.registry): listener.registry
@@ -114,6 +119,7 @@ class LineServerService(Service):
         self.handleSignals = handleSignals
         self._replacedHandlers: dict[int, Any] = {}
         self.ports: list[IListeningPort] = []
+        self.served: list[tuple[Listener, IListeningPort]] = []
         self._listening = False
 
     def privilegedStartService(self) -> None:
@@ -130,6 +136,8 @@ class LineServerService(Service):
         """
         super().startService()
         self.listen()
+        for companion in self.companions:
+            companion.startService()
 
     def listen(self) -> None:
         """
@@ -183,6 +191,7 @@ class LineServerService(Service):
 
     def _listened(self, port: IListeningPort, listener: Listener) -> None:
         self.ports.append(port)
+        self.served.append((listener, port))
         address = port.getHost()
         self.log.info(
             "sockserve {name} server listening on {address}",
@@ -221,7 +230,12 @@ class LineServerService(Service):
             return gatherResults(closing).addCallback(lambda ignored: None)
 
         stopped.addCallback(closeClients)
-        return stopped
+        companions = [
+            maybeDeferred(companion.stopService)
+            for companion in self.companions
+            if companion.running
+        ]
+        return gatherResults([stopped, *companions]).addCallback(lambda ignored: None)
 
 
 class StartupAbort:

@@ -5,6 +5,7 @@ The twistd plugin's options and service: C{twistd -n sockserve --port 5000}.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
+from sockserve.bus.address import checkRoomName, parseBusAddress
+from sockserve.bus.room import OUTBOX_LIMIT, SharedRoom
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
@@ -35,6 +38,9 @@ from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkOrigin
 
 DEFAULT_PORT = "5000"
+DEFAULT_ROOM = "default"
+# The environment variable that may hold the bus's password.
+PASSWORD_VARIABLE = "SOCKSERVE_BUS_PASSWORD"
 DEFAULT_INTERFACE = "127.0.0.1"
 DEFAULT_BACKLOG = 1024
 MAX_WORKERS = 64
@@ -220,6 +226,59 @@ class Options(CommandOptions):
             _count("workers", 1, MAX_WORKERS),
         ],
         [
+            "history",
+            None,
+            0,
+            "chat: lines said that a client joining is shown first (0: none).",
+            _count("history", 0, 1000),
+        ],
+        [
+            "bus",
+            None,
+            None,
+            "chat: share the room with every sockserve on this Redis bus: "
+            "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or "
+            "unix:///path/to/redis.sock (default: none, the room is this "
+            "process's own).",
+        ],
+        [
+            "room",
+            None,
+            DEFAULT_ROOM,
+            "chat: the room's name on the bus (letters, digits, _ . -).",
+        ],
+        [
+            "bus-password-file",
+            None,
+            None,
+            "chat: read the bus's password from this file (or set "
+            "SOCKSERVE_BUS_PASSWORD) rather than put it in --bus.",
+        ],
+        [
+            "bus-backlog",
+            None,
+            OUTBOX_LIMIT,
+            "chat: bytes of lines kept for the bus while it is away; beyond "
+            "it the oldest are dropped and their senders told.",
+            _count("bus-backlog", 1024),
+        ],
+        [
+            "bus-node-timeout",
+            None,
+            10.0,
+            "chat: seconds after which a server that stopped answering on the "
+            "bus counts as gone, and its clients as having left.",
+            _seconds("bus-node-timeout"),
+        ],
+        [
+            "bus-retention",
+            None,
+            10_000,
+            "chat: batches of lines the bus keeps, for servers catching up "
+            "after losing contact.",
+            _count("bus-retention", 100),
+        ],
+        [
             "web-ping",
             None,
             30.0,
@@ -295,12 +354,13 @@ class Options(CommandOptions):
             raise usage.UsageError(
                 f"--mode must be one of {', '.join(MODES)}, not {self['mode']!r}"
             )
+        self._checkBus()
         if self["workers"] > 1:
-            if self["mode"] not in WORKER_MODES:
+            if self["mode"] not in WORKER_MODES and self["busAddress"] is None:
                 raise usage.UsageError(
-                    "--workers: chat keeps its room in one process, so it runs "
-                    "with --workers 1 (a room shared across processes needs a "
-                    "message bus, which is planned separately)"
+                    "--workers: a chat room lives in one process unless the "
+                    "processes share a bus: add --bus redis://HOST:PORT (or "
+                    "run --workers 1)"
                 )
             for port in self["ports"]:
                 if not port.isdigit():
@@ -336,16 +396,46 @@ class Options(CommandOptions):
             except ValueError as error:
                 raise usage.UsageError(f"--metrics: {error}") from None
 
+    def _checkBus(self) -> None:
+        """
+        Check --bus, --room and the bus's password.
+        """
+        self["busAddress"] = None
+        try:
+            checkRoomName(self["room"])
+        except ValueError as error:
+            raise usage.UsageError(f"--room: {error}") from None
+        if self["bus"] is None:
+            if self["bus-password-file"] is not None:
+                raise usage.UsageError("--bus-password-file needs --bus")
+            return
+        if self["mode"] != "chat":
+            raise usage.UsageError("--bus shares a chat room: it needs --mode chat")
+        try:
+            address = parseBusAddress(self["bus"])
+        except ValueError as error:
+            raise usage.UsageError(f"--bus: {error}") from None
+        password = os.environ.get(PASSWORD_VARIABLE) or None
+        if self["bus-password-file"] is not None:
+            try:
+                with open(self["bus-password-file"], encoding="utf-8") as file:
+                    password = file.read().rstrip("\r\n")
+            except OSError as error:
+                raise usage.UsageError(
+                    f"--bus-password-file: cannot read {self['bus-password-file']}: "
+                    f"{error.strerror}"
+                ) from None
+        self["busAddress"] = address.withPassword(password)
+
     def workerArguments(self, portNumbers: list[int]) -> list[str]:
         """
         Return the options of a worker process serving C{portNumbers}.
         """
-        # Workers need no banner (chat has none), and the main process
-        # alone serves --metrics.
+        # The main process alone serves --metrics and --web.
         passed = [
             f"--{name}={self[name]}"
             for name, *_ in self.optParameters
-            if name not in ("banner", "metrics")
+            if name != "metrics" and self[name] is not None
         ]
         flags = [f"--{name}" for name, *_ in self.optFlags if self[name]]
         return passed + flags + [f"--port={number}" for number in portNumbers]
@@ -365,6 +455,7 @@ class Options(CommandOptions):
             floodLimit=self["flood-limit"],
             maxConnections=self["max-connections"]
             or max(16, raiseOpenFileLimit() - RESERVED_FILES),
+            history=self["history"],
         )
 
 
@@ -384,6 +475,29 @@ def makeServerService(
     perIPScope = "per address"
     if options["workers"] > 1:
         perIPScope = "per address in each worker process"
+    room: SharedRoom | None = None
+    companions = []
+    if options["busAddress"] is not None:
+        from sockserve.bus.redis import RedisBus
+
+        bus = RedisBus(
+            options["busAddress"],
+            options["room"],
+            reactor,  # type: ignore[arg-type]
+            reactor,
+            nodeTimeout=float(options["bus-node-timeout"]),
+            retention=options["bus-retention"],
+        )
+        room = SharedRoom(
+            bus,
+            reactor,  # type: ignore[arg-type]
+            limits.maxClients,
+            limits.presenceLimit,
+            limits.history,
+            options["bus-backlog"],
+        )
+        bus.attach(room, limits.history)
+        companions.append(bus)
     factory = buildFactory(
         options["mode"],
         limits,
@@ -391,6 +505,7 @@ def makeServerService(
         options["banner"],
         logConnections=not options["quiet"],
         perIPScope=perIPScope,
+        room=room,
     )
     abort = StartupAbort(getattr(options, "parent", None))
 
@@ -451,15 +566,15 @@ def makeServerService(
         float(options["shutdown-grace"]),
         abort,
         handleSignals=True,
+        companions=companions,
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
-        room = factory.room
         collector = StatisticsCollector(
             options["mode"],
             factory.context.stats,
             factory.context.registry,
-            None if room is None else room.population,
+            None if factory.room is None else factory.room.population,
         )
         metrics = metricsSite(
             collector, lambda: bool(service.running) and bool(service.ports)
@@ -492,7 +607,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     WorkerPoolService(
         server.clock,
         workers,
-        lambda: server.ports,
+        lambda: [
+            port for listener, port in server.served if listener.name == options["mode"]
+        ],
         options.workerArguments,
         float(options["shutdown-grace"]) + 2.0,
     ).setServiceParent(top)

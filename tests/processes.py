@@ -609,6 +609,43 @@ class Processes:
         return port
 
 
+class TcpMember:
+    """
+    A TCP member of the room, read a line at a time.
+    """
+
+    def __init__(self, processes: Processes, server: Server | int) -> None:
+        port = server if isinstance(server, int) else server.port
+        self.sock = processes.connect(("127.0.0.1", port))
+        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.pending = b""
+        self.lineUntil(lambda line: "other(s) here" in line)
+
+    def line(self) -> str:
+        """
+        The next line, without its ending.
+        """
+        self.pending = receiveText(self.sock, b"\r\n", received=self.pending)
+        line, _, self.pending = self.pending.partition(b"\r\n")
+        return line.decode("utf-8")
+
+    def lineUntil(self, predicate: Callable[[str], bool]) -> str:
+        """
+        The first line, from here on, that satisfies C{predicate}.
+        """
+        for _ in range(1000):
+            line = self.line()
+            if predicate(line):
+                return line
+        raise AssertionError("no such line")
+
+    def send(self, data: bytes) -> None:
+        """
+        Send C{data} as it is.
+        """
+        self.sock.sendall(data)
+
+
 def _takeTerminal() -> None:
     """
     In a child that starts a new session: make its stdin, a terminal, the

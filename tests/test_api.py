@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 
 import sockserve
+import sockserve.bus
 import sockserve.chat
 import sockserve.web
 
@@ -49,6 +50,12 @@ PUBLIC = {
 
 # The modules a user may import; everything else starts with an underscore.
 PUBLIC_MODULES = {
+    "sockserve.bus",
+    "sockserve.bus.address",
+    "sockserve.bus.codec",
+    "sockserve.bus.redis",
+    "sockserve.bus.room",
+    "sockserve.bus.scripts",
     "sockserve.chat",
     "sockserve.chat.events",
     "sockserve.chat.pacing",
@@ -94,7 +101,7 @@ def test_internal_modules_are_private() -> None:
     """Every module is either in the public list or named with a leading
     underscore."""
     found = set()
-    for package in (sockserve, sockserve.chat, sockserve.web):
+    for package in (sockserve, sockserve.bus, sockserve.chat, sockserve.web):
         for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
             found.add(info.name)
     public = {name for name in found if not name.rpartition(".")[2].startswith("_")}

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.processes import Processes, Server
-from tests.test_e2e_web import TcpMember
+from tests.processes import Processes, Server, TcpMember
 
 pytestmark = pytest.mark.e2e
 
@@ -224,9 +223,11 @@ def test_page_refuses_nothing_and_runs_only_its_own_scripts(
     pages.append(page)
     page.on(
         "console",
-        lambda message: violations.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            violations.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
     )
     page.goto(f"http://127.0.0.1:{server.portOf('web')}/")
     expect(page.locator("#state")).to_have_attribute(

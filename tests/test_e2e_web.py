@@ -29,7 +29,7 @@ from tests.processes import (
     WAIT,
     Processes,
     Server,
-    receiveText,
+    TcpMember,
     receiveToEOF,
     systemProgram,
 )
@@ -130,42 +130,6 @@ def webClients() -> Iterator[Callable[..., WebClient]]:
             return WebClient(connection)
 
         yield open
-
-
-class TcpMember:
-    """
-    A TCP member of the room, read a line at a time.
-    """
-
-    def __init__(self, processes: Processes, server: Server) -> None:
-        self.sock = processes.connect(("127.0.0.1", server.port))
-        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.pending = b""
-        self.lineUntil(lambda line: "other(s) here" in line)
-
-    def line(self) -> str:
-        """
-        The next line, without its ending.
-        """
-        self.pending = receiveText(self.sock, b"\r\n", received=self.pending)
-        line, _, self.pending = self.pending.partition(b"\r\n")
-        return line.decode("utf-8")
-
-    def lineUntil(self, predicate: Callable[[str], bool]) -> str:
-        """
-        The first line, from here on, that satisfies C{predicate}.
-        """
-        for _ in range(1000):
-            line = self.line()
-            if predicate(line):
-                return line
-        raise AssertionError("no such line")
-
-    def send(self, data: bytes) -> None:
-        """
-        Send C{data} as it is.
-        """
-        self.sock.sendall(data)
 
 
 def test_websocket_and_tcp_members_chat(

@@ -106,6 +106,9 @@ class TagWire:
     def nameChanged(self, name: str) -> bytes:
         return self._tag("nameChanged", name)
 
+    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+        return self._tag("history", tuple(lines))
+
 
 @implementer(IChatRoom)
 class LaterRoom(ChatRoom):

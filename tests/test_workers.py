@@ -23,11 +23,12 @@ def parse(*args: str) -> Options:
 
 
 def test_chat_refuses_workers() -> None:
-    """Chat keeps its room in one process: --workers above 1 is refused with
-    the reason."""
+    """Without a bus, chat keeps its room in one process: --workers above 1
+    is refused, saying to add --bus."""
     with pytest.raises(usage.UsageError) as raised:
         parse("--mode", "chat", "--workers", "2")
-    assert "chat keeps its room in one process" in str(raised.value)
+    assert "a chat room lives in one process" in str(raised.value)
+    assert "add --bus" in str(raised.value)
 
 
 def test_workers_need_port_numbers() -> None:
@@ -48,10 +49,28 @@ def test_worker_arguments_repeat_the_options() -> None:
     assert "--workers=3" in arguments
     assert "--quiet" in arguments
     assert arguments[-1] == "--port=41234"
-    assert not any(a.startswith("--banner") for a in arguments)
+    assert not any(a.startswith(("--metrics", "--bus=")) for a in arguments)
     worker = Options()
     worker.parseOptions(arguments)
     assert worker.limits() == options.limits()
+
+
+def test_chat_workers_share_the_bus() -> None:
+    """Chat workers are given the bus, the room and the banner; options
+    not given are not passed."""
+    options = parse(
+        "--workers", "2", "--bus", "redis://127.0.0.1:7777", "--room", "lab",
+        "--banner", "Hi\\nthere", "-p", "0",
+    )  # fmt: skip
+    arguments = options.workerArguments([41234])
+    assert "--bus=redis://127.0.0.1:7777" in arguments
+    assert "--room=lab" in arguments
+    assert "--banner=Hi\nthere" in arguments
+    assert not any(a.startswith("--bus-password-file") for a in arguments)
+    worker = Options()
+    worker.parseOptions(arguments)
+    assert worker["banner"] == "Hi\nthere"
+    assert worker["busAddress"] == options["busAddress"]
 
 
 def test_one_worker_is_a_plain_server() -> None:

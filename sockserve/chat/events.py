@@ -77,6 +77,12 @@ class ChatWire(Protocol):
         The member itself is now known as C{name}.
         """
 
+    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+        """
+        What was said before the member joined: C{(sender, line)} pairs,
+        oldest first, each line UTF-8 already made safe to show.
+        """
+
 
 class ChatEvent:
     """
@@ -308,3 +314,23 @@ class NameChanged(ChatEvent):
         Format the change for C{wire}.
         """
         return wire.nameChanged(self.name)
+
+
+class History(ChatEvent):
+    """
+    The room's last lines, for a member that just joined (C{--history}).
+
+    @ivar lines: C{(sender, line)} pairs, oldest first.
+    """
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: Sequence[tuple[str, bytes]]) -> None:
+        super().__init__()
+        self.lines = tuple(lines)
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the history for C{wire}.
+        """
+        return wire.history(self.lines)

@@ -103,6 +103,16 @@ class LineWire:
         """
         return self.notice(f"you are now known as {name}")
 
+    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+        """
+        The lines said before the member joined, as C{<name> text} lines
+        between C{* the last N line(s) said here:} and C{* (end of history)}.
+        """
+        said = b"".join([self.message(sender, (line,)) for sender, line in lines])
+        count = len(lines)
+        heading = f"the last {count} line{'s' if count != 1 else ''} said here:"
+        return self.notice(heading) + said + self.notice("(end of history)")
+
 
 LINE_WIRE = LineWire()
 

@@ -12,13 +12,14 @@ because a shared room must ask the others first; this one answers at once.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
-from sockserve.chat.events import ChatEvent, Joined, Left, Message, Renamed
+from sockserve.chat.events import ChatEvent, History, Joined, Left, Message, Renamed
 
 MAX_NAME_LENGTH = 32
 _VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]{}^|]*\Z")
@@ -146,13 +147,20 @@ class ChatRoom:
     @ivar presenceLimit: joins, leaves and renames are announced only while
         the room has at most this many members; above it, a join storm would
         cost O(n^2) notices.
+    @ivar recent: the last lines said, C{(sender, line)}, kept for those who
+        join (C{--history}); C{None} when none are kept.
     """
 
     log = Logger()
 
-    def __init__(self, capacity: int, presenceLimit: int = 100) -> None:
+    def __init__(
+        self, capacity: int, presenceLimit: int = 100, history: int = 0
+    ) -> None:
         self.capacity = capacity
         self.presenceLimit = presenceLimit
+        self.recent: deque[tuple[str, bytes]] | None = (
+            deque(maxlen=history) if history > 0 else None
+        )
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
         self._quiet: set[IChatMember] = set()
@@ -233,7 +241,23 @@ class ChatRoom:
             self._quiet.add(member)
         else:
             self.announce(Joined(name), exclude=member)
+        self.tellHistory(member)
         return succeed(name)
+
+    def tellHistory(self, member: IChatMember) -> None:
+        """
+        Give a member that just joined the room's last lines, if any are
+        kept (before its greeting is sent, so they come right after it).
+        """
+        if self.recent:
+            member.receive(History(self.recent))
+
+    def remember(self, sender: str, lines: Sequence[bytes]) -> None:
+        """
+        Keep C{lines} said by C{sender} for those who join later.
+        """
+        if self.recent is not None:
+            self.recent.extend([(sender, line) for line in lines])
 
     def leave(self, member: IChatMember) -> None:
         """
@@ -277,7 +301,10 @@ class ChatRoom:
         """
         Deliver C{lines} from C{member} to every other member.
         """
-        self.broadcast(Message(self._names[member], lines), exclude=member)
+        name = self._names[member]
+        if self.recent is not None:
+            self.remember(name, lines)
+        self.broadcast(Message(name, lines), exclude=member)
 
     def announce(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
         """

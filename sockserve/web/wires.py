@@ -122,6 +122,12 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.nameChanged(name))
 
+    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+        """
+        The history, a frame per line.
+        """
+        return _framesOf(LINE_WIRE.history(lines))
+
 
 def _json(**fields: object) -> bytes:
     """
@@ -203,6 +209,17 @@ class WebSocketJsonWire:
         C{{"type": "name", "name": name}}: the member's own new name.
         """
         return _json(type="name", name=name)
+
+    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+        """
+        C{{"type": "history", "lines": [{"from": name, "text": line}, ...]}}.
+        """
+        return _json(
+            type="history",
+            lines=[
+                {"from": sender, "text": line.decode("utf-8")} for sender, line in lines
+            ],
+        )
 
 
 WEBSOCKET_LINE_WIRE = WebSocketLineWire()

@@ -1,0 +1,475 @@
+"""
+The bus on Redis: a node's two connections, its scripts, its heartbeat, and
+reading the room's stream.
+
+txredisapi speaks to Redis on the reactor (with hiredis parsing replies);
+every reply is kept as bytes (C{charset=None}) and nothing number-like is
+converted (C{convertNumbers=False}): a line C{007} stays C{007}. One
+connection carries commands; the other only waits in C{XREAD BLOCK}, which
+holds its connection.
+
+A command without a reply within C{stallTimeout} seconds (Redis paused,
+a network that drops packets) counts as a lost bus, as does a lost
+connection: both connections are dropped, the room is told once, and the
+node reconnects with backoff (from a quarter of a second, doubling, to
+four seconds), then rejoins the room (see L{RedisBus._join}).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+from uuid import uuid4
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sockserve.bus.address import BusAddress
+from sockserve.bus.codec import BadEntry, decodeBatch
+from sockserve.bus.room import BusRoom, Entry, Rejoined, streamId
+from sockserve.bus.scripts import SCRIPTS
+
+# Reconnection backoff, in seconds.
+FIRST_RETRY = 0.25
+LAST_RETRY = 4.0
+# How long XREAD waits for entries before it asks again, in milliseconds,
+# and how many it takes at once.
+READ_BLOCK_MS = 2000
+READ_COUNT = 500
+
+
+class BusLost(Exception):
+    """
+    The bus cannot be reached now.
+    """
+
+
+class _Connections(Factory):
+    """
+    Builds txredisapi protocols for one node; txredisapi's protocol asks its
+    factory to stop trying when authentication fails, and says why.
+    """
+
+    noisy = False
+    isLazy = False
+
+    def __init__(self, address: BusAddress, replyTimeout: float) -> None:
+        self.address = address
+        self.replyTimeout = replyTimeout
+        self.failure: str | None = None
+
+    def buildProtocol(self, addr: object) -> Any:
+        """
+        A txredisapi protocol that leaves replies as bytes.
+        """
+        from txredisapi import RedisProtocol  # type: ignore[import-untyped]
+
+        protocol = RedisProtocol(
+            charset=None,
+            replyTimeout=self.replyTimeout,
+            password=self.address.password,
+            dbid=self.address.db or None,
+            convertNumbers=False,
+            username=self.address.username,
+        )
+        protocol.factory = self
+        return protocol
+
+    def stopTrying(self) -> None:
+        """
+        txredisapi: authentication or SELECT failed (the node retries, as
+        a password may be fixed on the server).
+        """
+
+    def connectionError(self, why: str) -> None:
+        """
+        txredisapi: why the connection was refused.
+        """
+        self.failure = why
+
+
+class RedisBus(Service):
+    """
+    A node of a room on a Redis bus: a service that connects when it starts,
+    stays connected (reconnecting as needed), and leaves when it stops.
+
+    @ivar node: this node's id, new with every process.
+    @ivar connected: whether the node is in contact with the room.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        address: BusAddress,
+        room: str,
+        clock: IReactorTime,
+        reactor: object,
+        nodeTimeout: float = 10.0,
+        retention: int = 10_000,
+        stallTimeout: float = 3.0,
+    ) -> None:
+        self.address = address
+        self.roomName = room
+        self.prefix = f"sockserve:{{{room}}}:"
+        self.stream = self.prefix + "stream"
+        self.clock = clock
+        self.reactor = reactor
+        self.nodeTimeout = nodeTimeout
+        self.retention = retention
+        self.stallTimeout = stallTimeout
+        self.node = uuid4().hex[:16]
+        self.connected = False
+        self.room: BusRoom | None = None
+        self.history = 0
+        self._commands: Any = None
+        self._reader: Any = None
+        self._shas: dict[str, bytes] = {}
+        self._epoch: bytes | None = None
+        self._cursor: str | None = None
+        self._attempt = 0
+        self._retry: IDelayedCall | None = None
+        self._heartbeat: LoopingCall | None = None
+        self._joining: Deferred[None] | None = None
+        self._stopping = False
+        self._everJoined = False
+        self._lastProblem: str | None = None
+
+    # The service
+
+    def attach(self, room: BusRoom, history: int = 0) -> None:
+        """
+        Serve C{room}; prime its history with the last C{history} lines.
+        """
+        self.room = room
+        self.history = history
+
+    def startService(self) -> None:
+        """
+        Start connecting; the server serves its local clients meanwhile.
+        """
+        super().startService()
+        self._connect()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Leave the room (the other nodes tell their clients this node's
+        members left), then disconnect.
+        """
+        super().stopService()
+        self._stopping = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        if not self.connected:
+            self._drop()
+            return succeed(None)
+        self.connected = False
+        leaving = self._script("depart", str(self.retention))
+        leaving.addErrback(lambda failure: None)
+
+        def disconnect(ignored: object) -> None:
+            self._drop()
+
+        leaving.addBoth(disconnect)
+        return leaving
+
+    # Connecting and rejoining
+
+    def _connect(self) -> None:
+        self._retry = None
+        if self._stopping:
+            return
+        self._joining = ensureDeferred(self._join())
+        self._joining.addErrback(self._failed)
+
+    async def _open(self, replyTimeout: float) -> Any:
+        factory = _Connections(self.address, replyTimeout)
+        endpoint = self.address.endpoint(self.reactor)
+        protocol: Any = await endpoint.connect(factory)
+        ready: Deferred[Any] = protocol.whenConnected()
+        ready.addTimeout(self.stallTimeout, self.clock)
+        try:
+            await ready
+        except Exception:
+            protocol.transport.abortConnection()
+            raise BusLost(
+                factory.failure
+                or f"no answer from Redis within {self.stallTimeout:g} s"
+            ) from None
+        return protocol
+
+    async def _join(self) -> None:
+        """
+        Connect, then rejoin the room in order: refresh this node (and learn
+        whether Redis kept its data and whether the node was removed as
+        gone), register the node's members, take who is here and where the
+        stream is, and read from where the node left off.
+        """
+        self._commands = await self._open(self.stallTimeout)
+        self._reader = await self._open(READ_BLOCK_MS / 1000 + self.stallTimeout)
+        for connection in (self._commands, self._reader):
+            connection.whenDisconnected().addCallback(
+                lambda ignored: self._lose("the connection to Redis was lost")
+            )
+        for name, source in SCRIPTS.items():
+            self._shas[name] = await self._commands.execute_command(
+                "SCRIPT", "LOAD", source
+            )
+        proposed = uuid4().hex.encode()
+        epoch, known, _ = await self._script(
+            "heartbeat",
+            str(int(self.nodeTimeout * 1000)),
+            proposed,
+            str(self.retention),
+        )
+        lostData = self._epoch is not None and epoch != self._epoch
+        reaped = self._everJoined and not int(known) and not lostData
+        self._epoch = epoch
+        room = self.room
+        assert room is not None
+        names = room.localNames()
+        registered = await self._script("register", *names)
+        position, deleted, members = await self._script("snapshot")
+        position = position.decode()
+        if lostData:
+            self._cursor = "0-0"
+        elif self._cursor is not None and streamId(deleted.decode()) > streamId(
+            self._cursor
+        ):
+            lostData = True
+        recent: list[Entry] = []
+        if self._cursor is None:
+            self._cursor = position
+            if self.history > 0:
+                newest = await self._commands.execute_command(
+                    "XREVRANGE", self.stream, "+", "-", "COUNT", self.history
+                )
+                recent = self._entries(list(reversed(newest)))
+        others = []
+        for member in members:
+            node, _, name = member.decode("utf-8", "replace").partition("\n")
+            if node != self.node:
+                others.append((node, name))
+        self._attempt = 0
+        self.connected = True
+        rejoining, self._everJoined = self._everJoined, True
+        if rejoining:
+            self.log.info(
+                "Back in contact with the room {room} on the bus at {bus}",
+                room=self.roomName,
+                bus=self.address.describe(),
+            )
+        else:
+            self.log.info(
+                "Joined the room {room} on the bus at {bus} as node {node}",
+                room=self.roomName,
+                bus=self.address.describe(),
+                node=self.node,
+            )
+        self._lastProblem = None
+        room.busJoined(
+            Rejoined(
+                asked=names,
+                names=[name.decode("utf-8", "replace") for name in registered],
+                reaped=reaped,
+                lostData=lostData,
+                others=others,
+                position=position,
+                recent=recent,
+            )
+        )
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self.clock
+        self._heartbeat.start(self.nodeTimeout / 4, now=False).addErrback(
+            lambda failure: None
+        )
+        self._read()
+
+    def _failed(self, failure: Failure) -> None:
+        reason = _why(failure)
+        self._lose(reason)
+
+    def _lose(self, reason: str) -> None:
+        """
+        The bus is lost (or could not be reached): drop what is left, tell
+        the room once, log once per problem, and try again later.
+        """
+        if self._stopping:
+            self._drop()
+            return
+        wasConnected = self.connected
+        self.connected = False
+        self._drop()
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        if reason != self._lastProblem:
+            if wasConnected or self._lastProblem is None:
+                self.log.warn(
+                    "Lost contact with the bus at {bus}: {reason}; local chat "
+                    "goes on, retrying"
+                    if wasConnected
+                    else "Cannot reach the bus at {bus}: {reason}; serving local "
+                    "clients, retrying",
+                    bus=self.address.describe(),
+                    reason=reason,
+                )
+            self._lastProblem = reason
+        if wasConnected and self.room is not None:
+            self.room.busLost(reason)
+        if self._retry is None:
+            delay = min(LAST_RETRY, FIRST_RETRY * 2**self._attempt)
+            self._attempt += 1
+            self._retry = self.clock.callLater(
+                delay * random.uniform(0.8, 1.2), self._connect
+            )
+
+    def _drop(self) -> None:
+        commands, reader = self._commands, self._reader
+        self._commands = self._reader = None
+        for connection in (commands, reader):
+            if connection is not None and connection.transport is not None:
+                connection.transport.abortConnection()
+
+    # Commands
+
+    def _script(self, name: str, *arguments: object) -> Deferred[Any]:
+        if self._commands is None:
+            return fail(BusLost("not connected to Redis"))
+        result: Deferred[Any] = self._commands.execute_command(
+            "EVALSHA", self._shas[name], 0, self.prefix, self.node, *arguments
+        )
+        return result
+
+    def _command(self, name: str, *arguments: object) -> Deferred[Any]:
+        """
+        Run a script now that the node is in the room; a failure loses the
+        bus (and fails the returned L{Deferred} with L{BusLost}).
+        """
+        if not self.connected or self._commands is None:
+            return fail(BusLost("not in contact with the bus"))
+        result = self._script(name, *arguments)
+
+        def lost(failure: Failure) -> Failure:
+            self._lose(_why(failure))
+            return Failure(BusLost(failure.getErrorMessage()))
+
+        result.addErrback(lost)
+        return result
+
+    def admit(self, name: str, capacity: int) -> Deferred[str]:
+        """
+        Admit a member as C{name} in one atomic step: C{ok}, C{taken} or
+        C{full}.
+        """
+        return self._command("admit", name, capacity).addCallback(self._answer)
+
+    def rename(self, oldName: str, newName: str) -> Deferred[str]:
+        """
+        Rename a member in one atomic step: C{ok} or C{taken}.
+        """
+        return self._command("rename", oldName, newName).addCallback(self._answer)
+
+    def _answer(self, answer: bytes) -> str:
+        text = answer.decode()
+        if text == "gone":
+            self._lose("this node was counted as gone (it did not refresh in time)")
+            raise BusLost("this node must rejoin the room")
+        return text
+
+    def publish(
+        self, seq: int, payload: bytes, leftKeys: Sequence[str]
+    ) -> Deferred[Any]:
+        """
+        Publish one batch (once, however often it is retried).
+        """
+        return self._command("publish", seq, payload, str(self.retention), *leftKeys)
+
+    def register(self, names: Sequence[str]) -> Deferred[list[str]]:
+        """
+        Register the node's members again: their names as registered.
+        """
+        return self._command("register", *names).addCallback(
+            lambda registered: [name.decode("utf-8", "replace") for name in registered]
+        )
+
+    def _beat(self) -> None:
+        if not self.connected:
+            return
+        beating = self._command(
+            "heartbeat",
+            str(int(self.nodeTimeout * 1000)),
+            uuid4().hex.encode(),
+            str(self.retention),
+        )
+        beating.addCallbacks(self._beaten, lambda failure: None)
+
+    def _beaten(self, answer: list[bytes]) -> None:
+        epoch, known, _ = answer
+        if epoch != self._epoch:
+            self._lose("Redis lost its data (it restarted without persistence)")
+        elif not int(known):
+            self._lose("this node was counted as gone (it did not refresh in time)")
+
+    # Reading
+
+    def _read(self) -> None:
+        reader = self._reader
+        if reader is None or not self.connected:
+            return
+        reading = reader.execute_command(
+            "XREAD",
+            "COUNT",
+            READ_COUNT,
+            "BLOCK",
+            READ_BLOCK_MS,
+            "STREAMS",
+            self.stream,
+            self._cursor,
+        )
+        reading.addCallbacks(self._readDone, self._failed)
+
+    def _readDone(self, reply: Any) -> None:
+        if not self.connected:
+            return
+        if reply:
+            [[_, raw]] = reply
+            entries = self._entries(raw)
+            if raw:
+                self._cursor = raw[-1][0].decode()
+            if entries and self.room is not None:
+                self.room.busEntries(entries)
+        self._read()
+
+    def _entries(self, raw: list[Any]) -> list[Entry]:
+        entries = []
+        for entryId, fields in raw:
+            values = dict(zip(fields[::2], fields[1::2], strict=False))
+            try:
+                node = values[b"n"].decode()
+                seq = int(values[b"s"])
+                events = decodeBatch(values[b"e"])
+            except (KeyError, ValueError, UnicodeDecodeError, BadEntry) as error:
+                self.log.warn(
+                    "Skipped an entry of the room's stream that is not one a "
+                    "sockserve node wrote: {error}",
+                    error=str(error),
+                )
+                continue
+            entries.append(Entry(entryId.decode(), node, seq, events))
+        return entries
+
+
+def _why(failure: Failure) -> str:
+    """
+    A failure's message, or its kind when it has none.
+    """
+    return failure.getErrorMessage() or getattr(failure.type, "__name__", "error")

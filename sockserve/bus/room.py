@@ -1,0 +1,629 @@
+"""
+One room across processes: a L{ChatRoom} for this node's members that
+relays its events through a bus, and delivers the other nodes' events.
+
+Local delivery never waits for the bus: a member's lines reach the members
+of its own node at once, and go into the node's outbox, from which they are
+published in batches (all the events of a reactor pass in one batch, one
+round trip). While the bus is away the outbox keeps them, in order, up to
+C{outboxLimit} bytes (beyond it the oldest are dropped, and their senders
+told); once the bus is back they are published, each batch once (a batch
+number lets the bus drop a retried batch it already has).
+
+Names and capacity belong to the bus while it is there: admission and
+renaming are atomic steps on it, so two nodes cannot admit the same name at
+once or overshoot the room's capacity. While it is away, the node decides
+alone from what it last knew (its own members and the others it knew of),
+and registers its members again when the bus is back (a name taken
+meanwhile elsewhere gets a C{#N} suffix, and its member is told).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sockserve.bus.codec import (
+    BATCH_BYTES,
+    BusEvent,
+    Here,
+    Presence,
+    Rename,
+    Said,
+    encodeBatch,
+    encodeEvent,
+)
+from sockserve.chat.events import (
+    ChatEvent,
+    Joined,
+    Left,
+    Message,
+    NameChanged,
+    Notice,
+    Renamed,
+)
+from sockserve.chat.room import (
+    ChatRoom,
+    IChatMember,
+    IChatRoom,
+    NameRejected,
+    RoomFull,
+    checkName,
+)
+
+# Bytes of events kept for the bus while it is away.
+OUTBOX_LIMIT = 4 * 1024 * 1024
+# Names tried (NAME, NAME#2, ...) before admission gives up.
+NAME_TRIES = 50
+
+LOST = (
+    "lost contact with the other servers of this room; you can still talk "
+    "with those on this server, and your lines will reach the others once "
+    "contact is back"
+)
+BACK = "back in contact with the other servers of this room"
+MISSING = (
+    "lines from other servers may be missing: the bus lost some of what was "
+    "said while this server was out of contact"
+)
+DROPPED = (
+    "some of your lines did not reach the other servers: contact with them "
+    "was lost for too long"
+)
+
+
+def streamId(text: str) -> tuple[int, int]:
+    """
+    Return a Redis stream id (C{MS-SEQ}) in a form that compares in order.
+    """
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """
+    One entry of the room's stream: a batch of events from one node.
+    """
+
+    id: str
+    node: str
+    seq: int
+    events: list[BusEvent]
+
+
+@dataclass(frozen=True)
+class Rejoined:
+    """
+    What a node learns as it (re)joins the room on the bus.
+
+    @ivar asked: the local names it registered.
+    @ivar names: the same, as registered (a name another node took
+        meanwhile has a suffix).
+    @ivar reaped: the other nodes had counted this node as gone (and told
+        their members its members left).
+    @ivar lostData: lines from other nodes may have been lost.
+    @ivar others: the other nodes' members, as C{(node, name)}.
+    @ivar position: the stream's position that C{others} reflects.
+    @ivar recent: the stream's last entries (on the first join only).
+    """
+
+    asked: list[str]
+    names: list[str]
+    reaped: bool
+    lostData: bool
+    others: list[tuple[str, str]]
+    position: str
+    recent: list[Entry] = field(default_factory=list)
+
+
+class BusRoom(Protocol):
+    """
+    What a bus tells the room it serves.
+    """
+
+    def localNames(self) -> list[str]:
+        """
+        Return the names of this node's members.
+        """
+
+    def busJoined(self, rejoined: Rejoined) -> None:
+        """
+        The node is in contact with the room (again).
+        """
+
+    def busEntries(self, entries: list[Entry]) -> None:
+        """
+        Entries arrived from the stream, in order.
+        """
+
+    def busLost(self, reason: str) -> None:
+        """
+        Contact with the bus was lost.
+        """
+
+
+class Bus(Protocol):
+    """
+    What the room asks of its bus (L{sockserve.bus.redis.RedisBus}).
+    """
+
+    node: str
+    connected: bool
+
+    def admit(self, name: str, capacity: int) -> Deferred[str]:
+        """
+        Admit a member: C{ok}, C{taken} or C{full}.
+        """
+
+    def rename(self, oldName: str, newName: str) -> Deferred[str]:
+        """
+        Rename a member: C{ok} or C{taken}.
+        """
+
+    def publish(
+        self, seq: int, payload: bytes, leftKeys: Sequence[str]
+    ) -> Deferred[Any]:
+        """
+        Publish a batch, once.
+        """
+
+    def register(self, names: Sequence[str]) -> Deferred[list[str]]:
+        """
+        Register names of members admitted while out of contact.
+        """
+
+
+class Batch:
+    """
+    Events published together, under one number.
+
+    @ivar sent: whether it was handed to the bus (it may then be there:
+        nothing more may join it).
+    """
+
+    __slots__ = ("events", "leftKeys", "senders", "sent", "seq", "size")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.events: list[list[Any]] = []
+        self.leftKeys: list[str] = []
+        self.senders: set[IChatMember] = set()
+        self.size = 0
+        self.sent = False
+
+
+@implementer(IChatRoom)
+class SharedRoom(ChatRoom):
+    """
+    A room whose members are spread over the nodes of a bus; this node
+    holds some of them (as a L{ChatRoom} does) and knows of the others.
+
+    @ivar others: the other nodes' members, by name in lower case:
+        C{(node, name)}.
+    @ivar contact: whether the node is in contact with the room.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        bus: Bus,
+        clock: IReactorTime,
+        capacity: int,
+        presenceLimit: int = 100,
+        history: int = 0,
+        outboxLimit: int = OUTBOX_LIMIT,
+    ) -> None:
+        super().__init__(capacity, presenceLimit, history)
+        self.bus = bus
+        self.clock = clock
+        self.outboxLimit = outboxLimit
+        self.others: dict[str, tuple[str, str]] = {}
+        self.contact = False
+        self.outbox: deque[Batch] = deque()
+        self.outboxBytes = 0
+        self.seq = 0
+        self.lastSeq: dict[str, int] = {}
+        self._position = (0, 0)
+        self._flushing: IDelayedCall | None = None
+        self._inFlight: Batch | None = None
+        self._toldLost = False
+        self._toldDropped: set[IChatMember] = set()
+        self._droppedLines = 0
+
+    # Who is here, over the whole room
+
+    def population(self) -> int:
+        """
+        How many members the room has, on every node.
+        """
+        return len(self._names) + len(self.others)
+
+    def isFull(self) -> bool:
+        """
+        Whether the room, on every node, is at capacity.
+        """
+        return self.population() >= self.capacity
+
+    def hasName(self, name: str) -> bool:
+        """
+        Whether a member anywhere has C{name} (case-insensitively).
+        """
+        key = name.casefold()
+        return key in self._byKey or key in self.others
+
+    def names(self) -> list[str]:
+        """
+        Every member's name, sorted case-insensitively.
+        """
+        if self._sortedNames is None:
+            self._sortedNames = sorted(
+                [*self._names.values(), *(name for _, name in self.others.values())],
+                key=str.casefold,
+            )
+        return list(self._sortedNames)
+
+    def localNames(self) -> list[str]:
+        """
+        The names of this node's members.
+        """
+        return list(self._names.values())
+
+    def announce(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
+        """
+        Deliver a presence event locally, unless the whole room is larger
+        than C{presenceLimit}.
+        """
+        if self.population() <= self.presenceLimit and not self.closed:
+            self.broadcast(event, exclude=exclude)
+
+    # Joining, leaving, names
+
+    def join(
+        self, member: IChatMember, preferredName: str, quietly: bool = False
+    ) -> Deferred[str]:
+        """
+        Admit C{member} as C{preferredName} (or C{preferredName#N}): on the
+        bus while it is there, on what this node knows otherwise.
+        """
+        if not self.bus.connected:
+            return self._joinLocally(member, preferredName, quietly)
+        candidates = self._candidates(preferredName)
+        result: Deferred[str] = Deferred()
+
+        def tryNext(ignored: object = None) -> None:
+            name = next(candidates, None)
+            if name is None:
+                result.errback(NameRejected("no free name"))
+                return
+            asking = self.bus.admit(name, self.capacity)
+            asking.addCallbacks(answered, notAsked, callbackArgs=(name,))
+
+        def answered(answer: str, name: str) -> None:
+            if answer == "taken":
+                tryNext()
+            elif answer == "full":
+                result.errback(RoomFull(self.capacity))
+            else:
+                result.callback(self._admitted(member, name, quietly))
+
+        def notAsked(failure: Failure) -> None:
+            self._joinLocally(member, preferredName, quietly).chainDeferred(result)
+
+        tryNext()
+        return result
+
+    def _candidates(self, preferredName: str) -> Iterator[str]:
+        for suffix in range(1, NAME_TRIES + 1):
+            name = preferredName if suffix == 1 else f"{preferredName}#{suffix}"
+            if not self.hasName(name):
+                yield name
+
+    def _joinLocally(
+        self, member: IChatMember, preferredName: str, quietly: bool
+    ) -> Deferred[str]:
+        if self.isFull():
+            return fail(RoomFull(self.capacity))
+        for name in self._candidates(preferredName):
+            return succeed(self._admitted(member, name, quietly))
+        return fail(NameRejected("no free name"))
+
+    def _admitted(self, member: IChatMember, name: str, quietly: bool) -> str:
+        self._byKey[name.casefold()] = member
+        self._names[member] = name
+        self._sortedNames = None
+        if quietly:
+            self._quiet.add(member)
+        else:
+            self.announce(Joined(name), exclude=member)
+        self._send(Presence("j", name, quietly))
+        self.tellHistory(member)
+        return name
+
+    def leave(self, member: IChatMember) -> None:
+        """
+        Remove C{member} here, and on the bus.
+        """
+        name = self._names.get(member)
+        quiet = member in self._quiet
+        super().leave(member)
+        self._toldDropped.discard(member)
+        if name is not None and not self.closed:
+            self._send(Presence("l", name, quiet), leftKey=name.lower())
+
+    def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
+        """
+        Rename C{member}: on the bus while it is there.
+        """
+        try:
+            checkName(newName)
+        except NameRejected as rejected:
+            return fail(rejected)
+        oldName = self._names.get(member)
+        if oldName is None:
+            return fail(NameRejected("only a member of the room has a name"))
+        if newName == oldName:
+            return succeed(oldName)
+        if newName.casefold() != oldName.casefold() and self.hasName(newName):
+            return fail(NameRejected(f"the name {newName} is taken"))
+        if not self.bus.connected:
+            return succeed(self._renamed(member, oldName, newName))
+
+        def answered(answer: str) -> str:
+            if answer == "taken":
+                raise NameRejected(f"the name {newName} is taken")
+            return self._renamed(member, oldName, newName)
+
+        def notAsked(failure: Failure) -> str | Failure:
+            if failure.check(NameRejected):
+                return failure
+            return self._renamed(member, oldName, newName)
+
+        return self.bus.rename(oldName, newName).addCallbacks(answered, notAsked)
+
+    def _renamed(self, member: IChatMember, oldName: str, newName: str) -> str:
+        if self._names.get(member) != oldName:
+            return oldName
+        del self._byKey[oldName.casefold()]
+        self._byKey[newName.casefold()] = member
+        self._names[member] = newName
+        self._sortedNames = None
+        self.announce(Renamed(oldName, newName), exclude=member)
+        self._send(Rename(oldName, newName, member in self._quiet))
+        return oldName
+
+    def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:
+        """
+        Deliver C{lines} here at once, and send them to the other nodes.
+        """
+        super().say(member, lines)
+        self._send(Said(self._names[member], tuple(lines)), sender=member)
+
+    # The outbox
+
+    def _send(
+        self,
+        event: BusEvent,
+        sender: IChatMember | None = None,
+        leftKey: str | None = None,
+    ) -> None:
+        """
+        Put C{event} in the outbox, to go with the others of this reactor
+        pass.
+        """
+        encoded = encodeEvent(event)
+        size = 16 + sum(len(part) for part in encoded[1:] if isinstance(part, str))
+        if isinstance(event, Said):
+            size += sum(len(line) + 3 for line in event.lines)
+        tail = self.outbox[-1] if self.outbox else None
+        if tail is None or tail.sent or tail.size >= BATCH_BYTES:
+            self.seq += 1
+            tail = Batch(self.seq)
+            self.outbox.append(tail)
+        tail.events.append(encoded)
+        tail.size += size
+        self.outboxBytes += size
+        if sender is not None:
+            tail.senders.add(sender)
+        if leftKey is not None:
+            tail.leftKeys.append(leftKey)
+        if self.outboxBytes > self.outboxLimit:
+            self._dropOldest()
+        if self._flushing is None and self._inFlight is None:
+            self._flushing = self.clock.callLater(0, self._flush)
+
+    def _dropOldest(self) -> None:
+        dropped = 0
+        told = 0
+        while self.outboxBytes > self.outboxLimit and len(self.outbox) > 1:
+            batch = self.outbox.popleft()
+            self.outboxBytes -= batch.size
+            dropped += sum(1 for event in batch.events if event[0] == "m")
+            for sender in batch.senders:
+                if sender in self._names and sender not in self._toldDropped:
+                    self._toldDropped.add(sender)
+                    sender.receive(Notice(DROPPED))
+                    told += 1
+        if dropped:
+            self._droppedLines += dropped
+            self.log.warn(
+                "The bus is away and this node's backlog for it is full "
+                "({limit} bytes): dropped the oldest {count} message(s); their "
+                "senders were told",
+                limit=self.outboxLimit,
+                count=dropped,
+            )
+
+    def _flush(self) -> None:
+        """
+        Publish the oldest batch not yet published, if the bus is there
+        and nothing is on its way.
+        """
+        self._flushing = None
+        if self._inFlight is not None or not self.bus.connected or not self.outbox:
+            return
+        batch = self.outbox[0]
+        batch.sent = True
+        self._inFlight = batch
+        publishing = self.bus.publish(
+            batch.seq, encodeBatch(batch.events), batch.leftKeys
+        )
+        publishing.addCallbacks(
+            self._published,
+            self._notPublished,
+            callbackArgs=(batch,),
+            errbackArgs=(batch,),
+        )
+
+    def _published(self, ignored: object, batch: Batch) -> None:
+        self._inFlight = None
+        if self.outbox and self.outbox[0] is batch:
+            self.outbox.popleft()
+            self.outboxBytes -= batch.size
+        self._flush()
+
+    def _notPublished(self, failure: Failure, batch: Batch) -> None:
+        # The bus is lost; the batch is published again once it is back.
+        self._inFlight = None
+
+    # What the bus tells
+
+    def busJoined(self, rejoined: Rejoined) -> None:
+        """
+        The node is in the room on the bus (again): take the names as
+        registered, who else is here, and say what changed.
+        """
+        for asked, registered in zip(rejoined.asked, rejoined.names, strict=True):
+            if asked != registered:
+                self._takeRegisteredName(asked, registered)
+        missing = [name for name in self.localNames() if name not in rejoined.names]
+        self.others = {
+            name.casefold(): (node, name)
+            for node, name in rejoined.others
+            if name.casefold() not in self._byKey
+        }
+        self._sortedNames = None
+        self._position = streamId(rejoined.position)
+        if rejoined.reaped:
+            for member, name in list(self._names.items()):
+                self._send(Presence("j", name, member in self._quiet))
+        else:
+            self._send(Here(tuple(self.localNames())))
+        for entry in rejoined.recent:
+            for event in entry.events:
+                if isinstance(event, Said):
+                    self.remember(event.sender, event.lines)
+        self.contact = True
+        self._toldDropped.clear()
+        if self._toldLost:
+            self._toldLost = False
+            self.broadcast(Notice(BACK))
+        if rejoined.lostData:
+            self.broadcast(Notice(MISSING))
+        if missing:
+            registering = self.bus.register(missing)
+            registering.addCallbacks(
+                lambda names: self._registeredLate(missing, names),
+                lambda failure: None,
+            )
+        self._flush()
+
+    def _registeredLate(self, asked: list[str], names: list[str]) -> None:
+        for old, new in zip(asked, names, strict=True):
+            if old != new:
+                self._takeRegisteredName(old, new)
+
+    def _takeRegisteredName(self, old: str, new: str) -> None:
+        """
+        A member's name was taken on another node while this one was out of
+        contact: it goes by the name the bus gave it.
+        """
+        member = self._byKey.get(old.casefold())
+        if member is None:
+            return
+        del self._byKey[old.casefold()]
+        self._byKey[new.casefold()] = member
+        self._names[member] = new
+        self._sortedNames = None
+        member.receive(Notice(f"your name {old} was taken on another server meanwhile"))
+        member.receive(NameChanged(new))
+        self.announce(Renamed(old, new), exclude=member)
+        self._send(Rename(old, new, True))
+
+    def busLost(self, reason: str) -> None:
+        """
+        Contact with the other nodes is lost: say so, once.
+        """
+        self.contact = False
+        if not self._toldLost and not self.closed:
+            self._toldLost = True
+            self.broadcast(Notice(LOST))
+
+    def busEntries(self, entries: list[Entry]) -> None:
+        """
+        Deliver what the other nodes said, in order, each batch once.
+        """
+        own = self.bus.node
+        gone = "gone:" + own
+        for entry in entries:
+            if entry.node == own or entry.node == gone:
+                # This node's own, or the departure of its members while
+                # the others counted it as gone: they never left.
+                continue
+            if entry.seq:
+                if entry.seq <= self.lastSeq.get(entry.node, 0):
+                    continue
+                self.lastSeq[entry.node] = entry.seq
+            fresh = streamId(entry.id) > self._position
+            for event in entry.events:
+                self._deliverRemote(entry.node, event, fresh)
+
+    def _deliverRemote(self, node: str, event: BusEvent, fresh: bool) -> None:
+        if isinstance(event, Said):
+            self.remember(event.sender, event.lines)
+            self.broadcast(Message(event.sender, event.lines))
+            return
+        if isinstance(event, Here):
+            if fresh:
+                for name in event.names:
+                    self._setOther(name.casefold(), (node, name))
+            return
+        if isinstance(event, Rename):
+            if event.oldName.casefold() in self._byKey:
+                return
+            if fresh:
+                self.others.pop(event.oldName.casefold(), None)
+                self._setOther(event.newName.casefold(), (node, event.newName))
+            if not event.quiet:
+                self.announce(Renamed(event.oldName, event.newName))
+            return
+        key = event.name.casefold()
+        if key in self._byKey:
+            # A name this node holds: news of someone else's, from before
+            # this node took it.
+            return
+        if event.kind == "j":
+            if fresh:
+                self._setOther(key, (node, event.name))
+            if not event.quiet:
+                self.announce(Joined(event.name))
+        else:
+            if fresh:
+                self.others.pop(key, None)
+                self._sortedNames = None
+            if not event.quiet:
+                self.announce(Left(event.name))
+
+    def _setOther(self, key: str, holder: tuple[str, str]) -> None:
+        if key not in self._byKey:
+            self.others[key] = holder
+            self._sortedNames = None

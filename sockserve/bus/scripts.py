@@ -1,0 +1,201 @@
+"""
+The Lua scripts a node runs in Redis, each one atomic step.
+
+Keys live under the room's prefix C{sockserve:{ROOM}:} (the braces make it
+one hash slot): C{stream} (the room's events), C{members} (a hash from a
+name in lower case to C{NODE LF NAME}), C{node:NODE} (the lower-case names
+a node holds), C{nodes} (a sorted set of nodes by the time, in Redis's
+clock, after which a node that has not refreshed its entry is gone),
+C{seqs} (the last batch number each node published) and C{epoch} (changes
+when Redis lost its data).
+
+Every script takes the prefix and the node as its first two arguments;
+names and lines are arguments, never part of a key other than the node's
+own set (whose id the node makes itself).
+"""
+
+from __future__ import annotations
+
+# Shared: is a members entry held by the node?
+_HELD_BY = """
+local function heldBy(held, node)
+  return held and string.sub(held, 1, #node + 1) == node .. '\\n'
+end
+"""
+
+# Remove the members of node d, and publish their departure if any.
+_DEPART = """
+local function depart(P, d, maxlen)
+  local gone = {}
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'node:' .. d)) do
+    local held = redis.call('HGET', P .. 'members', key)
+    if heldBy(held, d) then
+      redis.call('HDEL', P .. 'members', key)
+      table.insert(gone, string.sub(held, #d + 2))
+    end
+  end
+  redis.call('DEL', P .. 'node:' .. d)
+  redis.call('ZREM', P .. 'nodes', d)
+  redis.call('HDEL', P .. 'seqs', d)
+  if #gone > 0 then
+    redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
+      'n', 'gone:' .. d, 's', '0', 'e', cjson.encode({{'x', gone}}))
+  end
+end
+"""
+
+# ARGV: prefix, node, ttl in ms, a new epoch (used if there is none), the
+# stream's length. Refresh the node; remove nodes past their time (and
+# publish that their members left). Returns {epoch, 1 if the node was
+# known (not removed as gone), Redis's time in ms}.
+HEARTBEAT = (
+    _HELD_BY
+    + _DEPART
+    + """
+local P, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local proposed, maxlen = ARGV[4], ARGV[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('GET', P .. 'epoch')
+if not epoch then
+  epoch = proposed
+  redis.call('SET', P .. 'epoch', epoch)
+end
+local known = redis.call('ZSCORE', P .. 'nodes', node)
+redis.call('ZADD', P .. 'nodes', now + ttl, node)
+for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', now)) do
+  depart(P, d, maxlen)
+end
+return {epoch, known and 1 or 0, tostring(now)}
+"""
+)
+
+# ARGV: prefix, node, the stream's length. The node is stopping: its
+# members leave.
+DEPART = (
+    _HELD_BY
+    + _DEPART
+    + """
+depart(ARGV[1], ARGV[2], ARGV[3])
+return 1
+"""
+)
+
+# ARGV: prefix, node, name, capacity. Admit a member: 'ok', 'taken',
+# 'full', or 'gone' if the node itself was removed (it must rejoin).
+ADMIT = """
+local P, node, name, capacity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if not redis.call('ZSCORE', P .. 'nodes', node) then return 'gone' end
+local key = string.lower(name)
+if redis.call('HEXISTS', P .. 'members', key) == 1 then return 'taken' end
+if redis.call('HLEN', P .. 'members') >= capacity then return 'full' end
+redis.call('HSET', P .. 'members', key, node .. '\\n' .. name)
+redis.call('SADD', P .. 'node:' .. node, key)
+return 'ok'
+"""
+
+# ARGV: prefix, node, old name, new name: 'ok', 'taken' or 'gone'.
+RENAME = (
+    _HELD_BY
+    + """
+local P, node, old, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if not redis.call('ZSCORE', P .. 'nodes', node) then return 'gone' end
+local oldKey, newKey = string.lower(old), string.lower(new)
+if oldKey ~= newKey and redis.call('HEXISTS', P .. 'members', newKey) == 1 then
+  return 'taken'
+end
+if heldBy(redis.call('HGET', P .. 'members', oldKey), node) then
+  redis.call('HDEL', P .. 'members', oldKey)
+  redis.call('SREM', P .. 'node:' .. node, oldKey)
+end
+redis.call('HSET', P .. 'members', newKey, node .. '\\n' .. new)
+redis.call('SADD', P .. 'node:' .. node, newKey)
+return 'ok'
+"""
+)
+
+# ARGV: prefix, node, batch number, payload, the stream's length, then the
+# lower-case names of the members who left in the batch. Publish a batch
+# once: a batch whose number is not above the node's last is a retry of one
+# already published, and is dropped. Returns 1, or 0 for a retry.
+PUBLISH = (
+    _HELD_BY
+    + """
+local P, node, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local payload, maxlen = ARGV[4], ARGV[5]
+local last = tonumber(redis.call('HGET', P .. 'seqs', node) or '0')
+if seq <= last then return 0 end
+redis.call('HSET', P .. 'seqs', node, ARGV[3])
+for i = 6, #ARGV do
+  local key = ARGV[i]
+  if heldBy(redis.call('HGET', P .. 'members', key), node) then
+    redis.call('HDEL', P .. 'members', key)
+    redis.call('SREM', P .. 'node:' .. node, key)
+  end
+end
+redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
+  'n', node, 's', ARGV[3], 'e', payload)
+return 1
+"""
+)
+
+# ARGV: prefix, node, then the node's members' names. (Re)register them
+# after the node (re)connected: a name another node took meanwhile gets a
+# #N suffix. Names the node held and no longer has are released. Returns
+# the names as registered, in order.
+REGISTER = (
+    _HELD_BY
+    + """
+local P, node = ARGV[1], ARGV[2]
+local mine = P .. 'node:' .. node
+local wanted, result = {}, {}
+for i = 3, #ARGV do
+  local name = ARGV[i]
+  local final, key = name, string.lower(name)
+  local held = redis.call('HGET', P .. 'members', key)
+  local n = 2
+  while ((held and not heldBy(held, node)) or wanted[key]) and n < 1000 do
+    final = name .. '#' .. n
+    key = string.lower(final)
+    held = redis.call('HGET', P .. 'members', key)
+    n = n + 1
+  end
+  redis.call('HSET', P .. 'members', key, node .. '\\n' .. final)
+  wanted[key] = true
+  table.insert(result, final)
+end
+for _, key in ipairs(redis.call('SMEMBERS', mine)) do
+  if not wanted[key] and heldBy(redis.call('HGET', P .. 'members', key), node) then
+    redis.call('HDEL', P .. 'members', key)
+  end
+end
+redis.call('DEL', mine)
+for key in pairs(wanted) do redis.call('SADD', mine, key) end
+return result
+"""
+)
+
+# ARGV: prefix, node. Who is here, and where the stream is: returns {the
+# last entry's id, the last deleted entry's id, members as NODE LF NAME}.
+SNAPSHOT = """
+local P = ARGV[1]
+local last, deleted = '0-0', '0-0'
+if redis.call('EXISTS', P .. 'stream') == 1 then
+  local info = redis.call('XINFO', 'STREAM', P .. 'stream')
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+  end
+end
+return {last, deleted, redis.call('HVALS', P .. 'members')}
+"""
+
+SCRIPTS = {
+    "heartbeat": HEARTBEAT,
+    "depart": DEPART,
+    "admit": ADMIT,
+    "rename": RENAME,
+    "publish": PUBLISH,
+    "register": REGISTER,
+    "snapshot": SNAPSHOT,
+}

@@ -1,0 +1,434 @@
+"""
+One room across processes, end to end: real C{twistd} nodes, a real
+C{redis-server} (private, on a free loopback port), raw TCP clients; Redis
+paused, killed and restarted, a node cut off from it, a node killed.
+
+Every check of lines is per receiving client: each line of every other
+sender arrived exactly once, in the order it was sent, and none of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.processes import Processes, Server, TcpMember, installedProgram
+from tests.redis import CuttableProxy, RedisServer
+
+pytestmark = pytest.mark.e2e
+
+DONE = "done"
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[CuttableProxy]]:
+    opened: list[CuttableProxy] = []
+    yield opened
+    for proxy in opened:
+        proxy.close()
+
+
+def node(processes: Processes, bus: str, *options: str, joined: bool = True) -> Server:
+    """
+    Start a chat node on C{bus}; wait until it joined the room, unless told
+    not to.
+    """
+    server = processes.server("--bus", bus, *options)
+    if joined:
+        server.output.waitForText(b"Joined the room")
+    return server
+
+
+def send(member: TcpMember, lines: Sequence[str]) -> None:
+    """
+    Send C{lines}, then the end marker.
+    """
+    member.send("".join(f"{line}\r\n" for line in [*lines, DONE]).encode())
+
+
+def received(member: TcpMember, senders: Sequence[TcpMember]) -> dict[str, list[str]]:
+    """
+    Read what C{member} is sent until every one of C{senders} has sent its
+    end marker; return the lines of each sender by name (and of any other
+    sender seen, and the member's own, which must not come back).
+    """
+    got: dict[str, list[str]] = {}
+    waiting = {sender.name for sender in senders}
+    for _ in range(100_000):
+        if not waiting:
+            return got
+        line = member.line()
+        if not line.startswith("<"):
+            continue
+        sender, _, text = line[1:].partition("> ")
+        got.setdefault(sender, []).append(text)
+        if text == DONE:
+            waiting.discard(sender)
+    raise AssertionError(f"{member.name} still waits for {waiting}")
+
+
+def assertEveryLineOnce(
+    members: Sequence[TcpMember], sent: dict[str, list[str]]
+) -> None:
+    """
+    Each member got every other member's lines once, in order, and none of
+    its own.
+    """
+    for member in members:
+        others = [other for other in members if other is not member]
+        got = received(member, others)
+        expected = {other.name: [*sent[other.name], DONE] for other in others}
+        assert got == expected, member.name
+
+
+def test_lines_presence_and_names_across_three_nodes(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    Three nodes, two clients each: every line reaches every other client
+    once and in order; joins, renames and /who span the room; a name is
+    unique across it.
+    """
+    nodes = [node(processes, redis.url) for _ in range(3)]
+    first = TcpMember(processes, nodes[0])
+    second = TcpMember(processes, nodes[1])
+    assert first.lineUntil(lambda line: "joined" in line) == f"* {second.name} joined"
+    second.send(b"/nick bob\r\n")
+    assert second.line() == "* you are now known as bob"
+    assert first.line() == f"* {second.name} is now known as bob"
+    second.name = "bob"
+    first.send(b"/nick BOB\r\n")
+    assert first.line() == "ERROR the name BOB is taken"
+    members = [first, second] + [
+        TcpMember(processes, server)
+        for server in (nodes[2], nodes[0], nodes[1], nodes[2])
+    ]
+    members[-1].send(b"/who\r\n")
+    who = members[-1].lineUntil(lambda line: " here: " in line)
+    assert who.startswith("* 6 here: ")
+    assert "bob" in who
+    assert first.name in who
+    sent = {
+        member.name: [f"{member.name} line {n}" for n in range(20)]
+        for member in members
+    }
+    for member in members:
+        send(member, sent[member.name])
+    assertEveryLineOnce(members, sent)
+
+
+def test_capacity_and_same_name_at_once(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    --max-clients caps the whole room, also when clients join on two nodes
+    at once; two nodes asking for one name at once give it to one.
+    """
+    nodes = [node(processes, redis.url, "--max-clients", "3") for _ in range(2)]
+    socks = [processes.connect(("127.0.0.1", nodes[n % 2].port)) for n in range(6)]
+    answers = []
+    for sock in socks:
+        data = b""
+        for _ in range(100):
+            data += sock.recv(4096)
+            if b"other(s) here" in data or b"ERROR" in data:
+                break
+        answers.append(data)
+    admitted = [data for data in answers if b"other(s) here" in data]
+    refused = [
+        data for data in answers if b"ERROR the server is full (3 clients)" in data
+    ]
+    assert (len(admitted), len(refused)) == (3, 3), answers
+
+
+def test_same_name_at_once(processes: Processes, redis: RedisServer) -> None:
+    """
+    Two nodes asking for one name at once give it to one client.
+    """
+    nodes = [node(processes, redis.url) for _ in range(2)]
+    one, two = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    one.send(b"/nick same\r\n")
+    two.send(b"/nick same\r\n")
+    answers = [
+        one.lineUntil(lambda line: "same" in line and "is now" not in line),
+        two.lineUntil(lambda line: "same" in line and "is now" not in line),
+    ]
+    assert sorted(answers) == [
+        "* you are now known as same",
+        "ERROR the name same is taken",
+    ]
+
+
+def test_rooms_are_apart(processes: Processes, redis: RedisServer) -> None:
+    """
+    Nodes of different --room never see each other's lines, and their keys
+    are apart in Redis.
+    """
+    red = [node(processes, redis.url, "--room", "red") for _ in range(2)]
+    blue = node(processes, redis.url, "--room", "blue")
+    redOne, redTwo = TcpMember(processes, red[0]), TcpMember(processes, red[1])
+    blueOne = TcpMember(processes, blue)
+    blueOne.send(b"blue line\r\n/who\r\n")
+    assert (
+        blueOne.lineUntil(lambda line: " here: " in line) == f"* 1 here: {blueOne.name}"
+    )
+    send(redOne, ["red line"])
+    assert received(redTwo, [redOne]) == {redOne.name: ["red line", DONE]}
+    redTwo.send(b"/who\r\n")
+    assert redTwo.lineUntil(lambda line: " here: " in line).startswith("* 2 here: ")
+    keys = redis.command("--scan").split()
+    assert keys
+    assert all(
+        key.startswith(("sockserve:{red}:", "sockserve:{blue}:")) for key in keys
+    )
+
+
+def test_redis_paused_then_resumed(processes: Processes, redis: RedisServer) -> None:
+    """
+    While Redis is paused (SIGSTOP) clients of one node keep chatting; the
+    nodes tell their clients once that contact is lost, and once that it is
+    back; every line reaches every client once, in order.
+    """
+    nodes = [node(processes, redis.url) for _ in range(2)]
+    a1, a2 = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[0])
+    b1 = TcpMember(processes, nodes[1])
+    a1.lineUntil(lambda line: line.endswith(f"{b1.name} joined"))
+    redis.pause()
+    try:
+        send(a1, ["during the pause"])
+        assert received(a2, [a1]) == {a1.name: ["during the pause", DONE]}
+        for member in (a1, a2, b1):
+            member.lineUntil(lambda line: line.startswith("* lost contact"))
+    finally:
+        redis.resume()
+    for member in (a1, a2, b1):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+    assert received(b1, [a1]) == {a1.name: ["during the pause", DONE]}
+    sent = {m.name: [f"{m.name} after {n}" for n in range(10)] for m in (a1, a2, b1)}
+    for member in (a1, a2, b1):
+        send(member, sent[member.name])
+    assertEveryLineOnce([a1, a2, b1], sent)
+    log = nodes[0].output.text()
+    assert log.count("Lost contact with the bus") == 1
+    assert log.count("Back in contact with the room") == 1
+
+
+def test_redis_restarted_empty(
+    processes: Processes, redis: RedisServer, tmp_path: Path
+) -> None:
+    """
+    Redis killed and restarted without its data: the lines each node kept
+    meanwhile reach the others once it is back, in order; the clients are
+    told lines may be missing; chat goes on across nodes.
+    """
+    nodes = [node(processes, redis.url) for _ in range(2)]
+    a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+    redis.kill()
+    for member in (a, b):
+        member.lineUntil(lambda line: line.startswith("* lost contact"))
+    sent = {m.name: [f"{m.name} while down {n}" for n in range(5)] for m in (a, b)}
+    for member in (a, b):
+        member.send("".join(f"{line}\r\n" for line in sent[member.name]).encode())
+    redis.start()
+    for member in (a, b):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+    for member in (a, b):
+        send(member, [])
+    for member, other in ((a, b), (b, a)):
+        got = received(member, [other])
+        assert got == {other.name: [*sent[other.name], DONE]}
+    log = nodes[0].output.text()
+    assert "lost its data" in log or "Back in contact" in log
+
+
+def test_node_cut_off_and_back(
+    processes: Processes, redis: RedisServer, proxies: list[CuttableProxy]
+) -> None:
+    """
+    A node cut off from Redis: the others keep talking and, after
+    --bus-node-timeout, tell their clients its members left; its clients
+    keep talking among themselves; once back, it rejoins, its members are
+    announced again, and the lines of both sides cross, once and in order.
+    """
+    proxy = CuttableProxy(redis.port).start()
+    proxies.append(proxy)
+    timeout = ("--bus-node-timeout", "1")
+    cut = node(processes, proxy.url, *timeout)
+    others = [node(processes, redis.url, *timeout) for _ in range(2)]
+    c1, c2 = TcpMember(processes, cut), TcpMember(processes, cut)
+    o1, o2 = TcpMember(processes, others[0]), TcpMember(processes, others[1])
+    c1.lineUntil(lambda line: line.endswith(f"{o2.name} joined"))
+    proxy.cut()
+    for member in (c1, c2):
+        member.lineUntil(lambda line: line.startswith("* lost contact"))
+    departures = {f"* {c1.name} left", f"* {c2.name} left"}
+    assert {o1.lineUntil(departures.__contains__) for _ in range(2)} == departures
+    o2.send(b"/who\r\n")
+    who = o2.lineUntil(lambda line: " here: " in line)
+    assert who == f"* 2 here: {', '.join(sorted([o1.name, o2.name]))}"
+    send(c1, ["said while cut off"])
+    assert received(c2, [c1]) == {c1.name: ["said while cut off", DONE]}
+    send(o1, ["said meanwhile"])
+    assert received(o2, [o1]) == {o1.name: ["said meanwhile", DONE]}
+    proxy.restore()
+    for member in (c1, c2):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+    arrivals = {f"* {c1.name} joined", f"* {c2.name} joined"}
+    assert {o2.lineUntil(arrivals.__contains__) for _ in range(2)} == arrivals
+    assert received(c1, [o1]) == {o1.name: ["said meanwhile", DONE]}
+    assert received(o1, [c1]) == {c1.name: ["said while cut off", DONE]}
+    o2.send(b"/who\r\n")
+    assert o2.lineUntil(lambda line: " here: " in line).startswith("* 4 here: ")
+
+
+def test_killed_node_members_leave(processes: Processes, redis: RedisServer) -> None:
+    """
+    A node killed with SIGKILL: within --bus-node-timeout the others tell
+    their clients its members left.
+    """
+    timeout = ("--bus-node-timeout", "1")
+    doomed = node(processes, redis.url, *timeout)
+    survivor = node(processes, redis.url, *timeout)
+    victim = TcpMember(processes, doomed)
+    witness = TcpMember(processes, survivor)
+    victim.lineUntil(lambda line: line.endswith(f"{witness.name} joined"))
+    doomed.process.send_signal(signal.SIGKILL)
+    doomed.process.wait()
+    witness.lineUntil(lambda line: line == f"* {victim.name} left")
+    witness.send(b"/who\r\n")
+    assert witness.lineUntil(lambda line: " here: " in line) == (
+        f"* 1 here: {witness.name}"
+    )
+
+
+def test_redis_absent_at_start_up(processes: Processes, tmp_path: Path) -> None:
+    """
+    A node whose Redis is not there yet serves its local clients, says once
+    that it cannot reach the bus, and joins the room when Redis appears.
+    """
+    late = RedisServer(tmp_path / "late")
+    early = node(processes, late.url, joined=False)
+    early.output.waitForText(b"Cannot reach the bus")
+    one, two = TcpMember(processes, early), TcpMember(processes, early)
+    send(one, ["local while alone"])
+    assert received(two, [one]) == {one.name: ["local while alone", DONE]}
+    late.start()
+    try:
+        early.output.waitForText(b"Joined the room")
+        other = node(processes, late.url)
+        three = TcpMember(processes, other)
+        three.send(b"/who\r\n")
+        assert three.lineUntil(lambda line: " here: " in line).startswith("* 3 here: ")
+        send(three, ["hello early birds"])
+        assert received(one, [three]) == {three.name: ["hello early birds", DONE]}
+        assert early.output.text().count("Cannot reach the bus") == 1
+    finally:
+        late.kill()
+
+
+def test_workers_share_the_room(processes: Processes, redis: RedisServer) -> None:
+    """
+    With a bus, --workers serves chat: every worker is a node of the room.
+    """
+    server = processes.server("--bus", redis.url, "--workers", "2", "--port", "0")
+    server.output.waitFor(
+        lambda data: data.count(b"Joined the room") == 2, "both nodes in the room"
+    )
+    members: list[TcpMember] = []
+    byWorker: list[TcpMember] = []
+    for _ in range(100):
+        member = TcpMember(processes, server)
+        members.append(member)
+        served = server.output.waitForText(f"{member.name} is now".encode())
+        if re.search(
+            rf"\[worker \d+ pid \d+\] Client {member.name} is".encode(), served
+        ):
+            byWorker.append(member)
+        if byWorker and len(members) > len(byWorker) and len(members) >= 3:
+            break
+    assert byWorker, "no client reached the worker"
+    assert len(members) > len(byWorker), "no client reached the main process"
+    sent = {m.name: [f"{m.name} via a worker {n}" for n in range(5)] for m in members}
+    for member in members:
+        send(member, sent[member.name])
+    assertEveryLineOnce(members, sent)
+
+
+def test_password_from_a_file_and_the_environment(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """
+    A password given in a file (or the environment) reaches Redis without
+    being on the command line; a wrong one is one log line, not a crash.
+    """
+    secured = RedisServer(tmp_path / "secured", "--requirepass", "s3cret").start()
+    try:
+        secret = tmp_path / "password"
+        secret.write_text("s3cret\n")
+        good = node(processes, secured.url, "--bus-password-file", str(secret))
+        assert "s3cret" not in good.output.text()
+        wrong = tmp_path / "wrong"
+        wrong.write_text("nope\n")
+        bad = node(
+            processes, secured.url, "--bus-password-file", str(wrong), joined=False
+        )
+        bad.output.waitForText(b"Cannot reach the bus")
+        assert "Traceback" not in bad.output.text()
+    finally:
+        secured.kill()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ("--bus", "http://127.0.0.1"),
+            "--bus: 'http://127.0.0.1' is not a bus address",
+        ),
+        (("--bus", "redis://"), "--bus: 'redis://' names no host"),
+        (("--bus", "redis://h:99999"), "--bus: 'redis://h:99999' is not a bus address"),
+        (("--bus", "redis://h/x"), "the database must be a number, not 'x'"),
+        (("--bus", "redis://h", "--mode", "echo"), "--bus shares a chat room"),
+        (("--bus", "redis://h", "--room", "a b"), "--room: a room name is"),
+        (("--workers", "2"), "add --bus"),
+        (("--bus-password-file", "/nonexistent"), "--bus-password-file needs --bus"),
+        (
+            ("--bus", "redis://h", "--bus-password-file", "/nonexistent"),
+            "--bus-password-file: cannot read /nonexistent",
+        ),
+    ],
+)
+def test_bad_bus_options(
+    processes: Processes, options: tuple[str, ...], message: str
+) -> None:
+    """
+    A mistake in a bus option is a one-line error naming it, with a
+    non-zero exit and no traceback.
+    """
+    result = processes.run(
+        [installedProgram("twistd"), "-n", "sockserve", "--port", "0", *options]
+    )
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode != 0
+    assert message in output, output
+    assert "Traceback" not in output
