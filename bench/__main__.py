@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.build import buildLoadGenerator, compilerVersion
 from bench.processes import cores, installSignalHandlers, stopAll
-from bench.report import invalidCells, markdown, summarise
+from bench.report import invalidCells, markdown, summarise, websocketComparison
 from bench.runner import LOADGEN_CPU_LIMIT, Placement, printProgress, runSuite
 from bench.scenarios import FULL, QUICK, allScenarios, select
 from bench.servers import REPO, SERVERS, available
@@ -105,6 +105,7 @@ def machineInfo(placement: Placement, coreCount: int) -> dict[str, Any]:
         "twisted": _packageVersion("twisted"),
         "sockserve": _packageVersion("sockserve"),
         "uvloop": _packageVersion("uvloop"),
+        "websockets": _packageVersion("websockets"),
         "ncat": _version(["ncat", "--version"]),
         "cc": compilerVersion(),
         "git": _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for spec in SERVERS:
             why = available(spec)
             print(
-                f"server {spec.name:<17} {spec.description}{f' ({why})' if why else ''}"
+                f"server {spec.name:<18} {spec.description}{f' ({why})' if why else ''}"
             )
         return 0
     if not scenarios:
@@ -181,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Machine: {info['cpu']}, {info['cores']} cores; server pinned to core "
         f"{info['server_core']}, load generator to core {info['loadgen_core']}; "
         f"Linux {info['kernel']}, Python {info['python']}, Twisted "
-        f"{info['twisted']}, uvloop {info['uvloop']}, {info['ncat']}.\n"
+        f"{info['twisted']}, uvloop {info['uvloop']}, websockets "
+        f"{info['websockets']}, {info['ncat']}.\n"
         f"A figure is invalid if the load generator saw an error, a wrong reply, "
         f"a missing delivery, or used over {LOADGEN_CPU_LIMIT:.0f}% of its core."
     )
@@ -195,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": [s.__dict__ for s in scenarios],
         "servers": [{"name": s.name, "description": s.description} for s in servers],
         "summary": [cell.asJSON() for cell in cells.values()],
+        "websocket": websocketComparison(scenarios, servers, cells),
         "measurements": [m.asJSON() for m in measurements],
     }
     for name in (f"bench-{stamp}", "latest"):

@@ -18,11 +18,12 @@
  * every delivery is checked, ordered and timed. Each loop is bounded in time.
  *
  * With --ws PATH, chat speaks WebSocket as a browser does: each client asks
- * for an upgrade (GET PATH), checks the 101 answer (Upgrade and
- * Sec-WebSocket-Accept), then sends each line as one masked text frame
- * without its line ending and takes each text frame it receives as one line;
- * it answers pings, and ends with a close frame. Everything past the framing
- * (checking, pacing, timing, the report) is the same as over plain TCP.
+ * for an upgrade (GET PATH; no Origin, no extension offered), checks the 101
+ * answer (Upgrade, Connection, Sec-WebSocket-Accept), then sends each line as
+ * one masked text frame without its line ending and takes each text frame it
+ * receives as one line; it answers pings, and leaves with a close frame.
+ * Everything past the framing (checking, pacing, timing, the report) is the
+ * same as over plain TCP.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage).

@@ -1,6 +1,7 @@
 """
 Summarising measurements: medians over valid rounds, min-max spreads, ratios
-against the peers, as Markdown and JSON.
+against the peers, and each chat room over WebSocket beside the same room over
+TCP, as Markdown and JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any
 
 from bench.runner import Measurement
 from bench.scenarios import Scenario
-from bench.servers import SOCKSERVE, ServerSpec
+from bench.servers import CHAT_WS, SOCKSERVE, ServerSpec
+
+#: Issue #11: sockserve's room over WebSocket against the same room over TCP,
+#: and against each WebSocket peer (deliveries/s, at least this many times).
+WS_OVER_TCP_TARGET = 0.5
+WS_OVER_PEER_TARGET = 1.0
 
 
 @dataclass
@@ -247,6 +253,7 @@ def markdown(
                         _fmtRatio(ratio(figures.get(SOCKSERVE), figures[peer], False))
                     )
             lines.append("| " + " | ".join(row) + " |")
+    lines.extend(websocketSection(scenarios, servers, cells))
     lines.append("")
     lines.append("### Details")
     lines.append("")
@@ -287,6 +294,172 @@ def markdown(
             )
     lines.append("")
     return "\n".join(lines)
+
+
+def _verdict(value: float, bound: str | None, target: float) -> bool | None:
+    """
+    Return whether a ratio of C{value} (exact, or a C{lower} or C{upper}
+    bound) meets C{target}, or C{None} if the bound cannot tell.
+    """
+    met = value >= target
+    if (bound == "lower" and not met) or (bound == "upper" and met):
+        return None
+    return met
+
+
+def _comparison(cell: Cell | None, other: Cell | None, target: float) -> dict[str, Any]:
+    """
+    Compare C{cell}'s figure with C{other}'s against C{target}. As in
+    L{boundedRatio}, the ratio is a lower bound if C{cell}'s figure is a bound
+    and an upper bound if C{other}'s is; where some rounds are invalid for
+    other reasons, it is the ratio of the valid rounds' medians.
+    """
+    comparison: dict[str, Any] = {"ratio": None, "bound": None, "target": target}
+    comparison.update(met=None, all_rounds_valid=False)
+    if cell is None or other is None or (cell.bounded and other.bounded):
+        return comparison
+    if (cell.valid or cell.bounded) and (other.valid or other.bounded):
+        value = ratio(cell.figure, other.figure, True)
+        bound = "lower" if cell.bounded else "upper" if other.bounded else None
+        comparison.update(bound=bound, all_rounds_valid=cell.valid and other.valid)
+    else:
+        value = ratio(cell.median, other.median, True)
+    if value is not None:
+        comparison.update(ratio=value, met=_verdict(value, comparison["bound"], target))
+    return comparison
+
+
+def _figures(cell: Cell | None) -> dict[str, Any]:
+    if cell is None:
+        return {
+            "median": None,
+            "bounded": False,
+            "min": None,
+            "max": None,
+            "p99_us": None,
+        }
+    spread = cell.values + cell.bounds if cell.bounded else cell.values
+    return {
+        "median": cell.figure,
+        "bounded": cell.bounded,
+        "min": min(spread) if spread else None,
+        "max": max(spread) if spread else None,
+        "p99_us": _median(cell.p99),
+    }
+
+
+def websocketPeers(servers: Sequence[ServerSpec]) -> list[str]:
+    """
+    Return the peers serving chat over WebSocket, sockserve's rivals there.
+    """
+    return [s.name for s in servers if CHAT_WS in s.modes and s.name != SOCKSERVE]
+
+
+def websocketComparison(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+) -> list[dict[str, Any]]:
+    """
+    Return, for each chat room over WebSocket, sockserve's figures over
+    WebSocket and over TCP, each peer's over WebSocket, and the ratios against
+    issue #11's targets (medians as L{Cell.figure} gives them, bounds marked;
+    a ratio is C{None} where a figure is missing).
+    """
+    rows = []
+    for scenario in scenarios:
+        if scenario.overTcp is None:
+            continue
+        ws = cells.get((scenario.name, SOCKSERVE))
+        tcp = cells.get((scenario.overTcp, SOCKSERVE))
+        peers = {}
+        for name in websocketPeers(servers):
+            peer = cells.get((scenario.name, name))
+            peers[name] = {
+                **_figures(peer),
+                "sockserve_over_it": _comparison(ws, peer, WS_OVER_PEER_TARGET),
+            }
+        rows.append(
+            {
+                "room": scenario.name,
+                "over_tcp": scenario.overTcp,
+                "sockserve_ws": _figures(ws),
+                "sockserve_tcp": _figures(tcp),
+                "ws_over_tcp": _comparison(ws, tcp, WS_OVER_TCP_TARGET),
+                "peers": peers,
+            }
+        )
+    return rows
+
+
+def _fmtComparison(comparison: dict[str, Any]) -> str:
+    value = comparison["ratio"]
+    if value is None:
+        return "-"
+    prefix = {"lower": ">=", "upper": "<=", None: ""}[comparison["bound"]]
+    verdict = {True: "met", False: "MISSED", None: "unknown"}[comparison["met"]]
+    invalid = "" if comparison["all_rounds_valid"] else " !"
+    return f"{prefix}{_fmtRatio(value)} {verdict}{invalid}"
+
+
+def _fmtFigures(figures: dict[str, Any]) -> str:
+    if figures["median"] is None:
+        return "-"
+    bound = ">=" if figures["bounded"] else ""
+    return (
+        f"{bound}{_fmt(figures['median'])} ({_fmt(figures['min'])} - "
+        f"{_fmt(figures['max'])}; p99 {_fmt(figures['p99_us'])})"
+    )
+
+
+def websocketSection(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+) -> list[str]:
+    """
+    Return the Markdown lines setting each room over WebSocket beside the same
+    room over TCP and beside the WebSocket peers (none if no such room ran).
+    """
+    rows = websocketComparison(scenarios, servers, cells)
+    if not rows:
+        return []
+    peers = websocketPeers(servers)
+    lines = [
+        "",
+        "### Chat over WebSocket beside TCP",
+        "",
+        f"Deliveries/s: median (min - max; median p99 latency in us). "
+        f"Targets (issue #11): sockserve's room over WebSocket at least "
+        f"{WS_OVER_TCP_TARGET:.2f}x the same room over TCP, and at least "
+        f"{WS_OVER_PEER_TARGET:.2f}x each WebSocket peer. As above, `>=` marks "
+        f"a figure that is a bound (the load generator saturated its core in "
+        f"some rounds), and a ratio with a bound behind it is a bound: "
+        f"`unknown` where it cannot tell whether the target is met; `!` marks "
+        f"a ratio with an invalid round behind it.",
+        "",
+    ]
+    head = ["room", "sockserve TCP", "sockserve WS", "WS / TCP"]
+    for peer in peers:
+        head += [peer, f"sockserve WS vs {peer}"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for row in rows:
+        tcp, ws = row["sockserve_tcp"], row["sockserve_ws"]
+        shown = [
+            f"{row['room']} (vs {row['over_tcp']})",
+            _fmtFigures(tcp),
+            _fmtFigures(ws),
+            _fmtComparison(row["ws_over_tcp"]),
+        ]
+        for peer in peers:
+            figures = row["peers"][peer]
+            shown += [
+                _fmtFigures(figures),
+                _fmtComparison(figures["sockserve_over_it"]),
+            ]
+        lines.append("| " + " | ".join(shown) + " |")
+    return lines
 
 
 def invalidCells(cells: dict[tuple[str, str], Cell]) -> list[Cell]:

@@ -329,7 +329,7 @@ def printProgress(m: Measurement, scenario: Scenario) -> None:
         cpu += f", server {m.serverCpu:.0f}%"
     status = "ok" if m.valid else "INVALID: " + "; ".join(m.problems)
     sys.stderr.write(
-        f"[round {m.round + 1}] {m.scenario:<16} {m.server:<17} "
+        f"[round {m.round + 1}] {m.scenario:<17} {m.server:<18} "
         f"{value} {scenario.metric}{extra}{cpu} [{status}]\n"
     )
     sys.stderr.flush()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from bench.servers import CHAT_WS, WEBSOCKET_PATH
+
 ECHO_SIZES = ((64, "64B"), (1024, "1KiB"))
 ECHO_CONNECTIONS = (1, 10, 100)
 ONESHOT_CLIENTS = (10, 50)
@@ -67,6 +69,7 @@ class Scenario:
     @ivar metric: the unit of its main figure.
     @ivar loadArgs: the load generator's mode and options, but the port.
     @ivar higherIsBetter: whether a larger main figure is better.
+    @ivar overTcp: for a chat room over WebSocket, the same room over TCP.
     """
 
     name: str
@@ -76,6 +79,45 @@ class Scenario:
     loadArgs: tuple[str, ...]
     higherIsBetter: bool = True
     clients: int = 0
+    overTcp: str | None = None
+
+
+def chatScenario(
+    settings: Settings, clients: int, senders: int, window: int, websocket: bool
+) -> Scenario:
+    """
+    Return a chat room of C{clients}, C{senders} of them sending, each with at
+    most C{window} lines in flight (0: as fast as possible); over WebSocket
+    (C{chat-ws-...}) or over TCP (C{chat-...}).
+    """
+    room = f"{clients}x{senders}" + (f"-w{window}" if window else "")
+    paced = "as fast as possible"
+    if window:
+        paced = f"at most {window} lines in flight per sender"
+    transport = ("--ws", WEBSOCKET_PATH) if websocket else ()
+    return Scenario(
+        f"chat-ws-{room}" if websocket else f"chat-{room}",
+        CHAT_WS if websocket else "chat",
+        f"chat{' over WebSocket' if websocket else ''}, {clients} clients, "
+        f"{senders} senders x {settings.chatLines} lines, {paced}",
+        "deliveries/s",
+        (
+            "chat",
+            "--clients",
+            str(clients),
+            "--senders",
+            str(senders),
+            "--lines",
+            str(settings.chatLines),
+            "--size",
+            str(CHAT_LINE_SIZE),
+            "--window",
+            str(window),
+            *transport,
+        ),
+        clients=clients,
+        overTcp=f"chat-{room}" if websocket else None,
+    )
 
 
 def allScenarios(settings: Settings) -> list[Scenario]:
@@ -110,37 +152,12 @@ def allScenarios(settings: Settings) -> list[Scenario]:
                 ("oneshot", "--conns", str(conns), "--size", "64", *timing),
             )
         )
-    for clients, senders in CHAT_ROOMS:
-        for window in (0, CHAT_WINDOW):
-            suffix = f"-w{window}" if window else ""
-            paced = (
-                f"at most {window} lines in flight per sender"
-                if window
-                else "as fast as possible"
-            )
-            scenarios.append(
-                Scenario(
-                    f"chat-{clients}x{senders}{suffix}",
-                    "chat",
-                    f"chat, {clients} clients, {senders} senders x "
-                    f"{settings.chatLines} lines, {paced}",
-                    "deliveries/s",
-                    (
-                        "chat",
-                        "--clients",
-                        str(clients),
-                        "--senders",
-                        str(senders),
-                        "--lines",
-                        str(settings.chatLines),
-                        "--size",
-                        str(CHAT_LINE_SIZE),
-                        "--window",
-                        str(window),
-                    ),
-                    clients=clients,
+    for websocket in (False, True):
+        for clients, senders in CHAT_ROOMS:
+            for window in (0, CHAT_WINDOW):
+                scenarios.append(
+                    chatScenario(settings, clients, senders, window, websocket)
                 )
-            )
     scenarios.append(
         Scenario(
             f"idle-{settings.idleClients}",
