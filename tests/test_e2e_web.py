@@ -30,6 +30,7 @@ from tests.processes import (
     Processes,
     Server,
     TcpMember,
+    receiveText,
     receiveToEOF,
     systemProgram,
 )
@@ -533,3 +534,97 @@ def test_bad_web_options(
     output = (result.stdout + result.stderr).decode()
     assert message in output, output
     assert "Traceback" not in output
+
+
+def handshake(key: str | None = None, **headers: str) -> bytes:
+    """
+    A WebSocket upgrade request for /ws, with C{headers} added or replaced.
+    """
+    fields = {
+        "Host": "127.0.0.1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": key or base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+    }
+    fields.update({name.replace("_", "-"): value for name, value in headers.items()})
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return f"GET /ws HTTP/1.1\r\n{lines}\r\n".encode()
+
+
+def maskedText(text: str) -> bytes:
+    """
+    One masked text frame, as a client sends it.
+    """
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def test_frames_sent_with_the_handshake_are_not_lost(processes: Processes) -> None:
+    """
+    A client that sends its first frames in the same packet as its handshake
+    (as it may) has them relayed, not kept for an HTTP request that never
+    comes.
+    """
+    server = webServer(processes)
+    tcp = TcpMember(processes, server)
+    sock = processes.connect(("127.0.0.1", server.portOf("web")))
+    sock.sendall(handshake() + maskedText("right away") + maskedText("and again"))
+    name = f"127.0.0.1:{sock.getsockname()[1]}"
+    assert tcp.lineUntil(lambda line: "right away" in line) == f"<{name}> right away"
+    assert tcp.line() == f"<{name}> and again"
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        (handshake().replace(b"GET /ws ", b"GET /ws/more "), b" 404 "),
+        (handshake().replace(b"GET ", b"HEAD "), b" 426 "),
+        (handshake().replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1), b" 400 "),
+        (handshake(key="c2hvcnQ="), b" 400 "),
+        (handshake(Sec_WebSocket_Version="8"), b" 426 Upgrade Required"),
+        (
+            handshake(Host="evil.example:80", Origin="http://evil.example"),
+            b" 403 ",
+        ),
+    ],
+)
+def test_handshakes_that_are_refused(
+    processes: Processes, request_: bytes, status: bytes
+) -> None:
+    """
+    Handshakes on other paths, without GET, over HTTP/1.0, with a key that
+    is not 16 bytes, of another version, or from a page whose name was
+    pointed at this loopback server (DNS rebinding) are refused.
+    """
+    server = webServer(processes)
+    sock = processes.connect(("127.0.0.1", server.portOf("web")))
+    sock.sendall(request_)
+    answer = receiveText(sock, b"\r\n\r\n")
+    statusLine = answer.split(b"\r\n")[0]
+    assert statusLine.partition(b" ")[2].startswith(status.lstrip()), answer
+    if status == b" 426 Upgrade Required":
+        assert b"sec-websocket-version: 13" in answer.lower()
+
+
+def test_http_connections_of_one_address_are_bounded(processes: Processes) -> None:
+    """
+    With --max-per-ip, an address holds at most that many HTTP connections
+    that are not WebSockets yet: one more is closed at once, and others
+    (TCP members) are unaffected.
+    """
+    server = webServer(processes, "--max-per-ip", "2")
+    port = server.portOf("web")
+    held = [processes.connect(("127.0.0.1", port)) for _ in range(2)]
+    for sock in held:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    extra = processes.connect(("127.0.0.1", port))
+    assert receiveToEOF(extra) == b""
+    tcp = TcpMember(processes, server)
+    tcp.send(b"/who\r\n")
+    assert tcp.lineUntil(lambda line: " here: " in line) == f"* 1 here: {tcp.name}"
+    held[0].close()
+    server.output.drain()

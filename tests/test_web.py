@@ -406,3 +406,124 @@ def test_json_member_gets_json() -> None:
     assert [json.loads(text) for text in page.lines()] == [
         {"type": "members", "names": ["127.0.0.1:50000"], "total": 1}
     ]
+
+
+def test_pings_while_the_client_does_not_read_cost_one_pong() -> None:
+    """While the client reads nothing, its pings are not answered one by
+    one (a flood of them would fill memory with pongs): the last one is
+    answered once it reads again."""
+    web = WebClient(chat(), 50000)
+    web.events()
+    web.member.pauseProducing()
+    for index in range(1000):
+        web.send(Ping(b"%d" % index))
+    assert web.transport.value() == b""
+    web.member.resumeProducing()
+    assert [(type(e), getattr(e, "payload", None)) for e in web.events()] == [
+        (Pong, b"999")
+    ]
+
+
+def test_empty_fragments_count_against_the_limit() -> None:
+    """A message of empty fragments is bounded too: each counts a byte."""
+    web = WebClient(chat(Limits(maxLine=100)), 50000)
+    web.events()
+    with capturedLogs():
+        for _ in range(101):
+            web.send(TextMessage("", message_finished=False))
+            if web.transport.disconnecting:
+                break
+    events = web.events()
+    assert isinstance(events[-1], CloseConnection)
+    assert events[-1].code == 1009
+    assert len(web.member._parts) <= 100
+
+
+def test_keepalive_waits_while_the_server_does_not_read() -> None:
+    """A member whose input the server paused (it floods, or the room is
+    busy with its request) is not dropped for a pong it cannot send; the
+    keepalive starts afresh when reading resumes."""
+    clock = Clock()
+    web = WebClient(chat(clock=clock), 50000, pings=KeepAlive(clock, 30))
+    web.events()
+    web.member.pauseInput()
+    clock.advance(200)
+    assert not web.transport.disconnecting
+    assert web.events() == []
+    web.member.resumeInput()
+    clock.advance(30)
+    assert [type(e) for e in web.events()] == [Ping]
+
+
+def test_keepalive_spares_a_client_still_reading_its_backlog() -> None:
+    """A client that cannot keep up with what it is sent (its transport is
+    full) is left to --max-pending, not dropped by the keepalive."""
+    clock = Clock()
+    web = WebClient(chat(clock=clock), 50000, pings=KeepAlive(clock, 30))
+    web.events()
+    clock.advance(30)
+    web.member.pauseProducing()
+    clock.advance(120)
+    assert not web.transport.disconnecting
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://x@127.0.0.1:8080",
+        "http://user:pw@127.0.0.1:8080",
+        "http://127.0.0.1:8080?x",
+        "http://127.0.0.1:8080#x",
+        "http://127.0.0.1:08080",
+        "http://127.0.0.1:+8080",
+    ],
+)
+def test_odd_origins_are_refused(origin: str) -> None:
+    """Browsers never send userinfo, a query, a fragment or an oddly written
+    port in an origin: such an origin matches nothing."""
+    assert not OriginPolicy().allows(origin, "127.0.0.1:8080")
+
+
+@pytest.mark.parametrize(
+    ("host", "local", "trusted"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1", True),
+        ("localhost:8080", "127.0.0.1", True),
+        ("[::1]:8080", "::1", True),
+        ("evil.example:8080", "127.0.0.1", False),
+        ("evil.example:8080", "::1", False),
+        ("chat.example.org", "127.0.0.1", True),
+        ("chat.example.org", "192.0.2.7", True),
+        (None, "127.0.0.1", False),
+    ],
+)
+def test_loopback_listeners_refuse_rebound_names(
+    host: str | None, local: str, trusted: bool
+) -> None:
+    """On a loopback address only an IP address, localhost or an allowed
+    origin's host is taken (a name rebound to 127.0.0.1 is a page of another
+    site); elsewhere any host is."""
+    policy = OriginPolicy(["https://chat.example.org"])
+    assert policy.trustsHost(host, local) is trusted
+
+
+def test_http_connections_are_bounded_and_short_lived() -> None:
+    """Before they become WebSockets, HTTP connections are bounded per
+    address and in all, and live at most the handshake deadline."""
+    from sockserve.web.site import HANDSHAKE_DEADLINE, OriginPolicy, webSite
+
+    clock = Clock()
+    site = webSite(lambda wire, ws: None, OriginPolicy(), perAddress=2, total=3)  # type: ignore[arg-type,return-value]
+    site.reactor = clock
+    first = IPv4Address("TCP", "192.0.2.1", 1)
+    channels = [site.buildProtocol(first) for _ in range(3)]
+    assert channels[2] is None
+    other = site.buildProtocol(IPv4Address("TCP", "192.0.2.2", 1))
+    assert other is not None
+    assert site.buildProtocol(IPv4Address("TCP", "192.0.2.3", 1)) is None
+    transport = StringTransport()
+    channels[0].makeConnection(transport)
+    clock.advance(HANDSHAKE_DEADLINE)
+    assert transport.disconnecting or transport.disconnected
+    assert site.byAddress == {"192.0.2.1": 1, "192.0.2.2": 1}
+    assert site.buildProtocol(first) is not None

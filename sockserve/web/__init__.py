@@ -16,7 +16,13 @@ from wsproto.connection import Connection
 from sockserve.chat.events import ChatWire
 from sockserve.factories import LineServerFactory
 from sockserve.web.protocol import KeepAlive, WebSocketChatProtocol
-from sockserve.web.site import OriginPolicy, WebSite, checkOrigin, webSite
+from sockserve.web.site import (
+    HTTP_PER_ADDRESS,
+    OriginPolicy,
+    WebSite,
+    checkOrigin,
+    webSite,
+)
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
     WEBSOCKET_JSON_WIRE,
@@ -54,7 +60,13 @@ def chatWebSite(
         member.factory = chat
         return member
 
-    return webSite(buildMember, origins)
+    limits = chat.context.limits
+    return webSite(
+        buildMember,
+        origins,
+        perAddress=limits.maxPerIP or HTTP_PER_ADDRESS,
+        total=max(16, (limits.maxConnections or 4096) // 4),
+    )
 
 
 __all__ = [

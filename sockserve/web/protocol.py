@@ -26,6 +26,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     TextMessage,
 )
 from wsproto.frame_protocol import CloseReason
@@ -100,6 +101,8 @@ class WebSocketChatProtocol(ChatProtocol):
         self.closeReason = ""
         self._closeSent = False
         self._pinged = False
+        self._pongOwed: bytes | None = None
+        self._inputPaused = False
         self._parts: list[bytes] = []
         self._size = 0
 
@@ -143,7 +146,9 @@ class WebSocketChatProtocol(ChatProtocol):
             if kind is TextMessage:
                 assert isinstance(event, TextMessage)
                 part = event.data.encode("utf-8")
-                self._size += len(part)
+                # An empty fragment counts too: a stream of them would
+                # otherwise grow the parts without bound.
+                self._size += len(part) or 1
                 if self._size > limit:
                     self._deliver(messages)
                     self.messageTooBig(limit)
@@ -163,7 +168,7 @@ class WebSocketChatProtocol(ChatProtocol):
                 return
             elif kind is Ping:
                 assert isinstance(event, Ping)
-                self.transport.write(websocket.send(event.response()))
+                self.pingReceived(event)
             elif kind is CloseConnection:
                 assert isinstance(event, CloseConnection)
                 self._deliver(messages)
@@ -182,6 +187,44 @@ class WebSocketChatProtocol(ChatProtocol):
             self.context.idleDeadlines.set(self)
         self.context.stats.linesIn += chunk.count(b"\n")
         self.linesReceived(chunk)
+
+    def pingReceived(self, ping: Ping) -> None:
+        """
+        Answer a ping; while the client does not read what it is sent, keep
+        only the latest ping to answer once it does (RFC 6455 5.5.3), so
+        that a flood of pings cannot fill the server's memory with pongs.
+        """
+        if self.session.outputPaused:
+            self._pongOwed = ping.payload
+            return
+        self.transport.write(self.websocket.send(ping.response()))
+
+    def resumeProducing(self) -> None:
+        """
+        The client reads again: answer the last ping it sent meanwhile.
+        """
+        owed, self._pongOwed = self._pongOwed, None
+        if owed is not None and not self.closing:
+            self.transport.write(self.websocket.send(Pong(owed)))
+        super().resumeProducing()
+
+    def pauseInput(self) -> None:
+        """
+        Stop reading (the client floods, or the room is busy with its
+        request): its pongs wait unread, so its keepalive waits too.
+        """
+        self._inputPaused = True
+        super().pauseInput()
+
+    def resumeInput(self) -> None:
+        """
+        Read again, and start the keepalive afresh.
+        """
+        self._inputPaused = False
+        if self.pings is not None and not self.closing:
+            self._pinged = False
+            self.pings.deadlines.set(self)
+        super().resumeInput()
 
     def messageTooBig(self, limit: int) -> None:
         """
@@ -227,6 +270,7 @@ class WebSocketChatProtocol(ChatProtocol):
                 peer=self.peer,
                 reason=event.reason,
             )
+            self.context.stats.refused["protocol_error"] += 1
         if self.websocket.state in (
             ConnectionState.OPEN,
             ConnectionState.REMOTE_CLOSING,
@@ -244,6 +288,13 @@ class WebSocketChatProtocol(ChatProtocol):
         not answered the last ping, drop it.
         """
         if self.closing or self.pings is None:
+            return
+        if self._inputPaused or self.session.outputPaused:
+            # The server is not reading the client, or the client is still
+            # reading what it was sent (its pong waits behind it): that is
+            # for pacing and --max-pending to judge, not the keepalive.
+            self._pinged = False
+            self.pings.deadlines.set(self)
             return
         if self._pinged:
             self.logLimited(

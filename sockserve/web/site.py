@@ -15,12 +15,20 @@ C{Origin} (a command-line client) is accepted.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from importlib.resources import files
+from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IProtocol
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from wsproto.connection import Connection, ConnectionType
@@ -46,6 +54,13 @@ CONTENT_SECURITY_POLICY = (
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# A port as browsers write it: no sign, no leading zero (or none at all).
+_PORT = re.compile(r"|[1-9][0-9]{0,4}")
+# The longest an HTTP connection lives unless it becomes a WebSocket.
+HANDSHAKE_DEADLINE = 30.0
+# HTTP connections (not yet WebSockets) one address may hold, when
+# --max-per-ip sets no limit.
+HTTP_PER_ADDRESS = 32
 
 # Build a member on an upgraded connection: (its wire, its WebSocket).
 MemberBuilder = Callable[[ChatWire, Connection], IProtocol]
@@ -63,7 +78,15 @@ def _normalOrigin(origin: str) -> str | None:
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host or parts.path not in ("", "/"):
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not host
+        or parts.path not in ("", "/")
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or not _PORT.fullmatch(parts.netloc.rpartition("]")[2].partition(":")[2])
+    ):
         return None
     if ":" in host:
         host = f"[{host}]"
@@ -95,6 +118,37 @@ class OriginPolicy:
 
     def __init__(self, allowed: Iterable[str] = ()) -> None:
         self.allowed = frozenset(checkOrigin(origin) for origin in allowed)
+
+    def trustsHost(self, host: str | None, local: str) -> bool:
+        """
+        Tell whether a request for C{host} (its C{Host} header), received
+        on the local address C{local}, may open the WebSocket.
+
+        On a loopback address, only an IP address, C{localhost} or a host of
+        an allowed origin is taken: a page whose name an attacker points at
+        127.0.0.1 (DNS rebinding) names its own host, and is refused. On
+        other addresses any host is taken (the Origin check does the rest).
+        """
+        try:
+            loopback = ipaddress.ip_address(local.split("%")[0]).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return True
+        if host is None:
+            return False
+        try:
+            name = urlsplit("//" + host.strip()).hostname or ""
+        except ValueError:
+            return False
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
+        return any(urlsplit(origin).hostname == name for origin in self.allowed)
 
     def allows(self, origin: str, host: str | None) -> bool:
         """
@@ -151,13 +205,25 @@ class WebSocketResource(Resource):
         self.buildMember = buildMember
         self.origins = origins
 
+    def render_HEAD(self, request: Request) -> bytes:
+        """
+        No upgrade without a GET.
+        """
+        request.setHeader(b"Upgrade", b"websocket")
+        request.setResponseCode(426, b"Upgrade Required")
+        return b""
+
     def render_GET(self, request: Request) -> bytes | int:
         """
         Upgrade to a WebSocket, or say why not.
         """
+        if request.postpath not in ([], [b""]):
+            return _refuse(request, 404, "no such page")
+        host = _text(request.getHeader(b"host"))
         origin = request.getHeader(b"origin")
-        if origin is not None and not self.origins.allows(
-            origin.decode("latin-1"), _text(request.getHeader(b"host"))
+        if origin is not None and not (
+            self.origins.allows(origin.decode("latin-1"), host)
+            and self.origins.trustsHost(host, _localHost(request))
         ):
             return _refuse(
                 request,
@@ -175,6 +241,19 @@ class WebSocketResource(Resource):
                 "this is the chat's WebSocket endpoint: connect with a "
                 "WebSocket client, or open / in a browser",
             )
+        if request.clientproto != b"HTTP/1.1":
+            return _refuse(request, 400, "a WebSocket handshake needs HTTP/1.1")
+        version = request.getHeader(b"sec-websocket-version")
+        if version is not None and version.strip() != b"13":
+            request.setHeader(b"Sec-WebSocket-Version", b"13")
+            request.setResponseCode(426, b"Upgrade Required")
+            return _refuse(request, 426, "this server speaks WebSocket version 13")
+        if not _goodKey(request.getHeader(b"sec-websocket-key")):
+            return _refuse(
+                request,
+                400,
+                "bad WebSocket handshake: Sec-WebSocket-Key is not 16 bytes in base64",
+            )
         handshake = H11Handshake(ConnectionType.SERVER)
         headers = [
             (name, value)
@@ -186,7 +265,13 @@ class WebSocketResource(Resource):
             event = next(handshake.events())
         except RemoteProtocolError as error:
             hint = error.event_hint
-            code = hint.status_code if isinstance(hint, RejectConnection) else 400
+            code = 400
+            if isinstance(hint, RejectConnection):
+                code = hint.status_code
+                for name, value in hint.headers:
+                    request.setHeader(name, value)
+            if code == 426:
+                request.setResponseCode(426, b"Upgrade Required")
             return _refuse(request, code, f"bad WebSocket handshake: {error}")
         assert isinstance(event, WebSocketRequest)
         if JSON_SUBPROTOCOL in event.subprotocols:
@@ -201,12 +286,31 @@ class WebSocketResource(Resource):
         channel = request.channel
         transport = channel.transport
         assert transport is not None
+        if isinstance(channel, WebChannel):
+            channel.upgraded()
         transport.write(accepted)
         member = self.buildMember(wire, websocket)
         # The one way twisted.web hands a connection to another protocol,
         # as twisted.web.websocket does.
         channel._protocolUpgradeForWebsockets(member)
+        # What the client sent after its handshake, in the same read, is
+        # the member's too (twisted.web would keep it for the next request).
+        channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
         return NOT_DONE_YET
+
+
+def _goodKey(key: bytes | None) -> bool:
+    if key is None:
+        return False
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _localHost(request: Request) -> str:
+    address = request.getHost()
+    return str(getattr(address, "host", ""))
 
 
 def _text(header: bytes | None) -> str | None:
@@ -229,6 +333,8 @@ class StaticAsset(Resource):
         """
         The file, with a strict Content-Security-Policy.
         """
+        if request.postpath not in ([], [b""]):
+            return _refuse(request, 404, "no such page")
         request.setHeader(b"Content-Type", self.contentType)
         request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
@@ -275,14 +381,105 @@ def _asset(name: str, contentType: bytes) -> StaticAsset:
     return StaticAsset(body, contentType)
 
 
+class WebChannel(HTTPChannel):
+    """
+    An HTTP connection of the chat's web site: it lives at most
+    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket (a client
+    that trickles its request a byte at a time keeps no file descriptor),
+    and its site counts it until then.
+    """
+
+    site: WebSite
+    _deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        """
+        Start the deadline.
+        """
+        super().connectionMade()
+        self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
+
+    def _tooLong(self) -> None:
+        self._deadline = None
+        self.site.forget(self)
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def upgraded(self) -> None:
+        """
+        The connection became a WebSocket: the chat's registry counts it
+        from now on.
+        """
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        self.site.forget(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Forget the connection.
+        """
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        self.site.forget(self)
+        super().connectionLost(reason)
+
+
 class WebSite(Site):
     """
-    The site of C{--web}; it logs no request (WebSocket members are logged
-    as members).
+    The site of C{--web}. It logs no request (WebSocket members are logged
+    as members), and bounds the HTTP connections that are not WebSockets
+    yet: at most C{perAddress} from one address and C{total} in all; a
+    connection beyond them is closed at once.
     """
 
     noisy = False
     displayTracebacks = False
+    protocol = WebChannel  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        resource: Resource,
+        perAddress: int = HTTP_PER_ADDRESS,
+        total: int = 1024,
+        **options: Any,
+    ) -> None:
+        super().__init__(resource, **options)
+        self.perAddress = perAddress
+        self.total = total
+        self.byAddress: dict[str, int] = {}
+        self.channels: dict[WebChannel, str] = {}
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        """
+        A channel for a new connection, unless its address (or the site)
+        holds as many as it may.
+        """
+        host = str(getattr(addr, "host", ""))
+        if (
+            len(self.channels) >= self.total
+            or self.byAddress.get(host, 0) >= self.perAddress
+        ):
+            return None
+        channel = super().buildProtocol(addr)
+        if isinstance(channel, WebChannel):
+            self.channels[channel] = host
+            self.byAddress[host] = self.byAddress.get(host, 0) + 1
+        return channel
+
+    def forget(self, channel: WebChannel) -> None:
+        """
+        Stop counting C{channel}.
+        """
+        host = self.channels.pop(channel, None)
+        if host is None:
+            return
+        left = self.byAddress[host] - 1
+        if left:
+            self.byAddress[host] = left
+        else:
+            del self.byAddress[host]
 
     def log(self, request: http.Request) -> None:
         """
@@ -290,14 +487,20 @@ class WebSite(Site):
         """
 
 
-def webSite(buildMember: MemberBuilder, origins: OriginPolicy) -> WebSite:
+def webSite(
+    buildMember: MemberBuilder,
+    origins: OriginPolicy,
+    perAddress: int = HTTP_PER_ADDRESS,
+    total: int = 1024,
+) -> WebSite:
     """
     Return the site of C{--web}: the page at C{/}, its assets, and the
-    WebSocket at C{/ws}, whose members C{buildMember} builds.
+    WebSocket at C{/ws}, whose members C{buildMember} builds; at most
+    C{perAddress} HTTP connections (not yet WebSockets) from one address,
+    C{total} in all.
     """
     root = Root(_asset("index.html", b"text/html; charset=utf-8"))
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
     root.putChild(b"ws", WebSocketResource(buildMember, origins))
-    site = WebSite(root, timeout=HTTP_TIMEOUT)
-    return site
+    return WebSite(root, perAddress, total, timeout=HTTP_TIMEOUT)
