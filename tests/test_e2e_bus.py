@@ -432,3 +432,42 @@ def test_bad_bus_options(
     assert result.returncode != 0
     assert message in output, output
     assert "Traceback" not in output
+
+
+def test_bus_over_tls(processes: Processes, tmp_path: Path) -> None:
+    """
+    rediss:// reaches a Redis that speaks only TLS, checking its certificate
+    against the CA given with ssl_ca_certs; two nodes chat through it.
+    """
+    import trustme
+
+    from tests.redis import freePort
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    caFile, keyFile, certFile = (
+        tmp_path / "ca.pem",
+        tmp_path / "key.pem",
+        tmp_path / "cert.pem",
+    )
+    ca.cert_pem.write_to_path(str(caFile))
+    issued.private_key_pem.write_to_path(str(keyFile))
+    issued.cert_chain_pems[0].write_to_path(str(certFile))
+    port = freePort()
+    secure = RedisServer(
+        tmp_path / "tls",
+        "--port", "0", "--tls-port", str(port),
+        "--tls-cert-file", str(certFile), "--tls-key-file", str(keyFile),
+        "--tls-ca-cert-file", str(caFile), "--tls-auth-clients", "no",
+        port=port,
+    ).start()  # fmt: skip
+    try:
+        bus = f"rediss://127.0.0.1:{port}?ssl_ca_certs={caFile}"
+        nodes = [node(processes, bus) for _ in range(2)]
+        one, two = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+        send(one, ["over tls"])
+        assert received(two, [one]) == {one.name: ["over tls", DONE]}
+        untrusting = node(processes, f"rediss://127.0.0.1:{port}", joined=False)
+        untrusting.output.waitForText(b"Cannot reach the bus")
+    finally:
+        secure.kill()
