@@ -75,6 +75,7 @@ PUBLIC_MODULES = {
     "sockserve.stats",
     "sockserve.tap",
     "sockserve.web",
+    "sockserve.web.frames",
     "sockserve.web.protocol",
     "sockserve.web.site",
     "sockserve.web.wires",

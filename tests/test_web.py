@@ -9,6 +9,7 @@ import json
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from wsproto.connection import Connection, ConnectionType
@@ -26,12 +27,9 @@ from sockserve.chat.protocol import LINE_WIRE
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.web import KeepAlive, WebSocketChatProtocol
+from sockserve.web.frames import textFrame
 from sockserve.web.site import OriginPolicy, checkOrigin
-from sockserve.web.wires import (
-    WEBSOCKET_JSON_WIRE,
-    WEBSOCKET_LINE_WIRE,
-    textFrame,
-)
+from sockserve.web.wires import WEBSOCKET_JSON_WIRE, WEBSOCKET_LINE_WIRE
 from tests.support import capturedLogs, connectOnStringTransport
 
 
@@ -183,7 +181,6 @@ class WebClient:
             banner,
             policy,
             wire,  # type: ignore[arg-type]
-            Connection(ConnectionType.SERVER),
             pings,
         )
         self.member.factory = factory
@@ -436,7 +433,7 @@ def test_empty_fragments_count_against_the_limit() -> None:
     events = web.events()
     assert isinstance(events[-1], CloseConnection)
     assert events[-1].code == 1009
-    assert len(web.member._parts) <= 100
+    assert web.member.frames._messageSize <= 101
 
 
 def test_keepalive_waits_while_the_server_does_not_read() -> None:
@@ -513,7 +510,7 @@ def test_http_connections_are_bounded_and_short_lived() -> None:
     from sockserve.web.site import HANDSHAKE_DEADLINE, OriginPolicy, webSite
 
     clock = Clock()
-    site = webSite(lambda wire, ws: None, OriginPolicy(), perAddress=2, total=3)  # type: ignore[arg-type,return-value]
+    site = webSite(lambda wire: Protocol(), OriginPolicy(), perAddress=2, total=3)
     site.reactor = clock
     first = IPv4Address("TCP", "192.0.2.1", 1)
     channels = [site.buildProtocol(first) for _ in range(3)]

@@ -1,6 +1,7 @@
 """
 Browsers and WebSocket clients in the chat room: C{--web}.
 
+  - L{sockserve.web.frames}: WebSocket frames, parsed and built;
   - L{sockserve.web.wires}: the room's events as WebSocket frames (the line
     wire, and the page's JSON subprotocol);
   - L{sockserve.web.protocol}: a member on a WebSocket, a L{ChatProtocol}
@@ -11,10 +12,10 @@ Browsers and WebSocket clients in the chat room: C{--web}.
 from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
-from wsproto.connection import Connection
 
 from sockserve.chat.events import ChatWire
 from sockserve.factories import LineServerFactory
+from sockserve.web.frames import ClientFrames, textFrame
 from sockserve.web.protocol import KeepAlive, WebSocketChatProtocol
 from sockserve.web.site import (
     HTTP_PER_ADDRESS,
@@ -29,7 +30,6 @@ from sockserve.web.wires import (
     WEBSOCKET_LINE_WIRE,
     WebSocketJsonWire,
     WebSocketLineWire,
-    textFrame,
 )
 
 
@@ -53,9 +53,9 @@ def chatWebSite(
     assert policy is not None
     keepAlive = KeepAlive(clock, pingInterval) if pingInterval > 0 else None
 
-    def buildMember(wire: ChatWire, websocket: Connection) -> WebSocketChatProtocol:
+    def buildMember(wire: ChatWire) -> WebSocketChatProtocol:
         member = WebSocketChatProtocol(
-            chat.context, room, banner, policy, wire, websocket, keepAlive
+            chat.context, room, banner, policy, wire, keepAlive
         )
         member.factory = chat
         return member
@@ -73,6 +73,7 @@ __all__ = [
     "JSON_SUBPROTOCOL",
     "WEBSOCKET_JSON_WIRE",
     "WEBSOCKET_LINE_WIRE",
+    "ClientFrames",
     "KeepAlive",
     "OriginPolicy",
     "WebSite",

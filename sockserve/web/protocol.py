@@ -7,13 +7,12 @@ messages rather than a byte stream and whose wire writes frames: admission,
 limits, the idle timeout, the session with its commands and bounded output,
 and the shutdown goodbye are the TCP member's, not copies of them.
 
-C{wsproto} (the engine of Twisted's own C{twisted.web.websocket}) parses
-what the client sends. This module does what Twisted's WebSocket protocol
-does not: it bounds each message before it is buffered (the limit is
-C{--max-line}; a longer message closes with code 1009), refuses binary
-messages (code 1003), sees the close code the client sends, and pings a
-client that has gone quiet, dropping it if no pong comes (see
-L{KeepAlive}).
+What the client sends is parsed by L{ClientFrames}. This module does what
+Twisted's WebSocket protocol does not: it bounds each message before it is
+buffered (the limit is C{--max-line}; a longer message closes with code
+1009), refuses binary messages (code 1003), sees the close code the client
+sends, and pings a client that has gone quiet, dropping it if no pong comes
+(see L{KeepAlive}).
 """
 
 from __future__ import annotations
@@ -21,15 +20,6 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from wsproto.connection import Connection, ConnectionState
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
-)
-from wsproto.frame_protocol import CloseReason
 
 from sockserve._deadlines import Deadlines
 from sockserve.chat.events import Banner, ChatWire, Error
@@ -37,14 +27,24 @@ from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.protocol import ChatProtocol
 from sockserve.chat.room import IChatRoom
 from sockserve.protocol import ServerContext
-
-# Close codes (RFC 6455 section 7.4.1, and IANA's registry for 1013).
-NORMAL = CloseReason.NORMAL_CLOSURE
-GOING_AWAY = CloseReason.GOING_AWAY
-UNSUPPORTED_DATA = CloseReason.UNSUPPORTED_DATA
-POLICY_VIOLATION = CloseReason.POLICY_VIOLATION
-MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG
-TRY_AGAIN_LATER = CloseReason.TRY_AGAIN_LATER
+from sockserve.web.frames import (
+    GOING_AWAY,
+    MESSAGE_TOO_BIG,
+    NORMAL,
+    PING,
+    POLICY_VIOLATION,
+    PONG,
+    TRY_AGAIN_LATER,
+    UNSUPPORTED_DATA,
+    Binary,
+    ClientFrames,
+    Close,
+    Ping,
+    Text,
+    TooBig,
+    closeFrame,
+    serverFrame,
+)
 
 
 class KeepAlive:
@@ -78,7 +78,7 @@ class WebSocketChatProtocol(ChatProtocol):
     holds line feeds); what the member receives is written as frames
     already formatted by its wire (see L{sockserve.web.wires}).
 
-    @ivar websocket: C{wsproto}'s state of the WebSocket connection.
+    @ivar frames: the parser of what the client sends.
     @ivar pings: the keepalive pinging quiet members, if any.
     @ivar closeCode: the code the server's close frame will carry.
     """
@@ -90,12 +90,11 @@ class WebSocketChatProtocol(ChatProtocol):
         banner: Banner,
         policy: ChatPolicy,
         wire: ChatWire,
-        websocket: Connection,
         pings: KeepAlive | None = None,
     ) -> None:
         super().__init__(context, room, banner, policy, wire)
         self.wire = wire
-        self.websocket = websocket
+        self.frames = ClientFrames(context.limits.maxLine)
         self.pings = pings
         self.closeCode: int = NORMAL
         self.closeReason = ""
@@ -103,8 +102,6 @@ class WebSocketChatProtocol(ChatProtocol):
         self._pinged = False
         self._pongOwed: bytes | None = None
         self._inputPaused = False
-        self._parts: list[bytes] = []
-        self._size = 0
 
     def connectionMade(self) -> None:
         """
@@ -137,40 +134,25 @@ class WebSocketChatProtocol(ChatProtocol):
         if self.pings is not None:
             self._pinged = False
             self.pings.deadlines.set(self)
-        websocket = self.websocket
-        websocket.receive_data(data)
         messages: list[bytes] = []
-        limit = self.context.limits.maxLine
-        for event in websocket.events():
+        for event in self.frames.feed(data):
             kind = type(event)
-            if kind is TextMessage:
-                assert isinstance(event, TextMessage)
-                part = event.data.encode("utf-8")
-                # An empty fragment counts too: a stream of them would
-                # otherwise grow the parts without bound.
-                self._size += len(part) or 1
-                if self._size > limit:
-                    self._deliver(messages)
-                    self.messageTooBig(limit)
-                    return
-                if not event.message_finished:
-                    self._parts.append(part)
-                    continue
-                if self._parts:
-                    self._parts.append(part)
-                    part = b"".join(self._parts)
-                    self._parts.clear()
-                self._size = 0
-                messages.append(part)
-            elif kind is BytesMessage:
+            if kind is Text:
+                assert isinstance(event, Text)
+                messages.append(event.data)
+            elif kind is Ping:
+                assert isinstance(event, Ping)
+                self.pingReceived(event.payload)
+            elif kind is TooBig:
+                self._deliver(messages)
+                self.messageTooBig(self.context.limits.maxLine)
+                return
+            elif kind is Binary:
                 self._deliver(messages)
                 self.binaryMessage()
                 return
-            elif kind is Ping:
-                assert isinstance(event, Ping)
-                self.pingReceived(event)
-            elif kind is CloseConnection:
-                assert isinstance(event, CloseConnection)
+            elif kind is Close:
+                assert isinstance(event, Close)
                 self._deliver(messages)
                 self.closeReceived(event)
                 return
@@ -188,16 +170,16 @@ class WebSocketChatProtocol(ChatProtocol):
         self.context.stats.linesIn += chunk.count(b"\n")
         self.linesReceived(chunk)
 
-    def pingReceived(self, ping: Ping) -> None:
+    def pingReceived(self, payload: bytes) -> None:
         """
         Answer a ping; while the client does not read what it is sent, keep
         only the latest ping to answer once it does (RFC 6455 5.5.3), so
         that a flood of pings cannot fill the server's memory with pongs.
         """
         if self.session.outputPaused:
-            self._pongOwed = ping.payload
+            self._pongOwed = payload
             return
-        self.transport.write(self.websocket.send(ping.response()))
+        self.transport.write(serverFrame(PONG, payload))
 
     def resumeProducing(self) -> None:
         """
@@ -205,7 +187,7 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         owed, self._pongOwed = self._pongOwed, None
         if owed is not None and not self.closing:
-            self.transport.write(self.websocket.send(Pong(owed)))
+            self.transport.write(serverFrame(PONG, owed))
         super().resumeProducing()
 
     def pauseInput(self) -> None:
@@ -256,14 +238,12 @@ class WebSocketChatProtocol(ChatProtocol):
         self.closeReason = "text messages only"
         self.sendErrorAndClose("binary messages are not accepted; send text")
 
-    def closeReceived(self, event: CloseConnection) -> None:
+    def closeReceived(self, event: Close) -> None:
         """
-        The client closed the WebSocket (or broke its protocol, which
-        C{wsproto} reports the same way, with a code of its own): answer
-        with a close frame, leave and close.
+        The client closed the WebSocket, or broke its protocol: answer with
+        a close frame (its code, or the error's), leave and close.
         """
-        if self.websocket.state is ConnectionState.OPEN:
-            # Nothing of the client's: a frame it sent could not be parsed.
+        if event.broken:
             self.logLimited(
                 "protocol errors",
                 "Client {peer} broke the WebSocket protocol ({reason}); closing",
@@ -271,11 +251,9 @@ class WebSocketChatProtocol(ChatProtocol):
                 reason=event.reason,
             )
             self.context.stats.refused["protocol_error"] += 1
-        if self.websocket.state in (
-            ConnectionState.OPEN,
-            ConnectionState.REMOTE_CLOSING,
-        ):
-            self.transport.write(self.websocket.send(event.response()))
+        self.transport.write(
+            closeFrame(event.code, event.reason if event.broken else "")
+        )
         self._closeSent = True
         self.session.stop()
         self.close()
@@ -306,7 +284,7 @@ class WebSocketChatProtocol(ChatProtocol):
             self.abort()
             return
         self._pinged = True
-        self.transport.write(self.websocket.send(Ping(b"sockserve")))
+        self.transport.write(serverFrame(PING, b"sockserve"))
         self.pings.deadlines.set(self)
 
     # Output and closing
@@ -348,12 +326,7 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         if not self._closeSent:
             self._closeSent = True
-            if self.websocket.state is ConnectionState.OPEN:
-                self.transport.write(
-                    self.websocket.send(
-                        CloseConnection(self.closeCode, self.closeReason)
-                    )
-                )
+            self.transport.write(closeFrame(self.closeCode, self.closeReason))
         super().close()
 
     def abort(self) -> None:

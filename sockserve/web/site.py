@@ -31,7 +31,7 @@ from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
-from wsproto.connection import Connection, ConnectionType
+from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
@@ -62,8 +62,8 @@ HANDSHAKE_DEADLINE = 30.0
 # --max-per-ip sets no limit.
 HTTP_PER_ADDRESS = 32
 
-# Build a member on an upgraded connection: (its wire, its WebSocket).
-MemberBuilder = Callable[[ChatWire, Connection], IProtocol]
+# Build a member on an upgraded connection, given its wire.
+MemberBuilder = Callable[[ChatWire], IProtocol]
 
 
 def _normalOrigin(origin: str) -> str | None:
@@ -281,15 +281,13 @@ class WebSocketResource(Resource):
             wire = WEBSOCKET_LINE_WIRE
             subprotocol = None
         accepted = handshake.send(AcceptConnection(subprotocol=subprotocol))
-        websocket = handshake.connection
-        assert websocket is not None
         channel = request.channel
         transport = channel.transport
         assert transport is not None
         if isinstance(channel, WebChannel):
             channel.upgraded()
         transport.write(accepted)
-        member = self.buildMember(wire, websocket)
+        member = self.buildMember(wire)
         # The one way twisted.web hands a connection to another protocol,
         # as twisted.web.websocket does.
         channel._protocolUpgradeForWebsockets(member)

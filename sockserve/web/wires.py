@@ -17,34 +17,13 @@ bytes of one frame serve every recipient as they are.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Sequence
 
 from sockserve.chat.protocol import LINE_WIRE
+from sockserve.web.frames import textFrame
 
 # The subprotocol of WEBSOCKET_JSON_WIRE.
 JSON_SUBPROTOCOL = "sockserve.v1.json"
-
-_TEXT = 0x81  # FIN, text
-_SHORT = struct.Struct("!BB")
-_MEDIUM = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
-
-
-def textFrame(payload: bytes) -> bytes:
-    """
-    Return one unmasked, final text frame (RFC 6455 section 5.2) carrying
-    C{payload}, which must be UTF-8.
-
-    Written here rather than with C{wsproto}: its C{Connection.send} frames
-    for one connection at a time, and a broadcast wants one frame for all.
-    """
-    size = len(payload)
-    if size < 126:
-        return _SHORT.pack(_TEXT, size) + payload
-    if size < 0x10000:
-        return _MEDIUM.pack(_TEXT, 126, size) + payload
-    return _LONG.pack(_TEXT, 127, size) + payload
 
 
 def _framesOf(lines: bytes) -> bytes:
