@@ -240,3 +240,24 @@ def test_page_refuses_nothing_and_runs_only_its_own_scripts(
     )
     assert page.evaluate("window.injected") is None
     assert any("Content Security Policy" in text for text in violations)
+
+
+def test_page_shows_the_history(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """
+    With --history, a page that joins shows the last lines said, set apart
+    from what is said after.
+    """
+    server = webServer(processes, "--history", "2")
+    tcp = TcpMember(processes, server)
+    tcp.send(b"one\r\ntwo\r\nthree\r\n")
+    tcp.send(b"/who\r\n")
+    tcp.lineUntil(lambda line: " here: " in line)
+    page = openPage(browser, pages, f"http://127.0.0.1:{server.portOf('web')}/")
+    history = page.locator("#log li.history")
+    expect(history).to_have_count(2, timeout=SEE)
+    assert history.all_inner_texts() == [f"{tcp.name}two", f"{tcp.name}three"]
+    tcp.send(b"four\r\n")
+    expect(page.locator("#log li.message").last).to_have_text(f"{tcp.name}four")
+    assert page.locator("#log li.history").count() == 2

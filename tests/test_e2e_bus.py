@@ -471,3 +471,25 @@ def test_bus_over_tls(processes: Processes, tmp_path: Path) -> None:
         untrusting.output.waitForText(b"Cannot reach the bus")
     finally:
         secure.kill()
+
+
+def test_history_comes_from_the_bus(processes: Processes, redis: RedisServer) -> None:
+    """
+    --history shows a client that joins the room's last lines, said on any
+    node, also on a node that started after they were said.
+    """
+    first = node(processes, redis.url, "--history", "3")
+    witness = TcpMember(processes, node(processes, redis.url))
+    speaker = TcpMember(processes, first)
+    send(speaker, ["one", "two", "three"])
+    # Through the bus, so in its stream, before the later node starts.
+    assert received(witness, [speaker])[speaker.name][-1] == DONE
+    later = node(processes, redis.url, "--history", "3")
+    newcomer = TcpMember(processes, later)
+    assert [newcomer.line() for _ in range(5)] == [
+        "* the last 3 lines said here:",
+        f"<{speaker.name}> two",
+        f"<{speaker.name}> three",
+        f"<{speaker.name}> {DONE}",
+        "* (end of history)",
+    ]

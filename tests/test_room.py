@@ -191,3 +191,23 @@ def test_invalid_names(name: str) -> None:
 def test_valid_names(name: str) -> None:
     """These names are fine."""
     checkName(name)
+
+
+def test_history_is_kept_for_those_who_join() -> None:
+    """A room keeping history gives a member that joins the last lines said,
+    before anything else; a room without history keeps nothing."""
+    from sockserve.chat.events import History
+
+    room = ChatRoom(capacity=10, history=2)
+    speaker = Member()
+    room.join(speaker, "speaker")
+    room.say(speaker, [b"one", b"two"])
+    room.say(speaker, [b"three"])
+    newcomer = Member()
+    room.join(newcomer, "newcomer")
+    [history] = [event for event in newcomer.received if isinstance(event, History)]
+    assert history.lines == (("speaker", b"two"), ("speaker", b"three"))
+    plain = ChatRoom(capacity=10)
+    plain.join(speaker, "speaker")
+    plain.say(speaker, [b"one"])
+    assert plain.recent is None

@@ -110,6 +110,13 @@
       socket.send("/who");
     },
     message(event) { show("message", event.from, event.text); },
+    history(event) {
+      show("notice", null, `the last ${event.lines.length} line(s) said here:`);
+      for (const line of event.lines) {
+        show("message history", line.from, line.text);
+      }
+      show("notice", null, "(end of history)");
+    },
     joined(event) {
       addMember(event.name);
       show("notice", null, `${event.name} joined`);
