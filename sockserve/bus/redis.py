@@ -172,8 +172,17 @@ class RedisBus(Service):
         if not self.connected:
             self._drop()
             return succeed(None)
-        self.connected = False
-        leaving = self._script("depart", str(self.retention))
+        flushed: Deferred[None] = (
+            self.room.whenFlushed() if self.room is not None else succeed(None)
+        )
+        flushed.addTimeout(self.stallTimeout, self.clock)
+        flushed.addErrback(lambda failure: None)
+
+        def depart(ignored: object) -> Deferred[Any]:
+            self.connected = False
+            return self._script("depart", str(self.retention))
+
+        leaving = flushed.addCallback(depart)
         leaving.addErrback(lambda failure: None)
 
         def disconnect(ignored: object) -> None:
@@ -217,9 +226,7 @@ class RedisBus(Service):
         self._commands = await self._open(self.stallTimeout)
         self._reader = await self._open(READ_BLOCK_MS / 1000 + self.stallTimeout)
         for connection in (self._commands, self._reader):
-            connection.whenDisconnected().addCallback(
-                lambda ignored: self._lose("the connection to Redis was lost")
-            )
+            connection.whenDisconnected().addCallback(self._disconnected)
         for name, source in SCRIPTS.items():
             self._shas[name] = await self._commands.execute_command(
                 "SCRIPT", "LOAD", source
@@ -259,6 +266,9 @@ class RedisBus(Service):
             node, _, name = member.decode("utf-8", "replace").partition("\n")
             if node != self.node:
                 others.append((node, name))
+        if self._stopping:
+            self._drop()
+            return
         self._attempt = 0
         self.connected = True
         rejoining, self._everJoined = self._everJoined, True
@@ -293,6 +303,10 @@ class RedisBus(Service):
             lambda failure: None
         )
         self._read()
+
+    def _disconnected(self, connection: Any) -> None:
+        if connection is self._commands or connection is self._reader:
+            self._lose("the connection to Redis was lost")
 
     def _failed(self, failure: Failure) -> None:
         reason = _why(failure)

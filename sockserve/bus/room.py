@@ -97,7 +97,7 @@ class Entry:
     id: str
     node: str
     seq: int
-    events: list[BusEvent]
+    events: Sequence[BusEvent]
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,11 @@ class BusRoom(Protocol):
     def busLost(self, reason: str) -> None:
         """
         Contact with the bus was lost.
+        """
+
+    def whenFlushed(self) -> Deferred[None]:
+        """
+        Fire once everything the node has to publish is published.
         """
 
 
@@ -239,6 +244,7 @@ class SharedRoom(ChatRoom):
         self._toldLost = False
         self._toldDropped: set[IChatMember] = set()
         self._droppedLines = 0
+        self._flushWaiters: list[Deferred[None]] = []
 
     # Who is here, over the whole room
 
@@ -490,6 +496,21 @@ class SharedRoom(ChatRoom):
             self.outbox.popleft()
             self.outboxBytes -= batch.size
         self._flush()
+        if not self.outbox and self._flushWaiters:
+            waiters, self._flushWaiters = self._flushWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def whenFlushed(self) -> Deferred[None]:
+        """
+        Fire once the outbox is empty (at once if it is): what the node's
+        members said is on the bus.
+        """
+        if not self.outbox:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._flushWaiters.append(waiter)
+        return waiter
 
     def _notPublished(self, failure: Failure, batch: Batch) -> None:
         # The bus is lost; the batch is published again once it is back.
