@@ -49,9 +49,9 @@ class BusAddress:
         """
         if self.scheme == "unix":
             where = f"unix://{self.path}"
-        else:
-            host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-            where = f"{self.scheme}://{host}:{self.port}"
+            return where if self.db == 0 else f"{where}?db={self.db}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        where = f"{self.scheme}://{host}:{self.port}"
         return where if self.db == 0 else f"{where}/{self.db}"
 
     def withPassword(self, password: str | None) -> BusAddress:
@@ -93,12 +93,30 @@ class BusAddress:
         )
 
 
+_PASSWORD = re.compile(r"(://[^:@/]*:)[^@/]*@")
+
+
+def redacted(text: str) -> str:
+    """
+    Return the address C{text} with its password, if any, hidden.
+    """
+    return _PASSWORD.sub(r"\1***@", text)
+
+
 def parseBusAddress(text: str) -> BusAddress:
     """
     Parse a C{--bus} value.
 
-    @raise ValueError: with a message saying what is wrong.
+    @raise ValueError: with a message saying what is wrong (never the
+        password).
     """
+    try:
+        return _parse(text)
+    except ValueError as error:
+        raise ValueError(str(error).replace(repr(text), repr(redacted(text)))) from None
+
+
+def _parse(text: str) -> BusAddress:
     usage = (
         "expected redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or "
         "unix:///path/to/redis.sock"
@@ -142,7 +160,7 @@ def parseBusAddress(text: str) -> BusAddress:
 
 
 def _db(value: str, text: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
         raise ValueError(f"{text!r}: the database must be a number, not {value!r}")
     return int(value)
 

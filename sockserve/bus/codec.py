@@ -89,6 +89,8 @@ def encodeEvent(event: BusEvent) -> list[Any]:
             [line.decode("utf-8", "replace") for line in event.lines],
         ]
     if isinstance(event, Presence):
+        if event.kind == "x":
+            return ["x", [event.name]]
         return [event.kind, event.name, event.quiet]
     if isinstance(event, Rename):
         return ["r", event.oldName, event.newName, event.quiet]
@@ -115,15 +117,23 @@ def _text(value: object) -> str:
     return value
 
 
+def _safe(text: str) -> bytes:
+    """
+    One line of C{text} as UTF-8 safe to show: control characters (line
+    endings included) and anything not UTF-8 escaped.
+    """
+    raw = text.encode("utf-8", "replace")
+    if linesAreSafe(raw) and b"\n" not in raw and b"\r" not in raw:
+        return raw
+    return safeText(raw)
+
+
 def _name(value: object) -> str:
-    name = _text(value)
-    raw = name.encode("utf-8", "replace")
-    return name if linesAreSafe(raw) else safeText(raw).decode("utf-8")
+    return _safe(_text(value)).decode("utf-8")
 
 
 def _safeLine(text: str) -> bytes:
-    line = text.encode("utf-8", "replace")
-    return line if linesAreSafe(line) else safeText(line)
+    return _safe(text)
 
 
 def decodeBatch(payload: bytes) -> list[BusEvent]:
@@ -136,7 +146,7 @@ def decodeBatch(payload: bytes) -> list[BusEvent]:
     """
     try:
         items = json.loads(payload)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BadEntry(f"not JSON: {error}") from None
     if not isinstance(items, list):
         raise BadEntry("not a list of events")

@@ -460,7 +460,11 @@ class RedisBus(Service):
             if raw:
                 self._cursor = raw[-1][0].decode()
             if entries and self.room is not None:
-                self.room.busEntries(entries)
+                try:
+                    self.room.busEntries(entries)
+                except Exception:
+                    # Reading goes on: one bad entry must not deafen the node.
+                    self.log.failure("Could not deliver entries from the bus")
         self._read()
 
     def _entries(self, raw: list[Any]) -> list[Entry]:

@@ -245,6 +245,8 @@ class SharedRoom(ChatRoom):
         self._toldDropped: set[IChatMember] = set()
         self._droppedLines = 0
         self._flushWaiters: list[Deferred[None]] = []
+        # Batches small enough that the bound drops old ones, not new ones.
+        self._batchBytes = max(256, min(BATCH_BYTES, outboxLimit // 4))
 
     # Who is here, over the whole room
 
@@ -404,15 +406,17 @@ class SharedRoom(ChatRoom):
         self._names[member] = newName
         self._sortedNames = None
         self.announce(Renamed(oldName, newName), exclude=member)
-        self._send(Rename(oldName, newName, member in self._quiet))
+        self._send(Rename(oldName, newName, False))
         return oldName
 
     def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:
         """
         Deliver C{lines} here at once, and send them to the other nodes.
         """
+        name = self._names[member]
         super().say(member, lines)
-        self._send(Said(self._names[member], tuple(lines)), sender=member)
+        # Delivering may have made the sender leave: its lines go on.
+        self._send(Said(name, tuple(lines)), sender=member)
 
     # The outbox
 
@@ -430,8 +434,10 @@ class SharedRoom(ChatRoom):
         size = 16 + sum(len(part) for part in encoded[1:] if isinstance(part, str))
         if isinstance(event, Said):
             size += sum(len(line) + 3 for line in event.lines)
+        elif isinstance(event, Here):
+            size += sum(len(name) + 3 for name in event.names)
         tail = self.outbox[-1] if self.outbox else None
-        if tail is None or tail.sent or tail.size >= BATCH_BYTES:
+        if tail is None or tail.sent or tail.size >= self._batchBytes:
             self.seq += 1
             tail = Batch(self.seq)
             self.outbox.append(tail)
@@ -448,25 +454,32 @@ class SharedRoom(ChatRoom):
             self._flushing = self.clock.callLater(0, self._flush)
 
     def _dropOldest(self) -> None:
-        dropped = 0
-        told = 0
+        dropped = presence = 0
+        kept: deque[Batch] = deque()
         while self.outboxBytes > self.outboxLimit and len(self.outbox) > 1:
             batch = self.outbox.popleft()
+            if batch is self._inFlight:
+                # On its way: it may well arrive; keep it.
+                kept.append(batch)
+                continue
             self.outboxBytes -= batch.size
-            dropped += sum(1 for event in batch.events if event[0] == "m")
+            lines = sum(1 for event in batch.events if event[0] == "m")
+            dropped += lines
+            presence += len(batch.events) - lines
             for sender in batch.senders:
                 if sender in self._names and sender not in self._toldDropped:
                     self._toldDropped.add(sender)
                     sender.receive(Notice(DROPPED))
-                    told += 1
-        if dropped:
+        self.outbox.extendleft(reversed(kept))
+        if dropped or presence:
             self._droppedLines += dropped
             self.log.warn(
                 "The bus is away and this node's backlog for it is full "
-                "({limit} bytes): dropped the oldest {count} message(s); their "
-                "senders were told",
+                "({limit} bytes): dropped the oldest {count} message(s) and "
+                "{presence} change(s) of who is here; the senders were told",
                 limit=self.outboxLimit,
                 count=dropped,
+                presence=presence,
             )
 
     def _flush(self) -> None:
@@ -539,10 +552,15 @@ class SharedRoom(ChatRoom):
                 self._send(Presence("j", name, member in self._quiet))
         else:
             self._send(Here(tuple(self.localNames())))
-        for entry in rejoined.recent:
-            for event in entry.events:
-                if isinstance(event, Said):
-                    self.remember(event.sender, event.lines)
+        if rejoined.recent and self.recent is not None:
+            said = list(self.recent)
+            self.recent.clear()
+            for entry in rejoined.recent:
+                for event in entry.events:
+                    if isinstance(event, Said):
+                        self.remember(event.sender, event.lines)
+            # Said here before the node first joined: after the older lines.
+            self.recent.extend(said)
         self.contact = True
         self._toldDropped.clear()
         if self._toldLost:
@@ -551,9 +569,11 @@ class SharedRoom(ChatRoom):
         if rejoined.lostData:
             self.broadcast(Notice(MISSING))
         if missing:
-            registering = self.bus.register(missing)
+            # REGISTER takes every name the node holds (it releases others).
+            everyone = self.localNames()
+            registering = self.bus.register(everyone)
             registering.addCallbacks(
-                lambda names: self._registeredLate(missing, names),
+                lambda names: self._registeredLate(everyone, names),
                 lambda failure: None,
             )
         self._flush()
@@ -615,15 +635,22 @@ class SharedRoom(ChatRoom):
             return
         if isinstance(event, Here):
             if fresh:
+                # The node's members now: those it no longer lists are gone
+                # (a departure it could not publish was dropped).
+                listed = {name.casefold() for name in event.names}
+                for key, (holder, _) in list(self.others.items()):
+                    if holder == node and key not in listed:
+                        del self.others[key]
+                        self._sortedNames = None
                 for name in event.names:
-                    self._setOther(name.casefold(), (node, name))
+                    self._setOther(name.casefold(), (node, name), node)
             return
         if isinstance(event, Rename):
             if event.oldName.casefold() in self._byKey:
                 return
             if fresh:
-                self.others.pop(event.oldName.casefold(), None)
-                self._setOther(event.newName.casefold(), (node, event.newName))
+                self._dropOther(event.oldName.casefold(), node)
+                self._setOther(event.newName.casefold(), (node, event.newName), node)
             if not event.quiet:
                 self.announce(Renamed(event.oldName, event.newName))
             return
@@ -634,17 +661,31 @@ class SharedRoom(ChatRoom):
             return
         if event.kind == "j":
             if fresh:
-                self._setOther(key, (node, event.name))
+                self._setOther(key, (node, event.name), node)
             if not event.quiet:
                 self.announce(Joined(event.name))
         else:
             if fresh:
-                self.others.pop(key, None)
-                self._sortedNames = None
+                # "x" entries come from "gone:NODE", about NODE's members.
+                self._dropOther(key, node.removeprefix("gone:"))
             if not event.quiet:
                 self.announce(Left(event.name))
 
-    def _setOther(self, key: str, holder: tuple[str, str]) -> None:
-        if key not in self._byKey:
+    def _dropOther(self, key: str, node: str) -> None:
+        """
+        Forget C{key} if C{node} holds it (not if another node took it).
+        """
+        holder = self.others.get(key)
+        if holder is not None and holder[0] == node:
+            del self.others[key]
+            self._sortedNames = None
+
+    def _setOther(self, key: str, holder: tuple[str, str], node: str) -> None:
+        """
+        Note that C{node} holds C{key}, unless this node or another holds
+        it (a node's provisional name, settled since under another).
+        """
+        current = self.others.get(key)
+        if key not in self._byKey and (current is None or current[0] == node):
             self.others[key] = holder
             self._sortedNames = None
