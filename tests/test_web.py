@@ -524,3 +524,24 @@ def test_http_connections_are_bounded_and_short_lived() -> None:
     assert transport.disconnecting or transport.disconnected
     assert site.byAddress == {"192.0.2.1": 1, "192.0.2.2": 1}
     assert site.buildProtocol(first) is not None
+
+
+def test_a_flood_of_frames_is_paced() -> None:
+    """Frames cost the server a little each and the sender nothing: past the
+    frame rate, the sender's input waits for as long as it ran ahead."""
+    from sockserve.web.protocol import FRAME_BURST, FRAME_RATE
+
+    clock = Clock()
+    web = WebClient(chat(clock=clock), 50000)
+    web.events()
+    empty = web.client.send(TextMessage(""))
+    web.member.dataReceived(empty * FRAME_BURST)
+    assert web.transport.producerState == "producing"
+    web.member.dataReceived(empty * FRAME_RATE)
+    assert web.transport.producerState == "paused"
+    clock.advance(0.99)
+    assert web.transport.producerState == "paused"
+    clock.advance(0.02)
+    assert web.transport.producerState == "producing"
+    web.member.dataReceived(web.client.send(TextMessage("still heard")))
+    assert web.transport.producerState == "producing"

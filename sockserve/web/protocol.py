@@ -17,13 +17,13 @@ sends, and pings a client that has gone quiet, dropping it if no pong comes
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from sockserve._deadlines import Deadlines
 from sockserve.chat.events import Banner, ChatWire, Error
-from sockserve.chat.policy import ChatPolicy
+from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.protocol import ChatProtocol
 from sockserve.chat.room import IChatRoom
 from sockserve.protocol import ServerContext
@@ -45,6 +45,15 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
+
+# Frames a second one client may send, after a burst of FRAME_BURST: far
+# more than anyone types, far fewer than a flood of empty frames or pings,
+# which cost the server a microsecond or two each and the sender nothing.
+# Beyond it, the sender's input waits (the sender pays).
+FRAME_RATE = 20_000
+FRAME_BURST = 40_000
+# Reads with fewer frames than this are not counted (the common case).
+FRAMES_COUNTED = 32
 
 
 class KeepAlive:
@@ -102,6 +111,8 @@ class WebSocketChatProtocol(ChatProtocol):
         self._pinged = False
         self._pongOwed: bytes | None = None
         self._inputPaused = False
+        self._frameBudget: Budget | None = None
+        self._frameHold: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         """
@@ -119,6 +130,9 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         if self.pings is not None:
             self.pings.deadlines.discard(self)
+        if self._frameHold is not None and self._frameHold.active():
+            self._frameHold.cancel()
+        self._frameHold = None
         super().connectionLost(reason)
 
     # Input
@@ -135,7 +149,10 @@ class WebSocketChatProtocol(ChatProtocol):
             self._pinged = False
             self.pings.deadlines.set(self)
         messages: list[bytes] = []
-        for event in self.frames.feed(data):
+        events = self.frames.feed(data)
+        if len(events) >= FRAMES_COUNTED:
+            self._chargeFrames(len(events))
+        for event in events:
             kind = type(event)
             if kind is Text:
                 assert isinstance(event, Text)
@@ -157,6 +174,25 @@ class WebSocketChatProtocol(ChatProtocol):
                 self.closeReceived(event)
                 return
         self._deliver(messages)
+
+    def _chargeFrames(self, count: int) -> None:
+        """
+        Charge the client for C{count} frames; past L{FRAME_RATE} a second,
+        stop reading it for as long as it ran ahead.
+        """
+        if self._frameBudget is None:
+            self._frameBudget = Budget(FRAME_BURST)
+        clock = self.context.clock
+        wait = self._frameBudget.spend(clock.seconds(), count, FRAME_RATE, FRAME_BURST)
+        if wait <= 0 or self._frameHold is not None:
+            return
+        self.transport.pauseProducing()
+        self._frameHold = clock.callLater(wait, self._frameHoldOver)
+
+    def _frameHoldOver(self) -> None:
+        self._frameHold = None
+        if not self._inputPaused and not self.closing:
+            self.transport.resumeProducing()
 
     def _deliver(self, messages: list[bytes]) -> None:
         """
@@ -206,7 +242,8 @@ class WebSocketChatProtocol(ChatProtocol):
         if self.pings is not None and not self.closing:
             self._pinged = False
             self.pings.deadlines.set(self)
-        super().resumeInput()
+        if self._frameHold is None:
+            super().resumeInput()
 
     def messageTooBig(self, limit: int) -> None:
         """
@@ -267,7 +304,7 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         if self.closing or self.pings is None:
             return
-        if self._inputPaused or self.session.outputPaused:
+        if self._inputPaused or self._frameHold or self.session.outputPaused:
             # The server is not reading the client, or the client is still
             # reading what it was sent (its pong waits behind it): that is
             # for pacing and --max-pending to judge, not the keepalive.
