@@ -493,3 +493,34 @@ def test_history_comes_from_the_bus(processes: Processes, redis: RedisServer) ->
         f"<{speaker.name}> {DONE}",
         "* (end of history)",
     ]
+
+
+def test_web_clients_on_one_node_chat_with_tcp_clients_on_another(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    A WebSocket client of one node and a TCP client of another are in one
+    room.
+    """
+    from websockets.sync.client import connect
+
+    web = processes.server("--bus", redis.url, "--web", "0", listeners=2)
+    web.output.waitForText(b"Joined the room")
+    other = node(processes, redis.url)
+    tcp = TcpMember(processes, other)
+    url = f"ws://127.0.0.1:{web.portOf('web')}/ws"
+    with connect(url, proxy=None, open_timeout=10, compression=None) as browser:
+        frames = [browser.recv(timeout=10) for _ in range(4)]
+        assert str(frames[-1]).startswith("* you are ")
+        name = str(frames[-1])[len("* you are ") :].split(";")[0]
+        assert tcp.lineUntil(lambda line: "joined" in line) == f"* {name} joined"
+        browser.send("hello from a browser on node one")
+        assert tcp.lineUntil(lambda line: "browser" in line) == (
+            f"<{name}> hello from a browser on node one"
+        )
+        tcp.send(b"hello from telnet on node two\r\n")
+        for _ in range(10):
+            frame = str(browser.recv(timeout=10))
+            if "telnet" in frame:
+                break
+        assert frame == f"<{tcp.name}> hello from telnet on node two"
