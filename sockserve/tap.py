@@ -507,6 +507,8 @@ def makeServerService(
         perIPScope=perIPScope,
         room=room,
     )
+    if room is not None and factory.policy is not None:
+        room.pressure = factory.policy.pressure
     abort = StartupAbort(getattr(options, "parent", None))
 
     def endpointFor(description: str, label: str) -> IStreamServerEndpoint:

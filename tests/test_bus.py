@@ -482,46 +482,67 @@ def test_local_delivery_first_then_one_publish_per_reactor_pass() -> None:
 
 
 def test_a_batch_on_its_way_is_never_merged_and_goes_again_under_its_number() -> None:
-    """While a batch is on its way, later events gather in the next batch,
-    published (in one go, under the next number) as soon as the first is
-    done. A batch whose publication failed is published again, the same
-    events under the same number, once the bus is back; what was said
-    meanwhile never joins it, but follows in a batch of its own. whenFlushed
-    fires once all of it is published (at once if nothing waits)."""
+    """Each reactor pass publishes its events in one batch, at once, even
+    while earlier batches are on their way (pipelined, at most IN_FLIGHT);
+    a batch handed to the bus never takes more events. Batches whose
+    publication failed are published again, in order and under their
+    numbers, once the bus is back; what was said meanwhile follows in a
+    batch of its own. whenFlushed fires once all of it is published (at
+    once if nothing waits)."""
     room, bus, clock = shared()
     alice, bob = admitted(room, "alice"), admitted(room, "bob")
     clock.advance(0)
     assert result(room.whenFlushed()) is None
     bus.holding = True
     room.say(alice, [b"a"])
+    room.say(bob, [b"b"])
     clock.advance(0)
-    room.say(alice, [b"b"])
+    room.say(alice, [b"c"])
     clock.advance(0)
-    room.say(bob, [b"c"])
-    clock.advance(0)
-    assert [batch.seq for batch in bus.published] == [1, 2]
-    flushed = room.whenFlushed()
-    bus.pending.pop().answer()
     assert [batch.seq for batch in bus.published] == [1, 2, 3]
-    assert bus.published[-1].events == [Said("alice", (b"b",)), Said("bob", (b"c",))]
+    assert bus.published[1].events == [Said("alice", (b"a",)), Said("bob", (b"b",))]
+    assert bus.published[2].events == [Said("alice", (b"c",))]
+    flushed = room.whenFlushed()
     bus.lose()
-    bus.pending.pop().fail()
+    while bus.pending:
+        bus.pending.pop(0).fail()
     room.say(bob, [b"d"])
     clock.advance(0)
     assert [batch.seq for batch in bus.published] == [1, 2, 3]
     bus.rejoin()
-    assert bus.published[-1] == Published(
-        3, [Said("alice", (b"b",)), Said("bob", (b"c",))], []
-    )
-    bus.pending.pop().answer()
+    assert [batch.seq for batch in bus.published] == [1, 2, 3, 2, 3, 4]
+    assert bus.published[3:5] == bus.published[1:3]
     assert bus.published[-1] == Published(
         4, [Said("bob", (b"d",)), Here(("alice", "bob"))], []
     )
     assert not flushed.called
-    bus.pending.pop().answer()
+    while bus.pending:
+        bus.pending.pop(0).answer()
     assert result(flushed) is None
     clock.advance(0)
-    assert [batch.seq for batch in bus.published] == [1, 2, 3, 3, 4]
+    assert [batch.seq for batch in bus.published] == [1, 2, 3, 2, 3, 4]
+
+
+def test_at_most_so_many_batches_are_on_their_way() -> None:
+    """Pipelining is bounded: past IN_FLIGHT batches awaiting an answer,
+    the next waits for one to be answered."""
+    from sockserve.bus.room import IN_FLIGHT
+
+    room, bus, clock = shared()
+    alice = admitted(room, "alice")
+    admitted(room, "bob")
+    clock.advance(0)
+    bus.holding = True
+    for index in range(IN_FLIGHT + 2):
+        room.say(alice, [b"%d" % index])
+        clock.advance(0)
+    assert len(bus.pending) == IN_FLIGHT
+    bus.pending.pop(0).answer()
+    assert len(bus.pending) == IN_FLIGHT
+    while bus.pending:
+        bus.pending.pop(0).answer()
+    said = [e.lines[0] for e in bus.events() if isinstance(e, Said)]
+    assert said == [b"%d" % index for index in range(IN_FLIGHT + 2)]
 
 
 def test_a_sender_dropped_while_its_line_is_delivered_still_reaches_the_bus() -> None:
@@ -1250,3 +1271,22 @@ def test_a_bad_address_error_never_shows_the_password() -> None:
         if "s3cret" in str(refused.value):
             shown.append(str(refused.value))
     assert shown == []
+
+
+def test_lines_from_other_nodes_wait_for_readers_behind() -> None:
+    """While members here that still read are far behind, the bus waits
+    before reading more lines from the other nodes (as a sender here
+    waits), until they caught up."""
+    from sockserve.chat.pacing import OutputPressure
+
+    room, bus, clock = shared()
+    assert room.readersBehind(bus) is None
+    room.pressure = OutputPressure(clock)
+    assert room.readersBehind(bus) is None
+    slow = admitted(room, "slow")
+    room.pressure.fellBehind(slow, lambda: 1000)
+    waiting = room.readersBehind(bus)
+    assert waiting is not None
+    assert not waiting.called
+    room.pressure.caughtUp(slow)
+    assert waiting.called

@@ -29,8 +29,10 @@ from typing import Any
 
 from sockserve._text import linesAreSafe, safeText
 
-# A batch is not grown beyond this many bytes; a new one is started.
-BATCH_BYTES = 64 * 1024
+# A batch is not grown beyond this many bytes; a new one is started (so
+# that one read of the stream, READ_COUNT batches, stays well below what a
+# member may have queued).
+BATCH_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)

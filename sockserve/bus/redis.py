@@ -41,7 +41,7 @@ LAST_RETRY = 4.0
 # How long XREAD waits for entries before it asks again, in milliseconds,
 # and how many it takes at once.
 READ_BLOCK_MS = 2000
-READ_COUNT = 500
+READ_COUNT = 32
 
 
 class BusLost(Exception):
@@ -465,12 +465,22 @@ class RedisBus(Service):
                 except Exception:
                     # Reading goes on: one bad entry must not deafen the node.
                     self.log.failure("Could not deliver entries from the bus")
-        self._read()
+        waiting = self.room.readersBehind(self) if self.room is not None else None
+        if waiting is None:
+            self._read()
+        else:
+            # Members here that read are far behind: the other nodes' lines
+            # wait in Redis, as a local sender's would wait here.
+            waiting.addCallback(lambda ignored: self._read())
 
     def _entries(self, raw: list[Any]) -> list[Entry]:
         entries = []
+        own = (self.node.encode(), b"gone:" + self.node.encode())
         for entryId, fields in raw:
             values = dict(zip(fields[::2], fields[1::2], strict=False))
+            if values.get(b"n") in own:
+                # This node's own (delivered here already): not decoded.
+                continue
             try:
                 node = values[b"n"].decode()
                 seq = int(values[b"s"])

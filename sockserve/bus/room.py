@@ -50,6 +50,7 @@ from sockserve.chat.events import (
     Notice,
     Renamed,
 )
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.room import (
     ChatRoom,
     IChatMember,
@@ -61,6 +62,8 @@ from sockserve.chat.room import (
 
 # Bytes of events kept for the bus while it is away.
 OUTBOX_LIMIT = 4 * 1024 * 1024
+# Batches handed to the bus at once, before it answers.
+IN_FLIGHT = 8
 # Names tried (NAME, NAME#2, ...) before admission gives up.
 NAME_TRIES = 50
 
@@ -155,6 +158,11 @@ class BusRoom(Protocol):
         Fire once everything the node has to publish is published.
         """
 
+    def readersBehind(self, reader: object) -> Deferred[None] | None:
+        """
+        A L{Deferred} to wait for before reading more, or C{None}.
+        """
+
 
 class Bus(Protocol):
     """
@@ -193,9 +201,10 @@ class Batch:
 
     @ivar sent: whether it was handed to the bus (it may then be there:
         nothing more may join it).
+    @ivar pending: whether the bus has it and has not answered yet.
     """
 
-    __slots__ = ("events", "leftKeys", "senders", "sent", "seq", "size")
+    __slots__ = ("events", "leftKeys", "pending", "senders", "sent", "seq", "size")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
@@ -204,6 +213,7 @@ class Batch:
         self.senders: set[IChatMember] = set()
         self.size = 0
         self.sent = False
+        self.pending = False
 
 
 @implementer(IChatRoom)
@@ -215,6 +225,8 @@ class SharedRoom(ChatRoom):
     @ivar others: the other nodes' members, by name in lower case:
         C{(node, name)}.
     @ivar contact: whether the node is in contact with the room.
+    @ivar pressure: the room's readers that are behind (set by the server),
+        which lines from other nodes wait for as local senders do.
     """
 
     log = Logger()
@@ -234,13 +246,15 @@ class SharedRoom(ChatRoom):
         self.outboxLimit = outboxLimit
         self.others: dict[str, tuple[str, str]] = {}
         self.contact = False
+        self.pressure: OutputPressure | None = None
         self.outbox: deque[Batch] = deque()
         self.outboxBytes = 0
         self.seq = 0
         self.lastSeq: dict[str, int] = {}
         self._position = (0, 0)
         self._flushing: IDelayedCall | None = None
-        self._inFlight: Batch | None = None
+        self._pending = 0
+        self._flushingNow = False
         self._toldLost = False
         self._toldDropped: set[IChatMember] = set()
         self._droppedLines = 0
@@ -450,7 +464,7 @@ class SharedRoom(ChatRoom):
             tail.leftKeys.append(leftKey)
         if self.outboxBytes > self.outboxLimit:
             self._dropOldest()
-        if self._flushing is None and self._inFlight is None:
+        if self._flushing is None:
             self._flushing = self.clock.callLater(0, self._flush)
 
     def _dropOldest(self) -> None:
@@ -458,7 +472,7 @@ class SharedRoom(ChatRoom):
         kept: deque[Batch] = deque()
         while self.outboxBytes > self.outboxLimit and len(self.outbox) > 1:
             batch = self.outbox.popleft()
-            if batch is self._inFlight:
+            if batch.pending:
                 # On its way: it may well arrive; keep it.
                 kept.append(batch)
                 continue
@@ -484,32 +498,47 @@ class SharedRoom(ChatRoom):
 
     def _flush(self) -> None:
         """
-        Publish the oldest batch not yet published, if the bus is there
-        and nothing is on its way.
+        Publish, in order, the batches not yet on their way, if the bus is
+        there: several at once (each its own round trip, pipelined on one
+        connection), at most L{IN_FLIGHT}.
         """
         self._flushing = None
-        if self._inFlight is not None or not self.bus.connected or not self.outbox:
+        if self._flushingNow:
+            # A publication answered at once, inside this loop: it goes on.
             return
-        batch = self.outbox[0]
-        batch.sent = True
-        self._inFlight = batch
-        publishing = self.bus.publish(
-            batch.seq, encodeBatch(batch.events), batch.leftKeys
-        )
-        publishing.addCallbacks(
-            self._published,
-            self._notPublished,
-            callbackArgs=(batch,),
-            errbackArgs=(batch,),
-        )
+        self._flushingNow = True
+        try:
+            while self.bus.connected and self._pending < IN_FLIGHT:
+                batch = next((b for b in self.outbox if not b.pending), None)
+                if batch is None:
+                    return
+                batch.sent = batch.pending = True
+                self._pending += 1
+                publishing = self.bus.publish(
+                    batch.seq, encodeBatch(batch.events), batch.leftKeys
+                )
+                publishing.addCallbacks(
+                    self._published,
+                    self._notPublished,
+                    callbackArgs=(batch,),
+                    errbackArgs=(batch,),
+                )
+        finally:
+            self._flushingNow = False
 
     def _published(self, ignored: object, batch: Batch) -> None:
-        self._inFlight = None
+        batch.pending = False
+        self._pending -= 1
         if self.outbox and self.outbox[0] is batch:
             self.outbox.popleft()
             self.outboxBytes -= batch.size
-        self._flush()
-        if not self.outbox and self._flushWaiters:
+        elif batch in self.outbox:
+            self.outbox.remove(batch)
+            self.outboxBytes -= batch.size
+        if self.outbox:
+            if self._flushing is None:
+                self._flush()
+        elif self._flushWaiters:
             waiters, self._flushWaiters = self._flushWaiters, []
             for waiter in waiters:
                 waiter.callback(None)
@@ -527,7 +556,20 @@ class SharedRoom(ChatRoom):
 
     def _notPublished(self, failure: Failure, batch: Batch) -> None:
         # The bus is lost; the batch is published again once it is back.
-        self._inFlight = None
+        batch.pending = False
+        self._pending -= 1
+
+    def readersBehind(self, reader: object) -> Deferred[None] | None:
+        """
+        If members here that still read are far behind, return a
+        L{Deferred} that fires once they have caught up: C{reader} (the bus)
+        waits for it before it reads more lines from the other nodes, as a
+        sender here would; else C{None}.
+        """
+        pressure = self.pressure
+        if pressure is None or not pressure.holdsBack(reader):
+            return None
+        return pressure.hold(reader)
 
     # What the bus tells
 
