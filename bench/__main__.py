@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.build import buildLoadGenerator, compilerVersion
+from bench.bus import RedisBenchmark, benchmarkRedis
 from bench.processes import cores, installSignalHandlers, stopAll
-from bench.report import invalidCells, markdown, summarise, websocketComparison
+from bench.report import (
+    busComparison,
+    invalidCells,
+    markdown,
+    summarise,
+    websocketComparison,
+)
 from bench.runner import LOADGEN_CPU_LIMIT, Placement, printProgress, runSuite
 from bench.scenarios import FULL, QUICK, allScenarios, select
 from bench.servers import REPO, SERVERS, available
@@ -53,10 +60,24 @@ def parseArguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument(
+        "--chat-lines",
+        type=int,
+        metavar="N",
+        help="override the lines each chat sender sends (a longer measured "
+        "window: 1000 lines make runs of tens of milliseconds)",
+    )
+    parser.add_argument(
         "--list", action="store_true", help="list the scenarios and servers, and exit"
     )
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where to write the report"
+    )
+    parser.add_argument(
+        "--redis-requests",
+        type=int,
+        metavar="N",
+        help="requests per redis-benchmark run, measured when a server on a "
+        "bus is (default 100000, --quick 20000; 0: skip)",
     )
     return parser.parse_args(argv)
 
@@ -107,6 +128,7 @@ def machineInfo(placement: Placement, coreCount: int) -> dict[str, Any]:
         "uvloop": _packageVersion("uvloop"),
         "websockets": _packageVersion("websockets"),
         "ncat": _version(["ncat", "--version"]),
+        "redis": _version(["redis-server", "--version"]),
         "cc": compilerVersion(),
         "git": _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
     }
@@ -120,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
     if args.rounds:
         settings = type(settings)(**{**settings.__dict__, "rounds": args.rounds})
+    if args.chat_lines:
+        settings = type(settings)(**{**settings.__dict__, "chatLines": args.chat_lines})
     scenarios = select(allScenarios(settings), args.only)
     wanted = [n for n in args.servers.split(",") if n]
     unknown = set(wanted) - {s.name for s in SERVERS}
@@ -167,10 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bench: {settings.name} run, {settings.rounds} round(s), "
         f"{len(scenarios)} scenario(s), servers: {', '.join(s.name for s in servers)}\n"
     )
+    benchmarks: list[RedisBenchmark] = []
     try:
         measurements = runSuite(
             scenarios, servers, settings, loadgen, placement, logDir, printProgress
         )
+        requests = args.redis_requests
+        if requests is None:
+            requests = 20_000 if args.quick else 100_000
+        if requests > 0 and any(s.bus for s in servers):
+            sys.stderr.write("bench: redis-benchmark, for the bus's commands\n")
+            benchmarks = benchmarkRedis(
+                logDir / "redis-benchmark",
+                placement.serverCore,
+                placement.loadCore,
+                requests,
+            )
     finally:
         stopAll()
     elapsed = time.monotonic() - started
@@ -183,11 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info['server_core']}, load generator to core {info['loadgen_core']}; "
         f"Linux {info['kernel']}, Python {info['python']}, Twisted "
         f"{info['twisted']}, uvloop {info['uvloop']}, websockets "
-        f"{info['websockets']}, {info['ncat']}.\n"
+        f"{info['websockets']}, {info['ncat']}, {info['redis']}.\n"
         f"A figure is invalid if the load generator saw an error, a wrong reply, "
-        f"a missing delivery, or used over {LOADGEN_CPU_LIMIT:.0f}% of its core."
+        f"a missing delivery, or used over {LOADGEN_CPU_LIMIT:.0f}% of its core. "
+        f"Server CPU is that of every process serving (a room on a bus: its "
+        f"nodes and its Redis)."
     )
-    report = markdown(scenarios, servers, cells, header)
+    report = markdown(scenarios, servers, cells, header, benchmarks)
     results.mkdir(parents=True, exist_ok=True)
     data = {
         "command": command.strip(),
@@ -198,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "servers": [{"name": s.name, "description": s.description} for s in servers],
         "summary": [cell.asJSON() for cell in cells.values()],
         "websocket": websocketComparison(scenarios, servers, cells),
+        "bus": busComparison(scenarios, servers, cells),
+        "redis_benchmark": [b.asJSON() for b in benchmarks],
         "measurements": [m.asJSON() for m in measurements],
     }
     for name in (f"bench-{stamp}", "latest"):

@@ -11,6 +11,12 @@
  *                   [--window W] [--ws PATH]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *
+ * --port may be given several times, for a server of several processes (the
+ * nodes of one chat room on a bus): connection i goes to the (i mod n)-th
+ * port. Chat then times the deliveries that crossed from one node to another
+ * apart as well (p50_remote_us, p99_remote_us): sender and receiver on
+ * different ports.
+ *
  * Every reply is checked byte for byte; nothing assumes a reply's length:
  * input is buffered and split on LF (echo, chat) or read to EOF (oneshot),
  * and output is buffered and flushed across partial writes. Chat payloads carry
@@ -26,7 +32,8 @@
  * same as over plain TCP.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
- * beside the generator's own (getrusage).
+ * beside the generator's own (getrusage); given several times, the CPU of all
+ * those processes together.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +55,7 @@
 #define MAX_INPUT (4u << 20)   /* unconsumed input beyond this is an error */
 #define SEND_CHUNK 16384       /* chat: bytes of lines prepared per refill */
 #define MAX_ERRORS 1000        /* stop early past this many errors */
+#define MAX_PORTS 16           /* --port and --server-pid, each */
 
 typedef struct {
     char *data;
@@ -81,9 +89,12 @@ enum { WS_OFF, WS_UPGRADING, WS_OPEN };
 
 /* Options. */
 static const char *mode;
-static int port, conns = 1, size = 64, window_lines = 0, senders = 1;
+static int ports[MAX_PORTS], nports; /* connection i goes to ports[i % nports] */
+static int conns = 1, size = 64, window_lines = 0, senders = 1;
 static int clients = 10, lines_per_sender = 1000, concurrency = 256;
-static long warmup_ms = 300, duration_ms = 2000, server_pid = 0;
+static long warmup_ms = 300, duration_ms = 2000;
+static long server_pids[MAX_PORTS];
+static int nserver_pids;
 static const char *ws_path; /* chat over WebSocket: the path to upgrade */
 
 /* State. */
@@ -91,10 +102,15 @@ static int ep;
 static int short_reads; /* echo, chat: trust a short read to have emptied the socket */
 static conn_t *cs;
 static int nconns;
-static struct sockaddr_in target;
+static struct sockaddr_in targets[MAX_PORTS];
 
-static uint64_t *lat;
-static size_t nlat, caplat;
+typedef struct {
+    uint64_t *ns;
+    size_t n, cap;
+} latencies_t;
+
+static latencies_t lat;        /* every timed reply or delivery */
+static latencies_t lat_remote; /* chat: deliveries from a sender on another port */
 static uint64_t errors;
 static char error_sample[256];
 static uint64_t completed; /* echo, oneshot: in the window; chat: deliveries */
@@ -149,12 +165,10 @@ static double self_cpu(void)
          + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static double server_cpu(void)
+static double process_cpu(long pid)
 {
     char path[64], text[2048];
-    if (server_pid <= 0)
-        return 0;
-    snprintf(path, sizeof path, "/proc/%ld/stat", server_pid);
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -172,6 +186,14 @@ static double server_cpu(void)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+static double server_cpu(void)
+{
+    double total = 0;
+    for (int i = 0; i < nserver_pids; i++)
+        total += process_cpu(server_pids[i]);
+    return total;
+}
+
 static void cpu_start(void)
 {
     t_cpu_start = now_ns();
@@ -186,13 +208,13 @@ static void cpu_stop(void)
     cpu_srv_end = server_cpu();
 }
 
-static void record_latency(uint64_t ns)
+static void record_latency(latencies_t *l, uint64_t ns)
 {
-    if (nlat == caplat) {
-        caplat = caplat ? caplat * 2 : 65536;
-        lat = xrealloc(lat, caplat * sizeof *lat);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 65536;
+        l->ns = xrealloc(l->ns, l->cap * sizeof *l->ns);
     }
-    lat[nlat++] = ns;
+    l->ns[l->n++] = ns;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -201,12 +223,13 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double percentile_us(double q)
+/* The q-quantile of l, sorted, in microseconds; -1 if l is empty. */
+static double percentile_us(const latencies_t *l, double q)
 {
-    if (nlat == 0)
+    if (l->n == 0)
         return -1;
-    size_t i = (size_t)((double)(nlat - 1) * q + 0.5);
-    return (double)lat[i] / 1000.0;
+    size_t i = (size_t)((double)(l->n - 1) * q + 0.5);
+    return (double)l->ns[i] / 1000.0;
 }
 
 /* Buffers. */
@@ -268,7 +291,8 @@ static int conn_open(conn_t *c)
                              .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl: %s", strerror(errno));
-    if (connect(c->fd, (struct sockaddr *)&target, sizeof target) == 0) {
+    struct sockaddr_in *target = &targets[c->id % nports];
+    if (connect(c->fd, (struct sockaddr *)target, sizeof *target) == 0) {
         c->connected = 1;
         return 1;
     }
@@ -503,7 +527,7 @@ static void ws_start(conn_t *c)
                  "Sec-WebSocket-Key: %s\r\n"
                  "Sec-WebSocket-Version: 13\r\n"
                  "\r\n",
-                 ws_path, port, key);
+                 ws_path, ports[c->id % nports], key);
     buf_append(&c->out, request, (size_t)k);
     c->ws = WS_UPGRADING;
     conn_flush(c);
@@ -825,7 +849,7 @@ static void echo_input(conn_t *c, uint64_t now)
             error_at(c, "wrong reply '%s'", shown);
         } else if (c->t0 >= win_start && now <= win_end) {
             completed++;
-            record_latency(now - c->t0);
+            record_latency(&lat, now - c->t0);
         }
         if (!stopping)
             echo_send(c, now);
@@ -923,7 +947,7 @@ static void oneshot_input(conn_t *c, uint64_t now)
             error_at(c, "wrong reply '%s' (%zu bytes)", shown, n);
         } else if (c->t0 >= win_start && now <= win_end) {
             completed++;
-            record_latency(now - c->t0);
+            record_latency(&lat, now - c->t0);
         }
         conn_close(c);
     }
@@ -1047,15 +1071,37 @@ static int parse_payload(const char *mark, size_t n, uint64_t *s, uint64_t *q, u
     return memcmp(p, padding, (size_t)(end - p)) == 0;
 }
 
+/* Whether p[0, n) is a sender's prefix "<NAME> ": no '#' in NAME but in the
+ * "#N" a room shared over a bus adds to a name taken on another node (two
+ * clients of this generator on two nodes can have the same address as name:
+ * Linux gives connections to different ports the same local port). */
+static int sender_prefix(const char *p, size_t n)
+{
+    if (n < 3 || p[0] != '<' || p[n - 2] != '>' || p[n - 1] != ' ')
+        return 0;
+    const char *hash = memchr(p, '#', n);
+    if (!hash)
+        return 1;
+    const char *q = hash + 1;
+    while (q < p + n - 2 && *q >= '0' && *q <= '9')
+        q++;
+    return q > hash + 1 && q == p + n - 2 && hash > p + 1;
+}
+
 static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
                           uint64_t now)
 {
     char shown[160];
     uint64_t s64, q64, ts;
     size_t prefix = (size_t)(mark - p);
-    int prefix_ok = prefix == 0
-        || (prefix >= 3 && p[0] == '<' && p[prefix - 2] == '>' && p[prefix - 1] == ' '
-            && memchr(p, '#', prefix) == NULL);
+    int prefix_ok = prefix == 0 || sender_prefix(p, prefix);
+    if (!chat_measuring) {
+        /* Nobody has sent yet: a line of an earlier run, delivered late. */
+        bad_lines++;
+        show(shown, sizeof shown, p, n < 48 ? n : 48);
+        error_at(c, "delivery before the run started '%s'", shown);
+        return;
+    }
     if (!prefix_ok || !parse_payload(mark, n - prefix, &s64, &q64, &ts)
         || s64 >= (uint64_t)senders || (int)s64 == c->id
         || q64 >= (uint64_t)lines_per_sender) {
@@ -1076,7 +1122,9 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
     *want = q + 1;
     completed++;
     t_last_delivery = now;
-    record_latency(now - ts);
+    record_latency(&lat, now - ts);
+    if (nports > 1 && s % nports != c->id % nports)
+        record_latency(&lat_remote, now - ts);
     if (++delivered_to[s][q] == (uint32_t)(nconns - 1)) {
         conn_t *sender = &cs[s];
         while (fully[s] < (uint32_t)lines_per_sender
@@ -1190,7 +1238,7 @@ static int run_chat(void)
     next_seq = calloc((size_t)nconns * (size_t)senders, sizeof *next_seq);
     expected = (uint64_t)senders * (uint64_t)lines_per_sender * (uint64_t)(nconns - 1);
     completed = 0;
-    nlat = 0;
+    lat.n = lat_remote.n = 0;
     uint64_t t0 = now_ns();
     t_last_delivery = t0;
     cpu_start();
@@ -1332,8 +1380,14 @@ int main(int argc, char **argv)
     mode = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--port"))
-            port = (int)arg_long(argc, argv, &i);
+        if (!strcmp(a, "--port")) {
+            if (nports == MAX_PORTS)
+                die("at most %d ports", MAX_PORTS);
+            ports[nports] = (int)arg_long(argc, argv, &i);
+            if (ports[nports] <= 0 || ports[nports] > 65535)
+                die("bad port %d", ports[nports]);
+            nports++;
+        }
         else if (!strcmp(a, "--conns"))
             conns = (int)arg_long(argc, argv, &i);
         else if (!strcmp(a, "--size"))
@@ -1352,14 +1406,17 @@ int main(int argc, char **argv)
             window_lines = (int)arg_long(argc, argv, &i);
         else if (!strcmp(a, "--concurrency"))
             concurrency = (int)arg_long(argc, argv, &i);
-        else if (!strcmp(a, "--server-pid"))
-            server_pid = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--server-pid")) {
+            if (nserver_pids == MAX_PORTS)
+                die("at most %d server processes", MAX_PORTS);
+            server_pids[nserver_pids++] = arg_long(argc, argv, &i);
+        }
         else if (!strcmp(a, "--ws"))
             ws_path = arg_str(argc, argv, &i);
         else
             die("unknown option %s", a);
     }
-    if (port <= 0 || port > 65535)
+    if (nports == 0)
         die("--port is required");
     if (size < 48 || size > 4000)
         die("--size must be 48 to 4000 bytes");
@@ -1374,10 +1431,12 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    memset(&target, 0, sizeof target);
-    target.sin_family = AF_INET;
-    target.sin_port = htons((uint16_t)port);
-    target.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1, always */
+    for (int i = 0; i < nports; i++) {
+        memset(&targets[i], 0, sizeof targets[i]);
+        targets[i].sin_family = AF_INET;
+        targets[i].sin_port = htons((uint16_t)ports[i]);
+        targets[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1, always */
+    }
     memset(padding, 'x', sizeof padding);
     rng_state = (now_ns() ^ (uint64_t)getpid() << 32) | 1; /* never 0 */
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1395,7 +1454,8 @@ int main(int argc, char **argv)
     else
         die("unknown mode %s", mode);
 
-    qsort(lat, nlat, sizeof *lat, cmp_u64);
+    qsort(lat.ns, lat.n, sizeof *lat.ns, cmp_u64);
+    qsort(lat_remote.ns, lat_remote.n, sizeof *lat_remote.ns, cmp_u64);
     double wall = (double)(t_cpu_end - t_cpu_start) / 1e9;
     double window = (double)(win_end - win_start) / 1e9;
     if (!strcmp(mode, "echo") || !strcmp(mode, "oneshot"))
@@ -1404,10 +1464,11 @@ int main(int argc, char **argv)
     printf("{\"mode\": \"%s\", \"completed\": %llu, \"rate\": %.1f, \"seconds\": %.4f, "
            "\"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu, "
            "\"cpu_pct\": %.1f, \"server_cpu_pct\": %.1f",
-           mode, (unsigned long long)completed, rate, window, percentile_us(0.5),
-           percentile_us(0.99), (unsigned long long)errors,
+           mode, (unsigned long long)completed, rate, window, percentile_us(&lat, 0.5),
+           percentile_us(&lat, 0.99), (unsigned long long)errors,
            wall > 0 ? 100.0 * (cpu_self_end - cpu_self_start) / wall : 0,
-           wall > 0 && server_pid ? 100.0 * (cpu_srv_end - cpu_srv_start) / wall : -1);
+           wall > 0 && nserver_pids ? 100.0 * (cpu_srv_end - cpu_srv_start) / wall : -1);
+    printf(", \"ports\": %d", nports);
     if (!strcmp(mode, "oneshot"))
         printf(", \"started\": %llu", (unsigned long long)started);
     if (!strcmp(mode, "chat"))
@@ -1418,6 +1479,13 @@ int main(int argc, char **argv)
                (unsigned long long)(expected > completed ? expected - completed : 0),
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)notices, (unsigned long long)ws_pings);
+    if (!strcmp(mode, "chat"))
+        printf(", \"sync_rounds\": %u", sync_round - 1);
+    if (!strcmp(mode, "chat") && nports > 1)
+        printf(", \"remote_deliveries\": %zu, \"p50_remote_us\": %.1f, "
+               "\"p99_remote_us\": %.1f",
+               lat_remote.n, percentile_us(&lat_remote, 0.5),
+               percentile_us(&lat_remote, 0.99));
     if (!strcmp(mode, "idle"))
         printf(", \"accepted\": %d, \"accept_seconds\": %.4f", accepted, window);
     printf(", \"error_sample\": \"%s\"}\n", error_sample);

@@ -14,6 +14,7 @@ import ctypes
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -66,6 +67,10 @@ def startChild(
 ) -> subprocess.Popen[Any]:
     """
     Start C{command} and record it, so that it is stopped at the end.
+
+    Call it from a thread that lives as long as the child should: the
+    child's death signal (C{PR_SET_PDEATHSIG}) follows the thread that
+    started it, not the process.
     """
     child = subprocess.Popen(
         list(command),
@@ -129,20 +134,29 @@ def installSignalHandlers() -> None:
     signal.signal(signal.SIGHUP, handler)
 
 
+def freePort() -> int:
+    """
+    Return a TCP port on 127.0.0.1 that is free right now.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def waitForLine(
     path: Path,
     pattern: re.Pattern[str],
     child: subprocess.Popen[Any],
     timeout: float,
+    offset: int = 0,
 ) -> re.Match[str]:
     """
     Wait, at most C{timeout} seconds, for a line of the log file C{path}
-    matching C{pattern}, and return the match.
+    (from byte C{offset} on) matching C{pattern}, and return the match.
 
     @raise StartError: if the child exits or the time runs out first.
     """
     deadline = time.monotonic() + timeout
-    offset = 0
     pending = ""
     while True:
         with path.open("rb") as log:

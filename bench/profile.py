@@ -5,6 +5,10 @@ Starts sockserve pinned to the server core, samples it with py-spy while the
 load generator drives it from the other core, and prints the functions with
 the most samples (own time, and time including callees). The folded stacks are
 kept in C{bench/results/profile-SERVER-MODE.txt} for a flame graph.
+
+A room on a bus (C{--server sockserve-bus}, C{sockserve-bus-2nodes}) runs
+with its private Redis, the load spread over its nodes; the first node is
+the one sampled.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from bench.processes import (
     stopAll,
     stopChild,
 )
+from bench.runner import targetArgs
 from bench.servers import VENV_BIN, serverNamed, startServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -155,7 +160,7 @@ def profile(mode: str, seconds: int, top: int, serverName: str = "sockserve") ->
         deadline = time.monotonic() + seconds + 30
         for _ in range(1000):  # chat runs are short: repeat them
             subprocess.run(
-                pinned([str(loadgen), *load, "--port", str(server.port)], loadCore),
+                pinned([str(loadgen), *load, *targetArgs(server)], loadCore),
                 capture_output=True,
                 timeout=seconds + 60,
                 check=False,
@@ -181,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--server",
         default="sockserve",
-        help="the server to profile (a Python one: sockserve, twisted-lines, ...)",
+        help="the server to profile (a Python one: sockserve, sockserve-bus, "
+        "sockserve-bus-2nodes, twisted-lines, ...)",
     )
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
 """
 Summarising measurements: medians over valid rounds, min-max spreads, ratios
-against the peers, and each chat room over WebSocket beside the same room over
-TCP, as Markdown and JSON.
+against the peers, each chat room over WebSocket beside the same room over
+TCP, and each room on a Redis bus (one node, two nodes) beside the same room
+without one, with Redis's own ceiling, as Markdown and JSON.
 """
 
 from __future__ import annotations
@@ -11,14 +12,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.bus import RedisBenchmark
 from bench.runner import Measurement
 from bench.scenarios import Scenario
-from bench.servers import CHAT_WS, SOCKSERVE, ServerSpec
+from bench.servers import (
+    CHAT_WS,
+    SOCKSERVE,
+    SOCKSERVE_BUS,
+    SOCKSERVE_BUS_2NODES,
+    ServerSpec,
+)
 
 #: Issue #11: sockserve's room over WebSocket against the same room over TCP,
 #: and against each WebSocket peer (deliveries/s, at least this many times).
 WS_OVER_TCP_TARGET = 0.5
 WS_OVER_PEER_TARGET = 1.0
+#: Issue #10: one node with a bus against one without (deliveries/s, at
+#: least this many times), and the p99 latency of a room on two nodes at the
+#: paced load (-w64), under this many microseconds.
+BUS_OVER_PLAIN_TARGET = 0.7
+TWO_NODES_P99_TARGET_US = 5000.0
 
 
 @dataclass
@@ -38,6 +51,8 @@ class Cell:
     bounds: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
+    p99Remote: list[float] = field(default_factory=list)
+    redis: list[dict[str, Any]] = field(default_factory=list)
     loadgenCpu: list[float] = field(default_factory=list)
     serverCpu: list[float] = field(default_factory=list)
     serverUsPerOp: list[float] = field(default_factory=list)
@@ -95,6 +110,7 @@ class Cell:
             "max": max(self.values) if self.values else None,
             "p50_us": _median(self.p50),
             "p99_us": _median(self.p99),
+            "p99_remote_us": _median(self.p99Remote),
             "loadgen_cpu_pct_median": _median(self.loadgenCpu),
             "loadgen_cpu_pct_max": max(self.loadgenCpu) if self.loadgenCpu else None,
             "server_cpu_pct_median": _median(self.serverCpu),
@@ -133,6 +149,10 @@ def summarise(measurements: Sequence[Measurement]) -> dict[tuple[str, str], Cell
                 cell.p50.append(m.p50Us)
             if m.p99Us is not None:
                 cell.p99.append(m.p99Us)
+            if m.p99RemoteUs is not None:
+                cell.p99Remote.append(m.p99RemoteUs)
+            if "redis" in m.raw:
+                cell.redis.append(m.raw["redis"])
             if m.serverCpu is not None:
                 cell.serverCpu.append(m.serverCpu)
             if m.rssPerConnKiB is not None:
@@ -196,10 +216,13 @@ def markdown(
     servers: Sequence[ServerSpec],
     cells: dict[tuple[str, str], Cell],
     header: str,
+    benchmarks: Sequence[RedisBenchmark] = (),
 ) -> str:
     """
-    Return the Markdown report: a summary table of medians and ratios, then
-    the details (spread, latency, CPU, validity) of every cell.
+    Return the Markdown report: a summary table of medians and ratios, the
+    rooms over WebSocket and on a bus beside the others (with Redis's own
+    C{benchmarks}), then the details (spread, latency, CPU, validity) of
+    every cell.
     """
     names = [s.name for s in servers]
     peers = ratioColumns(servers)
@@ -254,6 +277,7 @@ def markdown(
                     )
             lines.append("| " + " | ".join(row) + " |")
     lines.extend(websocketSection(scenarios, servers, cells))
+    lines.extend(busSection(scenarios, servers, cells, benchmarks))
     lines.append("")
     lines.append("### Details")
     lines.append("")
@@ -467,3 +491,250 @@ def invalidCells(cells: dict[tuple[str, str], Cell]) -> list[Cell]:
     Return the cells with at least one invalid round.
     """
     return [cell for cell in cells.values() if not cell.valid]
+
+
+def _redisPerRun(cell: Cell | None) -> dict[str, Any] | None:
+    """
+    Return the medians, over the valid rounds, of what Redis did in a run.
+    """
+    if cell is None or not cell.redis:
+        return None
+    result: dict[str, Any] = {"cpu_ms": _median([r["cpu_ms"] for r in cell.redis])}
+    for name in ("evalsha", "xadd", "xread"):
+        calls = [r[name]["calls"] for r in cell.redis]
+        perCall = [
+            r[name]["usec_per_call"]
+            for r in cell.redis
+            if r[name]["usec_per_call"] is not None
+        ]
+        result[name] = {"calls": _median(calls), "usec_per_call": _median(perCall)}
+    return result
+
+
+def _p99Verdict(cell: Cell | None, target: float) -> dict[str, Any]:
+    """
+    Return the median p99 of C{cell}'s valid rounds against C{target}
+    (microseconds, lower is better), with its spread.
+    """
+    if cell is None or not cell.p99:
+        return {
+            "p99_us": None,
+            "min": None,
+            "max": None,
+            "target_us": target,
+            "met": None,
+            "all_rounds_valid": False,
+        }
+    p99 = statistics.median(cell.p99)
+    return {
+        "p99_us": p99,
+        "min": min(cell.p99),
+        "max": max(cell.p99),
+        "p99_remote_us": _median(cell.p99Remote),
+        "target_us": target,
+        "met": p99 < target,
+        "all_rounds_valid": cell.valid,
+    }
+
+
+def busComparison(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+) -> list[dict[str, Any]]:
+    """
+    Return, for each chat room measured on a bus, sockserve's figures without
+    a bus, with one on one node, and on two nodes; the ratios against issue
+    #10's targets (one node with a bus at least L{BUS_OVER_PLAIN_TARGET}x
+    the deliveries/s of one without; on two nodes, at the paced load, a p99
+    under L{TWO_NODES_P99_TARGET_US}); and what Redis did per run.
+    """
+    names = {s.name for s in servers}
+    if not names & {SOCKSERVE_BUS, SOCKSERVE_BUS_2NODES}:
+        return []
+    rows = []
+    for scenario in scenarios:
+        if scenario.group != "chat":
+            continue
+        plain = cells.get((scenario.name, SOCKSERVE))
+        bus = cells.get((scenario.name, SOCKSERVE_BUS))
+        two = cells.get((scenario.name, SOCKSERVE_BUS_2NODES))
+        if bus is None and two is None:
+            continue
+        paced = "--window" in scenario.loadArgs and scenario.loadArgs[
+            scenario.loadArgs.index("--window") + 1
+        ] not in ("", "0")
+        rows.append(
+            {
+                "room": scenario.name,
+                "paced": paced,
+                "sockserve": _figures(plain),
+                "bus_1node": _figures(bus),
+                "bus_2nodes": _figures(two),
+                "bus_over_plain": _comparison(bus, plain, BUS_OVER_PLAIN_TARGET),
+                "two_nodes_over_plain": ratio(
+                    two.median if two else None,
+                    plain.median if plain else None,
+                    True,
+                ),
+                "two_nodes_p99": _p99Verdict(two, TWO_NODES_P99_TARGET_US)
+                if paced
+                else None,
+                "server_cpu_us_per_delivery": {
+                    "sockserve": _cpuPerDelivery(plain),
+                    "bus_1node": _cpuPerDelivery(bus),
+                    "bus_2nodes": _cpuPerDelivery(two),
+                },
+                "bus_over_plain_by_cpu": _byCpu(bus, plain),
+                "redis_per_run_1node": _redisPerRun(bus),
+                "redis_per_run_2nodes": _redisPerRun(two),
+            }
+        )
+    return rows
+
+
+def _cpuPerDelivery(cell: Cell | None) -> float | None:
+    return None if cell is None else _median(cell.serverUsPerOp)
+
+
+def _byCpu(cell: Cell | None, other: Cell | None) -> dict[str, Any]:
+    """
+    Compare C{cell} with C{other} by the server's CPU per delivery (the
+    inverse ratio: what C{cell}'s server could deliver against C{other}'s if
+    the server's core alone limited both): it holds where the load generator
+    saturated, which makes the deliveries/s of the fastest server a bound.
+    """
+    mine, theirs = _cpuPerDelivery(cell), _cpuPerDelivery(other)
+    value = ratio(theirs, mine, True)
+    return {
+        "ratio": value,
+        "target": BUS_OVER_PLAIN_TARGET,
+        "met": None if value is None else value >= BUS_OVER_PLAIN_TARGET,
+    }
+
+
+def _fmtRedisRun(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "-"
+    return (
+        f"CPU {_fmt(run['cpu_ms'], 1)} ms; EVALSHA {_fmt(run['evalsha']['calls'])} "
+        f"x {_fmt(run['evalsha']['usec_per_call'], 1)} us; XREAD "
+        f"{_fmt(run['xread']['calls'])} x {_fmt(run['xread']['usec_per_call'], 1)} us"
+    )
+
+
+def busSection(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+    benchmarks: Sequence[RedisBenchmark] = (),
+) -> list[str]:
+    """
+    Return the Markdown lines setting each room on a bus beside the same room
+    without one, then Redis's own ceiling (none if no room ran on a bus).
+    """
+    rows = busComparison(scenarios, servers, cells)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Chat on a Redis bus",
+        "",
+        f"Deliveries/s: median (min - max; median p99 latency in us). The same "
+        f"room without a bus (`{SOCKSERVE}`), on one node with a bus "
+        f"(`{SOCKSERVE_BUS}`), and split over two nodes (`{SOCKSERVE_BUS_2NODES}`: "
+        f"client i on node i mod 2, so half of each line's deliveries cross "
+        f"the bus); each on a fresh private redis-server per round, nodes and "
+        f"Redis on the server core. Targets (issue #10): one node with a bus at "
+        f"least {BUS_OVER_PLAIN_TARGET:.2f}x the deliveries/s of one without; on "
+        f"two nodes at the paced load (-w64) a p99 under "
+        f"{TWO_NODES_P99_TARGET_US / 1000:g} ms (median of the rounds' p99; "
+        f"their spread, and the p99 of the deliveries that crossed nodes, in "
+        f"brackets). `!` marks a figure with an invalid round behind it.",
+        "",
+        "| room | sockserve | bus, 1 node | bus 1 node / none | bus, 2 nodes "
+        "| 2 nodes / none | 2-node p99 (target) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        verdict = "-"
+        p99 = row["two_nodes_p99"]
+        if p99 is not None and p99["p99_us"] is not None:
+            met = "met" if p99["met"] else "MISSED"
+            if not p99["all_rounds_valid"]:
+                met += " !"
+            verdict = (
+                f"{_fmt(p99['p99_us'])} us {met}"
+                f" ({_fmt(p99['min'])} - {_fmt(p99['max'])}; crossing "
+                f"{_fmt(p99['p99_remote_us'])})"
+            )
+        twoRatio = _fmtRatio(row["two_nodes_over_plain"])
+        lines.append(
+            f"| {row['room']} | {_fmtFigures(row['sockserve'])} "
+            f"| {_fmtFigures(row['bus_1node'])} "
+            f"| {_fmtComparison(row['bus_over_plain'])} "
+            f"| {_fmtFigures(row['bus_2nodes'])} | {twoRatio} | {verdict} |"
+        )
+    lines += [
+        "",
+        "The server side's CPU per delivery (us, median; the nodes and Redis, "
+        "over the measured window, valid rounds and those where only the load "
+        "generator saturated): where the load generator saturates, the fastest "
+        "server's deliveries/s is only a bound, and the ratio of CPU per "
+        "delivery (none / 1 node) says what the core alone allows. Then what "
+        "Redis did per run (medians; the whole run: joining, synchronising, "
+        "measuring, leaving): its CPU, and calls x time per call of EVALSHA "
+        "(every script: publishing a batch, admitting, heartbeats) and XREAD "
+        "(each node's reading connection).",
+        "",
+        "| room | CPU us/delivery: none / 1 node / 2 nodes | by CPU: 1 node / none "
+        "| Redis per run, bus 1 node | Redis per run, bus 2 nodes |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cpu = row["server_cpu_us_per_delivery"]
+        byCpu = row["bus_over_plain_by_cpu"]
+        verdict = "-"
+        if byCpu["ratio"] is not None:
+            verdict = f"{_fmtRatio(byCpu['ratio'])} " + (
+                "met" if byCpu["met"] else "MISSED"
+            )
+        lines.append(
+            f"| {row['room']} | {_fmt(cpu['sockserve'], 3)} / "
+            f"{_fmt(cpu['bus_1node'], 3)} / {_fmt(cpu['bus_2nodes'], 3)} "
+            f"| {verdict} | {_fmtRedisRun(row['redis_per_run_1node'])} "
+            f"| {_fmtRedisRun(row['redis_per_run_2nodes'])} |"
+        )
+    lines.extend(redisBenchmarkSection(benchmarks))
+    return lines
+
+
+def redisBenchmarkSection(benchmarks: Sequence[RedisBenchmark]) -> list[str]:
+    """
+    Return the Markdown lines of C{redis-benchmark}'s figures (none if it
+    did not run).
+    """
+    if not benchmarks:
+        return []
+    lines = [
+        "",
+        "Redis's own ceiling, in this run on this machine: `redis-benchmark "
+        "-n N -c C -P 1` against a private redis-server on the server core, "
+        "the benchmark on the load generator's core. One client is one node's "
+        "connection, a command at a time (the latency bound: a node has one "
+        "batch in flight at a time); 50 clients saturate Redis (its ceiling). "
+        "`EVALSHA publish` runs a script doing what the bus's publishing does "
+        "(a counter in a hash, an XADD with MAXLEN ~ 10000).",
+        "",
+        "| command | clients | requests/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for b in benchmarks:
+        if b.rps is None:
+            lines.append(f"| {b.label} | {b.clients} | failed: {b.problem} | | |")
+            continue
+        lines.append(
+            f"| {b.label} | {b.clients} | {_fmt(b.rps)} | {b.p50Ms:.3f} "
+            f"| {b.p99Ms:.3f} |"
+        )
+    return lines

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bus import RedisError, usage, usageBetween
 from bench.processes import (
     StartError,
     pinned,
@@ -44,7 +45,10 @@ class Measurement:
         (it did at least this well), not a measurement of it.
     @ivar idle: whether this is the idle-connections scenario, whose figure
         is a time rather than a rate.
-    @ivar raw: what the load generator reported.
+    @ivar p99RemoteUs: the p99 latency of the deliveries that crossed from
+        one node to another (a room on several nodes only).
+    @ivar raw: what the load generator reported (and, for a room on a bus,
+        what Redis did: C{raw["redis"]}).
     """
 
     scenario: str
@@ -53,6 +57,7 @@ class Measurement:
     value: float | None = None
     p50Us: float | None = None
     p99Us: float | None = None
+    p99RemoteUs: float | None = None
     loadgenCpu: float | None = None
     serverCpu: float | None = None
     errors: int = 0
@@ -100,6 +105,8 @@ def _judge(m: Measurement, scenario: Scenario, server: RunningServer) -> None:
     m.missing = int(raw.get("missing", 0))
     m.p50Us = raw.get("p50_us") if raw.get("p50_us", -1) >= 0 else None
     m.p99Us = raw.get("p99_us") if raw.get("p99_us", -1) >= 0 else None
+    remote = raw.get("p99_remote_us", -1)
+    m.p99RemoteUs = remote if remote >= 0 else None
     m.loadgenCpu = raw.get("cpu_pct")
     serverCpu = raw.get("server_cpu_pct", -1)
     m.serverCpu = serverCpu if serverCpu >= 0 else None
@@ -120,20 +127,40 @@ def _judge(m: Measurement, scenario: Scenario, server: RunningServer) -> None:
     m.saturated = saturated and len(m.problems) == 1 and m.value is not None
 
 
+def targetArgs(server: RunningServer) -> list[str]:
+    """
+    Return the load generator's options naming C{server}: each node's port
+    (client i goes to node i mod n), and each process whose CPU is the
+    server's (the nodes and, on a bus, their Redis).
+    """
+    args: list[str] = []
+    for port in server.ports:
+        args += ["--port", str(port)]
+    for pid in server.serverSidePids:
+        args += ["--server-pid", str(pid)]
+    return args
+
+
 def _loadCommand(
     loadgen: Path, scenario: Scenario, server: RunningServer, placement: Placement
 ) -> list[str]:
     return pinned(
-        [
-            str(loadgen),
-            *scenario.loadArgs,
-            "--port",
-            str(server.port),
-            "--server-pid",
-            str(server.pid),
-        ],
+        [str(loadgen), *scenario.loadArgs, *targetArgs(server)],
         placement.loadCore,
     )
+
+
+def _redisUsage(server: RunningServer) -> dict[str, Any] | None:
+    """
+    Return what the server's Redis has done so far (see L{usage}), or
+    C{None} if it has none, or it does not answer.
+    """
+    if server.redis is None or not server.redis.alive():
+        return None
+    try:
+        return usage(server.redis.port)
+    except (OSError, RedisError):
+        return None
 
 
 def measureLoad(
@@ -148,6 +175,7 @@ def measureLoad(
     """
     m = Measurement(scenario.name, server.spec.name, round)
     command = _loadCommand(loadgen, scenario, server, placement)
+    before = _redisUsage(server)
     result = runBounded(command, LOADGEN_TIMEOUT)
     try:
         m.raw = _lastJSON(result.stdout)
@@ -157,6 +185,11 @@ def measureLoad(
             f"{result.stderr.strip()[-300:]}"
         )
         return m
+    after = _redisUsage(server)
+    if before is not None and after is not None:
+        # What Redis did over the whole run (joining, synchronising,
+        # measuring, leaving): its CPU, and the bus's commands.
+        m.raw["redis"] = usageBetween(before, after)
     m.value = float(m.raw["rate"])
     _judge(m, scenario, server)
     return m
@@ -322,6 +355,8 @@ def printProgress(m: Measurement, scenario: Scenario) -> None:
     extra = ""
     if m.p50Us is not None and m.p99Us is not None:
         extra = f" p50 {m.p50Us:,.0f}us p99 {m.p99Us:,.0f}us"
+    if m.p99RemoteUs is not None:
+        extra += f" (crossing nodes: p99 {m.p99RemoteUs:,.0f}us)"
     if m.rssPerConnKiB is not None:
         extra += f" {m.rssPerConnKiB:.2f} KiB/conn"
     cpu = "" if m.loadgenCpu is None else f" loadgen {m.loadgenCpu:.0f}% CPU"

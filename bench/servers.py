@@ -2,6 +2,11 @@
 The servers measured: sockserve and its peers, each started on 127.0.0.1 on a
 port of its choosing (or, for ncat and sockserve's WebSocket, one found free),
 pinned to the server core.
+
+sockserve also runs as the nodes of one room on a bus (C{--bus}): one node,
+or two, on a private C{redis-server} started with them (fresh, so nothing
+is left from another round), all pinned to the server core; the load
+generator spreads the room's clients over the nodes' ports.
 """
 
 from __future__ import annotations
@@ -9,14 +14,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.processes import pinned, startChild, stopChild, tail, waitForLine
+from bench.bus import JOINED, RedisServer, redisProgram
+from bench.processes import (
+    freePort,
+    pinned,
+    startChild,
+    stopChild,
+    tail,
+    waitForLine,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -27,6 +39,16 @@ START_TIMEOUT = 30.0
 SOCKSERVE = "sockserve"
 SOCKSERVE_LOGGING = "sockserve-logging"
 SOCKSERVE_METRICS = "sockserve-metrics"
+#: sockserve's room on a bus: one node, and two nodes sharing the room.
+SOCKSERVE_BUS = "sockserve-bus"
+SOCKSERVE_BUS_2NODES = "sockserve-bus-2nodes"
+SOCKSERVE_FAMILY = (
+    SOCKSERVE,
+    SOCKSERVE_LOGGING,
+    SOCKSERVE_METRICS,
+    SOCKSERVE_BUS,
+    SOCKSERVE_BUS_2NODES,
+)
 BASELINE = "twisted-lines"
 NCAT = "ncat"
 #: The mode of a chat room over WebSocket (the load generator's --ws).
@@ -44,6 +66,8 @@ class ServerSpec:
     @ivar modes: the modes it serves (C{echo}, C{oneshot}, C{chat}, C{idle},
         C{chat-ws}: a chat room over WebSocket).
     @ivar description: what it is, for the report.
+    @ivar nodes: how many processes serve the room together (on a bus).
+    @ivar bus: whether it needs a Redis bus (sockserve's C{--bus}).
     """
 
     name: str
@@ -51,14 +75,23 @@ class ServerSpec:
     description: str
     peerModule: str | None = None
     peerArgs: tuple[str, ...] = ()
+    nodes: int = 1
+    bus: bool = False
 
-    def command(self, mode: str, port: int, webPort: int | None = None) -> list[str]:
+    def command(
+        self,
+        mode: str,
+        port: int,
+        webPort: int | None = None,
+        busURL: str | None = None,
+    ) -> list[str]:
         """
         Return the command serving C{mode} (C{idle} and C{chat-ws} are chat)
-        on C{port}; sockserve serves C{chat-ws} on C{webPort} besides.
+        on C{port}; sockserve serves C{chat-ws} on C{webPort} besides, and
+        shares its room on the bus at C{busURL} if given.
         """
         serverMode = "chat" if mode in ("idle", CHAT_WS) else mode
-        if self.name in (SOCKSERVE, SOCKSERVE_LOGGING, SOCKSERVE_METRICS):
+        if self.name in SOCKSERVE_FAMILY:
             twistd = VENV_BIN / "twistd"
             # The peers log nothing per connection; sockserve is measured
             # likewise with --quiet, as it runs by default (logging each
@@ -72,6 +105,8 @@ class ServerSpec:
                 assert webPort is not None
                 # The page at / and the WebSocket at /ws (WEBSOCKET_PATH).
                 quiet += ["--web", str(webPort)]
+            if busURL is not None:
+                quiet += ["--bus", busURL]
             return [
                 str(twistd if twistd.exists() else "twistd"),
                 "--pidfile=",
@@ -126,6 +161,21 @@ SERVERS: tuple[ServerSpec, ...] = (
         SOCKSERVE_METRICS,
         ("echo", "oneshot"),
         "sockserve --quiet --metrics 0: counting for /metrics",
+    ),
+    ServerSpec(
+        SOCKSERVE_BUS,
+        ("chat",),
+        "sockserve --bus: one node, its room on a private redis-server "
+        "(both on the server core)",
+        bus=True,
+    ),
+    ServerSpec(
+        SOCKSERVE_BUS_2NODES,
+        ("chat",),
+        "sockserve --bus: two nodes of one room on one private redis-server "
+        "(all three on the server core); client i on node i mod 2",
+        nodes=2,
+        bus=True,
     ),
     ServerSpec(
         BASELINE,
@@ -196,6 +246,8 @@ def available(spec: ServerSpec) -> str | None:
     """
     if spec.name == NCAT and shutil.which("ncat") is None:
         return "ncat is not installed (Debian package ncat)"
+    if spec.bus and redisProgram("redis-server") is None:
+        return "redis-server is not installed (Debian package redis-server)"
     if spec.peerModule == "websockets_chat":
         try:
             import websockets  # noqa: F401
@@ -209,63 +261,116 @@ def available(spec: ServerSpec) -> str | None:
     return None
 
 
-def freePort() -> int:
+@dataclass
+class Node:
     """
-    Return a TCP port on 127.0.0.1 that is free right now.
+    One started server process: its port and its log.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+
+    process: subprocess.Popen[Any]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        """
+        The process id (C{taskset} execs the server itself).
+        """
+        return self.process.pid
 
 
 @dataclass
 class RunningServer:
     """
-    A started server: its process, its port and its log.
+    A started server: its processes (one, or the nodes of a room on a bus),
+    their ports and logs, and its private Redis if it has one.
     """
 
     spec: ServerSpec
     mode: str
-    process: subprocess.Popen[Any]
-    port: int
-    log: Path
+    nodes: list[Node]
+    redis: RedisServer | None = None
     exitStatus: int | None = field(default=None)
+
+    @property
+    def port(self) -> int:
+        """
+        The (first node's) port.
+        """
+        return self.nodes[0].port
+
+    @property
+    def ports(self) -> list[int]:
+        """
+        Every node's port, in order.
+        """
+        return [node.port for node in self.nodes]
 
     @property
     def pid(self) -> int:
         """
-        The server's process id (C{taskset} execs the server itself).
+        The (first node's) process id.
         """
-        return self.process.pid
+        return self.nodes[0].pid
+
+    @property
+    def pids(self) -> list[int]:
+        """
+        Every node's process id (not Redis's).
+        """
+        return [node.pid for node in self.nodes]
+
+    @property
+    def serverSidePids(self) -> list[int]:
+        """
+        The process id of every process serving the room: the nodes and
+        their Redis (all on the server core), whose CPU is the server's.
+        """
+        redis = [self.redis.pid] if self.redis is not None else []
+        return self.pids + redis
 
     def alive(self) -> bool:
         """
-        Return whether the server is still running.
+        Return whether every node, and its Redis, is still running.
         """
-        return self.process.poll() is None
+        return all(node.process.poll() is None for node in self.nodes) and (
+            self.redis is None or self.redis.alive()
+        )
 
     def stop(self) -> None:
         """
-        Stop the server, and wait for it.
+        Stop the nodes (which leave the room on the bus), then Redis, and
+        wait for them.
         """
-        self.exitStatus = stopChild(self.process)
+        statuses = [stopChild(node.process) for node in self.nodes]
+        self.exitStatus = statuses[0]
+        if self.redis is not None:
+            self.redis.stop()
 
     def logTail(self) -> str:
         """
-        Return the end of the server's log.
+        Return the end of the log of the first node that exited (or of
+        Redis, if it did), else of the first node's.
         """
-        return tail(self.log)
+        for node in self.nodes:
+            if node.process.poll() is not None:
+                return tail(node.log)
+        if self.redis is not None and not self.redis.alive():
+            return tail(self.redis.log)
+        return tail(self.nodes[0].log)
 
 
-def startServer(
-    spec: ServerSpec, mode: str, core: int | None, logDir: Path
-) -> RunningServer:
+def _startNode(
+    spec: ServerSpec,
+    mode: str,
+    core: int | None,
+    log: Path,
+    busURL: str | None,
+) -> Node:
     """
-    Start C{spec} serving C{mode}, pinned to C{core}, logging to C{logDir}, and
-    wait until it listens.
+    Start one process of C{spec}, logging to C{log}; wait until it listens
+    (and, on a bus, until it has joined the room).
     """
-    logDir.mkdir(parents=True, exist_ok=True)
-    log = logDir / f"{spec.name}-{mode}.log"
     webPort = None
     if spec.name == NCAT:
         port, pattern = freePort(), NCAT_LISTENING
@@ -284,11 +389,43 @@ def startServer(
         )
     with log.open("wb") as output:
         process = startChild(
-            pinned(spec.command(mode, port, webPort), core),
+            pinned(spec.command(mode, port, webPort, busURL), core),
             stdout=output,
             stderr=subprocess.STDOUT,
-            cwd=logDir,
+            cwd=log.parent,
             env=env,
         )
     match = waitForLine(log, pattern, process, START_TIMEOUT)
-    return RunningServer(spec, mode, process, int(match.group(1)), log)
+    if busURL is not None:
+        waitForLine(log, JOINED, process, START_TIMEOUT)
+    return Node(process, int(match.group(1)), log)
+
+
+def startServer(
+    spec: ServerSpec, mode: str, core: int | None, logDir: Path
+) -> RunningServer:
+    """
+    Start C{spec} serving C{mode}, pinned to C{core}, logging to C{logDir}, and
+    wait until it listens: with a fresh private Redis first if it needs a
+    bus, and each of its nodes.
+    """
+    logDir.mkdir(parents=True, exist_ok=True)
+    redis = None
+    if spec.bus:
+        redisLog = logDir / f"{spec.name}-{mode}-redis.log"
+        redisLog.unlink(missing_ok=True)
+        redis = RedisServer(logDir / f"{spec.name}-redis", redisLog, core).start()
+    nodes: list[Node] = []
+    try:
+        for index in range(spec.nodes):
+            suffix = f"-node{index + 1}" if spec.nodes > 1 else ""
+            log = logDir / f"{spec.name}-{mode}{suffix}.log"
+            busURL = redis.url if redis is not None else None
+            nodes.append(_startNode(spec, mode, core, log, busURL))
+    except BaseException:
+        for node in nodes:
+            stopChild(node.process)
+        if redis is not None:
+            redis.stop()
+        raise
+    return RunningServer(spec, mode, nodes, redis)

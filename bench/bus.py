@@ -1,0 +1,466 @@
+"""
+The bench's own Redis, for the chat room shared over a bus (C{--bus}).
+
+  - L{RedisServer}: a private C{redis-server} on a free loopback port (never
+    6379, never one the bench did not start), without persistence, killed
+    and started again (empty) at will;
+  - L{RedisClient}: a few blocking commands to it (RESP over a socket with a
+    timeout), for its statistics and the benchmark's set-up;
+  - L{usage} and L{usageBetween}: what Redis did during a run (its CPU and
+    the calls and time of each command, from C{INFO});
+  - L{benchmarkRedis}: Redis's own ceiling, with C{redis-benchmark}, for the
+    commands the bus uses: C{EVALSHA} of a script doing what the bus's
+    publishing does (a counter in a hash and an C{XADD} with C{MAXLEN ~}),
+    and C{XREAD} of one entry, each with a batch of one line and of 64.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.processes import (
+    StartError,
+    freePort,
+    pinned,
+    runBounded,
+    startChild,
+    stopChild,
+    tail,
+)
+
+#: Redis's own port: never used, whatever runs there is not the bench's.
+REDIS_DEFAULT_PORT = 6379
+READY = re.compile(r"Ready to accept connections")
+START_TIMEOUT = 20.0
+START_TRIES = 5
+COMMAND_TIMEOUT = 10.0
+#: A node logs this once it is in contact with Redis.
+JOINED = re.compile(r"Joined the room")
+
+
+class RedisError(RuntimeError):
+    """
+    Redis answered with an error, or not as RESP.
+    """
+
+
+def redisProgram(name: str) -> str | None:
+    """
+    Return the path of a Redis program (C{redis-server}, C{redis-benchmark}),
+    or C{None} if it is not installed.
+    """
+    return shutil.which(name)
+
+
+class RedisServer:
+    """
+    A private C{redis-server}, pinned to C{core}, logging to C{log}.
+
+    @ivar port: its loopback port, chosen free at the first start and kept
+        across restarts (the nodes reconnect to the same address).
+    """
+
+    def __init__(self, directory: Path, log: Path, core: int | None) -> None:
+        self.directory = directory
+        self.log = log
+        self.core = core
+        self.port = 0
+        self.process: subprocess.Popen[Any] | None = None
+
+    @property
+    def url(self) -> str:
+        """
+        Its C{--bus} address.
+        """
+        return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """
+        Its process id (C{taskset} execs C{redis-server} itself).
+        """
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """
+        Whether it is running.
+        """
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> RedisServer:
+        """
+        Start it, empty, and wait until it accepts connections (see
+        L{starting}).
+        """
+        for delay in self.starting():
+            time.sleep(delay)
+        return self
+
+    def starting(self) -> Iterator[float]:
+        """
+        Start it, empty: on a free port the first time, on the same port
+        after L{kill} (tried again a few times, as the port may take a moment
+        to be free again). Yields how long to wait before looking again
+        whether it accepts connections, so that a caller on an event loop
+        waits without blocking it: the process must be started by the
+        thread that stays (a child's death signal follows the thread that
+        started it).
+
+        @raise StartError: if it never accepted connections.
+        """
+        assert self.process is None
+        program = redisProgram("redis-server")
+        if program is None:
+            raise StartError("redis-server is not installed (Debian redis-server)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        problem = ""
+        for attempt in range(START_TRIES):
+            port = self.port or freePort()
+            if port == REDIS_DEFAULT_PORT:
+                continue
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            with self.log.open("ab") as output:
+                process = startChild(
+                    pinned(
+                        [
+                            program,
+                            "--port",
+                            str(port),
+                            "--bind",
+                            "127.0.0.1",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--daemonize",
+                            "no",
+                            "--dir",
+                            str(self.directory),
+                        ],
+                        self.core,
+                    ),
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self._saidReady(offset):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    stopChild(process)
+                    problem = tail(self.log, 3)
+                    break
+                yield 0.01
+            else:
+                self.port = port
+                self.process = process
+                return
+            yield 0.2 * (attempt + 1)  # a port in use: try again
+        raise StartError(f"redis-server did not start; see {self.log}:\n{problem}")
+
+    def _saidReady(self, offset: int) -> bool:
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return READY.search(log.read().decode("utf-8", "replace")) is not None
+
+    def kill(self) -> None:
+        """
+        Kill it (SIGKILL): everything it held is lost.
+        """
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL)
+        stopChild(self.process)
+        self.process = None
+
+    def stop(self) -> None:
+        """
+        Stop it (SIGTERM; it saves nothing) and wait.
+        """
+        if self.process is not None:
+            stopChild(self.process)
+            self.process = None
+
+    def client(self) -> RedisClient:
+        """
+        A connection to it.
+        """
+        return RedisClient(self.port)
+
+
+class RedisClient:
+    """
+    A blocking connection to a Redis on 127.0.0.1, for a few commands at a
+    time; every read and write has a timeout.
+    """
+
+    def __init__(self, port: int, timeout: float = COMMAND_TIMEOUT) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.reader = self.sock.makefile("rb")
+
+    def __enter__(self) -> RedisClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """
+        Close the connection.
+        """
+        self.reader.close()
+        self.sock.close()
+
+    def command(self, *arguments: str | bytes | int) -> Any:
+        """
+        Run one command; return its reply (bulk strings as bytes).
+
+        @raise RedisError: if Redis answers with an error.
+        """
+        parts = [
+            a if isinstance(a, bytes) else str(a).encode("utf-8") for a in arguments
+        ]
+        request = b"*%d\r\n" % len(parts) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+        )
+        self.sock.sendall(request)
+        return self._reply()
+
+    def _reply(self) -> Any:
+        line = self.reader.readline()
+        if not line.endswith(b"\r\n"):
+            raise RedisError(f"no complete reply: {line!r}")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise RedisError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            data = self.reader.read(size + 2)
+            return data[:-2]
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [self._reply() for _ in range(count)]
+        raise RedisError(f"not a RESP reply: {line!r}")
+
+
+def _info(client: RedisClient, section: str) -> dict[str, str]:
+    text = client.command("INFO", section).decode()
+    fields = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, _, value = line.partition(":")
+            fields[key] = value
+    return fields
+
+
+def usage(port: int) -> dict[str, Any]:
+    """
+    Return Redis's CPU seconds so far and, for each command, its calls and
+    microseconds so far (C{INFO cpu}, C{INFO commandstats}).
+    """
+    with RedisClient(port) as client:
+        cpu = _info(client, "cpu")
+        stats = _info(client, "commandstats")
+    commands = {}
+    for key, value in stats.items():
+        figures = dict(item.split("=", 1) for item in value.split(","))
+        name = key.removeprefix("cmdstat_")
+        commands[name] = {"calls": int(figures["calls"]), "usec": int(figures["usec"])}
+    return {
+        "cpu_s": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        "commands": commands,
+    }
+
+
+#: The commands reported per run: the bus's own (EVALSHA: every script; XADD,
+#: inside the publishing script; XREAD, the reading connection).
+REPORTED_COMMANDS = ("evalsha", "xadd", "xread")
+
+
+def usageBetween(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """
+    Return what Redis did between two L{usage} readings: its CPU
+    milliseconds, and the calls and microseconds per call of the bus's
+    commands.
+    """
+    result: dict[str, Any] = {
+        "cpu_ms": round(1000 * (after["cpu_s"] - before["cpu_s"]), 3)
+    }
+    for name in REPORTED_COMMANDS:
+        now = after["commands"].get(name, {"calls": 0, "usec": 0})
+        then = before["commands"].get(name, {"calls": 0, "usec": 0})
+        calls = now["calls"] - then["calls"]
+        usec = now["usec"] - then["usec"]
+        result[name] = {
+            "calls": calls,
+            "usec_per_call": round(usec / calls, 2) if calls else None,
+        }
+    return result
+
+
+# What the bus's publishing script does for a batch, but for the check that
+# drops a retried batch (redis-benchmark cannot number the batches): count
+# the node's batches in a hash, append the batch to the stream, trimmed.
+PUBLISH_LIKE = """
+local P, node, payload, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local seq = redis.call('HINCRBY', P .. 'seqs', node, 1)
+redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
+  'n', node, 's', seq, 'e', payload)
+return 1
+"""
+BENCH_PREFIX = "sockserve-bench:{bench}:"
+RETENTION = 10_000  # the bus's default --bus-retention
+LINE = "#B# 3 123 1234567890123456 " + "x" * 36  # a 64-byte chat line, no LF
+
+
+def batchPayload(lines: int) -> bytes:
+    """
+    Return a batch as the bus encodes it: one member's C{lines} lines.
+    """
+    return json.dumps(
+        [["m", "127.0.0.1:40000", [LINE] * lines]], separators=(",", ":")
+    ).encode()
+
+
+@dataclass(frozen=True)
+class RedisBenchmark:
+    """
+    One C{redis-benchmark} run: a command, its clients and its figures.
+    """
+
+    label: str
+    clients: int
+    requests: int
+    rps: float | None
+    p50Ms: float | None
+    p99Ms: float | None
+    problem: str = ""
+
+    def asJSON(self) -> dict[str, Any]:
+        """
+        Return it as JSON-ready data.
+        """
+        return self.__dict__.copy()
+
+
+# The end of a line of redis-benchmark --csv: requests/s, then the average,
+# minimum, p50, p95, p99 and maximum latency in milliseconds.
+_CSV_FIGURES = re.compile(r'"([\d.]+)"' + r',"([\d.]+)"' * 6 + r"\s*$")
+
+
+def _runBenchmark(
+    port: int,
+    label: str,
+    arguments: list[str | bytes],
+    clients: int,
+    requests: int,
+    core: int | None,
+) -> RedisBenchmark:
+    program = redisProgram("redis-benchmark")
+    assert program is not None
+    command = [
+        program,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-n",
+        str(requests),
+        "-c",
+        str(clients),
+        "-P",
+        "1",
+        "--csv",
+        *(a.decode() if isinstance(a, bytes) else a for a in arguments),
+    ]
+    result = runBounded(pinned(command, core), timeout=300)
+    # The CSV's first column is the command as given, unescaped (the batch's
+    # JSON has quotes): read the figures from the end of the line.
+    figures = [
+        match.groups()
+        for match in map(_CSV_FIGURES.search, result.stdout.splitlines())
+        if match is not None
+    ]
+    if result.returncode != 0 or len(figures) != 1:
+        why = (result.stderr or result.stdout).strip()[-200:]
+        return RedisBenchmark(label, clients, requests, None, None, None, why)
+    rps, _, _, p50, _, p99, _ = map(float, figures[0])
+    return RedisBenchmark(label, clients, requests, rps, p50, p99)
+
+
+def benchmarkRedis(
+    directory: Path,
+    serverCore: int | None,
+    clientCore: int | None,
+    requests: int = 100_000,
+    clientCounts: tuple[int, ...] = (1, 50),
+) -> list[RedisBenchmark]:
+    """
+    Measure a private Redis (on the server core, with C{redis-benchmark} on
+    the client core) for the commands the bus uses, one client (a node's
+    connection, one command at a time: the latency bound) and 50 at once
+    (Redis's ceiling): C{PING} (the floor), C{EVALSHA} publishing a batch of
+    1 and of 64 lines, and C{XREAD} of one such entry.
+    """
+    if redisProgram("redis-benchmark") is None:
+        missing = "not installed"
+        return [RedisBenchmark("redis-benchmark", 0, 0, None, None, None, missing)]
+    redis = RedisServer(directory, directory / "redis.log", serverCore).start()
+    try:
+        with redis.client() as client:
+            sha = client.command("SCRIPT", "LOAD", PUBLISH_LIKE).decode()
+            cases: list[tuple[str, list[str | bytes]]] = [("PING", ["PING"])]
+            for lines in (1, 64):
+                payload = batchPayload(lines)
+                cases.append(
+                    (
+                        f"EVALSHA publish ({lines}-line batch, {len(payload)} B)",
+                        [
+                            "EVALSHA",
+                            sha,
+                            "0",
+                            BENCH_PREFIX,
+                            "node",
+                            payload,
+                            str(RETENTION),
+                        ],
+                    )
+                )
+            for lines in (1, 64):
+                payload = batchPayload(lines)
+                key = f"{BENCH_PREFIX}read{lines}"
+                client.command("DEL", key)
+                client.command("XADD", key, "*", "n", "node", "s", "1", "e", payload)
+                cases.append(
+                    (
+                        f"XREAD one entry ({lines}-line batch)",
+                        ["XREAD", "COUNT", "500", "STREAMS", key, "0-0"],
+                    )
+                )
+        results = []
+        for label, arguments in cases:
+            for clients in clientCounts:
+                results.append(
+                    _runBenchmark(
+                        redis.port, label, arguments, clients, requests, clientCore
+                    )
+                )
+        return results
+    finally:
+        redis.stop()
