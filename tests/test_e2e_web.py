@@ -628,3 +628,19 @@ def test_http_connections_of_one_address_are_bounded(processes: Processes) -> No
     assert tcp.lineUntil(lambda line: " here: " in line) == f"* 1 here: {tcp.name}"
     held[0].close()
     server.output.drain()
+
+
+def test_many_handshakes_from_one_address_by_default(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    Without --max-per-ip, one address (a NAT, a load generator) may open
+    many WebSockets at once.
+    """
+    server = webServer(processes, "--max-clients", "100")
+    port = server.portOf("web")
+    pending = [processes.connect(("127.0.0.1", port)) for _ in range(60)]
+    for sock in pending:
+        sock.sendall(handshake())
+    for sock in pending:
+        assert receiveText(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")

@@ -18,7 +18,6 @@ from sockserve.factories import LineServerFactory
 from sockserve.web.frames import ClientFrames, textFrame
 from sockserve.web.protocol import KeepAlive, WebSocketChatProtocol
 from sockserve.web.site import (
-    HTTP_PER_ADDRESS,
     OriginPolicy,
     WebSite,
     checkOrigin,
@@ -64,7 +63,7 @@ def chatWebSite(
     return webSite(
         buildMember,
         origins,
-        perAddress=limits.maxPerIP or HTTP_PER_ADDRESS,
+        perAddress=limits.maxPerIP or None,
         total=max(16, (limits.maxConnections or 4096) // 4),
     )
 

@@ -58,9 +58,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PORT = re.compile(r"|[1-9][0-9]{0,4}")
 # The longest an HTTP connection lives unless it becomes a WebSocket.
 HANDSHAKE_DEADLINE = 30.0
-# HTTP connections (not yet WebSockets) one address may hold, when
-# --max-per-ip sets no limit.
-HTTP_PER_ADDRESS = 32
+
 
 # Build a member on an upgraded connection, given its wire.
 MemberBuilder = Callable[[ChatWire], IProtocol]
@@ -428,8 +426,9 @@ class WebSite(Site):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet: at most C{perAddress} from one address and C{total} in all; a
-    connection beyond them is closed at once.
+    yet: at most C{perAddress} from one address (C{--max-per-ip}; C{None}
+    for no limit) and C{total} in all; a connection beyond them is closed
+    at once.
     """
 
     noisy = False
@@ -439,7 +438,7 @@ class WebSite(Site):
     def __init__(
         self,
         resource: Resource,
-        perAddress: int = HTTP_PER_ADDRESS,
+        perAddress: int | None = None,
         total: int = 1024,
         **options: Any,
     ) -> None:
@@ -455,9 +454,9 @@ class WebSite(Site):
         holds as many as it may.
         """
         host = str(getattr(addr, "host", ""))
-        if (
-            len(self.channels) >= self.total
-            or self.byAddress.get(host, 0) >= self.perAddress
+        if len(self.channels) >= self.total or (
+            self.perAddress is not None
+            and self.byAddress.get(host, 0) >= self.perAddress
         ):
             return None
         channel = super().buildProtocol(addr)
@@ -488,7 +487,7 @@ class WebSite(Site):
 def webSite(
     buildMember: MemberBuilder,
     origins: OriginPolicy,
-    perAddress: int = HTTP_PER_ADDRESS,
+    perAddress: int | None = None,
     total: int = 1024,
 ) -> WebSite:
     """
