@@ -38,15 +38,6 @@ _LONG = struct.Struct("!Q")
 
 
 @dataclass(frozen=True, slots=True)
-class Text:
-    """
-    A whole text message, as UTF-8.
-    """
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Binary:
     """
     A binary message began (the room refuses them: nothing more is read).
@@ -92,7 +83,9 @@ class TooBig:
     size: int
 
 
-Event = Text | Binary | Ping | Pong | Close | TooBig
+# A whole text message is its UTF-8 bytes as they are (the common event,
+# not wrapped); anything else is one of these.
+Event = bytes | Binary | Ping | Pong | Close | TooBig
 
 
 def _valid_close_code(code: int) -> bool:
@@ -170,7 +163,7 @@ class ClientFrames:
                         return self._broken(
                             events, "a text message that is not UTF-8", INVALID_DATA
                         )
-                events.append(Text(payload))
+                events.append(payload)
                 offset = stop
                 continue
             opcode = first & 0x0F
@@ -241,7 +234,7 @@ class ClientFrames:
                             return self._broken(
                                 events, "a text message that is not UTF-8", INVALID_DATA
                             )
-                    events.append(Text(whole))
+                    events.append(whole)
             elif opcode == PING:
                 events.append(Ping(payload))
             elif opcode == PONG:

@@ -40,7 +40,6 @@ from sockserve.web.frames import (
     ClientFrames,
     Close,
     Ping,
-    Text,
     TooBig,
     closeFrame,
     serverFrame,
@@ -154,9 +153,9 @@ class WebSocketChatProtocol(ChatProtocol):
             self._chargeFrames(len(events))
         for event in events:
             kind = type(event)
-            if kind is Text:
-                assert isinstance(event, Text)
-                messages.append(event.data)
+            if kind is bytes:
+                assert isinstance(event, bytes)
+                messages.append(event)
             elif kind is Ping:
                 assert isinstance(event, Ping)
                 self.pingReceived(event.payload)
