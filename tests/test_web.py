@@ -6,6 +6,7 @@ and a WebSocket member on a StringTransport driven by a C{wsproto} client.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -545,3 +546,115 @@ def test_a_flood_of_frames_is_paced() -> None:
     assert web.transport.producerState == "producing"
     web.member.dataReceived(web.client.send(TextMessage("still heard")))
     assert web.transport.producerState == "producing"
+
+
+class Browser:
+    """An HTTP client of the chat's site, on a StringTransport."""
+
+    def __init__(self, origins: tuple[str, ...] = (), limits: Limits | None = None):
+        from sockserve.web import chatWebSite
+
+        self.clock = Clock()
+        self.chat = chat(limits or Limits(maxClients=30), self.clock)
+        self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins), 0)
+        self.site.reactor = self.clock
+
+    def send(
+        self, request: bytes, peer: int = 40000, local: str = "127.0.0.1"
+    ) -> tuple[StringTransport, Any]:
+        channel = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", peer))
+        transport = StringTransport(
+            peerAddress=IPv4Address("TCP", "127.0.0.1", peer),
+            hostAddress=IPv4Address("TCP", local, 8080),
+        )
+        channel.makeConnection(transport)
+        channel.dataReceived(request)
+        return transport, channel
+
+
+def upgrade(**headers: str) -> bytes:
+    fields = {
+        "Host": "127.0.0.1:8080",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    fields.update({name.replace("_", "-"): value for name, value in headers.items()})
+    text = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return f"GET /ws HTTP/1.1\r\n{text}\r\n".encode()
+
+
+def status(transport: StringTransport) -> bytes:
+    line: bytes = transport.value().split(b"\r\n", 1)[0]
+    return line
+
+
+def test_site_serves_the_page_and_nothing_else() -> None:
+    """The page and its assets, with their headers; anything else is 404."""
+    browser = Browser()
+    page, _ = browser.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status(page) == b"HTTP/1.1 200 OK"
+    assert b"Content-Security-Policy: default-src 'none'" in page.value()
+    assert b"X-Content-Type-Options: nosniff" in page.value()
+    script, _ = browser.send(b"GET /chat.js HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"Content-Type: text/javascript" in script.value()
+    for path in (b"/nope", b"/chat.js/more", b"/ws/more"):
+        missing, _ = browser.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status(missing) == b"HTTP/1.1 404 Not Found", path
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"426"),
+        (upgrade().replace(b"GET ", b"HEAD ", 1), b"426"),
+        (upgrade(Sec_WebSocket_Version="8"), b"426"),
+        (upgrade(Sec_WebSocket_Key="short"), b"400"),
+        (upgrade().replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1), b"400"),
+        (upgrade(Connection="keep-alive"), b"400"),
+        (upgrade(Origin="http://evil.example"), b"403"),
+        (upgrade(Host="evil.example:8080", Origin="http://evil.example:8080"), b"403"),
+    ],
+)
+def test_site_refuses_bad_handshakes(request_: bytes, expected: bytes) -> None:
+    """Handshakes the site must not upgrade get an HTTP error, and no
+    member joins."""
+    browser = Browser()
+    answer, _ = browser.send(request_)
+    assert status(answer).split(b" ")[1] == expected, answer.value()
+    assert browser.chat.room is not None
+    assert browser.chat.room.population() == 0
+
+
+def test_site_upgrades_and_the_member_chats() -> None:
+    """A good handshake is upgraded (the JSON subprotocol when asked for);
+    frames sent with the handshake are the member's; the member is in the
+    room, counted by the registry, and no longer by the site."""
+    browser = Browser()
+    client = Connection(ConnectionType.CLIENT)
+    first = client.send(TextMessage("hello"))
+    transport, channel = browser.send(
+        upgrade(
+            Sec_WebSocket_Protocol="other, sockserve.v1.json",
+            Origin="http://127.0.0.1:8080",
+        )
+        + first
+    )
+    head, _, frames = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Protocol: sockserve.v1.json" in head
+    assert browser.chat.room is not None
+    assert browser.chat.room.population() == 1
+    assert browser.site.channels == {}
+    assert browser.chat.context.stats.linesIn == 1
+    listener = Connection(ConnectionType.CLIENT)
+    listener.receive_data(frames)
+    kinds = [
+        json.loads(e.data)["type"]
+        for e in listener.events()
+        if isinstance(e, TextMessage)
+    ]
+    assert kinds == ["banner", "welcome"]
+    channel.connectionLost(None)
+    assert browser.chat.room.population() == 0

@@ -29,7 +29,8 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
@@ -356,14 +357,13 @@ class Root(Resource):
         """
         return self.page.render_GET(request)
 
-    def getChild(self, path: bytes, request: Request) -> Resource:
+    def getChild(self, path: bytes, request: Request) -> IResource:
         """
         C{/} itself is the page (C{/x} is not found).
         """
         if path == b"":
             return self
-        child: Resource = super().getChild(path, request)
-        return child
+        return notFound("No such page", "sockserve serves the chat at /.")
 
 
 _ASSETS = (
