@@ -7,7 +7,6 @@ C{--bus} addresses.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -1071,7 +1070,7 @@ def test_every_event_kind_round_trips() -> None:
     assert "café ✓".encode() in payload
     assert b", " not in payload
     assert b'": ' not in payload
-    assert decodeBatch(b'[["x",["a","b"]]]') == [
+    assert decodeBatch(b"x\x1fa\x1fb") == [
         Presence("x", "a", False),
         Presence("x", "b", False),
     ]
@@ -1088,25 +1087,19 @@ def test_decoding_rejects_what_no_node_wrote() -> None:
     """Anything but a list of known events is a BadEntry."""
     garbage = [
         b"",
-        b"not json",
+        b"not an event",
         b"\xff\xfe",
-        b"{}",
-        b'"m"',
-        b"[1]",
-        b"[[]]",
-        b'[["m","a"]]',
-        b'[["m","a","x"]]',
-        b'[["m",1,["x"]]]',
-        b'[["m","a",[1]]]',
-        b'[["j","a"]]',
-        b'[["j",null,true]]',
-        b'[["r","a","b"]]',
-        b'[["r","a",["b"],true]]',
-        b'[["h","a"]]',
-        b'[["h",[1]]]',
-        b'[["x","a"]]',
-        b'[["q","a",true]]',
-        b'[[["m"],"a",["x"]]]',
+        b"m",
+        b"\x1e",
+        b"m\x1fa\x1e",
+        b"j\x1fa",
+        b"j\x1fa\x1f2",
+        b"l\x1fa\x1f1\x1fmore",
+        b"r\x1fa\x1fb",
+        b"r\x1fa\x1fb\x1ftrue",
+        b"x",
+        b"q\x1fa\x1f1",
+        b"m\x1fa\x1fline\x1eq",
     ]
     for payload in garbage:
         with pytest.raises(BadEntry):
@@ -1137,8 +1130,9 @@ def test_decoding_makes_names_and_lines_safe_again() -> None:
     ]
     wrong = []
     for text in unsafe:
-        payload = json.dumps([["m", text, [text]], ["j", text, False]]).encode()
-        expected = safeText(text.encode())
+        raw = text.encode()
+        payload = b"m\x1f" + raw + b"\x1f" + raw + b"\x1ej\x1f" + raw + b"\x1f0"
+        expected = safeText(raw)
         decoded = decodeBatch(payload)
         if decoded != [
             Said(expected.decode(), (expected,)),
@@ -1149,12 +1143,12 @@ def test_decoding_makes_names_and_lines_safe_again() -> None:
 
 
 def test_decoding_never_yields_a_name_that_cannot_be_sent() -> None:
-    """A lone surrogate (valid JSON, not text) becomes in a name what it
-    becomes in a line: something UTF-8 can carry to a client."""
-    said, joined = decodeBatch(b'[["m","a\\ud800b",["a\\ud800b"]],["j","\\udfff",1]]')
+    """Bytes that are not UTF-8 become in a name what they become in a
+    line: visible escapes, which UTF-8 can carry to a client."""
+    said, joined = decodeBatch(b"m\x1fa\xffb\x1fa\xffb\x1ej\x1f\xed\xa0\x80\x1f1")
     assert isinstance(said, Said)
     assert isinstance(joined, Presence)
-    assert said.lines == (b"a?b",)
+    assert said.lines == (safeText(b"a\xffb"),)
     assert said.sender.encode("utf-8") == said.lines[0]
     joined.name.encode("utf-8")
 

@@ -468,7 +468,7 @@ def test_bus_over_tls(processes: Processes, tmp_path: Path) -> None:
         send(one, ["over tls"])
         assert received(two, [one]) == {one.name: ["over tls", DONE]}
         untrusting = node(processes, f"rediss://127.0.0.1:{port}", joined=False)
-        untrusting.output.waitForText(b"Cannot reach the bus")
+        untrusting.output.waitForText(b"Cannot reach the bus", timeout=20)
     finally:
         secure.kill()
 

@@ -155,6 +155,11 @@ class RedisBus(Service):
         Start connecting; the server serves its local clients meanwhile.
         """
         super().startService()
+        self.log.info(
+            "Connecting to the room {room} on the bus at {bus}",
+            room=self.roomName,
+            bus=self.address.describe(),
+        )
         self._connect()
 
     def stopService(self) -> Deferred[None]:
@@ -197,8 +202,12 @@ class RedisBus(Service):
         self._retry = None
         if self._stopping:
             return
-        self._joining = ensureDeferred(self._join())
-        self._joining.addErrback(self._failed)
+        joining = ensureDeferred(self._join())
+        # Each step has its own timeout; this bounds them all, whatever
+        # a connection that failed half way leaves waiting.
+        joining.addTimeout(self.stallTimeout * 4, self.clock)
+        joining.addErrback(self._failed, joining)
+        self._joining = joining
 
     async def _open(self, replyTimeout: float) -> Any:
         factory = _Connections(self.address, replyTimeout)
@@ -308,21 +317,25 @@ class RedisBus(Service):
         if connection is self._commands or connection is self._reader:
             self._lose("the connection to Redis was lost")
 
-    def _failed(self, failure: Failure) -> None:
-        reason = _why(failure)
-        self._lose(reason)
+    def _failed(self, failure: Failure, joining: Deferred[None] | None = None) -> None:
+        if joining is not None and joining is not self._joining:
+            # An attempt given up already (the bus was lost meanwhile).
+            return
+        self._lose(_why(failure))
 
     def _lose(self, reason: str) -> None:
         """
         The bus is lost (or could not be reached): drop what is left, tell
         the room once, log once per problem, and try again later.
         """
+        joining, self._joining = self._joining, None
+        if joining is not None and not joining.called:
+            joining.cancel()
         if self._stopping:
             self._drop()
             return
         wasConnected = self.connected
         self.connected = False
-        self._drop()
         if self._heartbeat is not None and self._heartbeat.running:
             self._heartbeat.stop()
         if reason != self._lastProblem:
@@ -345,13 +358,20 @@ class RedisBus(Service):
             self._retry = self.clock.callLater(
                 delay * random.uniform(0.8, 1.2), self._connect
             )
+        self._drop()
 
     def _drop(self) -> None:
         commands, reader = self._commands, self._reader
         self._commands = self._reader = None
         for connection in (commands, reader):
-            if connection is not None and connection.transport is not None:
-                connection.transport.abortConnection()
+            transport = getattr(connection, "transport", None)
+            if transport is None:
+                continue
+            try:
+                transport.abortConnection()
+            except Exception:
+                # Gone already (a TLS connection that failed its handshake).
+                self.log.debug("Dropping a connection to Redis failed")
 
     # Commands
 

@@ -208,7 +208,7 @@ class Batch:
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
-        self.events: list[list[Any]] = []
+        self.events: list[bytes] = []
         self.leftKeys: list[str] = []
         self.senders: set[IChatMember] = set()
         self.size = 0
@@ -445,11 +445,7 @@ class SharedRoom(ChatRoom):
         pass.
         """
         encoded = encodeEvent(event)
-        size = 16 + sum(len(part) for part in encoded[1:] if isinstance(part, str))
-        if isinstance(event, Said):
-            size += sum(len(line) + 3 for line in event.lines)
-        elif isinstance(event, Here):
-            size += sum(len(name) + 3 for name in event.names)
+        size = len(encoded) + 1
         tail = self.outbox[-1] if self.outbox else None
         if tail is None or tail.sent or tail.size >= self._batchBytes:
             self.seq += 1
@@ -477,7 +473,7 @@ class SharedRoom(ChatRoom):
                 kept.append(batch)
                 continue
             self.outboxBytes -= batch.size
-            lines = sum(1 for event in batch.events if event[0] == "m")
+            lines = sum(1 for event in batch.events if event[:1] == b"m")
             dropped += lines
             presence += len(batch.events) - lines
             for sender in batch.senders:

@@ -39,7 +39,7 @@ local function depart(P, d, maxlen)
   redis.call('HDEL', P .. 'seqs', d)
   if #gone > 0 then
     redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
-      'n', 'gone:' .. d, 's', '0', 'e', cjson.encode({{'x', gone}}))
+      'n', 'gone:' .. d, 's', '0', 'e', 'x\\31' .. table.concat(gone, '\\31'))
   end
 end
 """
