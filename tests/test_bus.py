@@ -1284,3 +1284,50 @@ def test_lines_from_other_nodes_wait_for_readers_behind() -> None:
     assert not waiting.called
     room.pressure.caughtUp(slow)
     assert waiting.called
+
+
+def test_a_gap_in_a_nodes_batches_is_told_and_a_forged_number_recovers() -> None:
+    """Batches of another node missing from the stream (trimmed before this
+    node read them, or dropped there) are told, at most every
+    MISSING_EVERY seconds; a number far below the last seen (the node's
+    numbers started afresh, or the last one was forged) is taken as new,
+    so a forged number cannot silence a node."""
+    from sockserve.bus.room import DEDUPE_WINDOW, MISSING_EVERY
+
+    room, _, clock = shared()
+    alice = admitted(room, "alice")
+    alice.take()
+    said = [Said("carol", (b"x",))]
+    room.busEntries([Entry("1-0", "there", 1, said), Entry("2-0", "there", 2, said)])
+    assert ("notice", MISSING) not in alice.take()
+    room.busEntries([Entry("3-0", "there", 9, said)])
+    assert alice.take() == [("notice", MISSING), ("message", "carol", (b"x",))]
+    room.busEntries([Entry("4-0", "there", 20, said)])
+    assert ("notice", MISSING) not in alice.take()
+    clock.advance(MISSING_EVERY)
+    room.busEntries([Entry("5-0", "there", 30, said)])
+    assert ("notice", MISSING) in alice.take()
+    forged = DEDUPE_WINDOW * 10
+    room.busEntries([Entry("6-0", "there", forged, said)])
+    alice.take()
+    room.busEntries([Entry("7-0", "there", 31, said), Entry("8-0", "there", 32, said)])
+    assert [e for e in alice.take() if e[0] == "message"] == [
+        ("message", "carol", (b"x",)),
+        ("message", "carol", (b"x",)),
+    ]
+
+
+def test_lines_waiting_for_the_bus_go_out_under_the_name_it_gave() -> None:
+    """A member renamed by the bus on rejoining (another node's member took
+    its name meanwhile) has what it said meanwhile published under its new
+    name, never the other member's."""
+    room, bus, clock = shared(connected=False)
+    carol = admitted(room, "carol")
+    room.say(carol, [b"I am carol here"])
+    clock.advance(0)
+    bus.rejoin(names=["carol#2"])
+    clock.advance(0)
+    said = [event for event in bus.events() if isinstance(event, Said)]
+    assert said == [Said("carol#2", (b"I am carol here",))]
+    joins = [e for e in bus.events() if isinstance(e, Presence) and e.kind == "j"]
+    assert [join.name for join in joins] == ["carol#2"]

@@ -524,3 +524,41 @@ def test_web_clients_on_one_node_chat_with_tcp_clients_on_another(
             if "telnet" in frame:
                 break
         assert frame == f"<{tcp.name}> hello from telnet on node two"
+
+
+def test_redis_paused_past_the_node_timeout(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    Redis paused longer than --bus-node-timeout: whichever node comes back
+    first counts the other gone, and the other, back in turn, announces its
+    members again; nobody is left out of the room, and nobody is told of a
+    departure without the return.
+    """
+    timeout = ("--bus-node-timeout", "1")
+    nodes = [node(processes, redis.url, *timeout) for _ in range(2)]
+    a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+    redis.pause()
+    try:
+        for member in (a, b):
+            member.lineUntil(lambda line: line.startswith("* lost contact"))
+    finally:
+        redis.resume()
+    for member, other in ((a, b), (b, a)):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+        member.send(b"/who\r\n")
+        seen = []
+        for _ in range(50):
+            line = member.line()
+            seen.append(line)
+            if " here: " in line and line.startswith("* 2 here"):
+                break
+            if " here: " in line:
+                member.send(b"/who\r\n")
+        if f"* {other.name} left" in seen:
+            assert (
+                f"* {other.name} joined" in seen[seen.index(f"* {other.name} left") :]
+            )
+    send(a, ["after the long pause"])
+    assert received(b, [a]) == {a.name: ["after the long pause", DONE]}

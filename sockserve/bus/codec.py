@@ -120,6 +120,24 @@ def encodeBatch(events: Sequence[bytes]) -> bytes:
     return RS.join(events)
 
 
+def renameIn(encoded: bytes, old: str, new: str) -> bytes:
+    """
+    Return the encoded event C{encoded} with the member C{old} called
+    C{new}: as sender, as who joined or left, and as the new name of a
+    rename.
+    """
+    fields = encoded.split(US)
+    oldName, newName = old.encode("utf-8"), new.encode("utf-8")
+    kind = fields[0]
+    if kind in (b"m", b"j", b"l") and len(fields) > 1 and fields[1] == oldName:
+        fields[1] = newName
+    elif kind == b"r" and len(fields) > 2 and fields[2] == oldName:
+        fields[2] = newName
+    else:
+        return encoded
+    return US.join(fields)
+
+
 class BadEntry(ValueError):
     """
     A stream entry is not one a sockserve node wrote.
@@ -136,8 +154,14 @@ def _safe(raw: bytes) -> bytes:
     return safeText(raw)
 
 
-def _name(raw: bytes) -> str:
+def safeName(raw: bytes) -> str:
+    """
+    A name read from the bus, made safe to show.
+    """
     return _safe(raw).decode("utf-8", "replace")
+
+
+_name = safeName
 
 
 def _quiet(raw: bytes) -> bool:

@@ -27,11 +27,12 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from sockserve._loglimit import LogLimiter
 from sockserve.bus.address import BusAddress
-from sockserve.bus.codec import BadEntry, decodeBatch
+from sockserve.bus.codec import BadEntry, decodeBatch, safeName
 from sockserve.bus.room import BusRoom, Entry, Rejoined, streamId
 from sockserve.bus.scripts import SCRIPTS
 
@@ -42,6 +43,9 @@ LAST_RETRY = 4.0
 # and how many it takes at once.
 READ_BLOCK_MS = 2000
 READ_COUNT = 32
+# The largest entry read (a node's batches are about 16 KiB, one long line
+# more at most): anything larger was not written by a node.
+MAX_ENTRY = 1024 * 1024
 
 
 class BusLost(Exception):
@@ -140,6 +144,7 @@ class RedisBus(Service):
         self._stopping = False
         self._everJoined = False
         self._lastProblem: str | None = None
+        self.limiter = LogLimiter(clock)
 
     # The service
 
@@ -246,6 +251,7 @@ class RedisBus(Service):
             str(int(self.nodeTimeout * 1000)),
             proposed,
             str(self.retention),
+            "1",
         )
         lostData = self._epoch is not None and epoch != self._epoch
         reaped = self._everJoined and not int(known) and not lostData
@@ -272,9 +278,11 @@ class RedisBus(Service):
                 recent = self._entries(list(reversed(newest)))
         others = []
         for member in members:
-            node, _, name = member.decode("utf-8", "replace").partition("\n")
-            if node != self.node:
-                others.append((node, name))
+            rawNode, separator, rawName = member.partition(b"\n")
+            node = rawNode.decode("utf-8", "replace")
+            if separator and rawName and node != self.node:
+                # Made safe as the stream's names are: the hash is data too.
+                others.append((node, safeName(rawName)))
         if self._stopping:
             self._drop()
             return
@@ -443,6 +451,7 @@ class RedisBus(Service):
             str(int(self.nodeTimeout * 1000)),
             uuid4().hex.encode(),
             str(self.retention),
+            "0",
         )
         beating.addCallbacks(self._beaten, lambda failure: None)
 
@@ -501,12 +510,25 @@ class RedisBus(Service):
             if values.get(b"n") in own:
                 # This node's own (delivered here already): not decoded.
                 continue
+            if len(values.get(b"e", b"")) > MAX_ENTRY:
+                self.limiter.emit(
+                    self.log,
+                    LogLevel.warn,
+                    "bad entries",
+                    "Skipped an entry of the room's stream larger than any a "
+                    "sockserve node writes ({size} bytes)",
+                    size=len(values[b"e"]),
+                )
+                continue
             try:
                 node = values[b"n"].decode()
                 seq = int(values[b"s"])
                 events = decodeBatch(values[b"e"])
             except (KeyError, ValueError, UnicodeDecodeError, BadEntry) as error:
-                self.log.warn(
+                self.limiter.emit(
+                    self.log,
+                    LogLevel.warn,
+                    "bad entries",
                     "Skipped an entry of the room's stream that is not one a "
                     "sockserve node wrote: {error}",
                     error=str(error),

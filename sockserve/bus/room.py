@@ -27,10 +27,11 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sockserve._loglimit import LogLimiter
 from sockserve.bus.codec import (
     BATCH_BYTES,
     BusEvent,
@@ -40,6 +41,7 @@ from sockserve.bus.codec import (
     Said,
     encodeBatch,
     encodeEvent,
+    renameIn,
 )
 from sockserve.chat.events import (
     ChatEvent,
@@ -64,6 +66,12 @@ from sockserve.chat.room import (
 OUTBOX_LIMIT = 4 * 1024 * 1024
 # Batches handed to the bus at once, before it answers.
 IN_FLIGHT = 8
+# A batch numbered this close below the last one seen from its node is a
+# batch published again; further below, the node's numbers started afresh
+# (or the one seen was forged): taken as new.
+DEDUPE_WINDOW = 4096
+# Seconds between two notices that lines may be missing.
+MISSING_EVERY = 30.0
 # Names tried (NAME, NAME#2, ...) before admission gives up.
 NAME_TRIES = 50
 
@@ -259,6 +267,8 @@ class SharedRoom(ChatRoom):
         self._toldDropped: set[IChatMember] = set()
         self._droppedLines = 0
         self._flushWaiters: list[Deferred[None]] = []
+        self._missingToldAt: float | None = None
+        self.limiter = LogLimiter(clock)
         # Batches small enough that the bound drops old ones, not new ones.
         self._batchBytes = max(256, min(BATCH_BYTES, outboxLimit // 4))
 
@@ -483,7 +493,10 @@ class SharedRoom(ChatRoom):
         self.outbox.extendleft(reversed(kept))
         if dropped or presence:
             self._droppedLines += dropped
-            self.log.warn(
+            self.limiter.emit(
+                self.log,
+                LogLevel.warn,
+                "backlog drops",
                 "The bus is away and this node's backlog for it is full "
                 "({limit} bytes): dropped the oldest {count} message(s) and "
                 "{presence} change(s) of who is here; the senders were told",
@@ -605,7 +618,7 @@ class SharedRoom(ChatRoom):
             self._toldLost = False
             self.broadcast(Notice(BACK))
         if rejoined.lostData:
-            self.broadcast(Notice(MISSING))
+            self._tellMissing(always=True)
         if missing:
             # REGISTER takes every name the node holds (it releases others).
             everyone = self.localNames()
@@ -636,6 +649,10 @@ class SharedRoom(ChatRoom):
         member.receive(Notice(f"your name {old} was taken on another server meanwhile"))
         member.receive(NameChanged(new))
         self.announce(Renamed(old, new), exclude=member)
+        # What the member said meanwhile, still to publish, goes out under
+        # the name it has now: the old one is another node's member's.
+        for batch in self.outbox:
+            batch.events = [renameIn(event, old, new) for event in batch.events]
         self._send(Rename(old, new, True))
 
     def busLost(self, reason: str) -> None:
@@ -659,12 +676,37 @@ class SharedRoom(ChatRoom):
                 # the others counted it as gone: they never left.
                 continue
             if entry.seq:
-                if entry.seq <= self.lastSeq.get(entry.node, 0):
-                    continue
+                last = self.lastSeq.get(entry.node)
+                if last is not None:
+                    if last - DEDUPE_WINDOW < entry.seq <= last:
+                        # A batch published again (Redis lost what it
+                        # knew of the node's numbers): delivered already.
+                        continue
+                    if entry.seq == last + 1 or entry.seq <= last - DEDUPE_WINDOW:
+                        pass
+                    elif entry.seq > last + 1:
+                        # Batches of this node never reached the stream, or
+                        # were trimmed from it before this node read them.
+                        self._tellMissing()
                 self.lastSeq[entry.node] = entry.seq
             fresh = streamId(entry.id) > self._position
             for event in entry.events:
                 self._deliverRemote(entry.node, event, fresh)
+
+    def _tellMissing(self, always: bool = False) -> None:
+        """
+        Tell the members that lines from other servers may be missing, at
+        most once every L{MISSING_EVERY} seconds.
+        """
+        now = self.clock.seconds()
+        if (
+            not always
+            and self._missingToldAt is not None
+            and now - self._missingToldAt < MISSING_EVERY
+        ):
+            return
+        self._missingToldAt = now
+        self.broadcast(Notice(MISSING))
 
     def _deliverRemote(self, node: str, event: BusEvent, fresh: bool) -> None:
         if isinstance(event, Said):

@@ -45,7 +45,9 @@ end
 """
 
 # ARGV: prefix, node, ttl in ms, a new epoch (used if there is none), the
-# stream's length. Refresh the node; remove nodes past their time (and
+# stream's length, 1 when the node (re)joins. Refresh the node (a node
+# removed as gone is added again only when it rejoins: a heartbeat sent
+# before a stall must not revive it); remove nodes past their time (and
 # publish that their members left). Returns {epoch, 1 if the node was
 # known (not removed as gone), Redis's time in ms}.
 HEARTBEAT = (
@@ -62,7 +64,9 @@ if not epoch then
   redis.call('SET', P .. 'epoch', epoch)
 end
 local known = redis.call('ZSCORE', P .. 'nodes', node)
-redis.call('ZADD', P .. 'nodes', now + ttl, node)
+if known or ARGV[6] == '1' then
+  redis.call('ZADD', P .. 'nodes', now + ttl, node)
+end
 for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', now)) do
   depart(P, d, maxlen)
 end
