@@ -484,6 +484,11 @@ def test_history_comes_from_the_bus(processes: Processes, redis: RedisServer) ->
     send(speaker, ["one", "two", "three"])
     # Through the bus, so in its stream, before the later node starts.
     assert received(witness, [speaker])[speaker.name][-1] == DONE
+    # Joins and leaves after the lines: more entries than --history, no lines.
+    for _ in range(4):
+        passer = TcpMember(processes, first)
+        passer.sock.close()
+        witness.lineUntil(lambda line, name=passer.name: line == f"* {name} left")
     later = node(processes, redis.url, "--history", "3")
     newcomer = TcpMember(processes, later)
     assert [newcomer.line() for _ in range(5)] == [

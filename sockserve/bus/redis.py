@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 
 from sockserve._loglimit import LogLimiter
 from sockserve.bus.address import BusAddress
-from sockserve.bus.codec import BadEntry, decodeBatch, safeName
+from sockserve.bus.codec import BadEntry, Said, decodeBatch, safeName
 from sockserve.bus.room import BusRoom, Entry, Rejoined, streamId
 from sockserve.bus.scripts import SCRIPTS
 
@@ -43,6 +43,9 @@ LAST_RETRY = 4.0
 # and how many it takes at once.
 READ_BLOCK_MS = 2000
 READ_COUNT = 32
+# History is read back this many entries at a time, at most so many times.
+HISTORY_PAGE = 100
+HISTORY_PAGES = 10
 # The largest entry read (a node's batches are about 16 KiB, one long line
 # more at most): anything larger was not written by a node.
 MAX_ENTRY = 1024 * 1024
@@ -272,10 +275,7 @@ class RedisBus(Service):
         if self._cursor is None:
             self._cursor = position
             if self.history > 0:
-                newest = await self._commands.execute_command(
-                    "XREVRANGE", self.stream, "+", "-", "COUNT", self.history
-                )
-                recent = self._entries(list(reversed(newest)))
+                recent = await self._recent(self.history)
         others = []
         for member in members:
             rawNode, separator, rawName = member.partition(b"\n")
@@ -324,6 +324,33 @@ class RedisBus(Service):
     def _disconnected(self, connection: Any) -> None:
         if connection is self._commands or connection is self._reader:
             self._lose("the connection to Redis was lost")
+
+    async def _recent(self, lines: int) -> list[Entry]:
+        """
+        Read the stream backwards, a page at a time (at most
+        L{HISTORY_PAGES}), until its entries hold C{lines} lines said:
+        entries of joins and leaves hold none.
+        """
+        found: list[Entry] = []
+        said = 0
+        end = "+"
+        for _ in range(HISTORY_PAGES):
+            page = await self._commands.execute_command(
+                "XREVRANGE", self.stream, end, "-", "COUNT", HISTORY_PAGE
+            )
+            if not page:
+                break
+            found.extend(self._entries(page, everyone=True))
+            said = sum(
+                len(event.lines)
+                for entry in found
+                for event in entry.events
+                if isinstance(event, Said)
+            )
+            if said >= lines or len(page) < HISTORY_PAGE:
+                break
+            end = "(" + page[-1][0].decode()
+        return list(reversed(found))
 
     def _failed(self, failure: Failure, joining: Deferred[None] | None = None) -> None:
         if joining is not None and joining is not self._joining:
@@ -502,9 +529,9 @@ class RedisBus(Service):
             # wait in Redis, as a local sender's would wait here.
             waiting.addCallback(lambda ignored: self._read())
 
-    def _entries(self, raw: list[Any]) -> list[Entry]:
+    def _entries(self, raw: list[Any], everyone: bool = False) -> list[Entry]:
         entries = []
-        own = (self.node.encode(), b"gone:" + self.node.encode())
+        own = () if everyone else (self.node.encode(), b"gone:" + self.node.encode())
         for entryId, fields in raw:
             values = dict(zip(fields[::2], fields[1::2], strict=False))
             if values.get(b"n") in own:
