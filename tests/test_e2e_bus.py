@@ -488,7 +488,8 @@ def test_history_comes_from_the_bus(processes: Processes, redis: RedisServer) ->
     for _ in range(4):
         passer = TcpMember(processes, first)
         passer.sock.close()
-        witness.lineUntil(lambda line, name=passer.name: line == f"* {name} left")
+        departure = f"* {passer.name} left"
+        witness.lineUntil(departure.__eq__)
     later = node(processes, redis.url, "--history", "3")
     newcomer = TcpMember(processes, later)
     assert [newcomer.line() for _ in range(5)] == [
