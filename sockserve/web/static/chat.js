@@ -146,11 +146,17 @@
     error(event) { show("error", null, event.text); },
   };
 
+  // /ws on the page's own origin: http becomes ws, https becomes wss.
+  function socketAddress() {
+    const address = new URL("/ws", location.href);
+    address.protocol = address.protocol.replace("http", "ws");
+    return address.href;
+  }
+
   function connect() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     setState(retryMs === FIRST_RETRY_MS ? "connecting" : "reconnecting",
       retryMs === FIRST_RETRY_MS ? "connecting…" : "reconnecting…");
-    socket = new WebSocket(`${scheme}//${location.host}/ws`, [SUBPROTOCOL]);
+    socket = new WebSocket(socketAddress(), [SUBPROTOCOL]);
     socket.addEventListener("open", () => {
       retryMs = FIRST_RETRY_MS;
       setState("connected", "connected");
