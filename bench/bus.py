@@ -1,11 +1,11 @@
 """
 The bench's own Redis, for the chat room shared over a bus (C{--bus}).
 
-  - L{RedisServer}: a private C{redis-server} on a free loopback port (never
-    6379, never one the bench did not start), without persistence, killed
-    and started again (empty) at will;
-  - L{RedisClient}: a few blocking commands to it (RESP over a socket with a
-    timeout), for its statistics and the benchmark's set-up;
+  - L{RedisServer}: a private C{redis-server} on a free loopback port the
+    system chose (never one the bench did not start), without persistence,
+    killed and started again (empty) at will;
+  - L{redisClient}: a blocking client of it (redis-py), for its statistics
+    and the benchmark's set-up;
   - L{usage} and L{usageBetween}: what Redis did during a run (its CPU and
     the calls and time of each command, from C{INFO});
   - L{benchmarkRedis}: Redis's own ceiling, with C{redis-benchmark}, for the
@@ -20,13 +20,14 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from bench.processes import (
     StartError,
@@ -39,19 +40,12 @@ from bench.processes import (
 )
 
 #: Redis's own port: never used, whatever runs there is not the bench's.
-REDIS_DEFAULT_PORT = 6379
 READY = re.compile(r"Ready to accept connections")
 START_TIMEOUT = 20.0
 START_TRIES = 5
 COMMAND_TIMEOUT = 10.0
 #: A node logs this once it is in contact with Redis.
 JOINED = re.compile(r"Joined the room")
-
-
-class RedisError(RuntimeError):
-    """
-    Redis answered with an error, or not as RESP.
-    """
 
 
 def redisProgram(name: str) -> str | None:
@@ -128,8 +122,6 @@ class RedisServer:
         problem = ""
         for attempt in range(START_TRIES):
             port = self.port or freePort()
-            if port == REDIS_DEFAULT_PORT:
-                continue
             offset = self.log.stat().st_size if self.log.exists() else 0
             with self.log.open("ab") as output:
                 process = startChild(
@@ -191,82 +183,24 @@ class RedisServer:
             stopChild(self.process)
             self.process = None
 
-    def client(self) -> RedisClient:
+    def client(self) -> redis.Redis:
         """
-        A connection to it.
+        A client of it.
         """
-        return RedisClient(self.port)
+        return redisClient(self.port)
 
 
-class RedisClient:
+def redisClient(port: int, timeout: float = COMMAND_TIMEOUT) -> redis.Redis:
     """
-    A blocking connection to a Redis on 127.0.0.1, for a few commands at a
-    time; every read and write has a timeout.
+    A blocking client (redis-py) of the Redis on 127.0.0.1:C{port}; every
+    command has a timeout.
     """
-
-    def __init__(self, port: int, timeout: float = COMMAND_TIMEOUT) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
-        self.reader = self.sock.makefile("rb")
-
-    def __enter__(self) -> RedisClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """
-        Close the connection.
-        """
-        self.reader.close()
-        self.sock.close()
-
-    def command(self, *arguments: str | bytes | int) -> Any:
-        """
-        Run one command; return its reply (bulk strings as bytes).
-
-        @raise RedisError: if Redis answers with an error.
-        """
-        parts = [
-            a if isinstance(a, bytes) else str(a).encode("utf-8") for a in arguments
-        ]
-        request = b"*%d\r\n" % len(parts) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
-        )
-        self.sock.sendall(request)
-        return self._reply()
-
-    def _reply(self) -> Any:
-        line = self.reader.readline()
-        if not line.endswith(b"\r\n"):
-            raise RedisError(f"no complete reply: {line!r}")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise RedisError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self.reader.read(size + 2)
-            return data[:-2]
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [self._reply() for _ in range(count)]
-        raise RedisError(f"not a RESP reply: {line!r}")
-
-
-def _info(client: RedisClient, section: str) -> dict[str, str]:
-    text = client.command("INFO", section).decode()
-    fields = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            key, _, value = line.partition(":")
-            fields[key] = value
-    return fields
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
 
 
 def usage(port: int) -> dict[str, Any]:
@@ -274,14 +208,16 @@ def usage(port: int) -> dict[str, Any]:
     Return Redis's CPU seconds so far and, for each command, its calls and
     microseconds so far (C{INFO cpu}, C{INFO commandstats}).
     """
-    with RedisClient(port) as client:
-        cpu = _info(client, "cpu")
-        stats = _info(client, "commandstats")
-    commands = {}
-    for key, value in stats.items():
-        figures = dict(item.split("=", 1) for item in value.split(","))
-        name = key.removeprefix("cmdstat_")
-        commands[name] = {"calls": int(figures["calls"]), "usec": int(figures["usec"])}
+    with redisClient(port) as client:
+        cpu = client.info("cpu")
+        stats = client.info("commandstats")
+    commands = {
+        key.removeprefix("cmdstat_"): {
+            "calls": int(figures["calls"]),
+            "usec": int(figures["usec"]),
+        }
+        for key, figures in stats.items()
+    }
     return {
         "cpu_s": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
         "commands": commands,
@@ -424,7 +360,7 @@ def benchmarkRedis(
     redis = RedisServer(directory, directory / "redis.log", serverCore).start()
     try:
         with redis.client() as client:
-            sha = client.command("SCRIPT", "LOAD", PUBLISH_LIKE).decode()
+            sha = client.script_load(PUBLISH_LIKE)
             cases: list[tuple[str, list[str | bytes]]] = [("PING", ["PING"])]
             for lines in (1, 64):
                 payload = batchPayload(lines)
@@ -445,8 +381,8 @@ def benchmarkRedis(
             for lines in (1, 64):
                 payload = batchPayload(lines)
                 key = f"{BENCH_PREFIX}read{lines}"
-                client.command("DEL", key)
-                client.command("XADD", key, "*", "n", "node", "s", "1", "e", payload)
+                client.delete(key)
+                client.xadd(key, {"n": "node", "s": "1", "e": payload})
                 cases.append(
                     (
                         f"XREAD one entry ({lines}-line batch)",

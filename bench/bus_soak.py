@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.bus import RedisClient
+from bench.bus import redisClient
 from bench.processes import StartError, installSignalHandlers, stopAll
 from bench.servers import (
     SOCKSERVE_BUS_2NODES,
@@ -338,8 +338,8 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
         )
     redisMembers = None
     if server.redis is not None and server.redis.alive():
-        with RedisClient(server.redis.port) as redis:
-            redisMembers = redis.command("HLEN", "sockserve:{default}:members")
+        with redisClient(server.redis.port) as client:
+            redisMembers = client.hlen("sockserve:{default}:members")
     perClient = [judge(c, clients) for c in clients]
     for client in clients:
         client.writer.close()

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.bus import RedisError, usage, usageBetween
+import redis
+
+from bench.bus import usage, usageBetween
 from bench.processes import (
     StartError,
     pinned,
@@ -159,7 +161,7 @@ def _redisUsage(server: RunningServer) -> dict[str, Any] | None:
         return None
     try:
         return usage(server.redis.port)
-    except (OSError, RedisError):
+    except (OSError, redis.RedisError):
         return None
 
 
