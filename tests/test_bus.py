@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, formatEvent
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -577,32 +577,60 @@ def test_the_outbox_keeps_the_newest_lines_while_the_bus_is_away() -> None:
     dropped: each of their senders still here is told once, a warning is
     logged; what is left is published in order once the bus is back."""
     room, bus, clock = shared(connected=False, outboxLimit=4 * BATCH_BYTES)
-    alice, bob, carol = (admitted(room, name) for name in ("alice", "bob", "carol"))
-    room.say(bob, [b"early"])
-    room.say(carol, [b"bye"])
-    room.leave(carol)
+    members = [admitted(room, f"m{index}") for index in range(8)]
+    size = BATCH_BYTES // 4
+    sent = []
     with capturedLogs() as logs:
-        for index in range(24):
-            room.say(alice, [line(index, BATCH_BYTES // 4)])
-            clock.advance(0)
+        for round in range(3):
+            for index, member in enumerate(members):
+                text = line(round * 8 + index, size)
+                room.say(member, [text])
+                sent.append(text)
+                clock.advance(0)
     assert room.outboxBytes <= room.outboxLimit
-    assert alice.notices() == [DROPPED]
-    assert bob.notices() == [DROPPED]
-    assert carol.notices() == []
+    told = [member for member in members if member.notices() == [DROPPED]]
+    assert told
+    assert all(member.notices() == [] for member in members if member not in told)
     warnings = [e for e in logs.events if e.get("log_level") == LogLevel.warn]
     assert warnings
-    assert all("dropped the oldest" in formatEvent(e) for e in warnings)
-    droppedLines = sum(event["count"] for event in warnings)
+    droppedLines = room._droppedLines
     assert bus.published == []
 
     bus.rejoin()
     clock.advance(0)
-    seqs = [batch.seq for batch in bus.published]
-    assert seqs[0] > 1
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     said = [e.lines[0] for e in bus.events() if isinstance(e, Said)]
-    assert len(said) + droppedLines == 24 + 2
-    assert said == [line(index, BATCH_BYTES // 4) for index in range(24)][-len(said) :]
+    assert len(said) + droppedLines == len(sent)
+    assert said == sent[-len(said) :]
+
+
+def test_a_flooder_pays_for_its_flood_in_the_backlog() -> None:
+    """One sender fills at most a quarter of the backlog: past it, its own
+    oldest lines are dropped (it is told once), and the others' lines wait
+    for the bus untouched."""
+    room, bus, clock = shared(connected=False, outboxLimit=4 * BATCH_BYTES)
+    alice, bob, carol = (admitted(room, name) for name in ("alice", "bob", "carol"))
+    room.say(bob, [b"early"])
+    room.say(carol, [b"bye"])
+    room.leave(carol)
+    flood = [line(index, BATCH_BYTES // 4) for index in range(24)]
+    with capturedLogs() as logs:
+        for text in flood:
+            room.say(alice, [text])
+            clock.advance(0)
+    assert room.outboxBytes <= room.outboxLimit
+    assert alice.notices() == [DROPPED]
+    assert bob.notices() == []
+    warnings = [e for e in logs.events if e.get("log_level") == LogLevel.warn]
+    assert warnings
+    droppedLines = room._droppedLines
+    assert droppedLines > 0
+
+    bus.rejoin()
+    clock.advance(0)
+    said = [e.lines[0] for e in bus.events() if isinstance(e, Said)]
+    assert said[:2] == [b"early", b"bye"]
+    assert said[2:] == flood[-(len(said) - 2) :]
+    assert len(said) - 2 + droppedLines == len(flood)
     assert bus.events()[-1] == Here(("alice", "bob"))
 
 

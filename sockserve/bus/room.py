@@ -6,7 +6,8 @@ Local delivery never waits for the bus: a member's lines reach the members
 of its own node at once, and go into the node's outbox, from which they are
 published in batches (all the events of a reactor pass in one batch, one
 round trip). While the bus is away the outbox keeps them, in order, up to
-C{outboxLimit} bytes (beyond it the oldest are dropped, and their senders
+C{outboxLimit} bytes, a quarter of it for one sender (beyond it the oldest
+are dropped, a flooder's own first, and their senders
 told); once the bus is back they are published, each batch once (a batch
 number lets the bus drop a retried batch it already has).
 
@@ -64,6 +65,8 @@ from sockserve.chat.room import (
 
 # Bytes of events kept for the bus while it is away.
 OUTBOX_LIMIT = 4 * 1024 * 1024
+# One sender may fill at most this fraction (1/N) of the backlog.
+SENDER_SHARE = 4
 # Batches handed to the bus at once, before it answers.
 IN_FLIGHT = 8
 # A batch numbered this close below the last one seen from its node is a
@@ -212,13 +215,14 @@ class Batch:
     @ivar pending: whether the bus has it and has not answered yet.
     """
 
-    __slots__ = ("events", "leftKeys", "pending", "senders", "sent", "seq", "size")
+    __slots__ = ("events", "leftKeys", "owners", "pending", "sent", "seq", "size")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
         self.events: list[bytes] = []
+        # Who said each event (a line's sender), or None.
+        self.owners: list[IChatMember | None] = []
         self.leftKeys: list[str] = []
-        self.senders: set[IChatMember] = set()
         self.size = 0
         self.sent = False
         self.pending = False
@@ -271,6 +275,9 @@ class SharedRoom(ChatRoom):
         self.limiter = LogLimiter(clock)
         # Batches small enough that the bound drops old ones, not new ones.
         self._batchBytes = max(256, min(BATCH_BYTES, outboxLimit // 4))
+        # What one sender may have waiting for the bus.
+        self._senderShare = outboxLimit // SENDER_SHARE
+        self._queuedBy: dict[IChatMember, int] = {}
 
     # Who is here, over the whole room
 
@@ -462,19 +469,66 @@ class SharedRoom(ChatRoom):
             tail = Batch(self.seq)
             self.outbox.append(tail)
         tail.events.append(encoded)
+        tail.owners.append(sender)
         tail.size += size
         self.outboxBytes += size
-        if sender is not None:
-            tail.senders.add(sender)
         if leftKey is not None:
             tail.leftKeys.append(leftKey)
+        if sender is not None:
+            queued = self._queuedBy[sender] = self._queuedBy.get(sender, 0) + size
+            if queued > self._senderShare:
+                # The sender pays: a flood fills no more than its share of
+                # the backlog, and drops its own oldest lines, not others'.
+                self._dropOldestOf(sender)
         if self.outboxBytes > self.outboxLimit:
             self._dropOldest()
         if self._flushing is None:
             self._flushing = self.clock.callLater(0, self._flush)
 
+    def _release(self, batch: Batch) -> None:
+        """
+        C{batch} left the outbox (published or dropped): its senders have
+        that much less waiting.
+        """
+        self.outboxBytes -= batch.size
+        for owner, event in zip(batch.owners, batch.events, strict=True):
+            if owner is not None:
+                left = self._queuedBy.get(owner, 0) - len(event) - 1
+                if left > 0:
+                    self._queuedBy[owner] = left
+                else:
+                    self._queuedBy.pop(owner, None)
+
+    def _dropOldestOf(self, sender: IChatMember) -> None:
+        """
+        Drop C{sender}'s oldest lines waiting for the bus (not those on
+        their way) until it holds no more than its share of the backlog.
+        """
+        dropped = 0
+        for batch in list(self.outbox):
+            if self._queuedBy.get(sender, 0) <= self._senderShare:
+                break
+            if batch.pending or sender not in batch.owners:
+                continue
+            events: list[bytes] = []
+            owners: list[IChatMember | None] = []
+            for owner, event in zip(batch.owners, batch.events, strict=True):
+                if owner is sender and self._queuedBy[sender] > self._senderShare:
+                    self._queuedBy[sender] -= len(event) + 1
+                    batch.size -= len(event) + 1
+                    self.outboxBytes -= len(event) + 1
+                    dropped += 1
+                else:
+                    events.append(event)
+                    owners.append(owner)
+            batch.events, batch.owners = events, owners
+            if not events:
+                self.outbox.remove(batch)
+        self._toldDrop([sender], dropped, 0)
+
     def _dropOldest(self) -> None:
         dropped = presence = 0
+        told: list[IChatMember] = []
         kept: deque[Batch] = deque()
         while self.outboxBytes > self.outboxLimit and len(self.outbox) > 1:
             batch = self.outbox.popleft()
@@ -482,15 +536,25 @@ class SharedRoom(ChatRoom):
                 # On its way: it may well arrive; keep it.
                 kept.append(batch)
                 continue
-            self.outboxBytes -= batch.size
+            self._release(batch)
             lines = sum(1 for event in batch.events if event[:1] == b"m")
             dropped += lines
             presence += len(batch.events) - lines
-            for sender in batch.senders:
-                if sender in self._names and sender not in self._toldDropped:
-                    self._toldDropped.add(sender)
-                    sender.receive(Notice(DROPPED))
+            told.extend(owner for owner in batch.owners if owner is not None)
         self.outbox.extendleft(reversed(kept))
+        self._toldDrop(told, dropped, presence)
+
+    def _toldDrop(
+        self, senders: list[IChatMember], dropped: int, presence: int
+    ) -> None:
+        """
+        Tell each of C{senders} still here, once while the bus is away, that
+        lines of theirs did not reach the others; log it (at a bounded rate).
+        """
+        for sender in senders:
+            if sender in self._names and sender not in self._toldDropped:
+                self._toldDropped.add(sender)
+                sender.receive(Notice(DROPPED))
         if dropped or presence:
             self._droppedLines += dropped
             self.limiter.emit(
@@ -498,8 +562,9 @@ class SharedRoom(ChatRoom):
                 LogLevel.warn,
                 "backlog drops",
                 "The bus is away and this node's backlog for it is full "
-                "({limit} bytes): dropped the oldest {count} message(s) and "
-                "{presence} change(s) of who is here; the senders were told",
+                "({limit} bytes, a quarter of it for one sender): dropped "
+                "{count} message(s) and {presence} change(s) of who is here; "
+                "the senders were told",
                 limit=self.outboxLimit,
                 count=dropped,
                 presence=presence,
@@ -540,10 +605,10 @@ class SharedRoom(ChatRoom):
         self._pending -= 1
         if self.outbox and self.outbox[0] is batch:
             self.outbox.popleft()
-            self.outboxBytes -= batch.size
+            self._release(batch)
         elif batch in self.outbox:
             self.outbox.remove(batch)
-            self.outboxBytes -= batch.size
+            self._release(batch)
         if self.outbox:
             if self._flushing is None:
                 self._flush()
