@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -213,3 +214,18 @@ def connectOnStringTransport(
     transport = StringTransport(peerAddress=IPv4Address("TCP", *peer))
     protocol.makeConnection(transport)
     return protocol, transport, factory
+
+
+def readmeBlock(after: str) -> str:
+    """
+    The literal block of README.rst that follows the first paragraph
+    containing C{after}, without its indentation.
+    """
+    text = (Path(__file__).parent.parent / "README.rst").read_text()
+    block = text.split(after, 1)[1].split("::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    return "\n".join(lines).strip() + "\n"

@@ -34,6 +34,7 @@ from tests.processes import (
     receiveToEOF,
     systemProgram,
 )
+from tests.support import readmeBlock
 
 pytestmark = pytest.mark.e2e
 
@@ -448,15 +449,7 @@ def readmeHAProxyWebConfig() -> str:
     The README's haproxy.cfg for the page, as a template: its frontend's and
     backend's addresses replaced by {front} and {back}.
     """
-    text = (Path(__file__).parent.parent / "README.rst").read_text()
-    marker = "An ``haproxy.cfg`` for the page and its WebSocket"
-    block = text.split(marker, 1)[1].split("::\n\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line[4:])
-    config = "\n".join(lines).strip() + "\n"
+    config = readmeBlock("An ``haproxy.cfg`` for the page and its WebSocket")
     assert "bind 127.0.0.1:8000" in config
     assert "127.0.0.1:8080 send-proxy" in config
     return config.replace("bind 127.0.0.1:8000", "bind {front}").replace(

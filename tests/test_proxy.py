@@ -26,6 +26,7 @@ from tests.processes import (
     receiveToEOF,
     systemProgram,
 )
+from tests.support import readmeBlock
 
 
 def v2Header(source: tuple[str, int], destination: tuple[str, int]) -> bytes:
@@ -120,14 +121,7 @@ def readmeHAProxyConfig() -> str:
     The README's haproxy.cfg, as a template: its frontend's and backend's
     addresses replaced by {front} and {back}.
     """
-    text = (Path(__file__).parent.parent / "README.rst").read_text()
-    block = text.split("An ``haproxy.cfg`` for a chat room", 1)[1].split("::\n\n", 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith("    "):
-            break
-        lines.append(line[4:])
-    config = "\n".join(lines).strip() + "\n"
+    config = readmeBlock("An ``haproxy.cfg`` for a chat room")
     assert "bind 127.0.0.1:5000" in config
     assert "127.0.0.1:5001 send-proxy" in config
     return config.replace("bind 127.0.0.1:5000", "bind {front}").replace(

@@ -377,16 +377,8 @@ class SharedRoom(ChatRoom):
         return fail(NameRejected("no free name"))
 
     def _admitted(self, member: IChatMember, name: str, quietly: bool) -> str:
-        self._byKey[name.casefold()] = member
-        self._names[member] = name
-        self._sortedNames = None
-        if quietly:
-            self._quiet.add(member)
-        else:
-            self.announce(Joined(name), exclude=member)
         self._send(Presence("j", name, quietly))
-        self.tellHistory(member)
-        return name
+        return self.admit(member, name, quietly)
 
     def leave(self, member: IChatMember) -> None:
         """
@@ -432,11 +424,7 @@ class SharedRoom(ChatRoom):
     def _renamed(self, member: IChatMember, oldName: str, newName: str) -> str:
         if self._names.get(member) != oldName:
             return oldName
-        del self._byKey[oldName.casefold()]
-        self._byKey[newName.casefold()] = member
-        self._names[member] = newName
-        self._sortedNames = None
-        self.announce(Renamed(oldName, newName), exclude=member)
+        self.setName(member, oldName, newName)
         self._send(Rename(oldName, newName, False))
         return oldName
 
@@ -707,13 +695,9 @@ class SharedRoom(ChatRoom):
         member = self._byKey.get(old.casefold())
         if member is None:
             return
-        del self._byKey[old.casefold()]
-        self._byKey[new.casefold()] = member
-        self._names[member] = new
-        self._sortedNames = None
+        self.setName(member, old, new)
         member.receive(Notice(f"your name {old} was taken on another server meanwhile"))
         member.receive(NameChanged(new))
-        self.announce(Renamed(old, new), exclude=member)
         # What the member said meanwhile, still to publish, goes out under
         # the name it has now: the old one is another node's member's.
         for batch in self.outbox:

@@ -234,6 +234,13 @@ class ChatRoom:
         while self.hasName(name):
             suffix += 1
             name = f"{preferredName}#{suffix}"
+        return succeed(self.admit(member, name, quietly))
+
+    def admit(self, member: IChatMember, name: str, quietly: bool) -> str:
+        """
+        Make C{member} a member as C{name} (free here), announce it unless
+        C{quietly}, and give it the history; return C{name}.
+        """
         self._byKey[name.casefold()] = member
         self._names[member] = name
         self._sortedNames = None
@@ -242,7 +249,17 @@ class ChatRoom:
         else:
             self.announce(Joined(name), exclude=member)
         self.tellHistory(member)
-        return succeed(name)
+        return name
+
+    def setName(self, member: IChatMember, oldName: str, newName: str) -> None:
+        """
+        Call C{member} (now C{oldName}) C{newName}, and tell the others.
+        """
+        del self._byKey[oldName.casefold()]
+        self._byKey[newName.casefold()] = member
+        self._names[member] = newName
+        self._sortedNames = None
+        self.announce(Renamed(oldName, newName), exclude=member)
 
     def tellHistory(self, member: IChatMember) -> None:
         """
@@ -290,11 +307,7 @@ class ChatRoom:
         holder = self._byKey.get(newKey)
         if holder is not None and holder is not member:
             return fail(NameRejected(f"the name {newName} is taken"))
-        del self._byKey[oldName.casefold()]
-        self._byKey[newKey] = member
-        self._names[member] = newName
-        self._sortedNames = None
-        self.announce(Renamed(oldName, newName), exclude=member)
+        self.setName(member, oldName, newName)
         return succeed(oldName)
 
     def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:

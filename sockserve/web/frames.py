@@ -112,6 +112,14 @@ def unmask(
     )
 
 
+def _isUtf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class ClientFrames:
     """
     Parse what a WebSocket client sends into events.
@@ -156,13 +164,8 @@ class ClientFrames:
                     self._done = True
                     return events
                 payload = unmask(buffer[start:stop], buffer[offset + 2 : start])
-                if not payload.isascii():
-                    try:
-                        payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        return self._broken(
-                            events, "a text message that is not UTF-8", INVALID_DATA
-                        )
+                if not (payload.isascii() or _isUtf8(payload)):
+                    return self._notUtf8(events)
                 events.append(payload)
                 offset = stop
                 continue
@@ -227,13 +230,8 @@ class ClientFrames:
                     parts, self._message = self._message, None
                     self._messageSize = 0
                     whole = parts[0] if len(parts) == 1 else b"".join(parts)
-                    if not whole.isascii():
-                        try:
-                            whole.decode("utf-8")
-                        except UnicodeDecodeError:
-                            return self._broken(
-                                events, "a text message that is not UTF-8", INVALID_DATA
-                            )
+                    if not (whole.isascii() or _isUtf8(whole)):
+                        return self._notUtf8(events)
                     events.append(whole)
             elif opcode == PING:
                 events.append(Ping(payload))
@@ -245,6 +243,9 @@ class ClientFrames:
                 return events
         self._buffer = buffer[offset:] if offset < end else b""
         return events
+
+    def _notUtf8(self, events: list[Event]) -> list[Event]:
+        return self._broken(events, "a text message that is not UTF-8", INVALID_DATA)
 
     def _broken(
         self, events: list[Event], why: str, code: int = PROTOCOL_ERROR
