@@ -258,8 +258,9 @@ class Options(CommandOptions):
             "bus-backlog",
             None,
             OUTBOX_LIMIT,
-            "chat: bytes of lines kept for the bus while it is away; beyond "
-            "it the oldest are dropped and their senders told.",
+            "chat: bytes of lines kept for the bus while it is away, a "
+            "quarter of it for one sender; beyond it the oldest are dropped "
+            "and their senders told.",
             _count("bus-backlog", 1024),
         ],
         [
