@@ -15,7 +15,7 @@ from sockserve.chat.events import Banner
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.policy import ChatPolicy, ChurnWatch
 from sockserve.chat.protocol import ChatProtocol
-from sockserve.chat.room import ChatRoom, IChatRoom
+from sockserve.chat.room import ChatRoom, IChatRoom, historyBudget
 from sockserve.echo import EchoProtocol
 from sockserve.limits import Limits
 from sockserve.oneshot import OneShotReplyProtocol, requestDeadlinesFor
@@ -133,5 +133,11 @@ def buildFactory(
     if mode == "oneshot":
         return oneShotFactory(context)
     if room is None:
-        room = ChatRoom(limits.maxClients, limits.presenceLimit, limits.history)
+        room = ChatRoom(
+            limits.maxClients,
+            limits.presenceLimit,
+            limits.history,
+            historyBudget(limits.maxPending),
+            clock,
+        )
     return chatFactory(context, room, banner)

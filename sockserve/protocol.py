@@ -34,6 +34,8 @@ from sockserve.stats import ServerStatistics
 CRLF = b"\r\n"
 # Connects (and disconnects) logged one line each in ten seconds, at most.
 CONNECTIONS_LOGGED = 50
+# What an empty line holds (telnet sends a typed CR as CR NUL).
+_EMPTY = b"\r\n\x00"
 # Seconds a client that was sent an ERROR line and closed has to read it.
 ERROR_GRACE = 10.0
 
@@ -216,9 +218,10 @@ class LineServerProtocol(Protocol):
             self.lineTooLong(tooLong.limit)
             return
         if chunk:
-            # Only whole lines meet the idle deadline: a byte now and then
-            # without a line ending keeps no seat.
-            if self.context.idleDeadlines is not None:
+            # Only whole lines that are not empty meet the idle deadline: a
+            # byte now and then without a line ending, or an empty line now
+            # and then, keeps no seat.
+            if self.context.idleDeadlines is not None and chunk.strip(_EMPTY):
                 self.context.idleDeadlines.set(self)
             stats.linesIn += chunk.count(b"\n")
             self.linesReceived(chunk)

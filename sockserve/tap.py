@@ -30,6 +30,7 @@ from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolSer
 from sockserve.bus.address import checkRoomName, parseBusAddress
 from sockserve.bus.room import OUTBOX_LIMIT, SharedRoom
 from sockserve.chat.protocol import DEFAULT_BANNER
+from sockserve.chat.room import historyBudget
 from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
 from sockserve.metrics import StatisticsCollector, metricsSite
@@ -496,6 +497,7 @@ def makeServerService(
             limits.presenceLimit,
             limits.history,
             options["bus-backlog"],
+            historyBudget(limits.maxPending),
         )
         bus.attach(room, limits.history)
         companions.append(bus)

@@ -58,6 +58,7 @@ PUBLIC_MODULES = {
     "sockserve.bus.scripts",
     "sockserve.chat",
     "sockserve.chat.events",
+    "sockserve.chat.names",
     "sockserve.chat.pacing",
     "sockserve.chat.policy",
     "sockserve.chat.protocol",

@@ -58,6 +58,7 @@ from sockserve.chat.events import (
     Notice,
     Renamed,
 )
+from sockserve.chat.names import nameKey
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 from tests.support import capturedLogs
 
@@ -242,7 +243,7 @@ class FakeRedis:
         return self.stream[-1].id if self.stream else "0-0"
 
     def admit(self, node: str, name: str, capacity: int) -> str:
-        key = name.lower()
+        key = nameKey(name)
         if key in self.members:
             return "taken"
         if len(self.members) >= capacity:
@@ -251,7 +252,7 @@ class FakeRedis:
         return "ok"
 
     def rename(self, node: str, oldName: str, newName: str) -> str:
-        oldKey, newKey = oldName.lower(), newName.lower()
+        oldKey, newKey = nameKey(oldName), nameKey(newName)
         if oldKey != newKey and newKey in self.members:
             return "taken"
         if self.members.get(oldKey, ("", ""))[0] == node:
@@ -282,11 +283,11 @@ class FakeRedis:
         for name in names:
             final, suffix = name, 2
             while (
-                final.lower() in wanted
-                or self.members.get(final.lower(), (node, ""))[0] != node
+                nameKey(final) in wanted
+                or self.members.get(nameKey(final), (node, ""))[0] != node
             ):
                 final, suffix = f"{name}#{suffix}", suffix + 1
-            wanted[final.lower()] = final
+            wanted[nameKey(final)] = final
         if everything:
             for key, (holder, _) in list(self.members.items()):
                 if holder == node and key not in wanted:
@@ -472,7 +473,7 @@ def test_local_delivery_first_then_one_publish_per_reactor_pass() -> None:
                 Presence("l", "Shyer", True),
                 Presence("l", "Alice", False),
             ],
-            ["shyer", "alice"],
+            ["shyer", "allce"],
         )
     ]
     assert bus.renames == [("Shy", "Shyer")]
@@ -993,7 +994,7 @@ def test_two_nodes_share_one_room() -> None:
     settle(clock, redis)
     assert alice.take() == [("left", "bob")]
     assert roomA.names() == roomB.names() == ["alice"]
-    assert redis.members == {"alice": ("a", "alice")}
+    assert redis.members == {"allce": ("a", "alice")}
 
 
 def test_a_retried_batch_reaches_the_other_nodes_once() -> None:
@@ -1359,3 +1360,56 @@ def test_lines_waiting_for_the_bus_go_out_under_the_name_it_gave() -> None:
     assert said == [Said("carol#2", (b"I am carol here",))]
     joins = [e for e in bus.events() if isinstance(e, Presence) and e.kind == "j"]
     assert [join.name for join in joins] == ["carol#2"]
+
+
+def test_two_members_cannot_take_one_name_while_the_bus_stalls() -> None:
+    """Two members of one node ask for bob and BOB while the bus answers
+    nothing; the bus is then lost: the node decides alone, and gives the
+    name to one of them only. Both then leave, each publishing its
+    departure, and nothing raises."""
+    room, bus, clock = shared()
+    first, second = admitted(room, "first"), admitted(room, "second")
+    clock.advance(0)
+    bus.holding = True
+    renamingFirst = room.rename(first, "bob")
+    renamingSecond = room.rename(second, "BOB")
+    assert not renamingFirst.called
+    assert not renamingSecond.called
+    bus.lose()
+    while bus.pending:
+        bus.pending.pop(0).fail()
+    assert result(renamingFirst) == "first"
+    refused = result(renamingSecond)
+    assert isinstance(refused, Failure)
+    refused.trap(NameRejected)
+    assert str(refused.value) == "the name BOB is taken"
+    assert room.names() == ["bob", "second"]
+    room.leave(first)
+    room.leave(second)
+    assert room.names() == []
+    bus.holding = False
+    bus.rejoin(asked=[])
+    clock.advance(0)
+    lefts = [
+        event.name
+        for event in bus.events()
+        if isinstance(event, Presence) and event.kind == "l"
+    ]
+    assert lefts == ["bob", "second"]
+    assert [key for batch in bus.published for key in batch.leftKeys][-2:] == [
+        "bob",
+        "second",
+    ]
+
+
+def test_a_name_another_node_holds_is_refused_without_asking() -> None:
+    """A look-alike of another node's member's name is refused at once, and
+    says whose name it looks like."""
+    room, bus, _ = shared()
+    bus.rejoin(others=[("there", "alice")])
+    member = admitted(room, "member")
+    refused = result(room.rename(member, "aIice"))
+    assert isinstance(refused, Failure)
+    refused.trap(NameRejected)
+    assert str(refused.value) == "the name aIice is taken: it looks too much like alice"
+    assert bus.renames == []

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.processes import Processes, Server, TcpMember, installedProgram
+from tests.processes import (
+    WAIT,
+    Processes,
+    Server,
+    TcpMember,
+    installedProgram,
+    receiveText,
+)
 from tests.redis import CuttableProxy, RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -568,3 +576,89 @@ def test_redis_paused_past_the_node_timeout(
             )
     send(a, ["after the long pause"])
     assert received(b, [a]) == {a.name: ["after the long pause", DONE]}
+
+
+def test_one_name_for_one_member_while_redis_stalls(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    While Redis answers nothing, two members of one node ask for bob and
+    BOB: one gets it, the other is told it is taken. Once they leave, the
+    other node forgets them (nobody is left behind as a ghost) and the name
+    is free again; the node logs no error.
+    """
+    nodes = [node(processes, redis.url) for _ in range(2)]
+    a1, a2 = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[0])
+    b1 = TcpMember(processes, nodes[1])
+    for member in (a1, a2):
+        member.lineUntil(lambda line: line.endswith(f"{b1.name} joined"))
+    redis.pause()
+    try:
+        a1.send(b"/nick bob\r\n")
+        a2.send(b"/nick BOB\r\n")
+        answers = [
+            member.lineUntil(lambda line: line.startswith(("* you are now", "ERROR")))
+            for member in (a1, a2)
+        ]
+        b1.lineUntil(lambda line: line.startswith("* lost contact"))
+    finally:
+        redis.resume()
+    assert sorted(answers) == [
+        "* you are now known as bob",
+        "ERROR the name BOB is taken",
+    ], answers
+    for member in (a1, a2, b1):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+    a1.sock.close()
+    a2.sock.close()
+    for _ in range(2):
+        b1.lineUntil(lambda line: line.endswith(" left"))
+    b1.send(b"/who\r\n")
+    assert b1.lineUntil(lambda line: " here: " in line) == f"* 1 here: {b1.name}"
+    b1.send(b"/nick bob\r\n")
+    assert b1.lineUntil(lambda line: line.startswith(("* you are now", "ERROR"))) == (
+        "* you are now known as bob"
+    )
+    log = nodes[0].output.text()
+    assert "Traceback" not in log, log
+
+
+def test_names_beyond_ascii_leave_no_ghosts(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    A client on a UNIX socket bound at a path ending in an upper-case
+    non-ASCII letter joins and leaves again and again: the room forgets it
+    each time, on both nodes (one rule compares names, in Python and in
+    Redis), so it never fills up with ghosts.
+    """
+    path = processes.directory / "chat.sock"
+    nodes = [
+        node(
+            processes,
+            redis.url,
+            "--max-clients",
+            "3",
+            "--port",
+            "0",
+            "--port",
+            f"unix:{path}",
+        ),
+        node(processes, redis.url, "--max-clients", "3"),
+    ]
+    watcher = TcpMember(processes, nodes[1])
+    client = processes.directory / "x-Ä0"
+    for _ in range(4):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(client))
+            sock.settimeout(WAIT)
+            sock.connect(str(path))
+            receiveText(sock, b"* you are ")
+        finally:
+            sock.close()
+            client.unlink()
+        watcher.lineUntil(lambda line: line.endswith("x-Ä0 left"))
+    others = [TcpMember(processes, nodes[n]) for n in (0, 1)]
+    others[1].send(b"/who\r\n")
+    assert others[1].lineUntil(lambda line: " here: " in line).startswith("* 3 here")

@@ -10,13 +10,16 @@ from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
 
 from sockserve.chat.events import ChatEvent, Joined, Left, Message, Renamed
+from sockserve.chat.names import nameKey
 from sockserve.chat.room import (
+    QUIET_SUMMARY_EVERY,
     ChatRoom,
     IChatMember,
     IChatRoom,
     NameRejected,
     RoomFull,
     checkName,
+    historyBudget,
 )
 from sockserve.chat.session import ChatSession
 from tests.conftest import ErrorCollector
@@ -211,3 +214,137 @@ def test_history_is_kept_for_those_who_join() -> None:
     plain.join(speaker, "speaker")
     plain.say(speaker, [b"one"])
     assert plain.recent is None
+
+
+@pytest.mark.parametrize(
+    "lookAlike", ["Alice", "ALICE", "aIice", "a|ice", "a1ice", "al1ce", "alice."]
+)
+def test_names_that_look_alike_are_the_same_name(lookAlike: str) -> None:
+    """With alice present, a name that looks like hers (case, I l 1 |, O 0,
+    rn m, vv w, and the punctuation . - _) is refused, and says whose it
+    looks like; a name that does not look like any is taken."""
+    room = ChatRoom(capacity=10)
+    joined(room, "alice")
+    other = joined(room, "other")
+    failure = result(room.rename(other, lookAlike))
+    assert isinstance(failure, Failure)
+    failure.trap(NameRejected)
+    message = str(failure.value)
+    if lookAlike.casefold() == "alice":
+        assert message == f"the name {lookAlike} is taken"
+    else:
+        assert message == f"the name {lookAlike} is taken: it looks too much like alice"
+    assert result(room.rename(other, "alicia")) == "other"
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("b0b", "bob"), ("rnary", "mary"), ("vvill", "will"), ("jo_hn", "john")],
+)
+def test_look_alike_keys(one: str, other: str) -> None:
+    """The pairs and digits that look alike give one key."""
+    assert nameKey(one) == nameKey(other)
+
+
+def test_a_suffixed_names_key_is_its_bases_key_and_the_suffix() -> None:
+    """The bus's scripts make the key of NAME#N from NAME's key: # kept, the
+    digits 0 and 1 read as o and l (a rule they must share with nameKey)."""
+    for base in ("Alice", "x-Ä0", "127.0.0.1:5000", "rn"):
+        for n in (2, 10, 101, 999):
+            digits = str(n).replace("0", "o").replace("1", "l")
+            assert nameKey(f"{base}#{n}") == f"{nameKey(base)}#{digits}"
+
+
+def test_joining_as_a_look_alike_gets_a_suffix() -> None:
+    """A default name that looks like a member's is made unique."""
+    room = ChatRoom(capacity=10)
+    joined(room, "alice")
+    member = Member()
+    assert result(room.join(member, "aIice")) == "aIice#2"
+
+
+def test_leaving_never_fails() -> None:
+    """A member whose name's key another member holds (a mix-up anywhere
+    else must not make leaving raise) leaves, and the other stays."""
+    room = ChatRoom(capacity=10)
+    first = joined(room, "bob")
+    second = joined(room, "carol")
+    room._byKey[nameKey("bob")] = second
+    room.leave(first)
+    room.leave(first)
+    assert room.names() == ["carol"]
+    room.leave(second)
+    assert room.names() == []
+
+
+def test_history_is_bounded_in_bytes_and_says_what_it_leaves_out() -> None:
+    """The room keeps no more history than its byte bound, and a newcomer is
+    told how many of the last lines are not shown."""
+    from sockserve.chat.events import History
+
+    room = ChatRoom(capacity=10, history=20, historyBytes=200_000)
+    speaker = joined(room, "speaker")
+    for n in range(20):
+        room.say(speaker, [b"%02d" % n + b"x" * 60_000])
+    newcomer = Member()
+    room.join(newcomer, "newcomer")
+    [history] = [event for event in newcomer.received if isinstance(event, History)]
+    assert [line[:2] for _, line in history.lines] == [b"17", b"18", b"19"]
+    assert history.omitted == 17
+    assert sum(len(line) for _, line in history.lines) <= 200_000
+
+
+def test_history_of_a_few_lines_omits_nothing() -> None:
+    """Fewer lines than the history keeps: all shown, none omitted."""
+    from sockserve.chat.events import History
+
+    room = ChatRoom(capacity=10, history=5)
+    speaker = joined(room, "speaker")
+    room.say(speaker, [b"one", b"two"])
+    newcomer = Member()
+    room.join(newcomer, "newcomer")
+    [history] = [event for event in newcomer.received if isinstance(event, History)]
+    assert history.omitted == 0
+    assert len(history.lines) == 2
+
+
+def test_history_budget_is_a_quarter_of_max_pending() -> None:
+    """What a newcomer is shown never approaches what would drop it."""
+    assert historyBudget(1024 * 1024) == 64 * 1024
+    assert historyBudget(100_000) == 25_000
+    assert historyBudget(1) == 0
+
+
+def test_quiet_joins_and_departures_are_summarised() -> None:
+    """Joins and departures that were not announced are told in one summary
+    a while later: nobody is in the room unseen."""
+    from twisted.internet.task import Clock
+
+    from sockserve.chat.events import QuietPresence
+
+    clock = Clock()
+    room = ChatRoom(capacity=10, clock=clock)
+    watcher = joined(room, "watcher")
+    lurker, passer = Member(), Member()
+    assert result(room.join(lurker, "lurker", quietly=True)) == "lurker"
+    assert result(room.join(passer, "passer", quietly=True)) == "passer"
+    room.leave(passer)
+    assert watcher.received == []
+    clock.advance(QUIET_SUMMARY_EVERY)
+    [summary] = watcher.received
+    assert isinstance(summary, QuietPresence)
+    assert summary.joined == ("lurker", "passer")
+    assert summary.left == ("passer",)
+    assert clock.getDelayedCalls() == []
+    room.close()
+
+
+def test_a_closed_room_summarises_nothing() -> None:
+    """At shutdown, the pending summary is dropped with its timer."""
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    room = ChatRoom(capacity=10, clock=clock)
+    room.join(Member(), "lurker", quietly=True)
+    room.close()
+    assert clock.getDelayedCalls() == []

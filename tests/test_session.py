@@ -106,8 +106,11 @@ class TagWire:
     def nameChanged(self, name: str) -> bytes:
         return self._tag("nameChanged", name)
 
-    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
-        return self._tag("history", tuple(lines))
+    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
+        return self._tag("history", tuple(lines), omitted)
+
+    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        return self._tag("quietly", tuple(joined), tuple(left))
 
 
 @implementer(IChatRoom)

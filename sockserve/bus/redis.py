@@ -35,6 +35,7 @@ from sockserve.bus.address import BusAddress
 from sockserve.bus.codec import BadEntry, Said, decodeBatch, safeName
 from sockserve.bus.room import BusRoom, Entry, Rejoined, streamId
 from sockserve.bus.scripts import SCRIPTS
+from sockserve.chat.names import nameKey
 
 # Reconnection backoff, in seconds.
 FIRST_RETRY = 0.25
@@ -262,7 +263,7 @@ class RedisBus(Service):
         room = self.room
         assert room is not None
         names = room.localNames()
-        registered = await self._script("register", *names)
+        registered = await self._script("register", *_withKeys(names))
         position, deleted, members = await self._script("snapshot")
         position = position.decode()
         if lostData:
@@ -439,13 +440,17 @@ class RedisBus(Service):
         Admit a member as C{name} in one atomic step: C{ok}, C{taken} or
         C{full}.
         """
-        return self._command("admit", name, capacity).addCallback(self._answer)
+        return self._command("admit", name, nameKey(name), capacity).addCallback(
+            self._answer
+        )
 
     def rename(self, oldName: str, newName: str) -> Deferred[str]:
         """
         Rename a member in one atomic step: C{ok} or C{taken}.
         """
-        return self._command("rename", oldName, newName).addCallback(self._answer)
+        return self._command(
+            "rename", nameKey(oldName), newName, nameKey(newName)
+        ).addCallback(self._answer)
 
     def _answer(self, answer: bytes) -> str:
         text = answer.decode()
@@ -466,7 +471,7 @@ class RedisBus(Service):
         """
         Register the node's members again: their names as registered.
         """
-        return self._command("register", *names).addCallback(
+        return self._command("register", *_withKeys(names)).addCallback(
             lambda registered: [name.decode("utf-8", "replace") for name in registered]
         )
 
@@ -563,6 +568,13 @@ class RedisBus(Service):
                 continue
             entries.append(Entry(entryId.decode(), node, seq, events))
         return entries
+
+
+def _withKeys(names: Sequence[str]) -> list[str]:
+    """
+    Each of C{names} followed by its key, as the register script takes them.
+    """
+    return [part for name in names for part in (name, nameKey(name))]
 
 
 def _why(failure: Failure) -> str:

@@ -53,8 +53,10 @@ from sockserve.chat.events import (
     Notice,
     Renamed,
 )
+from sockserve.chat.names import nameKey, takenMessage
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.room import (
+    HISTORY_BYTES,
     ChatRoom,
     IChatMember,
     IChatRoom,
@@ -185,12 +187,14 @@ class Bus(Protocol):
 
     def admit(self, name: str, capacity: int) -> Deferred[str]:
         """
-        Admit a member: C{ok}, C{taken} or C{full}.
+        Admit a member: C{ok}, C{taken} (by a name with the same
+        L{nameKey}) or C{full}.
         """
 
     def rename(self, oldName: str, newName: str) -> Deferred[str]:
         """
-        Rename a member: C{ok} or C{taken}.
+        Rename a member: C{ok} or C{taken} (by a name with the same
+        L{nameKey}).
         """
 
     def publish(
@@ -234,14 +238,15 @@ class SharedRoom(ChatRoom):
     A room whose members are spread over the nodes of a bus; this node
     holds some of them (as a L{ChatRoom} does) and knows of the others.
 
-    @ivar others: the other nodes' members, by name in lower case:
-        C{(node, name)}.
+    @ivar others: the other nodes' members, by the key of their name (see
+        L{nameKey}): C{(node, name)}.
     @ivar contact: whether the node is in contact with the room.
     @ivar pressure: the room's readers that are behind (set by the server),
         which lines from other nodes wait for as local senders do.
     """
 
     log = Logger()
+    clock: IReactorTime
 
     def __init__(
         self,
@@ -251,8 +256,9 @@ class SharedRoom(ChatRoom):
         presenceLimit: int = 100,
         history: int = 0,
         outboxLimit: int = OUTBOX_LIMIT,
+        historyBytes: int = HISTORY_BYTES,
     ) -> None:
-        super().__init__(capacity, presenceLimit, history)
+        super().__init__(capacity, presenceLimit, history, historyBytes, clock)
         self.bus = bus
         self.clock = clock
         self.outboxLimit = outboxLimit
@@ -295,10 +301,21 @@ class SharedRoom(ChatRoom):
 
     def hasName(self, name: str) -> bool:
         """
-        Whether a member anywhere has C{name} (case-insensitively).
+        Whether a member anywhere has C{name} (see L{nameKey}).
         """
-        key = name.casefold()
+        key = nameKey(name)
         return key in self._byKey or key in self.others
+
+    def holderOf(self, name: str) -> str | None:
+        """
+        The name of the member, anywhere, whose name is the same as C{name}
+        (see L{nameKey}), or C{None}.
+        """
+        local = super().holderOf(name)
+        if local is not None:
+            return local
+        other = self.others.get(nameKey(name))
+        return None if other is None else other[1]
 
     def names(self) -> list[str]:
         """
@@ -389,7 +406,7 @@ class SharedRoom(ChatRoom):
         super().leave(member)
         self._toldDropped.discard(member)
         if name is not None and not self.closed:
-            self._send(Presence("l", name, quiet), leftKey=name.lower())
+            self._send(Presence("l", name, quiet), leftKey=nameKey(name))
 
     def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
         """
@@ -404,26 +421,49 @@ class SharedRoom(ChatRoom):
             return fail(NameRejected("only a member of the room has a name"))
         if newName == oldName:
             return succeed(oldName)
-        if newName.casefold() != oldName.casefold() and self.hasName(newName):
-            return fail(NameRejected(f"the name {newName} is taken"))
+        try:
+            self._checkFree(member, oldName, newName)
+        except NameRejected as rejected:
+            return fail(rejected)
         if not self.bus.connected:
             return succeed(self._renamed(member, oldName, newName))
 
         def answered(answer: str) -> str:
             if answer == "taken":
-                raise NameRejected(f"the name {newName} is taken")
+                raise NameRejected(takenMessage(newName, self.holderOf(newName)))
             return self._renamed(member, oldName, newName)
 
         def notAsked(failure: Failure) -> str | Failure:
             if failure.check(NameRejected):
                 return failure
+            # Decided here, on what this node knows now: another member of
+            # this node may have taken the name meanwhile.
             return self._renamed(member, oldName, newName)
 
         return self.bus.rename(oldName, newName).addCallbacks(answered, notAsked)
 
+    def _checkFree(self, member: IChatMember, oldName: str, newName: str) -> None:
+        """
+        Raise L{NameRejected} if a member other than C{member} (on any node
+        this node knows of) has a name the same as C{newName}.
+        """
+        key = nameKey(newName)
+        if key == nameKey(oldName):
+            return
+        holder = self._byKey.get(key)
+        if (holder is not None and holder is not member) or key in self.others:
+            raise NameRejected(takenMessage(newName, self.holderOf(newName)))
+
     def _renamed(self, member: IChatMember, oldName: str, newName: str) -> str:
+        """
+        Apply a change of name the bus agreed to, or that this node decides
+        alone (the bus is away): unless the member changed its name
+        meanwhile, or, deciding alone, another member here took the name.
+        """
         if self._names.get(member) != oldName:
             return oldName
+        if not self.bus.connected:
+            self._checkFree(member, oldName, newName)
         self.setName(member, oldName, newName)
         self._send(Rename(oldName, newName, False))
         return oldName
@@ -645,9 +685,9 @@ class SharedRoom(ChatRoom):
                 self._takeRegisteredName(asked, registered)
         missing = [name for name in self.localNames() if name not in rejoined.names]
         self.others = {
-            name.casefold(): (node, name)
+            nameKey(name): (node, name)
             for node, name in rejoined.others
-            if name.casefold() not in self._byKey
+            if nameKey(name) not in self._byKey
         }
         self._sortedNames = None
         self._position = streamId(rejoined.position)
@@ -692,7 +732,7 @@ class SharedRoom(ChatRoom):
         A member's name was taken on another node while this one was out of
         contact: it goes by the name the bus gave it.
         """
-        member = self._byKey.get(old.casefold())
+        member = self._byKey.get(nameKey(old))
         if member is None:
             return
         self.setName(member, old, new)
@@ -766,24 +806,24 @@ class SharedRoom(ChatRoom):
             if fresh:
                 # The node's members now: those it no longer lists are gone
                 # (a departure it could not publish was dropped).
-                listed = {name.casefold() for name in event.names}
+                listed = {nameKey(name) for name in event.names}
                 for key, (holder, _) in list(self.others.items()):
                     if holder == node and key not in listed:
                         del self.others[key]
                         self._sortedNames = None
                 for name in event.names:
-                    self._setOther(name.casefold(), (node, name), node)
+                    self._setOther(nameKey(name), (node, name), node)
             return
         if isinstance(event, Rename):
-            if event.oldName.casefold() in self._byKey:
+            if nameKey(event.oldName) in self._byKey:
                 return
             if fresh:
-                self._dropOther(event.oldName.casefold(), node)
-                self._setOther(event.newName.casefold(), (node, event.newName), node)
+                self._dropOther(nameKey(event.oldName), node)
+                self._setOther(nameKey(event.newName), (node, event.newName), node)
             if not event.quiet:
                 self.announce(Renamed(event.oldName, event.newName))
             return
-        key = event.name.casefold()
+        key = nameKey(event.name)
         if key in self._byKey:
             # A name this node holds: news of someone else's, from before
             # this node took it.
@@ -791,13 +831,17 @@ class SharedRoom(ChatRoom):
         if event.kind == "j":
             if fresh:
                 self._setOther(key, (node, event.name), node)
-            if not event.quiet:
+            if event.quiet:
+                self.noteQuietly(joined=event.name)
+            else:
                 self.announce(Joined(event.name))
         else:
             if fresh:
                 # "x" entries come from "gone:NODE", about NODE's members.
                 self._dropOther(key, node.removeprefix("gone:"))
-            if not event.quiet:
+            if event.quiet:
+                self.noteQuietly(left=event.name)
+            else:
                 self.announce(Left(event.name))
 
     def _dropOther(self, key: str, node: str) -> None:

@@ -2,16 +2,19 @@
 The Lua scripts a node runs in Redis, each one atomic step.
 
 Keys live under the room's prefix C{sockserve:{ROOM}:} (the braces make it
-one hash slot): C{stream} (the room's events), C{members} (a hash from a
-name in lower case to C{NODE LF NAME}), C{node:NODE} (the lower-case names
-a node holds), C{nodes} (a sorted set of nodes by the time, in Redis's
-clock, after which a node that has not refreshed its entry is gone),
-C{seqs} (the last batch number each node published) and C{epoch} (changes
-when Redis lost its data).
+one hash slot): C{stream} (the room's events), C{members} (a hash from the
+key of a name, see L{sockserve.chat.names.nameKey}, to C{NODE LF NAME}),
+C{node:NODE} (the keys of the names a node holds), C{nodes} (a sorted set
+of nodes by the time, in Redis's clock, after which a node that has not
+refreshed its entry is gone), C{seqs} (the last batch number each node
+published) and C{epoch} (changes when Redis lost its data).
 
 Every script takes the prefix and the node as its first two arguments;
 names and lines are arguments, never part of a key other than the node's
-own set (whose id the node makes itself).
+own set (whose id the node makes itself). The key of a name is computed by
+the node and passed with it: the scripts never fold names themselves (Lua's
+C{string.lower} and Python's disagree beyond ASCII); the one key a script
+makes, a suffixed name's, follows L{nameKey}'s rule for C{#} and digits.
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from __future__ import annotations
 _HELD_BY = """
 local function heldBy(held, node)
   return held and string.sub(held, 1, #node + 1) == node .. '\\n'
+end
+"""
+
+# The key of NAME#N, given NAME's key: nameKey keeps '#' and reads the
+# digits 0 and 1 as the letters they look like.
+_SUFFIXED = """
+local function suffixed(key, n)
+  local digits = string.gsub(tostring(n), '[01]', {['0'] = 'o', ['1'] = 'l'})
+  return key .. '#' .. digits
 end
 """
 
@@ -85,12 +97,12 @@ return 1
 """
 )
 
-# ARGV: prefix, node, name, capacity. Admit a member: 'ok', 'taken',
-# 'full', or 'gone' if the node itself was removed (it must rejoin).
+# ARGV: prefix, node, name, its key, capacity. Admit a member: 'ok',
+# 'taken', 'full', or 'gone' if the node itself was removed (it must rejoin).
 ADMIT = """
-local P, node, name, capacity = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local P, node, name, key = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local capacity = tonumber(ARGV[5])
 if not redis.call('ZSCORE', P .. 'nodes', node) then return 'gone' end
-local key = string.lower(name)
 if redis.call('HEXISTS', P .. 'members', key) == 1 then return 'taken' end
 if redis.call('HLEN', P .. 'members') >= capacity then return 'full' end
 redis.call('HSET', P .. 'members', key, node .. '\\n' .. name)
@@ -98,13 +110,13 @@ redis.call('SADD', P .. 'node:' .. node, key)
 return 'ok'
 """
 
-# ARGV: prefix, node, old name, new name: 'ok', 'taken' or 'gone'.
+# ARGV: prefix, node, old name's key, new name, its key: 'ok', 'taken' or
+# 'gone'.
 RENAME = (
     _HELD_BY
     + """
-local P, node, old, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local P, node, oldKey, new, newKey = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if not redis.call('ZSCORE', P .. 'nodes', node) then return 'gone' end
-local oldKey, newKey = string.lower(old), string.lower(new)
 if oldKey ~= newKey and redis.call('HEXISTS', P .. 'members', newKey) == 1 then
   return 'taken'
 end
@@ -119,7 +131,7 @@ return 'ok'
 )
 
 # ARGV: prefix, node, batch number, payload, the stream's length, then the
-# lower-case names of the members who left in the batch. Publish a batch
+# keys of the names of the members who left in the batch. Publish a batch
 # once: a batch whose number is not above the node's last is a retry of one
 # already published, and is dropped. Returns 1, or 0 for a retry.
 PUBLISH = (
@@ -143,24 +155,25 @@ return 1
 """
 )
 
-# ARGV: prefix, node, then the node's members' names. (Re)register them
-# after the node (re)connected: a name another node took meanwhile gets a
-# #N suffix. Names the node held and no longer has are released. Returns
-# the names as registered, in order.
+# ARGV: prefix, node, then the node's members' names, each followed by its
+# key. (Re)register them after the node (re)connected: a name another node
+# took meanwhile gets a #N suffix. Names the node held and no longer has
+# are released. Returns the names as registered, in order.
 REGISTER = (
     _HELD_BY
+    + _SUFFIXED
     + """
 local P, node = ARGV[1], ARGV[2]
 local mine = P .. 'node:' .. node
 local wanted, result = {}, {}
-for i = 3, #ARGV do
-  local name = ARGV[i]
-  local final, key = name, string.lower(name)
+for i = 3, #ARGV, 2 do
+  local name, base = ARGV[i], ARGV[i + 1]
+  local final, key = name, base
   local held = redis.call('HGET', P .. 'members', key)
   local n = 2
   while ((held and not heldBy(held, node)) or wanted[key]) and n < 1000 do
     final = name .. '#' .. n
-    key = string.lower(final)
+    key = suffixed(base, n)
     held = redis.call('HGET', P .. 'members', key)
     n = n + 1
   end

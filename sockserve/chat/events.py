@@ -77,10 +77,18 @@ class ChatWire(Protocol):
         The member itself is now known as C{name}.
         """
 
-    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
         """
         What was said before the member joined: C{(sender, line)} pairs,
-        oldest first, each line UTF-8 already made safe to show.
+        oldest first, each line UTF-8 already made safe to show; and how
+        many lines said before those are not shown (too long to show).
+        """
+
+    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        Members who joined (C{joined}) and left (C{left}) without it being
+        announced (an address that comes and goes again and again): a
+        summary of a while.
         """
 
 
@@ -321,16 +329,41 @@ class History(ChatEvent):
     The room's last lines, for a member that just joined (C{--history}).
 
     @ivar lines: C{(sender, line)} pairs, oldest first.
+    @ivar omitted: how many of the last lines said are not shown before
+        those (the history shown is bounded in bytes).
     """
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "omitted")
 
-    def __init__(self, lines: Sequence[tuple[str, bytes]]) -> None:
+    def __init__(self, lines: Sequence[tuple[str, bytes]], omitted: int = 0) -> None:
         super().__init__()
         self.lines = tuple(lines)
+        self.omitted = omitted
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the history for C{wire}.
         """
-        return wire.history(self.lines)
+        return wire.history(self.lines, self.omitted)
+
+
+class QuietPresence(ChatEvent):
+    """
+    A summary of the joins and departures that were not announced.
+
+    @ivar joined: who joined quietly, in order.
+    @ivar left: who left quietly, in order.
+    """
+
+    __slots__ = ("joined", "left")
+
+    def __init__(self, joined: Sequence[str], left: Sequence[str]) -> None:
+        super().__init__()
+        self.joined = tuple(joined)
+        self.left = tuple(left)
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the summary for C{wire}.
+        """
+        return wire.quietly(self.joined, self.left)

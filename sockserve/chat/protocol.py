@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockserve._sending import unsentBytes
+from sockserve._text import plural
 from sockserve._version import __version__
 from sockserve.chat.events import Banner, ChatWire
 from sockserve.chat.policy import ChatPolicy
-from sockserve.chat.room import IChatRoom
+from sockserve.chat.room import QUIET_NAMES_SHOWN, IChatRoom
 from sockserve.chat.session import ChatSession
 from sockserve.protocol import CRLF, LineServerProtocol, ServerContext
 
@@ -103,15 +104,44 @@ class LineWire:
         """
         return self.notice(f"you are now known as {name}")
 
-    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
         """
         The lines said before the member joined, as C{<name> text} lines
-        between C{* the last N line(s) said here:} and C{* (end of history)}.
+        between C{* the last N line(s) said here:} and C{* (end of history)};
+        the heading says how many lines before those are not shown.
         """
         said = b"".join([self.message(sender, (line,)) for sender, line in lines])
-        count = len(lines)
-        heading = f"the last {count} line{'s' if count != 1 else ''} said here:"
-        return self.notice(heading) + said + self.notice("(end of history)")
+        heading = f"the last {plural(len(lines), 'line')} said here"
+        if omitted:
+            heading += f" ({plural(omitted, 'earlier line')} too long to show)"
+        return self.notice(heading + ":") + said + self.notice("(end of history)")
+
+    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        C{* N joined quietly: a, b, c} and C{* N left quietly: ...} (the
+        first names of each, and how many more).
+        """
+        return b"".join(
+            [
+                self.notice(quietSummary(names, verb))
+                for names, verb in ((joined, "joined"), (left, "left"))
+                if names
+            ]
+        )
+
+
+def quietSummary(names: Sequence[str], verb: str) -> str:
+    """
+    Return C{N joined quietly: a, b, c} (C{verb}: joined or left), listing
+    at most L{QUIET_NAMES_SHOWN} names.
+    """
+    shown = ", ".join(names[:QUIET_NAMES_SHOWN])
+    if len(names) > QUIET_NAMES_SHOWN:
+        shown += f" and {len(names) - QUIET_NAMES_SHOWN} more"
+    return (
+        f"{plural(len(names), 'member')} {verb} quietly (too many joins from one "
+        f"address): {shown}"
+    )
 
 
 LINE_WIRE = LineWire()

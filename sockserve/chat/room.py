@@ -11,18 +11,42 @@ because a shared room must ask the others first; this one answers at once.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
-from sockserve.chat.events import ChatEvent, History, Joined, Left, Message, Renamed
+from sockserve.chat.events import (
+    ChatEvent,
+    History,
+    Joined,
+    Left,
+    Message,
+    QuietPresence,
+    Renamed,
+)
+from sockserve.chat.names import (
+    MAX_NAME_LENGTH,
+    NameRejected,
+    checkName,
+    nameKey,
+    takenMessage,
+)
 
-MAX_NAME_LENGTH = 32
-_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]{}^|]*\Z")
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "ChatRoom",
+    "IChatMember",
+    "IChatRoom",
+    "NameRejected",
+    "RoomFull",
+    "checkName",
+    "historyBudget",
+    "nameKey",
+]
 
 
 class IChatMember(Interface):
@@ -46,29 +70,6 @@ class RoomFull(Exception):
     def __init__(self, capacity: int) -> None:
         super().__init__(f"the room is full ({capacity} members)")
         self.capacity = capacity
-
-
-class NameRejected(ValueError):
-    """
-    A name is invalid or already taken; the message says which.
-    """
-
-
-def checkName(name: str) -> None:
-    """
-    Raise L{NameRejected} unless C{name} is a valid nickname: 1 to 32
-    characters from letters, digits and C{_ . - [ ] { } ^ |}, not starting
-    with punctuation.
-    """
-    if not name:
-        raise NameRejected("a name cannot be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise NameRejected(f"a name is at most {MAX_NAME_LENGTH} characters")
-    if not _VALID_NAME.match(name):
-        raise NameRejected(
-            "a name uses letters, digits and _ . - [ ] { } ^ | "
-            "and starts with a letter, digit or _"
-        )
 
 
 class IChatRoom(Interface):
@@ -138,6 +139,27 @@ class IChatRoom(Interface):
         """
 
 
+# Bytes of history a member joining is shown at most (and the room keeps).
+HISTORY_BYTES = 64 * 1024
+# Per line shown in history, besides its text and sender: what a wire adds.
+_HISTORY_OVERHEAD = 16
+# Seconds over which joins and departures that were not announced (see
+# C{quietly}) are gathered into one summary.
+QUIET_SUMMARY_EVERY = 5.0
+# Names listed in one summary of quiet joins or departures.
+QUIET_NAMES_SHOWN = 10
+
+
+def historyBudget(maxPending: int) -> int:
+    """
+    Return the bytes of history shown to a member joining, for members
+    dropped beyond C{maxPending} bytes of output queued: a quarter of it (a
+    member's greeting must never be what drops it), at most
+    L{HISTORY_BYTES}.
+    """
+    return max(0, min(HISTORY_BYTES, maxPending // 4))
+
+
 @implementer(IChatRoom)
 class ChatRoom:
     """
@@ -148,23 +170,39 @@ class ChatRoom:
         the room has at most this many members; above it, a join storm would
         cost O(n^2) notices.
     @ivar recent: the last lines said, C{(sender, line)}, kept for those who
-        join (C{--history}); C{None} when none are kept.
+        join (C{--history}), at most C{historyBytes} of them; C{None} when
+        none are kept.
+    @ivar historyLines: how many lines C{recent} keeps at most.
+    @ivar historyBytes: how many bytes of lines C{recent} keeps at most.
+    @ivar clock: the source of time for summaries of quiet joins, or
+        C{None} (then they are not summarised).
     """
 
     log = Logger()
 
     def __init__(
-        self, capacity: int, presenceLimit: int = 100, history: int = 0
+        self,
+        capacity: int,
+        presenceLimit: int = 100,
+        history: int = 0,
+        historyBytes: int = HISTORY_BYTES,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.capacity = capacity
         self.presenceLimit = presenceLimit
-        self.recent: deque[tuple[str, bytes]] | None = (
-            deque(maxlen=history) if history > 0 else None
-        )
+        self.historyLines = history
+        self.historyBytes = historyBytes
+        self.recent: deque[tuple[str, bytes]] | None = deque() if history > 0 else None
+        self._recentBytes = 0
+        self._said = 0
+        self.clock = clock
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
         self._quiet: set[IChatMember] = set()
         self._sortedNames: list[str] | None = None
+        self._quietJoins: list[str] = []
+        self._quietLeaves: list[str] = []
+        self._quietSummary: IDelayedCall | None = None
         self.closed = False
 
     def __len__(self) -> int:
@@ -178,6 +216,9 @@ class ChatRoom:
         The server is stopping: announce nothing more.
         """
         self.closed = True
+        if self._quietSummary is not None and self._quietSummary.active():
+            self._quietSummary.cancel()
+        self._quietSummary = None
 
     def population(self) -> int:
         """
@@ -191,11 +232,19 @@ class ChatRoom:
         """
         return len(self._names) >= self.capacity
 
+    def holderOf(self, name: str) -> str | None:
+        """
+        Return the name of the member whose name is the same as C{name}
+        (see L{nameKey}), or C{None}.
+        """
+        member = self._byKey.get(nameKey(name))
+        return None if member is None else self._names.get(member)
+
     def hasName(self, name: str) -> bool:
         """
-        Return whether a member has the name C{name} (case-insensitively).
+        Return whether a member has the name C{name} (see L{nameKey}).
         """
-        return name.casefold() in self._byKey
+        return nameKey(name) in self._byKey
 
     def nameOf(self, member: IChatMember) -> str:
         """
@@ -239,13 +288,15 @@ class ChatRoom:
     def admit(self, member: IChatMember, name: str, quietly: bool) -> str:
         """
         Make C{member} a member as C{name} (free here), announce it unless
-        C{quietly}, and give it the history; return C{name}.
+        C{quietly} (then it is summarised later), and give it the history;
+        return C{name}.
         """
-        self._byKey[name.casefold()] = member
+        self._byKey[nameKey(name)] = member
         self._names[member] = name
         self._sortedNames = None
         if quietly:
             self._quiet.add(member)
+            self.noteQuietly(joined=name)
         else:
             self.announce(Joined(name), exclude=member)
         self.tellHistory(member)
@@ -255,8 +306,10 @@ class ChatRoom:
         """
         Call C{member} (now C{oldName}) C{newName}, and tell the others.
         """
-        del self._byKey[oldName.casefold()]
-        self._byKey[newName.casefold()] = member
+        oldKey = nameKey(oldName)
+        if self._byKey.get(oldKey) is member:
+            del self._byKey[oldKey]
+        self._byKey[nameKey(newName)] = member
         self._names[member] = newName
         self._sortedNames = None
         self.announce(Renamed(oldName, newName), exclude=member)
@@ -266,15 +319,31 @@ class ChatRoom:
         Give a member that just joined the room's last lines, if any are
         kept (before its greeting is sent, so they come right after it).
         """
-        if self.recent:
-            member.receive(History(self.recent))
+        if self.recent is None:
+            return
+        shown = len(self.recent)
+        omitted = min(self._said, self.historyLines) - shown
+        if shown or omitted:
+            member.receive(History(self.recent, omitted))
 
     def remember(self, sender: str, lines: Sequence[bytes]) -> None:
         """
-        Keep C{lines} said by C{sender} for those who join later.
+        Keep C{lines} said by C{sender} for those who join later: the last
+        C{historyLines} of them, as many as fit C{historyBytes}.
         """
-        if self.recent is not None:
-            self.recent.extend([(sender, line) for line in lines])
+        recent = self.recent
+        if recent is None:
+            return
+        cost = len(sender) + _HISTORY_OVERHEAD
+        for line in lines:
+            recent.append((sender, line))
+            self._recentBytes += len(line) + cost
+        self._said = min(self._said + len(lines), self.historyLines)
+        while recent and (
+            len(recent) > self.historyLines or self._recentBytes > self.historyBytes
+        ):
+            oldSender, oldLine = recent.popleft()
+            self._recentBytes -= len(oldLine) + len(oldSender) + _HISTORY_OVERHEAD
 
     def leave(self, member: IChatMember) -> None:
         """
@@ -283,10 +352,13 @@ class ChatRoom:
         name = self._names.pop(member, None)
         if name is None:
             return
-        del self._byKey[name.casefold()]
+        key = nameKey(name)
+        if self._byKey.get(key) is member:
+            del self._byKey[key]
         self._sortedNames = None
         if member in self._quiet:
             self._quiet.discard(member)
+            self.noteQuietly(left=name)
         else:
             self.announce(Left(name), exclude=member)
 
@@ -303,10 +375,9 @@ class ChatRoom:
             return fail(NameRejected("only a member of the room has a name"))
         if newName == oldName:
             return succeed(oldName)
-        newKey = newName.casefold()
-        holder = self._byKey.get(newKey)
+        holder = self._byKey.get(nameKey(newName))
         if holder is not None and holder is not member:
-            return fail(NameRejected(f"the name {newName} is taken"))
+            return fail(NameRejected(takenMessage(newName, self._names.get(holder))))
         self.setName(member, oldName, newName)
         return succeed(oldName)
 
@@ -324,8 +395,33 @@ class ChatRoom:
         Deliver a presence event to everyone but C{exclude}, unless the room
         is larger than C{presenceLimit}.
         """
-        if len(self._names) <= self.presenceLimit and not self.closed:
+        if self.population() <= self.presenceLimit and not self.closed:
             self.broadcast(event, exclude=exclude)
+
+    def noteQuietly(self, joined: str | None = None, left: str | None = None) -> None:
+        """
+        Note a join or a departure that was not announced (an address that
+        comes and goes again and again): the room is told of those of the
+        last L{QUIET_SUMMARY_EVERY} seconds in one summary, so that nobody
+        is here unseen.
+        """
+        if self.clock is None or self.closed:
+            return
+        if joined is not None:
+            self._quietJoins.append(joined)
+        if left is not None:
+            self._quietLeaves.append(left)
+        if self._quietSummary is None:
+            self._quietSummary = self.clock.callLater(
+                QUIET_SUMMARY_EVERY, self._summariseQuiet
+            )
+
+    def _summariseQuiet(self) -> None:
+        self._quietSummary = None
+        joined, self._quietJoins = self._quietJoins, []
+        left, self._quietLeaves = self._quietLeaves, []
+        if joined or left:
+            self.announce(QuietPresence(joined, left))
 
     def broadcast(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
         """

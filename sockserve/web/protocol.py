@@ -200,7 +200,7 @@ class WebSocketChatProtocol(ChatProtocol):
         if not messages or self.closing:
             return
         chunk = b"\n".join(messages).replace(b"\r\n", b"\n") + b"\n"
-        if self.context.idleDeadlines is not None:
+        if self.context.idleDeadlines is not None and chunk.strip(b"\r\n\x00"):
             self.context.idleDeadlines.set(self)
         self.context.stats.linesIn += chunk.count(b"\n")
         self.linesReceived(chunk)

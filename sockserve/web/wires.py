@@ -101,11 +101,17 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.nameChanged(name))
 
-    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
         """
         The history, a frame per line.
         """
-        return _framesOf(LINE_WIRE.history(lines))
+        return _framesOf(LINE_WIRE.history(lines, omitted))
+
+    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        The summary of quiet joins and departures, a frame per line.
+        """
+        return _framesOf(LINE_WIRE.quietly(joined, left))
 
 
 def _json(**fields: object) -> bytes:
@@ -189,16 +195,25 @@ class WebSocketJsonWire:
         """
         return _json(type="name", name=name)
 
-    def history(self, lines: Sequence[tuple[str, bytes]]) -> bytes:
+    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
         """
-        C{{"type": "history", "lines": [{"from": name, "text": line}, ...]}}.
+        C{{"type": "history", "lines": [{"from": name, "text": line}, ...],
+        "omitted": N}}.
         """
         return _json(
             type="history",
             lines=[
                 {"from": sender, "text": line.decode("utf-8")} for sender, line in lines
             ],
+            omitted=omitted,
         )
+
+    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        C{{"type": "quietly", "joined": [...], "left": [...]}}: every name,
+        so that the page's member list stays right.
+        """
+        return _json(type="quietly", joined=list(joined), left=list(left))
 
 
 WEBSOCKET_LINE_WIRE = WebSocketLineWire()

@@ -111,7 +111,10 @@
     },
     message(event) { show("message", event.from, event.text); },
     history(event) {
-      show("notice", null, `the last ${event.lines.length} line(s) said here:`);
+      const omitted = event.omitted
+        ? ` (${event.omitted} earlier line(s) too long to show)` : "";
+      show("notice", null,
+        `the last ${event.lines.length} line(s) said here${omitted}:`);
       for (const line of event.lines) {
         show("message history", line.from, line.text);
       }
@@ -124,6 +127,22 @@
     left(event) {
       removeMember(event.name);
       show("notice", null, `${event.name} left`);
+    },
+    quietly(event) {
+      for (const name of event.joined) {
+        addMember(name);
+      }
+      for (const name of event.left) {
+        removeMember(name);
+      }
+      if (event.joined.length) {
+        show("notice", null,
+          `${event.joined.length} member(s) joined quietly: ${event.joined.join(", ")}`);
+      }
+      if (event.left.length) {
+        show("notice", null,
+          `${event.left.length} member(s) left quietly: ${event.left.join(", ")}`);
+      }
     },
     renamed(event) {
       renameMember(event.from, event.to);

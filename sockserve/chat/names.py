@@ -1,0 +1,73 @@
+"""
+The name rule: which names are valid, and when two names count as the same.
+
+Two names are the same name when they have the same L{nameKey}: case does not
+matter, and neither do the differences between characters that look alike in
+most fonts (C{I}, C{l}, C{1} and C{|}; C{O} and C{0}; C{rn} and C{m}; C{vv}
+and C{w}) or the punctuation C{. - _}. So with C{alice} present, C{Alice},
+C{aIice}, C{a|ice}, C{a1ice}, C{al1ce} and C{alice.} are all refused as
+taken: nobody can pass for somebody else.
+
+The key is computed here, once, and everything that compares names uses it:
+a room in this process, and the scripts of the bus, which are handed the key
+rather than fold names themselves (Lua's C{string.lower} and Python's
+C{str.lower} disagree beyond ASCII).
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_NAME_LENGTH = 32
+_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]{}^|]*\Z")
+
+# Characters that look alike, each mapped to one of its kind (after lower
+# case): 1, i, l and | all look like l; 0 like o.
+_LOOK_ALIKE = str.maketrans("1i|0", "lllo", "._-")
+# Pairs of letters that look like one.
+_LOOK_ALIKE_PAIRS = (("rn", "m"), ("vv", "w"))
+
+
+class NameRejected(ValueError):
+    """
+    A name is invalid or already taken; the message says which.
+    """
+
+
+def checkName(name: str) -> None:
+    """
+    Raise L{NameRejected} unless C{name} is a valid nickname: 1 to 32
+    characters from letters, digits and C{_ . - [ ] { } ^ |}, not starting
+    with punctuation.
+    """
+    if not name:
+        raise NameRejected("a name cannot be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameRejected(f"a name is at most {MAX_NAME_LENGTH} characters")
+    if not _VALID_NAME.match(name):
+        raise NameRejected(
+            "a name uses letters, digits and _ . - [ ] { } ^ | "
+            "and starts with a letter, digit or _"
+        )
+
+
+def nameKey(name: str) -> str:
+    """
+    Return what identifies C{name}: names with the same key are the same
+    name (see the module's docstring).
+    """
+    key = name.casefold().translate(_LOOK_ALIKE)
+    for pair, single in _LOOK_ALIKE_PAIRS:
+        if pair in key:
+            key = key.replace(pair, single)
+    return key
+
+
+def takenMessage(wanted: str, holder: str | None) -> str:
+    """
+    Return what someone asking for C{wanted} is told when C{holder} (if
+    known) has a name with the same key.
+    """
+    if holder is None or holder.casefold() == wanted.casefold():
+        return f"the name {wanted} is taken"
+    return f"the name {wanted} is taken: it looks too much like {holder}"
