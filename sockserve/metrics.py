@@ -121,14 +121,23 @@ class MetricsResource(Resource):
 
 class HealthResource(Resource):
     """
-    C{/healthz}: 200 while the server listens, 503 otherwise.
+    C{/healthz}: C{200 ok} while the server listens and nothing is wrong;
+    C{200 degraded: WHY} while it listens and serves its own clients, but
+    something it needs is wrong (a bus out of contact, or out of memory);
+    C{503 not listening} otherwise. A load balancer that wants the first
+    only checks for the body C{ok}.
     """
 
     isLeaf = True
 
-    def __init__(self, healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        healthy: Callable[[], bool],
+        degraded: Callable[[], str | None] = lambda: None,
+    ) -> None:
         super().__init__()
         self.healthy = healthy
+        self.degraded = degraded
 
     def render_GET(self, request: Request) -> bytes:
         """
@@ -136,23 +145,30 @@ class HealthResource(Resource):
         """
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
-        if self.healthy():
-            return b"ok\n"
-        request.setResponseCode(503)
-        return b"not listening\n"
+        if not self.healthy():
+            request.setResponseCode(503)
+            return b"not listening\n"
+        why = self.degraded()
+        if why is not None:
+            return f"degraded: {why}\n".encode()
+        return b"ok\n"
 
 
-def metricsSite(collector: Collector, healthy: Callable[[], bool]) -> Site:
+def metricsSite(
+    collector: Collector,
+    healthy: Callable[[], bool],
+    degraded: Callable[[], str | None] = lambda: None,
+) -> Site:
     """
     Return the web site of C{--metrics}: C{/metrics} (C{collector} and the
-    process's own metrics) and C{/healthz}.
+    process's own metrics) and C{/healthz} (see L{HealthResource}).
     """
     registry = CollectorRegistry()
     registry.register(collector)
     ProcessCollector(registry=registry)
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
-    root.putChild(b"healthz", HealthResource(healthy))
+    root.putChild(b"healthz", HealthResource(healthy, degraded))
     site = Site(root)
     site.noisy = False
     site.displayTracebacks = False

@@ -28,6 +28,7 @@ from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
 from sockserve.bus.address import checkRoomName, parseBusAddress
+from sockserve.bus.redis import RedisBus
 from sockserve.bus.room import OUTBOX_LIMIT, SharedRoom
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.room import historyBudget
@@ -478,10 +479,9 @@ def makeServerService(
     if options["workers"] > 1:
         perIPScope = "per address in each worker process"
     room: SharedRoom | None = None
+    bus: RedisBus | None = None
     companions = []
     if options["busAddress"] is not None:
-        from sockserve.bus.redis import RedisBus
-
         bus = RedisBus(
             options["busAddress"],
             options["room"],
@@ -582,7 +582,9 @@ def makeServerService(
             None if factory.room is None else factory.room.population,
         )
         metrics = metricsSite(
-            collector, lambda: bool(service.running) and bool(service.ports)
+            collector,
+            lambda: bool(service.running) and bool(service.ports),
+            bus.problem if bus is not None else lambda: None,
         )
         service.listeners.append(
             Listener(label, endpointFor(description, label), metrics, "metrics")

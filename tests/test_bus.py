@@ -40,9 +40,13 @@ from sockserve.bus.codec import (
 )
 from sockserve.bus.room import (
     BACK,
+    BEHIND_ON_BUS,
+    BUS_PATIENCE,
     DROPPED,
+    DROPPED_WHILE_THERE,
     LOST,
     MISSING,
+    PUBLISH_RETRY,
     Entry,
     Rejoined,
     SharedRoom,
@@ -59,6 +63,7 @@ from sockserve.chat.events import (
     Renamed,
 )
 from sockserve.chat.names import nameKey
+from sockserve.chat.pacing import RECHECK, OutputPressure
 from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
 from tests.support import capturedLogs
 
@@ -1413,3 +1418,114 @@ def test_a_name_another_node_holds_is_refused_without_asking() -> None:
     refused.trap(NameRejected)
     assert str(refused.value) == "the name aIice is taken: it looks too much like alice"
     assert bus.renames == []
+
+
+# The sender pays for the other nodes' readers too
+
+
+def pressured(**options: Any) -> tuple[SharedRoom, FakeBus, Clock, OutputPressure]:
+    room, bus, clock = shared(**options)
+    room.pressure = OutputPressure(clock)
+    return room, bus, clock, room.pressure
+
+
+def test_bulk_senders_wait_while_the_slowest_node_is_far_behind() -> None:
+    """
+    When the slowest node has more than BEHIND_ON_BUS bytes of the stream
+    to read, and reads on, the node's bulk senders wait; once it is down
+    to half of that, they go on. The bus's own reading never waits for it.
+    """
+    room, _, clock, pressure = pressured()
+    flooder = admitted(room, "flooder")
+    room.busProgress(BEHIND_ON_BUS)
+    assert not pressure.holdsBack(flooder)
+    room.busProgress(BEHIND_ON_BUS + 1)
+    assert pressure.holdsBack(flooder)
+    assert room.readersBehind(object()) is None
+    held = pressure.hold(flooder)
+    clock.advance(RECHECK)
+    room.busProgress(BEHIND_ON_BUS - 1000)
+    clock.advance(RECHECK)
+    assert not held.called
+    room.busProgress(BEHIND_ON_BUS // 2)
+    assert held.called
+    assert not pressure.holdsBack(flooder)
+
+
+def test_a_node_that_reads_nothing_is_not_waited_for() -> None:
+    """
+    The slowest node reads nothing for BUS_PATIENCE seconds (it stalled, or
+    died and is not yet counted gone): the senders go on without it.
+    """
+    room, _, clock, pressure = pressured()
+    flooder = admitted(room, "flooder")
+    room.busProgress(BEHIND_ON_BUS * 2)
+    held = pressure.hold(flooder)
+    clock.pump([RECHECK] * int(BUS_PATIENCE / RECHECK + 2))
+    assert held.called
+    assert not pressure.holdsBack(flooder)
+
+
+def test_bulk_senders_wait_for_a_bus_that_takes_lines_slowly() -> None:
+    """
+    Lines wait in the outbox for a bus that is there but answers slowly:
+    past an eighth of the outbox's bound (at most 256 KiB) the node's bulk
+    senders wait, and nothing is dropped or told; they go on as it drains.
+    """
+    room, bus, clock, pressure = pressured(outboxLimit=1024 * 1024)
+    flooder = admitted(room, "flooder")
+    reader = admitted(room, "reader")
+    clock.advance(0)
+    bus.holding = True
+    for index in range(40):
+        room.say(flooder, [line(index, 4000)])
+        clock.advance(0)
+    assert pressure.holdsBack(flooder)
+    held = pressure.hold(flooder)
+    assert not any(isinstance(event, Notice) for event in flooder.received)
+    while bus.pending:
+        bus.pending.pop(0).answer()
+        clock.advance(0)
+    assert room.outboxBytes == 0
+    assert held.called
+    assert not pressure.holdsBack(flooder)
+    said = [event for event in bus.events() if isinstance(event, Said)]
+    assert len(said) == 40
+    assert reader.received
+
+
+def test_lines_dropped_while_the_bus_is_there_say_so() -> None:
+    """
+    A sender whose lines the bus could not take in time (it was there, but
+    stalled past the outbox's bound) is told that, not that contact was
+    lost.
+    """
+    room, bus, clock = shared(outboxLimit=64 * 1024)
+    flooder = admitted(room, "flooder")
+    clock.advance(0)
+    bus.holding = True
+    for index in range(40):
+        room.say(flooder, [line(index, 4000)])
+        clock.advance(0)
+    notices = [e.text for e in flooder.received if isinstance(e, Notice)]
+    assert notices == [DROPPED_WHILE_THERE]
+
+
+def test_a_batch_the_bus_refused_is_tried_again() -> None:
+    """
+    A batch the bus refused while it is there (Redis out of memory) is
+    published again PUBLISH_RETRY seconds later, until it goes through.
+    """
+    room, bus, clock = shared()
+    alice = admitted(room, "alice")
+    clock.advance(0)
+    bus.holding = True
+    room.say(alice, [b"one"])
+    clock.advance(0)
+    bus.pending.pop(0).fail()
+    assert len(bus.published) == 2
+    clock.advance(PUBLISH_RETRY)
+    assert len(bus.published) == 3
+    assert bus.published[2].events == [Said("alice", (b"one",))]
+    bus.pending.pop(0).answer()
+    assert room.outboxBytes == 0

@@ -290,7 +290,10 @@ def test_node_cut_off_and_back(
     for member in (c1, c2):
         member.lineUntil(lambda line: line.startswith("* lost contact"))
     departures = {f"* {c1.name} left", f"* {c2.name} left"}
-    assert {o1.lineUntil(departures.__contains__) for _ in range(2)} == departures
+    for other in (o1, o2):
+        assert {other.lineUntil(departures.__contains__) for _ in range(2)} == (
+            departures
+        )
     o2.send(b"/who\r\n")
     who = o2.lineUntil(lambda line: " here: " in line)
     assert who == f"* 2 here: {', '.join(sorted([o1.name, o2.name]))}"
@@ -662,3 +665,34 @@ def test_names_beyond_ascii_leave_no_ghosts(
     others = [TcpMember(processes, nodes[n]) for n in (0, 1)]
     others[1].send(b"/who\r\n")
     assert others[1].lineUntil(lambda line: " here: " in line).startswith("* 3 here")
+
+
+def test_healthz_tells_when_the_bus_is_away(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    /healthz says ok while the node is in contact with the bus, and
+    "degraded" (still 200: it serves its own clients) while it is not.
+    """
+    import urllib.request
+
+    server = processes.server("--bus", redis.url, "--metrics", "0", listeners=2)
+    server.output.waitForText(b"Joined the room")
+    member = TcpMember(processes, server)
+    url = f"http://127.0.0.1:{server.portOf('metrics')}/healthz"
+
+    def health() -> tuple[int, str]:
+        with urllib.request.urlopen(url, timeout=WAIT) as response:
+            return response.status, response.read().decode()
+
+    assert health() == (200, "ok\n")
+    redis.pause()
+    try:
+        member.lineUntil(lambda line: line.startswith("* lost contact"))
+        status, text = health()
+    finally:
+        redis.resume()
+    assert status == 200
+    assert text.startswith("degraded: not in contact with the bus"), text
+    member.lineUntil(lambda line: line.startswith("* back in contact"))
+    assert health() == (200, "ok\n")

@@ -115,3 +115,29 @@ def test_a_real_scrape(processes: Processes) -> None:
     assert "process_resident_memory_bytes" in text
     assert fetch(f"http://{address}/healthz")[:1] == (200,)
     assert fetch(f"http://{address}/nothing")[0] == 404
+
+
+def test_healthz_tells_ok_degraded_and_not_listening() -> None:
+    """/healthz: 200 ok; 200 degraded with the reason while something the
+    server needs is wrong; 503 while it does not listen."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from sockserve.metrics import HealthResource
+
+    listening = [True]
+    problems: list[str | None] = [None]
+    resource = HealthResource(lambda: listening[0], lambda: problems[0])
+
+    def get() -> tuple[int, bytes]:
+        request = DummyRequest([b""])
+        body = resource.render_GET(request)  # type: ignore[arg-type]
+        return request.responseCode or 200, body
+
+    assert get() == (200, b"ok\n")
+    problems[0] = "Redis is out of memory: lines to the other servers wait"
+    assert get() == (
+        200,
+        b"degraded: Redis is out of memory: lines to the other servers wait\n",
+    )
+    listening[0] = False
+    assert get() == (503, b"not listening\n")

@@ -50,11 +50,28 @@ HISTORY_PAGES = 10
 # The largest entry read (a node's batches are about 16 KiB, one long line
 # more at most): anything larger was not written by a node.
 MAX_ENTRY = 1024 * 1024
+# Seconds between two reports of how far this node has read (it also
+# reports after each read), which tell it how far the slowest node is.
+PROGRESS_EVERY = 0.25
+# Entries of the stream kept when Redis is out of memory.
+OUT_OF_MEMORY_KEEP = 100
+# Seconds between two trims of the stream while Redis is out of memory.
+TRIM_EVERY = 1.0
+# Seconds without a write refused for want of memory before Redis counts as
+# having memory again (writes in flight go through and fail by turns).
+MEMORY_BACK_AFTER = 5.0
 
 
 class BusLost(Exception):
     """
     The bus cannot be reached now.
+    """
+
+
+class BusFull(Exception):
+    """
+    Redis is out of memory (at its C{maxmemory}): it refuses what would
+    grow it.
     """
 
 
@@ -109,6 +126,8 @@ class RedisBus(Service):
 
     @ivar node: this node's id, new with every process.
     @ivar connected: whether the node is in contact with the room.
+    @ivar outOfMemory: whether Redis refused the node's last write for want
+        of memory.
     """
 
     log = Logger()
@@ -149,6 +168,15 @@ class RedisBus(Service):
         self._everJoined = False
         self._lastProblem: str | None = None
         self.limiter = LogLimiter(clock)
+        self.outOfMemory = False
+        self._trimmedAt: float | None = None
+        self._refusedAt: float | None = None
+        self._warnedPolicy = False
+        # The offset of the last entry read (see the scripts), once known.
+        self._offset: int | None = None
+        self._progress: LoopingCall | None = None
+        self._reporting = False
+        self._reportAgain = False
 
     # The service
 
@@ -181,8 +209,7 @@ class RedisBus(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        self._stopLoops()
         if not self.connected:
             self._drop()
             return succeed(None)
@@ -249,6 +276,7 @@ class RedisBus(Service):
             self._shas[name] = await self._commands.execute_command(
                 "SCRIPT", "LOAD", source
             )
+        self._checkMemoryPolicy(await self._commands.execute_command("INFO", "memory"))
         proposed = uuid4().hex.encode()
         epoch, known, _ = await self._script(
             "heartbeat",
@@ -264,10 +292,11 @@ class RedisBus(Service):
         assert room is not None
         names = room.localNames()
         registered = await self._script("register", *_withKeys(names))
-        position, deleted, members = await self._script("snapshot")
+        position, deleted, members, offset = await self._script("snapshot")
         position = position.decode()
         if lostData:
             self._cursor = "0-0"
+            self._offset = None
         elif self._cursor is not None and streamId(deleted.decode()) > streamId(
             self._cursor
         ):
@@ -275,6 +304,8 @@ class RedisBus(Service):
         recent: list[Entry] = []
         if self._cursor is None:
             self._cursor = position
+        if self._cursor == position:
+            self._offset = int(offset)
             if self.history > 0:
                 recent = await self._recent(self.history)
         others = []
@@ -320,7 +351,47 @@ class RedisBus(Service):
         self._heartbeat.start(self.nodeTimeout / 4, now=False).addErrback(
             lambda failure: None
         )
+        self._progress = LoopingCall(self._reportProgress)
+        self._progress.clock = self.clock
+        self._progress.start(PROGRESS_EVERY, now=True).addErrback(lambda failure: None)
         self._read()
+
+    def _stopLoops(self) -> None:
+        for loop in (self._heartbeat, self._progress):
+            if loop is not None and loop.running:
+                loop.stop()
+
+    def problem(self) -> str | None:
+        """
+        Say what keeps the node from serving the room across nodes as it
+        should, or C{None} if nothing does.
+        """
+        if not self.connected:
+            return f"not in contact with the bus ({self._lastProblem or 'connecting'})"
+        if self.outOfMemory:
+            return "Redis is out of memory: lines to the other servers wait"
+        return None
+
+    def _checkMemoryPolicy(self, info: bytes) -> None:
+        """
+        Warn, once, if Redis evicts keys that have no expiry when it is full
+        (C{maxmemory-policy allkeys-...}): it would evict the room's names
+        and nodes, and every node would rejoin again and again.
+        """
+        for line in info.splitlines():
+            name, _, value = line.partition(b":")
+            if name == b"maxmemory_policy" and value.startswith(b"allkeys-"):
+                if not self._warnedPolicy:
+                    self._warnedPolicy = True
+                    self.log.warn(
+                        "Redis at {bus} evicts any key when it is full "
+                        "(maxmemory-policy {policy}): the bus needs noeviction "
+                        "(or a volatile-* policy), or it loses the room's "
+                        "members when full (see README)",
+                        bus=self.address.describe(),
+                        policy=value.decode("ascii", "replace"),
+                    )
+                return
 
     def _disconnected(self, connection: Any) -> None:
         if connection is self._commands or connection is self._reader:
@@ -372,8 +443,7 @@ class RedisBus(Service):
             return
         wasConnected = self.connected
         self.connected = False
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        self._stopLoops()
         if reason != self._lastProblem:
             if wasConnected or self._lastProblem is None:
                 self.log.warn(
@@ -428,12 +498,57 @@ class RedisBus(Service):
             return fail(BusLost("not in contact with the bus"))
         result = self._script(name, *arguments)
 
-        def lost(failure: Failure) -> Failure:
-            self._lose(_why(failure))
+        def failed(failure: Failure) -> Failure:
+            why = _why(failure)
+            if why.startswith("OOM"):
+                # Redis answers, and keeps what it has: the bus is not lost.
+                self._memoryFull()
+                return Failure(BusFull(why))
+            self._lose(why)
             return Failure(BusLost(failure.getErrorMessage()))
 
-        result.addErrback(lost)
+        result.addErrback(failed)
         return result
+
+    def _memoryFull(self) -> None:
+        """
+        Redis refused a write for want of memory: say so once, and trim the
+        room's stream (at most every L{TRIM_EVERY} seconds), which a full
+        Redis still allows, to what nodes reading it need.
+        """
+        now = self.clock.seconds()
+        self._refusedAt = now
+        if not self.outOfMemory:
+            self.outOfMemory = True
+            self.log.warn(
+                "Redis at {bus} is out of memory (maxmemory): this node's lines "
+                "wait for it, and the room's stream is cut to its last {keep} "
+                "entries; give Redis more memory (see README)",
+                bus=self.address.describe(),
+                keep=OUT_OF_MEMORY_KEEP,
+            )
+        if self._commands is not None and (
+            self._trimmedAt is None or now - self._trimmedAt >= TRIM_EVERY
+        ):
+            self._trimmedAt = now
+            self._commands.execute_command(
+                "XTRIM", self.stream, "MAXLEN", "~", OUT_OF_MEMORY_KEEP
+            ).addErrback(lambda failure: None)
+
+    def _memoryBack(self, answer: Any) -> Any:
+        """
+        A write went through: Redis has memory (again).
+        """
+        if (
+            self.outOfMemory
+            and self._refusedAt is not None
+            and self.clock.seconds() - self._refusedAt >= MEMORY_BACK_AFTER
+        ):
+            self.outOfMemory = False
+            self.log.info(
+                "Redis at {bus} takes writes again", bus=self.address.describe()
+            )
+        return answer
 
     def admit(self, name: str, capacity: int) -> Deferred[str]:
         """
@@ -463,9 +578,47 @@ class RedisBus(Service):
         self, seq: int, payload: bytes, leftKeys: Sequence[str]
     ) -> Deferred[Any]:
         """
-        Publish one batch (once, however often it is retried).
+        Publish one batch (once, however often it is retried); the room
+        learns from the answer how far the slowest node is.
         """
-        return self._command("publish", seq, payload, str(self.retention), *leftKeys)
+        publishing = self._command(
+            "publish", seq, payload, str(self.retention), *leftKeys
+        )
+        return publishing.addCallback(self._memoryBack).addCallback(self._progressed)
+
+    def _reportProgress(self) -> None:
+        """
+        Tell Redis how far this node has read, and learn how far the
+        slowest node is: one report at a time, another at once if the node
+        read more meanwhile.
+        """
+        if not self.connected:
+            return
+        if self._reporting:
+            self._reportAgain = True
+            return
+        self._reporting = True
+        offset = "" if self._offset is None else str(self._offset)
+        reporting = self._command("progress", offset)
+        reporting.addCallbacks(self._progressed, lambda failure: None)
+
+        def reported(ignored: object) -> None:
+            self._reporting = False
+            if self._reportAgain:
+                self._reportAgain = False
+                self._reportProgress()
+
+        reporting.addBoth(reported)
+
+    def _progressed(self, answer: list[Any]) -> list[Any]:
+        """
+        Tell the room how far the room's stream is and how far its slowest
+        node has read, from an answer ending with both.
+        """
+        total, slowest = int(answer[-2]), int(answer[-1])
+        if self.room is not None and slowest >= 0:
+            self.room.busProgress(max(0, total - slowest))
+        return answer
 
     def register(self, names: Sequence[str]) -> Deferred[list[str]]:
         """
@@ -520,6 +673,8 @@ class RedisBus(Service):
             entries = self._entries(raw)
             if raw:
                 self._cursor = raw[-1][0].decode()
+                self._offset = _offsetOf(raw[-1][1], self._offset)
+                self._reportProgress()
             if entries and self.room is not None:
                 try:
                     self.room.busEntries(entries)
@@ -568,6 +723,20 @@ class RedisBus(Service):
                 continue
             entries.append(Entry(entryId.decode(), node, seq, events))
         return entries
+
+
+def _offsetOf(fields: list[bytes], known: int | None) -> int | None:
+    """
+    The offset an entry's fields carry (C{o}), or C{known} if they carry
+    none (an entry of an older version).
+    """
+    for name, value in zip(fields[::2], fields[1::2], strict=False):
+        if name == b"o":
+            try:
+                return int(value)
+            except ValueError:
+                return known
+    return known
 
 
 def _withKeys(names: Sequence[str]) -> list[str]:

@@ -75,6 +75,18 @@ IN_FLIGHT = 8
 # batch published again; further below, the node's numbers started afresh
 # (or the one seen was forged): taken as new.
 DEDUPE_WINDOW = 4096
+# Bytes of the room's stream that the slowest node may have left to read,
+# or bytes of this node's lines waiting for a bus that is there, before bulk
+# senders here wait: the sender pays for every node's readers, as it does
+# for the members of its own.
+BEHIND_ON_BUS = 1024 * 1024
+OUTBOX_BEHIND = 256 * 1024
+# Seconds the bus may make no progress (the slowest node reads nothing, the
+# outbox does not drain) before senders no longer wait for it.
+BUS_PATIENCE = 3.0
+# Seconds before a batch the bus refused (Redis out of memory) is tried
+# again.
+PUBLISH_RETRY = 0.5
 # Seconds between two notices that lines may be missing.
 MISSING_EVERY = 30.0
 # Names tried (NAME, NAME#2, ...) before admission gives up.
@@ -93,6 +105,10 @@ MISSING = (
 DROPPED = (
     "some of your lines did not reach the other servers: contact with them "
     "was lost for too long"
+)
+DROPPED_WHILE_THERE = (
+    "some of your lines did not reach the other servers: the bus could not "
+    "take them in time"
 )
 
 
@@ -176,6 +192,12 @@ class BusRoom(Protocol):
         A L{Deferred} to wait for before reading more, or C{None}.
         """
 
+    def busProgress(self, lag: int) -> None:
+        """
+        The slowest node in the room has C{lag} bytes of the stream left
+        to read.
+        """
+
 
 class Bus(Protocol):
     """
@@ -210,6 +232,16 @@ class Bus(Protocol):
         """
 
 
+class _BusReaders:
+    """
+    The readers on other nodes (and this node's reading of the bus), as one
+    of the room's readers that are behind.
+    """
+
+    def __repr__(self) -> str:
+        return "<the bus's readers>"
+
+
 class Batch:
     """
     Events published together, under one number.
@@ -242,7 +274,10 @@ class SharedRoom(ChatRoom):
         L{nameKey}): C{(node, name)}.
     @ivar contact: whether the node is in contact with the room.
     @ivar pressure: the room's readers that are behind (set by the server),
-        which lines from other nodes wait for as local senders do.
+        which lines from other nodes wait for as local senders do; the bus
+        is one of them while it is behind (L{BEHIND_ON_BUS}).
+    @ivar busLag: bytes of the room's stream the slowest node has left to
+        read, as last reported.
     """
 
     log = Logger()
@@ -284,6 +319,12 @@ class SharedRoom(ChatRoom):
         # What one sender may have waiting for the bus.
         self._senderShare = outboxLimit // SENDER_SHARE
         self._queuedBy: dict[IChatMember, int] = {}
+        self.busLag = 0
+        # Senders wait well before one of them fills its share.
+        self._outboxBehind = min(OUTBOX_BEHIND, outboxLimit // 8)
+        # Who the bus is, among the readers that are behind.
+        self._busReaders = _BusReaders()
+        self._retry: IDelayedCall | None = None
 
     # Who is here, over the whole room
 
@@ -508,6 +549,8 @@ class SharedRoom(ChatRoom):
                 # The sender pays: a flood fills no more than its share of
                 # the backlog, and drops its own oldest lines, not others'.
                 self._dropOldestOf(sender)
+        if self.outboxBytes > self._outboxBehind:
+            self._checkBehind()
         if self.outboxBytes > self.outboxLimit:
             self._dropOldest()
         if self._flushing is None:
@@ -519,6 +562,8 @@ class SharedRoom(ChatRoom):
         that much less waiting.
         """
         self.outboxBytes -= batch.size
+        if self.outboxBytes <= self._outboxBehind // 2:
+            self._checkBehind()
         for owner, event in zip(batch.owners, batch.events, strict=True):
             if owner is not None:
                 left = self._queuedBy.get(owner, 0) - len(event) - 1
@@ -579,20 +624,23 @@ class SharedRoom(ChatRoom):
         Tell each of C{senders} still here, once while the bus is away, that
         lines of theirs did not reach the others; log it (at a bounded rate).
         """
+        there = self.bus.connected
         for sender in senders:
             if sender in self._names and sender not in self._toldDropped:
                 self._toldDropped.add(sender)
-                sender.receive(Notice(DROPPED))
+                sender.receive(Notice(DROPPED_WHILE_THERE if there else DROPPED))
         if dropped or presence:
             self._droppedLines += dropped
             self.limiter.emit(
                 self.log,
                 LogLevel.warn,
                 "backlog drops",
-                "The bus is away and this node's backlog for it is full "
-                "({limit} bytes, a quarter of it for one sender): dropped "
-                "{count} message(s) and {presence} change(s) of who is here; "
-                "the senders were told",
+                "{why} and this node's backlog for it is full ({limit} bytes, "
+                "a quarter of it for one sender): dropped {count} message(s) "
+                "and {presence} change(s) of who is here; the senders were told",
+                why="The bus does not take lines in time"
+                if there
+                else "The bus is away",
                 limit=self.outboxLimit,
                 count=dropped,
                 presence=presence,
@@ -657,21 +705,69 @@ class SharedRoom(ChatRoom):
         return waiter
 
     def _notPublished(self, failure: Failure, batch: Batch) -> None:
-        # The bus is lost; the batch is published again once it is back.
+        # The bus is lost, and the batch is published again once it is
+        # back; or the bus refused it (Redis is out of memory), and it is
+        # tried again in a while.
         batch.pending = False
         self._pending -= 1
+        if self.bus.connected and self._retry is None:
+            self._retry = self.clock.callLater(PUBLISH_RETRY, self._retryFlush)
+
+    def _retryFlush(self) -> None:
+        self._retry = None
+        self._flush()
 
     def readersBehind(self, reader: object) -> Deferred[None] | None:
         """
         If members here that still read are far behind, return a
         L{Deferred} that fires once they have caught up: C{reader} (the bus)
         waits for it before it reads more lines from the other nodes, as a
-        sender here would; else C{None}.
+        sender here would; else C{None}. The bus reading waits for members
+        here, never for itself (see L{busProgress}).
         """
         pressure = self.pressure
-        if pressure is None or not pressure.holdsBack(reader):
+        if pressure is None or not pressure.holdsBack(self._busReaders):
             return None
-        return pressure.hold(reader)
+        return pressure.hold(self._busReaders)
+
+    def busProgress(self, lag: int) -> None:
+        """
+        The slowest node in the room has C{lag} bytes of the room's stream
+        left to read (this node's included).
+        """
+        self.busLag = lag
+        self._checkBehind()
+
+    def _checkBehind(self) -> None:
+        """
+        Count the bus among the readers that are behind while the slowest
+        node has more than L{BEHIND_ON_BUS} bytes to read, or more than
+        L{OUTBOX_BEHIND} bytes (an eighth of the outbox's bound, if that is
+        less) of this node's lines wait for a bus that is
+        there; and no longer once both are down to half of that, or the
+        bus is away (lines then wait in the outbox, a share per sender).
+        """
+        pressure = self.pressure
+        if pressure is None:
+            return
+        there = self.bus.connected
+        if pressure.isBehind(self._busReaders):
+            if not there or (
+                self.busLag <= BEHIND_ON_BUS // 2
+                and self.outboxBytes <= self._outboxBehind // 2
+            ):
+                pressure.caughtUp(self._busReaders)
+        elif there and (
+            self.busLag > BEHIND_ON_BUS or self.outboxBytes > self._outboxBehind
+        ):
+            pressure.fellBehind(self._busReaders, self._busUnsent, BUS_PATIENCE)
+
+    def _busUnsent(self) -> int:
+        """
+        What the bus has yet to carry: the slowest node's lag and the
+        outbox.
+        """
+        return self.busLag + self.outboxBytes
 
     # What the bus tells
 
@@ -749,6 +845,7 @@ class SharedRoom(ChatRoom):
         Contact with the other nodes is lost: say so, once.
         """
         self.contact = False
+        self._checkBehind()
         if not self._toldLost and not self.closed:
             self._toldLost = True
             self.broadcast(Notice(LOST))

@@ -7,7 +7,10 @@ key of a name, see L{sockserve.chat.names.nameKey}, to C{NODE LF NAME}),
 C{node:NODE} (the keys of the names a node holds), C{nodes} (a sorted set
 of nodes by the time, in Redis's clock, after which a node that has not
 refreshed its entry is gone), C{seqs} (the last batch number each node
-published) and C{epoch} (changes when Redis lost its data).
+published), C{epoch} (changes when Redis lost its data), C{offset} (the
+bytes of payload published so far: each entry carries the total after it,
+C{o}) and C{progress} (a hash from a node to the offset of the last entry
+it read: how far behind the slowest node is, in bytes).
 
 Every script takes the prefix and the node as its first two arguments;
 names and lines are arguments, never part of a key other than the node's
@@ -35,26 +38,60 @@ local function suffixed(key, n)
 end
 """
 
-# Remove the members of node d, and publish their departure if any.
-_DEPART = """
+# Append an entry to the stream, its offset after it (see the module's
+# docstring).
+_APPEND = """
+local function append(P, maxlen, node, seq, payload)
+  local total = redis.call('INCRBY', P .. 'offset', #payload)
+  redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
+    'n', node, 's', seq, 'e', payload, 'o', total)
+  return total
+end
+"""
+
+# The offset of the slowest node in the room (the least any node in the
+# room reported), or -1 if none reported.
+_SLOWEST = """
+local function slowest(P)
+  local nodes = redis.call('ZRANGE', P .. 'nodes', 0, -1)
+  local low = -1
+  if #nodes > 0 then
+    for _, o in ipairs(redis.call('HMGET', P .. 'progress', unpack(nodes))) do
+      if o then
+        local v = tonumber(o)
+        if low < 0 or v < low then low = v end
+      end
+    end
+  end
+  return low
+end
+"""
+
+# Remove the members of node d, and publish their departure if any (first:
+# a Redis out of memory refuses it before anything else is changed).
+_DEPART = (
+    _APPEND
+    + """
 local function depart(P, d, maxlen)
-  local gone = {}
+  local gone, keys = {}, {}
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'node:' .. d)) do
     local held = redis.call('HGET', P .. 'members', key)
     if heldBy(held, d) then
-      redis.call('HDEL', P .. 'members', key)
+      table.insert(keys, key)
       table.insert(gone, string.sub(held, #d + 2))
     end
+  end
+  if #gone > 0 then
+    append(P, maxlen, 'gone:' .. d, '0', 'x\\31' .. table.concat(gone, '\\31'))
+    redis.call('HDEL', P .. 'members', unpack(keys))
   end
   redis.call('DEL', P .. 'node:' .. d)
   redis.call('ZREM', P .. 'nodes', d)
   redis.call('HDEL', P .. 'seqs', d)
-  if #gone > 0 then
-    redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
-      'n', 'gone:' .. d, 's', '0', 'e', 'x\\31' .. table.concat(gone, '\\31'))
-  end
+  redis.call('HDEL', P .. 'progress', d)
 end
 """
+)
 
 # ARGV: prefix, node, ttl in ms, a new epoch (used if there is none), the
 # stream's length, 1 when the node (re)joins. Refresh the node (a node
@@ -63,7 +100,10 @@ end
 # publish that their members left). Returns {epoch, 1 if the node was
 # known (not removed as gone), Redis's time in ms}.
 HEARTBEAT = (
-    _HELD_BY
+    # Refreshing a node grows nothing: allowed while Redis is out of memory,
+    # so that a full Redis does not make every node count the others gone.
+    "#!lua flags=allow-oom\n"
+    + _HELD_BY
     + _DEPART
     + """
 local P, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -133,14 +173,19 @@ return 'ok'
 # ARGV: prefix, node, batch number, payload, the stream's length, then the
 # keys of the names of the members who left in the batch. Publish a batch
 # once: a batch whose number is not above the node's last is a retry of one
-# already published, and is dropped. Returns 1, or 0 for a retry.
+# already published, and is dropped. Returns {1 (0 for a retry), the
+# offset, the slowest node's offset}.
 PUBLISH = (
     _HELD_BY
+    + _APPEND
+    + _SLOWEST
     + """
 local P, node, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local payload, maxlen = ARGV[4], ARGV[5]
 local last = tonumber(redis.call('HGET', P .. 'seqs', node) or '0')
-if seq <= last then return 0 end
+if seq <= last then
+  return {0, tonumber(redis.call('GET', P .. 'offset') or '0'), slowest(P)}
+end
 redis.call('HSET', P .. 'seqs', node, ARGV[3])
 for i = 6, #ARGV do
   local key = ARGV[i]
@@ -149,9 +194,23 @@ for i = 6, #ARGV do
     redis.call('SREM', P .. 'node:' .. node, key)
   end
 end
-redis.call('XADD', P .. 'stream', 'MAXLEN', '~', maxlen, '*',
-  'n', node, 's', ARGV[3], 'e', payload)
-return 1
+local total = append(P, maxlen, node, ARGV[3], payload)
+return {1, total, slowest(P)}
+"""
+)
+
+# ARGV: prefix, node, the offset of the last entry the node read ('' if it
+# does not know it yet). Note how far the node has read (if it is in the
+# room); returns {the offset, the slowest node's offset}.
+PROGRESS = (
+    "#!lua flags=allow-oom\n"
+    + _SLOWEST
+    + """
+local P, node, offset = ARGV[1], ARGV[2], ARGV[3]
+if offset ~= '' and redis.call('ZSCORE', P .. 'nodes', node) then
+  redis.call('HSET', P .. 'progress', node, offset)
+end
+return {tonumber(redis.call('GET', P .. 'offset') or '0'), slowest(P)}
 """
 )
 
@@ -193,7 +252,8 @@ return result
 )
 
 # ARGV: prefix, node. Who is here, and where the stream is: returns {the
-# last entry's id, the last deleted entry's id, members as NODE LF NAME}.
+# last entry's id, the last deleted entry's id, members as NODE LF NAME,
+# the offset}.
 SNAPSHOT = """
 local P = ARGV[1]
 local last, deleted = '0-0', '0-0'
@@ -204,7 +264,8 @@ if redis.call('EXISTS', P .. 'stream') == 1 then
     if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
   end
 end
-return {last, deleted, redis.call('HVALS', P .. 'members')}
+local offset = redis.call('GET', P .. 'offset') or '0'
+return {last, deleted, redis.call('HVALS', P .. 'members'), offset}
 """
 
 SCRIPTS = {
@@ -215,4 +276,5 @@ SCRIPTS = {
     "publish": PUBLISH,
     "register": REGISTER,
     "snapshot": SNAPSHOT,
+    "progress": PROGRESS,
 }

@@ -34,10 +34,13 @@ class _Progress:
     @ivar unsent: what its connection held at the last look (C{None}: the
         connection cannot tell).
     @ivar at: when it last made progress (or fell behind).
+    @ivar patience: seconds without progress after which it is no longer
+        waited for.
     """
 
     unsent: int | None
     at: float
+    patience: float
 
 
 class OutputPressure:
@@ -62,14 +65,31 @@ class OutputPressure:
         self._held: dict[object, Deferred[None]] = {}
         self._timer: IDelayedCall | None = None
 
-    def fellBehind(self, member: object, unsent: Callable[[], int | None]) -> None:
+    def fellBehind(
+        self,
+        member: object,
+        unsent: Callable[[], int | None],
+        patience: float | None = None,
+    ) -> None:
         """
         C{member}'s connection cannot take more output; C{unsent} tells how
-        much it still holds.
+        much it still holds. It is waited for while it makes progress at
+        least every C{patience} seconds (by default, the pressure's own).
         """
         if member not in self._behind:
-            self._behind[member] = (_Progress(unsent(), self.clock.seconds()), unsent)
+            progress = _Progress(
+                unsent(),
+                self.clock.seconds(),
+                self.patience if patience is None else patience,
+            )
+            self._behind[member] = (progress, unsent)
             self._schedule()
+
+    def isBehind(self, member: object) -> bool:
+        """
+        Tell whether C{member} is behind.
+        """
+        return member in self._behind
 
     def caughtUp(self, member: object) -> None:
         """
@@ -102,9 +122,9 @@ class OutputPressure:
         """
         if not self._behind:
             return False
-        since = self.clock.seconds() - self.patience
+        now = self.clock.seconds()
         return any(
-            member is not sender and progress.at >= since
+            member is not sender and progress.at >= now - progress.patience
             for member, (progress, _) in self._behind.items()
         )
 
@@ -149,11 +169,11 @@ class OutputPressure:
                 self._timer.cancel()
                 self._timer = None
             return
-        since = self.clock.seconds() - self.patience
+        now = self.clock.seconds()
         waiting = {
             member
             for member, (progress, _) in self._behind.items()
-            if progress.at >= since
+            if progress.at >= now - progress.patience
         }
         released = [
             self._held.pop(sender)
