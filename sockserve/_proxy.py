@@ -150,13 +150,18 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
 
 def _validAddress(address: object) -> bool:
     """
-    Tell whether a PROXY header's source C{address} is an IP address and
-    port (Twisted's v1 parser takes whatever text stands there).
+    Tell whether a PROXY header's source C{address} is an IP address of its
+    family, without a zone id, and a port (Twisted's v1 parser takes
+    whatever text stands there, and C{ipaddress} takes any text after a
+    C{%} as an IPv6 zone id: terminal control sequences included).
     """
     if not isinstance(address, IPv4Address | IPv6Address):
         return address is None
     try:
-        ipaddress.ip_address(address.host)
+        if isinstance(address, IPv4Address):
+            ipaddress.IPv4Address(address.host)
+        elif ipaddress.IPv6Address(address.host).scope_id is not None:
+            return False
     except ValueError:
         return False
     return 0 <= address.port <= 65535

@@ -175,7 +175,8 @@ class Options(CommandOptions):
             "max-per-ip",
             None,
             _DEFAULTS.maxPerIP,
-            "Connections allowed from one address at once (0: unlimited).",
+            "Connections allowed from one address at once, an IPv6 /64 "
+            "counting as one address (0: unlimited).",
             _count("max-per-ip", 0),
         ],
         [
