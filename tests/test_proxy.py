@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
@@ -70,6 +71,45 @@ def test_the_protocol_waits_for_the_header() -> None:
     assert factory.room is not None
     assert factory.room.population() == 1
     wrapper.connectionLost(connectionDone)
+    assert clock.getDelayedCalls() == []
+
+
+class AddressRecorder(ServerFactory):
+    """A factory that records the address it is asked to build for, and
+    refuses (C{None}) once C{refuse} is set."""
+
+    def __init__(self) -> None:
+        self.addresses: list[IAddress | None] = []
+        self.refuse = False
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        self.addresses.append(addr)
+        return None if self.refuse else Protocol()
+
+
+def test_the_protocol_is_built_for_the_client() -> None:
+    """The factory is asked for a protocol once the header is in, for the
+    client's address (per-address bounds of the factory's own count the
+    client, not the balancer); a factory that refuses has the connection
+    closed, and nothing is raised."""
+    clock = Clock()
+    factory = AddressRecorder()
+    wrapping = ProxyHeaderFactory(factory, clock)
+    balancer = IPv4Address("TCP", "10.0.0.1", 1)
+    for refuse in (False, True):
+        factory.refuse = refuse
+        wrapper = wrapping.buildProtocol(balancer)
+        transport = StringTransportWithDisconnection(peerAddress=balancer)
+        transport.protocol = wrapper
+        wrapper.makeConnection(transport)
+        assert factory.addresses == [IPv4Address("TCP", "203.0.113.7", 4000)] * refuse
+        wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 10.0.0.2 4000 5000\r\nhi\n")
+        assert factory.addresses[-1] == IPv4Address("TCP", "203.0.113.7", 4000)
+        assert transport.connected is not refuse
+        wrapper.dataReceived(b"more\n")
+        if transport.connected:
+            wrapper.connectionLost(connectionDone)
+    assert wrapping.protocols == {}
     assert clock.getDelayedCalls() == []
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
 from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.http import HTTPChannel
@@ -38,6 +39,8 @@ from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from sockserve._addresses import describeAddress, hostOf, networkOf
+from sockserve._loglimit import LogLimiter
 from sockserve.chat.events import ChatWire
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
@@ -60,6 +63,8 @@ _PORT = re.compile(r"|[1-9][0-9]{0,4}")
 # The longest an HTTP connection lives unless it becomes a WebSocket.
 HANDSHAKE_DEADLINE = 30.0
 
+
+_log = Logger()
 
 # Build a member on an upgraded connection, given its wire.
 MemberBuilder = Callable[[ChatWire], IProtocol]
@@ -426,9 +431,14 @@ class WebSite(Site):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet: at most C{perAddress} from one address (C{--max-per-ip}; C{None}
-    for no limit) and C{total} in all; a connection beyond them is closed
-    at once.
+    yet: at most C{perAddress} from one address (C{--max-per-ip}, an IPv6
+    address counting by its /64 network; C{None} for no limit) and
+    C{total} in all; a connection beyond them is closed at once, and
+    logged through C{logLimit} (at a bounded rate; C{None}: each is
+    logged).
+
+    Behind the PROXY protocol, a connection is built once the header is in
+    (see L{sockserve._proxy}): its address is the browser's.
     """
 
     noisy = False
@@ -440,43 +450,68 @@ class WebSite(Site):
         resource: Resource,
         perAddress: int | None = None,
         total: int = 1024,
+        logLimit: LogLimiter | None = None,
         **options: Any,
     ) -> None:
         super().__init__(resource, **options)
         self.perAddress = perAddress
         self.total = total
+        self.logLimit = logLimit
         self.byAddress: dict[str, int] = {}
-        self.channels: dict[WebChannel, str] = {}
+        self.channels: dict[WebChannel, str | None] = {}
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """
         A channel for a new connection, unless its address (or the site)
         holds as many as it may.
         """
-        host = str(getattr(addr, "host", ""))
-        if len(self.channels) >= self.total or (
+        host = None if addr is None else hostOf(addr)
+        key = None if host is None else networkOf(host)
+        if len(self.channels) >= self.total:
+            self._refuse(addr, f"{self.total} HTTP connections are open")
+            return None
+        if (
             self.perAddress is not None
-            and self.byAddress.get(host, 0) >= self.perAddress
+            and key is not None
+            and self.byAddress.get(key, 0) >= self.perAddress
         ):
+            self._refuse(
+                addr,
+                f"{self.perAddress} HTTP connections from {key} are open "
+                "(--max-per-ip)",
+            )
             return None
         channel = super().buildProtocol(addr)
         if isinstance(channel, WebChannel):
-            self.channels[channel] = host
-            self.byAddress[host] = self.byAddress.get(host, 0) + 1
+            self.channels[channel] = key
+            if key is not None:
+                self.byAddress[key] = self.byAddress.get(key, 0) + 1
         return channel
+
+    def _refuse(self, addr: IAddress | None, reason: str) -> None:
+        peer = "an unknown peer" if addr is None else describeAddress(addr)
+        format = "Refused an HTTP connection from {peer}: {reason}"
+        if self.logLimit is None:
+            _log.warn(format, peer=peer, reason=reason)
+        else:
+            self.logLimit.emit(
+                _log, LogLevel.warn, "refusals", format, peer=peer, reason=reason
+            )
 
     def forget(self, channel: WebChannel) -> None:
         """
         Stop counting C{channel}.
         """
-        host = self.channels.pop(channel, None)
-        if host is None:
+        if channel not in self.channels:
             return
-        left = self.byAddress[host] - 1
+        key = self.channels.pop(channel)
+        if key is None:
+            return
+        left = self.byAddress[key] - 1
         if left:
-            self.byAddress[host] = left
+            self.byAddress[key] = left
         else:
-            del self.byAddress[host]
+            del self.byAddress[key]
 
     def log(self, request: http.Request) -> None:
         """
@@ -489,15 +524,16 @@ def webSite(
     origins: OriginPolicy,
     perAddress: int | None = None,
     total: int = 1024,
+    logLimit: LogLimiter | None = None,
 ) -> WebSite:
     """
     Return the site of C{--web}: the page at C{/}, its assets, and the
     WebSocket at C{/ws}, whose members C{buildMember} builds; at most
     C{perAddress} HTTP connections (not yet WebSockets) from one address,
-    C{total} in all.
+    C{total} in all, those refused logged through C{logLimit}.
     """
     root = Root(_asset("index.html", b"text/html; charset=utf-8"))
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
     root.putChild(b"ws", WebSocketResource(buildMember, origins))
-    return WebSite(root, perAddress, total, timeout=HTTP_TIMEOUT)
+    return WebSite(root, perAddress, total, logLimit, timeout=HTTP_TIMEOUT)
