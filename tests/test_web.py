@@ -552,13 +552,12 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
         for _ in range(5):
             assert site.buildProtocol(IPv6Address("TCP", "2001:db8::3", 7)) is None
         clock.advance(10)
-    assert logged.texts() == [
-        "Refused an HTTP connection from [2001:db8::3]:7: 2 HTTP connections "
-        "from 2001:db8::/64 are open (--max-per-ip)",
-    ] * 2 + [
-        "3 more refusals not logged in 10 s; the first of them: Refused an "
-        "HTTP connection from [2001:db8::3]:7: 2 HTTP connections from "
-        "2001:db8::/64 are open (--max-per-ip)"
+    refusal = (
+        "Refused an HTTP connection from [2001:db8::3]:7: 2 from 2001:db8::/64 "
+        "are open (--max-per-ip)"
+    )
+    assert logged.texts() == [refusal] * 2 + [
+        f"3 more refusals not logged in 10 s; the first of them: {refusal}"
     ]
     assert site.byAddress == {"2001:db8::/64": 2, "2001:db8:0:1::/64": 1}
     for _ in range(3):

@@ -24,23 +24,18 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
-from twisted.internet.protocol import connectionDone
-from twisted.logger import Logger, LogLevel
-from twisted.python.failure import Failure
-from twisted.web import http
-from twisted.web.http import HTTPChannel
+from twisted.internet.interfaces import IProtocol
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
-from sockserve._addresses import describeAddress, hostOf, networkOf
 from sockserve._loglimit import LogLimiter
+from sockserve._sites import BoundedChannel, BoundedSite
 from sockserve.chat.events import ChatWire
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
@@ -63,8 +58,6 @@ _PORT = re.compile(r"|[1-9][0-9]{0,4}")
 # The longest an HTTP connection lives unless it becomes a WebSocket.
 HANDSHAKE_DEADLINE = 30.0
 
-
-_log = Logger()
 
 # Build a member on an upgraded connection, given its wire.
 MemberBuilder = Callable[[ChatWire], IProtocol]
@@ -382,68 +375,37 @@ def _asset(name: str, contentType: bytes) -> StaticAsset:
     return StaticAsset(body, contentType)
 
 
-class WebChannel(HTTPChannel):
+class WebChannel(BoundedChannel):
     """
     An HTTP connection of the chat's web site: it lives at most
-    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket (a client
-    that trickles its request a byte at a time keeps no file descriptor),
-    and its site counts it until then.
+    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket, and its
+    site counts it until then.
     """
 
     site: WebSite
-    _deadline: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        """
-        Start the deadline.
-        """
-        super().connectionMade()
-        self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
-
-    def _tooLong(self) -> None:
-        self._deadline = None
-        self.site.forget(self)
-        if self.transport is not None:
-            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def upgraded(self) -> None:
         """
         The connection became a WebSocket: the chat's registry counts it
         from now on.
         """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        self.stopDeadline()
         self.site.forget(self)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Forget the connection.
-        """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self.site.forget(self)
-        super().connectionLost(reason)
 
-
-class WebSite(Site):
+class WebSite(BoundedSite):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet: at most C{perAddress} from one address (C{--max-per-ip}, an IPv6
-    address counting by its /64 network; C{None} for no limit) and
-    C{total} in all; a connection beyond them is closed at once, and
-    logged through C{logLimit} (at a bounded rate; C{None}: each is
-    logged).
+    yet (see L{BoundedSite}): at most C{perAddress} from one address
+    (C{--max-per-ip}; C{None} for no limit) and C{total} in all, each for at
+    most L{HANDSHAKE_DEADLINE} seconds.
 
     Behind the PROXY protocol, a connection is built once the header is in
     (see L{sockserve._proxy}): its address is the browser's.
     """
 
-    noisy = False
-    displayTracebacks = False
-    protocol = WebChannel  # type: ignore[assignment]
+    protocol = WebChannel
 
     def __init__(
         self,
@@ -453,70 +415,9 @@ class WebSite(Site):
         logLimit: LogLimiter | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(resource, **options)
-        self.perAddress = perAddress
-        self.total = total
-        self.logLimit = logLimit
-        self.byAddress: dict[str, int] = {}
-        self.channels: dict[WebChannel, str | None] = {}
-
-    def buildProtocol(self, addr: IAddress | None) -> Any:
-        """
-        A channel for a new connection, unless its address (or the site)
-        holds as many as it may.
-        """
-        host = None if addr is None else hostOf(addr)
-        key = None if host is None else networkOf(host)
-        if len(self.channels) >= self.total:
-            self._refuse(addr, f"{self.total} HTTP connections are open")
-            return None
-        if (
-            self.perAddress is not None
-            and key is not None
-            and self.byAddress.get(key, 0) >= self.perAddress
-        ):
-            self._refuse(
-                addr,
-                f"{self.perAddress} HTTP connections from {key} are open "
-                "(--max-per-ip)",
-            )
-            return None
-        channel = super().buildProtocol(addr)
-        if isinstance(channel, WebChannel):
-            self.channels[channel] = key
-            if key is not None:
-                self.byAddress[key] = self.byAddress.get(key, 0) + 1
-        return channel
-
-    def _refuse(self, addr: IAddress | None, reason: str) -> None:
-        peer = "an unknown peer" if addr is None else describeAddress(addr)
-        format = "Refused an HTTP connection from {peer}: {reason}"
-        if self.logLimit is None:
-            _log.warn(format, peer=peer, reason=reason)
-        else:
-            self.logLimit.emit(
-                _log, LogLevel.warn, "refusals", format, peer=peer, reason=reason
-            )
-
-    def forget(self, channel: WebChannel) -> None:
-        """
-        Stop counting C{channel}.
-        """
-        if channel not in self.channels:
-            return
-        key = self.channels.pop(channel)
-        if key is None:
-            return
-        left = self.byAddress[key] - 1
-        if left:
-            self.byAddress[key] = left
-        else:
-            del self.byAddress[key]
-
-    def log(self, request: http.Request) -> None:
-        """
-        Log nothing per request.
-        """
+        super().__init__(
+            resource, perAddress, total, logLimit, HANDSHAKE_DEADLINE, **options
+        )
 
 
 def webSite(
