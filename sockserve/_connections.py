@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from sockserve._addresses import IPV6_PREFIX, networkOf
 from sockserve._loglimit import LogLimiter
 
 
@@ -54,11 +55,14 @@ class ConnectionRegistry:
     """
     Track the live connections of one server.
 
-    @ivar maxPerIP: connections allowed from one address at once; 0 is unlimited.
+    @ivar maxPerIP: connections allowed from one address at once (an IPv6
+        address counted by its /64 network, see L{networkOf}); 0 is
+        unlimited.
     @ivar maxConnections: connections allowed at once; 0 is unlimited.
     @ivar perIPScope: how the per-address limit is counted, as refusals say
         it (C{"per address"}; with several worker processes, each counts
-        its own).
+        its own); a refusal of an IPv6 client adds that its /64 counts as
+        one address.
     @ivar logLimit: what logs the events clients cause, at a bounded rate
         (see L{LogLimiter}); C{None}: each is logged.
     """
@@ -76,7 +80,9 @@ class ConnectionRegistry:
         self.maxConnections = maxConnections
         self.logLimit = logLimit
         self.perIPScope = perIPScope
-        self._connections: set[TrackedConnection] = set()
+        # Each connection, with what it is counted under for maxPerIP
+        # (None: it is not).
+        self._connections: dict[TrackedConnection, str | None] = {}
         self._perHost: Counter[str] = Counter()
         self._drained: list[Deferred[None]] = []
 
@@ -97,20 +103,24 @@ class ConnectionRegistry:
                 f"the server is busy ({self.maxConnections} connections); "
                 "try again later",
             )
+        key = None
         if self.maxPerIP:
             # Only a limit per address needs the address: working it out
             # for every connection is a cost a busy oneshot server notices.
             host = connection.peerHost
             if host is not None:
-                if self._perHost[host] >= self.maxPerIP:
-                    return Refusal(
-                        "per_ip",
-                        f"too many connections from {host} "
-                        f"(at most {self.maxPerIP} {self.perIPScope})",
-                    )
-                self._perHost[host] += 1
-        self._connections.add(connection)
+                key = networkOf(host)
+                if self._perHost[key] >= self.maxPerIP:
+                    return Refusal("per_ip", self._tooMany(key))
+                self._perHost[key] += 1
+        self._connections[connection] = key
         return None
+
+    def _tooMany(self, key: str) -> str:
+        scope = self.perIPScope
+        if ":" in key:
+            scope += f"; an IPv6 /{IPV6_PREFIX} counts as one"
+        return f"too many connections from {key} (at most {self.maxPerIP} {scope})"
 
     def remove(self, connection: TrackedConnection) -> None:
         """
@@ -118,29 +128,28 @@ class ConnectionRegistry:
         """
         if connection not in self._connections:
             return
-        self._connections.discard(connection)
-        if self.maxPerIP:
-            self._forgetOneFrom(connection.peerHost)
+        key = self._connections.pop(connection)
+        if key is not None:
+            self._forgetOneFrom(key)
         if not self._connections:
             drained, self._drained = self._drained, []
             for waiting in drained:
                 waiting.callback(None)
 
-    def _forgetOneFrom(self, host: str | None) -> None:
-        if host is None:
-            return
-        remaining = self._perHost[host] - 1
+    def _forgetOneFrom(self, key: str) -> None:
+        remaining = self._perHost[key] - 1
         if remaining > 0:
-            self._perHost[host] = remaining
+            self._perHost[key] = remaining
         else:
-            del self._perHost[host]
+            del self._perHost[key]
 
     def countFrom(self, host: str) -> int:
         """
-        Return how many live connections come from C{host} (counted only
-        while C{maxPerIP} is set).
+        Return how many live connections count as coming from C{host}: from
+        its /64 network for an IPv6 address (counted only while C{maxPerIP}
+        is set).
         """
-        return self._perHost[host]
+        return self._perHost[networkOf(host)]
 
     def shutdown(self, clock: IReactorTime, grace: float) -> Deferred[None]:
         """

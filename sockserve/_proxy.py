@@ -2,13 +2,16 @@
 The PROXY protocol (C{haproxy:} endpoints), with the client's own address
 known before the server sees the connection.
 
-Twisted's PROXY wrapper hands the connection to the protocol as soon as TCP
-connects, before the header that names the client has arrived: admission,
-chat names, logs and per-address limits would all see the balancer's
-address, and a chat client would not be greeted until it typed something.
-L{ProxyProtocolEndpoint} wraps connections in L{ProxyHeaderWrapper}, which
-waits for the header (at most C{HEADER_TIMEOUT} seconds), then connects the
-protocol, whose C{transport.getPeer()} is then the client's address.
+Twisted's PROXY wrapper builds the protocol, and hands it the connection,
+as soon as TCP connects, before the header that names the client has
+arrived: admission, chat names, logs and per-address limits would all see
+the balancer's address, and a chat client would not be greeted until it
+typed something. L{ProxyProtocolEndpoint} wraps connections in
+L{ProxyHeaderWrapper}, which waits for the header (at most
+C{HEADER_TIMEOUT} seconds), then asks the factory for a protocol for the
+client's address (a factory that refuses it, returning C{None}, has the
+connection closed, as a listening port would) and connects it, its
+C{transport.getPeer()} then being the client's address.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
+    IAddress,
     IDelayedCall,
     IHalfCloseableProtocol,
     IListeningPort,
@@ -53,14 +57,20 @@ class _Collect:
 @implementer(IHalfCloseableProtocol)
 class ProxyHeaderWrapper(HAProxyProtocolWrapper):
     """
-    A PROXY protocol wrapper that connects its protocol only once the header
-    is in, with an address (a real IP address and port), and closes a
-    connection whose header does not come in time or is not valid. A
-    client's half-close reaches the protocol as it would without the
-    header.
+    A PROXY protocol wrapper that builds and connects its protocol only
+    once the header is in, with an address (a real IP address and port),
+    and closes a connection whose header does not come in time or is not
+    valid, or that the factory refuses. A client's half-close reaches the
+    protocol as it would without the header.
     """
 
     factory: ProxyHeaderFactory
+
+    def logPrefix(self) -> str:
+        """
+        The factory's prefix: the protocol may not be built yet.
+        """
+        return self.factory.logPrefix()
 
     def makeConnection(self, transport: Any) -> None:
         """
@@ -83,7 +93,9 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         if self._started:
             self.wrappedProtocol.dataReceived(data)
             return
-        protocol, collected = self.wrappedProtocol, _Collect()
+        if self.disconnecting:
+            return
+        collected = _Collect()
         self.wrappedProtocol = collected  # type: ignore[assignment]
         try:
             super().dataReceived(data)
@@ -92,17 +104,23 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
             # number: no header at all.
             self._proxyInfo = None
             self.loseConnection()
-        finally:
-            self.wrappedProtocol = protocol
         if self._proxyInfo is None:
             return
         if not _validAddress(self._proxyInfo.source):
             self._proxyInfo = None
             self.loseConnection()
             return
-        self._started = True
         self._cancelDeadline()
-        protocol.makeConnection(self)  # type: ignore[arg-type]
+        protocol = self.factory.wrappedFactory.buildProtocol(self.getPeer())
+        if protocol is None:
+            # Refused by the factory (too many from the client's address):
+            # closed without a word, as a listening port does.
+            self._proxyInfo = None
+            self.loseConnection()
+            return
+        self.wrappedProtocol = protocol
+        self._started = True
+        protocol.makeConnection(self)
         for chunk in collected.received:
             protocol.dataReceived(chunk)
 
@@ -150,13 +168,18 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
 
 def _validAddress(address: object) -> bool:
     """
-    Tell whether a PROXY header's source C{address} is an IP address and
-    port (Twisted's v1 parser takes whatever text stands there).
+    Tell whether a PROXY header's source C{address} is an IP address of its
+    family, without a zone id, and a port (Twisted's v1 parser takes
+    whatever text stands there, and C{ipaddress} takes any text after a
+    C{%} as an IPv6 zone id: terminal control sequences included).
     """
     if not isinstance(address, IPv4Address | IPv6Address):
         return address is None
     try:
-        ipaddress.ip_address(address.host)
+        if isinstance(address, IPv4Address):
+            ipaddress.IPv4Address(address.host)
+        elif ipaddress.IPv6Address(address.host).scope_id is not None:
+            return False
     except ValueError:
         return False
     return 0 <= address.port <= 65535
@@ -173,6 +196,13 @@ class ProxyHeaderFactory(HAProxyWrappingFactory):
     def __init__(self, wrappedFactory: IProtocolFactory, clock: IReactorTime) -> None:
         super().__init__(wrappedFactory)
         self.clock = clock
+
+    def buildProtocol(self, addr: IAddress | None) -> ProxyHeaderWrapper:
+        """
+        A wrapper for a new connection from C{addr} (the balancer): its
+        protocol is built once the header names the client.
+        """
+        return ProxyHeaderWrapper(self, None)  # type: ignore[arg-type]
 
 
 @implementer(IStreamServerEndpoint)

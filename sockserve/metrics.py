@@ -7,6 +7,12 @@ reads the server's plain counters (L{ServerStatistics}) when it is scraped,
 beside the process metrics the library gives (CPU, memory, open files);
 C{GET /healthz} answers C{200 ok} while the server listens, C{503} once it
 does not. Anything else is 404.
+
+The site holds at most L{METRICS_CONNECTIONS} connections at once, each
+closed after L{METRICS_IDLE_TIMEOUT} seconds idle (and L{METRICS_LIFETIME}
+seconds in all), and logs no request: a flood of connections or scrapes
+costs neither the server's clients their descriptors nor the log its
+space (see L{BoundedSite}).
 """
 
 from __future__ import annotations
@@ -17,11 +23,23 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from sockserve._connections import ConnectionRegistry
+from sockserve._loglimit import LogLimiter
+from sockserve._sites import BoundedSite
 from sockserve.stats import ServerStatistics
+
+# Connections the metrics listener holds at once: plenty for Prometheus,
+# which scrapes a server one request at a time. They are among the
+# descriptors kept below the open-file limit beside --max-connections
+# (sockserve.tap.RESERVED_FILES).
+METRICS_CONNECTIONS = 16
+# Seconds a metrics connection may stay idle, and live in all.
+METRICS_IDLE_TIMEOUT = 5.0
+METRICS_LIFETIME = 30.0
 
 REFUSAL_REASONS = (
     "full",
@@ -154,14 +172,29 @@ class HealthResource(Resource):
         return b"ok\n"
 
 
+class MetricsSite(BoundedSite):
+    """
+    The site of C{--metrics}: a L{BoundedSite} whose refusals are logged as
+    metrics refusals.
+    """
+
+    connectionName = "a metrics connection"
+    refusalKind = "metrics refusals"
+
+
 def metricsSite(
     collector: Collector,
     healthy: Callable[[], bool],
+    clock: IReactorTime | None = None,
+    logLimit: LogLimiter | None = None,
     degraded: Callable[[], str | None] = lambda: None,
-) -> Site:
+) -> MetricsSite:
     """
     Return the web site of C{--metrics}: C{/metrics} (C{collector} and the
-    process's own metrics) and C{/healthz} (see L{HealthResource}).
+    process's own metrics) and C{/healthz} (see L{HealthResource}), holding at most
+    L{METRICS_CONNECTIONS} connections (those refused are logged through
+    C{logLimit}), each for at most L{METRICS_IDLE_TIMEOUT} seconds idle,
+    timed by C{clock} (by default the reactor).
     """
     registry = CollectorRegistry()
     registry.register(collector)
@@ -169,7 +202,11 @@ def metricsSite(
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(healthy, degraded))
-    site = Site(root)
-    site.noisy = False
-    site.displayTracebacks = False
-    return site
+    return MetricsSite(
+        root,
+        total=METRICS_CONNECTIONS,
+        logLimit=logLimit,
+        lifetime=METRICS_LIFETIME,
+        timeout=METRICS_IDLE_TIMEOUT,
+        reactor=clock,
+    )

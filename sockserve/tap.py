@@ -34,7 +34,7 @@ from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.room import historyBudget
 from sockserve.factories import MODES, buildFactory
 from sockserve.limits import Limits
-from sockserve.metrics import StatisticsCollector, metricsSite
+from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
 from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkOrigin
@@ -50,8 +50,9 @@ MAX_WORKERS = 64
 # which waits for the header before the server sees the connection.
 PROXY_PREFIX = "haproxy:"
 # Descriptors kept free below the open-file limit when --max-connections is
-# not given: for listening sockets, log files, workers' pipes, and the one
-# Twisted keeps to refuse a connection when it runs out.
+# not given: for listening sockets, log files, workers' pipes, the one
+# Twisted keeps to refuse a connection when it runs out, and the --metrics
+# listener's connections (METRICS_CONNECTIONS, a sixth of it).
 RESERVED_FILES = 100
 _DEFAULTS = Limits()
 
@@ -176,7 +177,8 @@ class Options(CommandOptions):
             "max-per-ip",
             None,
             _DEFAULTS.maxPerIP,
-            "Connections allowed from one address at once (0: unlimited).",
+            "Connections allowed from one address at once, an IPv6 /64 "
+            "counting as one address (0: unlimited).",
             _count("max-per-ip", 0),
         ],
         [
@@ -199,7 +201,8 @@ class Options(CommandOptions):
             None,
             None,
             "Serve /metrics (Prometheus) and /healthz on this port (on "
-            "--interface) or endpoint description (default: none).",
+            "--interface) or endpoint description, to at most "
+            f"{METRICS_CONNECTIONS} connections at once (default: none).",
         ],
         [
             "max-connections",
@@ -584,6 +587,8 @@ def makeServerService(
         metrics = metricsSite(
             collector,
             lambda: bool(service.running) and bool(service.ports),
+            reactor,  # type: ignore[arg-type]
+            factory.context.registry.logLimit,
             bus.problem if bus is not None else lambda: None,
         )
         service.listeners.append(

@@ -9,7 +9,7 @@ import resource
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-from sockserve._addresses import describeAddress, hostOf
+from sockserve._addresses import describeAddress, hostOf, networkOf
 from sockserve._rlimits import raiseOpenFileLimit
 
 
@@ -35,6 +35,26 @@ def test_addresses(address: object, host: str | None, described: str) -> None:
     only IP peers have a host."""
     assert hostOf(address) == host  # type: ignore[arg-type]
     assert describeAddress(address) == described  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("host", "network"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+        ("2001:db8:0:1:ffff:ffff:ffff:ffff", "2001:db8:0:1::/64"),
+        ("2001:DB8:0:1::2", "2001:db8:0:1::/64"),
+        ("2001:db8:0:2::1", "2001:db8:0:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("::ffff:cb00:7107", "203.0.113.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_what_counts_as_one_address(host: str, network: str) -> None:
+    """An IPv4 address is one address (written as IPv4-mapped IPv6 too); an
+    IPv6 address counts as its /64 network, whatever its spelling or zone."""
+    assert networkOf(host) == network
 
 
 def test_other_addresses_use_their_repr() -> None:

@@ -50,6 +50,47 @@ def test_per_address_limit() -> None:
     assert len(registry) == 4
 
 
+def test_ipv6_is_counted_per_64() -> None:
+    """An IPv6 client counts against its /64 network, which the refusal
+    names; an IPv4-mapped address counts as its IPv4 address; a slot of the
+    network frees when any of its connections goes."""
+    registry = ConnectionRegistry(maxPerIP=2)
+    first = Connection(registry, "2001:db8:0:1::1")
+    assert registry.admit(first) is None
+    assert registry.admit(Connection(registry, "2001:db8:0:1:ffff::2")) is None
+    assert registry.admit(Connection(registry, "2001:db8:0:1::3")) == (
+        "per_ip",
+        "too many connections from 2001:db8:0:1::/64 "
+        "(at most 2 per address; an IPv6 /64 counts as one)",
+    )
+    assert registry.admit(Connection(registry, "2001:db8:0:2::1")) is None
+    assert registry.countFrom("2001:db8:0:1::99") == 2
+    registry.remove(first)
+    assert registry.admit(Connection(registry, "2001:db8:0:1::3")) is None
+    assert registry.admit(Connection(registry, "::ffff:10.0.0.1")) is None
+    assert registry.admit(Connection(registry, "10.0.0.1")) is None
+    assert registry.admit(Connection(registry, "::ffff:a00:1")) == (
+        "per_ip",
+        "too many connections from 10.0.0.1 (at most 2 per address)",
+    )
+    assert registry.countFrom("10.0.0.1") == 2
+
+
+def test_refusals_say_how_addresses_are_counted() -> None:
+    """With several worker processes, a refusal says each counts its own,
+    and for IPv6 that a /64 is one address."""
+    registry = ConnectionRegistry(
+        maxPerIP=1, perIPScope="per address in each worker process"
+    )
+    registry.admit(Connection(registry, "2001:db8::1"))
+    refusal = registry.admit(Connection(registry, "2001:db8::2"))
+    assert refusal is not None
+    assert refusal.message == (
+        "too many connections from 2001:db8::/64 (at most 1 per address in "
+        "each worker process; an IPv6 /64 counts as one)"
+    )
+
+
 class AddresslessConnection(Connection):
     """A connection whose address must not be asked for."""
 

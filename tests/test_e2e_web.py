@@ -16,7 +16,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -457,6 +457,38 @@ def readmeHAProxyWebConfig() -> str:
     )
 
 
+@contextmanager
+def webHAProxy(server: Server, directory: Path) -> Iterator[int]:
+    """
+    Run HAProxy with the README's configuration for the page in front of
+    C{server}'s web port; yield the port it listens on.
+    """
+    # HAProxy's listening socket comes from the test (on an OS-chosen port),
+    # so that it listens before it starts: no waiting on it.
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        front = listening.getsockname()[1]
+        config = directory / "haproxy.cfg"
+        config.write_text(
+            readmeHAProxyWebConfig().format(
+                front=f"fd@{listening.fileno()}", back=server.portOf("web")
+            )
+        )
+        proxy = subprocess.Popen(
+            [systemProgram("haproxy"), "-db", "-f", str(config)],
+            pass_fds=[listening.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        yield front
+    finally:
+        proxy.terminate()
+        proxy.wait(WAIT)
+
+
 def test_behind_haproxy(
     processes: Processes, webClients: Callable[..., WebClient], tmp_path: Path
 ) -> None:
@@ -466,25 +498,7 @@ def test_behind_haproxy(
     member named by its own address (PROXY protocol).
     """
     server = webServer(processes, "--web", "haproxy:tcp:0")
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    front = listening.getsockname()[1]
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(
-        readmeHAProxyWebConfig().format(
-            front=f"fd@{listening.fileno()}", back=server.portOf("web")
-        )
-    )
-    proxy = subprocess.Popen(
-        [systemProgram("haproxy"), "-db", "-f", str(config)],
-        pass_fds=[listening.fileno()],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    listening.close()
-    try:
+    with webHAProxy(server, tmp_path) as front:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{front}/", timeout=WAIT) as page:
             assert b"sockserve chat" in page.read()
@@ -497,9 +511,53 @@ def test_behind_haproxy(
         assert tcp.lineUntil(lambda line: "proxy" in line) == (
             f"<{name}> through the proxy"
         )
-    finally:
-        proxy.terminate()
-        proxy.wait(WAIT)
+
+
+def test_browsers_behind_haproxy_are_counted_by_their_own_address(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """
+    Behind HAProxy (PROXY protocol), --max-per-ip bounds the HTTP
+    connections of each browser by its own address, not the balancer's:
+    browsers at three addresses each hold one (an upload the server has
+    said to go on with), and a fourth opens the WebSocket. A browser
+    beyond the bound is refused, many times over, and the log shows no
+    traceback and grows by a bounded number of lines.
+    """
+    server = webServer(processes, "--web", "haproxy:tcp:0", "--max-per-ip", "2")
+    server.output.follow()
+    with webHAProxy(server, tmp_path) as front:
+
+        def upload(host: str) -> None:
+            browser = processes.connect(("127.0.0.1", front), source=host)
+            browser.sendall(
+                b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            # The server holds the connection, waiting for the body.
+            receiveText(browser, b"HTTP/1.1 100 Continue\r\n\r\n")
+
+        for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4"]:
+            upload(host)
+        member = processes.connect(("127.0.0.1", front), source="127.0.0.5")
+        member.sendall(handshake())
+        greeting = receiveText(member, b"other(s) here")
+        assert greeting.startswith(b"HTTP/1.1 101 "), greeting
+        name = f"127.0.0.5:{member.getsockname()[1]}".encode()
+        assert b"* you are " + name + b";" in greeting
+        upload("127.0.0.2")
+        member.sendall(maskedText("/who"))
+        receiveText(member, b"* 1 here: ")
+        logged = len(server.output.drain().splitlines())
+        for _ in range(40):
+            refused = processes.connect(("127.0.0.1", front), source="127.0.0.2")
+            refused.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = receiveText(refused, b"</html>")
+            assert answer.startswith(b"HTTP/1.1 502 "), answer
+            refused.close()
+    log = server.output.drain()
+    assert b"Traceback" not in log
+    assert len(log.splitlines()) - logged <= 25, log.decode()
 
 
 @pytest.mark.parametrize(

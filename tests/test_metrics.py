@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import select
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,15 +14,30 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
 
+from sockserve._connections import ConnectionRegistry
+from sockserve._loglimit import WINDOW, LogLimiter
 from sockserve.limits import Limits
-from sockserve.metrics import StatisticsCollector
+from sockserve.metrics import (
+    METRICS_CONNECTIONS,
+    METRICS_IDLE_TIMEOUT,
+    METRICS_LIFETIME,
+    StatisticsCollector,
+    metricsSite,
+)
+from sockserve.stats import ServerStatistics
+from sockserve.tap import RESERVED_FILES
 from tests.processes import (
     Processes,
+    installedProgram,
     receiveText,
     receiveToEOF,
+    systemProgram,
 )
-from tests.support import connectOnStringTransport
+from tests.support import capturedLogs, connectOnStringTransport
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -64,6 +82,106 @@ def test_counters_reach_the_collector() -> None:
     assert samples[("sockserve_chat_members", mode)] == 2
     assert samples[("sockserve_bytes_sent_total", mode)] > 0
     del second, firstOut
+
+
+class MetricsClients:
+    """Clients of a metrics site on StringTransports, timed by a Clock."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        collector = StatisticsCollector(
+            "echo", ServerStatistics(), ConnectionRegistry()
+        )
+        self.site = metricsSite(
+            collector, lambda: True, self.clock, LogLimiter(self.clock, perWindow=1)
+        )
+        self.site.doStart()
+        self.ports = iter(range(40000, 41000))
+
+    def connect(self) -> StringTransportWithDisconnection | None:
+        """Connect a client; return its transport, or None if refused."""
+        address = IPv4Address("TCP", "127.0.0.1", next(self.ports))
+        channel = self.site.buildProtocol(address)
+        if channel is None:
+            return None
+        transport = StringTransportWithDisconnection(peerAddress=address)
+        transport.protocol = channel
+        channel.makeConnection(transport)
+        return transport
+
+
+def test_metrics_connections_are_bounded_in_number() -> None:
+    """The metrics site holds at most METRICS_CONNECTIONS connections; one
+    more is refused, and refusals are logged at the bounded rate; a place
+    frees when a connection goes."""
+    clients = MetricsClients()
+    held = [clients.connect() for _ in range(METRICS_CONNECTIONS)]
+    assert None not in held
+    with capturedLogs() as logged:
+        assert clients.connect() is None
+        assert clients.connect() is None
+        transport = held[0]
+        assert transport is not None
+        transport.loseConnection()
+        assert clients.connect() is not None
+        assert clients.connect() is None
+        clients.clock.advance(WINDOW)
+    assert logged.texts() == [
+        "Refused a metrics connection from 127.0.0.1:40016: 16 are open",
+        "2 more metrics refusals not logged in 10 s; the first of them: "
+        "Refused a metrics connection from 127.0.0.1:40017: 16 are open",
+    ]
+
+
+def test_metrics_connections_are_short_lived() -> None:
+    """A metrics connection is closed after METRICS_IDLE_TIMEOUT seconds
+    idle, and one that trickles bytes to stay busy after METRICS_LIFETIME
+    seconds in all; neither is logged."""
+    clients = MetricsClients()
+    with capturedLogs() as logged:
+        idle = clients.connect()
+        trickling = clients.connect()
+        assert idle is not None
+        assert trickling is not None
+        for _ in range(int(METRICS_LIFETIME / METRICS_IDLE_TIMEOUT) * 2):
+            clients.clock.advance(METRICS_IDLE_TIMEOUT / 2)
+            if trickling.connected:
+                trickling.protocol.dataReceived(b"G")
+            if clients.clock.seconds() < METRICS_IDLE_TIMEOUT:
+                assert idle.connected
+        assert not idle.connected
+        assert not trickling.connected
+        assert clients.clock.seconds() >= METRICS_LIFETIME
+    assert logged.texts() == []
+    assert clients.site.channels == {}
+
+
+def test_scrapes_are_answered_without_a_log_line() -> None:
+    """A scrape is answered, and nothing is logged for it."""
+    clients = MetricsClients()
+    transport = clients.connect()
+    assert transport is not None
+    answers = []
+    with capturedLogs() as logged:
+        for path in (b"/metrics", b"/healthz"):
+            transport.clear()
+            transport.protocol.dataReceived(
+                b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path
+            )
+            answers.append(transport.value())
+    assert answers[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"sockserve_connections_open" in answers[0]
+    assert answers[1].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answers[1].endswith(b"\r\n\r\nok\n")
+    assert logged.texts() == []
+    transport.loseConnection()
+
+
+def test_the_metrics_connections_fit_in_the_reserve() -> None:
+    """The descriptors kept below the open-file limit, beside
+    --max-connections, hold the metrics connections with room to spare
+    (for listening sockets, log files and workers' pipes)."""
+    assert METRICS_CONNECTIONS <= RESERVED_FILES // 4
 
 
 @pytest.fixture
@@ -141,3 +259,93 @@ def test_healthz_tells_ok_degraded_and_not_listening() -> None:
     )
     listening[0] = False
     assert get() == (503, b"not listening\n")
+
+
+@pytest.mark.e2e
+def test_scrapes_are_not_logged(processes: Processes) -> None:
+    """Scraping /metrics (and asking /healthz) writes nothing to the log: a
+    scrape a second would otherwise be a log line a second, and a flood of
+    them megabytes."""
+    server = processes.server("--metrics", "0", mode="echo", listeners=2)
+    server.output.follow()
+    address = f"127.0.0.1:{server.portOf('metrics')}"
+    before = server.output.drain()
+    for _ in range(20):
+        assert fetch(f"http://{address}/metrics")[0] == 200
+        assert fetch(f"http://{address}/healthz")[0] == 200
+    server.stop()
+    log = server.output.drain()[len(before) :].decode()
+    assert "GET /" not in log, log
+    assert "HTTP/1.1" not in log, log
+
+
+def closedByServer(socks: list[socket.socket], timeout: float) -> int:
+    """
+    Wait, at most C{timeout} seconds, for the server to close every socket
+    of C{socks} (they sent nothing); return how many it closed.
+    """
+    deadline = time.monotonic() + timeout
+    waiting = {sock.fileno(): sock for sock in socks}
+    closed = 0
+    while waiting and time.monotonic() < deadline:
+        ready, _, _ = select.select(
+            list(waiting), [], [], max(0.0, deadline - time.monotonic())
+        )
+        for fd in ready:
+            sock = waiting.pop(fd)
+            try:
+                data = sock.recv(1024)
+            except ConnectionResetError:
+                data = b""
+            assert data == b"", data
+            closed += 1
+    return closed
+
+
+@pytest.mark.e2e
+def test_metrics_connections_are_bounded(processes: Processes) -> None:
+    """Under a small open-file limit, a flood of idle connections to the
+    metrics port takes no descriptor the server's clients need: at most 16
+    are held (the rest are closed at once, and logged at a bounded rate),
+    inside the reserve kept below the limit, so that every chat client up
+    to --max-connections is served and the next one is told the server is
+    busy; the idle ones are closed after a few seconds, and a scrape then
+    works."""
+    server = processes.server(
+        "--metrics",
+        "0",
+        "--max-clients",
+        "1000",
+        "--quiet",
+        command=[
+            systemProgram("prlimit"),
+            "--nofile=200:200",
+            installedProgram("twistd"),
+            "-n",
+        ],
+        listeners=2,
+    )
+    server.output.follow()
+    server.output.waitForText(b"Open-file limit: 200")
+    metricsPort = server.portOf("metrics")
+    flood = [processes.connect(("127.0.0.1", metricsPort)) for _ in range(300)]
+    members = []
+    for _ in range(100):
+        member = processes.connect(("127.0.0.1", server.port))
+        receiveText(member, b"other(s) here")
+        members.append(member)
+    extra = processes.connect(("127.0.0.1", server.port))
+    assert receiveToEOF(extra) == (
+        b"ERROR the server is busy (100 connections); try again later\r\n"
+    )
+    assert closedByServer(flood, 1.0) >= 300 - 16
+    assert closedByServer(flood, 10.0) == 300
+    status, _, text = fetch(f"http://127.0.0.1:{metricsPort}/metrics")
+    assert status == 200
+    assert 'sockserve_connections_open{mode="chat"} 100.0' in text
+    server.stop()
+    log = server.output.text()
+    refusals = log.count("] Refused a metrics connection from 127.0.0.1:")
+    assert 1 <= refusals <= 20, log
+    assert "more metrics refusals not logged" in log, log
+    assert len(log.splitlines()) < 40, log

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
@@ -70,6 +71,45 @@ def test_the_protocol_waits_for_the_header() -> None:
     assert factory.room is not None
     assert factory.room.population() == 1
     wrapper.connectionLost(connectionDone)
+    assert clock.getDelayedCalls() == []
+
+
+class AddressRecorder(ServerFactory):
+    """A factory that records the address it is asked to build for, and
+    refuses (C{None}) once C{refuse} is set."""
+
+    def __init__(self) -> None:
+        self.addresses: list[IAddress | None] = []
+        self.refuse = False
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        self.addresses.append(addr)
+        return None if self.refuse else Protocol()
+
+
+def test_the_protocol_is_built_for_the_client() -> None:
+    """The factory is asked for a protocol once the header is in, for the
+    client's address (per-address bounds of the factory's own count the
+    client, not the balancer); a factory that refuses has the connection
+    closed, and nothing is raised."""
+    clock = Clock()
+    factory = AddressRecorder()
+    wrapping = ProxyHeaderFactory(factory, clock)
+    balancer = IPv4Address("TCP", "10.0.0.1", 1)
+    for refuse in (False, True):
+        factory.refuse = refuse
+        wrapper = wrapping.buildProtocol(balancer)
+        transport = StringTransportWithDisconnection(peerAddress=balancer)
+        transport.protocol = wrapper
+        wrapper.makeConnection(transport)
+        assert factory.addresses == [IPv4Address("TCP", "203.0.113.7", 4000)] * refuse
+        wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 10.0.0.2 4000 5000\r\nhi\n")
+        assert factory.addresses[-1] == IPv4Address("TCP", "203.0.113.7", 4000)
+        assert transport.connected is not refuse
+        wrapper.dataReceived(b"more\n")
+        if transport.connected:
+            wrapper.connectionLost(connectionDone)
+    assert wrapping.protocols == {}
     assert clock.getDelayedCalls() == []
 
 
@@ -170,12 +210,17 @@ def test_behind_haproxy(processes: Processes, v2: str, tmp_path: Path) -> None:
         b"PROXY TCP4 \x1b[31mevil 127.0.0.1 40000 5000\r\n",
         b"PROXY TCP4 203.0.113.\xff 127.0.0.1 40000 5000\r\n",
         b"PROXY TCP4 203.0.113.7 127.0.0.1 notaport 5000\r\n",
+        b"PROXY TCP6 fe80::1%\x1b[2J\x1b]0;owned\x07 ::1 40000 5000\r\n",
+        b"PROXY TCP6 fe80::1%eth0 ::1 40000 5000\r\n",
+        b"PROXY TCP6 203.0.113.7 ::1 40000 5000\r\n",
+        b"PROXY TCP4 ::1 127.0.0.1 40000 5000\r\n",
         b"GET / HTTP/1.1\r\n",
     ],
 )
 def test_a_bad_header_closes_the_connection(header: bytes) -> None:
-    """A header whose address is not an IP address and port, or no header
-    at all, closes the connection; the server never sees it, and nothing
+    """A header whose address is not an IP address of its family and a
+    port, an IPv6 address with a zone id (which may be any text), or no
+    header at all, closes the connection; the server never sees it, and nothing
     is raised."""
     clock = Clock()
     factory = buildFactory("chat", Limits(), clock, "Hi")
@@ -201,3 +246,106 @@ def test_half_close_behind_a_proxy(processes: Processes) -> None:
     sock.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 5000\r\nhello\nlast")
     sock.shutdown(socket.SHUT_WR)
     assert receiveToEOF(sock) == b"OK .. hello\nOK .. last\n"
+
+
+def v1Header(source: str, sourcePort: int, family: str = "TCP6") -> bytes:
+    """A PROXY protocol v1 header naming C{source} as the client."""
+    destination = "::1" if family == "TCP6" else "127.0.0.1"
+    return f"PROXY {family} {source} {destination} {sourcePort} 5000\r\n".encode()
+
+
+@pytest.mark.e2e
+def test_zone_ids_are_refused(processes: Processes) -> None:
+    """A PROXY header whose source address carries a zone id (which may
+    hold any text, terminal control sequences included) is not taken: the
+    connection is closed without a word, the room never hears of it, and
+    the log never shows it."""
+    server = proxiedServer(processes)
+    port = int(server.addresses[0].rpartition(":")[2])
+    member = processes.connect(("127.0.0.1", port))
+    member.sendall(v1Header("203.0.113.9", 4000, "TCP4"))
+    receiveText(member, b"other(s) here")
+    for zone in ["\x1b[2J\x1b]0;owned\x07", "eth0", "1"]:
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(v1Header(f"fe80::1%{zone}", 40000) + b"hello\r\n")
+        assert receiveToEOF(sock) == b""
+    member.sendall(b"/who\r\n")
+    assert b"* 1 here: 203.0.113.9:4000\r\n" in receiveText(member, b" here: ")
+    assert b"fe80" not in server.output.drain()
+    assert b"\x1b" not in server.output.drain()
+
+
+@pytest.mark.e2e
+def test_ipv6_is_counted_per_64(processes: Processes) -> None:
+    """--max-per-ip counts an IPv6 client by its /64 network (one machine
+    may hold all of it), and an IPv4-mapped IPv6 address as its IPv4
+    address."""
+    server = proxiedServer(processes, "--max-per-ip", "3")
+    port = int(server.addresses[0].rpartition(":")[2])
+
+    def connect(source: str, family: str = "TCP6") -> socket.socket:
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(v1Header(source, 40000, family))
+        return sock
+
+    for host in ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ffff::3"]:
+        receiveText(connect(host), b"other(s) here")
+    assert receiveToEOF(connect("2001:db8:0:1::4")) == (
+        b"ERROR too many connections from 2001:db8:0:1::/64 (at most 3 per "
+        b"address; an IPv6 /64 counts as one)\r\n"
+    )
+    receiveText(connect("2001:db8:0:2::1"), b"other(s) here")
+    receiveText(connect("203.0.113.7", "TCP4"), b"other(s) here")
+    for mapped in ["::ffff:203.0.113.7", "::ffff:cb00:7107"]:
+        receiveText(connect(mapped), b"other(s) here")
+    assert receiveToEOF(connect("203.0.113.7", "TCP4")) == (
+        b"ERROR too many connections from 203.0.113.7 (at most 3 per address)\r\n"
+    )
+
+
+@pytest.mark.e2e
+def test_ipv6_behind_haproxy_is_counted_per_64(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """Behind HAProxy itself, clients at different addresses of one IPv6
+    /64 (HAProxy is told to name each client 2001:db8::N, N from its source
+    port) count as one address for --max-per-ip."""
+    server = proxiedServer(processes, "--max-per-ip", "2")
+    back = int(server.addresses[0].rpartition(":")[2])
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    front = listening.getsockname()[1]
+    config = readmeHAProxyConfig().format(
+        front=f"fd@{listening.fileno()}", back=back, v2=""
+    )
+    setSource = (
+        "    tcp-request connection set-var(sess.port) src_port,mod(10000)\n"
+        "    tcp-request connection set-src str(2001:db8::),concat(,sess.port,)\n"
+    )
+    config = config.replace("    default_backend", setSource + "    default_backend")
+    (tmp_path / "haproxy.cfg").write_text(config)
+    proxy = subprocess.Popen(
+        [systemProgram("haproxy"), "-db", "-f", str(tmp_path / "haproxy.cfg")],
+        pass_fds=[listening.fileno()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    listening.close()
+    try:
+        names = []
+        for _ in range(2):
+            sock = processes.connect(("127.0.0.1", front))
+            greeting = receiveText(sock, b"other(s) here")
+            names.append(greeting.split(b"* you are ")[1].split(b";")[0])
+        third = processes.connect(("127.0.0.1", front))
+        refusal = receiveToEOF(third)
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+    assert all(name.startswith(b"[2001:db8::") for name in names), names
+    assert refusal == (
+        b"ERROR too many connections from 2001:db8::/64 (at most 2 per "
+        b"address; an IPv6 /64 counts as one)\r\n"
+    )

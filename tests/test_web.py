@@ -527,6 +527,43 @@ def test_http_connections_are_bounded_and_short_lived() -> None:
     assert site.buildProtocol(first) is not None
 
 
+def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
+    """The bound per address counts an IPv6 browser by its /64, and none
+    on a UNIX socket; a refused connection is logged at the bounded rate of
+    the server's log limiter, never with a traceback."""
+    from twisted.internet.address import IPv6Address, UNIXAddress
+
+    from sockserve._loglimit import LogLimiter
+    from sockserve.web.site import webSite
+
+    clock = Clock()
+    site = webSite(
+        lambda wire: Protocol(),
+        OriginPolicy(),
+        perAddress=2,
+        total=100,
+        logLimit=LogLimiter(clock, perWindow=2),
+    )
+    site.reactor = clock
+    assert site.buildProtocol(IPv6Address("TCP", "2001:db8::1", 1)) is not None
+    assert site.buildProtocol(IPv6Address("TCP", "2001:db8::ffff:2", 1)) is not None
+    assert site.buildProtocol(IPv6Address("TCP", "2001:db8:0:1::1", 1)) is not None
+    with capturedLogs() as logged:
+        for _ in range(5):
+            assert site.buildProtocol(IPv6Address("TCP", "2001:db8::3", 7)) is None
+        clock.advance(10)
+    refusal = (
+        "Refused an HTTP connection from [2001:db8::3]:7: 2 from 2001:db8::/64 "
+        "are open (--max-per-ip)"
+    )
+    assert logged.texts() == [refusal] * 2 + [
+        f"3 more refusals not logged in 10 s; the first of them: {refusal}"
+    ]
+    assert site.byAddress == {"2001:db8::/64": 2, "2001:db8:0:1::/64": 1}
+    for _ in range(3):
+        assert site.buildProtocol(UNIXAddress(None)) is not None
+
+
 def test_a_flood_of_frames_is_paced() -> None:
     """Frames cost the server a little each and the sender nothing: past the
     frame rate, the sender's input waits for as long as it ran ahead."""

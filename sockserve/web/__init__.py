@@ -65,6 +65,7 @@ def chatWebSite(
         origins,
         perAddress=limits.maxPerIP or None,
         total=max(16, (limits.maxConnections or 4096) // 4),
+        logLimit=chat.context.registry.logLimit,
     )
 
 

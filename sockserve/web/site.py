@@ -24,20 +24,18 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
-from twisted.web import http
-from twisted.web.http import HTTPChannel
+from twisted.internet.interfaces import IProtocol
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from sockserve._loglimit import LogLimiter
+from sockserve._sites import BoundedChannel, BoundedSite
 from sockserve.chat.events import ChatWire
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
@@ -377,111 +375,49 @@ def _asset(name: str, contentType: bytes) -> StaticAsset:
     return StaticAsset(body, contentType)
 
 
-class WebChannel(HTTPChannel):
+class WebChannel(BoundedChannel):
     """
     An HTTP connection of the chat's web site: it lives at most
-    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket (a client
-    that trickles its request a byte at a time keeps no file descriptor),
-    and its site counts it until then.
+    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket, and its
+    site counts it until then.
     """
 
     site: WebSite
-    _deadline: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        """
-        Start the deadline.
-        """
-        super().connectionMade()
-        self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
-
-    def _tooLong(self) -> None:
-        self._deadline = None
-        self.site.forget(self)
-        if self.transport is not None:
-            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def upgraded(self) -> None:
         """
         The connection became a WebSocket: the chat's registry counts it
         from now on.
         """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        self.stopDeadline()
         self.site.forget(self)
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Forget the connection.
-        """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self.site.forget(self)
-        super().connectionLost(reason)
 
-
-class WebSite(Site):
+class WebSite(BoundedSite):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet: at most C{perAddress} from one address (C{--max-per-ip}; C{None}
-    for no limit) and C{total} in all; a connection beyond them is closed
-    at once.
+    yet (see L{BoundedSite}): at most C{perAddress} from one address
+    (C{--max-per-ip}; C{None} for no limit) and C{total} in all, each for at
+    most L{HANDSHAKE_DEADLINE} seconds.
+
+    Behind the PROXY protocol, a connection is built once the header is in
+    (see L{sockserve._proxy}): its address is the browser's.
     """
 
-    noisy = False
-    displayTracebacks = False
-    protocol = WebChannel  # type: ignore[assignment]
+    protocol = WebChannel
 
     def __init__(
         self,
         resource: Resource,
         perAddress: int | None = None,
         total: int = 1024,
+        logLimit: LogLimiter | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(resource, **options)
-        self.perAddress = perAddress
-        self.total = total
-        self.byAddress: dict[str, int] = {}
-        self.channels: dict[WebChannel, str] = {}
-
-    def buildProtocol(self, addr: IAddress | None) -> Any:
-        """
-        A channel for a new connection, unless its address (or the site)
-        holds as many as it may.
-        """
-        host = str(getattr(addr, "host", ""))
-        if len(self.channels) >= self.total or (
-            self.perAddress is not None
-            and self.byAddress.get(host, 0) >= self.perAddress
-        ):
-            return None
-        channel = super().buildProtocol(addr)
-        if isinstance(channel, WebChannel):
-            self.channels[channel] = host
-            self.byAddress[host] = self.byAddress.get(host, 0) + 1
-        return channel
-
-    def forget(self, channel: WebChannel) -> None:
-        """
-        Stop counting C{channel}.
-        """
-        host = self.channels.pop(channel, None)
-        if host is None:
-            return
-        left = self.byAddress[host] - 1
-        if left:
-            self.byAddress[host] = left
-        else:
-            del self.byAddress[host]
-
-    def log(self, request: http.Request) -> None:
-        """
-        Log nothing per request.
-        """
+        super().__init__(
+            resource, perAddress, total, logLimit, HANDSHAKE_DEADLINE, **options
+        )
 
 
 def webSite(
@@ -489,15 +425,16 @@ def webSite(
     origins: OriginPolicy,
     perAddress: int | None = None,
     total: int = 1024,
+    logLimit: LogLimiter | None = None,
 ) -> WebSite:
     """
     Return the site of C{--web}: the page at C{/}, its assets, and the
     WebSocket at C{/ws}, whose members C{buildMember} builds; at most
     C{perAddress} HTTP connections (not yet WebSockets) from one address,
-    C{total} in all.
+    C{total} in all, those refused logged through C{logLimit}.
     """
     root = Root(_asset("index.html", b"text/html; charset=utf-8"))
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
     root.putChild(b"ws", WebSocketResource(buildMember, origins))
-    return WebSite(root, perAddress, total, timeout=HTTP_TIMEOUT)
+    return WebSite(root, perAddress, total, logLimit, timeout=HTTP_TIMEOUT)
