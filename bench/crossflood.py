@@ -625,15 +625,30 @@ def runVariant(
 
 def verdict(result: dict[str, Any]) -> str:
     """
-    The run's typed-lines verdict.
+    The run's typed-lines verdict: C{ALL typed lines delivered} (saying how
+    many deliveries were late), or C{MISSING n typed lines}, n summed over
+    the members (not dropped) that read them, with each one's share.
     """
-    missing = result["typed_missing"]
-    if missing:
-        return f"MISSING {missing} typed lines"
+
+    def each(key: str) -> str:
+        shares = [
+            f"{role} {member[key]}"
+            for role, member in result["members"].items()
+            if member.get(key) and not member["dropped"]
+        ]
+        return f"{', '.join(shares)}; of {result['typed_sent']} sent"
+
+    if result["typed_missing"]:
+        return (
+            f"MISSING {result['typed_missing']} typed lines ({each('typed_missing')})"
+        )
     late = result["typed_late"]
-    return "ALL typed lines delivered" + (
-        f" ({late} only after the slow reader sped up)" if late else ""
-    )
+    if late:
+        return (
+            f"ALL typed lines delivered, but {late} only after the slow reader "
+            f"sped up ({each('typed_late')})"
+        )
+    return "ALL typed lines delivered"
 
 
 def _ms(value: float) -> str:
@@ -720,7 +735,7 @@ def runRow(result: dict[str, Any]) -> list[str]:
     return [
         result["variant"],
         str(result["round"]),
-        f"**{verdict(result)}** (of {sent})",
+        f"**{verdict(result)}**",
         _typed(members.get("b-fast"), sent),
         _typed(members.get("b-slow"), sent),
         _typed(members.get("a-reader"), sent),
@@ -748,6 +763,8 @@ SUMMARY_HEADER = [
     "variant",
     "runs",
     "typed lines missing (all runs)",
+    "late (all runs)",
+    "b-fast got in time",
     "b-fast p99 ms",
     "b-slow p99 ms",
     "flood to b-fast %",
@@ -792,11 +809,19 @@ def summaryRows(runs: list[dict[str, Any]], variants: Sequence[str]) -> list[lis
         ]
         redisCpu = [r["cpu_per_s"].get("redis", math.nan) for r in mine]
         missing = [r["typed_missing"] for r in mine]
+        late = [r["typed_late"] for r in mine]
+        inTime = [
+            r["members"]["b-fast"]["typed_got"] - r["members"]["b-fast"]["typed_late"]
+            for r in mine
+            if not r["members"]["b-fast"]["dropped"]
+        ]
         rows.append(
             [
                 variant,
                 str(len(mine)),
                 f"**{sum(missing)}** ({', '.join(map(str, missing))})",
+                f"{sum(late)} ({', '.join(map(str, late))})",
+                spread(inTime, "{:.0f}") + f" of {mine[0]['typed_sent']}",
                 spread(memberFigures(mine, "b-fast", "typed_p99_ms"), "{:,.0f}"),
                 spread(memberFigures(mine, "b-slow", "typed_p99_ms"), "{:,.0f}"),
                 spread(floodShare, "{:.1f}"),
