@@ -1,10 +1,16 @@
 """
 What one flooding member costs the others in a chat room: the sender pays.
 
-    python -m bench.abuse [--sizes 10,100] [--rounds 3] [--seconds 5] [--quick]
+    python -m bench.abuse [--only room-flood|cross-node-flood] [--sizes 10,100]
+                          [--rounds 3] [--seconds 5] [--quick] ...
 
-For each room size N, two variants run in every round, each against a fresh
-server (C{twistd -n sockserve --port 0 --quiet}) over loopback:
+Two scenarios, both by default: C{room-flood}, described here, and
+C{cross-node-flood}, a flood on one node of a room on a bus, described in
+L{bench.crossflood}.
+
+C{room-flood}: for each room size N, two variants run in every round, each
+against a fresh server (C{twistd -n sockserve --port 0 --quiet}) over
+loopback:
 
     - B{A, calm}: N members. N-1 I{readers} read as fast as they can (big
       asyncio reads) and never send; one I{prober} sends a line
@@ -46,9 +52,9 @@ How to read the report (medians over the rounds, min-max in brackets):
     - B{driver CPU}: this process's CPU over the window; near 100%, the
       readers' own speed limited what they received.
 
-Prints a Markdown table and writes it, with the raw figures as JSON, to
+Prints Markdown tables and writes them, with the raw figures as JSON, to
 C{bench/results/abuse-DATE.md} and C{.json}. Exits 1 if any member was lost
-in any round.
+in any round, or dropped or missing a typed line in the cross-node flood.
 """
 
 from __future__ import annotations
@@ -56,28 +62,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import fcntl
 import json
 import math
 import os
-import re
 import signal
 import socket
-import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import crossflood
+from bench.clients import (
+    GREETING,
+    cpuTicks,
+    peakRss,
+    percentile,
+    spread,
+    stillConnected,
+    unreadBy,
+    unsentBy,
+    waitWritable,
+    withoutNaN,
+)
 from bench.soak import startServer
 
-GREETING = re.compile(rb"\* you are ([^;\r\n]+);")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 PROBE_INTERVAL = 0.02
@@ -88,7 +101,6 @@ READ_SIZE = 1024 * 1024
 JOIN_TIMEOUT = 30.0
 SYNC_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-TCP_ESTABLISHED = 1
 
 
 @dataclass
@@ -145,62 +157,6 @@ class Usage:
         Read the server's CPU ticks and this process's CPU time now.
         """
         return cls(time.monotonic(), cpuTicks(pid), time.process_time())
-
-
-def cpuTicks(pid: int) -> int:
-    """
-    Return process C{pid}'s user and system CPU time, in clock ticks.
-    """
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # utime and stime are fields 14 and 15; fields[0] here is field 3.
-    return int(fields[11]) + int(fields[12])
-
-
-def peakRss(pid: int) -> int:
-    """
-    Return the peak resident set size of process C{pid}, in KiB.
-    """
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for {pid}")
-
-
-def unsentBy(sock: socket.socket) -> int:
-    """
-    Return the bytes C{sock}'s kernel still holds, not yet taken by the peer.
-    """
-    packed = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
-    count: int = struct.unpack("i", packed)[0]
-    return count
-
-
-def unreadBy(serverPort: int, clientPort: int) -> int:
-    """
-    Return the bytes waiting in the server's kernel on its connection from
-    C{clientPort}, which the server has not read (from /proc/net/tcp).
-    """
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = fields[1], fields[2]
-        if (
-            int(local.rsplit(":", 1)[1], 16) == serverPort
-            and int(remote.rsplit(":", 1)[1], 16) == clientPort
-        ):
-            return int(fields[4].split(":")[1], 16)
-    return 0
-
-
-def stillConnected(sock: socket.socket) -> bool:
-    """
-    Tell whether C{sock}'s TCP connection is still established.
-    """
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    except OSError:
-        return False
-    return info[0] == TCP_ESTABLISHED
 
 
 def consume(member: Member, data: bytes, now: int) -> None:
@@ -285,28 +241,6 @@ async def joinFlooder(port: int, flooders: list[Flooder]) -> Flooder:
     return flooder
 
 
-async def waitWritable(sock: socket.socket, timeout: float) -> bool:
-    """
-    Wait at most C{timeout} seconds for C{sock} to take more; return whether
-    it can.
-    """
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def writable() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(sock.fileno(), writable)
-    try:
-        await asyncio.wait_for(ready, timeout)
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_writer(sock.fileno())
-    return True
-
-
 async def flood(flooder: Flooder, deadline: float) -> None:
     """
     Send C{a} lines in 64 KiB writes until C{deadline} (C{time.monotonic}),
@@ -357,17 +291,6 @@ async def synchronise(readers: list[Member], probes: int) -> bool:
             return True
         await asyncio.sleep(0.01)
     return False
-
-
-def percentile(values: Sequence[int], fraction: float) -> float:
-    """
-    Return the nearest-rank percentile of C{values} (nanoseconds) in ms.
-    """
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
-    return ordered[rank] / 1e6
 
 
 async def runClients(
@@ -487,19 +410,6 @@ def runVariant(
         stopServer(server)
 
 
-def spread(values: Sequence[float], form: str = "{:,.1f}") -> str:
-    """
-    Format the median of C{values} and their min-max.
-    """
-    present = [v for v in values if not math.isnan(v)]
-    if not present:
-        return "-"
-    median = form.format(statistics.median(present))
-    if len(present) == 1:
-        return median
-    return f"{median} ({form.format(min(present))}-{form.format(max(present))})"
-
-
 def summarise(runs: list[dict[str, Any]], sizes: Sequence[int]) -> list[list[str]]:
     """
     Return the table's rows: one per size and variant.
@@ -562,18 +472,7 @@ def markdown(rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def withoutNaN(value: Any) -> Any:
-    """
-    Return C{value} with every NaN (a figure that could not be measured)
-    replaced by C{None}, which JSON can carry.
-    """
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: withoutNaN(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [withoutNaN(item) for item in value]
-    return value
+SCENARIOS = ("room-flood", "cross-node-flood")
 
 
 def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -581,32 +480,75 @@ def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
     Parse the command line.
     """
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="run only this scenario (repeatable; default: both): room-flood, "
+        "the one-node room above; cross-node-flood, a flood on one node of a "
+        "bus (bench/crossflood.py)",
+    )
     parser.add_argument("--sizes", default="10,100", help="room sizes, by commas")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="per variant")
     parser.add_argument(
-        "--quick", action="store_true", help="1 round of 2 seconds a variant"
+        "--cross-seconds",
+        type=float,
+        default=20.0,
+        help="cross-node-flood: seconds of flood and typing per variant",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30.0,
+        help="cross-node-flood: at most this long for the last lines to "
+        "arrive, and as long again once the slow reader reads fast",
+    )
+    parser.add_argument(
+        "--cross-variants",
+        default=",".join(crossflood.VARIANTS),
+        help="cross-node-flood: variants, by commas",
+    )
+    parser.add_argument(
+        "--node-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="cross-node-flood: an option added to every sockserve process "
+        "(repeatable; e.g. --node-option=--bus-retention=1000)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 round of 2 seconds a variant (cross-node-flood: 5 seconds)",
     )
     args = parser.parse_args(argv)
+    args.only = args.only or list(SCENARIOS)
     args.sizes = [int(size) for size in args.sizes.split(",")]
     if any(size < 2 for size in args.sizes):
         parser.error("--sizes: a room needs at least 2 members")
+    args.cross_variants = [v for v in args.cross_variants.split(",") if v]
+    unknown = set(args.cross_variants) - set(crossflood.VARIANTS)
+    if unknown or not args.cross_variants:
+        parser.error(
+            f"--cross-variants: one or more of {', '.join(crossflood.VARIANTS)}"
+        )
     if args.quick:
-        args.rounds, args.seconds = 1, 2.0
-    if args.rounds < 1 or not 0 < args.seconds <= 600:
-        parser.error("--rounds must be 1 or more, --seconds within (0, 600]")
+        args.rounds, args.seconds, args.cross_seconds = 1, 2.0, 5.0
+    if args.rounds < 1 or not all(
+        0 < value <= 600 for value in (args.seconds, args.cross_seconds, args.settle)
+    ):
+        parser.error(
+            "--rounds must be 1 or more; --seconds, --cross-seconds and "
+            "--settle within (0, 600]"
+        )
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def runRoomFlood(args: argparse.Namespace, logDirectory: Path) -> list[dict[str, Any]]:
     """
-    Run every round, size and variant; report; return the exit status.
+    Run every round, size and variant of the one-node room flood.
     """
-    args = parseArguments(argv)
-    # SIGTERM unwinds like Ctrl-C: every client is closed, every server stopped.
-    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
-    logDirectory = Path(tempfile.mkdtemp(prefix="sockserve-abuse-"))
-    started = datetime.datetime.now()
     runs: list[dict[str, Any]] = []
     for index in range(args.rounds):
         # Alternate which variant goes first, so that drift favours neither.
@@ -625,19 +567,89 @@ def main(argv: list[str] | None = None) -> int:
                     for key, value in result.items()
                 }
                 print(f"round {index + 1} room {size} {variant}: {shown}", flush=True)
-    table = markdown(summarise(runs, args.sizes))
+    return runs
+
+
+def runCrossNodeFlood(
+    args: argparse.Namespace, logDirectory: Path
+) -> list[dict[str, Any]]:
+    """
+    Run every round and variant of the cross-node flood.
+    """
+    runs: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        order = list(args.cross_variants)
+        if index % 2:
+            order.reverse()
+        for variant in order:
+            result = crossflood.runVariant(
+                variant,
+                args.cross_seconds,
+                args.settle,
+                args.node_option,
+                logDirectory / f"cross-{variant}-{index + 1}",
+            )
+            result["round"] = index + 1
+            runs.append(result)
+            print(
+                f"round {index + 1} {crossflood.SCENARIO} {variant}: "
+                f"{crossflood.shortLine(result)}",
+                flush=True,
+            )
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    Run the scenarios chosen; report; return the exit status.
+    """
+    args = parseArguments(argv)
+    # SIGTERM unwinds like Ctrl-C: every client is closed, every server stopped.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    logDirectory = Path(tempfile.mkdtemp(prefix="sockserve-abuse-"))
+    started = datetime.datetime.now()
+    runs: list[dict[str, Any]] = []
+    crossRuns: list[dict[str, Any]] = []
+    if "room-flood" in args.only:
+        runs = runRoomFlood(args, logDirectory)
+    if crossflood.SCENARIO in args.only:
+        crossRuns = runCrossNodeFlood(args, logDirectory)
     lost = sum(r["lost"] for r in runs)
+    typedMissing = sum(r["typed_missing"] for r in crossRuns)
+    crossDropped = sum(len(r["dropped"]) for r in crossRuns)
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m bench.abuse", *given])
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    heading = (
+    report = (
         f"# sockserve chat under a flood, {started:%Y-%m-%d %H:%M:%S}\n\n"
-        f"`{command}`"
-        f": {args.rounds} round(s), {args.seconds:g} s a variant, "
-        f"{os.cpu_count()} cores, load average at the end {load}. Medians over "
-        f"the rounds (min-max); lost is summed over the rounds.\n\n"
+        f"`{command}`: {args.rounds} round(s), {os.cpu_count()} cores (shared "
+        f"with whatever else runs: nothing is pinned), load average at the "
+        f"end {load}.\n"
     )
-    report = heading + table
+    if runs:
+        report += (
+            f"\n## room-flood: one node, {args.seconds:g} s a variant\n\n"
+            "Medians over the rounds (min-max); lost is summed over the "
+            "rounds.\n\n" + markdown(summarise(runs, args.sizes))
+        )
+    if crossRuns:
+        options = " ".join(args.node_option) or "none"
+        report += (
+            f"\n## cross-node-flood: a flood on node A, {args.cross_seconds:g} s "
+            f"a variant\n\n"
+            f"Flooder (100-byte lines, as fast as the server takes them), "
+            f"typist ({crossflood.TYPE_RATE:g} lines/s) and a-reader on node A; "
+            f"b-fast and b-slow (128 KiB every 0.25 s) on node B (the same "
+            f"node in one-node). Settling at most {args.settle:g} s, then as "
+            f"long again with b-slow reading fast (its lines then are late). "
+            f"Node options added: {options}. Medians over the rounds "
+            f"(min-max).\n\n" + crossflood.report(crossRuns, args.cross_variants)
+        )
+        report += (
+            f"\n**MISSING {typedMissing} typed lines** over every cross-node run.\n"
+            if typedMissing
+            else "\n**ALL typed lines delivered** in every cross-node run.\n"
+        )
     print()
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -645,17 +657,26 @@ def main(argv: list[str] | None = None) -> int:
     stem.with_suffix(".md").write_text(report)
     summary = {
         "started": started.isoformat(),
+        "command": command,
+        "scenarios": args.only,
         "rounds": args.rounds,
         "seconds": args.seconds,
         "sizes": args.sizes,
         "runs": runs,
         "lost": lost,
-        "ok": not lost,
+        "cross_seconds": args.cross_seconds,
+        "settle": args.settle,
+        "cross_variants": args.cross_variants,
+        "node_options": args.node_option,
+        "cross_runs": crossRuns,
+        "typed_missing": typedMissing,
+        "cross_dropped": crossDropped,
+        "ok": not (lost or typedMissing or crossDropped),
         "server_logs": str(logDirectory),
     }
     stem.with_suffix(".json").write_text(json.dumps(withoutNaN(summary), indent=2))
     print(f"written to {stem}.md and .json", flush=True)
-    return 1 if lost else 0
+    return 0 if summary["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ class ServerSpec:
     @ivar description: what it is, for the report.
     @ivar nodes: how many processes serve the room together (on a bus).
     @ivar bus: whether it needs a Redis bus (sockserve's C{--bus}).
+    @ivar extraArgs: sockserve only: options added to each process's command
+        (C{bench.abuse --node-option}).
     """
 
     name: str
@@ -77,6 +79,7 @@ class ServerSpec:
     peerArgs: tuple[str, ...] = ()
     nodes: int = 1
     bus: bool = False
+    extraArgs: tuple[str, ...] = ()
 
     def command(
         self,
@@ -119,6 +122,7 @@ class ServerSpec:
                 "--max-clients",
                 "20000",
                 *quiet,
+                *self.extraArgs,
             ]
         if self.name == NCAT:
             return [
