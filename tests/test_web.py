@@ -5,14 +5,17 @@ and a WebSocket member on a StringTransport driven by a C{wsproto} client.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.protocols.policies import WrappingFactory
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import (
     BytesMessage,
@@ -29,7 +32,7 @@ from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.web import KeepAlive, WebSocketChatProtocol
 from sockserve.web.frames import textFrame
-from sockserve.web.site import OriginPolicy, checkOrigin
+from sockserve.web.site import OriginPolicy, WebChannel, checkOrigin
 from sockserve.web.wires import WEBSOCKET_JSON_WIRE, WEBSOCKET_LINE_WIRE
 from tests.support import capturedLogs, connectOnStringTransport
 
@@ -657,4 +660,55 @@ def test_site_upgrades_and_the_member_chats() -> None:
     ]
     assert kinds == ["banner", "welcome"]
     channel.connectionLost(None)
+    assert browser.chat.room.population() == 0
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_an_upgraded_connection_keeps_no_http_objects(layered: bool) -> None:
+    """Once the handshake is done, the transport delivers to the member
+    itself: the HTTP channel and its request, which cost an idle WebSocket
+    member several KiB, are freed (without waiting for the garbage
+    collector), and the member still chats. So too under a layer that
+    wraps the protocol (TLS, the PROXY protocol)."""
+    browser = Browser()
+    requests: list[weakref.ref[Any]] = []
+    makeRequest = browser.site.requestFactory
+
+    def recordingRequest(*args: Any) -> Any:
+        request = makeRequest(*args)
+        requests.append(weakref.ref(request))
+        return request
+
+    browser.site.requestFactory = recordingRequest  # type: ignore[assignment]
+    peer = IPv4Address("TCP", "127.0.0.1", 40000)
+    factory: Any = WrappingFactory(browser.site) if layered else browser.site
+    transport = StringTransportWithDisconnection(
+        peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080)
+    )
+    # As a TCP connection does: the transport delivers to its protocol.
+    transport.protocol = factory.buildProtocol(peer)
+    transport.protocol.makeConnection(transport)
+    wrapper: Any = transport.protocol if layered else None
+    channel = wrapper.wrappedProtocol if layered else transport.protocol
+    assert isinstance(channel, WebChannel)
+    collected = weakref.ref(channel)
+    del channel
+    client = Connection(ConnectionType.CLIENT)
+    gc.disable()
+    try:
+        transport.protocol.dataReceived(upgrade() + client.send(TextMessage("first")))
+        assert collected() is None
+        assert len(requests) == 1
+        assert requests[0]() is None
+    finally:
+        gc.enable()
+    member = wrapper.wrappedProtocol if layered else transport.protocol
+    assert isinstance(member, WebSocketChatProtocol)
+    assert browser.site.channels == {}
+    assert browser.chat.context.stats.linesIn == 1
+    transport.protocol.dataReceived(client.send(TextMessage("second")))
+    assert browser.chat.context.stats.linesIn == 2
+    transport.protocol.dataReceived(client.send(CloseConnection(1000)))
+    assert not transport.connected
+    assert browser.chat.room is not None
     assert browser.chat.room.population() == 0

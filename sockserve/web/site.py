@@ -286,14 +286,38 @@ class WebSocketResource(Resource):
         if isinstance(channel, WebChannel):
             channel.upgraded()
         transport.write(accepted)
-        member = self.buildMember(wire)
-        # The one way twisted.web hands a connection to another protocol,
-        # as twisted.web.websocket does.
-        channel._protocolUpgradeForWebsockets(member)
-        # What the client sent after its handshake, in the same read, is
-        # the member's too (twisted.web would keep it for the next request).
-        channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
+        handOver(channel, self.buildMember(wire))
         return NOT_DONE_YET
+
+
+def handOver(channel: HTTPChannel, member: IProtocol) -> None:
+    """
+    Give the connection of C{channel}, whose request was just upgraded, to
+    C{member}.
+
+    twisted.web's own way (as C{twisted.web.websocket} does it) keeps the
+    channel between the transport and the member, and with it the request,
+    its headers and the channel's parser: several KiB for each idle
+    WebSocket. Where the transport delivers to the channel through an
+    attribute (C{protocol} on a TCP connection, C{wrappedProtocol} on a TLS
+    or PROXY protocol layer), it is pointed at the member instead, and the
+    channel and its request are freed once the handshake's call returns.
+    """
+    # The one way twisted.web hands a connection to another protocol: it
+    # still serves while the channel is on the stack, and on transports
+    # that deliver otherwise.
+    channel._protocolUpgradeForWebsockets(member)
+    # What the client sent after its handshake, in the same read, is the
+    # member's too (twisted.web would keep it for the next request).
+    channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
+    transport = channel.transport
+    for attribute in ("wrappedProtocol", "protocol"):
+        if getattr(transport, attribute, None) is channel:
+            setattr(transport, attribute, member)
+            break
+    # The request and the channel hold each other: without this, only the
+    # garbage collector would free them.
+    del channel.requests[:]
 
 
 def _goodKey(key: bytes | None) -> bool:
