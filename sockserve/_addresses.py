@@ -4,6 +4,8 @@ Readable names for the addresses Twisted hands to protocols.
 
 from __future__ import annotations
 
+import ipaddress
+
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
 
@@ -23,6 +25,21 @@ def hostOf(address: IAddress) -> str | None:
             return host[len(_MAPPED_PREFIX) :]
         return host
     return None
+
+
+def networkOf(host: str) -> str:
+    """
+    Return what counts as one address against floods: an IPv4 address, or
+    the /64 network of an IPv6 one (one machine may hold all of it). Give it
+    what L{hostOf} returns, so that an IPv4 client of a dual-stack listener
+    counts as itself.
+    """
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.ip_network(f"{host}/64", strict=False))
+    except ValueError:
+        return host
 
 
 def describeAddress(address: IAddress) -> str:

@@ -576,13 +576,17 @@ class Processes:
         self,
         address: tuple[str, int] | str,
         family: socket.AddressFamily = socket.AF_INET,
+        source: str | None = None,
     ) -> socket.socket:
         """
-        Connect a blocking socket (with a timeout) to C{address}.
+        Connect a blocking socket (with a timeout) to C{address}, from the
+        address C{source} if given (any of 127.0.0.0/8 is this machine's).
         """
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._sockets.append(sock)
         sock.settimeout(WAIT)
+        if source is not None:
+            sock.bind((source, 0))
         sock.connect(address)
         return sock
 

@@ -11,7 +11,7 @@ import weakref
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
@@ -32,7 +32,16 @@ from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.web import KeepAlive, WebSocketChatProtocol
 from sockserve.web.frames import textFrame
-from sockserve.web.site import OriginPolicy, WebChannel, checkOrigin
+from sockserve.web.site import (
+    ADDRESS_SHARE,
+    HANDSHAKE_DEADLINE,
+    HEADER_DEADLINE,
+    HTTP_TIMEOUT,
+    OriginPolicy,
+    WebChannel,
+    checkOrigin,
+    webSite,
+)
 from sockserve.web.wires import WEBSOCKET_JSON_WIRE, WEBSOCKET_LINE_WIRE
 from tests.support import capturedLogs, connectOnStringTransport
 
@@ -508,26 +517,122 @@ def test_loopback_listeners_refuse_rebound_names(
     assert policy.trustsHost(host, local) is trusted
 
 
-def test_http_connections_are_bounded_and_short_lived() -> None:
-    """Before they become WebSockets, HTTP connections are bounded per
-    address and in all, and live at most the handshake deadline."""
-    from sockserve.web.site import HANDSHAKE_DEADLINE, OriginPolicy, webSite
+class PendingSite:
+    """The chat's site on a Clock, and HTTP connections to it on
+    StringTransports, from any address."""
 
-    clock = Clock()
-    site = webSite(lambda wire: Protocol(), OriginPolicy(), perAddress=2, total=3)
-    site.reactor = clock
-    first = IPv4Address("TCP", "192.0.2.1", 1)
-    channels = [site.buildProtocol(first) for _ in range(3)]
-    assert channels[2] is None
-    other = site.buildProtocol(IPv4Address("TCP", "192.0.2.2", 1))
-    assert other is not None
-    assert site.buildProtocol(IPv4Address("TCP", "192.0.2.3", 1)) is None
-    transport = StringTransport()
-    channels[0].makeConnection(transport)
-    clock.advance(HANDSHAKE_DEADLINE)
-    assert transport.disconnecting or transport.disconnected
-    assert site.byAddress == {"192.0.2.1": 1, "192.0.2.2": 1}
-    assert site.buildProtocol(first) is not None
+    def __init__(self, total: int = 100, perAddress: int | None = None) -> None:
+        self.clock = Clock()
+        self.site = webSite(
+            lambda wire: Protocol(), OriginPolicy(), perAddress=perAddress, total=total
+        )
+        self.site.reactor = self.clock
+
+    def open(
+        self, host: str, request: bytes = b"", balancer: str | None = None
+    ) -> tuple[StringTransport, Any]:
+        """
+        Connect from C{host} (through a PROXY protocol C{balancer}: the
+        site is asked for a channel with the balancer's address, which is
+        connected once the client's is known) and send C{request}.
+        """
+        kind = IPv6Address if ":" in host else IPv4Address
+        peer = kind("TCP", host, 40000)
+        channel = self.site.buildProtocol(
+            peer if balancer is None else IPv4Address("TCP", balancer, 1)
+        )
+        transport = StringTransport(
+            peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080)
+        )
+        channel.makeConnection(transport)
+        if request:
+            channel.dataReceived(request)
+        return transport, channel
+
+
+def closed(transport: StringTransport) -> bool:
+    return bool(transport.disconnecting or transport.disconnected)
+
+
+def test_a_request_must_come_within_the_header_deadline() -> None:
+    """A connection whose request's headers have not all come within
+    HEADER_DEADLINE seconds of its opening (or of the last response on it)
+    is closed; one whose handshake comes in time becomes a WebSocket, and
+    no deadline of the HTTP connection applies to it any more."""
+    pending = PendingSite()
+    silent, _ = pending.open("192.0.2.1")
+    trickling, channel = pending.open("192.0.2.2", b"GET / HTTP/1.1\r\nHost: x\r\n")
+    page, pageChannel = pending.open("192.0.2.3")
+    pending.clock.advance(HEADER_DEADLINE / 2)
+    channel.dataReceived(b"Accept: */*\r\n")
+    pageChannel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(page) == b"HTTP/1.1 200 OK"
+    late, lateChannel = pending.open("192.0.2.4")
+    pending.clock.advance(HEADER_DEADLINE / 2 - 0.01)
+    assert not any(map(closed, (silent, trickling, page, late)))
+    pending.clock.advance(0.01)
+    assert closed(silent)
+    assert closed(trickling)
+    assert not closed(page)
+    pending.clock.advance(HEADER_DEADLINE / 2 - 0.02)
+    lateChannel.dataReceived(upgrade())
+    assert status(late) == b"HTTP/1.1 101 Switching Protocols"
+    pending.clock.advance(0.02)
+    # An idle connection after a response has as long for its next request.
+    assert closed(page)
+    pending.clock.advance(HANDSHAKE_DEADLINE + HTTP_TIMEOUT)
+    assert not closed(late)
+    for channel in (lateChannel, pageChannel):
+        channel.connectionLost(None)
+    assert len(pending.site.pending) == 0
+
+
+def test_an_address_holds_a_share_of_the_pending_pool() -> None:
+    """Without --max-per-ip, one address (an IPv6 address by its /64) holds
+    at most a share of the pending connections (a quarter of the pool, at
+    most ADDRESS_SHARE): beyond it, its own oldest are closed, others'
+    are not."""
+    pending = PendingSite(total=100)
+    assert pending.site.pending.share == 25
+    other, _ = pending.open("192.0.2.99")
+    opened = [pending.open("192.0.2.1")[0] for _ in range(30)]
+    assert [closed(transport) for transport in opened] == [True] * 5 + [False] * 25
+    rotating = [pending.open(f"2001:db8::{index + 1:x}")[0] for index in range(30)]
+    assert [closed(transport) for transport in rotating] == [True] * 5 + [False] * 25
+    # IPv4 clients of a dual-stack listener are not one IPv6 network.
+    mapped = [pending.open(f"::ffff:192.0.2.{index}")[0] for index in range(40)]
+    assert not any(map(closed, mapped))
+    assert not closed(other)
+    big = webSite(lambda wire: Protocol(), OriginPolicy(), total=100_000)
+    assert big.pending.share == ADDRESS_SHARE
+
+
+def test_a_full_pool_drops_the_oldest_of_the_busiest_address() -> None:
+    """When the pending pool is full, a newcomer is not refused: the oldest
+    connection of the address holding the most is closed instead."""
+    pending = PendingSite(total=16)
+    opened = {
+        host: [pending.open(host)[0] for _ in range(4)]
+        for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+    }
+    newcomer, _ = pending.open("198.51.100.1")
+    assert not closed(newcomer)
+    assert [closed(t) for t in opened["192.0.2.1"]] == [True, False, False, False]
+    second, _ = pending.open("198.51.100.2")
+    assert not closed(second)
+    assert closed(opened["192.0.2.2"][0])
+    assert len(pending.site.pending) == 16
+
+
+def test_max_per_ip_counts_the_client_not_the_balancer() -> None:
+    """With --max-per-ip, a connection beyond it from one address is closed
+    at once; the address is the client's own, also behind a balancer that
+    sends the PROXY protocol (whose address the site sees first)."""
+    pending = PendingSite(perAddress=2)
+    first = [pending.open("192.0.2.1", balancer="10.0.0.1")[0] for _ in range(3)]
+    assert [closed(transport) for transport in first] == [False, False, True]
+    others = [pending.open(f"192.0.2.{n}", balancer="10.0.0.1")[0] for n in (2, 3)]
+    assert not any(map(closed, others))
 
 
 def test_a_flood_of_frames_is_paced() -> None:
@@ -649,7 +754,7 @@ def test_site_upgrades_and_the_member_chats() -> None:
     assert b"Sec-WebSocket-Protocol: sockserve.v1.json" in head
     assert browser.chat.room is not None
     assert browser.chat.room.population() == 1
-    assert browser.site.channels == {}
+    assert len(browser.site.pending) == 0
     assert browser.chat.context.stats.linesIn == 1
     listener = Connection(ConnectionType.CLIENT)
     listener.receive_data(frames)
@@ -704,7 +809,7 @@ def test_an_upgraded_connection_keeps_no_http_objects(layered: bool) -> None:
         gc.enable()
     member = wrapper.wrappedProtocol if layered else transport.protocol
     assert isinstance(member, WebSocketChatProtocol)
-    assert browser.site.channels == {}
+    assert len(browser.site.pending) == 0
     assert browser.chat.context.stats.linesIn == 1
     transport.protocol.dataReceived(client.send(TextMessage("second")))
     assert browser.chat.context.stats.linesIn == 2

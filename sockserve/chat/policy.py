@@ -12,12 +12,12 @@ its churn is not announced to everyone.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
+from sockserve._addresses import networkOf
 from sockserve.chat.pacing import OutputPressure
 from sockserve.stats import ServerStatistics
 
@@ -50,19 +50,6 @@ class Budget:
 _PRUNE_AT = 10_000
 
 
-def _network(host: str) -> str:
-    """
-    Return what counts as one address for churn: an IPv4 address, or the
-    /64 network of an IPv6 one (one machine may hold all of it).
-    """
-    if ":" not in host:
-        return host
-    try:
-        return str(ipaddress.ip_network(f"{host}/64", strict=False))
-    except ValueError:
-        return host
-
-
 class ChurnWatch:
     """
     Count recent joins by address (an IPv6 address by its /64), to tell an
@@ -86,7 +73,7 @@ class ChurnWatch:
         """
         if host is None:
             return False
-        key = _network(host)
+        key = networkOf(host)
         now = self.clock.seconds()
         since = now - self.window
         if len(self._joins) >= self._prune:

@@ -11,6 +11,11 @@ is neither the page's own origin nor one allowed with C{--web-origin} is
 refused with 403, so that a page on another site cannot join the room with
 its visitor's browser (cross-site WebSocket hijacking); one without
 C{Origin} (a command-line client) is accepted.
+
+Until they become WebSockets, HTTP connections are counted by address
+(L{sockserve.web._pending}) and bounded in time (L{HEADER_DEADLINE},
+L{HANDSHAKE_DEADLINE}): a slow or idle handshake costs its sender, and a
+browser's gets in.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from twisted.internet.interfaces import IDelayedCall, IProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -38,7 +43,9 @@ from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from sockserve._addresses import hostOf, networkOf
 from sockserve.chat.events import ChatWire
+from sockserve.web._pending import PendingConnections
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
     WEBSOCKET_JSON_WIRE,
@@ -59,6 +66,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PORT = re.compile(r"|[1-9][0-9]{0,4}")
 # The longest an HTTP connection lives unless it becomes a WebSocket.
 HANDSHAKE_DEADLINE = 30.0
+# Seconds a request's headers have to come in whole, from the opening of the
+# connection or the end of the response before: a browser sends them at
+# once, a client that trickles them or says nothing loses its place.
+HEADER_DEADLINE = 10.0
+# HTTP connections not yet WebSockets that one address (an IPv6 /64) holds
+# at most by default (a quarter of the site's pool if that is less): more
+# than a crowd behind one NAT opens at once, and its oldest go first.
+ADDRESS_SHARE = 128
 
 
 # Build a member on an upgraded connection, given its wire.
@@ -403,25 +418,67 @@ def _asset(name: str, contentType: bytes) -> StaticAsset:
 
 class WebChannel(HTTPChannel):
     """
-    An HTTP connection of the chat's web site: it lives at most
-    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket (a client
-    that trickles its request a byte at a time keeps no file descriptor),
-    and its site counts it until then.
+    An HTTP connection of the chat's web site, counted by its site until it
+    becomes a WebSocket. Its requests' headers must come in whole within
+    L{HEADER_DEADLINE} seconds (of the opening, or of the last response),
+    and it lives at most L{HANDSHAKE_DEADLINE} seconds unless it becomes a
+    WebSocket: a client that trickles its request a byte at a time, or says
+    nothing, keeps no file descriptor for long.
     """
 
     site: WebSite
     _deadline: IDelayedCall | None = None
+    _headerDeadline: IDelayedCall | None = None
+    _pending = False
 
     def connectionMade(self) -> None:
         """
-        Start the deadline.
+        Start the deadlines, and be counted; with C{--max-per-ip}, close at
+        once if the address holds as many as it may.
         """
         super().connectionMade()
         self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
+        self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        self._pending = True
+        if not self.site.admit(self):
+            self._stopCounting()
+            assert self.transport is not None
+            self.transport.loseConnection()
+
+    def allHeadersReceived(self) -> None:
+        """
+        The request's headers are in: they came in time.
+        """
+        _cancel(self._headerDeadline)
+        self._headerDeadline = None
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Request) -> None:
+        """
+        The response is written: the next request's headers have
+        L{HEADER_DEADLINE} seconds to come.
+        """
+        if self._pending and self._headerDeadline is None:
+            self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        super().requestDone(request)
+
+    def _stopCounting(self) -> None:
+        self._pending = False
+        _cancel(self._deadline)
+        _cancel(self._headerDeadline)
+        self._deadline = self._headerDeadline = None
+        self.site.forget(self)
 
     def _tooLong(self) -> None:
-        self._deadline = None
-        self.site.forget(self)
+        self._deadline = self._headerDeadline = None
+        self.drop()
+
+    def drop(self) -> None:
+        """
+        Close the connection at once: it took too long, or another took its
+        place (see L{PendingConnections}).
+        """
+        self._stopCounting()
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
@@ -430,29 +487,31 @@ class WebChannel(HTTPChannel):
         The connection became a WebSocket: the chat's registry counts it
         from now on.
         """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self.site.forget(self)
+        self._stopCounting()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Forget the connection.
         """
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-        self.site.forget(self)
+        self._stopCounting()
         super().connectionLost(reason)
+
+
+def _cancel(call: IDelayedCall | None) -> None:
+    if call is not None and call.active():
+        call.cancel()
 
 
 class WebSite(Site):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet: at most C{perAddress} from one address (C{--max-per-ip}; C{None}
-    for no limit) and C{total} in all; a connection beyond them is closed
-    at once.
+    yet, by the address they come from (see L{PendingConnections}): C{total}
+    in all, a share of them from one address, and with C{perAddress}
+    (C{--max-per-ip}) at most that many from one address, a connection
+    beyond it being closed at once.
+
+    @ivar pending: the HTTP connections not yet WebSockets.
     """
 
     noisy = False
@@ -467,40 +526,32 @@ class WebSite(Site):
         **options: Any,
     ) -> None:
         super().__init__(resource, **options)
-        self.perAddress = perAddress
-        self.total = total
-        self.byAddress: dict[str, int] = {}
-        self.channels: dict[WebChannel, str] = {}
+        share = min(ADDRESS_SHARE, max(1, total // 4))
+        self.pending: PendingConnections[WebChannel] = PendingConnections(
+            total, share, perAddress
+        )
 
-    def buildProtocol(self, addr: IAddress | None) -> Any:
+    def admit(self, channel: WebChannel) -> bool:
         """
-        A channel for a new connection, unless its address (or the site)
-        holds as many as it may.
+        Count C{channel}, newly connected, by its peer's address (known by
+        now, also behind the PROXY protocol), and close those whose place
+        it takes; return C{False} if its address holds as many as
+        C{--max-per-ip} allows (it is not counted).
         """
-        host = str(getattr(addr, "host", ""))
-        if len(self.channels) >= self.total or (
-            self.perAddress is not None
-            and self.byAddress.get(host, 0) >= self.perAddress
-        ):
-            return None
-        channel = super().buildProtocol(addr)
-        if isinstance(channel, WebChannel):
-            self.channels[channel] = host
-            self.byAddress[host] = self.byAddress.get(host, 0) + 1
-        return channel
+        assert channel.transport is not None
+        host = hostOf(channel.transport.getPeer()) or ""
+        dropped = self.pending.add(channel, networkOf(host))
+        if dropped is None:
+            return False
+        for other in dropped:
+            other.drop()
+        return True
 
     def forget(self, channel: WebChannel) -> None:
         """
         Stop counting C{channel}.
         """
-        host = self.channels.pop(channel, None)
-        if host is None:
-            return
-        left = self.byAddress[host] - 1
-        if left:
-            self.byAddress[host] = left
-        else:
-            del self.byAddress[host]
+        self.pending.remove(channel)
 
     def log(self, request: http.Request) -> None:
         """
