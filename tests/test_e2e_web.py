@@ -519,6 +519,10 @@ def test_behind_haproxy(
         (("--web-origin", "evil.example"), "--web-origin: 'evil.example' is not"),
         (("--web", "nosuch:0"), "--web:"),
         (("--web-ping", "soon"), "--web-ping must be a number of seconds"),
+        (
+            ("--web-host", "chat.example.org:8080"),
+            "--web-host: 'chat.example.org:8080'",
+        ),
     ],
 )
 def test_bad_web_options(
@@ -747,3 +751,40 @@ def test_many_addresses_of_unfinished_handshakes_do_not_lock_browsers_out(
     dropped = [0, 3, 6]
     assert all(closedByServer(held[index]) for index in dropped)
     assert [index for index, sock in enumerate(held) if not stillOpen(sock)] == dropped
+
+
+def test_web_host_pins_the_names_served(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    With --web-host, the page and the WebSocket are served only to
+    requests for the names given (the port aside); a name pointed at the
+    server by someone else (DNS rebinding, or anything behind a balancer)
+    gets 403 and one line, also for a handshake without Origin.
+    """
+    server = webServer(
+        processes, "--web-host", "chat.example.org", "--web-host", "127.0.0.1"
+    )
+    port = server.portOf("web")
+    for request_ in (
+        b"GET / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        handshake(Host=f"rebind.attacker.example:{port}"),
+        handshake(Host="localhost"),
+    ):
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(request_)
+        answer = receiveText(sock, b"(see --web-host)\n")
+        assert answer.startswith(b"HTTP/1.1 403 "), answer
+        assert answer.endswith(
+            b"\r\n\r\nthis server does not answer to this host name (see --web-host)\n"
+        )
+    for request_ in (
+        b"GET / HTTP/1.1\r\nHost: chat.example.org:8080\r\n\r\n",
+        handshake(Host="Chat.Example.Org", Origin="https://chat.example.org"),
+    ):
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(request_)
+        answer = receiveText(sock, b"\r\n\r\n")
+        assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 101 ")), answer
+    member = webClients(port, origin=f"http://127.0.0.1:{port}")
+    assert member.greeting().startswith("127.0.0.1:")

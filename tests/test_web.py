@@ -39,6 +39,7 @@ from sockserve.web.site import (
     HTTP_TIMEOUT,
     OriginPolicy,
     WebChannel,
+    checkHostName,
     checkOrigin,
     webSite,
 )
@@ -659,12 +660,17 @@ def test_a_flood_of_frames_is_paced() -> None:
 class Browser:
     """An HTTP client of the chat's site, on a StringTransport."""
 
-    def __init__(self, origins: tuple[str, ...] = (), limits: Limits | None = None):
+    def __init__(
+        self,
+        origins: tuple[str, ...] = (),
+        limits: Limits | None = None,
+        hosts: tuple[str, ...] = (),
+    ):
         from sockserve.web import chatWebSite
 
         self.clock = Clock()
         self.chat = chat(limits or Limits(maxClients=30), self.clock)
-        self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins), 0)
+        self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins, hosts), 0)
         self.site.reactor = self.clock
 
     def send(
@@ -817,3 +823,107 @@ def test_an_upgraded_connection_keeps_no_http_objects(layered: bool) -> None:
     assert not transport.connected
     assert browser.chat.room is not None
     assert browser.chat.room.population() == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("chat.example.org", True),
+        ("chat.example.org:8080", True),
+        ("CHAT.Example.ORG.:443", True),
+        ("127.0.0.1:8080", True),
+        ("[2001:db8::0:1]:8080", True),
+        ("rebind.attacker.example", False),
+        ("chat.example.org.attacker.example", False),
+        ("localhost:8080", False),
+        ("[::1]:8080", False),
+        ("", False),
+        (None, False),
+        ("chat.example.org:x", False),
+    ],
+)
+def test_web_host_names_the_hosts_served(host: str | None, served: bool) -> None:
+    """With --web-host, only requests whose Host is one of the names given
+    (spelt any way, the port aside) are served, and only they may open
+    the WebSocket, on any listener; without it, any Host is served."""
+    policy = OriginPolicy(
+        [], ["chat.example.org", "127.0.0.1", "[2001:DB8::1]", "Chat.Example.Org."]
+    )
+    assert policy.servesHost(host) is served
+    assert policy.trustsHost(host, "127.0.0.1") is served
+    assert policy.trustsHost(host, "192.0.2.7") is served
+    assert OriginPolicy().servesHost(host)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "chat.example.org:8080", "http://chat.example.org", "a b", "-x.org", "a..b"],
+)
+def test_bad_web_host_names(name: str) -> None:
+    """A --web-host that is not a host name or an IP address is refused,
+    in one line."""
+    with pytest.raises(ValueError, match="is not a host name such as"):
+        checkHostName(name)
+
+
+def test_web_host_names_are_spelt_one_way() -> None:
+    """Names are kept lower case, without a final dot; IPv6 addresses
+    without brackets, in their short form; other scripts in IDNA."""
+    assert checkHostName("Chat.Example.ORG.") == "chat.example.org"
+    assert checkHostName("[2001:DB8:0::1]") == "2001:db8::1"
+    assert checkHostName("bücher.example") == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("local", ["127.0.0.1", "192.0.2.7"])
+def test_site_answers_only_its_web_host_names(local: str) -> None:
+    """With --web-host, the page, its assets and the WebSocket are refused
+    with 403 and one line for any other Host, on any listener (behind a
+    balancer as on loopback); the names given are served."""
+    browser = Browser(hosts=("chat.example.org",))
+    refusals = [
+        b"GET / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        b"GET /chat.js HTTP/1.1\r\nHost: rebind.attacker.example:8080\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        upgrade(Host="rebind.attacker.example:8080"),
+        upgrade(
+            Host="rebind.attacker.example", Origin="http://rebind.attacker.example"
+        ),
+    ]
+    for request in refusals:
+        answer, _ = browser.send(request, local=local)
+        assert status(answer).endswith(b" 403 Forbidden"), request
+        body = answer.value().partition(b"\r\n\r\n")[2]
+        assert body == (
+            b"this server does not answer to this host name (see --web-host)\n"
+        )
+    head, _ = browser.send(
+        b"HEAD / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n", local=local
+    )
+    assert status(head) == b"HTTP/1.1 403 Forbidden"
+    assert browser.chat.room is not None
+    assert browser.chat.room.population() == 0
+    page, _ = browser.send(
+        b"GET / HTTP/1.1\r\nHost: chat.example.org:8080\r\n\r\n", local=local
+    )
+    assert status(page) == b"HTTP/1.1 200 OK"
+    member, _ = browser.send(
+        upgrade(Host="chat.example.org", Origin="https://chat.example.org"),
+        local=local,
+    )
+    assert status(member) == b"HTTP/1.1 101 Switching Protocols"
+    assert browser.chat.room.population() == 1
+
+
+def test_without_web_host_other_listeners_take_any_name() -> None:
+    """Without --web-host, a listener that is not on loopback (behind a
+    balancer) serves any Host, as before; a loopback one refuses a
+    handshake from a page of a name rebound to it."""
+    browser = Browser()
+    rebound = upgrade(
+        Host="rebind.attacker.example", Origin="http://rebind.attacker.example"
+    )
+    answer, _ = browser.send(rebound, local="192.0.2.7")
+    assert status(answer) == b"HTTP/1.1 101 Switching Protocols"
+    answer, _ = browser.send(rebound, local="127.0.0.1")
+    assert status(answer) == b"HTTP/1.1 403 Forbidden"

@@ -124,25 +124,91 @@ def checkOrigin(origin: str) -> str:
     return normal
 
 
+# A label of a host name (lower case, as compared).
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def checkHostName(name: str) -> str:
+    """
+    Return C{name} in one spelling, for C{--web-host}: lower case, without
+    a final dot, an IPv6 address without brackets and in its short form, a
+    name in other scripts in IDNA.
+
+    @raise ValueError: if it is not a host name or an IP address.
+    """
+    normal = name.strip().lower().rstrip(".")
+    if normal.startswith("[") and normal.endswith("]"):
+        normal = normal[1:-1]
+    try:
+        return str(ipaddress.ip_address(normal))
+    except ValueError:
+        pass
+    try:
+        normal = normal.encode("idna").decode("ascii")
+    except UnicodeError:
+        normal = ""
+    if not (
+        normal
+        and len(normal) <= 253
+        and all(_LABEL.fullmatch(label) for label in normal.split("."))
+    ):
+        raise ValueError(
+            f"{name!r} is not a host name such as chat.example.org, or an IP "
+            "address (without a port)"
+        )
+    return normal
+
+
+def _requestedName(host: str | None) -> str | None:
+    """
+    Return the name a request's C{Host} header asks for, its port aside, in
+    the spelling of L{checkHostName}; C{None} if there is none.
+    """
+    if not host:
+        return None
+    try:
+        parts = urlsplit("//" + host.strip())
+        # A port that is not a number raises ValueError here.
+        name, _port = parts.hostname or "", parts.port
+        return checkHostName(name)
+    except ValueError:
+        return None
+
+
 class OriginPolicy:
     """
     Which pages may open the WebSocket: the page's own origin (the host
-    the browser asked for), and those in C{allowed}.
+    the browser asked for), and those in C{allowed}; and which host names
+    the site answers to: those in C{hosts} (C{--web-host}), or, if none are
+    given, any.
     """
 
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
+    def __init__(self, allowed: Iterable[str] = (), hosts: Iterable[str] = ()) -> None:
         self.allowed = frozenset(checkOrigin(origin) for origin in allowed)
+        self.hosts = frozenset(checkHostName(name) for name in hosts)
+
+    def servesHost(self, host: str | None) -> bool:
+        """
+        Tell whether the site answers a request for C{host} (its C{Host}
+        header): with C{--web-host}, if it names one of them, whatever its
+        port; without, always.
+        """
+        return not self.hosts or _requestedName(host) in self.hosts
 
     def trustsHost(self, host: str | None, local: str) -> bool:
         """
         Tell whether a request for C{host} (its C{Host} header), received
         on the local address C{local}, may open the WebSocket.
 
-        On a loopback address, only an IP address, C{localhost} or a host of
-        an allowed origin is taken: a page whose name an attacker points at
-        127.0.0.1 (DNS rebinding) names its own host, and is refused. On
-        other addresses any host is taken (the Origin check does the rest).
+        With C{--web-host}, only its names are taken, on any address.
+        Without, on a loopback address only an IP address, C{localhost} or
+        a host of an allowed origin is taken: a page whose name an attacker
+        points at 127.0.0.1 (DNS rebinding) names its own host, and is
+        refused. On other addresses any host is taken (the Origin check does
+        the rest).
         """
+        if self.hosts:
+            return self.servesHost(host)
         try:
             loopback = ipaddress.ip_address(local.split("%")[0]).is_loopback
         except ValueError:
@@ -353,6 +419,26 @@ def _text(header: bytes | None) -> str | None:
     return None if header is None else header.decode("latin-1")
 
 
+class UnknownHost(Resource):
+    """
+    What a request for a host name the site does not answer to gets (see
+    C{--web-host}): 403, and one line.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        """
+        Refuse, whatever the method.
+        """
+        body = _refuse(
+            request,
+            403,
+            "this server does not answer to this host name (see --web-host)",
+        )
+        return b"" if request.method == b"HEAD" else body
+
+
 class StaticAsset(Resource):
     """
     One file of the page, from the package, with the page's headers.
@@ -509,9 +595,11 @@ class WebSite(Site):
     yet, by the address they come from (see L{PendingConnections}): C{total}
     in all, a share of them from one address, and with C{perAddress}
     (C{--max-per-ip}) at most that many from one address, a connection
-    beyond it being closed at once.
+    beyond it being closed at once. With C{origins} naming host names
+    (C{--web-host}), it answers requests for other names with 403.
 
     @ivar pending: the HTTP connections not yet WebSockets.
+    @ivar origins: the pages and host names it answers to.
     """
 
     noisy = False
@@ -523,9 +611,11 @@ class WebSite(Site):
         resource: Resource,
         perAddress: int | None = None,
         total: int = 1024,
+        origins: OriginPolicy | None = None,
         **options: Any,
     ) -> None:
         super().__init__(resource, **options)
+        self.origins = OriginPolicy() if origins is None else origins
         share = min(ADDRESS_SHARE, max(1, total // 4))
         self.pending: PendingConnections[WebChannel] = PendingConnections(
             total, share, perAddress
@@ -546,6 +636,16 @@ class WebSite(Site):
         for other in dropped:
             other.drop()
         return True
+
+    def getResourceFor(self, request: Request) -> IResource:
+        """
+        The resource for C{request}, unless it asks for a host name the site
+        does not answer to (C{--web-host}): then L{UnknownHost}.
+        """
+        if not self.origins.servesHost(_text(request.getHeader(b"host"))):
+            return UnknownHost()
+        resource: IResource = super().getResourceFor(request)
+        return resource
 
     def forget(self, channel: WebChannel) -> None:
         """
@@ -575,4 +675,4 @@ def webSite(
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
     root.putChild(b"ws", WebSocketResource(buildMember, origins))
-    return WebSite(root, perAddress, total, timeout=HTTP_TIMEOUT)
+    return WebSite(root, perAddress, total, origins, timeout=HTTP_TIMEOUT)
