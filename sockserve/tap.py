@@ -37,7 +37,7 @@ from sockserve.limits import Limits
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
 from sockserve.web import chatWebSite
-from sockserve.web.site import OriginPolicy, checkOrigin
+from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
 DEFAULT_PORT = "5000"
 DEFAULT_ROOM = "default"
@@ -306,6 +306,7 @@ class Options(CommandOptions):
         self["ports"] = []
         self["web"] = []
         self["web-origin"] = []
+        self["web-host"] = []
 
     def opt_port(self, value: str) -> None:
         """
@@ -335,6 +336,19 @@ class Options(CommandOptions):
             self["web-origin"].append(checkOrigin(value))
         except ValueError as error:
             raise usage.UsageError(f"--web-origin: {error}") from None
+
+    def opt_web_host(self, value: str) -> None:
+        """
+        chat: serve the page and the WebSocket only to requests for this host
+        name (such as chat.example.org; any port), on every --web listener;
+        others get 403. May be given several times [default: any name, but a
+        loopback listener refuses pages of names other than localhost and
+        IP addresses].
+        """
+        try:
+            self["web-host"].append(checkHostName(value))
+        except ValueError as error:
+            raise usage.UsageError(f"--web-host: {error}") from None
 
     def opt_version(self) -> NoReturn:
         """
@@ -555,7 +569,7 @@ def makeServerService(
         site = chatWebSite(
             factory,
             reactor,  # type: ignore[arg-type]
-            OriginPolicy(options["web-origin"]),
+            OriginPolicy(options["web-origin"], options["web-host"]),
             float(options["web-ping"]),
         )
         for description, label in options["webListeners"]:

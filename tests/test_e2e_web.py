@@ -13,6 +13,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -121,7 +122,16 @@ class WebClient:
 def webClients() -> Iterator[Callable[..., WebClient]]:
     with ExitStack() as opened:
 
-        def open(port: int, scheme: str = "ws", **options: Any) -> WebClient:
+        def open(
+            port: int, scheme: str = "ws", source: str | None = None, **options: Any
+        ) -> WebClient:
+            if source is not None:
+                # From another loopback address than 127.0.0.1.
+                options["sock"] = opened.enter_context(
+                    socket.create_connection(
+                        ("127.0.0.1", port), timeout=WAIT, source_address=(source, 0)
+                    )
+                )
             options.setdefault("proxy", None)
             options.setdefault("open_timeout", WAIT)
             options.setdefault("close_timeout", 1)
@@ -567,6 +577,10 @@ def test_browsers_behind_haproxy_are_counted_by_their_own_address(
         (("--web-origin", "evil.example"), "--web-origin: 'evil.example' is not"),
         (("--web", "nosuch:0"), "--web:"),
         (("--web-ping", "soon"), "--web-ping must be a number of seconds"),
+        (
+            ("--web-host", "chat.example.org:8080"),
+            "--web-host: 'chat.example.org:8080'",
+        ),
     ],
 )
 def test_bad_web_options(
@@ -695,3 +709,140 @@ def test_many_handshakes_from_one_address_by_default(
         sock.sendall(handshake())
     for sock in pending:
         assert receiveText(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")
+
+
+def closedByServer(sock: socket.socket, timeout: float = WAIT) -> bool:
+    """
+    Tell whether the server closes or resets C{sock} within C{timeout}
+    seconds (reading and discarding what it sends meanwhile).
+    """
+    deadline = time.monotonic() + timeout
+    for _ in range(1000):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        sock.settimeout(remaining)
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def stillOpen(sock: socket.socket) -> bool:
+    """
+    Tell whether C{sock} is still open now (nothing to read, no end).
+    """
+    sock.setblocking(False)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return True
+    except ConnectionResetError:
+        return False
+    finally:
+        sock.settimeout(WAIT)
+
+
+UNFINISHED = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+
+
+def test_one_address_of_unfinished_handshakes_does_not_lock_browsers_out(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    One address that holds more unfinished handshakes than its share of the
+    pending pool (150 against a pool of 100, a quarter of --max-connections)
+    loses its oldest: a WebSocket client from another address, or from the
+    same one, still gets in at once. What it still holds is closed when the
+    request's headers have not come within HEADER_DEADLINE seconds.
+    """
+    from sockserve.web.site import HEADER_DEADLINE
+
+    server = webServer(processes, "--max-connections", "400")
+    port = server.portOf("web")
+    started = time.monotonic()
+    held = []
+    for _ in range(150):
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(UNFINISHED)
+        held.append(sock)
+    for source in ("127.0.0.2", "127.0.0.1"):
+        member = webClients(port, source=source, open_timeout=HEADER_DEADLINE / 2)
+        assert member.greeting().startswith(f"{source}:")
+    # Its share is 25: the last 24 are left (the last member took one).
+    assert all(closedByServer(sock) for sock in held[:126])
+    assert all(stillOpen(sock) for sock in held[126:])
+    for sock in held[126:]:
+        assert closedByServer(sock, started + HEADER_DEADLINE + WAIT - time.monotonic())
+    assert time.monotonic() - started >= HEADER_DEADLINE
+
+
+def test_many_addresses_of_unfinished_handshakes_do_not_lock_browsers_out(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    Many addresses, each holding as many unfinished handshakes as
+    --max-per-ip lets it, more than the pending pool holds: the oldest of
+    the address holding the most is dropped for a newcomer, and WebSocket
+    clients still get in at once.
+    """
+    from sockserve.web.site import HEADER_DEADLINE
+
+    server = webServer(processes, "--max-per-ip", "3", "--max-connections", "400")
+    port = server.portOf("web")
+    held = []
+    for index in range(34):
+        for _ in range(3):
+            sock = processes.connect(("127.0.0.1", port), source=f"127.0.0.{index + 2}")
+            sock.sendall(UNFINISHED)
+            held.append(sock)
+    for source in ("127.0.0.1", "127.0.0.99"):
+        member = webClients(port, source=source, open_timeout=HEADER_DEADLINE / 2)
+        assert member.greeting().startswith(f"{source}:")
+    # The pool holds 100: the last two of the 102, and the first member,
+    # each took the place of the oldest connection of the first address to
+    # hold three (the second member found the first's place free).
+    dropped = [0, 3, 6]
+    assert all(closedByServer(held[index]) for index in dropped)
+    assert [index for index, sock in enumerate(held) if not stillOpen(sock)] == dropped
+
+
+def test_web_host_pins_the_names_served(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    With --web-host, the page and the WebSocket are served only to
+    requests for the names given (the port aside); a name pointed at the
+    server by someone else (DNS rebinding, or anything behind a balancer)
+    gets 403 and one line, also for a handshake without Origin.
+    """
+    server = webServer(
+        processes, "--web-host", "chat.example.org", "--web-host", "127.0.0.1"
+    )
+    port = server.portOf("web")
+    for request_ in (
+        b"GET / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        handshake(Host=f"rebind.attacker.example:{port}"),
+        handshake(Host="localhost"),
+    ):
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(request_)
+        answer = receiveText(sock, b"(see --web-host)\n")
+        assert answer.startswith(b"HTTP/1.1 403 "), answer
+        assert answer.endswith(
+            b"\r\n\r\nthis server does not answer to this host name (see --web-host)\n"
+        )
+    for request_ in (
+        b"GET / HTTP/1.1\r\nHost: chat.example.org:8080\r\n\r\n",
+        handshake(Host="Chat.Example.Org", Origin="https://chat.example.org"),
+    ):
+        sock = processes.connect(("127.0.0.1", port))
+        sock.sendall(request_)
+        answer = receiveText(sock, b"\r\n\r\n")
+        assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 101 ")), answer
+    member = webClients(port, origin=f"http://127.0.0.1:{port}")
+    assert member.greeting().startswith("127.0.0.1:")

@@ -60,6 +60,14 @@ def test_defaults() -> None:
     assert replace(limits, maxConnections=0) == Limits()
 
 
+def test_web_hosts_are_kept_in_one_spelling() -> None:
+    """--web-host may be given several times; names are kept lower case,
+    IPv6 addresses without brackets; none by default."""
+    assert parse()["web-host"] == []
+    options = parse("--web-host", "Chat.Example.org.", "--web-host", "[::1]")
+    assert options["web-host"] == ["chat.example.org", "::1"]
+
+
 def test_every_option() -> None:
     """Every option reaches the limits."""
     options = parse(
@@ -133,6 +141,8 @@ def test_every_option() -> None:
         (["--interface", ""], "--interface must be an IPv4 or IPv6 address"),
         (["--interface", "0"], "--interface must be an IPv4 or IPv6 address"),
         (["--interface", "localhost"], "--interface must be an IPv4 or IPv6"),
+        (["--web-host", "chat.example.org:80"], "--web-host: 'chat.example.org:80'"),
+        (["--web-host", "a b"], "is not a host name such as chat.example.org"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

@@ -5,14 +5,17 @@ and a WebSocket member on a StringTransport driven by a C{wsproto} client.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.protocols.policies import WrappingFactory
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import (
     BytesMessage,
@@ -29,7 +32,17 @@ from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.web import KeepAlive, WebSocketChatProtocol
 from sockserve.web.frames import textFrame
-from sockserve.web.site import OriginPolicy, checkOrigin
+from sockserve.web.site import (
+    ADDRESS_SHARE,
+    HANDSHAKE_DEADLINE,
+    HEADER_DEADLINE,
+    HTTP_TIMEOUT,
+    OriginPolicy,
+    WebChannel,
+    checkHostName,
+    checkOrigin,
+    webSite,
+)
 from sockserve.web.wires import WEBSOCKET_JSON_WIRE, WEBSOCKET_LINE_WIRE
 from tests.support import capturedLogs, connectOnStringTransport
 
@@ -505,26 +518,122 @@ def test_loopback_listeners_refuse_rebound_names(
     assert policy.trustsHost(host, local) is trusted
 
 
-def test_http_connections_are_bounded_and_short_lived() -> None:
-    """Before they become WebSockets, HTTP connections are bounded per
-    address and in all, and live at most the handshake deadline."""
-    from sockserve.web.site import HANDSHAKE_DEADLINE, OriginPolicy, webSite
+class PendingSite:
+    """The chat's site on a Clock, and HTTP connections to it on
+    StringTransports, from any address."""
 
-    clock = Clock()
-    site = webSite(lambda wire: Protocol(), OriginPolicy(), perAddress=2, total=3)
-    site.reactor = clock
-    first = IPv4Address("TCP", "192.0.2.1", 1)
-    channels = [site.buildProtocol(first) for _ in range(3)]
-    assert channels[2] is None
-    other = site.buildProtocol(IPv4Address("TCP", "192.0.2.2", 1))
-    assert other is not None
-    assert site.buildProtocol(IPv4Address("TCP", "192.0.2.3", 1)) is None
-    transport = StringTransport()
-    channels[0].makeConnection(transport)
-    clock.advance(HANDSHAKE_DEADLINE)
-    assert transport.disconnecting or transport.disconnected
-    assert site.byAddress == {"192.0.2.1": 1, "192.0.2.2": 1}
-    assert site.buildProtocol(first) is not None
+    def __init__(self, total: int = 100, perAddress: int | None = None) -> None:
+        self.clock = Clock()
+        self.site = webSite(
+            lambda wire: Protocol(), OriginPolicy(), perAddress=perAddress, total=total
+        )
+        self.site.reactor = self.clock
+
+    def open(
+        self, host: str, request: bytes = b"", balancer: str | None = None
+    ) -> tuple[StringTransport, Any]:
+        """
+        Connect from C{host} (through a PROXY protocol C{balancer}: the
+        site is asked for a channel with the balancer's address, which is
+        connected once the client's is known) and send C{request}.
+        """
+        kind = IPv6Address if ":" in host else IPv4Address
+        peer = kind("TCP", host, 40000)
+        channel = self.site.buildProtocol(
+            peer if balancer is None else IPv4Address("TCP", balancer, 1)
+        )
+        transport = StringTransport(
+            peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080)
+        )
+        channel.makeConnection(transport)
+        if request:
+            channel.dataReceived(request)
+        return transport, channel
+
+
+def closed(transport: StringTransport) -> bool:
+    return bool(transport.disconnecting or transport.disconnected)
+
+
+def test_a_request_must_come_within_the_header_deadline() -> None:
+    """A connection whose request's headers have not all come within
+    HEADER_DEADLINE seconds of its opening (or of the last response on it)
+    is closed; one whose handshake comes in time becomes a WebSocket, and
+    no deadline of the HTTP connection applies to it any more."""
+    pending = PendingSite()
+    silent, _ = pending.open("192.0.2.1")
+    trickling, channel = pending.open("192.0.2.2", b"GET / HTTP/1.1\r\nHost: x\r\n")
+    page, pageChannel = pending.open("192.0.2.3")
+    pending.clock.advance(HEADER_DEADLINE / 2)
+    channel.dataReceived(b"Accept: */*\r\n")
+    pageChannel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(page) == b"HTTP/1.1 200 OK"
+    late, lateChannel = pending.open("192.0.2.4")
+    pending.clock.advance(HEADER_DEADLINE / 2 - 0.01)
+    assert not any(map(closed, (silent, trickling, page, late)))
+    pending.clock.advance(0.01)
+    assert closed(silent)
+    assert closed(trickling)
+    assert not closed(page)
+    pending.clock.advance(HEADER_DEADLINE / 2 - 0.02)
+    lateChannel.dataReceived(upgrade())
+    assert status(late) == b"HTTP/1.1 101 Switching Protocols"
+    pending.clock.advance(0.02)
+    # An idle connection after a response has as long for its next request.
+    assert closed(page)
+    pending.clock.advance(HANDSHAKE_DEADLINE + HTTP_TIMEOUT)
+    assert not closed(late)
+    for channel in (lateChannel, pageChannel):
+        channel.connectionLost(None)
+    assert len(pending.site.pending) == 0
+
+
+def test_an_address_holds_a_share_of_the_pending_pool() -> None:
+    """Without --max-per-ip, one address (an IPv6 address by its /64) holds
+    at most a share of the pending connections (a quarter of the pool, at
+    most ADDRESS_SHARE): beyond it, its own oldest are closed, others'
+    are not."""
+    pending = PendingSite(total=100)
+    assert pending.site.pending.share == 25
+    other, _ = pending.open("192.0.2.99")
+    opened = [pending.open("192.0.2.1")[0] for _ in range(30)]
+    assert [closed(transport) for transport in opened] == [True] * 5 + [False] * 25
+    rotating = [pending.open(f"2001:db8::{index + 1:x}")[0] for index in range(30)]
+    assert [closed(transport) for transport in rotating] == [True] * 5 + [False] * 25
+    # IPv4 clients of a dual-stack listener are not one IPv6 network.
+    mapped = [pending.open(f"::ffff:192.0.2.{index}")[0] for index in range(40)]
+    assert not any(map(closed, mapped))
+    assert not closed(other)
+    big = webSite(lambda wire: Protocol(), OriginPolicy(), total=100_000)
+    assert big.pending.share == ADDRESS_SHARE
+
+
+def test_a_full_pool_drops_the_oldest_of_the_busiest_address() -> None:
+    """When the pending pool is full, a newcomer is not refused: the oldest
+    connection of the address holding the most is closed instead."""
+    pending = PendingSite(total=16)
+    opened = {
+        host: [pending.open(host)[0] for _ in range(4)]
+        for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+    }
+    newcomer, _ = pending.open("198.51.100.1")
+    assert not closed(newcomer)
+    assert [closed(t) for t in opened["192.0.2.1"]] == [True, False, False, False]
+    second, _ = pending.open("198.51.100.2")
+    assert not closed(second)
+    assert closed(opened["192.0.2.2"][0])
+    assert len(pending.site.pending) == 16
+
+
+def test_max_per_ip_counts_the_client_not_the_balancer() -> None:
+    """With --max-per-ip, a connection beyond it from one address is closed
+    at once; the address is the client's own, also behind a balancer that
+    sends the PROXY protocol (whose address the site sees first)."""
+    pending = PendingSite(perAddress=2)
+    first = [pending.open("192.0.2.1", balancer="10.0.0.1")[0] for _ in range(3)]
+    assert [closed(transport) for transport in first] == [False, False, True]
+    others = [pending.open(f"192.0.2.{n}", balancer="10.0.0.1")[0] for n in (2, 3)]
+    assert not any(map(closed, others))
 
 
 def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
@@ -545,12 +654,24 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
         logLimit=LogLimiter(clock, perWindow=2),
     )
     site.reactor = clock
-    assert site.buildProtocol(IPv6Address("TCP", "2001:db8::1", 1)) is not None
-    assert site.buildProtocol(IPv6Address("TCP", "2001:db8::ffff:2", 1)) is not None
-    assert site.buildProtocol(IPv6Address("TCP", "2001:db8:0:1::1", 1)) is not None
+
+    def connect(peer: Any) -> bool:
+        channel = site.buildProtocol(peer)
+        transport = StringTransportWithDisconnection(
+            peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080)
+        )
+        transport.protocol = channel
+        channel.makeConnection(transport)
+        return bool(transport.connected)
+
+    assert connect(IPv6Address("TCP", "2001:db8::1", 1))
+    assert connect(IPv6Address("TCP", "2001:db8::ffff:2", 1))
+    assert connect(IPv6Address("TCP", "2001:db8:0:1::1", 1))
+    assert site.pending.count("2001:db8::/64") == 2
+    assert site.pending.count("2001:db8:0:1::/64") == 1
     with capturedLogs() as logged:
         for _ in range(5):
-            assert site.buildProtocol(IPv6Address("TCP", "2001:db8::3", 7)) is None
+            assert not connect(IPv6Address("TCP", "2001:db8::3", 7))
         clock.advance(10)
     refusal = (
         "Refused an HTTP connection from [2001:db8::3]:7: 2 from 2001:db8::/64 "
@@ -559,9 +680,10 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
     assert logged.texts() == [refusal] * 2 + [
         f"3 more refusals not logged in 10 s; the first of them: {refusal}"
     ]
-    assert site.byAddress == {"2001:db8::/64": 2, "2001:db8:0:1::/64": 1}
     for _ in range(3):
-        assert site.buildProtocol(UNIXAddress(None)) is not None
+        assert connect(UNIXAddress(None))
+    for call in clock.getDelayedCalls():
+        call.cancel()
 
 
 def test_a_flood_of_frames_is_paced() -> None:
@@ -588,12 +710,17 @@ def test_a_flood_of_frames_is_paced() -> None:
 class Browser:
     """An HTTP client of the chat's site, on a StringTransport."""
 
-    def __init__(self, origins: tuple[str, ...] = (), limits: Limits | None = None):
+    def __init__(
+        self,
+        origins: tuple[str, ...] = (),
+        limits: Limits | None = None,
+        hosts: tuple[str, ...] = (),
+    ):
         from sockserve.web import chatWebSite
 
         self.clock = Clock()
         self.chat = chat(limits or Limits(maxClients=30), self.clock)
-        self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins), 0)
+        self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins, hosts), 0)
         self.site.reactor = self.clock
 
     def send(
@@ -683,7 +810,7 @@ def test_site_upgrades_and_the_member_chats() -> None:
     assert b"Sec-WebSocket-Protocol: sockserve.v1.json" in head
     assert browser.chat.room is not None
     assert browser.chat.room.population() == 1
-    assert browser.site.channels == {}
+    assert len(browser.site.pending) == 0
     assert browser.chat.context.stats.linesIn == 1
     listener = Connection(ConnectionType.CLIENT)
     listener.receive_data(frames)
@@ -695,3 +822,158 @@ def test_site_upgrades_and_the_member_chats() -> None:
     assert kinds == ["banner", "welcome"]
     channel.connectionLost(None)
     assert browser.chat.room.population() == 0
+
+
+@pytest.mark.parametrize("layered", [False, True])
+def test_an_upgraded_connection_keeps_no_http_objects(layered: bool) -> None:
+    """Once the handshake is done, the transport delivers to the member
+    itself: the HTTP channel and its request, which cost an idle WebSocket
+    member several KiB, are freed (without waiting for the garbage
+    collector), and the member still chats. So too under a layer that
+    wraps the protocol (TLS, the PROXY protocol)."""
+    browser = Browser()
+    requests: list[weakref.ref[Any]] = []
+    makeRequest = browser.site.requestFactory
+
+    def recordingRequest(*args: Any) -> Any:
+        request = makeRequest(*args)
+        requests.append(weakref.ref(request))
+        return request
+
+    browser.site.requestFactory = recordingRequest  # type: ignore[assignment]
+    peer = IPv4Address("TCP", "127.0.0.1", 40000)
+    factory: Any = WrappingFactory(browser.site) if layered else browser.site
+    transport = StringTransportWithDisconnection(
+        peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080)
+    )
+    # As a TCP connection does: the transport delivers to its protocol.
+    transport.protocol = factory.buildProtocol(peer)
+    transport.protocol.makeConnection(transport)
+    wrapper: Any = transport.protocol if layered else None
+    channel = wrapper.wrappedProtocol if layered else transport.protocol
+    assert isinstance(channel, WebChannel)
+    collected = weakref.ref(channel)
+    del channel
+    client = Connection(ConnectionType.CLIENT)
+    gc.disable()
+    try:
+        transport.protocol.dataReceived(upgrade() + client.send(TextMessage("first")))
+        assert collected() is None
+        assert len(requests) == 1
+        assert requests[0]() is None
+    finally:
+        gc.enable()
+    member = wrapper.wrappedProtocol if layered else transport.protocol
+    assert isinstance(member, WebSocketChatProtocol)
+    assert len(browser.site.pending) == 0
+    assert browser.chat.context.stats.linesIn == 1
+    transport.protocol.dataReceived(client.send(TextMessage("second")))
+    assert browser.chat.context.stats.linesIn == 2
+    transport.protocol.dataReceived(client.send(CloseConnection(1000)))
+    assert not transport.connected
+    assert browser.chat.room is not None
+    assert browser.chat.room.population() == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("chat.example.org", True),
+        ("chat.example.org:8080", True),
+        ("CHAT.Example.ORG.:443", True),
+        ("127.0.0.1:8080", True),
+        ("[2001:db8::0:1]:8080", True),
+        ("rebind.attacker.example", False),
+        ("chat.example.org.attacker.example", False),
+        ("localhost:8080", False),
+        ("[::1]:8080", False),
+        ("", False),
+        (None, False),
+        ("chat.example.org:x", False),
+    ],
+)
+def test_web_host_names_the_hosts_served(host: str | None, served: bool) -> None:
+    """With --web-host, only requests whose Host is one of the names given
+    (spelt any way, the port aside) are served, and only they may open
+    the WebSocket, on any listener; without it, any Host is served."""
+    policy = OriginPolicy(
+        [], ["chat.example.org", "127.0.0.1", "[2001:DB8::1]", "Chat.Example.Org."]
+    )
+    assert policy.servesHost(host) is served
+    assert policy.trustsHost(host, "127.0.0.1") is served
+    assert policy.trustsHost(host, "192.0.2.7") is served
+    assert OriginPolicy().servesHost(host)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "chat.example.org:8080", "http://chat.example.org", "a b", "-x.org", "a..b"],
+)
+def test_bad_web_host_names(name: str) -> None:
+    """A --web-host that is not a host name or an IP address is refused,
+    in one line."""
+    with pytest.raises(ValueError, match="is not a host name such as"):
+        checkHostName(name)
+
+
+def test_web_host_names_are_spelt_one_way() -> None:
+    """Names are kept lower case, without a final dot; IPv6 addresses
+    without brackets, in their short form; other scripts in IDNA."""
+    assert checkHostName("Chat.Example.ORG.") == "chat.example.org"
+    assert checkHostName("[2001:DB8:0::1]") == "2001:db8::1"
+    assert checkHostName("bücher.example") == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("local", ["127.0.0.1", "192.0.2.7"])
+def test_site_answers_only_its_web_host_names(local: str) -> None:
+    """With --web-host, the page, its assets and the WebSocket are refused
+    with 403 and one line for any other Host, on any listener (behind a
+    balancer as on loopback); the names given are served."""
+    browser = Browser(hosts=("chat.example.org",))
+    refusals = [
+        b"GET / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        b"GET /chat.js HTTP/1.1\r\nHost: rebind.attacker.example:8080\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        upgrade(Host="rebind.attacker.example:8080"),
+        upgrade(
+            Host="rebind.attacker.example", Origin="http://rebind.attacker.example"
+        ),
+    ]
+    for request in refusals:
+        answer, _ = browser.send(request, local=local)
+        assert status(answer).endswith(b" 403 Forbidden"), request
+        body = answer.value().partition(b"\r\n\r\n")[2]
+        assert body == (
+            b"this server does not answer to this host name (see --web-host)\n"
+        )
+    head, _ = browser.send(
+        b"HEAD / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n", local=local
+    )
+    assert status(head) == b"HTTP/1.1 403 Forbidden"
+    assert browser.chat.room is not None
+    assert browser.chat.room.population() == 0
+    page, _ = browser.send(
+        b"GET / HTTP/1.1\r\nHost: chat.example.org:8080\r\n\r\n", local=local
+    )
+    assert status(page) == b"HTTP/1.1 200 OK"
+    member, _ = browser.send(
+        upgrade(Host="chat.example.org", Origin="https://chat.example.org"),
+        local=local,
+    )
+    assert status(member) == b"HTTP/1.1 101 Switching Protocols"
+    assert browser.chat.room.population() == 1
+
+
+def test_without_web_host_other_listeners_take_any_name() -> None:
+    """Without --web-host, a listener that is not on loopback (behind a
+    balancer) serves any Host, as before; a loopback one refuses a
+    handshake from a page of a name rebound to it."""
+    browser = Browser()
+    rebound = upgrade(
+        Host="rebind.attacker.example", Origin="http://rebind.attacker.example"
+    )
+    answer, _ = browser.send(rebound, local="192.0.2.7")
+    assert status(answer) == b"HTTP/1.1 101 Switching Protocols"
+    answer, _ = browser.send(rebound, local="127.0.0.1")
+    assert status(answer) == b"HTTP/1.1 403 Forbidden"

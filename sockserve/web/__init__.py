@@ -6,7 +6,9 @@ Browsers and WebSocket clients in the chat room: C{--web}.
     wire, and the page's JSON subprotocol);
   - L{sockserve.web.protocol}: a member on a WebSocket, a L{ChatProtocol}
     fed by frames;
-  - L{sockserve.web.site}: the page, the Origin check and the upgrade.
+  - L{sockserve.web.site}: the page, the Origin check and the upgrade (and,
+    in L{sockserve.web._pending}, the HTTP connections not upgraded yet,
+    counted by address so that a slow handshake costs its sender).
 """
 
 from __future__ import annotations

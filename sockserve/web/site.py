@@ -11,6 +11,11 @@ is neither the page's own origin nor one allowed with C{--web-origin} is
 refused with 403, so that a page on another site cannot join the room with
 its visitor's browser (cross-site WebSocket hijacking); one without
 C{Origin} (a command-line client) is accepted.
+
+Until they become WebSockets, HTTP connections are counted by address
+(L{sockserve.web._pending}) and bounded in time (L{HEADER_DEADLINE},
+L{HANDSHAKE_DEADLINE}): a slow or idle handshake costs its sender, and a
+browser's gets in.
 """
 
 from __future__ import annotations
@@ -24,24 +29,32 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IProtocol
+from twisted.internet.interfaces import IDelayedCall, IProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.http import HTTPChannel
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from sockserve._addresses import describeAddress, hostOf, networkOf
 from sockserve._loglimit import LogLimiter
-from sockserve._sites import BoundedChannel, BoundedSite
 from sockserve.chat.events import ChatWire
+from sockserve.web._pending import PendingConnections
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
     WEBSOCKET_JSON_WIRE,
     WEBSOCKET_LINE_WIRE,
 )
+
+_log = Logger()
 
 # Seconds a browser may keep an idle HTTP connection (before an upgrade).
 HTTP_TIMEOUT = 60
@@ -57,6 +70,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PORT = re.compile(r"|[1-9][0-9]{0,4}")
 # The longest an HTTP connection lives unless it becomes a WebSocket.
 HANDSHAKE_DEADLINE = 30.0
+# Seconds a request's headers have to come in whole, from the opening of the
+# connection or the end of the response before: a browser sends them at
+# once, a client that trickles them or says nothing loses its place.
+HEADER_DEADLINE = 10.0
+# HTTP connections not yet WebSockets that one address (an IPv6 /64) holds
+# at most by default (a quarter of the site's pool if that is less): more
+# than a crowd behind one NAT opens at once, and its oldest go first.
+ADDRESS_SHARE = 128
 
 
 # Build a member on an upgraded connection, given its wire.
@@ -107,25 +128,91 @@ def checkOrigin(origin: str) -> str:
     return normal
 
 
+# A label of a host name (lower case, as compared).
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def checkHostName(name: str) -> str:
+    """
+    Return C{name} in one spelling, for C{--web-host}: lower case, without
+    a final dot, an IPv6 address without brackets and in its short form, a
+    name in other scripts in IDNA.
+
+    @raise ValueError: if it is not a host name or an IP address.
+    """
+    normal = name.strip().lower().rstrip(".")
+    if normal.startswith("[") and normal.endswith("]"):
+        normal = normal[1:-1]
+    try:
+        return str(ipaddress.ip_address(normal))
+    except ValueError:
+        pass
+    try:
+        normal = normal.encode("idna").decode("ascii")
+    except UnicodeError:
+        normal = ""
+    if not (
+        normal
+        and len(normal) <= 253
+        and all(_LABEL.fullmatch(label) for label in normal.split("."))
+    ):
+        raise ValueError(
+            f"{name!r} is not a host name such as chat.example.org, or an IP "
+            "address (without a port)"
+        )
+    return normal
+
+
+def _requestedName(host: str | None) -> str | None:
+    """
+    Return the name a request's C{Host} header asks for, its port aside, in
+    the spelling of L{checkHostName}; C{None} if there is none.
+    """
+    if not host:
+        return None
+    try:
+        parts = urlsplit("//" + host.strip())
+        # A port that is not a number raises ValueError here.
+        name, _port = parts.hostname or "", parts.port
+        return checkHostName(name)
+    except ValueError:
+        return None
+
+
 class OriginPolicy:
     """
     Which pages may open the WebSocket: the page's own origin (the host
-    the browser asked for), and those in C{allowed}.
+    the browser asked for), and those in C{allowed}; and which host names
+    the site answers to: those in C{hosts} (C{--web-host}), or, if none are
+    given, any.
     """
 
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
+    def __init__(self, allowed: Iterable[str] = (), hosts: Iterable[str] = ()) -> None:
         self.allowed = frozenset(checkOrigin(origin) for origin in allowed)
+        self.hosts = frozenset(checkHostName(name) for name in hosts)
+
+    def servesHost(self, host: str | None) -> bool:
+        """
+        Tell whether the site answers a request for C{host} (its C{Host}
+        header): with C{--web-host}, if it names one of them, whatever its
+        port; without, always.
+        """
+        return not self.hosts or _requestedName(host) in self.hosts
 
     def trustsHost(self, host: str | None, local: str) -> bool:
         """
         Tell whether a request for C{host} (its C{Host} header), received
         on the local address C{local}, may open the WebSocket.
 
-        On a loopback address, only an IP address, C{localhost} or a host of
-        an allowed origin is taken: a page whose name an attacker points at
-        127.0.0.1 (DNS rebinding) names its own host, and is refused. On
-        other addresses any host is taken (the Origin check does the rest).
+        With C{--web-host}, only its names are taken, on any address.
+        Without, on a loopback address only an IP address, C{localhost} or
+        a host of an allowed origin is taken: a page whose name an attacker
+        points at 127.0.0.1 (DNS rebinding) names its own host, and is
+        refused. On other addresses any host is taken (the Origin check does
+        the rest).
         """
+        if self.hosts:
+            return self.servesHost(host)
         try:
             loopback = ipaddress.ip_address(local.split("%")[0]).is_loopback
         except ValueError:
@@ -284,14 +371,38 @@ class WebSocketResource(Resource):
         if isinstance(channel, WebChannel):
             channel.upgraded()
         transport.write(accepted)
-        member = self.buildMember(wire)
-        # The one way twisted.web hands a connection to another protocol,
-        # as twisted.web.websocket does.
-        channel._protocolUpgradeForWebsockets(member)
-        # What the client sent after its handshake, in the same read, is
-        # the member's too (twisted.web would keep it for the next request).
-        channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
+        handOver(channel, self.buildMember(wire))
         return NOT_DONE_YET
+
+
+def handOver(channel: HTTPChannel, member: IProtocol) -> None:
+    """
+    Give the connection of C{channel}, whose request was just upgraded, to
+    C{member}.
+
+    twisted.web's own way (as C{twisted.web.websocket} does it) keeps the
+    channel between the transport and the member, and with it the request,
+    its headers and the channel's parser: several KiB for each idle
+    WebSocket. Where the transport delivers to the channel through an
+    attribute (C{protocol} on a TCP connection, C{wrappedProtocol} on a TLS
+    or PROXY protocol layer), it is pointed at the member instead, and the
+    channel and its request are freed once the handshake's call returns.
+    """
+    # The one way twisted.web hands a connection to another protocol: it
+    # still serves while the channel is on the stack, and on transports
+    # that deliver otherwise.
+    channel._protocolUpgradeForWebsockets(member)
+    # What the client sent after its handshake, in the same read, is the
+    # member's too (twisted.web would keep it for the next request).
+    channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
+    transport = channel.transport
+    for attribute in ("wrappedProtocol", "protocol"):
+        if getattr(transport, attribute, None) is channel:
+            setattr(transport, attribute, member)
+            break
+    # The request and the channel hold each other: without this, only the
+    # garbage collector would free them.
+    del channel.requests[:]
 
 
 def _goodKey(key: bytes | None) -> bool:
@@ -310,6 +421,26 @@ def _localHost(request: Request) -> str:
 
 def _text(header: bytes | None) -> str | None:
     return None if header is None else header.decode("latin-1")
+
+
+class UnknownHost(Resource):
+    """
+    What a request for a host name the site does not answer to gets (see
+    C{--web-host}): 403, and one line.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        """
+        Refuse, whatever the method.
+        """
+        body = _refuse(
+            request,
+            403,
+            "this server does not answer to this host name (see --web-host)",
+        )
+        return b"" if request.method == b"HEAD" else body
 
 
 class StaticAsset(Resource):
@@ -375,49 +506,187 @@ def _asset(name: str, contentType: bytes) -> StaticAsset:
     return StaticAsset(body, contentType)
 
 
-class WebChannel(BoundedChannel):
+class WebChannel(HTTPChannel):
     """
-    An HTTP connection of the chat's web site: it lives at most
-    L{HANDSHAKE_DEADLINE} seconds unless it becomes a WebSocket, and its
-    site counts it until then.
+    An HTTP connection of the chat's web site, counted by its site until it
+    becomes a WebSocket. Its requests' headers must come in whole within
+    L{HEADER_DEADLINE} seconds (of the opening, or of the last response),
+    and it lives at most L{HANDSHAKE_DEADLINE} seconds unless it becomes a
+    WebSocket: a client that trickles its request a byte at a time, or says
+    nothing, keeps no file descriptor for long.
     """
 
     site: WebSite
+    _deadline: IDelayedCall | None = None
+    _headerDeadline: IDelayedCall | None = None
+    _pending = False
+
+    def connectionMade(self) -> None:
+        """
+        Start the deadlines, and be counted; with C{--max-per-ip}, close at
+        once if the address holds as many as it may.
+        """
+        super().connectionMade()
+        self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
+        self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        self._pending = True
+        if not self.site.admit(self):
+            self._stopCounting()
+            assert self.transport is not None
+            self.transport.loseConnection()
+
+    def allHeadersReceived(self) -> None:
+        """
+        The request's headers are in: they came in time.
+        """
+        _cancel(self._headerDeadline)
+        self._headerDeadline = None
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Request) -> None:
+        """
+        The response is written: the next request's headers have
+        L{HEADER_DEADLINE} seconds to come.
+        """
+        if self._pending and self._headerDeadline is None:
+            self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        super().requestDone(request)
+
+    def _stopCounting(self) -> None:
+        self._pending = False
+        _cancel(self._deadline)
+        _cancel(self._headerDeadline)
+        self._deadline = self._headerDeadline = None
+        self.site.forget(self)
+
+    def _tooLong(self) -> None:
+        self._deadline = self._headerDeadline = None
+        self.drop()
+
+    def drop(self) -> None:
+        """
+        Close the connection at once: it took too long, or another took its
+        place (see L{PendingConnections}).
+        """
+        self._stopCounting()
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def upgraded(self) -> None:
         """
         The connection became a WebSocket: the chat's registry counts it
         from now on.
         """
-        self.stopDeadline()
-        self.site.forget(self)
+        self._stopCounting()
+
+    def timeoutConnection(self) -> None:
+        """
+        The connection was idle too long: close it (twisted.web logs each
+        one, and a flood of idle connections would be a flood of lines).
+        """
+        self.drop()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Forget the connection.
+        """
+        self._stopCounting()
+        super().connectionLost(reason)
 
 
-class WebSite(BoundedSite):
+def _cancel(call: IDelayedCall | None) -> None:
+    if call is not None and call.active():
+        call.cancel()
+
+
+class WebSite(Site):
     """
     The site of C{--web}. It logs no request (WebSocket members are logged
     as members), and bounds the HTTP connections that are not WebSockets
-    yet (see L{BoundedSite}): at most C{perAddress} from one address
-    (C{--max-per-ip}; C{None} for no limit) and C{total} in all, each for at
-    most L{HANDSHAKE_DEADLINE} seconds.
+    yet, by the address they come from (see L{PendingConnections}): C{total}
+    in all, a share of them from one address, and with C{perAddress}
+    (C{--max-per-ip}) at most that many from one address, a connection
+    beyond it being closed at once. With C{origins} naming host names
+    (C{--web-host}), it answers requests for other names with 403.
 
-    Behind the PROXY protocol, a connection is built once the header is in
-    (see L{sockserve._proxy}): its address is the browser's.
+    @ivar pending: the HTTP connections not yet WebSockets.
+    @ivar origins: the pages and host names it answers to.
     """
 
-    protocol = WebChannel
+    protocol = WebChannel  # type: ignore[assignment]
 
     def __init__(
         self,
         resource: Resource,
         perAddress: int | None = None,
         total: int = 1024,
+        origins: OriginPolicy | None = None,
         logLimit: LogLimiter | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(
-            resource, perAddress, total, logLimit, HANDSHAKE_DEADLINE, **options
+        super().__init__(resource, **options)
+        self.origins = OriginPolicy() if origins is None else origins
+        self.logLimit = logLimit
+        share = min(ADDRESS_SHARE, max(1, total // 4))
+        self.pending: PendingConnections[WebChannel] = PendingConnections(
+            total, share, perAddress
         )
+
+    def admit(self, channel: WebChannel) -> bool:
+        """
+        Count C{channel}, newly connected, by its peer's address (known by
+        now, also behind the PROXY protocol), and close those whose place
+        it takes; return C{False} if its address holds as many as
+        C{--max-per-ip} allows (it is not counted).
+        """
+        assert channel.transport is not None
+        peer = channel.transport.getPeer()
+        host = hostOf(peer)
+        # A UNIX socket's peers have no address to share: each its own.
+        address = f"unix {id(channel)}" if host is None else networkOf(host)
+        dropped = self.pending.add(channel, address)
+        if dropped is None:
+            self._refused(
+                describeAddress(peer),
+                f"{self.pending.perAddress} from {address} are open (--max-per-ip)",
+            )
+            return False
+        for other in dropped:
+            other.drop()
+        return True
+
+    def getResourceFor(self, request: Request) -> IResource:
+        """
+        The resource for C{request}, unless it asks for a host name the site
+        does not answer to (C{--web-host}): then L{UnknownHost}.
+        """
+        if not self.origins.servesHost(_text(request.getHeader(b"host"))):
+            return UnknownHost()
+        resource: IResource = super().getResourceFor(request)
+        return resource
+
+    def _refused(self, peer: str, reason: str) -> None:
+        """
+        Log a refused connection, at the bounded rate of C{logLimit}.
+        """
+        format = "Refused an HTTP connection from {peer}: {reason}"
+        if self.logLimit is None:
+            _log.warn(format, peer=peer, reason=reason)
+        else:
+            self.logLimit.emit(
+                _log, LogLevel.warn, "refusals", format, peer=peer, reason=reason
+            )
+
+    def forget(self, channel: WebChannel) -> None:
+        """
+        Stop counting C{channel}.
+        """
+        self.pending.remove(channel)
+
+    def log(self, request: http.Request) -> None:
+        """
+        Log nothing per request.
+        """
 
 
 def webSite(
@@ -437,4 +706,4 @@ def webSite(
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
     root.putChild(b"ws", WebSocketResource(buildMember, origins))
-    return WebSite(root, perAddress, total, logLimit, timeout=HTTP_TIMEOUT)
+    return WebSite(root, perAddress, total, origins, logLimit, timeout=HTTP_TIMEOUT)
