@@ -577,13 +577,18 @@ class Processes:
         address: tuple[str, int] | str,
         family: socket.AddressFamily = socket.AF_INET,
         source: str | None = None,
+        receiveBuffer: int | None = None,
     ) -> socket.socket:
         """
         Connect a blocking socket (with a timeout) to C{address}, from the
-        host C{source} if given (any of 127.0.0.0/8 is this machine's).
+        host C{source} if given (any of 127.0.0.0/8 is this machine's), with
+        a receive buffer of C{receiveBuffer} bytes if given (set before
+        connecting, so that the window it offers is small from the start).
         """
         sock = socket.socket(family, socket.SOCK_STREAM)
         self._sockets.append(sock)
+        if receiveBuffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receiveBuffer)
         sock.settimeout(WAIT)
         if source is not None:
             sock.bind((source, 0))
