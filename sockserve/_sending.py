@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from collections.abc import Callable
 
 from twisted.internet import tcp
@@ -93,19 +94,76 @@ def nothingWaiting(connection: tcp.Connection) -> bool:
     )
 
 
+# SIOCOUTQ (the same number as TIOCOUTQ): on Linux, the bytes a TCP socket
+# holds that the peer has not acknowledged, or that a UNIX socket has sent
+# and its peer not yet read. Elsewhere the same request means something else
+# or nothing for a socket, so it is not asked.
+_OUTQ: int | None = None
+if sys.platform.startswith("linux"):
+    import fcntl
+    import termios
+
+    _OUTQ = termios.TIOCOUTQ
+
+
+def kernelUnsent(sock: socket.socket) -> int | None:
+    """
+    Return how many bytes written to C{sock} the kernel still holds for its
+    peer, or C{None} where the platform cannot tell (or the socket is
+    closed).
+
+    On Linux this is C{SIOCOUTQ}: for TCP, the bytes not yet acknowledged
+    (not yet sent, and sent but unacknowledged), so it goes down exactly as
+    the peer's kernel takes them, that is, as the client reads (a client that
+    stops reading closes its window, and the count stays); for a UNIX socket,
+    the memory of what was sent and the peer has not read yet (the kernel's
+    overhead included).
+
+    Chosen over C{TCP_INFO}'s C{tcpi_bytes_acked}, a count of bytes
+    acknowledged that only grows: that would be purer if writes and
+    acknowledgements mixed, but the pacing reads the count only for a member
+    that is behind, whose output is queued, not written, so what its
+    connection holds only goes down as the client reads. And this one call
+    answers for TCP and UNIX sockets alike, in bytes for TCP, so that added
+    to Twisted's buffer it says what the connection holds (see
+    L{unsentBytes}); C{tcp_info} would be read by offset, and says nothing
+    for a UNIX socket. C{SIOCOUTQNSD} (not yet sent) would count bytes in
+    flight as taken, and says nothing for a UNIX socket either.
+    """
+    if _OUTQ is None:
+        return None
+    try:
+        answer = fcntl.ioctl(sock.fileno(), _OUTQ, bytes(4))
+    except (OSError, ValueError):
+        return None
+    return int.from_bytes(answer, sys.byteorder, signed=True)
+
+
 def unsentBytes(transport: object) -> int | None:
     """
-    Return how many bytes Twisted holds for C{transport}, written and not
-    yet sent, or C{None} for a transport whose buffer cannot be read. A
-    protocol wrapper (the PROXY protocol's) is looked through; over TLS, the
-    count is of encrypted bytes.
+    Return how many bytes written to C{transport} its client has not taken
+    yet: what Twisted holds, not yet sent, plus what the kernel holds (see
+    L{kernelUnsent}); or C{None} for a transport whose buffer cannot be read.
+
+    The kernel's part matters: Linux takes up to megabytes from Twisted
+    (C{net.ipv4.tcp_wmem}), lets Twisted write again only once a third of
+    its buffer is free, and Twisted then writes at most C{SEND_LIMIT} (128
+    KiB) at once; so Twisted's own buffer moves once per 128 KiB the client
+    takes, every two seconds for a client reading 64 KiB a second, while the
+    kernel's count goes down with every read. Where the kernel cannot tell,
+    the count is Twisted's alone. A protocol wrapper (the PROXY protocol's,
+    TLS's) is looked through; over TLS, the count is of encrypted bytes. It
+    costs an C{ioctl}: it is for a look now and then, not for every write.
     """
     if isinstance(transport, ProtocolWrapper):
         transport = transport.transport
     if not _readableKind(type(transport)) or not hasattr(transport, "_tempDataLen"):
         return None
     connection: tcp.Connection = transport  # type: ignore[assignment]
-    return len(connection.dataBuffer) - connection.offset + connection._tempDataLen
+    held = len(connection.dataBuffer) - connection.offset + connection._tempDataLen
+    sock = getattr(connection, "socket", None)
+    inKernel = kernelUnsent(sock) if isinstance(sock, socket.socket) else None
+    return held if inKernel is None else held + inKernel
 
 
 def writerFor(transport: ITransport) -> Writer:

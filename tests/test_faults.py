@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,11 +73,14 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
-def join(processes: Processes, server: Server) -> socket.socket:
+def join(
+    processes: Processes, server: Server, receiveBuffer: int | None = None
+) -> socket.socket:
     """
-    Connect a chat client and read its welcome, up to the "you are" line.
+    Connect a chat client (with a receive buffer of C{receiveBuffer} bytes if
+    given) and read its welcome, up to the "you are" line.
     """
-    sock = processes.connect(("127.0.0.1", server.port))
+    sock = processes.connect(("127.0.0.1", server.port), receiveBuffer=receiveBuffer)
     receiveText(sock, b"other(s) here\r\n")
     return sock
 
@@ -122,6 +126,94 @@ class LineCollector(threading.Thread):
         finally:
             with self.progress:
                 self.progress.notify_all()
+
+
+class PacedReader(threading.Thread):
+    """
+    A member that reads steadily: C{rate} bytes a second for C{steady}
+    seconds, then as fast as it can, until it has C{count} lines of the form
+    C{<name> pNUMBER ...}, the server cuts it off, or a deadline passes.
+
+    It reads as an application on a timer does: each L{TICK}, it takes that
+    tick's share of C{rate}, then waits for the next. The pace is the
+    behaviour simulated, not a synchronisation.
+
+    @ivar numbers: the number of each such line received, in order.
+    @ivar cutOff: seconds after the start when the server closed or reset
+        the connection, or C{None}.
+    """
+
+    TICK = 0.25
+
+    def __init__(self, sock: socket.socket, count: int, rate: int, steady: float):
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.count = count
+        self.rate = rate
+        self.steady = steady
+        self.numbers: list[int] = []
+        self.cutOff: float | None = None
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        buffer = b""
+        received = 0
+        start = time.monotonic()
+        deadline = start + self.steady + 3 * WAIT
+        self.sock.settimeout(0.5)
+        try:
+            while len(self.numbers) < self.count and not self.stopping.is_set():
+                now = time.monotonic()
+                if now > deadline:
+                    return
+                size = 1 << 20
+                if now - start < self.steady:
+                    ticks = (now - start) // self.TICK + 1
+                    size = int(ticks * self.TICK * self.rate) - received
+                    if size <= 0:
+                        self.stopping.wait(start + ticks * self.TICK - now)
+                        continue
+                try:
+                    data = self.sock.recv(size)
+                except TimeoutError:
+                    continue
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    self.cutOff = time.monotonic() - start
+                    return
+                received += len(data)
+                buffer += data
+                *complete, buffer = buffer.split(b"\r\n")
+                self.numbers.extend(
+                    int(line.split(b"> p", 1)[1][:7])
+                    for line in complete
+                    if b"> p" in line
+                )
+        except BaseException as error:  # reported by the test
+            self.error = error
+
+
+class Paster(threading.Thread):
+    """
+    Send C{data} on C{sock} a piece at a time (each piece may wait up to
+    L{WAIT} seconds, however long the whole takes).
+    """
+
+    def __init__(self, sock: socket.socket, data: bytes) -> None:
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.data = data
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        piece = 64 * 1024
+        try:
+            for start in range(0, len(self.data), piece):
+                self.sock.sendall(self.data[start : start + piece])
+        except BaseException as error:  # reported by the test
+            self.error = error
 
 
 def drainsToTheEnd(sock: socket.socket) -> bool:
@@ -274,6 +366,81 @@ def test_a_reader_that_stopped_does_not_freeze_the_room(processes: Processes) ->
     server.output.waitForText(b"is not reading")
     assert drainsToTheEnd(stuck), "the member that stopped reading stayed"
     stuck.close()
+
+
+@dataclass
+class PastedRoom:
+    """
+    A server whose room gets a paste: the member who pastes, one that reads
+    steadily at C{rate} bytes a second, and one that has stopped reading.
+    """
+
+    rate: int
+    server: Server
+    stuck: socket.socket
+    reader: PacedReader
+    paster: Paster
+
+
+def test_a_paste_does_not_drop_steady_readers(processes: Processes) -> None:
+    """A member pastes 8 MiB of lines into a room where another reads
+    steadily (64, 96 or 128 KiB/s, one room each, with a small receive
+    buffer) and a third has stopped reading. The paste is paced to the
+    steady reader: it is never dropped and gets every line, in order (it
+    reads faster once the steady part is over, so that the test ends). The
+    member that stopped is still dropped at --max-pending.
+
+    The kernel's send buffer (megabytes on loopback) hides the reader's
+    progress from Twisted's buffer, which moves only once per 128 KiB the
+    reader takes: judged by it alone, readers under about 128 KiB/s looked
+    stopped after a second, and were dropped."""
+    steady = 8.0
+    line = b"p%07d " + b"x" * 100 + b"\n"
+    count = 8 * MIB // len(line % 0)
+    paste = b"".join(line % n for n in range(count))
+    rooms = []
+    for rate in (64 * 1024, 96 * 1024, 128 * 1024):
+        server = startServer(processes, "--max-pending", str(MIB))
+        pasting = join(processes, server)
+        stuck = join(processes, server, receiveBuffer=4096)
+        reading = join(processes, server, receiveBuffer=4096)
+        rooms.append(
+            PastedRoom(
+                rate,
+                server,
+                stuck,
+                PacedReader(reading, count, rate, steady),
+                Paster(pasting, paste),
+            )
+        )
+    for room in rooms:
+        room.reader.start()
+        room.paster.start()
+    try:
+        for room in rooms:
+            room.reader.join(steady + 3 * WAIT)
+            room.paster.join(WAIT)
+        dropped = {
+            f"{room.rate // 1024} KiB/s": (
+                f"after {room.reader.cutOff:.1f}s, with "
+                f"{len(room.reader.numbers)} of {count} lines"
+            )
+            for room in rooms
+            if room.reader.cutOff is not None
+        }
+        assert not dropped, f"steady readers dropped: {dropped}"
+        for room in rooms:
+            assert room.reader.error is None
+            assert room.reader.numbers == list(range(count))
+            assert room.paster.error is None
+            assert not room.paster.is_alive()
+            room.server.output.waitForText(
+                b"Client 127.0.0.1:%d is not reading" % room.stuck.getsockname()[1]
+            )
+            assert drainsToTheEnd(room.stuck), "the member that stopped reading stayed"
+    finally:
+        for room in rooms:
+            room.reader.stopping.set()
 
 
 def test_resets_mid_broadcast(processes: Processes) -> None:

@@ -5,11 +5,16 @@ on real loopback TCP connections.
 
 from __future__ import annotations
 
+import fcntl
+import select
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
+import termios
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, tcp
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -19,7 +24,14 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from sockserve._sending import canWriteDirectly, writeAndClose, writerFor
+from sockserve import _sending
+from sockserve._sending import (
+    canWriteDirectly,
+    kernelUnsent,
+    unsentBytes,
+    writeAndClose,
+    writerFor,
+)
 from tests.support import WAIT, RecordingClient, RunningServer
 
 
@@ -325,3 +337,142 @@ async def test_unsent_bytes_through_a_wrapper() -> None:
         resume(client)
         await client.waitFor(lambda received: len(received) == len(big))
     assert unsentBytes(StringTransport()) is None
+
+
+@contextmanager
+def loopbackPair(receiveBuffer: int) -> Iterator[tuple[socket.socket, socket.socket]]:
+    """
+    Give a connected loopback TCP pair of plain sockets, the server end
+    non-blocking, the client end with a small receive buffer and a timeout;
+    close both (and the listener) afterwards.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.socket()
+        with client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receiveBuffer)
+            client.settimeout(WAIT)
+            client.connect(listener.getsockname())
+            server, _ = listener.accept()
+            with server:
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+                server.setblocking(False)
+                yield server, client
+
+
+def fill(sock: socket.socket) -> int:
+    """
+    Write to the non-blocking C{sock} until its kernel takes no more; return
+    how many bytes it took.
+    """
+    written = 0
+    for _ in range(10_000):
+        try:
+            written += sock.send(b"x" * 16384)
+        except BlockingIOError:
+            return written
+    raise AssertionError("the kernel never stopped taking data")
+
+
+def waiting(sock: socket.socket) -> int:
+    """How many bytes C{sock}'s kernel has received that it has not read."""
+    answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+    return int.from_bytes(answer, sys.byteorder)
+
+
+def readExactly(sock: socket.socket, size: int) -> bytes:
+    """Read C{size} bytes from the blocking C{sock} (with its timeout)."""
+    data = b""
+    for _ in range(size):
+        chunk = sock.recv(size - len(data))
+        assert chunk, "closed early"
+        data += chunk
+        if len(data) == size:
+            return data
+    raise AssertionError("too many reads")
+
+
+def acknowledge(client: socket.socket, server: socket.socket) -> None:
+    """
+    Make sure the server's kernel knows all the client's kernel has
+    received: the client sends a byte (its segment acknowledges everything
+    received so far), and the server reads it.
+    """
+    client.sendall(b"!")
+    readable, _, _ = select.select([server], [], [], WAIT)
+    assert readable
+    assert server.recv(1) == b"!"
+
+
+def test_the_kernel_counts_what_a_tcp_peer_has_not_taken() -> None:
+    """On TCP, what the kernel holds is what the peer has not acknowledged:
+    at most what was written, at least what its own kernel has not received;
+    it goes down by what the peer reads, and to nothing once it has read
+    everything."""
+    with loopbackPair(receiveBuffer=4096) as (server, client):
+        written = fill(server)
+        held = kernelUnsent(server)
+        assert held is not None
+        assert written - waiting(client) <= held <= written
+        assert held > 0
+        part = written // 2
+        readExactly(client, part)
+        acknowledge(client, server)
+        later = kernelUnsent(server)
+        assert later is not None
+        assert later <= written - part < held
+        readExactly(client, written - part)
+        acknowledge(client, server)
+        assert kernelUnsent(server) == 0
+
+
+def test_the_kernel_counts_what_a_unix_peer_has_not_read() -> None:
+    """On a UNIX socket, what the kernel holds is what the peer has not
+    read (with the kernel's overhead): it goes down as the peer reads, to
+    nothing."""
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with sender, receiver:
+        sender.setblocking(False)
+        receiver.settimeout(WAIT)
+        written = fill(sender)
+        held = kernelUnsent(sender)
+        assert held is not None
+        assert held >= written > 0
+        readExactly(receiver, written // 2)
+        later = kernelUnsent(sender)
+        assert later is not None
+        assert 0 < later < held
+        readExactly(receiver, written - written // 2)
+        assert kernelUnsent(sender) == 0
+
+
+def test_the_kernel_cannot_tell_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed socket, or a platform without SIOCOUTQ, cannot tell."""
+    closed = socket.socket()
+    closed.close()
+    assert kernelUnsent(closed) is None
+    monkeypatch.setattr(_sending, "_OUTQ", None)
+    with loopbackPair(receiveBuffer=4096) as (server, _):
+        fill(server)
+        assert kernelUnsent(server) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsent_bytes_counts_the_kernel_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a connection holds for its client is Twisted's buffer plus what
+    the kernel holds; where the kernel cannot tell, Twisted's buffer alone."""
+    async with connectedPair() as (server, client):
+        big = stallClient(server, client)
+        transport: Any = server.transport
+        inKernel = fill(transport.socket)
+        transport.write(big)
+        held = kernelUnsent(transport.socket)
+        assert held is not None
+        assert 0 < held <= inKernel
+        assert unsentBytes(transport) == buffered(transport) + held
+        with monkeypatch.context() as patched:
+            patched.setattr(_sending, "_OUTQ", None)
+            assert unsentBytes(transport) == buffered(transport)
+        resume(client)
+        await client.waitFor(lambda received: len(received) == inKernel + len(big))

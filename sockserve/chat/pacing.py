@@ -7,7 +7,10 @@ connection holds is I{behind}. While some member other than the sender is
 behind and I{still draining} (what its connection holds went down within the
 last C{patience} seconds), a bulk sender's further input (a flood, relayed a
 slice of a few KiB at a time) is held, and its connection stops reading, so
-TCP pushes back on the sender. A member that has stopped
+TCP pushes back on the sender. What a connection holds is counted where the
+client's reading shows: Twisted's buffer and the kernel's send queue
+together (see L{sockserve._sending.unsentBytes}); Twisted's buffer alone
+stands still for seconds while the kernel's drains. A member that has stopped
 reading is not waited for: once it has made no progress for C{patience}
 seconds, senders go on, its queue fills to C{--max-pending} and it is
 dropped, as before. Both halves matter: waiting for a member that never

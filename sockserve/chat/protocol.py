@@ -179,7 +179,8 @@ class ChatProtocol(LineServerProtocol):
 
     def unsent(self) -> int | None:
         """
-        How many bytes Twisted holds for the client, not yet sent.
+        How many bytes written for the client it has not taken yet: what
+        Twisted holds and what the kernel holds (see L{unsentBytes}).
         """
         return unsentBytes(self.transport)
 

@@ -90,8 +90,9 @@ class ChatConnection(Protocol):
 
     def unsent(self) -> int | None:
         """
-        How many bytes written to the connection it has not sent yet, or
-        C{None} if it cannot tell.
+        How many bytes written to the connection the client has not taken
+        yet (what the server holds for it, in its own buffers and the
+        kernel's), or C{None} if it cannot tell.
         """
 
     def pauseInput(self) -> None:
