@@ -9,9 +9,10 @@ Layers, from the outside in: L{makeService} (the twistd plugin's) builds a
 L{LineServerService}, which listens with one L{LineServerFactory} per
 listener; the factory builds a protocol per connection (L{EchoProtocol},
 L{OneShotReplyProtocol}, L{ChatProtocol}), each a L{LineServerProtocol} given
-its collaborators (L{ServerContext}, L{Limits}). Chat protocols hand their
-lines to a L{ChatSession}, which speaks to an L{IChatRoom} (L{ChatRoom}); the
-room hands members (L{IChatMember}) events, formatted once per wire.
+its collaborators (L{ServerContext}, L{Limits}). Chat front ends hand their
+clients' input to a L{ChatSession}, which speaks to the L{ChatService}: its
+rooms (L{ChatRoom}) and people (L{IPeople}); rooms hand members
+(L{IChatMember}) events, formatted once per wire.
 """
 
 from sockserve._connections import ConnectionRegistry
@@ -23,11 +24,14 @@ from sockserve.chat import (
     ChatPolicy,
     ChatProtocol,
     ChatRoom,
+    ChatService,
     ChatSession,
     ChatWire,
     Error,
     IChatMember,
     IChatRoom,
+    IPeople,
+    IRoomDirectory,
     Joined,
     Left,
     LineWire,
@@ -35,8 +39,11 @@ from sockserve.chat import (
     NameRejected,
     Notice,
     OutputPressure,
+    PrivateMessage,
     Renamed,
     RoomFull,
+    RoomRejected,
+    RoomRules,
 )
 from sockserve.echo import EchoProtocol
 from sockserve.factories import LineServerFactory, buildFactory
@@ -53,6 +60,7 @@ __all__ = [
     "ChatPolicy",
     "ChatProtocol",
     "ChatRoom",
+    "ChatService",
     "ChatSession",
     "ChatWire",
     "ConnectionRegistry",
@@ -60,6 +68,8 @@ __all__ = [
     "Error",
     "IChatMember",
     "IChatRoom",
+    "IPeople",
+    "IRoomDirectory",
     "Joined",
     "Left",
     "Limits",
@@ -74,8 +84,11 @@ __all__ = [
     "OneShotReplyProtocol",
     "Options",
     "OutputPressure",
+    "PrivateMessage",
     "Renamed",
     "RoomFull",
+    "RoomRejected",
+    "RoomRules",
     "ServerContext",
     "__version__",
     "buildFactory",
