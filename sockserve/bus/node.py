@@ -967,7 +967,10 @@ class BusRooms:
                 raise RoomFull(room.name, rules.capacity)
             if status == b"toomany":
                 raise RoomRejected(tooManyRooms(rules.maxRooms))
-            if fresh and len(answer) > 1 and not link.loaded:
+            if fresh and len(answer) > 2 and not link.loaded:
+                if not room.localPopulation():
+                    # The room's name as it was made, whoever made it.
+                    room.name = answer[2].decode("utf-8", "replace")
                 node._load(link, node.bus.snapshot(answer[1]), False)
                 node.bus.wakeReader()
                 if self.history:

@@ -28,10 +28,16 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import (
+    Deferred,
+    ensureDeferred,
+    fail,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
@@ -351,10 +357,9 @@ class RedisBus(Service):
         self._retry = None
         self._stopLoops()
         if not self.connected:
-            self._drop()
             if self.target is not None:
                 self.target.stop()
-            return succeed(None)
+            return self._drop()
         flushed: Deferred[None] = (
             self.target.whenFlushed() if self.target is not None else succeed(None)
         )
@@ -368,10 +373,10 @@ class RedisBus(Service):
         leaving = flushed.addCallback(depart)
         leaving.addErrback(lambda failure: None)
 
-        def disconnect(ignored: object) -> None:
-            self._drop()
+        def disconnect(ignored: object) -> Deferred[None]:
             if self.target is not None:
                 self.target.stop()
+            return self._drop()
 
         leaving.addBoth(disconnect)
         return leaving
@@ -577,19 +582,32 @@ class RedisBus(Service):
             )
         self._drop()
 
-    def _drop(self) -> None:
+    def _drop(self) -> Deferred[None]:
+        """
+        Drop both connections; the L{Deferred} fires once they are gone.
+        """
         commands, reader = self._commands, self._reader
         self._commands = self._reader = None
         self._reading = False
+        gone = []
         for connection in (commands, reader):
             transport = getattr(connection, "transport", None)
             if transport is None:
                 continue
+            if getattr(transport, "connected", False):
+                gone.append(connection.whenDisconnected())
             try:
                 transport.abortConnection()
             except Exception:
                 # Gone already (a TLS connection that failed its handshake).
                 self.log.debug("Dropping a connection to Redis failed")
+        if not gone:
+            return succeed(None)
+        # A turn after they are gone: txredisapi fails the replies still
+        # owed (and cancels their timeouts) after it says it is gone.
+        return gatherResults(gone).addCallback(
+            lambda ignored: deferLater(self.clock, 0, lambda: None)
+        )
 
     # Commands
 
@@ -808,7 +826,7 @@ class RedisBus(Service):
 
     def _read(self) -> None:
         reader, target = self._reader, self.target
-        if reader is None or target is None or not self.connected:
+        if reader is None or target is None or not self.connected or self._stopping:
             return
         streams = target.streamsToRead()
         if not streams:

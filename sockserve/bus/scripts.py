@@ -274,8 +274,8 @@ return {'ok'}
 # ARGV: P, node, the room's key, its name, the member's key, its name, the
 # room's capacity, the most rooms there may be, 1 if the node wants the
 # room's snapshot (its first member there). Admit a member of the node to
-# a room (made if it is new): {'ok', snapshot...}, {'full'}, {'toomany'}
-# or {'gone'}.
+# a room (made if it is new): {'ok'} (with the snapshot and the room's name
+# as it was made, if asked), {'full'}, {'toomany'} or {'gone'}.
 JOIN = (
     _COMMON
     + """
@@ -294,7 +294,9 @@ if redis.call('HEXISTS', R .. 'members', key) == 0
 end
 redis.call('HSET', R .. 'members', key, node .. '\\n' .. name)
 redis.call('SADD', P .. 'noderooms:' .. node, room)
-if ARGV[9] == '1' then return {'ok', snapshot(P, room)} end
+if ARGV[9] == '1' then
+  return {'ok', snapshot(P, room), redis.call('HGET', P .. 'rooms', room)}
+end
 return {'ok'}
 """
 )
