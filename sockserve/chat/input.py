@@ -95,10 +95,10 @@ class InputQueue:
 
     def close(self) -> None:
         """
-        Handle nothing more; cancel what is waited for.
+        Handle nothing more. What is waited for is left alone: it may be a
+        request the service is still answering, which must settle (the
+        caller cancels what it owns, such as its timers).
         """
         self.closed = True
         self._work.clear()
-        waiting, self.waiting = self.waiting, None
-        if waiting is not None and not waiting.called:
-            waiting.cancel()
+        self.waiting = None

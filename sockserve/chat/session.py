@@ -174,6 +174,7 @@ class ChatSession:
         "_connectionFull",
         "_renames",
         "_send",
+        "_sleeping",
         "_typing",
         "banner",
         "connection",
@@ -219,6 +220,7 @@ class ChatSession:
         self._commands: Budget | None = None
         self._budgets: dict[str, Budget] | None = None
         self._typing: Budget | None = None
+        self._sleeping: Deferred[None] | None = None
         self._renames: tuple[float, ...] = ()
 
     def __repr__(self) -> str:
@@ -308,6 +310,9 @@ class ChatSession:
         present = self.state is SessionState.PRESENT
         self.state = SessionState.GONE
         self.input.close()
+        sleeping, self._sleeping = self._sleeping, None
+        if sleeping is not None and not sleeping.called:
+            sleeping.cancel()
         if present:
             self.service.depart(self, self.name)
         self.current = None
@@ -457,9 +462,11 @@ class ChatSession:
 
     def _pause(self, seconds: float) -> Deferred[None]:
         """
-        What the member's input waits for when it must wait C{seconds}.
+        What the member's input waits for when it must wait C{seconds}
+        (cancelled if the member leaves first).
         """
-        return deferLater(self.policy.clock, seconds, _nothing)
+        sleeping = self._sleeping = deferLater(self.policy.clock, seconds, _nothing)
+        return sleeping
 
     def command(self, line: bytes) -> Deferred[None] | None:
         """
