@@ -13,14 +13,13 @@ never sleeping a fixed time).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -112,7 +111,7 @@ async def until(condition: Callable[[], object], what: str) -> None:
     raise AssertionError(f"no {what} within {WAIT} s")
 
 
-async def failureOf(deferred: Deferred[Any]) -> Failure:
+async def failureOf(deferred: Awaitable[Any]) -> Failure:
     """
     The failure C{deferred} fails with.
     """
@@ -191,7 +190,7 @@ class Worlds:
     async def __call__(self, **changes: Any) -> World:
         roomRules = rules(**changes)
         if self.kind == "alone":
-            service = ChatService(roomRules, reactor)  # type: ignore[arg-type]
+            service = ChatService(roomRules, reactor)
             self.services.append(service)
             return World([service])
         if self.redis is None:
@@ -202,7 +201,7 @@ class Worlds:
             service, bus = busChat(
                 address,
                 roomRules,
-                reactor,  # type: ignore[arg-type]
+                reactor,
                 reactor,
                 nodeTimeout=10.0,
             )
@@ -316,8 +315,7 @@ async def test_rooms_are_listed_with_their_populations_and_forgotten_empty(
     await world.join(b, "Lab")
     await world.everyoneKnows("lab", 2)
     for person in (a, b):
-        listed = dict(await person.service.rooms())
-        assert listed == {"default": 2, "lab": 2}
+        assert dict(await person.service.rooms()) == {"default": 2, "lab": 2}
     a.service.part(a, a.room("lab"))
     b.service.part(b, b.room("lab"))
 
