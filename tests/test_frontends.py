@@ -46,6 +46,9 @@ class Client:
     transport: StringTransport
     protocol: Any
 
+    def __init__(self, factory: LineServerFactory, port: int) -> None:
+        raise NotImplementedError()
+
     def send(self, line: str) -> None:
         raise NotImplementedError()
 
@@ -61,7 +64,7 @@ class Client:
 
 
 class LineClient(Client):
-    def __init__(self, factory: LineServerFactory, port: int) -> None:
+    def __init__(self, factory: LineServerFactory, port: int) -> None:  # noqa: D107
         peer = IPv4Address("TCP", "127.0.0.1", port)
         self.protocol = factory.buildProtocol(peer)
         self.transport = StringTransport(peerAddress=peer)
