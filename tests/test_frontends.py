@@ -64,7 +64,7 @@ class Client:
 
 
 class LineClient(Client):
-    def __init__(self, factory: LineServerFactory, port: int) -> None:  # noqa: D107
+    def __init__(self, factory: LineServerFactory, port: int) -> None:
         peer = IPv4Address("TCP", "127.0.0.1", port)
         self.protocol = factory.buildProtocol(peer)
         self.transport = StringTransport(peerAddress=peer)
