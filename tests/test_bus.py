@@ -35,18 +35,17 @@ from sockserve.bus.codec import (
     encodeBatch,
     encodeEvent,
 )
+from sockserve.bus.inbound import MISSING
 from sockserve.bus.node import (
     BACK,
     BEHIND_ON_BUS,
     BUS_PATIENCE,
     DROPPED,
     LOST,
-    MISSING,
     BusNode,
-    BusPeople,
-    BusRooms,
 )
 from sockserve.bus.outbox import IN_FLIGHT, PUBLISH_RETRY
+from sockserve.bus.people import BusPeople
 from sockserve.bus.redis import (
     BusFull,
     BusLost,
@@ -57,6 +56,7 @@ from sockserve.bus.redis import (
     Snapshot,
     roomStream,
 )
+from sockserve.bus.rooms import BusRooms
 from sockserve.chat.events import (
     ChatEvent,
     Joined,

@@ -2,23 +2,26 @@
 One node of a bus: this process's share of the rooms and people of every
 node, composed into the chat service.
 
-The service takes three things from the node, each the bus's side of a
-seam it has without a bus:
+The service takes two things from the node, each the bus's side of a seam
+it has without a bus, and each in a module of its own:
 
-  - L{BusPeople} (an L{IPeople}): names are unique across the bus,
-    claimed and renamed in one atomic step in Redis;
-  - L{BusRooms} (an L{IRoomDirectory}): admission against each room's
-    capacity and the number of rooms, across the bus; the rosters of the
-    members other nodes hold; private messages to people elsewhere;
-  - the node itself, as every room's L{IRoomRelay}: what happens in a room
-    here goes into the L{Outbox}, and from there to the room's stream.
+  - L{BusPeople} (an L{IPeople}, L{sockserve.bus.people}): names are
+    unique across the bus, claimed and renamed in one atomic step in Redis;
+  - L{BusRooms} (an L{IRoomDirectory}, L{sockserve.bus.rooms}): admission
+    against each room's capacity and the number of rooms, across the bus;
+    the rosters of the members other nodes hold (L{sockserve.bus.roster});
+    every room's relay, which puts what happens in a room here in the
+    L{Outbox} (L{sockserve.bus.outbox}), and from there in the room's
+    stream; private messages to people elsewhere
+    (L{sockserve.bus.private}).
 
 What the other nodes publish comes back from the transport
 (L{sockserve.bus.redis.RedisBus}), one C{XREAD} for every stream: it is
 delivered to the rooms here (each batch once, each sender's lines in
-order) and to the people here. While the bus is away the node decides
-alone, from what it last knew, and registers everything again when the bus
-is back.
+order) and to the people here (L{sockserve.bus.inbound}). This module holds
+what ties them together: the node's people and rooms, and registering
+them again when the bus is back (while it is away the node decides alone,
+from what it last knew).
 
 The sender pays across the bus too: every entry carries its offset, every
 node reports how far it has read each room, and a room's bulk senders wait
@@ -29,33 +32,21 @@ stops reading it while members of its own there are far behind.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
-from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from sockserve._loglimit import LogLimiter
 from sockserve.bus.address import BusAddress
-from sockserve.bus.codec import (
-    Here,
-    Presence,
-    Private,
-    Rename,
-    Said,
-    encodeBatch,
-    encodeEvent,
-    renameIn,
-)
+from sockserve.bus.codec import Here, Presence, encodeEvent, renameIn
+from sockserve.bus.inbound import Inbound
 from sockserve.bus.outbox import OUTBOX_LIMIT, Batch, Outbox
+from sockserve.bus.people import BusPeople
+from sockserve.bus.private import PrivateMessages
 from sockserve.bus.redis import (
-    INBOX_LENGTH,
-    BusFull,
     Entry,
     RedisBus,
     Registration,
@@ -64,32 +55,11 @@ from sockserve.bus.redis import (
     roomStream,
     streamId,
 )
-from sockserve.bus.roster import Roster
-from sockserve.chat.events import (
-    Joined,
-    Left,
-    Message,
-    Notice,
-    PrivateMessage,
-    QuietPresence,
-    Renamed,
-)
-from sockserve.chat.names import (
-    NameRejected,
-    RoomRejected,
-    checkName,
-    guestName,
-    nameKey,
-    takenMessage,
-)
-from sockserve.chat.people import IChatMember, IPeople, NobodyThere, Unreachable
-from sockserve.chat.room import ChatRoom, IRoomRelay, IRoster, RoomFull
-from sockserve.chat.service import (
-    ChatService,
-    IRoomDirectory,
-    RoomRules,
-    tooManyRooms,
-)
+from sockserve.bus.rooms import BusRooms, RoomLink
+from sockserve.chat.events import Notice
+from sockserve.chat.names import guestName, nameKey
+from sockserve.chat.people import IChatMember
+from sockserve.chat.service import ChatService, RoomRules
 
 __all__ = ["OUTBOX_LIMIT", "BusNode", "BusPeople", "BusRooms", "busChat"]
 
@@ -102,25 +72,12 @@ OUTBOX_BEHIND = 256 * 1024
 # Seconds the bus may make no progress (the slowest node reads nothing, the
 # outbox does not drain) before senders no longer wait for it.
 BUS_PATIENCE = 3.0
-# A batch numbered this close below the last one seen from its node is a
-# batch published again; further below, the node's numbers started afresh
-# (or the one seen was forged): taken as new.
-DEDUPE_WINDOW = 4096
-# Seconds between two notices that lines may be missing.
-MISSING_EVERY = 30.0
-# Private messages waiting for the bus, at most; and seconds one may wait.
-TELLS_WAITING = 100
-TELL_PATIENCE = 30.0
 
 LOST = (
     "lost contact with the other servers; you can still talk with those on "
     "this server, and your lines will reach the others once contact is back"
 )
 BACK = "back in contact with the other servers"
-MISSING = (
-    "lines from other servers may be missing: the bus lost some of what was "
-    "said while this server was out of contact"
-)
 DROPPED = (
     "some of your lines did not reach the other servers: contact with them "
     "was lost for too long"
@@ -129,50 +86,6 @@ DROPPED_WHILE_THERE = (
     "some of your lines did not reach the other servers: the bus could not "
     "take them in time"
 )
-
-
-class _BusReaders:
-    """
-    The readers of one room on other nodes (and this node's reading of the
-    room's stream), as one of the room's readers that are behind.
-    """
-
-    def __init__(self, room: str) -> None:
-        self.room = room
-
-    def __repr__(self) -> str:
-        return f"<the bus's readers of #{self.room}>"
-
-
-@dataclass
-class RoomLink:
-    """
-    What the node knows of one room it has members in.
-
-    @ivar room: the room here.
-    @ivar roster: its members on other nodes.
-    @ivar cursor: the id of the last entry of its stream read, or C{None}
-        until it is known.
-    @ivar position: the stream's position as of the snapshot the roster
-        was loaded from: entries at or before it are news of the past.
-    @ivar offset: the offset of the last entry read.
-    @ivar lag: bytes of the stream the slowest node has left to read.
-    @ivar lastSeq: the last batch number seen from each node.
-    @ivar held: what the reading of the stream waits for (members here
-        far behind), or C{None}.
-    @ivar loaded: whether the room's snapshot was taken.
-    """
-
-    room: ChatRoom | None
-    roster: Roster
-    readers: _BusReaders
-    cursor: str | None = None
-    position: tuple[int, int] = (0, 0)
-    offset: int | None = None
-    lag: int = 0
-    lastSeq: dict[str, int] = field(default_factory=dict)
-    held: Deferred[None] | None = None
-    loaded: bool = False
 
 
 class BusNode:
@@ -202,7 +115,8 @@ class BusNode:
         self.contact = False
         self.people: dict[str, tuple[IChatMember, str]] = {}
         self.links: dict[str, RoomLink] = {}
-        self._streams: dict[str, str] = {}
+        # Which room each room's stream is.
+        self.streams: dict[str, str] = {}
         self.outbox = Outbox(
             clock,
             self._publish,
@@ -212,18 +126,14 @@ class BusNode:
         )
         self.outbox.released = self._outboxReleased
         self._outboxBehind = min(OUTBOX_BEHIND, outboxLimit // 8)
-        self._inboxCursor = "0-0"
-        self._inboxSeq: dict[str, int] = {}
-        self._tellSeq = 0
-        self._tells: deque[tuple[int, str, bytes, Deferred[str], float]] = deque()
+        self.inboxCursor = "0-0"
         self._guests = 0
         self._toldLost = False
         self._toldDropped: set[IChatMember] = set()
-        self._missingToldAt: float | None = None
         self._droppedLines = 0
         self.limiter = LogLimiter(clock)
-        self._tellTimer: IDelayedCall | None = None
-        self._telling = False
+        self.inbound = Inbound(self)
+        self.private = PrivateMessages(self)
         bus.serve(self)
 
     # People
@@ -289,7 +199,7 @@ class BusNode:
             registration.rooms, rejoined.rooms, strict=False
         ):
             link = self.links.get(key)
-            if link is not None and self._load(link, snapshot, rejoined.lostData):
+            if link is not None and self.load(link, snapshot, rejoined.lostData):
                 missing = True
         self.contact = True
         self._toldDropped.clear()
@@ -299,18 +209,18 @@ class BusNode:
             if rejoined.reaped:
                 for member in link.room.members():
                     name = link.room.nameOf(member)
-                    self._send(key, Presence("j", name, link.room.isQuiet(member)))
+                    self.send(key, Presence("j", name, link.room.isQuiet(member)))
             else:
-                self._send(key, Here(tuple(link.room.localNames())))
+                self.send(key, Here(tuple(link.room.localNames())))
         if self._toldLost:
             self._toldLost = False
-            self._tellEveryone(Notice(BACK))
+            self.tellEveryone(Notice(BACK))
         if missing:
-            self._tellMissing(always=True)
+            self.inbound.tellMissing(always=True)
         self.outbox.flush()
-        self._sendTells()
+        self.private.sendWaiting()
 
-    def _load(self, link: RoomLink, snapshot: Snapshot, lostData: bool) -> bool:
+    def load(self, link: RoomLink, snapshot: Snapshot, lostData: bool) -> bool:
         """
         Take a room's snapshot; return whether lines may have been lost.
         """
@@ -357,9 +267,12 @@ class BusNode:
             self._checkBehind(link)
         if not self._toldLost and not (self.service and self.service.closed):
             self._toldLost = True
-            self._tellEveryone(Notice(LOST))
+            self.tellEveryone(Notice(LOST))
 
-    def _tellEveryone(self, event: Any) -> None:
+    def tellEveryone(self, event: Any) -> None:
+        """
+        Give everyone here C{event}.
+        """
         for person, _ in list(self.people.values()):
             person.receive(event)
 
@@ -368,7 +281,7 @@ class BusNode:
         The inbox, and the stream of each room here whose members here are
         not far behind.
         """
-        streams = [(self.bus.inbox, self._inboxCursor)]
+        streams = [(self.bus.inbox, self.inboxCursor)]
         for key, link in self.links.items():
             if link.cursor is not None and link.held is None and link.loaded:
                 streams.append((roomStream(key), link.cursor))
@@ -382,118 +295,9 @@ class BusNode:
 
     def busEntries(self, stream: str, entries: list[Entry]) -> None:
         """
-        Deliver what the other nodes said, in order, each batch once.
+        Deliver what the other nodes published (see L{Inbound}).
         """
-        if not entries:
-            return
-        if stream == self.bus.inbox:
-            self._inboxCursor = entries[-1].id
-            self._inbox(entries)
-            return
-        key = self._streams.get(stream)
-        link = None if key is None else self.links.get(key)
-        if link is None:
-            return
-        link.cursor = entries[-1].id
-        for entry in reversed(entries):
-            if entry.offset is not None:
-                link.offset = entry.offset
-                break
-        own = self.bus.node
-        gone = "gone:" + own
-        for entry in entries:
-            if not entry.node or entry.node == own or entry.node == gone:
-                # This node's own, skipped, or the departure of its members
-                # while the others counted it as gone: they never left.
-                continue
-            if entry.seq:
-                last = link.lastSeq.get(entry.node)
-                if last is not None:
-                    if last - DEDUPE_WINDOW < entry.seq <= last:
-                        # A batch published again (Redis lost what it
-                        # knew of the node's numbers): delivered already.
-                        continue
-                    if entry.seq > last + 1:
-                        # Batches of this node never reached the stream, or
-                        # were trimmed from it before this node read them.
-                        self._tellMissing()
-                link.lastSeq[entry.node] = entry.seq
-            fresh = streamId(entry.id) > link.position
-            for event in entry.events:
-                self._deliver(link, entry.node, event, fresh)
-        self._holdReading(link)
-
-    def _deliver(self, link: RoomLink, node: str, event: Any, fresh: bool) -> None:
-        room = link.room
-        if room is None:
-            return
-        roster = link.roster
-        if isinstance(event, Said):
-            room.heard(Message(room.name, event.sender, event.lines))
-        elif isinstance(event, Here):
-            if fresh:
-                roster.replace(node, event.names)
-        elif isinstance(event, Rename):
-            if room.memberCalled(event.oldName) is not None:
-                return
-            if fresh:
-                roster.remove(event.oldName, node)
-                roster.add(node, event.newName)
-            if not event.quiet:
-                room.heard(Renamed(room.name, event.oldName, event.newName))
-        elif isinstance(event, Presence):
-            if room.memberCalled(event.name) is not None:
-                # A name this node holds: news of someone else's, from
-                # before this node took it.
-                return
-            if event.kind == "j":
-                if fresh:
-                    roster.add(node, event.name)
-                room.heard(
-                    QuietPresence(room.name, (event.name,), ())
-                    if event.quiet
-                    else Joined(room.name, event.name)
-                )
-            else:
-                if fresh:
-                    # "x" entries come from "gone:NODE", about NODE's members.
-                    roster.remove(event.name, node.removeprefix("gone:"))
-                room.heard(
-                    QuietPresence(room.name, (), (event.name,))
-                    if event.quiet
-                    else Left(room.name, event.name)
-                )
-
-    def _inbox(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            if not entry.node:
-                continue
-            last = self._inboxSeq.get(entry.node)
-            if last is not None and last - DEDUPE_WINDOW < entry.seq <= last:
-                continue
-            self._inboxSeq[entry.node] = entry.seq
-            for event in entry.events:
-                if isinstance(event, Private):
-                    held = self.people.get(nameKey(event.recipient))
-                    if held is not None:
-                        held[0].receive(PrivateMessage(event.sender, event.lines))
-
-    def _tellMissing(self, always: bool = False) -> None:
-        """
-        Tell everyone here that lines from other servers may be missing, at
-        most once every L{MISSING_EVERY} seconds.
-        """
-        now = self.clock.seconds()
-        if (
-            not always
-            and self._missingToldAt is not None
-            and now - self._missingToldAt < MISSING_EVERY
-        ):
-            return
-        self._missingToldAt = now
-        self._tellEveryone(Notice(MISSING))
-
-    # The sender pays across the bus
+        self.inbound.busEntries(stream, entries)
 
     def busProgress(self, room: str, lag: int) -> None:
         """
@@ -539,7 +343,7 @@ class BusNode:
                 BUS_PATIENCE,
             )
 
-    def _holdReading(self, link: RoomLink) -> None:
+    def holdReading(self, link: RoomLink) -> None:
         """
         If members here that still read are far behind in the room, stop
         reading its stream until they have caught up, as a sender here
@@ -561,7 +365,7 @@ class BusNode:
 
     # The outbox
 
-    def _send(
+    def send(
         self,
         room: str,
         event: Any,
@@ -617,430 +421,21 @@ class BusNode:
         """
         return self.outbox.whenFlushed()
 
-    # Private messages to people elsewhere
-
     def tell(
         self, sender: str, recipient: str, lines: Sequence[bytes]
     ) -> Deferred[str]:
         """
-        Put C{lines} from C{sender} in the inbox of C{recipient}'s node,
-        once; wait for the bus (a while) if it is away.
+        Say C{lines} from C{sender} to C{recipient}, a person elsewhere (see
+        L{PrivateMessages}).
         """
-        try:
-            checkName(recipient)
-        except NameRejected:
-            return fail(NobodyThere(recipient))
-        if len(self._tells) >= TELLS_WAITING:
-            return fail(Unreachable(recipient))
-        self._tellSeq += 1
-        payload = encodeBatch([encodeEvent(Private(sender, recipient, tuple(lines)))])
-        telling: Deferred[str] = Deferred()
-        self._tells.append(
-            (self._tellSeq, nameKey(recipient), payload, telling, self.clock.seconds())
-        )
-        if len(self._tells) == 1:
-            self._sendTells()
-        return telling
-
-    def _sendTells(self) -> None:
-        """
-        Send the first private message waiting, if the bus is there; give
-        up on those that waited too long.
-        """
-        now = self.clock.seconds()
-        while self._tells and now - self._tells[0][4] > TELL_PATIENCE:
-            _, key, _, telling, _ = self._tells.popleft()
-            telling.errback(Unreachable(key))
-        if not self._tells or self._telling:
-            return
-        if not self.bus.connected:
-            if self._tellTimer is None:
-                self._tellTimer = self.clock.callLater(
-                    TELL_PATIENCE, self._tellsTimedOut
-                )
-            return
-        seq, key, payload, telling, _ = self._tells[0]
-        self._telling = True
-        sending = self.bus.command("tell", seq, key, payload, str(INBOX_LENGTH))
-
-        def sent(answer: list[Any]) -> None:
-            self._telling = False
-            self._tells.popleft()
-            status = answer[0]
-            if status == b"nobody":
-                telling.errback(NobodyThere(_recipientOf(payload)))
-            else:
-                telling.callback(answer[1].decode("utf-8", "replace"))
-            self._sendTells()
-
-        def notSent(failure: Failure) -> None:
-            self._telling = False
-            if failure.check(BusFull):
-                self._tells.popleft()
-                telling.errback(Unreachable(key))
-                self._sendTells()
-            # Lost: sent again, under the same number, once the bus is back.
-
-        sending.addCallbacks(sent, notSent)
-
-    def _tellsTimedOut(self) -> None:
-        self._tellTimer = None
-        self._sendTells()
-
-    # Stopping
+        return self.private.tell(sender, recipient, lines)
 
     def stop(self) -> None:
         """
         The node is stopping: no timers left behind.
         """
         self.outbox.stop()
-        if self._tellTimer is not None and self._tellTimer.active():
-            self._tellTimer.cancel()
-        self._tellTimer = None
-
-
-def _recipientOf(payload: bytes) -> str:
-    from sockserve.bus.codec import decodeBatch
-
-    event = decodeBatch(payload)[0]
-    return event.recipient if isinstance(event, Private) else "?"
-
-
-@implementer(IRoomRelay)
-class _Relay:
-    """
-    Every room's relay: what happens in a room here goes into the outbox.
-    """
-
-    def __init__(self, node: BusNode) -> None:
-        self.node = node
-
-    def joined(self, room: ChatRoom, name: str, quietly: bool) -> None:
-        """
-        C{name} joined C{room} here.
-        """
-        self.node._send(room.key, Presence("j", name, quietly))
-
-    def left(self, room: ChatRoom, name: str, quietly: bool) -> None:
-        """
-        C{name} left C{room} here: it leaves the room on the bus too.
-        """
-        self.node._send(
-            room.key,
-            Presence("l", name, quietly),
-            leftKey=nameKey(name),
-            last=room.localPopulation() == 0,
-        )
-
-    def renamed(self, room: ChatRoom, oldName: str, newName: str) -> None:
-        """
-        C{oldName}, a member of C{room} here, is now C{newName}.
-        """
-        self.node._send(room.key, Rename(oldName, newName, False))
-
-    def said(
-        self, room: ChatRoom, sender: IChatMember, name: str, lines: Sequence[bytes]
-    ) -> None:
-        """
-        C{sender} said C{lines} in C{room} here.
-        """
-        self.node._send(room.key, Said(name, tuple(lines)), sender=sender)
-
-
-@implementer(IPeople)
-class BusPeople:
-    """
-    The people of every node: a name is claimed and changed in one atomic
-    step in Redis while the bus is there, and decided here, from what the
-    node knows, while it is away.
-    """
-
-    def __init__(self, node: BusNode) -> None:
-        self.node = node
-
-    @property
-    def population(self) -> int:
-        """
-        How many people this node has.
-        """
-        return len(self.node.people)
-
-    def claim(self, person: IChatMember, name: str | None) -> Deferred[str]:
-        """
-        Give C{person} C{name}, or a default name.
-        """
-        node = self.node
-        if name is not None:
-            try:
-                checkName(name)
-            except NameRejected as rejected:
-                return fail(rejected)
-            holder = node.holderOf(name)
-            if holder is not None:
-                return fail(NameRejected(takenMessage(name, holder)))
-        arguments = ("", "") if name is None else (name, nameKey(name))
-        asking = node.bus.command("claim", *arguments).addCallback(node.bus.answer)
-
-        def answered(answer: list[Any]) -> str:
-            status: bytes = answer[0]
-            given: str = answer[1].decode("utf-8", "replace")
-            if status == b"taken":
-                assert name is not None
-                raise NameRejected(takenMessage(name, given or None))
-            node._local(person, given)
-            return given
-
-        def alone(failure: Failure) -> str | Failure:
-            if failure.check(NameRejected):
-                return failure
-            given = node._guest() if name is None else name
-            node._local(person, given)
-            return given
-
-        return asking.addCallbacks(answered, alone)
-
-    def rename(self, person: IChatMember, oldName: str, newName: str) -> Deferred[None]:
-        """
-        Call C{person} C{newName}: on the bus while it is there (with every
-        room it is in), here otherwise.
-        """
-        node = self.node
-        try:
-            checkName(newName)
-            self._checkFree(person, oldName, newName)
-        except NameRejected as rejected:
-            return fail(rejected)
-        rooms = []
-        if node.service is not None:
-            rooms = [room.key for room in node.service.roomsOf(person)]
-        asking = node.bus.command(
-            "rename", nameKey(oldName), newName, nameKey(newName), *rooms
-        ).addCallback(node.bus.answer)
-
-        def answered(answer: list[Any]) -> None:
-            if answer[0] == b"taken":
-                raise NameRejected(
-                    takenMessage(newName, answer[1].decode("utf-8", "replace"))
-                )
-            self._apply(person, oldName, newName)
-
-        def alone(failure: Failure) -> Failure | None:
-            if failure.check(NameRejected):
-                return failure
-            if failure.check(BusFull):
-                return Failure(
-                    NameRejected("names cannot be changed now (the bus is full)")
-                )
-            # Decided here, on what this node knows now: another person of
-            # this node may have taken the name meanwhile.
-            self._checkFree(person, oldName, newName)
-            self._apply(person, oldName, newName)
-            return None
-
-        return asking.addCallbacks(answered, alone)
-
-    def _checkFree(self, person: IChatMember, oldName: str, newName: str) -> None:
-        key = nameKey(newName)
-        if key == nameKey(oldName):
-            return
-        holder = self.node.holderOf(newName)
-        held = self.node.people.get(key)
-        if holder is not None and (held is None or held[0] is not person):
-            raise NameRejected(takenMessage(newName, holder))
-
-    def _apply(self, person: IChatMember, oldName: str, newName: str) -> None:
-        people = self.node.people
-        oldKey = nameKey(oldName)
-        if people.get(oldKey, (None,))[0] is person:
-            del people[oldKey]
-        self.node._local(person, newName)
-
-    def release(self, person: IChatMember, name: str) -> None:
-        """
-        C{person} is gone: its name is free (on the bus too, once it is
-        there again).
-        """
-        key = nameKey(name)
-        people = self.node.people
-        if people.get(key, (None,))[0] is person:
-            del people[key]
-            if self.node.bus.connected:
-                self.node.bus.command("release", key).addErrback(lambda failure: None)
-
-    def find(self, name: str) -> IChatMember | None:
-        """
-        The person of this node called C{name}, or C{None}.
-        """
-        held = self.node.people.get(nameKey(name))
-        return None if held is None else held[0]
-
-    def holderOf(self, name: str) -> str | None:
-        """
-        The name of whoever known here has a name the same as C{name}.
-        """
-        return self.node.holderOf(name)
-
-
-@implementer(IRoomDirectory)
-class BusRooms:
-    """
-    Rooms across the bus: admitted in one atomic step in Redis while the
-    bus is there (each room's capacity, and the number of rooms, span the
-    nodes), from what the node knows while it is away.
-    """
-
-    def __init__(self, node: BusNode, history: int = 0) -> None:
-        self.node = node
-        self.history = history
-        self.relay = _Relay(node)
-
-    def _link(self, name: str) -> RoomLink:
-        from sockserve.chat.names import roomKey
-
-        key = roomKey(name)
-        link = self.node.links.get(key)
-        if link is None:
-            link = RoomLink(None, Roster(), _BusReaders(key))
-            self.node.links[key] = link
-            self.node._streams[roomStream(key)] = key
-        return link
-
-    def rosterFor(self, name: str) -> IRoster:
-        """
-        The members of the room that other nodes hold.
-        """
-        return self._link(name).roster
-
-    def relayFor(self, name: str) -> IRoomRelay:
-        """
-        The node's relay.
-        """
-        return self.relay
-
-    def opened(self, room: ChatRoom) -> None:
-        """
-        The room has members here now.
-        """
-        link = self._link(room.name)
-        link.room = room
-        link.roster.heldHere = lambda key: room.memberCalled(key) is not None
-        link.roster.changed = room.rosterChanged
-
-    def closed(self, room: ChatRoom) -> None:
-        """
-        The room has no members here: stop reading it.
-        """
-        link = self.node.links.pop(room.key, None)
-        self.node._streams.pop(roomStream(room.key), None)
-        if (
-            link is not None
-            and link.room is not None
-            and link.room.pressure is not None
-        ):
-            link.room.pressure.forget(link.readers)
-        self.node.bus.wakeReader()
-
-    def admit(
-        self, room: ChatRoom, name: str, creating: bool, rules: RoomRules
-    ) -> Deferred[None]:
-        """
-        Admit C{name} into C{room} on the bus (taking the room's snapshot,
-        and its history, if it is new here), or here while the bus is away.
-        """
-        node = self.node
-        link = self._link(room.name)
-        fresh = not link.loaded
-        asking = node.bus.command(
-            "join",
-            room.key,
-            room.name,
-            nameKey(name),
-            name,
-            rules.capacity,
-            rules.maxRooms,
-            "1" if fresh else "0",
-        ).addCallback(node.bus.answer)
-
-        def answered(answer: list[Any]) -> Deferred[None] | None:
-            status = answer[0]
-            if status == b"full":
-                raise RoomFull(room.name, rules.capacity)
-            if status == b"toomany":
-                raise RoomRejected(tooManyRooms(rules.maxRooms))
-            if fresh and len(answer) > 2 and not link.loaded:
-                if not room.localPopulation():
-                    # The room's name as it was made, whoever made it.
-                    room.name = answer[2].decode("utf-8", "replace")
-                node._load(link, node.bus.snapshot(answer[1]), False)
-                node.bus.wakeReader()
-                if self.history:
-                    return self._prime(room)
-            return None
-
-        def alone(failure: Failure) -> Failure | None:
-            if failure.check(RoomFull, RoomRejected):
-                return failure
-            if failure.check(BusFull):
-                return Failure(
-                    RoomRejected("rooms cannot be joined now (the bus is full)")
-                )
-            service = node.service
-            if (
-                creating
-                and service is not None
-                and service.roomCount() > rules.maxRooms
-            ):
-                return Failure(RoomRejected(tooManyRooms(rules.maxRooms)))
-            if room.isFull():
-                return Failure(RoomFull(room.name, rules.capacity))
-            return None
-
-        return asking.addCallbacks(answered, alone)
-
-    def _prime(self, room: ChatRoom) -> Deferred[None]:
-        """
-        Take the room's last lines from its stream, before those said here
-        since.
-        """
-        reading = self.node.bus.recent(room.key, self.history)
-
-        def read(entries: list[Entry]) -> None:
-            if room.recent is None:
-                return
-            said = list(room.recent)
-            room.recent.clear()
-            for entry in entries:
-                for event in entry.events:
-                    if isinstance(event, Said):
-                        room.remember(event.sender, event.lines)
-            for sender, line in said:
-                room.remember(sender, (line,))
-
-        return reading.addCallbacks(read, lambda failure: None)
-
-    def rooms(
-        self, local: Sequence[tuple[str, int]]
-    ) -> Deferred[list[tuple[str, int]]]:
-        """
-        Every room on the bus, or those here while it is away.
-        """
-        asking = self.node.bus.command("rooms")
-
-        def answered(reply: list[Any]) -> list[tuple[str, int]]:
-            return [
-                (name.decode("utf-8", "replace"), int(members))
-                for _, name, members in reply
-            ]
-
-        return asking.addCallbacks(answered, lambda failure: list(local))
-
-    def tell(
-        self, sender: str, recipient: str, lines: Sequence[bytes]
-    ) -> Deferred[str]:
-        """
-        Say C{lines} to C{recipient}, on another node.
-        """
-        return self.node.tell(sender, recipient, lines)
+        self.private.stop()
 
 
 def busChat(
