@@ -142,6 +142,17 @@ class ConnectionGuard:
         self.active(connection)
         return None
 
+    def named(self, connection: GuardedConnection, name: str) -> None:
+        """
+        C{connection}'s client goes by C{name} now (its first name): logged
+        with its address, at the rate connects are, so that the log tells
+        which address is who.
+        """
+        if self.context.logConnections and self.mayLog("connections"):
+            _logOf(connection, self.log).info(
+                "Client {peer} is {name}.", peer=connection.peer, name=name
+            )
+
     def refused(self, connection: GuardedConnection, reason: str, kind: str) -> None:
         """
         C{connection} is not served, for C{reason}: count it under C{kind},

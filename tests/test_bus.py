@@ -236,7 +236,10 @@ class Node:
         self.rules = RoomRules(**settings)
         self.node = BusNode(self.transport, self.clock, self.rules)  # type: ignore[arg-type]
         self.service = ChatService(
-            self.rules, self.clock, BusPeople(self.node), BusRooms(self.node)
+            self.rules,
+            self.clock,
+            BusPeople(self.node),
+            BusRooms(self.node, self.rules),
         )
         self.node.service = self.service
         self.guests = 0
@@ -248,7 +251,7 @@ class Node:
             given = arguments[0] or f"guest{self.guests}"
             return [b"ok", given.encode()]
         if name == "join":
-            if arguments[-1] == "1":
+            if arguments[-2] == "1":
                 return [b"ok", [b"1-0", b"0-0", b"0", []], arguments[1].encode()]
             return [b"ok"]
         if name in ("rename",):
@@ -361,7 +364,9 @@ def test_the_outbox_keeps_the_newest_lines_while_the_bus_is_away() -> None:
     clock = Clock()
     transport = FakeTransport()
     node = BusNode(transport, clock, RoomRules(), outboxLimit=64 * 1024)  # type: ignore[arg-type]
-    service = ChatService(RoomRules(), clock, BusPeople(node), BusRooms(node))
+    service = ChatService(
+        RoomRules(), clock, BusPeople(node), BusRooms(node, RoomRules())
+    )
     node.service = service
     transport.connected = False
     flooder, typist = Member(), Member()
@@ -387,7 +392,9 @@ def test_lines_waiting_for_a_bus_that_is_there_hold_their_sender() -> None:
     clock = Clock()
     transport = FakeTransport()
     node = BusNode(transport, clock, RoomRules(), outboxLimit=1024 * 1024)  # type: ignore[arg-type]
-    service = ChatService(RoomRules(), clock, BusPeople(node), BusRooms(node))
+    service = ChatService(
+        RoomRules(), clock, BusPeople(node), BusRooms(node, RoomRules())
+    )
     node.service = service
     world = Node()
     transport.auto = world.answers

@@ -357,9 +357,10 @@ async def test_one_room_too_many_is_refused(worlds: Worlds) -> None:
     world = await worlds(maxRooms=2)
     a, b = await world.arrive(), await world.arrive()
     await world.join(a, "lab")
-    refused = await failureOf(world.join(b, "games"))
+    await world.join(a, "games")
+    refused = await failureOf(world.join(b, "chess"))
     refused.trap(RoomRejected)
-    assert "2 rooms already" in str(refused.value)
+    assert "at most 2, besides the default room" in str(refused.value)
     await world.join(b, "lab")
 
 

@@ -38,12 +38,16 @@ class FakeConnection:
         self.aborted = False
         self.held = 0
         self.logged: list[str] = []
+        self.names: list[str] = []
 
     def unsent(self) -> int:
         return self.held
 
     def logLimited(self, kind: str, format: str, **fields: object) -> None:
         self.logged.append(kind)
+
+    def named(self, name: str) -> None:
+        self.names.append(name)
 
     def send(self, data: bytes) -> None:
         self.written.append(data)
@@ -484,10 +488,13 @@ def test_bad_and_forbidden_rooms() -> None:
     )
     other = chat(maxRooms=1)
     bob, bobOut = session(other)
-    bobOut.take()
     bob.linesReceived(b"/join lab\n")
+    bobOut.take()
+    bob.linesReceived(b"/join games\n/join default\n")
     assert bobOut.take() == (
-        b"ERROR there are 1 rooms already, the most there may be; join one of them\r\n"
+        b"ERROR no more rooms can be made here (at most 1, besides the default "
+        b"room); join one of them\r\n"
+        b"* you are now in #default; nobody else here\r\n"
     )
 
 

@@ -453,6 +453,6 @@ def busChat(
     """
     bus = RedisBus(address, clock, reactor, nodeTimeout, retention)
     node = BusNode(bus, clock, rules, outboxLimit)
-    service = ChatService(rules, clock, BusPeople(node), BusRooms(node, rules.history))
+    service = ChatService(rules, clock, BusPeople(node), BusRooms(node, rules))
     node.service = service
     return service, bus

@@ -121,9 +121,10 @@ class BusRooms:
     nodes), from what the node knows while it is away.
     """
 
-    def __init__(self, node: BusNode, history: int = 0) -> None:
+    def __init__(self, node: BusNode, rules: RoomRules) -> None:
         self.node = node
-        self.history = history
+        self.rules = rules
+        self.history = rules.history
         self.relay = BusRelay(node)
 
     def _link(self, name: str) -> RoomLink:
@@ -189,6 +190,7 @@ class BusRooms:
             rules.capacity,
             rules.maxRooms,
             "1" if fresh else "0",
+            roomKey(rules.default),
         ).addCallback(node.bus.answer)
 
         def answered(answer: list[Any]) -> Deferred[None] | None:
@@ -217,6 +219,7 @@ class BusRooms:
             service = node.service
             if (
                 creating
+                and not rules.isDefault(room.name)
                 and service is not None
                 and service.roomCount() > rules.maxRooms
             ):
@@ -257,10 +260,14 @@ class BusRooms:
         asking = self.node.bus.command("rooms")
 
         def answered(reply: list[Any]) -> list[tuple[str, int]]:
-            return [
+            rooms = [
                 (name.decode("utf-8", "replace"), int(members))
                 for _, name, members in reply
             ]
+            default = self.rules.default
+            if not any(self.rules.isDefault(name) for name, _ in rooms):
+                rooms.append((default, 0))
+            return rooms
 
         return asking.addCallbacks(answered, lambda failure: list(local))
 

@@ -272,8 +272,9 @@ return {'ok'}
 )
 
 # ARGV: P, node, the room's key, its name, the member's key, its name, the
-# room's capacity, the most rooms there may be, 1 if the node wants the
-# room's snapshot (its first member there). Admit a member of the node to
+# room's capacity, the most rooms there may be (the default room, whose key
+# is the last argument, always may, and is not counted), 1 if the node wants
+# the room's snapshot (its first member there). Admit a member of the node to
 # a room (made if it is new): {'ok'} (with the snapshot and the room's name
 # as it was made, if asked), {'full'}, {'toomany'} or {'gone'}.
 JOIN = (
@@ -285,7 +286,9 @@ local capacity, maxRooms = tonumber(ARGV[7]), tonumber(ARGV[8])
 if not redis.call('ZSCORE', P .. 'nodes', node) then return {'gone'} end
 local R = roomPrefix(P, room)
 if redis.call('HEXISTS', P .. 'rooms', room) == 0 then
-  if redis.call('HLEN', P .. 'rooms') >= maxRooms then return {'toomany'} end
+  local made = redis.call('HLEN', P .. 'rooms')
+  if redis.call('HEXISTS', P .. 'rooms', ARGV[10]) == 1 then made = made - 1 end
+  if room ~= ARGV[10] and made >= maxRooms then return {'toomany'} end
   open(P, room, roomName)
 end
 if redis.call('HEXISTS', R .. 'members', key) == 0

@@ -31,12 +31,15 @@ class Command:
     @ivar summary: what it does, as C{/help} shows it.
     @ivar run: what it does, given the session and the argument (what
         follows the name and one space, as UTF-8 text).
+    @ivar says: whether it says something (to a room, or a person): it is
+        then paced as lines are (by the flood limit), not as commands.
     """
 
     name: str
     usage: str
     summary: str
     run: Callable[[ChatSession, str], Deferred[None] | None]
+    says: bool = False
 
 
 def _nick(session: ChatSession, argument: str) -> Deferred[None] | None:
@@ -85,8 +88,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("/part", "[ROOM]", "leave ROOM, or this room for the default one", _part),
     Command("/rooms", "", "list the rooms and who is in each", _rooms),
     Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
-    Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg),
-    Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say),
+    Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
+    Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),
     Command("/quit", "", "leave", _quit),
     Command("/help", "", "show this help", _help),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -21,6 +22,22 @@ from twisted.python.failure import Failure
 
 # A piece of input: it returns a Deferred to wait for, or None.
 Work = Callable[[], "Deferred[None] | None"]
+
+
+def settled(deferred: Deferred[Any]) -> bool:
+    """
+    Tell whether C{deferred} has settled: fired, and not waiting for
+    another L{Deferred} a callback returned (its C{called} is true then,
+    although its result is still to come).
+    """
+    done: list[object] = []
+
+    def note(result: object) -> object:
+        done.append(result)
+        return result
+
+    deferred.addBoth(note)
+    return bool(done)
 
 
 class InputQueue:
@@ -67,7 +84,7 @@ class InputQueue:
         """
         Handle nothing more until C{until} fires (at once, if it has).
         """
-        if self.closed or until.called:
+        if self.closed or settled(until):
             return
         if self.waiting is None:
             self._pause()

@@ -63,6 +63,12 @@ class ChatProtocol(LineServerProtocol):
         """
         return unsentBytes(self.transport)
 
+    def named(self, name: str) -> None:
+        """
+        The client goes by C{name}: the log says which address that is.
+        """
+        self.context.guard.named(self, name)
+
     def pauseInput(self) -> None:
         """
         Stop reading from the client: the session's input waits.

@@ -64,6 +64,13 @@ class RoomRules:
     maxRooms: int = DEFAULT_MAX_ROOMS
     fixed: tuple[str, ...] = field(default=())
 
+    def isDefault(self, name: str) -> bool:
+        """
+        Return whether C{name} is the default room's: it always exists, and
+        is not one of the C{maxRooms} rooms people make.
+        """
+        return roomKey(name) == roomKey(self.default)
+
     def allows(self, name: str) -> bool:
         """
         Return whether a room called C{name} may exist.
@@ -143,7 +150,11 @@ class LocalRooms:
         """
         Admit C{name} unless C{room} is full, or new and one too many.
         """
-        if creating and self.service.roomCount() > rules.maxRooms:
+        if (
+            creating
+            and not rules.isDefault(room.name)
+            and (self.service.roomCount() > rules.maxRooms)
+        ):
             return fail(RoomRejected(tooManyRooms(rules.maxRooms)))
         if room.isFull():
             return fail(RoomFull(room.name, room.capacity))
@@ -193,7 +204,8 @@ def tooManyRooms(maxRooms: int) -> str:
     What someone creating one room too many is told.
     """
     return (
-        f"there are {maxRooms} rooms already, the most there may be; join one of them"
+        f"no more rooms can be made here (at most {maxRooms}, besides the "
+        "default room); join one of them"
     )
 
 
@@ -236,15 +248,20 @@ class ChatService:
 
     def roomCount(self) -> int:
         """
-        Return how many rooms have members here.
+        Return how many rooms people made (with members here): every room
+        but the default one.
         """
-        return len(self._rooms)
+        return len(self._rooms) - (roomKey(self.rules.default) in self._rooms)
 
     def localRooms(self) -> list[tuple[str, int]]:
         """
-        Return the rooms with members here, C{(name, population)}.
+        Return the rooms with members here (and the default room, which
+        always exists), C{(name, population)}.
         """
-        return [(room.name, room.population()) for room in self._rooms.values()]
+        rooms = [(room.name, room.population()) for room in self._rooms.values()]
+        if roomKey(self.rules.default) not in self._rooms:
+            rooms.append((self.rules.default, 0))
+        return rooms
 
     def rooms(self) -> Deferred[list[tuple[str, int]]]:
         """
@@ -283,6 +300,13 @@ class ChatService:
         return room, True
 
     def _forgetIfEmpty(self, room: ChatRoom) -> None:
+        """
+        Forget C{room} if nobody here is in it, unless it is the default
+        room, which everyone arrives in and whose history outlives its
+        members.
+        """
+        if self.rules.isDefault(room.name):
+            return
         if not room.localPopulation() and self._rooms.get(room.key) is room:
             del self._rooms[room.key]
             room.close()

@@ -47,8 +47,9 @@ from sockserve.chat.events import (
     Rooms,
     Welcome,
 )
-from sockserve.chat.input import InputQueue
+from sockserve.chat.input import InputQueue, settled
 from sockserve.chat.names import NameRejected, RoomRejected, roomKey
+from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.people import IChatMember, NobodyThere, Unreachable
 from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.room import ChatRoom, RoomFull
@@ -129,6 +130,12 @@ class ChatConnection(Protocol):
         """
         Log, as a warning, something the client caused, at a bounded rate
         (C{kind} names such events in a summary of those not logged).
+        """
+
+    def named(self, name: str) -> None:
+        """
+        The client was given its first name, C{name} (logged with its
+        address).
         """
 
     def refuse(self, reason: str, kind: str) -> None:
@@ -264,6 +271,7 @@ class ChatSession:
         self.name = name
         self.current = room
         self.state = SessionState.PRESENT
+        self.connection.named(name)
         welcome = Welcome(name, self.connection.peer, room.name, room.population() - 1)
         greeting = self.banner.encodedFor(self.wire) + welcome.encodedFor(self.wire)
         self.queue.insert(0, greeting)
@@ -344,16 +352,25 @@ class ChatSession:
         """
         if self.closing:
             return
-        room = self.current
-        pressure = None if room is None else room.pressure
-        if pressure is not None and (
-            len(chunk) >= BULK or (pressure.anyBehind() and self._flooding(chunk))
+        pressures = self._pressures()
+        if pressures and (
+            len(chunk) >= BULK
+            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
         ):
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
         lines.pop()
         self.input.add(partial(self._run, lines, linesAreSafe(chunk)))
+
+    def _pressures(self) -> list[OutputPressure]:
+        """
+        The readers that are behind in the rooms the member's lines may go
+        to: its current room's, or, for a member in several rooms (whose
+        lines name their room), all of its rooms'.
+        """
+        rooms = self.rooms if self.multiRoom else [self.current]
+        return [room.pressure for room in rooms if room is not None and room.pressure]
 
     def _flooding(self, chunk: bytes) -> bool:
         """
@@ -384,11 +401,10 @@ class ChatSession:
         read are far behind: then the sender pays, its slice waits until
         they have caught up, and its connection stops reading meanwhile.
         """
-        room = self.current
-        pressure = None if room is None else room.pressure
-        if pressure is not None and pressure.holdsBack(self):
-            self.input.next(partial(self._bulkSlice, piece))
-            return pressure.hold(self)
+        for pressure in self._pressures():
+            if pressure.holdsBack(self):
+                self.input.next(partial(self._bulkSlice, piece))
+                return pressure.hold(self)
         lines = piece.split(b"\n")
         lines.pop()
         return self._run(lines, linesAreSafe(piece))
@@ -429,11 +445,12 @@ class ChatSession:
             step = self.command(line)
             if self.closing:
                 return None
-            if step is not None and not step.called:
+            if step is not None and pending(step):
                 return self._after(step, lines[index + 1 :], safe)
-            wait = self._commandSpent()
-            if wait is not None:
-                return self._after(wait, lines[index + 1 :], safe)
+            if self._charged(line):
+                wait = self._commandSpent()
+                if wait is not None:
+                    return self._after(wait, lines[index + 1 :], safe)
         if messages:
             return self._sayLines(messages, safe)
         return None
@@ -447,6 +464,14 @@ class ChatSession:
         if rest:
             self.input.next(partial(self._run, rest, safe))
         return wait
+
+    def _charged(self, line: bytes) -> bool:
+        """
+        Tell whether the command C{line} counts against the command rate:
+        every command but those that say something (paced as lines are).
+        """
+        found = BY_NAME.get(line.partition(b" ")[0])
+        return found is None or not found.says
 
     def _commandSpent(self) -> Deferred[None] | None:
         """
@@ -555,12 +580,16 @@ class ChatSession:
         if not roomText:
             self.receive(Error("join which room? /join ROOM"))
             return None
-        if self.current is not None and not self.multiRoom:
-            key = roomKey(roomText.removeprefix("#"))
-            if self.current.key == key:
-                self.receive(Error(f"you are in #{self.current.name} already"))
+        key = roomKey(roomText.removeprefix("#"))
+        for room in self.rooms:
+            if room.key == key and (self.multiRoom or room is self.current):
+                self.receive(Error(f"you are in #{room.name} already"))
                 return None
-        joining = self.service.join(self, self.name, roomText)
+        # An address that hops from room to room again and again is not
+        # announced every time (as one that connects again and again).
+        churn = self.policy.churn
+        quietly = churn is not None and churn.joining(self.connection.peerHost)
+        joining = self.service.join(self, self.name, roomText, quietly)
         return joining.addCallbacks(self._joined, self._notJoined)
 
     def _joined(self, room: ChatRoom) -> None:
@@ -790,6 +819,15 @@ class ChatSession:
             if room.pressure is not None:
                 # After the flush: senders released now write straight through.
                 room.pressure.caughtUp(self)
+
+
+def pending(deferred: Deferred[Any]) -> bool:
+    """
+    Tell whether C{deferred} has not settled yet: not fired, or fired but
+    waiting for another L{Deferred} a callback returned (C{called} is then
+    already true).
+    """
+    return not settled(deferred)
 
 
 def _nothing() -> None:

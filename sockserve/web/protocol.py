@@ -221,6 +221,12 @@ class WebSocketChatProtocol(Protocol):
         """
         self.guard.logLimited(kind, format, log=self.log, **fields)
 
+    def named(self, name: str) -> None:
+        """
+        The client goes by C{name}: the log says which address that is.
+        """
+        self.guard.named(self, name)
+
     # The connection's life
 
     def connectionMade(self) -> None:
