@@ -470,7 +470,7 @@ def test_page_shows_the_history(
 ) -> None:
     """
     With --history, a page that joins shows the last lines said, set apart
-    from what is said after.
+    from what is said after, and once only.
     """
     server = webServer(processes, "--history", "2")
     tcp = TcpPerson(processes, server)
@@ -483,4 +483,12 @@ def test_page_shows_the_history(
     assert history.all_inner_texts() == [f"{tcp.name}two", f"{tcp.name}three"]
     tcp.send(b"four\r\n")
     expect(shown(page).locator("li.message").last).to_have_text(f"{tcp.name}four")
+    assert shown(page).locator("li.history").count() == 2
+    # Joining the room again, the page is told its history again: it shows
+    # it once.
+    say(page, "/join default")
+    say(page, "/who")
+    expect(shown(page).locator("li.notice").last).to_contain_text(
+        "2 here in #default", timeout=SEE
+    )
     assert shown(page).locator("li.history").count() == 2

@@ -444,6 +444,7 @@
     view.joined = true;
     view.names = [];
     view.total = 0;
+    view.historyShown = false;
     showRoomState(view);
     return view;
   }
@@ -547,9 +548,11 @@
     },
     history(event) {
       const view = views.get(roomKey(event.room));
-      if (view === undefined) {
+      // The server tells it again to a /join of a room the page is in.
+      if (view === undefined || view.historyShown) {
         return;
       }
+      view.historyShown = true;
       const omitted = event.omitted
         ? ` (${event.omitted} earlier line(s) too long to show)` : "";
       show(view, "notice", null,
