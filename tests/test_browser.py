@@ -365,6 +365,40 @@ def test_rooms_unread_counts_and_private_conversations(
     expect(directory(ada)).to_have_text(["#default 2", "#Lounge 2"])
 
 
+def test_room_list_is_asked_for_while_someone_uses_the_page(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """
+    The list of all rooms is asked for again every 30 seconds while it is
+    shown and the page is used, and no more once the page is left alone
+    (the page's timers on Playwright's clock, the server's time real).
+    """
+    server = webServer(processes)
+    page = browser.new_context().new_page()
+    pages.append(page)
+    page.clock.install()
+    page.goto(f"http://127.0.0.1:{server.portOf('web')}/")
+    expect(page.locator("#state")).to_have_attribute(
+        "data-state", "connected", timeout=SEE
+    )
+    expect(directory(page)).to_have_text(["#default 1"], timeout=SEE)
+    tcp = TcpPerson(processes, server)
+    tcp.do(b"/join attic", "* you are now in #attic")
+    page.keyboard.press("Shift")
+    page.clock.run_for(30_000)
+    expect(directory(page)).to_have_text(["#attic 1", "#default 1"], timeout=SEE)
+
+    page.clock.run_for(150_000)
+    tcp.do(b"/join cellar", "* you are now in #cellar")
+    page.clock.run_for(60_000)
+    # Whatever the page asked for before this command is answered before it.
+    say(page, "/who")
+    expect(shown(page).locator("li.notice").last).to_contain_text(
+        "1 here in #default", timeout=SEE
+    )
+    expect(directory(page)).to_have_text(["#attic 1", "#default 1"])
+
+
 def freePort() -> int:
     """
     A loopback port nothing listens on now (for a server that must come

@@ -12,6 +12,9 @@
   const LAST_RETRY_MS = 8000;
   const MAX_SHOWN = 2000; // lines kept in each conversation
   const DIRECTORY_EVERY_MS = 30000; // how often a shown room list is asked for
+  // ... while the person did something on the page this recently: a page
+  // left alone sends nothing, and --idle-timeout still applies to it.
+  const ACTIVE_MS = 120000;
   const TITLE = document.title;
 
   const state = document.getElementById("state");
@@ -46,6 +49,7 @@
   let quietRooms = 0; // /rooms answers the page asked for
   let listed = []; // the last /rooms answer: [{name, members}]
   let listedTotal = 0;
+  let lastActive = Date.now();
 
   function roomKey(name) {
     return "#" + name.replace(/^#/, "").toLowerCase();
@@ -418,9 +422,10 @@
     directoryMore.textContent = more > 0 ? `and ${more} more` : "";
   }
 
-  function directoryShown() {
+  function directoryWatched() {
     return document.visibilityState === "visible"
-      && directory.getClientRects().length > 0;
+      && directory.getClientRects().length > 0
+      && Date.now() - lastActive < ACTIVE_MS;
   }
 
   // The phone's menu (on a wide screen the panel is always there)
@@ -817,9 +822,14 @@
     }
   });
 
-  // The list of rooms is asked for again now and then while it is shown.
+  // The list of rooms is asked for again now and then while it is shown
+  // to someone there.
+  for (const kind of ["keydown", "pointerdown", "pointermove", "wheel"]) {
+    document.addEventListener(kind, () => { lastActive = Date.now(); },
+      { passive: true });
+  }
   setInterval(() => {
-    if (directoryShown()) {
+    if (directoryWatched()) {
       askRooms();
     }
   }, DIRECTORY_EVERY_MS);
