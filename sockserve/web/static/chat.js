@@ -391,6 +391,7 @@
       const button = document.createElement("button");
       button.type = "button";
       button.className = "room";
+      button.disabled = !isOpen();
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = `#${room.name}`;
