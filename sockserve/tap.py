@@ -622,6 +622,7 @@ def makeServerService(
             factory.context.stats,
             factory.context.registry,
             None if chat is None else lambda: chat.people.population,
+            None if chat is None else lambda: len(chat.localRooms()),
         )
         metrics = metricsSite(
             collector,
