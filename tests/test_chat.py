@@ -405,8 +405,8 @@ def test_refusals_are_logged_as_warnings() -> None:
 
 def test_connects_are_logged_with_the_address_by_the_line_front_end() -> None:
     """Each connect and disconnect is logged, at info, with the client's
-    address, under the line front end's own namespace (the log says which
-    front end served it)."""
+    address, and so is the name it was given, under the line front end's
+    own namespace (the log says which front end served it)."""
     from twisted.logger import LogLevel
 
     with capturedLogs() as logged:
@@ -416,11 +416,12 @@ def test_connects_are_logged_with_the_address_by_the_line_front_end() -> None:
     seen = [
         (event["log_namespace"], event["log_level"], text)
         for event, text in zip(logged.events, logged.texts(), strict=True)
-        if "Client" in text
+        if text.startswith("Client ")
     ]
     namespace = "sockserve.chat.protocol.ChatProtocol"
     assert seen == [
         (namespace, LogLevel.info, "Client 127.0.0.1:40001 is now connected to us."),
+        (namespace, LogLevel.info, "Client 127.0.0.1:40001 is guest1."),
         (namespace, LogLevel.info, "Client 127.0.0.1:40001 disconnected."),
     ]
 

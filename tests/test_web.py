@@ -1126,9 +1126,9 @@ def test_without_web_host_other_listeners_take_any_name() -> None:
 
 
 def test_web_members_are_logged_by_their_own_front_end() -> None:
-    """A WebSocket member's connect and disconnect are logged as a line
-    client's are, with its address, under the WebSocket front end's own
-    namespace."""
+    """A WebSocket member's connect, name and disconnect are logged as a
+    line client's are, with its address, under the WebSocket front end's
+    own namespace."""
     from twisted.logger import LogLevel
 
     with capturedLogs() as logged:
@@ -1140,10 +1140,11 @@ def test_web_members_are_logged_by_their_own_front_end() -> None:
         if text.startswith("Client ")
     ]
     namespace = "sockserve.web.protocol.WebSocketChatProtocol"
-    assert {(space, level) for space, level, _ in seen} == {(namespace, LogLevel.info)}
-    texts = [text for _, _, text in seen]
-    assert texts[0] == "Client 127.0.0.1:50000 is now connected to us."
-    assert texts[-1] == "Client 127.0.0.1:50000 disconnected."
+    assert seen == [
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 is now connected to us."),
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 is guest1."),
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 disconnected."),
+    ]
 
 
 def test_a_page_in_several_rooms_hears_each_by_name() -> None:
