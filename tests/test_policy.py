@@ -201,3 +201,21 @@ def test_a_member_that_hops_between_rooms_is_not_announced_each_time() -> None:
     notices = watcherOut.take()
     assert notices.count(b"* guest1 left\r\n") <= 3, notices
     assert notices.count(b"* guest1 joined\r\n") <= 3, notices
+
+
+def test_one_member_cannot_take_every_room_there_may_be() -> None:
+    """One client's behaviour costs that client only: a member that may be
+    in several rooms at once (a page) and makes room after room is stopped
+    before it has made every room --max-rooms allows, so that somebody else
+    can still make one."""
+    clock = Clock()
+    service = chat(clock=clock, maxRooms=5)
+    hoarder, hoarderOut = session(service, "10.0.0.7:1", multiRoom=True)
+    hoarder.linesReceived(b"".join(b"/join r%d\n" % n for n in range(5)))
+    clock.advance(10)
+    other, otherOut = session(service, "10.0.0.8:2")
+    otherOut.take()
+    other.linesReceived(b"/join mine\n")
+    assert otherOut.take() == b"* you are now in #mine; nobody else here\r\n", (
+        hoarderOut.take()
+    )
