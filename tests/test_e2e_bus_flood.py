@@ -46,7 +46,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 def node(processes: Processes, bus: str, *options: str) -> Server:
     server = processes.server("--bus", bus, *options)
     server.output.follow()
-    server.output.waitForText(b"Joined the room")
+    server.output.waitForText(b"Joined the bus")
     return server
 
 
