@@ -219,3 +219,21 @@ def test_one_member_cannot_take_every_room_there_may_be() -> None:
     assert otherOut.take() == b"* you are now in #mine; nobody else here\r\n", (
         hoarderOut.take()
     )
+
+
+def test_a_member_keeps_no_budget_for_rooms_it_left_long_ago() -> None:
+    """What a member keeps to pace it is bounded: the flood budget of a room
+    it left, once paid back in full, is forgotten, so that a member going
+    from room to room for days does not make the server keep one budget for
+    every room it ever spoke in."""
+    clock = Clock()
+    service = chat(clock=clock)
+    reader, _ = session(service, "10.0.0.1:1", multiRoom=True, commandBurst=1000)
+    hopper, _ = session(service, "10.0.0.2:2", commandBurst=1000)
+    reader.linesReceived(b"".join(b"/join r%d\n" % n for n in range(50)))
+    for n in range(50):
+        hopper.linesReceived(b"/join r%d\nhello\n" % n)
+    clock.advance(3600)
+    hopper.linesReceived(b"/part\nback in the default room\n")
+    kept = hopper._budgets or {}  # what the session keeps, by room
+    assert len(kept) <= 2, sorted(kept)
