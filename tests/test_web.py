@@ -1200,3 +1200,33 @@ def test_private_messages_between_a_page_and_a_line_client() -> None:
         {"type": "sent", "to": "guest2", "text": "back"}
     ]
     assert tcpOut.value() == b"*guest1* back\r\n"
+
+
+def test_a_handshake_during_shutdown_is_not_told_the_server_is_full() -> None:
+    """A WebSocket handshake that completes while the server is shutting
+    down (an HTTP connection opened before its listeners closed) is closed,
+    but not told the server is full, which it is not, nor counted as a
+    refusal for a full server."""
+    browser = Browser()
+    first, firstChannel = browser.send(
+        upgrade(Sec_WebSocket_Protocol="sockserve.v2.json")
+    )
+    assert status(first) == b"HTTP/1.1 101 Switching Protocols"
+    registry = browser.chat.context.registry
+    stopping = registry.shutdown(browser.clock, 5.0)
+    late, lateChannel = browser.send(
+        upgrade(Sec_WebSocket_Protocol="sockserve.v2.json"), 40001
+    )
+    head, _, frames = late.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(frames)
+    events = list(client.events())
+    said = [json.loads(e.data) for e in events if isinstance(e, TextMessage)]
+    assert any(isinstance(e, CloseConnection) for e in events), events
+    refusedAsFull = browser.chat.context.stats.refused["full"]
+    for channel in (firstChannel, lateChannel):
+        channel.connectionLost(None)
+    assert stopping.called
+    assert not any("full" in event.get("text", "") for event in said), said
+    assert refusedAsFull == 0
