@@ -444,15 +444,19 @@ class Options(CommandOptions):
         if self["rooms"] is not None:
             for text in self["rooms"].split(","):
                 try:
-                    fixed.append(roomName(text.strip()))
+                    name = roomName(text.strip())
                 except ValueError as error:
                     raise usage.UsageError(f"--rooms: {error}") from None
+                # Rooms compare without case: each once, as first spelt.
+                if roomKey(name) not in {roomKey(seen) for seen in fixed}:
+                    fixed.append(name)
             if roomKey(self["room"]) not in {roomKey(name) for name in fixed}:
                 fixed.insert(0, self["room"])
-            if len(fixed) > self["max-rooms"]:
+            made = len(fixed) - 1
+            if made > self["max-rooms"]:
                 raise usage.UsageError(
-                    f"--rooms names {len(fixed)} rooms, more than --max-rooms "
-                    f"({self['max-rooms']})"
+                    f"--rooms names {made} rooms besides the default room, more "
+                    f"than --max-rooms ({self['max-rooms']})"
                 )
         self["fixedRooms"] = tuple(fixed)
         if self["bus"] is None:

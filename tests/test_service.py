@@ -355,13 +355,13 @@ async def test_one_room_too_many_is_refused(worlds: Worlds) -> None:
     """--max-rooms bounds how many rooms there are at once, on every node;
     an existing room can still be joined."""
     world = await worlds(maxRooms=2)
-    a, b = await world.arrive(), await world.arrive()
+    a, b, c = [await world.arrive() for _ in range(3)]
     await world.join(a, "lab")
-    await world.join(a, "games")
-    refused = await failureOf(world.join(b, "chess"))
+    await world.join(b, "games")
+    refused = await failureOf(world.join(c, "chess"))
     refused.trap(RoomRejected)
     assert "at most 2, besides the default room" in str(refused.value)
-    await world.join(b, "lab")
+    await world.join(c, "lab")
 
 
 @pytest_twisted.ensureDeferred

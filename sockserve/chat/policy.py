@@ -34,6 +34,15 @@ class Budget:
         self._tokens = burst
         self._at: float | None = None
 
+    def settled(self, now: float, rate: float, burst: float) -> bool:
+        """
+        Tell whether everything spent has been paid back by C{now}: the
+        budget is as if new, and may be forgotten.
+        """
+        if self._at is None:
+            return True
+        return self._tokens + (now - self._at) * rate >= burst
+
     def spend(self, now: float, cost: float, rate: float, burst: float) -> float:
         """
         Spend C{cost} at time C{now}; return the seconds to wait before

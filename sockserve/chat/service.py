@@ -64,6 +64,15 @@ class RoomRules:
     maxRooms: int = DEFAULT_MAX_ROOMS
     fixed: tuple[str, ...] = field(default=())
 
+    @property
+    def madeByOne(self) -> int:
+        """
+        The most rooms one person may be in when it makes another (the
+        default room aside): a quarter of C{maxRooms}, at most 10, at least
+        one; so that one person cannot make every room there may be.
+        """
+        return min(10, max(1, self.maxRooms // 4))
+
     def isDefault(self, name: str) -> bool:
         """
         Return whether C{name} is the default room's: it always exists, and
@@ -209,6 +218,12 @@ def tooManyRooms(maxRooms: int) -> str:
     )
 
 
+class ServiceClosed(Exception):
+    """
+    The chat is shutting down: nobody arrives any more.
+    """
+
+
 class ChatService:
     """
     The rooms and people of one server.
@@ -325,7 +340,7 @@ class ChatService:
             with L{RoomFull} (its name is then free again).
         """
         if self.closed:
-            return fail(RoomFull(self.rules.default, self.rules.capacity))
+            return fail(ServiceClosed())
         naming = self.people.claim(person, None)
 
         def named(name: str) -> Deferred[tuple[str, ChatRoom]]:

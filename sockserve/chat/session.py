@@ -53,7 +53,7 @@ from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.people import IChatMember, NobodyThere, Unreachable
 from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.room import ChatRoom, RoomFull
-from sockserve.chat.service import ChatService
+from sockserve.chat.service import ChatService, ServiceClosed
 
 MAX_WHO_NAMES = 100
 MAX_ROOMS_LISTED = 100
@@ -287,6 +287,9 @@ class ChatSession:
                 f"the server is full ({plural(failure.value.capacity, 'client')}); "
                 "try again later"
             )
+        elif isinstance(failure.value, ServiceClosed):
+            kind = "shutdown"
+            reason = "the server is shutting down; try again later"
         else:
             self.log.failure(
                 "Could not admit {peer}", failure, peer=self.connection.peer
@@ -544,9 +547,23 @@ class ChatSession:
             self._budgets = {}
         budget = self._budgets.get(key)
         if budget is None:
+            self._forgetSettledBudgets(limit)
             budget = self._budgets[key] = Budget(limit)
         wait = budget.spend(self.policy.clock.seconds(), size, limit, limit)
         return self._pause(wait) if wait else None
+
+    def _forgetSettledBudgets(self, limit: int) -> None:
+        """
+        Forget the flood budgets of rooms the member is no longer in that
+        are paid back in full (one that is not keeps its debt: a flooder
+        gains nothing by hopping).
+        """
+        assert self._budgets is not None
+        mine = {room.key for room in self.rooms}
+        now = self.policy.clock.seconds()
+        for key in list(self._budgets):
+            if key not in mine and self._budgets[key].settled(now, limit, limit):
+                del self._budgets[key]
 
     def sayIn(self, roomText: str, text: str) -> Deferred[None] | None:
         """
@@ -585,12 +602,35 @@ class ChatSession:
             if room.key == key and (self.multiRoom or room is self.current):
                 self.receive(Error(f"you are in #{room.name} already"))
                 return None
+        if self.multiRoom and self._hoarding(roomText):
+            return None
         # An address that hops from room to room again and again is not
         # announced every time (as one that connects again and again).
         churn = self.policy.churn
         quietly = churn is not None and churn.joining(self.connection.peerHost)
         joining = self.service.join(self, self.name, roomText, quietly)
         return joining.addCallbacks(self._joined, self._notJoined)
+
+    def _hoarding(self, roomText: str) -> bool:
+        """
+        Tell whether making the room C{roomText} would make the member, in
+        several rooms at once, one who takes too many of the rooms there
+        may be (see L{RoomRules.madeByOne}); if so, say so.
+        """
+        rules = self.service.rules
+        wanted = roomText.removeprefix("#")
+        if rules.fixed or rules.isDefault(wanted) or self.service.room(wanted):
+            return False
+        mine = [room for room in self.rooms if not rules.isDefault(room.name)]
+        if len(mine) < rules.madeByOne:
+            return False
+        self.receive(
+            Error(
+                f"you are in {plural(len(mine), 'room')} already, the most one may "
+                "be in to make another; /part one, or join a room there is"
+            )
+        )
+        return True
 
     def _joined(self, room: ChatRoom) -> None:
         if self.closing:
