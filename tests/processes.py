@@ -688,11 +688,16 @@ class TcpMember:
     """
 
     def __init__(
-        self, processes: Processes, server: Server | int, host: str = "127.0.0.1"
+        self,
+        processes: Processes,
+        server: Server | int,
+        host: str = "127.0.0.1",
+        receiveBuffer: int | None = None,
     ) -> None:
         port = server if isinstance(server, int) else server.port
-        self.sock = processes.connect((host, port))
+        self.sock = processes.connect((host, port), receiveBuffer=receiveBuffer)
         self.pending = b""
+        self.name = "(a member not welcomed yet)"
         welcome = welcomeIn(self.lineUntil(lambda line: bool(WELCOME.fullmatch(line))))
         self.name = welcome.name
         self.peer = welcome.peer
@@ -701,34 +706,56 @@ class TcpMember:
 
     def line(self, timeout: float = WAIT) -> str:
         """
-        The next line, without its ending.
+        The next line, without its ending, within C{timeout} seconds (what
+        came of it meanwhile is kept for the next call if it does not).
         """
-        self.pending = receiveText(
-            self.sock, b"\r\n", timeout=timeout, received=self.pending
-        )
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no line within {timeout}s; received {self.pending!r}"
+                )
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError(f"closed before a line; received {self.pending!r}")
+            self.pending += chunk
         line, _, self.pending = self.pending.partition(b"\r\n")
         return line.decode("utf-8")
 
-    def lineUntil(self, predicate: Callable[[str], bool], timeout: float = WAIT) -> str:
+    def linesUntil(
+        self, predicate: Callable[[str], bool], timeout: float = WAIT
+    ) -> list[str]:
         """
-        The first line, from here on, that satisfies C{predicate}, within
-        C{timeout} seconds and 1000 lines.
+        The lines, from here on, up to and including the first that
+        satisfies C{predicate}, within C{timeout} seconds and 1000 lines.
         """
         deadline = time.monotonic() + timeout
-        skipped: list[str] = []
+        lines: list[str] = []
         for _ in range(1000):
             remaining = deadline - time.monotonic()
             try:
                 line = self.line(max(remaining, 0.001))
             except AssertionError as error:
                 raise AssertionError(
-                    f"no such line within {timeout}s; skipped {skipped[-20:]!r}: "
-                    f"{error}"
+                    f"no such line within {timeout}s; {self.name} read "
+                    f"{lines[-20:]!r}: {error}"
                 ) from None
+            lines.append(line)
             if predicate(line):
-                return line
-            skipped.append(line)
-        raise AssertionError(f"no such line in 1000; the last: {skipped[-20:]!r}")
+                return lines
+        raise AssertionError(f"no such line in 1000; the last: {lines[-20:]!r}")
+
+    def lineUntil(self, predicate: Callable[[str], bool], timeout: float = WAIT) -> str:
+        """
+        The first line, from here on, that satisfies C{predicate}, within
+        C{timeout} seconds and 1000 lines.
+        """
+        return self.linesUntil(predicate, timeout)[-1]
 
     def send(self, data: bytes) -> None:
         """
@@ -769,8 +796,11 @@ class TcpMember:
             f"/join {room}",
             lambda line: line.startswith(("* you are now in #", "ERROR ")),
         )
-        assert answer.startswith(f"* you are now in #{room};"), answer
-        self.room = room
+        entered = re.fullmatch(r"\* you are now in #([^;]+); .*", answer)
+        assert entered is not None, answer
+        # Rooms are compared without case, and a leading # is not the name's.
+        assert entered[1].casefold() == room.removeprefix("#").casefold(), answer
+        self.room = entered[1]
         return answer
 
 
