@@ -32,6 +32,7 @@ from tests.processes import (
     receiveToEOF,
 )
 from tests.redis import RedisServer
+from tests.test_e2e_bus import DONE, received, send
 from tests.test_e2e_bus_flood import Flooder, Reader
 
 pytestmark = pytest.mark.e2e
@@ -824,3 +825,109 @@ class Answerer(threading.Thread):
                     self.member.say(f"pong {line[len(prefix) :]}")
         except BaseException as error:  # reported by the test
             self.error = error
+
+
+def test_history_is_per_room_across_nodes(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    With --history, a member arriving on another node is shown the default
+    room's last lines, and on joining another room that room's, read from
+    the bus: each room's own lines, never another room's, and never a
+    private message.
+    """
+    first = busNode(processes, redis.url, "--history", "5")
+    second = busNode(processes, redis.url, "--history", "5")
+    speaker, other = TcpMember(processes, first), TcpMember(processes, first)
+    witness = TcpMember(processes, second)
+    other.say("said in the default room")
+    witness.lineUntil(f"<{other.name}> said in the default room".__eq__)
+    speaker.join("lab")
+    witness.join("lab")
+    speaker.say("said in the lab")
+    assert speaker.ask(f"/msg {witness.name} private", isPrivate) == (
+        f"-> *{witness.name}* private"
+    )
+    speaker.say("said in the lab again")
+    witness.lineUntil(f"<{speaker.name}> said in the lab again".__eq__)
+    # Nobody is in the lab on the second node any more: it is read afresh
+    # from the bus.
+    witness.say("/quit")
+    newcomer = TcpMember(processes, second)
+    assert newcomer.linesUntil("* (end of history)".__eq__) == [
+        "* the last 1 line said here:",
+        f"<{other.name}> said in the default room",
+        "* (end of history)",
+    ]
+    assert newcomer.join("lab") == "* you are now in #lab; 1 other here"
+    assert newcomer.linesUntil("* (end of history)".__eq__) == [
+        "* the last 2 lines said here:",
+        f"<{speaker.name}> said in the lab",
+        f"<{speaker.name}> said in the lab again",
+        "* (end of history)",
+    ]
+
+
+def test_a_killed_node_leaves_every_room(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    A node killed with SIGKILL: within --bus-node-timeout its members leave
+    every room they were in, told in each room to its members on the other
+    node, and their names are free again.
+    """
+    timeout = ("--bus-node-timeout", "1")
+    doomed = busNode(processes, redis.url, *timeout)
+    survivor = busNode(processes, redis.url, *timeout)
+    inDefault, inLab = TcpMember(processes, doomed), TcpMember(processes, doomed)
+    inLab.join("lab")
+    watcher, labWatcher = TcpMember(processes, survivor), TcpMember(processes, survivor)
+    assert labWatcher.join("lab") == "* you are now in #lab; 1 other here"
+    assert rooms(watcher) == "* 2 rooms: #default (2), #lab (2)"
+    doomed.process.kill()
+    doomed.process.wait(WAIT)
+    assert watcher.linesUntil(f"* {inDefault.name} left".__eq__) == [
+        f"* {inDefault.name} left"
+    ]
+    assert labWatcher.linesUntil(f"* {inLab.name} left".__eq__) == [
+        f"* {inLab.name} left"
+    ]
+    assert whoLines(watcher) == [here(watcher.name)]
+    assert whoLines(labWatcher) == [here(labWatcher.name)]
+    assert rooms(watcher) == "* 2 rooms: #default (1), #lab (1)"
+    labWatcher.rename(inLab.name)
+
+
+def test_rooms_across_a_redis_pause(processes: Processes, redis: RedisServer) -> None:
+    """
+    While Redis is paused, each node's members go on talking in their
+    rooms; once it is back, the lines said meanwhile reach the other
+    node's members of their room, once, in order, and nobody else.
+    """
+    nodes = [busNode(processes, redis.url) for _ in range(2)]
+    labs = [TcpMember(processes, server) for server in nodes]
+    halls = [TcpMember(processes, server) for server in nodes]
+    for member in labs:
+        member.join("lab")
+    labs[0].lineUntil(f"* {labs[1].name} joined".__eq__)
+    halls[0].lineUntil(f"* {halls[1].name} joined".__eq__)
+    sent = {
+        member.name: [f"{member.name} in #{member.room} {n}" for n in range(5)]
+        for member in (labs[0], halls[0])
+    }
+    redis.pause()
+    try:
+        for member in (*labs, *halls):
+            member.lineUntil(lambda line: line.startswith("* lost contact"))
+        for member in (labs[0], halls[0]):
+            send(member, sent[member.name])
+    finally:
+        redis.resume()
+    for member in (labs[1], halls[1]):
+        member.lineUntil(lambda line: line.startswith("* back in contact"))
+    assert received(labs[1], [labs[0]]) == {labs[0].name: [*sent[labs[0].name], DONE]}
+    assert received(halls[1], [halls[0]]) == {
+        halls[0].name: [*sent[halls[0].name], DONE]
+    }
+    assert whoLines(labs[1]) == [here(labs[0].name, labs[1].name)]
+    assert whoLines(halls[1]) == [here(halls[0].name, halls[1].name)]
