@@ -691,11 +691,13 @@ class TcpMember:
         self,
         processes: Processes,
         server: Server | int,
-        host: str = "127.0.0.1",
+        source: str | None = None,
         receiveBuffer: int | None = None,
     ) -> None:
         port = server if isinstance(server, int) else server.port
-        self.sock = processes.connect((host, port), receiveBuffer=receiveBuffer)
+        self.sock = processes.connect(
+            ("127.0.0.1", port), source=source, receiveBuffer=receiveBuffer
+        )
         self.pending = b""
         self.name = "(a member not welcomed yet)"
         welcome = welcomeIn(self.lineUntil(lambda line: bool(WELCOME.fullmatch(line))))

@@ -361,6 +361,54 @@ def test_private_messages_on_one_node(processes: Processes) -> None:
     assert whoLines(c) == ["* guest2 left", here("guest1", "guest3")]
 
 
+@pytest.mark.parametrize("private", [False, True], ids=["in a room", "private"])
+def test_the_flood_limit_paces_private_messages_as_lines(
+    processes: Processes, private: bool
+) -> None:
+    """
+    --flood-limit paces private messages as it paces lines said in a room:
+    20 lines of 3000 bytes sent at once to one reader, with a limit of
+    20,000 bytes a second (a second's worth at once), take two seconds or
+    so to arrive, and all arrive.
+    """
+    server = processes.server("--flood-limit", "20000")
+    sender, reader = TcpMember(processes, server), TcpMember(processes, server)
+    text = "x" * 3000
+    command = f"/msg {reader.name} " if private else ""
+    marker = f"*{sender.name}* " if private else f"<{sender.name}> "
+    started = time.monotonic()
+    sender.send("".join(f"{command}{n:02d}{text}\r\n" for n in range(20)).encode())
+    got = [
+        reader.lineUntil(lambda line: line.startswith(marker))[len(marker) :]
+        for _ in range(20)
+    ]
+    elapsed = time.monotonic() - started
+    assert got == [f"{n:02d}{text}" for n in range(20)]
+    # (60,000 bytes and more - 20,000 at once) / 20,000 a second.
+    assert elapsed >= 1.5, f"20 lines of 3000 bytes took {elapsed:.2f} s"
+
+
+def test_room_hopping_is_not_everyones_flood(processes: Processes) -> None:
+    """
+    A member of one address hopping in and out of a room, again and again:
+    past ten joins in ten seconds its comings and goings are no longer
+    announced one by one (the room is told in a summary), so the room is
+    not flooded with notices; who is there stays right.
+    """
+    server = processes.server()
+    watcher = TcpMember(processes, server, source="127.0.0.2")
+    watcher.join("lab")
+    hopper = TcpMember(processes, server)
+    hopper.send(b"/join lab\r\n/part\r\n" * 10)
+    for _ in range(20):
+        hopper.lineUntil(isAnswer)
+    seen = watcher.linesUntil(lambda line: "quietly" in line and hopper.name in line)
+    joined = seen.count(f"* {hopper.name} joined")
+    assert 1 <= joined <= 5, seen
+    assert seen.count(f"* {hopper.name} left") == joined, seen
+    assert whoLines(watcher)[-1] == here(watcher.name)
+
+
 def isPrivate(line: str) -> bool:
     """
     Whether C{line} is a private message, received or sent, or an error.
@@ -533,7 +581,13 @@ def test_rooms_and_private_messages_across_three_nodes(
         )
     assert rooms(t2) == "* 2 rooms: #default (2), #lab (3)"
     assert who(t2) == here(t1.name, t2.name, page.name)
-    assert who(t0) == here(t0.name, page.name)
+    # They left the default room: t0's node heard it from theirs.
+    departures = [f"* {t1.name} left", f"* {t2.name} left"]
+    seen = t0.linesUntil(departures.__contains__)
+    rest = [line for line in departures if line not in seen]
+    seen += t0.linesUntil(rest.__contains__)
+    assert sorted(seen) == sorted(departures)
+    assert whoLines(t0) == [here(t0.name, page.name)]
 
     assert t2.ask(f"/msg {t0.name} across nodes", isPrivate) == (
         f"-> *{t0.name}* across nodes"
@@ -564,16 +618,14 @@ def test_rooms_and_private_messages_across_three_nodes(
         {"type": "left", "room": "lab", "name": t1.name},
         {"type": "joined", "room": "default", "name": t1.name},
     ]
-    seen = page.eventsUntil(moves.__contains__)
-    rest = [move for move in moves if move not in seen]
-    seen += page.eventsUntil(rest.__contains__)
-    assert sorted(map(str, seen)) == sorted(map(str, moves)), seen
+    events = page.eventsUntil(moves.__contains__)
+    others = [move for move in moves if move not in events]
+    events += page.eventsUntil(others.__contains__)
+    assert sorted(map(str, events)) == sorted(map(str, moves)), events
     # Nothing of the lab reached t0, nothing of the default room t2; each
     # private message reached its person alone.
-    assert whoLines(t0) == [
-        f"* {t1.name} joined",
-        here(t0.name, t1.name, page.name),
-    ]
+    assert t0.linesUntil(f"* {t1.name} joined".__eq__) == [f"* {t1.name} joined"]
+    assert whoLines(t0) == [here(t0.name, t1.name, page.name)]
     assert whoLines(t2) == [here(t2.name, page.name)]
 
 
@@ -853,6 +905,7 @@ def test_history_is_per_room_across_nodes(
     # Nobody is in the lab on the second node any more: it is read afresh
     # from the bus.
     witness.say("/quit")
+    assert receiveToEOF(witness.sock).endswith(b"* bye\r\n")
     newcomer = TcpMember(processes, second)
     assert newcomer.linesUntil("* (end of history)".__eq__) == [
         "* the last 1 line said here:",
@@ -931,3 +984,39 @@ def test_rooms_across_a_redis_pause(processes: Processes, redis: RedisServer) ->
     }
     assert whoLines(labs[1]) == [here(labs[0].name, labs[1].name)]
     assert whoLines(halls[1]) == [here(halls[0].name, halls[1].name)]
+
+
+def test_a_page_in_two_rooms_across_nodes(
+    processes: Processes, redis: RedisServer, pages: Callable[[Server], Page]
+) -> None:
+    """
+    A page in two rooms on one node, a line client in each of them on
+    another: its new name is told once in each room, a private message
+    finds it under its new name only, and when it closes it leaves both
+    rooms.
+    """
+    nodes = [
+        busNode(processes, redis.url, "--web", "0", listeners=2),
+        busNode(processes, redis.url),
+    ]
+    page = pages(nodes[0])
+    hall, lab = TcpMember(processes, nodes[1]), TcpMember(processes, nodes[1])
+    lab.join("lab")
+    assert page.ask("/join lab", "entered")["others"] == 1
+    lab.lineUntil(f"* {page.name} joined".__eq__)
+    old = page.name
+    assert page.ask("/nick pg", "name") == {"type": "name", "name": "pg"}
+    for member in (hall, lab):
+        member.lineUntil(f"* {old} is now known as pg".__eq__)
+    assert lab.ask("/msg PG hi", isPrivate) == "-> *pg* hi"
+    assert page.eventOf("private") == {
+        "type": "private",
+        "from": lab.name,
+        "text": "hi",
+    }
+    assert lab.ask(f"/msg {old} hi", isAnswer) == f"ERROR nobody here is called {old}"
+    page.connection.close()
+    for member in (hall, lab):
+        assert member.linesUntil("* pg left".__eq__) == ["* pg left"]
+        assert whoLines(member) == [here(member.name)]
+    assert rooms(lab) == "* 2 rooms: #default (1), #lab (1)"
