@@ -1020,3 +1020,36 @@ def test_a_page_in_two_rooms_across_nodes(
         assert member.linesUntil("* pg left".__eq__) == ["* pg left"]
         assert whoLines(member) == [here(member.name)]
     assert rooms(lab) == "* 2 rooms: #default (1), #lab (1)"
+
+
+def test_a_private_message_elsewhere_does_not_hold_its_sender_while_the_bus_is_away(
+    processes: Processes, redis: RedisServer
+) -> None:
+    """
+    While the bus is away, everything a member asks for is decided on its
+    node at once (/join, /rooms, /nick, /who) and its lines reach the
+    members of its node at once ("local delivery never waits for Redis"):
+    a private message to someone on another node must not hold up the
+    sender's next lines either; it is answered (sent, kept for later, or
+    refused) without making the sender's room wait for the bus.
+    """
+    nodes = [busNode(processes, redis.url) for _ in range(2)]
+    sender, neighbour = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[0])
+    faraway = TcpMember(processes, nodes[1])
+    sender.lineUntil(f"* {faraway.name} joined".__eq__)
+    redis.pause()
+    try:
+        for member in (sender, neighbour, faraway):
+            member.lineUntil(lambda line: line.startswith("* lost contact"))
+        sender.say("/join lab")
+        assert sender.lineUntil(isAnswer, timeout=2).startswith("* you are now in #lab")
+        sender.say("/part")
+        assert sender.lineUntil(isAnswer, timeout=2).startswith("* you are now in")
+        started = time.monotonic()
+        sender.say(f"/msg {faraway.name} are you there?")
+        sender.say("meanwhile, here")
+        assert neighbour.lineUntil(lambda line: line.startswith("<"), timeout=5) == (
+            f"<{sender.name}> meanwhile, here"
+        ), time.monotonic() - started
+    finally:
+        redis.resume()
