@@ -545,6 +545,8 @@ def test_rooms_and_private_messages_across_three_nodes(
     t1, t2 = TcpMember(processes, nodes[1]), TcpMember(processes, nodes[2])
     names = [t0.name, page.name, t1.name, t2.name]
     assert len(set(names)) == 4, names
+    # Each welcome counts the room on every node.
+    assert [t0.others, page.others, t1.others, t2.others] == [0, 1, 2, 3]
     assert all(re.fullmatch(r"guest[0-9]+", name) for name in names), names
     t0.lineUntil(f"* {t2.name} joined".__eq__)
     assert t1.join("lab") == "* you are now in #lab; nobody else here"
