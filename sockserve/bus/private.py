@@ -45,13 +45,15 @@ class PrivateMessages:
     ) -> Deferred[str]:
         """
         Put C{lines} from C{sender} in the inbox of C{recipient}'s node,
-        once; wait for the bus (a while) if it is away.
+        once. While the bus is away nobody elsewhere can be reached; a
+        message on its way when the bus is lost is sent again, under its
+        number, once it is back (a while at most).
         """
         try:
             checkName(recipient)
         except NameRejected:
             return fail(NobodyThere(recipient))
-        if len(self._tells) >= TELLS_WAITING:
+        if not self.node.bus.connected or len(self._tells) >= TELLS_WAITING:
             return fail(Unreachable(recipient))
         self._tellSeq += 1
         event = Private(sender, recipient, tuple(lines))

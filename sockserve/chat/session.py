@@ -724,6 +724,9 @@ class ChatSession:
     def message(self, recipient: str, text: str) -> Deferred[None] | None:
         """
         Say C{text} to the person called C{recipient} alone, wherever it is.
+        The member is told once it went through (or why not); its input
+        does not wait for that (a person on another node may take a while
+        to reach), only for what the message costs (the flood limit).
         """
         if not recipient or not text:
             self.receive(Error("to whom, and what? /msg NAME TEXT"))
@@ -731,10 +734,8 @@ class ChatSession:
         lines = [text.encode("utf-8")]
         telling = self.service.tell(self, self.name, recipient, lines)
 
-        def told(name: str) -> Deferred[None] | None:
+        def told(name: str) -> None:
             self.receive(PrivateSent(name, lines))
-            size = len(lines[0]) + len(self.name) + 5
-            return self._spendOutput("*private*", size)
 
         def notTold(failure: Failure) -> None:
             if isinstance(failure.value, NobodyThere | Unreachable):
@@ -743,7 +744,9 @@ class ChatSession:
             self.log.failure("Could not tell {name}", failure, name=recipient)
             self.receive(Error(f"{recipient} could not be told; try again later"))
 
-        return telling.addCallbacks(told, notTold)
+        telling.addCallbacks(told, notTold)
+        size = len(lines[0]) + len(self.name) + 5
+        return self._spendOutput("*private*", size)
 
     def who(self, roomText: str | None = None) -> Deferred[None] | None:
         """
