@@ -152,8 +152,7 @@ def test_every_option() -> None:
         (["--max-rooms", "x"], "--max-rooms must be an integer of at least 1"),
         (
             ["--rooms", "a,b,c,d", "--max-rooms", "2"],
-            "--rooms names 4 rooms besides the default room, more than "
-            "--max-rooms (2)",
+            "--rooms names 4 rooms besides the default room, more than --max-rooms (2)",
         ),
     ],
 )
