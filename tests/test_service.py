@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve.bus.address import parseBusAddress
 from sockserve.bus.node import busChat
-from sockserve.bus.redis import RedisBus
+from sockserve.bus.redis import RedisBus, roomStream
 from sockserve.chat.events import (
     ChatEvent,
     History,
@@ -446,3 +447,59 @@ async def test_history_is_the_rooms_own(worlds: Worlds) -> None:
         ]
 
     await until(lambda: history() == [(a.name, b"one"), (a.name, b"two")], "history")
+
+
+# The bus alone: how a node reads the rooms it holds
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_joined_while_a_read_is_on_its_way_is_read_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that joins a room wakes its reading connection, so that it
+    reads the new room's stream too. The wake travels on the other
+    connection; when it reaches Redis before the read it means to end has
+    begun to wait, it ends nothing, and it is sent again until it does,
+    rather than leaving the new room unheard until that read times out."""
+    # Reads would otherwise wait far longer than the test does.
+    monkeypatch.setattr("sockserve.bus.redis.READ_BLOCK_MS", 600_000)
+    made = Worlds("bus", tmp_path)
+    late: list[Deferred[Any]] = []
+    try:
+        world = await made()
+        a, b = await world.arrive(), await world.arrive()
+        assert a.service is not b.service
+        bus = made.buses[1]
+        reader = bus._reader
+        sendNow = reader.execute_command
+        reads: list[tuple[Any, ...]] = []
+
+        def sendLate(*arguments: Any) -> Deferred[Any]:
+            # Each read of the listening node leaves a little late: later
+            # than a wake sent at the same time on the other connection.
+            reads.append(arguments)
+            late.append(deferLater(reactor, 0.2, sendNow, *arguments))
+            return late[-1]
+
+        def reading(room: str) -> bool:
+            return any(roomStream(room) in arguments for arguments in reads)
+
+        await world.join(a, "lab")
+        await world.join(b, "first")
+        monkeypatch.setattr(reader, "execute_command", sendLate)
+        # Leaving the first room wakes the read that waits; the next one
+        # (without the first room) leaves late, and the wake of joining the
+        # lab overtakes it. Neither room it reads hears anything after.
+        b.service.part(b, b.room("first"))
+        await until(
+            lambda: any(roomStream("first") not in read for read in reads),
+            "a read without the first room",
+        )
+        await world.join(b, "lab")
+        a.room("lab").say(a, [b"heard?"])
+        await until(lambda: b.said() == [("lab", a.name, b"heard?")], "heard")
+        assert reading("lab")
+    finally:
+        await made.close()
+        for call in late:
+            call.cancel()

@@ -55,6 +55,12 @@ LAST_RETRY = 4.0
 # and how many it takes at once from each stream.
 READ_BLOCK_MS = 2000
 READ_COUNT = 32
+# A wake (CLIENT UNBLOCK, on the other connection) can reach Redis before the
+# XREAD it means to end has started to wait, and then ends nothing: it is
+# sent again after this many seconds, doubling up to WAKE_LAST_RETRY, for as
+# long as that same read is still owed.
+WAKE_FIRST_RETRY = 0.001
+WAKE_LAST_RETRY = 0.05
 # History is read back this many entries at a time, at most so many times.
 HISTORY_PAGE = 100
 HISTORY_PAGES = 10
@@ -310,6 +316,10 @@ class RedisBus(Service):
         self._reader: Any = None
         self._readerId: bytes | None = None
         self._reading = False
+        # Which read is owed (each XREAD sent counts one), and the wake to
+        # be sent again, if the last one came too early.
+        self._readNumber = 0
+        self._wakeAgain: IDelayedCall | None = None
         self._shas: dict[str, bytes] = {}
         self._epoch: bytes | None = None
         self._attempt = 0
@@ -514,6 +524,12 @@ class RedisBus(Service):
         for loop in (self._heartbeat, self._progress):
             if loop is not None and loop.running:
                 loop.stop()
+        self._cancelWake()
+
+    def _cancelWake(self) -> None:
+        if self._wakeAgain is not None and self._wakeAgain.active():
+            self._wakeAgain.cancel()
+        self._wakeAgain = None
 
     def _checkMemoryPolicy(self, info: bytes) -> None:
         """
@@ -589,6 +605,7 @@ class RedisBus(Service):
         commands, reader = self._commands, self._reader
         self._commands = self._reader = None
         self._reading = False
+        self._cancelWake()
         gone = []
         for connection in (commands, reader):
             transport = getattr(connection, "transport", None)
@@ -819,10 +836,33 @@ class RedisBus(Service):
         The streams to read changed: have the reading connection's C{XREAD}
         return now, so that it reads the new set.
         """
-        if self._commands is not None and self._readerId is not None and self._reading:
-            self._commands.execute_command(
-                "CLIENT", "UNBLOCK", self._readerId
-            ).addErrback(lambda failure: None)
+        if self._reading and self._wakeAgain is None:
+            self._wake(self._readNumber, WAKE_FIRST_RETRY)
+
+    def _wake(self, number: int, retry: float) -> None:
+        """
+        Unblock read C{number}; if Redis had no read of this node's waiting
+        (it is still on its way), try again after C{retry} seconds, for as
+        long as that read is owed.
+        """
+        self._wakeAgain = None
+        commands, readerId = self._commands, self._readerId
+        if (
+            commands is None
+            or readerId is None
+            or not self._reading
+            or self._readNumber != number
+        ):
+            return
+
+        def answered(unblocked: object) -> None:
+            if unblocked == 0 and self._reading and self._readNumber == number:
+                self._wakeAgain = self.clock.callLater(
+                    retry, self._wake, number, min(retry * 2, WAKE_LAST_RETRY)
+                )
+
+        woken = commands.execute_command("CLIENT", "UNBLOCK", readerId)
+        woken.addCallbacks(answered, lambda failure: None)
 
     def _read(self) -> None:
         reader, target = self._reader, self.target
@@ -832,6 +872,7 @@ class RedisBus(Service):
         if not streams:
             return
         self._reading = True
+        self._readNumber += 1
         names = [stream for stream, _ in streams]
         cursors = {stream: cursor for stream, cursor in streams}
         reading = reader.execute_command(
@@ -848,6 +889,7 @@ class RedisBus(Service):
 
     def _readDone(self, reply: Any, cursors: dict[str, str]) -> None:
         self._reading = False
+        self._cancelWake()
         if not self.connected:
             return
         target = self.target
