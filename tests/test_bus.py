@@ -419,6 +419,51 @@ def test_lines_waiting_for_a_bus_that_is_there_hold_their_sender() -> None:
     assert flooder.notices() == []
 
 
+def test_many_rooms_each_under_their_share_do_not_overflow_the_outbox() -> None:
+    """Rooms that each keep under their own share of the outbox but fill
+    half of it together hold the senders of every room that adds to it,
+    until it is down to a quarter: nothing is dropped or told, and all go
+    on as it drains."""
+    clock = Clock()
+    transport = FakeTransport()
+    rules = RoomRules(capacity=10, maxRooms=20)
+    node = BusNode(transport, clock, rules, outboxLimit=1024 * 1024)  # type: ignore[arg-type]
+    service = ChatService(rules, clock, BusPeople(node), BusRooms(node, rules))
+    node.service = service
+    world = Node()
+    transport.auto = world.answers
+    senders = []
+    for index in range(12):
+        sender = Member()
+        sender.name, _ = result(service.arrive(sender))
+        room = result(service.join(sender, sender.name, f"room{index}"))
+        assert room.pressure is not None
+        senders.append((sender, room))
+    # Each sender says 100 KiB (under the room's share, an eighth of the
+    # outbox), in rounds, as long as it is not held.
+    for _ in range(25):
+        for sender, room in senders:
+            if not room.pressure.holdsBack(sender):
+                room.say(sender, [b"." * 4000])
+        clock.advance(0)
+    # 12 x 100 KiB would pass the outbox's bound of 1 MiB.
+    assert [sender.notices() for sender, _ in senders] == [[]] * 12
+    held = [sender for sender, room in senders if room.pressure.holdsBack(sender)]
+    assert held
+    assert node.outbox.bytes <= 1024 * 1024 // 2 + 12 * 4100
+    releases = [
+        room.pressure.hold(sender) for sender, room in senders if sender in held
+    ]
+    while transport.requests:
+        transport.published()
+        clock.advance(0)
+    assert node.outbox.bytes == 0
+    assert all(release.called for release in releases)
+    for sender, room in senders:
+        assert not room.pressure.holdsBack(sender)
+        assert sender.notices() == []
+
+
 def test_a_batch_the_bus_refused_is_tried_again() -> None:
     """A batch Redis refused for want of memory is published again
     PUBLISH_RETRY seconds later, until it goes through."""

@@ -69,6 +69,11 @@ __all__ = ["OUTBOX_LIMIT", "BusNode", "BusPeople", "BusRooms", "busChat"]
 # node's readers, as it does for the members of its own.
 BEHIND_ON_BUS = 1024 * 1024
 OUTBOX_BEHIND = 256 * 1024
+# The fraction (1/N) of the outbox's bound that, filled by all rooms
+# together, has the senders of every room that adds to it wait, until it is
+# down to half of that: many rooms, each under OUTBOX_BEHIND, must not
+# overflow it either.
+OUTBOX_CROWDED = 2
 # Seconds the bus may make no progress (the slowest node reads nothing, the
 # outbox does not drain) before senders no longer wait for it.
 BUS_PATIENCE = 3.0
@@ -126,6 +131,7 @@ class BusNode:
         )
         self.outbox.released = self._outboxReleased
         self._outboxBehind = min(OUTBOX_BEHIND, outboxLimit // 8)
+        self._outboxCrowded = False
         self.inboxCursor = "0-0"
         self._guests = 0
         self._toldLost = False
@@ -309,6 +315,11 @@ class BusNode:
             self._checkBehind(link)
 
     def _outboxReleased(self, room: str) -> None:
+        if self._outboxCrowded and not self._updateCrowd():
+            # Every room held for the crowd may go on.
+            for each in list(self.links.values()):
+                self._checkBehind(each)
+            return
         link = self.links.get(room)
         if (
             link is not None
@@ -316,32 +327,60 @@ class BusNode:
         ):
             self._checkBehind(link)
 
+    def _updateCrowd(self) -> bool:
+        """
+        Tell whether all rooms' lines together fill too much of the outbox:
+        from more than 1/L{OUTBOX_CROWDED} of its bound until they are down
+        to half of that.
+        """
+        crowd = self.outbox.limit // OUTBOX_CROWDED
+        total = self.outbox.bytes
+        if self._outboxCrowded:
+            self._outboxCrowded = total > crowd // 2
+        else:
+            self._outboxCrowded = total > crowd
+        return self._outboxCrowded
+
     def _checkBehind(self, link: RoomLink) -> None:
         """
         Count the bus among a room's readers that are behind while the
         slowest node has more than L{BEHIND_ON_BUS} bytes of it to read, or
         more than L{OUTBOX_BEHIND} bytes (an eighth of the outbox's bound,
         if that is less) of this node's lines for it wait for a bus that is
-        there; and no longer once both are down to half of that, or the bus
-        is away (lines then wait in the outbox, a share per sender).
+        there, or lines of its own wait while the outbox is crowded (see
+        L{_updateCrowd}); and no longer once all are down to half of that, or
+        the bus is away (lines then wait in the outbox, a share per sender).
         """
         room = link.room
         pressure = None if room is None else room.pressure
         if pressure is None:
             return
         there = self.bus.connected
-        waiting = self.outbox.byRoom.get(link.readers.room, 0)
+        key = link.readers.room
+        waiting = self.outbox.byRoom.get(key, 0)
+        crowded = self._outboxCrowded
         if pressure.isBehind(link.readers):
             if not there or (
-                link.lag <= BEHIND_ON_BUS // 2 and waiting <= self._outboxBehind // 2
+                link.lag <= BEHIND_ON_BUS // 2
+                and waiting <= self._outboxBehind // 2
+                and not crowded
             ):
                 pressure.caughtUp(link.readers)
-        elif there and (link.lag > BEHIND_ON_BUS or waiting > self._outboxBehind):
-            pressure.fellBehind(
-                link.readers,
-                lambda: link.lag + self.outbox.byRoom.get(link.readers.room, 0),
-                BUS_PATIENCE,
-            )
+        elif there and (
+            link.lag > BEHIND_ON_BUS
+            or waiting > self._outboxBehind
+            or (crowded and waiting > 0)
+        ):
+            outbox = self.outbox
+
+            def left() -> int:
+                # Progress is what the bus has left of this room's lines,
+                # or, while the outbox is crowded, of all of them.
+                return link.lag + (
+                    outbox.bytes if self._outboxCrowded else outbox.byRoom.get(key, 0)
+                )
+
+            pressure.fellBehind(link.readers, left, BUS_PATIENCE)
 
     def holdReading(self, link: RoomLink) -> None:
         """
@@ -375,7 +414,9 @@ class BusNode:
     ) -> None:
         self.outbox.send(room, encodeEvent(event), sender, leftKey, last)
         link = self.links.get(room)
-        if link is not None and self.outbox.byRoom.get(room, 0) > self._outboxBehind:
+        if link is not None and (
+            self.outbox.byRoom.get(room, 0) > self._outboxBehind or self._updateCrowd()
+        ):
             self._checkBehind(link)
 
     def _publish(self, batch: Batch) -> Deferred[Any]:
