@@ -23,6 +23,7 @@ from bench.report import (
     busComparison,
     invalidCells,
     markdown,
+    roomsComparison,
     summarise,
     websocketComparison,
 )
@@ -65,6 +66,25 @@ def parseArguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="override the lines each chat sender sends (a longer measured "
         "window: 1000 lines make runs of tens of milliseconds)",
+    )
+    parser.add_argument(
+        "--rooms",
+        type=int,
+        metavar="N",
+        help="the chat in many rooms (chat-rooms-*): how many rooms (default 100)",
+    )
+    parser.add_argument(
+        "--room-size",
+        type=int,
+        metavar="N",
+        help="the chat in many rooms: members of each room, all sending (default 10)",
+    )
+    parser.add_argument(
+        "--room-lines",
+        type=int,
+        metavar="N",
+        help="the chat in many rooms: lines each member sends (default 200, "
+        "--quick 60)",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the scenarios and servers, and exit"
@@ -142,8 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
     if args.rounds:
         settings = type(settings)(**{**settings.__dict__, "rounds": args.rounds})
-    if args.chat_lines:
-        settings = type(settings)(**{**settings.__dict__, "chatLines": args.chat_lines})
+    # Each override: its setting, its value, and the least it may be.
+    overrides = (
+        ("--chat-lines", "chatLines", args.chat_lines, 1),
+        ("--rooms", "rooms", args.rooms, 1),
+        ("--room-size", "roomSize", args.room_size, 2),
+        ("--room-lines", "roomLines", args.room_lines, 1),
+    )
+    given: dict[str, int] = {}
+    for option, field, value, least in overrides:
+        if value is None:
+            continue
+        if value < least:
+            sys.stderr.write(f"{option} must be at least {least}\n")
+            return 2
+        given[field] = value
+    settings = type(settings)(**{**settings.__dict__, **given})
     scenarios = select(allScenarios(settings), args.only)
     wanted = [n for n in args.servers.split(",") if n]
     unknown = set(wanted) - {s.name for s in SERVERS}
@@ -222,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info['websockets']}, {info['ncat']}, {info['redis']}.\n"
         f"A figure is invalid if the load generator saw an error, a wrong reply, "
         f"a missing delivery, or used over {LOADGEN_CPU_LIMIT:.0f}% of its core. "
-        f"Server CPU is that of every process serving (a room on a bus: its "
+        f"Server CPU is that of every process serving (a chat on a bus: its "
         f"nodes and its Redis)."
     )
     report = markdown(scenarios, servers, cells, header, benchmarks)
@@ -237,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": [cell.asJSON() for cell in cells.values()],
         "websocket": websocketComparison(scenarios, servers, cells),
         "bus": busComparison(scenarios, servers, cells),
+        "rooms": roomsComparison(scenarios, servers, cells),
         "redis_benchmark": [b.asJSON() for b in benchmarks],
         "measurements": [m.asJSON() for m in measurements],
     }

@@ -42,9 +42,10 @@ How to read the report (medians over the rounds, min-max in brackets):
     - B{amplification}: bytes of the flooder's lines the readers received
       (each C{<name> a} line with its CR LF) over bytes the server read from
       the flooder, both when every reader had the last prober line. Each
-      2-byte line reaches each of the N-1 readers as a 21-byte line (with a
-      five-digit port in the flooder's name), so the figure is (N-1) x 10.5
-      once every line the server read has reached every reader, and less
+      2-byte line reaches each of the N-1 readers as a line of 5 bytes more
+      than the flooder's name (13 bytes as C{<guest12> a}), so the figure is
+      (N-1) x 6.5 for that name once every line the server read has reached
+      every reader, and less
       while the server still holds lines it read: the flood limit bounds
       the rate, not this ratio.
     - B{server CPU}: the server's CPU seconds per second of the window
@@ -78,7 +79,6 @@ from typing import Any
 
 from bench import crossflood
 from bench.clients import (
-    GREETING,
     cpuTicks,
     peakRss,
     percentile,
@@ -87,6 +87,7 @@ from bench.clients import (
     unreadBy,
     unsentBy,
     waitWritable,
+    welcome,
     withoutNaN,
 )
 from bench.soak import startServer
@@ -200,7 +201,8 @@ async def readMember(member: Member) -> None:
 
 async def greeting(read: Callable[[], Any], limit: int = 64) -> str:
     """
-    Read lines with C{read} until the C{* you are NAME;} line; return NAME.
+    Read lines with C{read} until the welcome (C{* you are NAME ...}, see
+    L{bench.clients.GREETING}); return NAME.
     """
     buffer = b""
     for _ in range(limit):
@@ -208,9 +210,9 @@ async def greeting(read: Callable[[], Any], limit: int = 64) -> str:
         if not chunk:
             break
         buffer += chunk
-        match = GREETING.search(buffer)
-        if match:
-            return match.group(1).decode()
+        greeted = welcome(buffer)
+        if greeted is not None:
+            return greeted.name
     raise RuntimeError(f"no greeting: {buffer[-200:]!r}")
 
 

@@ -45,7 +45,7 @@ START_TIMEOUT = 20.0
 START_TRIES = 5
 COMMAND_TIMEOUT = 10.0
 #: A node logs this once it is in contact with Redis.
-JOINED = re.compile(r"Joined the room")
+JOINED = re.compile(r"Joined the bus at")
 
 
 def redisProgram(name: str) -> str | None:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bus import redisClient
+from bench.clients import welcome
 from bench.processes import StartError, installSignalHandlers, stopAll
 from bench.servers import (
     SOCKSERVE_BUS_2NODES,
@@ -125,10 +126,9 @@ async def readLines(client: Client, total: int) -> None:
             await client.reader.read(MAX_LINE)
             continue
         line = line.rstrip(b"\n")
-        if not client.joined.is_set() and line.startswith(b"* you are "):
-            welcome = line[len(b"* you are ") :].decode("utf-8", "replace")
-            client.name, _, rest = welcome.partition(";")
-            client.others = int(rest.split()[0])
+        greeted = None if client.joined.is_set() else welcome(line)
+        if greeted is not None:
+            client.name, client.others = greeted.name, greeted.others
             client.joined.set()
             continue
         match = MESSAGE.match(line)

@@ -15,11 +15,52 @@ import statistics
 import struct
 import termios
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GREETING = re.compile(rb"\* you are ([^;\r\n]+);")
+#: The welcome a line client reads on joining, its name in group 1:
+#: sockserve's C{* you are NAME (HOST:PORT) in #ROOM; N others here} (or
+#: C{1 other here}, C{nobody else here}), and the peers' C{* you are NAME; N
+#: other(s) here}. Its groups C{name}, C{room} (C{None} from a peer) and
+#: C{others} (C{None}: nobody else).
+GREETING = re.compile(
+    rb"\* you are (?P<name>[^\s;(]+)(?: \([^)\r\n]*\) in #(?P<room>[^;\s]+))?; "
+    rb"(?:(?P<others>\d+) other(?:s|\(s\))?|nobody else) here"
+)
 TCP_ESTABLISHED = 1
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """
+    What a chat client learns from its welcome line (see L{GREETING}).
+
+    @ivar name: the name it has: C{guestN} from sockserve, C{HOST:PORT}
+        from a peer.
+    @ivar room: the room it is in (C{None} from a peer, which has one).
+    @ivar others: how many others are there.
+    """
+
+    name: str
+    room: str | None
+    others: int
+
+
+def welcome(line: bytes) -> Welcome | None:
+    """
+    Return what the welcome in C{line} says, or C{None} if there is none.
+    """
+    match = GREETING.search(line)
+    if match is None:
+        return None
+    room = match.group("room")
+    others = match.group("others")
+    return Welcome(
+        match.group("name").decode(),
+        None if room is None else room.decode(),
+        0 if others is None else int(others),
+    )
 
 
 def cpuTicks(pid: int) -> int:

@@ -68,7 +68,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.clients import (
-    GREETING,
     cpuTicks,
     percentile,
     spread,
@@ -76,6 +75,7 @@ from bench.clients import (
     unreadBy,
     unsentBy,
     waitWritable,
+    welcome,
 )
 from bench.servers import (
     SOCKSERVE,
@@ -188,9 +188,9 @@ def consume(client: Client, data: bytes, now: int, phase: int) -> None:
     """
     client.received += len(data)
     if not client.name:
-        match = GREETING.search(data)
-        if match:
-            client.name = match.group(1).decode()
+        greeted = welcome(data)
+        if greeted is not None:
+            client.name = greeted.name
             client.joined.set()
     count = data.count(FLOOD)
     if count:

@@ -8,7 +8,7 @@
  *   loadgen echo    --port P --conns C --size S --warmup MS --duration MS
  *   loadgen oneshot --port P --conns C --size S --warmup MS --duration MS
  *   loadgen chat    --port P --clients N --senders K --lines L --size S
- *                   [--window W] [--ws PATH]
+ *                   [--window W] [--ws PATH] [--rooms R]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *
  * --port may be given several times, for a server of several processes (the
@@ -16,6 +16,19 @@
  * port. Chat then times the deliveries that crossed from one node to another
  * apart as well (p50_remote_us, p99_remote_us): sender and receiver on
  * different ports.
+ *
+ * With --rooms R, chat spreads its clients over R rooms: client i goes to
+ * the room "room-K", K = (i div n) mod R with n the number of ports (so with
+ * several nodes each room has members on each), by sending "/join room-K"
+ * after its welcome and waiting for the server's "* you are now in #room-K;"
+ * before the synchronisation. Each line must then reach the other members of
+ * its sender's room, and no one else: a line delivered in another room is an
+ * error, counted apart (crossed_rooms). Every client may send (--senders).
+ *
+ * A chat client learns its name from its welcome ("* you are NAME (" from
+ * sockserve, "* you are NAME;" from the peers; a server that sends none, as
+ * ncat, names nobody) and the "<NAME> " before each delivery must then be
+ * its sender's name.
  *
  * Every reply is checked byte for byte; nothing assumes a reply's length:
  * input is buffered and split on LF (echo, chat) or read to EOF (oneshot),
@@ -80,12 +93,17 @@ typedef struct {
     int hangup; /* the last event said the peer closed */
     uint32_t sent;
     uint32_t sync_seen;
+    char name[40];       /* chat: the name its welcome gave it ("" if none) */
+    size_t name_len;
+    int room;            /* chat: its room, 0 to rooms - 1 (0 without --rooms) */
+    int room_state;      /* chat --rooms: ROOM_NONE, ROOM_ASKED or ROOM_IN */
     /* chat --ws */
     int ws;              /* WS_OFF, WS_UPGRADING or WS_OPEN */
     char ws_accept[32];  /* the Sec-WebSocket-Accept the server must answer */
 } conn_t;
 
 enum { WS_OFF, WS_UPGRADING, WS_OPEN };
+enum { ROOM_NONE, ROOM_ASKED, ROOM_IN };
 
 /* Options. */
 static const char *mode;
@@ -96,6 +114,7 @@ static long warmup_ms = 300, duration_ms = 2000;
 static long server_pids[MAX_PORTS];
 static int nserver_pids;
 static const char *ws_path; /* chat over WebSocket: the path to upgrade */
+static int nrooms;          /* chat: rooms to spread the clients over (0: one) */
 
 /* State. */
 static int ep;
@@ -1005,7 +1024,11 @@ static int run_oneshot(void)
 static uint32_t **delivered_to;   /* [sender][seq]: receivers that got it */
 static uint32_t *fully;           /* [sender]: lines every receiver has */
 static uint32_t *next_seq;        /* [receiver * senders + sender] */
+static int *room_size;            /* [room]: its members */
 static uint64_t expected, bad_lines, out_of_order, notices;
+static uint64_t crossed_rooms;    /* lines (and probes) delivered in another room */
+static uint64_t wrong_names;      /* deliveries under a name not their sender's */
+static double join_seconds;       /* --rooms: from the first /join to the last answer */
 static uint64_t t_last_delivery;
 static uint32_t sync_round;
 static int chat_measuring;
@@ -1071,21 +1094,20 @@ static int parse_payload(const char *mark, size_t n, uint64_t *s, uint64_t *q, u
     return memcmp(p, padding, (size_t)(end - p)) == 0;
 }
 
-/* Whether p[0, n) is a sender's prefix "<NAME> ": no '#' in NAME but in the
- * "#N" a room shared over a bus adds to a name taken on another node (two
- * clients of this generator on two nodes can have the same address as name:
- * Linux gives connections to different ports the same local port). */
+/* Whether p[0, n) is a sender's prefix "<NAME> ", NAME without '#' (which
+ * would hide a payload's mark). */
 static int sender_prefix(const char *p, size_t n)
 {
-    if (n < 3 || p[0] != '<' || p[n - 2] != '>' || p[n - 1] != ' ')
-        return 0;
-    const char *hash = memchr(p, '#', n);
-    if (!hash)
-        return 1;
-    const char *q = hash + 1;
-    while (q < p + n - 2 && *q >= '0' && *q <= '9')
-        q++;
-    return q > hash + 1 && q == p + n - 2 && hash > p + 1;
+    return n >= 4 && p[0] == '<' && p[n - 2] == '>' && p[n - 1] == ' '
+        && !memchr(p, '#', n);
+}
+
+/* Whether the prefix p[0, n) names sender c: "<NAME> " with its NAME, if its
+ * welcome gave it one (any name otherwise). */
+static int named_as(const conn_t *c, const char *p, size_t n)
+{
+    return c->name_len == 0
+        || (n == c->name_len + 3 && memcmp(p + 1, c->name, c->name_len) == 0);
 }
 
 static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
@@ -1112,6 +1134,17 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
     }
     int s = (int)s64;
     uint32_t q = (uint32_t)q64;
+    if (cs[s].room != c->room) {
+        crossed_rooms++;
+        error_at(c, "in room-%d got line %u of sender %d, of room-%d", c->room, q, s,
+                 cs[s].room);
+        return;
+    }
+    if (prefix && !named_as(&cs[s], p, prefix)) {
+        wrong_names++;
+        show(shown, sizeof shown, p, prefix < 48 ? prefix : 48);
+        error_at(c, "line %u of sender %d (%s) came as '%s'", q, s, cs[s].name, shown);
+    }
     uint32_t *want = &next_seq[(size_t)c->id * (size_t)senders + (size_t)s];
     if (q != *want) {
         out_of_order++;
@@ -1125,14 +1158,49 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
     record_latency(&lat, now - ts);
     if (nports > 1 && s % nports != c->id % nports)
         record_latency(&lat_remote, now - ts);
-    if (++delivered_to[s][q] == (uint32_t)(nconns - 1)) {
-        conn_t *sender = &cs[s];
+    conn_t *sender = &cs[s];
+    uint32_t receivers = (uint32_t)(room_size[sender->room] - 1);
+    if (++delivered_to[s][q] == receivers) {
         while (fully[s] < (uint32_t)lines_per_sender
-               && delivered_to[s][fully[s]] == (uint32_t)(nconns - 1))
+               && delivered_to[s][fully[s]] == receivers)
             fully[s]++;
         if (window_lines)
             chat_fill(sender);
     }
+}
+
+/* A "* you are ..." line: the welcome, which names c ("* you are NAME (" or
+ * "* you are NAME;"), or the answer to its /join ("* you are now in #ROOM;"). */
+static void chat_you_are(conn_t *c, const char *line, size_t n)
+{
+    static const char entered[] = "* you are now in #";
+    size_t k = sizeof entered - 1;
+    char want[32], shown[120];
+    if (c->room_state == ROOM_ASKED && n > k && memcmp(line, entered, k) == 0) {
+        int w = snprintf(want, sizeof want, "room-%d;", c->room);
+        if (n >= k + (size_t)w && memcmp(line + k, want, (size_t)w) == 0) {
+            c->room_state = ROOM_IN;
+        } else {
+            show(shown, sizeof shown, line, n < 100 ? n : 100);
+            error_at(c, "asked for room-%d, got '%s'", c->room, shown);
+        }
+        return;
+    }
+    if (c->name_len)
+        return;
+    const char *name = line + 10, *end = line + n, *p = name;
+    while (p < end && *p != ' ' && *p != ';')
+        p++;
+    size_t len = (size_t)(p - name);
+    if (len == 0 || len >= sizeof c->name || p == end
+        || (*p == ' ' && (p + 1 == end || p[1] != '('))) {
+        show(shown, sizeof shown, line, n < 100 ? n : 100);
+        error_at(c, "a welcome without a name: '%s'", shown);
+        return;
+    }
+    memcpy(c->name, name, len);
+    c->name[len] = 0;
+    c->name_len = len;
 }
 
 static void chat_input(conn_t *c, uint64_t now)
@@ -1145,6 +1213,13 @@ static void chat_input(conn_t *c, uint64_t now)
         c->got_line = 1;
         if (chat_leaving)
             continue;
+        if (body > 10 && memcmp(line, "* you are ", 10) == 0)
+            chat_you_are(c, line, body);
+        else if (c->room_state == ROOM_ASKED && body >= 6 && memcmp(line, "ERROR ", 6) == 0) {
+            char shown[120];
+            show(shown, sizeof shown, line, body < 100 ? body : 100);
+            error_at(c, "/join room-%d refused: '%s'", c->room, shown);
+        }
         /* The payload follows the prefix "<name> ", or starts the line. */
         const char *mark = NULL;
         if (body >= 4 && line[0] == '#') {
@@ -1168,8 +1243,17 @@ static void chat_input(conn_t *c, uint64_t now)
             mark = memmem(line, body, "#S# ", 4);
         }
         if (mark) {
-            if (strtoul(mark + 4, NULL, 10) == sync_round)
-                c->sync_seen++;
+            char *after;
+            if (strtoul(mark + 4, &after, 10) == sync_round) {
+                long from = strtol(after, NULL, 10);
+                if (from >= 0 && from < nconns && cs[from].room != c->room) {
+                    crossed_rooms++;
+                    error_at(c, "in room-%d got a probe of client %ld, of room-%d",
+                             c->room, from, cs[from].room);
+                } else {
+                    c->sync_seen++;
+                }
+            }
             continue;
         }
         notices++;
@@ -1188,11 +1272,50 @@ static void chat_writable_refill(void)
             chat_fill(&cs[s]);
 }
 
+static int not_named(const conn_t *c) { return c->open && c->name_len == 0; }
+static int joining(const conn_t *c) { return c->open && c->room_state == ROOM_ASKED; }
+
+/* --rooms: send every client to its room, and wait (bounded) for the
+ * answers. */
+static void chat_join_rooms(void)
+{
+    pump_while_any(not_named, 10000000000ull);
+    uint64_t t0 = now_ns();
+    char command[64];
+    for (int i = 0; i < nconns; i++) {
+        conn_t *c = &cs[i];
+        if (!c->open)
+            continue;
+        if (!c->name_len) {
+            error_at(c, "no welcome, so no /join");
+            continue;
+        }
+        int k = snprintf(command, sizeof command, "/join room-%d", c->room);
+        send_message(c, command, (size_t)k);
+        c->room_state = ROOM_ASKED;
+        conn_flush(c);
+    }
+    pump_while_any(joining, 30000000000ull);
+    join_seconds = (double)(now_ns() - t0) / 1e9;
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].open && cs[i].room_state == ROOM_ASKED)
+            error_at(&cs[i], "no answer to /join room-%d in 30 s", cs[i].room);
+}
+
 static int run_chat(void)
 {
     if (senders > clients)
         senders = clients;
     make_conns(clients);
+    room_size = calloc((size_t)(nrooms ? nrooms : 1), sizeof *room_size);
+    for (int i = 0; i < nconns; i++) {
+        cs[i].room = nrooms ? (i / nports) % nrooms : 0;
+        room_size[cs[i].room]++;
+    }
+    for (int r = 0; r < (nrooms ? nrooms : 1); r++)
+        if (room_size[r] < 2)
+            die("room-%d would have %d member(s): --clients must give every room two",
+                r, room_size[r]);
     short_reads = 1;
     on_connected = chat_connected;
     on_input = chat_input;
@@ -1200,8 +1323,10 @@ static int run_chat(void)
         if (conn_open(&cs[i]) == 1)
             chat_connected(&cs[i], now_ns());
     pump_while_any(not_greeted, 10000000000ull);
+    if (nrooms)
+        chat_join_rooms();
     /* Synchronise: every client sends a probe until one round reaches
-     * everyone, which proves every client is in the room. */
+     * everyone in its room, which proves every client is there. */
     int synced = 0;
     for (sync_round = 1; sync_round <= 20 && !synced; sync_round++) {
         char probe[64];
@@ -1222,7 +1347,7 @@ static int run_chat(void)
         while (now_ns() < deadline) {
             synced = 1;
             for (int i = 0; i < nconns; i++)
-                if (!cs[i].open || cs[i].sync_seen < (uint32_t)(nconns - 1))
+                if (!cs[i].open || cs[i].sync_seen < (uint32_t)(room_size[cs[i].room] - 1))
                     synced = 0;
             if (synced)
                 break;
@@ -1236,7 +1361,9 @@ static int run_chat(void)
         delivered_to[s] = calloc((size_t)lines_per_sender, sizeof **delivered_to);
     fully = calloc((size_t)senders, sizeof *fully);
     next_seq = calloc((size_t)nconns * (size_t)senders, sizeof *next_seq);
-    expected = (uint64_t)senders * (uint64_t)lines_per_sender * (uint64_t)(nconns - 1);
+    expected = 0;
+    for (int s = 0; s < senders; s++)
+        expected += (uint64_t)lines_per_sender * (uint64_t)(room_size[cs[s].room] - 1);
     completed = 0;
     lat.n = lat_remote.n = 0;
     uint64_t t0 = now_ns();
@@ -1413,6 +1540,8 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(a, "--ws"))
             ws_path = arg_str(argc, argv, &i);
+        else if (!strcmp(a, "--rooms"))
+            nrooms = (int)arg_long(argc, argv, &i);
         else
             die("unknown option %s", a);
     }
@@ -1424,6 +1553,10 @@ int main(int argc, char **argv)
         die("--ws is for chat only");
     if (ws_path && (ws_path[0] != '/' || strlen(ws_path) > 200 || strpbrk(ws_path, " \r\n")))
         die("--ws needs a path such as /ws");
+    if (nrooms && strcmp(mode, "chat") != 0)
+        die("--rooms is for chat only");
+    if (nrooms < 0 || nrooms > 100000)
+        die("--rooms must be 0 (one room) to 100000");
     if (conns < 1 || clients < 2 || senders < 1 || lines_per_sender < 1 || concurrency < 1)
         die("counts must be positive (chat needs 2 clients)");
     struct rlimit rl;
@@ -1479,8 +1612,17 @@ int main(int argc, char **argv)
                (unsigned long long)(expected > completed ? expected - completed : 0),
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)notices, (unsigned long long)ws_pings);
-    if (!strcmp(mode, "chat"))
-        printf(", \"sync_rounds\": %u", sync_round - 1);
+    if (!strcmp(mode, "chat")) {
+        int named = 0;
+        for (int i = 0; i < nconns; i++)
+            named += cs[i].name_len > 0;
+        printf(", \"sync_rounds\": %u, \"rooms\": %d, \"named\": %d, "
+               "\"wrong_names\": %llu, \"crossed_rooms\": %llu",
+               sync_round - 1, nrooms ? nrooms : 1, named,
+               (unsigned long long)wrong_names, (unsigned long long)crossed_rooms);
+        if (nrooms)
+            printf(", \"join_seconds\": %.4f", join_seconds);
+    }
     if (!strcmp(mode, "chat") && nports > 1)
         printf(", \"remote_deliveries\": %zu, \"p50_remote_us\": %.1f, "
                "\"p99_remote_us\": %.1f",

@@ -116,6 +116,14 @@ def _judge(m: Measurement, scenario: Scenario, server: RunningServer) -> None:
         m.problems.append(f"{m.errors} error(s), first: {raw.get('error_sample')}")
     if m.missing:
         m.problems.append(f"{m.missing} missing deliveries")
+    crossed = int(raw.get("crossed_rooms", 0))
+    if crossed:
+        m.problems.append(f"{crossed} line(s) or probe(s) delivered in another room")
+    wrongNames = int(raw.get("wrong_names", 0))
+    if wrongNames:
+        m.problems.append(
+            f"{wrongNames} deliveries under another name than the sender's"
+        )
     saturated = m.loadgenCpu is not None and m.loadgenCpu > LOADGEN_CPU_LIMIT
     if saturated:
         m.problems.append(
@@ -366,7 +374,7 @@ def printProgress(m: Measurement, scenario: Scenario) -> None:
         cpu += f", server {m.serverCpu:.0f}%"
     status = "ok" if m.valid else "INVALID: " + "; ".join(m.problems)
     sys.stderr.write(
-        f"[round {m.round + 1}] {m.scenario:<17} {m.server:<18} "
+        f"[round {m.round + 1}] {m.scenario:<22} {m.server:<20} "
         f"{value} {scenario.metric}{extra}{cpu} [{status}]\n"
     )
     sys.stderr.flush()

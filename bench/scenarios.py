@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from bench.servers import CHAT_WS, WEBSOCKET_PATH
+from bench.servers import CHAT_MANY_ROOMS, CHAT_WS, WEBSOCKET_PATH
 
 ECHO_SIZES = ((64, "64B"), (1024, "1KiB"))
 ECHO_CONNECTIONS = (1, 10, 100)
@@ -28,6 +28,9 @@ class Settings:
     @ivar durationMs: echo and oneshot: the measured window.
     @ivar chatLines: lines each chat sender sends.
     @ivar idleClients: connections held open in the idle scenario.
+    @ivar rooms: the chat in many rooms: how many rooms.
+    @ivar roomSize: the chat in many rooms: the members of each.
+    @ivar roomLines: the chat in many rooms: lines each member sends.
     """
 
     name: str
@@ -37,6 +40,9 @@ class Settings:
     durationMs: int
     chatLines: int
     idleClients: int
+    rooms: int = 100
+    roomSize: int = 10
+    roomLines: int = 200
 
 
 FULL = Settings(
@@ -56,6 +62,7 @@ QUICK = Settings(
     durationMs=300,
     chatLines=300,
     idleClients=2_000,
+    roomLines=60,
 )
 
 
@@ -70,6 +77,8 @@ class Scenario:
     @ivar loadArgs: the load generator's mode and options, but the port.
     @ivar higherIsBetter: whether a larger main figure is better.
     @ivar overTcp: for a chat room over WebSocket, the same room over TCP.
+    @ivar oneRoom: for a chat in many rooms, the chat in one room of the
+        same size, every member sending.
     """
 
     name: str
@@ -80,6 +89,7 @@ class Scenario:
     higherIsBetter: bool = True
     clients: int = 0
     overTcp: str | None = None
+    oneRoom: str | None = None
 
 
 def chatScenario(
@@ -117,6 +127,46 @@ def chatScenario(
         ),
         clients=clients,
         overTcp=f"chat-{room}" if websocket else None,
+    )
+
+
+def roomsScenario(settings: Settings, window: int) -> Scenario:
+    """
+    Return a chat in L{Settings.rooms} rooms of L{Settings.roomSize}
+    members, every member sending L{Settings.roomLines} lines, each with at
+    most C{window} lines in flight (0: as fast as possible): each client
+    joins its room (C{/join room-K}) before the measured window, and each line
+    must reach the other members of its room, and nobody else
+    (C{chat-rooms-...}, beside the one room C{chat-SIZExSIZE}).
+    """
+    rooms, size = settings.rooms, settings.roomSize
+    suffix = f"-w{window}" if window else ""
+    paced = "as fast as possible"
+    if window:
+        paced = f"at most {window} lines in flight per sender"
+    return Scenario(
+        f"chat-rooms-{rooms}x{size}{suffix}",
+        CHAT_MANY_ROOMS,
+        f"chat in {rooms} rooms of {size} clients (/join room-K first), every "
+        f"client sending {settings.roomLines} lines, {paced}",
+        "deliveries/s",
+        (
+            "chat",
+            "--clients",
+            str(rooms * size),
+            "--senders",
+            str(rooms * size),
+            "--lines",
+            str(settings.roomLines),
+            "--size",
+            str(CHAT_LINE_SIZE),
+            "--window",
+            str(window),
+            "--rooms",
+            str(rooms),
+        ),
+        clients=rooms * size,
+        oneRoom=f"chat-{size}x{size}{suffix}",
     )
 
 
@@ -158,6 +208,8 @@ def allScenarios(settings: Settings) -> list[Scenario]:
                 scenarios.append(
                     chatScenario(settings, clients, senders, window, websocket)
                 )
+    for window in (0, CHAT_WINDOW):
+        scenarios.append(roomsScenario(settings, window))
     scenarios.append(
         Scenario(
             f"idle-{settings.idleClients}",

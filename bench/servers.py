@@ -3,10 +3,10 @@ The servers measured: sockserve and its peers, each started on 127.0.0.1 on a
 port of its choosing (or, for ncat and sockserve's WebSocket, one found free),
 pinned to the server core.
 
-sockserve also runs as the nodes of one room on a bus (C{--bus}): one node,
+sockserve also runs as the nodes of a chat on a bus (C{--bus}): one node,
 or two, on a private C{redis-server} started with them (fresh, so nothing
 is left from another round), all pinned to the server core; the load
-generator spreads the room's clients over the nodes' ports.
+generator spreads the clients of each room over the nodes' ports.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ BASELINE = "twisted-lines"
 NCAT = "ncat"
 #: The mode of a chat room over WebSocket (the load generator's --ws).
 CHAT_WS = "chat-ws"
+#: The mode of a chat in many rooms (the load generator's --rooms): sockserve
+#: only, the peers have one room.
+CHAT_MANY_ROOMS = "chat-rooms"
+#: sockserve's --max-rooms in that mode: more than any scenario makes.
+MAX_ROOMS = 100_000
 #: Where the WebSocket servers measured take the upgrade.
 WEBSOCKET_PATH = "/ws"
 
@@ -64,7 +69,8 @@ class ServerSpec:
 
     @ivar name: its name in the results.
     @ivar modes: the modes it serves (C{echo}, C{oneshot}, C{chat}, C{idle},
-        C{chat-ws}: a chat room over WebSocket).
+        C{chat-ws}: a chat room over WebSocket, C{chat-rooms}: a chat in
+        many rooms).
     @ivar description: what it is, for the report.
     @ivar nodes: how many processes serve the room together (on a bus).
     @ivar bus: whether it needs a Redis bus (sockserve's C{--bus}).
@@ -89,11 +95,12 @@ class ServerSpec:
         busURL: str | None = None,
     ) -> list[str]:
         """
-        Return the command serving C{mode} (C{idle} and C{chat-ws} are chat)
-        on C{port}; sockserve serves C{chat-ws} on C{webPort} besides, and
-        shares its room on the bus at C{busURL} if given.
+        Return the command serving C{mode} (C{idle}, C{chat-ws} and
+        C{chat-rooms} are chat) on C{port}; sockserve serves C{chat-ws} on
+        C{webPort} besides, lets C{chat-rooms} make as many rooms as it asks
+        for, and shares its rooms on the bus at C{busURL} if given.
         """
-        serverMode = "chat" if mode in ("idle", CHAT_WS) else mode
+        serverMode = "chat" if mode in ("idle", CHAT_WS, CHAT_MANY_ROOMS) else mode
         if self.name in SOCKSERVE_FAMILY:
             twistd = VENV_BIN / "twistd"
             # The peers log nothing per connection; sockserve is measured
@@ -108,6 +115,8 @@ class ServerSpec:
                 assert webPort is not None
                 # The page at / and the WebSocket at /ws (WEBSOCKET_PATH).
                 quiet += ["--web", str(webPort)]
+            if mode == CHAT_MANY_ROOMS:
+                quiet += ["--max-rooms", str(MAX_ROOMS)]
             if busURL is not None:
                 quiet += ["--bus", busURL]
             return [
@@ -152,9 +161,10 @@ class ServerSpec:
 SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         SOCKSERVE,
-        ("echo", "oneshot", "chat", "idle", CHAT_WS),
+        ("echo", "oneshot", "chat", "idle", CHAT_WS, CHAT_MANY_ROOMS),
         "sockserve (twistd -n sockserve --quiet), default epoll reactor; "
-        "chat-ws: its WebSocket (--web)",
+        "chat-ws: its WebSocket (--web); chat-rooms: with --max-rooms "
+        f"{MAX_ROOMS}",
     ),
     ServerSpec(
         SOCKSERVE_LOGGING,
@@ -168,16 +178,16 @@ SERVERS: tuple[ServerSpec, ...] = (
     ),
     ServerSpec(
         SOCKSERVE_BUS,
-        ("chat",),
-        "sockserve --bus: one node, its room on a private redis-server "
+        ("chat", CHAT_MANY_ROOMS),
+        "sockserve --bus: one node, its rooms on a private redis-server "
         "(both on the server core)",
         bus=True,
     ),
     ServerSpec(
         SOCKSERVE_BUS_2NODES,
-        ("chat",),
-        "sockserve --bus: two nodes of one room on one private redis-server "
-        "(all three on the server core); client i on node i mod 2",
+        ("chat", CHAT_MANY_ROOMS),
+        "sockserve --bus: two nodes sharing the rooms on one private "
+        "redis-server (all three on the server core); client i on node i mod 2",
         nodes=2,
         bus=True,
     ),
@@ -373,7 +383,7 @@ def _startNode(
 ) -> Node:
     """
     Start one process of C{spec}, logging to C{log}; wait until it listens
-    (and, on a bus, until it has joined the room).
+    (and, on a bus, until it has joined the bus).
     """
     webPort = None
     if spec.name == NCAT:

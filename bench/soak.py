@@ -34,6 +34,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.clients import welcome
+
 LISTENING = re.compile(rb"sockserve chat server listening on 127\.0\.0\.1:(\d+)")
 MESSAGE = re.compile(rb"<([^>]+)> m (\d+) (\d+)")
 FIN = re.compile(rb"<([^>]+)> fin (\d+)")
@@ -86,8 +88,9 @@ async def readLines(client: Client, ledger: Ledger) -> None:
         line = await client.reader.readline()
         if not line:
             return
-        if not client.joined and line.startswith(b"* you are "):
-            client.name = line[len(b"* you are ") :].split(b";")[0].decode()
+        greeted = None if client.joined else welcome(line)
+        if greeted is not None:
+            client.name = greeted.name
             client.joined = True
             ledger.joinedAt[client.ident] = ledger.tick()
             continue

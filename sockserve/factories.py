@@ -12,10 +12,15 @@ from twisted.internet.protocol import ServerFactory
 from sockserve._connections import ConnectionRegistry
 from sockserve._loglimit import LogLimiter
 from sockserve.chat.events import Banner
-from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.policy import ChatPolicy, ChurnWatch
 from sockserve.chat.protocol import ChatProtocol
-from sockserve.chat.room import ChatRoom, IChatRoom, historyBudget
+from sockserve.chat.room import historyBudget
+from sockserve.chat.service import (
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_ROOM,
+    ChatService,
+    RoomRules,
+)
 from sockserve.echo import EchoProtocol
 from sockserve.limits import Limits
 from sockserve.oneshot import OneShotReplyProtocol, requestDeadlinesFor
@@ -30,13 +35,13 @@ class LineServerFactory(ServerFactory):
 
     @ivar mode: the server's behaviour: C{chat}, C{echo} or C{oneshot}.
     @ivar context: what every connection shares (limits, registry, clock).
-    @ivar room: chat: the room its members join.
+    @ivar service: chat: the rooms and people its members join.
     @ivar banner: chat: the greeting of every member.
     @ivar policy: chat: the rules every member follows.
     """
 
     noisy = False
-    room: IChatRoom | None = None
+    service: ChatService | None = None
     banner: Banner | None = None
     policy: ChatPolicy | None = None
 
@@ -79,18 +84,17 @@ def oneShotFactory(context: ServerContext) -> LineServerFactory:
 
 
 def chatFactory(
-    context: ServerContext, room: IChatRoom, banner: str
+    context: ServerContext, service: ChatService, banner: str
 ) -> LineServerFactory:
     """
-    Return the factory of a chat server whose members join C{room} and are
-    greeted with C{banner} (lines separated by LF).
+    Return the factory of a chat server whose members are people of
+    C{service}, greeted with C{banner} (lines separated by LF).
     """
     greeting = Banner(banner)
     limits = context.limits
     policy = ChatPolicy(
         clock=context.clock,
         maxPending=limits.maxPending,
-        pressure=OutputPressure(context.clock),
         floodLimit=limits.floodLimit,
         churn=ChurnWatch(context.clock),
         logRenames=context.logConnections,
@@ -99,9 +103,9 @@ def chatFactory(
     factory = LineServerFactory(
         "chat",
         context,
-        lambda context: ChatProtocol(context, room, greeting, policy),
+        lambda context: ChatProtocol(context, service, greeting, policy),
     )
-    factory.room = room
+    factory.service = service
     factory.banner = greeting
     factory.policy = policy
     return factory
@@ -114,12 +118,13 @@ def buildFactory(
     banner: str,
     logConnections: bool = True,
     perIPScope: str = "per address",
-    room: IChatRoom | None = None,
+    service: ChatService | None = None,
 ) -> LineServerFactory:
     """
     Return the factory of a C{mode} server enforcing C{limits}, with a
-    registry of its own; for chat, its members join C{room}, by default a
-    room of its own keeping the last C{limits.history} lines.
+    registry of its own; for chat, its members are people of C{service}, by
+    default a service of its own whose rooms keep the last
+    C{limits.history} lines.
     """
     registry = ConnectionRegistry(
         limits.maxPerIP,
@@ -132,12 +137,26 @@ def buildFactory(
         return echoFactory(context)
     if mode == "oneshot":
         return oneShotFactory(context)
-    if room is None:
-        room = ChatRoom(
-            limits.maxClients,
-            limits.presenceLimit,
-            limits.history,
-            historyBudget(limits.maxPending),
-            clock,
-        )
-    return chatFactory(context, room, banner)
+    if service is None:
+        service = ChatService(roomRules(limits), clock)
+    return chatFactory(context, service, banner)
+
+
+def roomRules(
+    limits: Limits,
+    default: str = DEFAULT_ROOM,
+    maxRooms: int = DEFAULT_MAX_ROOMS,
+    fixed: tuple[str, ...] = (),
+) -> RoomRules:
+    """
+    Return the rules of the rooms of a chat server enforcing C{limits}.
+    """
+    return RoomRules(
+        default=default,
+        capacity=limits.maxClients,
+        presenceLimit=limits.presenceLimit,
+        history=limits.history,
+        historyBytes=historyBudget(limits.maxPending),
+        maxRooms=maxRooms,
+        fixed=fixed,
+    )

@@ -57,8 +57,10 @@ class StatisticsCollector(Collector):
     Read a server's counters, and its live connections, at scrape time.
 
     @ivar mode: the server's mode, a label of every metric.
-    @ivar members: chat: how many members the room has (called at scrape
-        time), or C{None}.
+    @ivar members: chat: how many people are in the chat on this server
+        (called at scrape time), or C{None}.
+    @ivar rooms: chat: how many rooms have people on this server, or
+        C{None}.
     """
 
     def __init__(
@@ -67,11 +69,13 @@ class StatisticsCollector(Collector):
         stats: ServerStatistics,
         registry: ConnectionRegistry,
         members: Callable[[], int] | None = None,
+        rooms: Callable[[], int] | None = None,
     ) -> None:
         self.mode = mode
         self.stats = stats
         self.registry = registry
         self.members = members
+        self.rooms = rooms
 
     def collect(self) -> Iterator[Metric]:
         """
@@ -111,10 +115,20 @@ class StatisticsCollector(Collector):
             deliveries.add_metric(labels, stats.deliveries)
             yield deliveries
             members = GaugeMetricFamily(
-                "sockserve_chat_members", "Members of the room now.", labels=["mode"]
+                "sockserve_chat_members",
+                "People in the chat on this server now, in any room.",
+                labels=["mode"],
             )
             members.add_metric(labels, self.members())
             yield members
+        if self.rooms is not None:
+            rooms = GaugeMetricFamily(
+                "sockserve_chat_rooms",
+                "Rooms with people on this server now (the default room always).",
+                labels=["mode"],
+            )
+            rooms.add_metric(labels, self.rooms())
+            yield rooms
 
 
 class MetricsResource(Resource):

@@ -6,8 +6,10 @@ half-close handling and connect/disconnect logging.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import (
     IConsumer,
@@ -23,7 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve._addresses import describeAddress, hostOf
-from sockserve._connections import ConnectionRegistry
+from sockserve._connections import ConnectionRegistry, Refusal
 from sockserve._deadlines import Deadlines
 from sockserve._framing import LineBuffer, LineTooLong
 from sockserve._sending import Writer, setKeepAlive, setNoDelay, writerFor
@@ -52,14 +54,17 @@ class ServerContext:
     @ivar idleDeadlines: the idle timeout of every connection, or C{None}
         when there is none.
     @ivar stats: what the server has done, counted as it goes.
+    @ivar guard: what every front end's connections go through (see
+        L{ConnectionGuard}).
     """
 
     limits: Limits
     registry: ConnectionRegistry
     clock: IReactorTime
     logConnections: bool = True
-    idleDeadlines: Deadlines[LineServerProtocol] | None = field(init=False)
+    idleDeadlines: Deadlines[GuardedConnection] | None = field(init=False)
     stats: ServerStatistics = field(default_factory=ServerStatistics)
+    guard: ConnectionGuard = field(init=False)
 
     def __post_init__(self) -> None:
         idle = self.limits.idleTimeout
@@ -68,6 +73,151 @@ class ServerContext:
             "idleDeadlines",
             Deadlines(self.clock, idle, _idleTooLong) if idle > 0 else None,
         )
+        object.__setattr__(self, "guard", ConnectionGuard(self))
+
+
+class GuardedConnection(Hashable, TypingProtocol):
+    """
+    What a L{ConnectionGuard} needs of a connection, whatever its front end.
+    """
+
+    @property
+    def peer(self) -> str:
+        """
+        The client's address, as the log shows it.
+        """
+
+    @property
+    def peerHost(self) -> str | None:
+        """
+        The client's host, or C{None} (a UNIX socket).
+        """
+
+    def timeoutConnection(self) -> None:
+        """
+        The client was idle too long.
+        """
+
+    def beginShutdown(self) -> None:
+        """
+        The server is stopping.
+        """
+
+    def abort(self) -> None:
+        """
+        Close at once.
+        """
+
+
+class ConnectionGuard:
+    """
+    What every connection of one server goes through, whatever its front
+    end (lines, WebSocket, ...): admission (the registry's limits), the idle
+    deadline, statistics, and logging of connects and of what a client
+    caused, at a bounded rate. Shutdown goes through the registry, which
+    tells each connection to L{beginShutdown<GuardedConnection.beginShutdown>}.
+    """
+
+    log = Logger()
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+
+    def admit(self, connection: GuardedConnection) -> Refusal | None:
+        """
+        Admit C{connection} (counted, logged, its idle deadline started), or
+        return why not (counted and logged; telling the client is the
+        caller's).
+        """
+        context = self.context
+        refusal = context.registry.admit(connection)
+        if refusal is not None:
+            self.refused(connection, refusal.message, refusal.kind)
+            return refusal
+        context.stats.accepted += 1
+        if context.logConnections and self.mayLog("connections"):
+            _logOf(connection, self.log).info(
+                "Client {peer} is now connected to us.", peer=connection.peer
+            )
+        self.active(connection)
+        return None
+
+    def named(self, connection: GuardedConnection, name: str) -> None:
+        """
+        C{connection}'s client goes by C{name} now (its first name): logged
+        with its address, at the rate connects are, so that the log tells
+        which address is who.
+        """
+        if self.context.logConnections and self.mayLog("connections"):
+            _logOf(connection, self.log).info(
+                "Client {peer} is {name}.", peer=connection.peer, name=name
+            )
+
+    def refused(self, connection: GuardedConnection, reason: str, kind: str) -> None:
+        """
+        C{connection} is not served, for C{reason}: count it under C{kind},
+        and log it at the bounded rate.
+        """
+        self.context.stats.refused[kind] += 1
+        self.logLimited(
+            "refusals",
+            "Refused {peer}: {reason}",
+            peer=connection.peer,
+            reason=reason,
+            log=_logOf(connection, self.log),
+        )
+
+    def active(self, connection: GuardedConnection) -> None:
+        """
+        The client did something: its idle deadline starts afresh.
+        """
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.set(connection)
+
+    def inactive(self, connection: GuardedConnection) -> None:
+        """
+        No more input is expected from C{connection}: drop its idle deadline.
+        """
+        if self.context.idleDeadlines is not None:
+            self.context.idleDeadlines.discard(connection)
+
+    def gone(self, connection: GuardedConnection, admitted: bool) -> None:
+        """
+        C{connection} is closed: forget it, and log it if it was admitted.
+        """
+        self.inactive(connection)
+        context = self.context
+        context.registry.remove(connection)
+        if admitted and context.logConnections and self.mayLog("disconnections"):
+            _logOf(connection, self.log).info(
+                "Client {peer} disconnected.", peer=connection.peer
+            )
+
+    def mayLog(self, kind: str) -> bool:
+        """
+        Tell whether a connect or disconnect (C{kind}) may be logged: each
+        is, up to L{CONNECTIONS_LOGGED} in ten seconds, a human rate; beyond
+        it they are counted in a summary line every ten seconds, so that
+        logging costs next to nothing under a flood of connections.
+        """
+        limiter = self.context.registry.logLimit
+        return limiter is None or limiter.allows(kind, CONNECTIONS_LOGGED)
+
+    def logLimited(
+        self, kind: str, format: str, log: Logger | None = None, **fields: Any
+    ) -> None:
+        """
+        Log, as a warning, something a client caused, at the bounded rate
+        of the server's L{LogLimiter} (C{kind} names such events in the
+        summary of those not logged), through C{log} (the connection's own
+        logger, so that the log says which front end), or the guard's.
+        """
+        log = self.log if log is None else log
+        limiter = self.context.registry.logLimit
+        if limiter is None:
+            log.warn(format, **fields)
+        else:
+            limiter.emit(log, LogLevel.warn, kind, format, **fields)
 
 
 class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -147,19 +297,14 @@ class LineServerProtocol(Protocol):
             setNoDelay(self.transport)
         if self.keepAlive:
             setKeepAlive(self.transport)
-        refusal = self.context.registry.admit(self)
+        refusal = self.context.guard.admit(self)
         if refusal is not None:
-            self.refuse(refusal.message, refusal.kind)
+            self.sendErrorAndClose(refusal.message)
             return
         self.admitted = True
-        self.context.stats.accepted += 1
-        if self.context.logConnections and self.mayLog("connections"):
-            self.log.info("Client {peer} is now connected to us.", peer=self.peer)
         if self.flowControl:
             self.transport.registerProducer(self, True)
             self.producing = True
-        if self.context.idleDeadlines is not None:
-            self.context.idleDeadlines.set(self)
         self.connectionAdmitted()
 
     def connectionAdmitted(self) -> None:
@@ -172,10 +317,7 @@ class LineServerProtocol(Protocol):
         Tell the client why it is not served, in one C{ERROR} line, and close
         (counted under C{kind}, a reason for the statistics).
         """
-        self.context.stats.refused[kind] += 1
-        self.logLimited(
-            "refusals", "Refused {peer}: {reason}", peer=self.peer, reason=reason
-        )
+        self.context.guard.refused(self, reason, kind)
         self.sendErrorAndClose(reason)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -183,16 +325,9 @@ class LineServerProtocol(Protocol):
         Forget the client: cancel timers, leave the registry, log it.
         """
         self.closing = True
-        self.stopIdleTimer()
         if self.lingering is not None and self.lingering.active():
             self.lingering.cancel()
-        self.context.registry.remove(self)
-        if (
-            self.admitted
-            and self.context.logConnections
-            and self.mayLog("disconnections")
-        ):
-            self.log.info("Client {peer} disconnected.", peer=self.peer)
+        self.context.guard.gone(self, self.admitted)
         self.connectionClosed()
 
     def connectionClosed(self) -> None:
@@ -221,8 +356,8 @@ class LineServerProtocol(Protocol):
             # Only whole lines that are not empty meet the idle deadline: a
             # byte now and then without a line ending, or an empty line now
             # and then, keeps no seat.
-            if self.context.idleDeadlines is not None and chunk.strip(_EMPTY):
-                self.context.idleDeadlines.set(self)
+            if chunk.strip(_EMPTY):
+                self.context.guard.active(self)
             stats.linesIn += chunk.count(b"\n")
             self.linesReceived(chunk)
 
@@ -269,8 +404,7 @@ class LineServerProtocol(Protocol):
         """
         No more input is expected: drop the idle timeout.
         """
-        if self.context.idleDeadlines is not None:
-            self.context.idleDeadlines.discard(self)
+        self.context.guard.inactive(self)
 
     def timeoutConnection(self) -> None:
         """
@@ -288,27 +422,12 @@ class LineServerProtocol(Protocol):
             f"idle for {plural(seconds, 'second')}; closing the connection"
         )
 
-    def mayLog(self, kind: str) -> bool:
-        """
-        Tell whether a connect or disconnect (C{kind}) may be logged: each
-        is, up to L{CONNECTIONS_LOGGED} in ten seconds, a human rate; beyond
-        it they are counted in a summary line every ten seconds, so that
-        logging costs next to nothing under a flood of connections.
-        """
-        limiter = self.context.registry.logLimit
-        return limiter is None or limiter.allows(kind, CONNECTIONS_LOGGED)
-
     def logLimited(self, kind: str, format: str, **fields: Any) -> None:
         """
         Log, as a warning, something the client caused, at the bounded rate
-        of the server's L{LogLimiter} (C{kind} names such events in the
-        summary of those not logged).
+        of the server's L{LogLimiter} (see L{ConnectionGuard.logLimited}).
         """
-        limiter = self.context.registry.logLimit
-        if limiter is None:
-            self.log.warn(format, **fields)
-        else:
-            limiter.emit(self.log, LogLevel.warn, kind, format, **fields)
+        self.context.guard.logLimited(kind, format, log=self.log, **fields)
 
     # Output and closing
 
@@ -380,5 +499,14 @@ class LineServerProtocol(Protocol):
         """
 
 
-def _idleTooLong(protocol: LineServerProtocol) -> None:
+def _logOf(connection: object, default: Logger) -> Logger:
+    """
+    The logger of C{connection} (its class's, naming its front end), or
+    C{default}.
+    """
+    log = getattr(connection, "log", None)
+    return log if isinstance(log, Logger) else default
+
+
+def _idleTooLong(protocol: GuardedConnection) -> None:
     protocol.timeoutConnection()

@@ -27,12 +27,13 @@ from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
-from sockserve.bus.address import checkRoomName, parseBusAddress
+from sockserve.bus.address import parseBusAddress
+from sockserve.bus.node import OUTBOX_LIMIT, busChat
 from sockserve.bus.redis import RedisBus
-from sockserve.bus.room import OUTBOX_LIMIT, SharedRoom
+from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
-from sockserve.chat.room import historyBudget
-from sockserve.factories import MODES, buildFactory
+from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
+from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.limits import Limits
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
@@ -40,7 +41,6 @@ from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
 DEFAULT_PORT = "5000"
-DEFAULT_ROOM = "default"
 # The environment variable that may hold the bus's password.
 PASSWORD_VARIABLE = "SOCKSERVE_BUS_PASSWORD"
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -148,7 +148,7 @@ class Options(CommandOptions):
             "max-clients",
             None,
             _DEFAULTS.maxClients,
-            "chat: most clients in the room.",
+            "chat: most clients in one room.",
             _count("max-clients", 1),
         ],
         [
@@ -241,16 +241,31 @@ class Options(CommandOptions):
             "bus",
             None,
             None,
-            "chat: share the room with every sockserve on this Redis bus: "
-            "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or "
-            "unix:///path/to/redis.sock (default: none, the room is this "
+            "chat: share the rooms and people with every sockserve on this "
+            "Redis bus: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... "
+            "or unix:///path/to/redis.sock (default: none, the chat is this "
             "process's own).",
         ],
         [
             "room",
             None,
             DEFAULT_ROOM,
-            "chat: the room's name on the bus (letters, digits, _ . -).",
+            "chat: the room everyone is in on arriving (letters, digits, - _ ., "
+            "at most 32).",
+        ],
+        [
+            "rooms",
+            None,
+            None,
+            "chat: the only rooms there may be, by commas (default: any a "
+            "member names with /join, up to --max-rooms).",
+        ],
+        [
+            "max-rooms",
+            None,
+            DEFAULT_MAX_ROOMS,
+            "chat: most rooms at once (on every node, with --bus).",
+            _count("max-rooms", 1),
         ],
         [
             "bus-password-file",
@@ -418,13 +433,32 @@ class Options(CommandOptions):
 
     def _checkBus(self) -> None:
         """
-        Check --bus, --room and the bus's password.
+        Check --room, --rooms, --bus and the bus's password.
         """
         self["busAddress"] = None
         try:
-            checkRoomName(self["room"])
+            self["room"] = roomName(self["room"])
         except ValueError as error:
             raise usage.UsageError(f"--room: {error}") from None
+        fixed: list[str] = []
+        if self["rooms"] is not None:
+            for text in self["rooms"].split(","):
+                try:
+                    name = roomName(text.strip())
+                except ValueError as error:
+                    raise usage.UsageError(f"--rooms: {error}") from None
+                # Rooms compare without case: each once, as first spelt.
+                if roomKey(name) not in {roomKey(seen) for seen in fixed}:
+                    fixed.append(name)
+            if roomKey(self["room"]) not in {roomKey(name) for name in fixed}:
+                fixed.insert(0, self["room"])
+            made = len(fixed) - 1
+            if made > self["max-rooms"]:
+                raise usage.UsageError(
+                    f"--rooms names {made} rooms besides the default room, more "
+                    f"than --max-rooms ({self['max-rooms']})"
+                )
+        self["fixedRooms"] = tuple(fixed)
         if self["bus"] is None:
             if self["bus-password-file"] is not None:
                 raise usage.UsageError("--bus-password-file needs --bus")
@@ -495,29 +529,26 @@ def makeServerService(
     perIPScope = "per address"
     if options["workers"] > 1:
         perIPScope = "per address in each worker process"
-    room: SharedRoom | None = None
+    rules = roomRules(
+        limits, options["room"], options["max-rooms"], options["fixedRooms"]
+    )
+    chat: ChatService | None = None
     bus: RedisBus | None = None
     companions = []
-    if options["busAddress"] is not None:
-        bus = RedisBus(
-            options["busAddress"],
-            options["room"],
-            reactor,  # type: ignore[arg-type]
-            reactor,
-            nodeTimeout=float(options["bus-node-timeout"]),
-            retention=options["bus-retention"],
-        )
-        room = SharedRoom(
-            bus,
-            reactor,  # type: ignore[arg-type]
-            limits.maxClients,
-            limits.presenceLimit,
-            limits.history,
-            options["bus-backlog"],
-            historyBudget(limits.maxPending),
-        )
-        bus.attach(room, limits.history)
-        companions.append(bus)
+    if options["mode"] == "chat":
+        if options["busAddress"] is not None:
+            chat, bus = busChat(
+                options["busAddress"],
+                rules,
+                reactor,  # type: ignore[arg-type]
+                reactor,
+                nodeTimeout=float(options["bus-node-timeout"]),
+                retention=options["bus-retention"],
+                outboxLimit=options["bus-backlog"],
+            )
+            companions.append(bus)
+        else:
+            chat = ChatService(rules, reactor)  # type: ignore[arg-type]
     factory = buildFactory(
         options["mode"],
         limits,
@@ -525,10 +556,8 @@ def makeServerService(
         options["banner"],
         logConnections=not options["quiet"],
         perIPScope=perIPScope,
-        room=room,
+        service=chat,
     )
-    if room is not None and factory.policy is not None:
-        room.pressure = factory.policy.pressure
     abort = StartupAbort(getattr(options, "parent", None))
 
     def endpointFor(description: str, label: str) -> IStreamServerEndpoint:
@@ -596,7 +625,8 @@ def makeServerService(
             options["mode"],
             factory.context.stats,
             factory.context.registry,
-            None if factory.room is None else factory.room.population,
+            None if chat is None else lambda: chat.people.population,
+            None if chat is None else lambda: len(chat.localRooms()),
         )
         metrics = metricsSite(
             collector,

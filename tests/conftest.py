@@ -2,17 +2,38 @@
 Fixtures that make pytest as strict as trial: a test fails when it logs an
 error (an unhandled error in a Deferred included), or leaves a delayed call,
 a listening port or a connection behind in the reactor.
+
+And what makes the suite the same wherever it runs: the programs the tests
+start get the signals a shell would give them, and property tests draw the
+same examples without a deadline, however busy the machine.
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from zope.interface import implementer
+
+# Started under nohup, or in the background by a shell without job control,
+# this process ignores SIGHUP or SIGINT, and so would every server a test
+# starts (an ignored signal stays ignored across exec; twistd then neither
+# reopens its log on SIGHUP nor stops on SIGINT, rightly for nohup): give
+# them back their usual meaning.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The same examples on every run, and no deadline: a shared machine's pauses
+# are not the code's slowness.
+settings.register_profile("sockserve", derandomize=True, deadline=None)
+settings.load_profile("sockserve")
 
 
 @implementer(ILogObserver)

@@ -618,41 +618,192 @@ class Processes:
         return port
 
 
+WELCOME = re.compile(
+    r"\* you are (?P<name>\S+) \((?P<peer>.*)\) in #(?P<room>[A-Za-z0-9_.\-]+); "
+    r"(?:nobody else|(?P<others>[0-9]+) others?) here"
+)
+"""The welcome line a line client is given on arrival: its name, its address,
+its room, and how many others are there."""
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """
+    What a welcome line says.
+
+    @ivar name: the member's name (C{guestN} until it chooses one).
+    @ivar peer: its address, as the server sees it.
+    @ivar room: the room it is in (without C{#}).
+    @ivar others: how many other members are there.
+    """
+
+    name: str
+    peer: str
+    room: str
+    others: int
+
+
+def welcomeIn(data: bytes | str) -> Welcome:
+    """
+    Return the first welcome line in C{data}.
+
+    @raise AssertionError: there is none.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    found = WELCOME.search(text)
+    if found is None:
+        raise AssertionError(f"no welcome line in {text!r}")
+    return Welcome(
+        found["name"], found["peer"], found["room"], int(found["others"] or 0)
+    )
+
+
+def receiveWelcome(
+    sock: socket.socket, timeout: float = WAIT, received: bytes = b""
+) -> tuple[Welcome, bytes]:
+    """
+    Receive from C{sock} until a whole welcome line has come (on a line
+    connection, or in a WebSocket frame of the line wire); return what it
+    says, and everything received.
+    """
+    data = receiveUntil(
+        sock,
+        lambda data: WELCOME.search(data.decode("utf-8", "replace")) is not None,
+        "welcome line",
+        timeout,
+        received,
+    )
+    return welcomeIn(data), data
+
+
 class TcpMember:
     """
-    A TCP member of the room, read a line at a time.
+    A TCP member of the chat, read a line at a time.
+
+    @ivar name: its name, as its welcome line said (and as it changes it
+        through L{rename}).
+    @ivar peer: its address, as its welcome line said.
+    @ivar room: the room it was welcomed into.
+    @ivar others: how many others its welcome line said were there.
     """
 
-    def __init__(self, processes: Processes, server: Server | int) -> None:
+    def __init__(
+        self,
+        processes: Processes,
+        server: Server | int,
+        source: str | None = None,
+        receiveBuffer: int | None = None,
+    ) -> None:
         port = server if isinstance(server, int) else server.port
-        self.sock = processes.connect(("127.0.0.1", port))
-        self.name = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock = processes.connect(
+            ("127.0.0.1", port), source=source, receiveBuffer=receiveBuffer
+        )
         self.pending = b""
-        self.lineUntil(lambda line: "other(s) here" in line)
+        self.name = "(a member not welcomed yet)"
+        welcome = welcomeIn(self.lineUntil(lambda line: bool(WELCOME.fullmatch(line))))
+        self.name = welcome.name
+        self.peer = welcome.peer
+        self.room = welcome.room
+        self.others = welcome.others
 
-    def line(self) -> str:
+    def line(self, timeout: float = WAIT) -> str:
         """
-        The next line, without its ending.
+        The next line, without its ending, within C{timeout} seconds (what
+        came of it meanwhile is kept for the next call if it does not).
         """
-        self.pending = receiveText(self.sock, b"\r\n", received=self.pending)
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no line within {timeout}s; received {self.pending!r}"
+                )
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError(f"closed before a line; received {self.pending!r}")
+            self.pending += chunk
         line, _, self.pending = self.pending.partition(b"\r\n")
         return line.decode("utf-8")
 
-    def lineUntil(self, predicate: Callable[[str], bool]) -> str:
+    def linesUntil(
+        self, predicate: Callable[[str], bool], timeout: float = WAIT
+    ) -> list[str]:
         """
-        The first line, from here on, that satisfies C{predicate}.
+        The lines, from here on, up to and including the first that
+        satisfies C{predicate}, within C{timeout} seconds and 1000 lines.
         """
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
         for _ in range(1000):
-            line = self.line()
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.line(max(remaining, 0.001))
+            except AssertionError as error:
+                raise AssertionError(
+                    f"no such line within {timeout}s; {self.name} read "
+                    f"{lines[-20:]!r}: {error}"
+                ) from None
+            lines.append(line)
             if predicate(line):
-                return line
-        raise AssertionError("no such line")
+                return lines
+        raise AssertionError(f"no such line in 1000; the last: {lines[-20:]!r}")
+
+    def lineUntil(self, predicate: Callable[[str], bool], timeout: float = WAIT) -> str:
+        """
+        The first line, from here on, that satisfies C{predicate}, within
+        C{timeout} seconds and 1000 lines.
+        """
+        return self.linesUntil(predicate, timeout)[-1]
 
     def send(self, data: bytes) -> None:
         """
         Send C{data} as it is.
         """
         self.sock.sendall(data)
+
+    def say(self, text: str) -> None:
+        """
+        Send C{text} as one line (a message, or a command).
+        """
+        self.sock.sendall(text.encode("utf-8") + b"\n")
+
+    def ask(self, command: str, predicate: Callable[[str], bool]) -> str:
+        """
+        Send the line C{command}, and return the first line after it that
+        satisfies C{predicate}.
+        """
+        self.say(command)
+        return self.lineUntil(predicate)
+
+    def rename(self, name: str) -> None:
+        """
+        Take the name C{name} (C{/nick}), and wait until the server says so.
+        """
+        answer = self.ask(
+            f"/nick {name}",
+            lambda line: line.startswith(("* you are now known as ", "ERROR ")),
+        )
+        assert answer == f"* you are now known as {name}", answer
+        self.name = name
+
+    def join(self, room: str) -> str:
+        """
+        Go to C{room} (C{/join}), and return the line saying so.
+        """
+        answer = self.ask(
+            f"/join {room}",
+            lambda line: line.startswith(("* you are now in #", "ERROR ")),
+        )
+        entered = re.fullmatch(r"\* you are now in #([^;]+); .*", answer)
+        assert entered is not None, answer
+        # Rooms are compared without case, and a leading # is not the name's.
+        assert entered[1].casefold() == room.removeprefix("#").casefold(), answer
+        self.room = entered[1]
+        return answer
 
 
 def _takeTerminal() -> None:

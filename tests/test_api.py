@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
+
+import pytest
 
 import sockserve
 import sockserve.bus
@@ -19,6 +23,7 @@ PUBLIC = {
     "ChatEvent",
     "ChatProtocol",
     "ChatRoom",
+    "ChatService",
     "ChatSession",
     "ChatWire",
     "ConnectionRegistry",
@@ -26,6 +31,8 @@ PUBLIC = {
     "Error",
     "IChatMember",
     "IChatRoom",
+    "IPeople",
+    "IRoomDirectory",
     "Joined",
     "Left",
     "LineServerFactory",
@@ -40,8 +47,11 @@ PUBLIC = {
     "OneShotReplyProtocol",
     "OutputPressure",
     "Options",
+    "PrivateMessage",
     "Renamed",
     "RoomFull",
+    "RoomRejected",
+    "RoomRules",
     "ServerContext",
     "__version__",
     "buildFactory",
@@ -53,16 +63,27 @@ PUBLIC_MODULES = {
     "sockserve.bus",
     "sockserve.bus.address",
     "sockserve.bus.codec",
+    "sockserve.bus.inbound",
+    "sockserve.bus.node",
+    "sockserve.bus.outbox",
+    "sockserve.bus.people",
+    "sockserve.bus.private",
     "sockserve.bus.redis",
-    "sockserve.bus.room",
+    "sockserve.bus.rooms",
+    "sockserve.bus.roster",
     "sockserve.bus.scripts",
     "sockserve.chat",
+    "sockserve.chat.commands",
     "sockserve.chat.events",
+    "sockserve.chat.input",
+    "sockserve.chat.linewire",
     "sockserve.chat.names",
     "sockserve.chat.pacing",
+    "sockserve.chat.people",
     "sockserve.chat.policy",
     "sockserve.chat.protocol",
     "sockserve.chat.room",
+    "sockserve.chat.service",
     "sockserve.chat.session",
     "sockserve.client",
     "sockserve.echo",
@@ -110,3 +131,22 @@ def test_internal_modules_are_private() -> None:
     assert public == PUBLIC_MODULES
     for name in found:
         importlib.import_module(name)
+
+
+def test_the_client_starts_without_the_servers() -> None:
+    """Importing the client (or the package) imports none of the servers'
+    modules: the package's names are imported when first asked for, so that
+    sockserve-client starts in a fraction of the time."""
+    program = (
+        "import sys, sockserve, sockserve.client\n"
+        "print(sorted(name for name in sys.modules if name.startswith("
+        "('sockserve.tap', 'sockserve.chat', 'sockserve.web', 'sockserve.bus'))))\n"
+        "print(sockserve.ChatService.__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, check=True, timeout=60
+    )
+    assert result.stdout.decode().splitlines() == ["[]", "sockserve.chat.service"]
+    assert "ChatService" in dir(sockserve)
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        sockserve.NoSuchThing  # noqa: B018

@@ -14,7 +14,20 @@ from tests.support import connectOnStringTransport
 LINE_PIECES = st.one_of(
     st.binary(max_size=12),
     st.sampled_from(
-        [b"\n", b"\r\n", b"\r", b"/nick x\n", b"/who\n", b"//a\n", b"\x1b"]
+        [
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"/nick x\n",
+            b"/who\n",
+            b"//a\n",
+            b"\x1b",
+            b"/join a\n",
+            b"/part\n",
+            b"/rooms\n",
+            b"/msg guest2 hi\n",
+            b"/say default b\n",
+        ]
     ),
 )
 
@@ -83,6 +96,7 @@ def test_chat_broadcasts_do_not_depend_on_reads(
     case: tuple[bytes, list[bytes]],
 ) -> None:
     """Chat: what the sender and the others receive is the same for every
-    split of the stream."""
+    split of the stream, whatever rooms the sender goes to and whomever it
+    messages."""
     data, chunks = case
     assert broadcast(chunks) == broadcast([data])

@@ -1,7 +1,9 @@
 """
-One room across processes, end to end: real C{twistd} nodes, a real
+Rooms across processes, end to end: real C{twistd} nodes, a real
 C{redis-server} (private, on a free loopback port), raw TCP clients; Redis
-paused, killed and restarted, a node cut off from it, a node killed.
+paused, killed and restarted, a node cut off from it, a node killed. Nodes
+on one Redis share every room and everyone's names; most tests here use the
+default room, as one room spread over the nodes.
 
 Every check of lines is per receiving client: each line of every other
 sender arrived exactly once, in the order it was sent, and none of its own.
@@ -19,11 +21,14 @@ import pytest
 
 from tests.processes import (
     WAIT,
+    WELCOME,
     Processes,
     Server,
     TcpMember,
     installedProgram,
     receiveText,
+    receiveWelcome,
+    welcomeIn,
 )
 from tests.redis import CuttableProxy, RedisServer
 
@@ -57,12 +62,12 @@ def proxies() -> Iterator[list[CuttableProxy]]:
 
 def node(processes: Processes, bus: str, *options: str, joined: bool = True) -> Server:
     """
-    Start a chat node on C{bus}; wait until it joined the room, unless told
+    Start a chat node on C{bus}; wait until it joined the bus, unless told
     not to.
     """
     server = processes.server("--bus", bus, *options)
     if joined:
-        server.output.waitForText(b"Joined the room")
+        server.output.waitForText(b"Joined the bus")
     return server
 
 
@@ -148,24 +153,33 @@ def test_capacity_and_same_name_at_once(
     processes: Processes, redis: RedisServer
 ) -> None:
     """
-    --max-clients caps the whole room, also when clients join on two nodes
-    at once; two nodes asking for one name at once give it to one.
+    --max-clients caps the whole (default) room, also when clients join on
+    two nodes at once; each is given a default name of its own, from one
+    counter for the bus.
     """
     nodes = [node(processes, redis.url, "--max-clients", "3") for _ in range(2)]
     socks = [processes.connect(("127.0.0.1", nodes[n % 2].port)) for n in range(6)]
+
+    def welcomed(data: bytes) -> bool:
+        return WELCOME.search(data.decode("utf-8", "replace")) is not None
+
     answers = []
     for sock in socks:
         data = b""
         for _ in range(100):
-            data += sock.recv(4096)
-            if b"other(s) here" in data or b"ERROR" in data:
+            chunk = sock.recv(4096)
+            data += chunk
+            if not chunk or welcomed(data) or b"ERROR" in data:
                 break
         answers.append(data)
-    admitted = [data for data in answers if b"other(s) here" in data]
+    admitted = [data for data in answers if welcomed(data)]
     refused = [
         data for data in answers if b"ERROR the server is full (3 clients)" in data
     ]
     assert (len(admitted), len(refused)) == (3, 3), answers
+    names = {welcomeIn(data).name for data in admitted}
+    assert len(names) == 3, names
+    assert all(re.fullmatch(r"guest[0-9]+", name) for name in names), names
 
 
 def test_same_name_at_once(processes: Processes, redis: RedisServer) -> None:
@@ -188,13 +202,16 @@ def test_same_name_at_once(processes: Processes, redis: RedisServer) -> None:
 
 def test_rooms_are_apart(processes: Processes, redis: RedisServer) -> None:
     """
-    Nodes of different --room never see each other's lines, and their keys
-    are apart in Redis.
+    Nodes of different --room on one bus have different default rooms:
+    neither sees the other's lines or presence, each room's keys are apart
+    in Redis (a hash slot each), but the rooms and the names are the bus's:
+    /rooms lists both, and a name taken in one room is taken in the other.
     """
     red = [node(processes, redis.url, "--room", "red") for _ in range(2)]
     blue = node(processes, redis.url, "--room", "blue")
     redOne, redTwo = TcpMember(processes, red[0]), TcpMember(processes, red[1])
     blueOne = TcpMember(processes, blue)
+    assert (redOne.room, redTwo.room, blueOne.room) == ("red", "red", "blue")
     blueOne.send(b"blue line\r\n/who\r\n")
     assert (
         blueOne.lineUntil(lambda line: " here: " in line) == f"* 1 here: {blueOne.name}"
@@ -202,12 +219,34 @@ def test_rooms_are_apart(processes: Processes, redis: RedisServer) -> None:
     send(redOne, ["red line"])
     assert received(redTwo, [redOne]) == {redOne.name: ["red line", DONE]}
     redTwo.send(b"/who\r\n")
-    assert redTwo.lineUntil(lambda line: " here: " in line).startswith("* 2 here: ")
-    keys = redis.command("--scan").split()
-    assert keys
-    assert all(
-        key.startswith(("sockserve:{red}:", "sockserve:{blue}:")) for key in keys
+    assert redTwo.lineUntil(lambda line: " here: " in line) == (
+        f"* 2 here: {', '.join(sorted([redOne.name, redTwo.name]))}"
     )
+    blueOne.send(b"/rooms\r\n")
+    assert blueOne.lineUntil(lambda line: " rooms: " in line) == (
+        "* 2 rooms: #blue (1), #red (2)"
+    )
+    redTwo.rename("scarlet")
+    blueOne.send(b"/nick Scarlet\r\n")
+    assert blueOne.lineUntil(lambda line: line.startswith("ERROR")) == (
+        "ERROR the name Scarlet is taken"
+    )
+    # Nothing of the other room came: the blue member's lines since are its
+    # own answers; the red members saw no blue line.
+    blueOne.send(b"/who\r\n")
+    assert blueOne.lineUntil(lambda line: line.startswith("*")) == (
+        f"* 1 here: {blueOne.name}"
+    )
+    send(redOne, [])
+    assert received(redTwo, [redOne]) == {redOne.name: [DONE]}
+    keys = redis.command("--scan").split()
+    assert all(key.startswith("sockserve:") for key in keys), keys
+    roomKeys = [key for key in keys if "{" in key]
+    assert any(key.startswith("sockserve:{red}:") for key in roomKeys), keys
+    assert any(key.startswith("sockserve:{blue}:") for key in roomKeys), keys
+    assert all(
+        key.startswith(("sockserve:{red}:", "sockserve:{blue}:")) for key in roomKeys
+    ), keys
 
 
 def test_redis_paused_then_resumed(processes: Processes, redis: RedisServer) -> None:
@@ -237,7 +276,7 @@ def test_redis_paused_then_resumed(processes: Processes, redis: RedisServer) -> 
     assertEveryLineOnce([a1, a2, b1], sent)
     log = nodes[0].output.text()
     assert log.count("Lost contact with the bus") == 1
-    assert log.count("Back in contact with the room") == 1
+    assert log.count("Back in contact with the bus") == 1
 
 
 def test_redis_restarted_empty(
@@ -335,7 +374,7 @@ def test_killed_node_members_leave(processes: Processes, redis: RedisServer) -> 
 def test_redis_absent_at_start_up(processes: Processes, tmp_path: Path) -> None:
     """
     A node whose Redis is not there yet serves its local clients, says once
-    that it cannot reach the bus, and joins the room when Redis appears.
+    that it cannot reach the bus, and joins the bus when Redis appears.
     """
     late = RedisServer(tmp_path / "late")
     early = node(processes, late.url, joined=False)
@@ -345,7 +384,7 @@ def test_redis_absent_at_start_up(processes: Processes, tmp_path: Path) -> None:
     assert received(two, [one]) == {one.name: ["local while alone", DONE]}
     late.start()
     try:
-        early.output.waitForText(b"Joined the room")
+        early.output.waitForText(b"Joined the bus")
         other = node(processes, late.url)
         three = TcpMember(processes, other)
         three.send(b"/who\r\n")
@@ -359,20 +398,21 @@ def test_redis_absent_at_start_up(processes: Processes, tmp_path: Path) -> None:
 
 def test_workers_share_the_room(processes: Processes, redis: RedisServer) -> None:
     """
-    With a bus, --workers serves chat: every worker is a node of the room.
+    With a bus, --workers serves chat: every worker is a node of the bus,
+    and they share the room.
     """
     server = processes.server("--bus", redis.url, "--workers", "2", "--port", "0")
     server.output.waitFor(
-        lambda data: data.count(b"Joined the room") == 2, "both nodes in the room"
+        lambda data: data.count(b"Joined the bus") == 2, "both nodes on the bus"
     )
     members: list[TcpMember] = []
     byWorker: list[TcpMember] = []
     for _ in range(100):
         member = TcpMember(processes, server)
         members.append(member)
-        served = server.output.waitForText(f"{member.name} is now".encode())
+        served = server.output.waitForText(f"{member.peer} is now".encode())
         if re.search(
-            rf"\[worker \d+ pid \d+\] Client {member.name} is".encode(), served
+            rf"\[worker \d+ pid \d+\] Client {member.peer} is".encode(), served
         ):
             byWorker.append(member)
         if byWorker and len(members) > len(byWorker) and len(members) >= 3:
@@ -522,14 +562,14 @@ def test_web_clients_on_one_node_chat_with_tcp_clients_on_another(
     from websockets.sync.client import connect
 
     web = processes.server("--bus", redis.url, "--web", "0", listeners=2)
-    web.output.waitForText(b"Joined the room")
+    web.output.waitForText(b"Joined the bus")
     other = node(processes, redis.url)
     tcp = TcpMember(processes, other)
     url = f"ws://127.0.0.1:{web.portOf('web')}/ws"
     with connect(url, proxy=None, open_timeout=10, compression=None) as browser:
         frames = [browser.recv(timeout=10) for _ in range(4)]
         assert str(frames[-1]).startswith("* you are ")
-        name = str(frames[-1])[len("* you are ") :].split(";")[0]
+        name = welcomeIn(str(frames[-1])).name
         assert tcp.lineUntil(lambda line: "joined" in line) == f"* {name} joined"
         browser.send("hello from a browser on node one")
         assert tcp.lineUntil(lambda line: "browser" in line) == (
@@ -631,9 +671,10 @@ def test_names_beyond_ascii_leave_no_ghosts(
 ) -> None:
     """
     A client on a UNIX socket bound at a path ending in an upper-case
-    non-ASCII letter joins and leaves again and again: the room forgets it
-    each time, on both nodes (one rule compares names, in Python and in
-    Redis), so it never fills up with ghosts.
+    non-ASCII letter (its address) joins and leaves again and again, under
+    a name in upper case it chose (a name beyond ASCII is refused with one
+    line): the room forgets it each time, on both nodes (one rule compares
+    names, in Python and in Redis), so it never fills up with ghosts.
     """
     path = processes.directory / "chat.sock"
     nodes = [
@@ -657,11 +698,17 @@ def test_names_beyond_ascii_leave_no_ghosts(
             sock.bind(str(client))
             sock.settimeout(WAIT)
             sock.connect(str(path))
-            receiveText(sock, b"* you are ")
+            welcome, _ = receiveWelcome(sock)
+            assert welcome.peer.endswith("x-Ä0"), welcome
+            sock.sendall("/nick XÄ0\r\n".encode())
+            refused = receiveText(sock, b"ERROR ")
+            assert b"ERROR a name uses letters, digits" in refused, refused
+            sock.sendall(b"/nick X-AE0\r\n")
+            receiveText(sock, b"* you are now known as X-AE0\r\n")
         finally:
             sock.close()
             client.unlink()
-        watcher.lineUntil(lambda line: line.endswith("x-Ä0 left"))
+        watcher.lineUntil(lambda line: line == "* X-AE0 left")
     others = [TcpMember(processes, nodes[n]) for n in (0, 1)]
     others[1].send(b"/who\r\n")
     assert others[1].lineUntil(lambda line: " here: " in line).startswith("* 3 here")
@@ -677,7 +724,7 @@ def test_healthz_tells_when_the_bus_is_away(
     import urllib.request
 
     server = processes.server("--bus", redis.url, "--metrics", "0", listeners=2)
-    server.output.waitForText(b"Joined the room")
+    server.output.waitForText(b"Joined the bus")
     member = TcpMember(processes, server)
     url = f"http://127.0.0.1:{server.portOf('metrics')}/healthz"
 

@@ -46,7 +46,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 def node(processes: Processes, bus: str, *options: str) -> Server:
     server = processes.server("--bus", bus, *options)
     server.output.follow()
-    server.output.waitForText(b"Joined the room")
+    server.output.waitForText(b"Joined the bus")
     return server
 
 
@@ -55,6 +55,9 @@ class Flooder(threading.Thread):
     Sends 100-byte lines as fast as the server takes them (C{lines} of
     them, or until told to stop, or L{LIMIT}); counts them, and keeps the
     notices it is sent meanwhile.
+
+    @ivar sent: the lines made to be sent (some may wait in C{pending}).
+    @ivar written: the whole lines the socket took.
     """
 
     def __init__(self, sock: socket.socket, lines: int | None = None) -> None:
@@ -62,6 +65,7 @@ class Flooder(threading.Thread):
         self.sock = sock
         self.lines = lines
         self.sent = 0
+        self.written = 0
         self.notices: list[str] = []
         self.stopped = threading.Event()
 
@@ -92,7 +96,9 @@ class Flooder(threading.Thread):
                 self.notices += [line.decode("utf-8", "replace") for line in lines]
             if writable:
                 try:
-                    pending = pending[self.sock.send(pending) :]
+                    taken = self.sock.send(pending)
+                    self.written += pending.count(b"\n", 0, taken)
+                    pending = pending[taken:]
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -106,6 +112,10 @@ class Reader(threading.Thread):
     Reads everything it is sent (C{perRead} bytes at a time, every
     C{interval} seconds: a slow reader), until told to stop; keeps the
     lines, and when each typed line arrived.
+
+    @ivar flood: how many flood lines arrived.
+    @ivar floodOutOfOrder: how many of them did not follow the one before
+        (one flooder: each line's number is the last one's and one).
     """
 
     def __init__(
@@ -117,6 +127,9 @@ class Reader(threading.Thread):
         self.interval = interval
         self.typed: dict[int, float] = {}
         self.flood = 0
+        self.floodOutOfOrder = 0
+        self.received = 0
+        self._lastFlood = -1
         self.notices: list[str] = []
         self.closed = False
         self.stopped = threading.Event()
@@ -143,12 +156,17 @@ class Reader(threading.Thread):
                 self.stopped.wait(self.interval)
 
     def _take(self, data: bytes) -> None:
+        self.received += len(data)
         self._pending += data
         *lines, self._pending = self._pending.split(b"\r\n")
         now = time.monotonic()
         for line in lines:
             if b"> flood " in line:
                 self.flood += 1
+                number = int(line.split(b"> flood ", 1)[1].split(b" ", 1)[0])
+                if number != self._lastFlood + 1:
+                    self.floodOutOfOrder += 1
+                self._lastFlood = number
             elif b"> typed " in line:
                 self.typed[int(line.rsplit(b" ", 1)[1])] = now
             elif line.startswith((b"* ", b"ERROR")):
@@ -255,6 +273,7 @@ def test_a_flood_the_bus_cannot_take_at_once_waits_for_it(
     assert flooder.sent == 150_000
     assert reader.flood == flooder.sent
     assert own.flood == flooder.sent
+    assert (reader.floodOutOfOrder, own.floodOutOfOrder) == (0, 0)
     for notice in flooder.notices + reader.notices:
         assert "did not reach" not in notice, notice
         assert "lost contact" not in notice, notice

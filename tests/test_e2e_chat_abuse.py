@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.processes import WAIT, Processes, TcpMember, receiveText
+from tests.processes import WAIT, Processes, TcpMember, receiveText, receiveWelcome
 
 pytestmark = pytest.mark.e2e
 
@@ -87,8 +87,7 @@ def test_a_quiet_join_is_still_seen(processes: Processes) -> None:
         finally:
             churner.close()
     lurker = processes.connect(("127.0.0.1", server.port))
-    greeting = receiveText(lurker, b" here\r\n")
-    name = greeting.split(b"* you are ")[1].split(b";")[0].decode()
+    name = receiveWelcome(lurker)[0].name
     summary = watcher.lineUntil(lambda line: "joined quietly" in line and name in line)
     assert summary.startswith("* ")
 

@@ -28,6 +28,7 @@ from tests.processes import (
     receiveToEOF,
     systemProgram,
     waitForExit,
+    welcomeIn,
 )
 
 pytestmark = pytest.mark.e2e
@@ -254,9 +255,7 @@ def test_chat_full_room_refuses_with_a_line(processes: Processes) -> None:
     first = processes.connect(("127.0.0.1", server.port))
     receiveText(first, b"Welcome to sockserve")
     refused = ncat(processes, server.port, b"")
-    assert refused.count(b"\n") == 1, refused
-    assert b"full" in refused
-    assert b"Welcome" not in refused
+    assert refused == b"ERROR the server is full (1 client); try again later\r\n"
     first.sendall(b"/who\n")
     receiveText(first, b"1 here")
 
@@ -425,7 +424,8 @@ def test_socket_activation(processes: Processes) -> None:
     """
     process, output, port = socketActivated(processes, "--fdname=sockserve")
     sock = processes.connect(("127.0.0.1", port))
-    receiveText(sock, b"* you are 127.0.0.1:")
+    welcome = welcomeIn(receiveText(sock, b" here\r\n"))
+    assert welcome.peer == f"127.0.0.1:{sock.getsockname()[1]}", welcome
     output.waitForText(b"sockserve chat server listening on 127.0.0.1:%d" % port)
     process.send_signal(signal.SIGTERM)
     assert process.wait(WAIT) in (0, -signal.SIGTERM, 143)
@@ -521,28 +521,33 @@ def test_exposure_is_logged(processes: Processes) -> None:
 
 def test_unix_peer_names_are_escaped(processes: Processes) -> None:
     """
-    A client on a UNIX socket chooses its own socket's name, which becomes
-    its chat name and is logged: control characters in it reach neither the
-    other members nor the log.
+    A client on a UNIX socket chooses its own socket's name, which is its
+    address: its welcome line shows it and the log records it, with control
+    characters escaped in both; the other members see its name, never its
+    address.
     """
     path = processes.directory / "chat.sock"
     server = processes.server("--port", f"unix:{path}", mode="chat")
     other = processes.connect(str(path), socket.AF_UNIX)
-    receiveText(other, b"* you are ")
+    receiveText(other, b" here\r\n")
     evil = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         evil.bind(b"\x00\x1b[2J\x1b[31mPWNED\r\n2026-12-01 fake admin line")
         evil.settimeout(WAIT)
         evil.connect(str(path))
-        receiveText(evil, b"* you are ")
+        greeting = receiveText(evil, b" here\r\n")
     finally:
         evil.close()
-    seen = receiveText(other, b" left\r\n")
-    assert b"\x1b" not in seen, seen
-    assert b"\\x1b[2J\\x1b[31mPWNED\\x0d\\x0a2026-12-01 fake admin line" in seen, seen
+    assert b"\x1b" not in greeting, greeting
+    welcome = welcomeIn(greeting)
+    assert "\\x1b[2J\\x1b[31mPWNED\\x0d\\x0a2026-12-01 fake admin line" in welcome.peer
+    seen = receiveText(other, f"* {welcome.name} left\r\n".encode())
+    assert f"* {welcome.name} joined\r\n".encode() in seen, seen
+    assert b"PWNED" not in seen, seen
     log = server.output.waitForText(b"PWNED")
     assert b"\x1b" not in log, log
     assert b"\x00" not in log, log
+    assert b"\\x1b[2J\\x1b[31mPWNED\\x0d\\x0a2026-12-01 fake admin line" in log, log
 
 
 @pytest.mark.parametrize(

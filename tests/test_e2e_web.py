@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -31,9 +32,12 @@ from tests.processes import (
     Processes,
     Server,
     TcpMember,
+    Welcome,
     receiveText,
     receiveToEOF,
+    receiveWelcome,
     systemProgram,
+    welcomeIn,
 )
 from tests.support import readmeBlock
 
@@ -87,13 +91,14 @@ class WebClient:
                 return frames
         raise AssertionError(f"no such frame among {frames}")
 
-    def greeting(self) -> str:
+    def greeting(self) -> Welcome:
         """
-        Read the banner and the welcome; return the member's name.
+        Read the banner and the welcome; return what the welcome says (the
+        member's name, its address as the server sees it, its room).
         """
         frames = self.receiveUntil(lambda frame: frame.startswith("* you are "))
         assert len(frames) == BANNER_LINES + 1, frames
-        return frames[-1][len("* you are ") :].split(";")[0]
+        return welcomeIn(frames[-1])
 
     def send(self, text: str | bytes) -> None:
         """
@@ -155,8 +160,14 @@ def test_websocket_and_tcp_members_chat(
     server = webServer(processes)
     tcp = TcpMember(processes, server)
     web = webClients(server.portOf("web"))
-    name = web.greeting()
-    assert name.startswith("127.0.0.1:")
+    welcome = web.greeting()
+    name = welcome.name
+    # Default names are counted per server, whatever the front end; the
+    # address is the member's own, shown to it alone.
+    assert (tcp.name, name) == ("guest1", "guest2")
+    assert welcome == Welcome(
+        "guest2", f"127.0.0.1:{web.connection.local_address[1]}", "default", 1
+    )
     assert tcp.line() == f"* {name} joined"
 
     web.send("hello from a browser")
@@ -189,28 +200,42 @@ def test_json_subprotocol(
     processes: Processes, webClients: Callable[..., WebClient]
 ) -> None:
     """
-    A client that offers C{sockserve.v1.json} gets the room's events as JSON
-    objects, whose names and text are data.
+    A client that offers C{sockserve.v2.json} (the page's subprotocol) gets
+    the room's events as JSON objects, whose names and text are data, and
+    which name their room.
     """
     server = webServer(processes)
-    page = webClients(server.portOf("web"), subprotocols=["sockserve.v1.json"])
-    assert page.connection.subprotocol == "sockserve.v1.json"
+    page = webClients(
+        server.portOf("web"), subprotocols=["sockserve.v2.json", "sockserve.v1.json"]
+    )
+    assert page.connection.subprotocol == "sockserve.v2.json"
     banner = json.loads(page.receive())
     assert banner["type"] == "banner"
     assert "Welcome" in banner["text"]
     welcome = json.loads(page.receive())
-    assert welcome == {"type": "welcome", "name": welcome["name"], "others": 0}
+    assert welcome == {
+        "type": "welcome",
+        "name": "guest1",
+        "room": "default",
+        "others": 0,
+    }
     tcp = TcpMember(processes, server)
-    assert json.loads(page.receive()) == {"type": "joined", "name": tcp.name}
+    assert json.loads(page.receive()) == {
+        "type": "joined",
+        "room": "default",
+        "name": tcp.name,
+    }
     tcp.send(b'<img src=x onerror="alert(1)"> "quoted"\r\n')
     assert json.loads(page.receive()) == {
         "type": "message",
+        "room": "default",
         "from": tcp.name,
         "text": '<img src=x onerror="alert(1)"> "quoted"',
     }
     tcp.send(b"/nick tcp\r\n")
     assert json.loads(page.receive()) == {
         "type": "renamed",
+        "room": "default",
         "from": tcp.name,
         "to": "tcp",
     }
@@ -219,13 +244,61 @@ def test_json_subprotocol(
     page.send("/who")
     assert json.loads(page.receive()) == {
         "type": "members",
+        "room": "default",
         "names": ["page", "tcp"],
         "total": 2,
     }
     page.send("/nosuch")
     assert json.loads(page.receive())["type"] == "error"
     tcp.sock.close()
-    assert json.loads(page.receive()) == {"type": "left", "name": "tcp"}
+    assert json.loads(page.receive()) == {
+        "type": "left",
+        "room": "default",
+        "name": "tcp",
+    }
+
+
+def test_json_subprotocol_of_one_room(
+    processes: Processes, webClients: Callable[..., WebClient]
+) -> None:
+    """
+    C{sockserve.v1.json}, the subprotocol of sockserve 1.0's page, is still
+    accepted: the same JSON events, for a client in one room at a time
+    (C{/join} moves it, and the room it left no longer reaches it).
+    """
+    server = webServer(processes)
+    page = webClients(server.portOf("web"), subprotocols=["sockserve.v1.json"])
+    assert page.connection.subprotocol == "sockserve.v1.json"
+    frames = page.receiveUntil(lambda frame: '"welcome"' in frame)
+    assert json.loads(frames[-1]) == {
+        "type": "welcome",
+        "name": "guest1",
+        "room": "default",
+        "others": 0,
+    }
+    tcp = TcpMember(processes, server)
+    assert json.loads(page.receive())["type"] == "joined"
+    page.send("/join lab")
+    assert json.loads(page.receive()) == {
+        "type": "entered",
+        "room": "lab",
+        "others": 0,
+    }
+    assert tcp.line() == "* guest1 left"
+    tcp.say("only in #default")
+    tcp.join("lab")
+    assert json.loads(page.receive()) == {
+        "type": "joined",
+        "room": "lab",
+        "name": tcp.name,
+    }
+    tcp.say("in #lab")
+    assert json.loads(page.receive()) == {
+        "type": "message",
+        "room": "lab",
+        "from": tcp.name,
+        "text": "in #lab",
+    }
 
 
 def test_origin_checked(
@@ -248,7 +321,7 @@ def test_origin_checked(
         webClients(port, origin="null")
     for origin in (f"http://127.0.0.1:{port}", "https://allowed.example", None):
         member = webClients(port, origin=origin)
-        assert member.greeting().startswith("127.0.0.1:")
+        assert member.greeting().peer.startswith("127.0.0.1:")
 
 
 def test_oversized_and_binary_messages_close_that_client(
@@ -263,14 +336,14 @@ def test_oversized_and_binary_messages_close_that_client(
     tcp = TcpMember(processes, server)
     port = server.portOf("web")
     big = webClients(port)
-    name = big.greeting()
+    name = big.greeting().name
     big.send("x" * 100)
     big.send("y" * 101)
     frames, code, reason = big.closed()
     assert frames == ["ERROR message too long (the limit is 100 bytes)"]
     assert (code, reason) == (1009, "message too long")
     binary = webClients(port)
-    binaryName = binary.greeting()
+    binaryName = binary.greeting().name
     binary.send(b"\x00\x01binary")
     frames, code, _ = binary.closed()
     assert frames == ["ERROR binary messages are not accepted; send text"]
@@ -393,7 +466,8 @@ def test_page_and_http_answers(processes: Processes) -> None:
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     with opener.open(base + "/chat.js", timeout=WAIT) as script:
         assert script.headers["Content-Type"].startswith("text/javascript")
-        assert b"sockserve.v1.json" in script.read()
+        # The page speaks a JSON subprotocol the server accepts.
+        assert re.search(rb'"sockserve\.v[12]\.json"', script.read())
     with opener.open(base + "/chat.css", timeout=WAIT) as style:
         assert style.headers["Content-Type"].startswith("text/css")
     for path, status in (("/ws", 426), ("/nope", 404), ("/static/chat.js", 404)):
@@ -440,7 +514,7 @@ def test_wss(
     port = server.portOf("web")
     context = ssl.create_default_context(cafile=str(caFile))
     secure = webClients(port, scheme="wss", ssl=context)
-    name = secure.greeting()
+    name = secure.greeting().name
     tcp = TcpMember(processes, server)
     secure.receiveUntil(lambda frame: frame.endswith(" joined"))
     secure.send("over tls")
@@ -513,8 +587,9 @@ def test_behind_haproxy(
         with opener.open(f"http://127.0.0.1:{front}/", timeout=WAIT) as page:
             assert b"sockserve chat" in page.read()
         member = webClients(front, origin=f"http://127.0.0.1:{front}")
-        name = member.greeting()
-        assert name == f"127.0.0.1:{member.connection.local_address[1]}"
+        welcome = member.greeting()
+        name = welcome.name
+        assert welcome.peer == f"127.0.0.1:{member.connection.local_address[1]}"
         tcp = TcpMember(processes, server)
         member.receiveUntil(lambda frame: frame.endswith(" joined"))
         member.send("through the proxy")
@@ -551,10 +626,9 @@ def test_browsers_behind_haproxy_are_counted_by_their_own_address(
             upload(host)
         member = processes.connect(("127.0.0.1", front), source="127.0.0.5")
         member.sendall(handshake())
-        greeting = receiveText(member, b"other(s) here")
+        welcome, greeting = receiveWelcome(member)
         assert greeting.startswith(b"HTTP/1.1 101 "), greeting
-        name = f"127.0.0.5:{member.getsockname()[1]}".encode()
-        assert b"* you are " + name + b";" in greeting
+        assert welcome.peer == f"127.0.0.5:{member.getsockname()[1]}", greeting
         upload("127.0.0.2")
         member.sendall(maskedText("/who"))
         receiveText(member, b"* 1 here: ")
@@ -638,7 +712,7 @@ def test_frames_sent_with_the_handshake_are_not_lost(processes: Processes) -> No
     tcp = TcpMember(processes, server)
     sock = processes.connect(("127.0.0.1", server.portOf("web")))
     sock.sendall(handshake() + maskedText("right away") + maskedText("and again"))
-    name = f"127.0.0.1:{sock.getsockname()[1]}"
+    name = receiveWelcome(sock)[0].name
     assert tcp.lineUntil(lambda line: "right away" in line) == f"<{name}> right away"
     assert tcp.line() == f"<{name}> and again"
 
@@ -772,7 +846,7 @@ def test_one_address_of_unfinished_handshakes_does_not_lock_browsers_out(
         held.append(sock)
     for source in ("127.0.0.2", "127.0.0.1"):
         member = webClients(port, source=source, open_timeout=HEADER_DEADLINE / 2)
-        assert member.greeting().startswith(f"{source}:")
+        assert member.greeting().peer.startswith(f"{source}:")
     # Its share is 25: the last 24 are left (the last member took one).
     assert all(closedByServer(sock) for sock in held[:126])
     assert all(stillOpen(sock) for sock in held[126:])
@@ -802,7 +876,7 @@ def test_many_addresses_of_unfinished_handshakes_do_not_lock_browsers_out(
             held.append(sock)
     for source in ("127.0.0.1", "127.0.0.99"):
         member = webClients(port, source=source, open_timeout=HEADER_DEADLINE / 2)
-        assert member.greeting().startswith(f"{source}:")
+        assert member.greeting().peer.startswith(f"{source}:")
     # The pool holds 100: the last two of the 102, and the first member,
     # each took the place of the oldest connection of the first address to
     # hold three (the second member found the first's place free).
@@ -845,4 +919,4 @@ def test_web_host_pins_the_names_served(
         answer = receiveText(sock, b"\r\n\r\n")
         assert answer.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 101 ")), answer
     member = webClients(port, origin=f"http://127.0.0.1:{port}")
-    assert member.greeting().startswith("127.0.0.1:")
+    assert member.greeting().peer.startswith("127.0.0.1:")

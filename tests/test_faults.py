@@ -25,6 +25,7 @@ from tests.processes import (
     installedProgram,
     receiveText,
     receiveToEOF,
+    receiveWelcome,
     waitForExit,
 )
 
@@ -78,10 +79,10 @@ def join(
 ) -> socket.socket:
     """
     Connect a chat client (with a receive buffer of C{receiveBuffer} bytes if
-    given) and read its welcome, up to the "you are" line.
+    given) and read its greeting, up to its welcome line.
     """
     sock = processes.connect(("127.0.0.1", server.port), receiveBuffer=receiveBuffer)
-    receiveText(sock, b"other(s) here\r\n")
+    receiveWelcome(sock)
     return sock
 
 

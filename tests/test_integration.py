@@ -75,17 +75,49 @@ async def test_chat_over_tcp() -> None:
     server = await startServer("chat")
     try:
         alice = await server.connect()
-        await alice.waitForText(b"other(s) here\r\n")
+        await alice.waitForText(b"; nobody else here\r\n")
         bob = await server.connect()
-        await bob.waitForText(b"1 other(s) here\r\n")
-        await alice.waitForText(b" joined\r\n")
+        await bob.waitForText(b"; 1 other here\r\n")
+        await alice.waitForText(b"* guest2 joined\r\n")
         assert bob.received.startswith(b"Welcome to sockserve")
         alice.send(b"/nick alice\nhello bob\r\n")
         await bob.waitForText(b"<alice> hello bob\r\n")
         await alice.waitForText(b"you are now known as alice\r\n")
         assert b"hello bob" not in alice.received
         await bob.close()
-        await alice.waitForText(b" left\r\n")
+        await alice.waitForText(b"* guest2 left\r\n")
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_rooms_and_private_messages_over_tcp() -> None:
+    """Chat: a client goes to another room and back, lines stay in their
+    room, /rooms lists the rooms, and a private message reaches its one
+    recipient wherever it is."""
+    server = await startServer("chat")
+    try:
+        alice = await server.connect()
+        await alice.waitForText(b"; nobody else here\r\n")
+        bob = await server.connect()
+        await bob.waitForText(b"; 1 other here\r\n")
+        carol = await server.connect()
+        await carol.waitForText(b"; 2 others here\r\n")
+        alice.send(b"/join lab\n")
+        await alice.waitForText(b"* you are now in #lab; nobody else here\r\n")
+        await carol.waitForText(b"* guest1 left\r\n")
+        bob.send(b"/join #lab\nin the lab\n")
+        await alice.waitForText(b"<guest2> in the lab\r\n")
+        carol.send(b"/rooms\n/msg guest1 psst\n")
+        await carol.waitForText(b"* 2 rooms: #default (1), #lab (2)\r\n")
+        await carol.waitForText(b"-> *guest1* psst\r\n")
+        await alice.waitForText(b"*guest3* psst\r\n")
+        bob.send(b"/part\nback\n")
+        await carol.waitForText(b"<guest2> back\r\n")
+        await alice.waitForText(b"* guest2 left\r\n")
+        assert b"in the lab" not in carol.received
+        assert b"psst" not in bob.received
+        assert b"back" not in alice.received
     finally:
         await server.stop()
 
@@ -104,6 +136,7 @@ async def test_chat_full_room_refuses_cleanly() -> None:
         assert carol.received == (
             b"ERROR the server is full (2 clients); try again later\r\n"
         )
+        assert b"guest3" not in alice.received + bob.received
         alice.send(b"still works\n")
         await bob.waitForText(b"still works\r\n")
     finally:

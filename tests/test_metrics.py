@@ -54,15 +54,21 @@ def scrape(collector: StatisticsCollector) -> dict[Sample, float]:
 
 def test_counters_reach_the_collector() -> None:
     """What the protocols count is what a scrape reads: connections,
-    refusals by reason, lines and bytes, chat deliveries and members."""
+    refusals by reason, lines and bytes, chat deliveries, members (the
+    people of the chat, whatever room they are in) and rooms."""
     first, firstOut, factory = connectOnStringTransport("chat", Limits(maxClients=2))
     second, _, _ = connectOnStringTransport("chat", factory=factory)
     connectOnStringTransport("chat", factory=factory)  # the room is full
     first.dataReceived(b"hello\nworld\n")
-    room = factory.room
-    assert room is not None
+    second.dataReceived(b"/join lab\n")
+    service = factory.service
+    assert service is not None
     collector = StatisticsCollector(
-        "chat", factory.context.stats, factory.context.registry, room.population
+        "chat",
+        factory.context.stats,
+        factory.context.registry,
+        lambda: service.people.population,
+        lambda: len(service.localRooms()),
     )
     samples = scrape(collector)
     mode = (("mode", "chat"),)
@@ -76,10 +82,11 @@ def test_counters_reach_the_collector() -> None:
         samples[("sockserve_connections_refused_total", (*mode, ("reason", "idle")))]
         == 0
     )
-    assert samples[("sockserve_lines_received_total", mode)] == 2
-    assert samples[("sockserve_bytes_received_total", mode)] == 12
+    assert samples[("sockserve_lines_received_total", mode)] == 3
+    assert samples[("sockserve_bytes_received_total", mode)] == 22
     assert samples[("sockserve_chat_deliveries_total", mode)] == 2
     assert samples[("sockserve_chat_members", mode)] == 2
+    assert samples[("sockserve_chat_rooms", mode)] == 2
     assert samples[("sockserve_bytes_sent_total", mode)] > 0
     del second, firstOut
 
@@ -310,7 +317,7 @@ def test_metrics_connections_are_bounded(processes: Processes) -> None:
     inside the reserve kept below the limit, so that every chat client up
     to --max-connections is served and the next one is told the server is
     busy; the idle ones are closed after a few seconds, and a scrape then
-    works."""
+    works (and counts every chat member, all in the one room)."""
     server = processes.server(
         "--metrics",
         "0",
@@ -332,7 +339,7 @@ def test_metrics_connections_are_bounded(processes: Processes) -> None:
     members = []
     for _ in range(100):
         member = processes.connect(("127.0.0.1", server.port))
-        receiveText(member, b"other(s) here")
+        receiveText(member, b" here\r\n")
         members.append(member)
     extra = processes.connect(("127.0.0.1", server.port))
     assert receiveToEOF(extra) == (
@@ -343,6 +350,8 @@ def test_metrics_connections_are_bounded(processes: Processes) -> None:
     status, _, text = fetch(f"http://127.0.0.1:{metricsPort}/metrics")
     assert status == 200
     assert 'sockserve_connections_open{mode="chat"} 100.0' in text
+    assert 'sockserve_chat_members{mode="chat"} 100.0' in text
+    assert 'sockserve_chat_rooms{mode="chat"} 1.0' in text
     server.stop()
     log = server.output.text()
     refusals = log.count("] Refused a metrics connection from 127.0.0.1:")

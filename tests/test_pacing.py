@@ -1,18 +1,18 @@
 """
-The sender pays: OutputPressure on a Clock, and sessions held by it.
+The sender pays: OutputPressure on a Clock, and sessions held by their
+room's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.task import Clock
 
-from sockserve.chat.events import Banner
 from sockserve.chat.pacing import OutputPressure
-from sockserve.chat.policy import ChatPolicy
-from sockserve.chat.protocol import LINE_WIRE
-from sockserve.chat.room import ChatRoom
+from sockserve.chat.service import ChatService
 from sockserve.chat.session import ChatSession
-from tests.test_session import FakeConnection
+from tests.test_session import FakeConnection, chat, session
 
 
 class Member:
@@ -104,18 +104,29 @@ def test_a_departure_releases() -> None:
     assert clock.getDelayedCalls() == []
 
 
-def room(clock: Clock, maxPending: int = 1_000_000):
-    chatRoom = ChatRoom(capacity=10)
-    policy = ChatPolicy(clock, maxPending=maxPending, pressure=OutputPressure(clock))
+Join = Callable[..., tuple[ChatSession, FakeConnection]]
 
-    def join(peer: str) -> tuple[ChatSession, FakeConnection]:
-        connection = FakeConnection(peer)
-        session = ChatSession(chatRoom, connection, LINE_WIRE, Banner("Hi"), policy)
-        session.start()
+
+def room(clock: Clock, maxPending: int = 1_000_000) -> tuple[ChatService, Join]:
+    """A chat service whose rooms each have their OutputPressure, and how
+    to bring members in (guest1, guest2, ... in order)."""
+    service = chat(clock=clock)
+
+    def join(peer: str, multiRoom: bool = False) -> tuple[ChatSession, FakeConnection]:
+        member, connection = session(
+            service, peer, multiRoom=multiRoom, maxPending=maxPending
+        )
         connection.take()
-        return session, connection
+        return member, connection
 
-    return chatRoom, join
+    return service, join
+
+
+def pressureOf(member: ChatSession) -> OutputPressure:
+    """The pressure of the member's current room."""
+    assert member.current is not None
+    assert member.current.pressure is not None
+    return member.current.pressure
 
 
 def bulk(word: bytes) -> bytes:
@@ -148,27 +159,26 @@ def test_a_flood_waits_for_readers_and_loses_nothing() -> None:
     assert not flooderOut.paused
     assert not readerOut.aborted
     lines = readerOut.take().split(b"\r\n")
-    flood = [line for line in lines if line.startswith(b"<f:1> ")]
+    flood = [line for line in lines if line.startswith(b"<guest1> ")]
     assert flood == [
-        b"<f:1> %s %d" % (word, n)
+        b"<guest1> %s %d" % (word, n)
         for word in (b"one", b"two", b"three")
         for n in range(1000)
     ]
-    assert b"<t:3> a person's line" in lines
+    assert b"<guest3> a person's line" in lines
 
 
 def test_senders_released_together_may_leave() -> None:
     """Two senders held for the same reader are released together, even
     when the first one's held lines make it leave."""
     clock = Clock()
-    chatRoom, join = room(clock, maxPending=10_000_000)
+    service, join = room(clock, maxPending=10_000_000)
     first, firstOut = join("a:1")
     second, secondOut = join("b:2")
     reader, readerOut = join("r:3")
     reader.pauseOutput()
     readerOut.held = 50_000
-    assert reader.policy.pressure is not None
-    reader.policy.pressure.fellBehind(reader, readerOut.unsent)
+    pressureOf(reader).fellBehind(reader, readerOut.unsent)
     first.linesReceived(bulk(b"x") + b"/quit\n")
     second.linesReceived(bulk(b"y"))
     assert firstOut.paused
@@ -176,7 +186,9 @@ def test_senders_released_together_may_leave() -> None:
     reader.resumeOutput()
     assert firstOut.closed
     assert not secondOut.paused
-    assert chatRoom.names() == ["b:2", "r:3"]
+    chatRoom = service.room("default")
+    assert chatRoom is not None
+    assert chatRoom.names() == ["guest2", "guest3"]
     assert clock.getDelayedCalls() == []
 
 
@@ -199,7 +211,7 @@ def test_a_reader_that_stopped_is_dropped_and_the_room_goes_on() -> None:
     for word in (b"c", b"d", b"e", b"f", b"g"):
         sender.linesReceived(bulk(word))
     assert stuckOut.aborted
-    assert otherOut.take().count(b"<s:1> ") == 7000
+    assert otherOut.take().count(b"<guest1> ") == 7000
     assert clock.getDelayedCalls() == []
 
 
@@ -214,8 +226,7 @@ def test_a_flood_of_small_reads_is_held_too() -> None:
     typist, typistOut = join("t:3")
     reader.pauseOutput()
     readerOut.held = 50_000
-    assert reader.policy.pressure is not None
-    reader.policy.pressure.fellBehind(reader, readerOut.unsent)
+    pressureOf(reader).fellBehind(reader, readerOut.unsent)
     for n in range(400):  # 100-byte reads: 40,000 bytes at once
         flooder.linesReceived(b"%099d\n" % n)
         if flooderOut.paused:
@@ -226,3 +237,73 @@ def test_a_flood_of_small_reads_is_held_too() -> None:
     assert not typistOut.paused
     reader.resumeOutput()
     assert not flooderOut.paused
+
+
+def test_a_reader_behind_holds_the_senders_of_its_own_rooms_only() -> None:
+    """Each room has its own pressure: a reader far behind in one room holds
+    the bulk senders of that room, not a flood in another room, whose
+    readers keep up."""
+    clock = Clock()
+    _, join = room(clock, maxPending=80_000)  # far behind past 10,000 bytes
+    flooder, flooderOut = join("f:1")
+    reader, readerOut = join("r:2")
+    elsewhere, elsewhereOut = join("e:3")
+    other, otherOut = join("o:4")
+    elsewhere.linesReceived(b"/join lab\n")
+    other.linesReceived(b"/join lab\n")
+    reader.pauseOutput()
+    readerOut.held = 50_000
+    flooder.linesReceived(bulk(b"one"))  # leaves the reader far behind
+    flooder.linesReceived(bulk(b"two"))
+    assert flooderOut.paused
+    otherOut.take()
+    elsewhere.linesReceived(bulk(b"lab"))
+    elsewhere.linesReceived(bulk(b"more"))
+    assert not elsewhereOut.paused
+    assert otherOut.take().count(b"<guest3> ") == 2000
+    reader.resumeOutput()
+    assert not flooderOut.paused
+    assert not readerOut.aborted
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_reader_behind_in_two_rooms_holds_the_senders_of_both() -> None:
+    """A member in several rooms that is far behind is waited for by the
+    bulk senders of each of its rooms, until it has caught up."""
+    clock = Clock()
+    _, join = room(clock, maxPending=80_000)
+    reader, readerOut = join("r:1", multiRoom=True)
+    reader.linesReceived(b"/join lab\n")
+    here, hereOut = join("h:2")
+    there, thereOut = join("t:3")
+    there.linesReceived(b"/join lab\n")
+    reader.pauseOutput()
+    readerOut.held = 50_000
+    here.linesReceived(bulk(b"one"))  # leaves the reader far behind
+    here.linesReceived(bulk(b"two"))
+    assert hereOut.paused
+    there.linesReceived(bulk(b"lab"))
+    there.linesReceived(bulk(b"more"))
+    assert thereOut.paused
+    reader.resumeOutput()
+    assert not hereOut.paused
+    assert not thereOut.paused
+    assert not readerOut.aborted
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_reader_that_leaves_the_room_holds_its_senders_no_more() -> None:
+    """A reader far behind that goes to another room (a line client's
+    /join) no longer holds the senders of the room it left: they go on at
+    once."""
+    clock = Clock()
+    _, join = room(clock, maxPending=10_000_000)
+    sender, senderOut = join("s:1")
+    reader, readerOut = join("r:2")
+    pressureOf(reader).fellBehind(reader, readerOut.unsent)
+    readerOut.held = 50_000
+    sender.linesReceived(bulk(b"x"))
+    assert senderOut.paused
+    reader.linesReceived(b"/join lab\n")
+    assert not senderOut.paused
+    assert clock.getDelayedCalls() == []

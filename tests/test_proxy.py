@@ -60,7 +60,9 @@ def test_the_protocol_waits_for_the_header() -> None:
     wrapper.makeConnection(transport)
     assert transport.value() == b""
     wrapper.dataReceived(b"PROXY TCP4 203.0.113.7 10.0.0.2 40000 5000\r\nhi")
-    assert b"* you are 203.0.113.7:40000; 0 other(s) here" in transport.value()
+    assert b"* you are guest1 (203.0.113.7:40000) in #default; nobody else here" in (
+        transport.value()
+    )
     silent = wrapping.buildProtocol(IPv4Address("TCP", "10.0.0.1", 2))
     silentTransport = StringTransportWithDisconnection()
     silentTransport.protocol = silent
@@ -68,8 +70,8 @@ def test_the_protocol_waits_for_the_header() -> None:
     silent.makeConnection(silentTransport)
     clock.advance(HEADER_TIMEOUT)
     assert not silentTransport.connected
-    assert factory.room is not None
-    assert factory.room.population() == 1
+    assert factory.service is not None
+    assert factory.service.people.population == 1
     wrapper.connectionLost(connectionDone)
     assert clock.getDelayedCalls() == []
 
@@ -144,8 +146,8 @@ def test_headers_name_the_client(processes: Processes, version: int) -> None:
         return sock
 
     first = connect("203.0.113.7", 40000)
-    assert b"* you are 203.0.113.7:40000; 0 other(s) here" in receiveText(
-        first, b"other(s) here"
+    assert b"(203.0.113.7:40000) in #default; nobody else here" in receiveText(
+        first, b" here\r\n"
     )
     server.output.waitForText(b"Client 203.0.113.7:40000 is now connected")
     again = connect("203.0.113.7", 40001)
@@ -153,7 +155,7 @@ def test_headers_name_the_client(processes: Processes, version: int) -> None:
         b"ERROR too many connections from 203.0.113.7 (at most 1 per address)\r\n"
     )
     other = connect("198.51.100.9", 5555)
-    assert b"* you are 198.51.100.9:5555" in receiveText(other, b"other(s) here")
+    assert b"(198.51.100.9:5555) in #default" in receiveText(other, b" here\r\n")
 
 
 def readmeHAProxyConfig() -> str:
@@ -197,11 +199,11 @@ def test_behind_haproxy(processes: Processes, v2: str, tmp_path: Path) -> None:
     try:
         sock = processes.connect(("127.0.0.1", front))
         sourcePort = sock.getsockname()[1]
-        greeting = receiveText(sock, b"other(s) here")
+        greeting = receiveText(sock, b" here\r\n")
     finally:
         proxy.terminate()
         proxy.wait(10)
-    assert f"* you are 127.0.0.1:{sourcePort};".encode() in greeting
+    assert f"(127.0.0.1:{sourcePort}) in #default".encode() in greeting
 
 
 @pytest.mark.parametrize(
@@ -231,8 +233,8 @@ def test_a_bad_header_closes_the_connection(header: bytes) -> None:
     wrapper.dataReceived(header + b"hello\n")
     assert not transport.connected
     assert transport.value() == b""
-    assert factory.room is not None
-    assert factory.room.population() == 0
+    assert factory.service is not None
+    assert factory.service.people.population == 0
     assert clock.getDelayedCalls() == []
 
 
@@ -264,13 +266,13 @@ def test_zone_ids_are_refused(processes: Processes) -> None:
     port = int(server.addresses[0].rpartition(":")[2])
     member = processes.connect(("127.0.0.1", port))
     member.sendall(v1Header("203.0.113.9", 4000, "TCP4"))
-    receiveText(member, b"other(s) here")
+    receiveText(member, b" here\r\n")
     for zone in ["\x1b[2J\x1b]0;owned\x07", "eth0", "1"]:
         sock = processes.connect(("127.0.0.1", port))
         sock.sendall(v1Header(f"fe80::1%{zone}", 40000) + b"hello\r\n")
         assert receiveToEOF(sock) == b""
     member.sendall(b"/who\r\n")
-    assert b"* 1 here: 203.0.113.9:4000\r\n" in receiveText(member, b" here: ")
+    assert b"* 1 here: guest1\r\n" in receiveText(member, b" here: ")
     assert b"fe80" not in server.output.drain()
     assert b"\x1b" not in server.output.drain()
 
@@ -289,15 +291,15 @@ def test_ipv6_is_counted_per_64(processes: Processes) -> None:
         return sock
 
     for host in ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ffff::3"]:
-        receiveText(connect(host), b"other(s) here")
+        receiveText(connect(host), b" here\r\n")
     assert receiveToEOF(connect("2001:db8:0:1::4")) == (
         b"ERROR too many connections from 2001:db8:0:1::/64 (at most 3 per "
         b"address; an IPv6 /64 counts as one)\r\n"
     )
-    receiveText(connect("2001:db8:0:2::1"), b"other(s) here")
-    receiveText(connect("203.0.113.7", "TCP4"), b"other(s) here")
+    receiveText(connect("2001:db8:0:2::1"), b" here\r\n")
+    receiveText(connect("203.0.113.7", "TCP4"), b" here\r\n")
     for mapped in ["::ffff:203.0.113.7", "::ffff:cb00:7107"]:
-        receiveText(connect(mapped), b"other(s) here")
+        receiveText(connect(mapped), b" here\r\n")
     assert receiveToEOF(connect("203.0.113.7", "TCP4")) == (
         b"ERROR too many connections from 203.0.113.7 (at most 3 per address)\r\n"
     )
@@ -337,8 +339,8 @@ def test_ipv6_behind_haproxy_is_counted_per_64(
         names = []
         for _ in range(2):
             sock = processes.connect(("127.0.0.1", front))
-            greeting = receiveText(sock, b"other(s) here")
-            names.append(greeting.split(b"* you are ")[1].split(b";")[0])
+            greeting = receiveText(sock, b" here\r\n")
+            names.append(greeting.split(b"* you are ")[1].split(b"(")[1].split(b")")[0])
         third = processes.connect(("127.0.0.1", front))
         refusal = receiveToEOF(third)
     finally:

@@ -1,21 +1,27 @@
 """
-The chat session on its own: no transport, any wire, any room.
+The chat session on its own: no transport, any wire, a service whose people
+and rooms may answer at once (this process alone) or later (as a bus does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sockserve.chat.commands import COMMANDS, helpText
 from sockserve.chat.events import Banner
+from sockserve.chat.linewire import LINE_WIRE
+from sockserve.chat.names import NameRejected
+from sockserve.chat.people import IChatMember, IPeople, LocalPeople
 from sockserve.chat.policy import ChatPolicy
-from sockserve.chat.protocol import LINE_WIRE
-from sockserve.chat.room import ChatRoom, IChatMember, IChatRoom
-from sockserve.chat.session import ChatSession
+from sockserve.chat.room import ChatRoom
+from sockserve.chat.service import ChatService, LocalRooms, RoomRules
+from sockserve.chat.session import ChatSession, SessionState
 from tests.conftest import ErrorCollector
 
 
@@ -32,12 +38,16 @@ class FakeConnection:
         self.aborted = False
         self.held = 0
         self.logged: list[str] = []
+        self.names: list[str] = []
 
     def unsent(self) -> int:
         return self.held
 
     def logLimited(self, kind: str, format: str, **fields: object) -> None:
         self.logged.append(kind)
+
+    def named(self, name: str) -> None:
+        self.names.append(name)
 
     def send(self, data: bytes) -> None:
         self.written.append(data)
@@ -76,17 +86,26 @@ class TagWire:
         self.calls += 1
         return repr(parts).encode() + b";"
 
-    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
-        return self._tag("message", sender, tuple(lines))
+    def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
+        return self._tag("message", room, sender, tuple(lines))
 
-    def joined(self, name: str) -> bytes:
-        return self._tag("joined", name)
+    def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
+        return self._tag("private", sender, tuple(lines))
 
-    def left(self, name: str) -> bytes:
-        return self._tag("left", name)
+    def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
+        return self._tag("sent", recipient, tuple(lines))
 
-    def renamed(self, oldName: str, newName: str) -> bytes:
-        return self._tag("renamed", oldName, newName)
+    def joined(self, room: str, name: str) -> bytes:
+        return self._tag("joined", room, name)
+
+    def left(self, room: str, name: str) -> bytes:
+        return self._tag("left", room, name)
+
+    def renamed(self, room: str, oldName: str, newName: str) -> bytes:
+        return self._tag("renamed", room, oldName, newName)
+
+    def quietly(self, room: str, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        return self._tag("quietly", room, tuple(joined), tuple(left))
 
     def notice(self, text: str) -> bytes:
         return self._tag("notice", text)
@@ -97,257 +116,472 @@ class TagWire:
     def banner(self, text: str) -> bytes:
         return self._tag("banner", text)
 
-    def welcome(self, name: str, others: int) -> bytes:
-        return self._tag("welcome", name, others)
+    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+        return self._tag("welcome", name, peer, room, others)
 
-    def members(self, names: Sequence[str], total: int) -> bytes:
-        return self._tag("members", tuple(names), total)
+    def entered(self, room: str, others: int) -> bytes:
+        return self._tag("entered", room, others)
+
+    def parted(self, room: str) -> bytes:
+        return self._tag("parted", room)
+
+    def members(self, room: str, names: Sequence[str], total: int) -> bytes:
+        return self._tag("members", room, tuple(names), total)
+
+    def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
+        return self._tag("rooms", tuple(rooms), total)
 
     def nameChanged(self, name: str) -> bytes:
         return self._tag("nameChanged", name)
 
-    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
-        return self._tag("history", tuple(lines), omitted)
+    def history(
+        self, room: str, lines: Sequence[tuple[str, bytes]], omitted: int
+    ) -> bytes:
+        return self._tag("history", room, tuple(lines), omitted)
 
-    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
-        return self._tag("quietly", tuple(joined), tuple(left))
 
+@implementer(IPeople)
+class LaterPeople(LocalPeople):
+    """People whose names are given and changed only when the test says so,
+    as a bus's are."""
 
-@implementer(IChatRoom)
-class LaterRoom(ChatRoom):
-    """A room that answers admissions and renames only when told to, as a
-    room shared with other processes does."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[tuple[Deferred[Any], Any]] = []
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.answers: list[Deferred[str]] = []
-
-    def join(
-        self, member: IChatMember, preferredName: str, quietly: bool = False
-    ) -> Deferred[str]:
-        self.pendingJoin = (member, preferredName)
-        later: Deferred[str] = Deferred()
-        self.answers.append(later)
+    def _later(self, decided: Deferred[Any]) -> Deferred[Any]:
+        later: Deferred[Any] = Deferred()
+        self.answers.append((later, decided))
         return later
 
-    def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
-        later: Deferred[str] = Deferred()
-        self.answers.append(later)
-        self.pendingRename = (member, newName)
-        return later
+    def claim(self, person: IChatMember, name: str | None) -> Deferred[str]:
+        return self._later(super().claim(person, name))
 
-    def answerJoin(self) -> None:
-        member, name = self.pendingJoin
-        super().join(member, name).chainDeferred(self.answers.pop(0))
+    def rename(self, person: IChatMember, oldName: str, newName: str) -> Deferred[None]:
+        return self._later(super().rename(person, oldName, newName))
 
-    def answerRename(self) -> None:
-        member, name = self.pendingRename
-        super().rename(member, name).chainDeferred(self.answers.pop(0))
+    def answer(self) -> None:
+        """Answer the oldest request as this process decided it."""
+        later, decided = self.answers.pop(0)
+        decided.chainDeferred(later)
+
+    def fail(self, failure: Failure) -> None:
+        """Fail the oldest request (the bus broke)."""
+        later, decided = self.answers.pop(0)
+        decided.addErrback(lambda ignored: None)
+        later.errback(failure)
+
+
+def chat(
+    people: IPeople | None = None, clock: Clock | None = None, **changes: Any
+) -> ChatService:
+    settings: dict[str, Any] = {"capacity": 10}
+    settings.update(changes)
+    return ChatService(RoomRules(**settings), clock or Clock(), people)
 
 
 def session(
-    room: IChatRoom,
-    peer: str,
-    wire: object = LINE_WIRE,
-    maxPending: int = 1000,
-    policy: ChatPolicy | None = None,
+    service: ChatService,
+    peer: str = "127.0.0.1:1",
+    wire: Any = LINE_WIRE,
+    multiRoom: bool = False,
+    **policy: Any,
 ) -> tuple[ChatSession, FakeConnection]:
     connection = FakeConnection(peer)
-    if policy is None:
-        policy = ChatPolicy(Clock(), maxPending=maxPending)
-    member = ChatSession(room, connection, wire, Banner("Hi"), policy)  # type: ignore[arg-type]
+    settings: dict[str, Any] = {"clock": service.clock or Clock()}
+    settings.update(policy)
+    member = ChatSession(
+        service, connection, wire, Banner("Hi"), ChatPolicy(**settings), multiRoom
+    )
     member.start()
     return member, connection
 
 
 def test_a_session_speaks_its_own_wire() -> None:
-    """Everything a member receives is formatted by its session's wire: a
-    second front end brings a wire, not a copy of the chat logic."""
-    room = ChatRoom(capacity=10)
+    """Everything a member receives is formatted by its own wire: greeting,
+    lines, presence, notices and errors."""
+    service = chat()
     wire = TagWire()
-    alice, aliceOut = session(room, "a:1", wire)
-    bob, bobOut = session(room, "b:2")
-    assert aliceOut.take() == (
-        b"('banner', 'Hi');('welcome', 'a:1', 0);('joined', 'b:2');"
+    _, tagged = session(service, "127.0.0.1:1", wire)
+    bob, bobOut = session(service, "127.0.0.1:2")
+    bob.linesReceived(b"hello\n/nope\n")
+    assert tagged.take() == (
+        b"('banner', 'Hi');('welcome', 'guest1', '127.0.0.1:1', 'default', 0);"
+        b"('joined', 'default', 'guest2');"
+        b"('message', 'default', 'guest2', (b'hello',));"
     )
-    bob.linesReceived(b"hello\n/nick bob\n")
-    assert aliceOut.take() == (
-        b"('message', 'b:2', (b'hello',));('renamed', 'b:2', 'bob');"
-    )
-    alice.linesReceived(b"/who\n")
-    assert aliceOut.take() == b"('members', ('a:1', 'bob'), 2);"
-    alice.linesReceived(b"/nick alice\n")
-    assert aliceOut.take() == b"('nameChanged', 'alice');"
     assert bobOut.take() == (
-        b"Hi\r\n* you are b:2; 1 other(s) here\r\n* you are now known as bob\r\n"
-        b"* a:1 is now known as alice\r\n"
+        b"Hi\r\n* you are guest2 (127.0.0.1:2) in #default; 1 other here\r\n"
+        b"ERROR unknown command /nope (try /help)\r\n"
     )
 
 
 def test_each_event_is_formatted_once_per_wire() -> None:
-    """A broadcast to many members of one wire formats the event once."""
-    room = ChatRoom(capacity=100)
+    """A line to a hundred members of one wire is formatted once."""
+    service = chat(capacity=100)
     wire = TagWire()
-    sender, _ = session(room, "s:1", wire)
-    for index in range(20):
-        session(room, f"r:{index}", wire)
+    members = [session(service, f"127.0.0.1:{n}", wire) for n in range(100)]
+    speaker, _ = members[0]
     before = wire.calls
-    sender.linesReceived(b"one\ntwo\n")
-    assert wire.calls - before == 1
+    speaker.linesReceived(b"to all\n")
+    assert wire.calls == before + 1
 
 
-def test_input_waits_for_the_room_to_admit() -> None:
-    """While the room has not answered the admission, input is held and the
+def test_input_waits_for_the_service_to_admit() -> None:
+    """While the service has not given a name, input is held and the
     connection paused; once admitted, the lines go out in order."""
-    room = LaterRoom(capacity=10)
-    _, listener = session(room, "l")
-    room.answerJoin()
-    alice, aliceOut = session(room, "a:1")
+    people = LaterPeople()
+    service = chat(people)
+    _, listener = session(service)
+    people.answer()
+    alice, aliceOut = session(service, "127.0.0.1:2")
     assert aliceOut.paused
     assert aliceOut.take() == b""
     alice.linesReceived(b"early\n")
     alice.linesReceived(b"bird\n")
     listener.take()
-    room.answerJoin()
+    people.answer()
     assert not aliceOut.paused
-    assert aliceOut.take() == b"Hi\r\n* you are a:1; 1 other(s) here\r\n"
-    assert listener.take() == (b"* a:1 joined\r\n<a:1> early\r\n<a:1> bird\r\n")
+    assert aliceOut.take() == (
+        b"Hi\r\n* you are guest2 (127.0.0.1:2) in #default; 1 other here\r\n"
+    )
+    assert listener.take() == (
+        b"* guest2 joined\r\n<guest2> early\r\n<guest2> bird\r\n"
+    )
 
 
 def test_lines_after_a_rename_wait_for_it() -> None:
-    """Lines after /nick go out under the new name, even when the room
+    """Lines after /nick go out under the new name, even when the service
     answers the rename later; input is paused meanwhile."""
-    room = LaterRoom(capacity=10)
-    alice, aliceOut = session(room, "a:1")
-    room.answerJoin()
-    _, bobOut = session(room, "b:2")
-    room.answerJoin()
+    people = LaterPeople()
+    service = chat(people)
+    alice, aliceOut = session(service)
+    people.answer()
+    _, bobOut = session(service, "127.0.0.1:2")
+    people.answer()
     aliceOut.take(), bobOut.take()
     alice.linesReceived(b"before\n/nick al\nafter\n")
     alice.linesReceived(b"later\n")
     assert aliceOut.paused
-    assert bobOut.take() == b"<a:1> before\r\n"
-    room.answerRename()
+    assert bobOut.take() == b"<guest1> before\r\n"
+    people.answer()
     assert not aliceOut.paused
     assert aliceOut.take() == b"* you are now known as al\r\n"
     assert bobOut.take() == (
-        b"* a:1 is now known as al\r\n<al> after\r\n<al> later\r\n"
+        b"* guest1 is now known as al\r\n<al> after\r\n<al> later\r\n"
     )
 
 
 def test_half_close_while_waiting_quits_after_the_held_lines() -> None:
-    """A client that sends its last line and half-closes while the room is
-    still answering has that line relayed, then leaves."""
-    room = LaterRoom(capacity=10)
-    _, bobOut = session(room, "b:2")
-    room.answerJoin()
-    alice, aliceOut = session(room, "a:1")
+    """A client that sends its last line and half-closes while the service
+    is still answering has that line relayed, then leaves."""
+    people = LaterPeople()
+    service = chat(people)
+    _, bobOut = session(service)
+    people.answer()
+    alice, aliceOut = session(service, "127.0.0.1:2")
     alice.inputEnded(b"last words")
     assert not aliceOut.closed
     bobOut.take()
-    room.answerJoin()
-    assert bobOut.take() == (b"* a:1 joined\r\n<a:1> last words\r\n* a:1 left\r\n")
+    people.answer()
+    assert bobOut.take() == (
+        b"* guest2 joined\r\n<guest2> last words\r\n* guest2 left\r\n"
+    )
     assert aliceOut.closed
 
 
 def test_a_client_gone_before_admission_never_stays() -> None:
-    """If the connection goes while the room considers it, the member leaves
-    as soon as it is admitted, and is sent nothing."""
-    room = LaterRoom(capacity=10)
-    alice, aliceOut = session(room, "a:1")
+    """If the connection goes while the service considers it, the member
+    leaves as soon as it is admitted, its name is free, and it is sent
+    nothing."""
+    people = LaterPeople()
+    service = chat(people)
+    alice, aliceOut = session(service)
     alice.connectionLost()
-    room.answerJoin()
-    assert room.population() == 0
+    people.answer()
+    room = service.room("default")
+    assert room is None or room.population() == 0
+    assert people.population == 0
     assert aliceOut.take() == b""
+    assert alice.state is SessionState.GONE
 
 
-def test_a_room_that_fails_admission(logged_errors: ErrorCollector) -> None:
-    """An unexpected failure to admit is logged; the client is told the
-    room is unavailable, and closed."""
-    room = LaterRoom(capacity=10)
-    _, aliceOut = session(room, "a:1")
-    room.answers.pop().errback(Failure(ConnectionError("bus down")))
-    assert aliceOut.take() == b"ERROR the room is unavailable; try again later\r\n"
-    assert aliceOut.closed
-    [event] = logged_errors.take()
-    assert event["log_failure"].check(ConnectionError)
+def test_a_service_that_fails_admission(logged_errors: ErrorCollector) -> None:
+    """An admission that fails for no known reason is logged, and the client
+    is told the chat is unavailable."""
+    people = LaterPeople()
+    service = chat(people)
+    _, aliceOut = session(service)
+    people.fail(Failure(ConnectionError("bus down")))
+    assert aliceOut.take() == b"ERROR the chat is unavailable; try again later\r\n"
+    assert aliceOut.logged == ["refused: unavailable"]
+    assert len(logged_errors.take()) == 1
+
+
+def test_a_full_default_room_refuses_the_newcomer() -> None:
+    """A newcomer who cannot enter the default room is told the server is
+    full, and its name is freed."""
+    service = chat(capacity=1)
+    session(service)
+    _, out = session(service, "127.0.0.1:2")
+    assert out.take() == b"ERROR the server is full (1 client); try again later\r\n"
+    assert out.logged == ["refused: full"]
+    assert service.people.population == 1
 
 
 def test_output_is_bounded() -> None:
-    """Output queued while the connection cannot take it is bounded: past
-    maxPending the member is dropped (aborted) and leaves the room."""
-    room = ChatRoom(capacity=10)
-    alice, _ = session(room, "a:1")
-    slow, slowOut = session(room, "s:2", maxPending=40)
-    slowOut.take()
-    slow.pauseOutput()
-    alice.linesReceived(b"x" * 20 + b"\n")
-    assert not slowOut.aborted
-    alice.linesReceived(b"y" * 20 + b"\n")
-    assert slowOut.aborted
+    """Output queued while the connection cannot take it is bounded: beyond
+    maxPending the member is dropped (aborted) and leaves its rooms."""
+    service = chat()
+    speaker, _ = session(service)
+    reader, readerOut = session(service, "127.0.0.1:2", maxPending=100)
+    reader.pauseOutput()
+    speaker.linesReceived(b"x" * 60 + b"\n")
+    assert not readerOut.aborted
+    speaker.linesReceived(b"y" * 60 + b"\n")
+    assert readerOut.aborted
+    assert readerOut.logged == ["slow readers"]
+    room = service.room("default")
+    assert room is not None
     assert room.population() == 1
-    assert slowOut.take() == b""
 
 
 def test_nothing_reaches_a_member_before_its_greeting() -> None:
-    """What the room says while a member is being admitted waits behind the
-    banner and the 'you are' line."""
-    room = LaterRoom(capacity=10)
-    alice, aliceOut = session(room, "a:1")
-    room.answerJoin()
-    bob, bobOut = session(room, "b:2")
-    member, name = room.pendingJoin
-    ChatRoom.join(room, member, name)  # admitted, but the answer is late
-    alice.linesReceived(b"early words\n")
-    assert bobOut.take() == b""
-    room.answers.pop().callback(name)
-    assert bobOut.take() == (
-        b"Hi\r\n* you are b:2; 1 other(s) here\r\n<a:1> early words\r\n"
+    """What is said to a member while the service admits it waits behind
+    its greeting."""
+    people = LaterPeople()
+    service = chat(people)
+    speaker, _ = session(service)
+    people.answer()
+    late, lateOut = session(service, "127.0.0.1:2")
+    speaker.linesReceived(b"not yet\n")
+    people.answer()
+    speaker.linesReceived(b"now\n")
+    assert lateOut.take() == (
+        b"Hi\r\n* you are guest2 (127.0.0.1:2) in #default; 1 other here\r\n"
+        b"<guest1> now\r\n"
     )
-    del alice, aliceOut, bob
+    del late
 
 
-def test_a_rename_the_room_fails_is_answered(logged_errors: ErrorCollector) -> None:
-    """A rename that fails for an unexpected reason is logged, and the member
-    is told; its later lines still go out."""
-    room = LaterRoom(capacity=10)
-    alice, aliceOut = session(room, "a:1")
-    room.answerJoin()
-    _, bobOut = session(room, "b:2")
-    room.answerJoin()
-    aliceOut.take(), bobOut.take()
-    alice.linesReceived(b"/nick al\nafter\n")
-    room.answers.pop().errback(Failure(ConnectionError("bus down")))
+def test_a_rename_the_service_fails_is_answered(
+    logged_errors: ErrorCollector,
+) -> None:
+    """A rename that fails for no known reason is logged, and the member is
+    told to try again; input goes on."""
+    people = LaterPeople()
+    service = chat(people)
+    alice, aliceOut = session(service)
+    people.answer()
+    aliceOut.take()
+    alice.linesReceived(b"/nick al\n/who\n")
+    people.fail(Failure(ConnectionError("bus down")))
     assert aliceOut.take() == (
-        b"ERROR your name could not be changed; try again later\r\n"
+        b"ERROR your name could not be changed; try again later\r\n* 1 here: guest1\r\n"
     )
-    assert bobOut.take() == b"<a:1> after\r\n"
-    [event] = logged_errors.take()
-    assert event["log_failure"].check(ConnectionError)
+    assert len(logged_errors.take()) == 1
 
 
 def test_a_member_dropped_mid_read_runs_no_more_commands() -> None:
-    """A member dropped while its own line is relayed (its message drops a
-    slow reader, whose departure overflows the sender's own queue) runs none
-    of the commands after that line."""
-    renames: list[str] = []
-
-    class CountingRoom(ChatRoom):
-        def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
-            renames.append(newName)
-            return super().rename(member, newName)
-
-    room = CountingRoom(capacity=10)
-    alice, aliceOut = session(room, "a:1", maxPending=10)
-    bob, bobOut = session(room, "b:2", maxPending=10)
-    _, carolOut = session(room, "c:3")
-    for member in (alice, bob):
-        member.pauseOutput()
-        member.deliver(b"x" * 10)  # at its limit: one more byte drops it
-    carolOut.take()
-    alice.linesReceived(b"hi\n/nick al\n")
+    """A member dropped while its read is handled (its own line overflowed
+    it) runs none of the commands after that line."""
+    service = chat()
+    alice, aliceOut = session(service, maxPending=60)
+    aliceOut.take()
+    alice.pauseOutput()
+    alice.linesReceived(b"/help\n/rooms\n/nick later\n")
     assert aliceOut.aborted
-    assert bobOut.aborted
-    assert room.names() == ["c:3"]
-    assert b"<a:1> hi\r\n" in carolOut.take()
-    assert renames == []
+    assert service.people.holderOf("later") is None
+
+
+# Rooms
+
+
+def test_a_line_client_moves_between_rooms() -> None:
+    """/join takes a line client to a room (made if new), out of the one it
+    was in; /part takes it back to the default room; each move is told to
+    the rooms concerned only."""
+    service = chat()
+    alice, aliceOut = session(service)
+    bob, bobOut = session(service, "127.0.0.1:2")
+    aliceOut.take(), bobOut.take()
+    alice.linesReceived(b"/join #Lab\nin lab\n")
+    assert aliceOut.take() == b"* you are now in #Lab; nobody else here\r\n"
+    assert bobOut.take() == b"* guest1 left\r\n"
+    bob.linesReceived(b"/join lab\n")
+    assert bobOut.take() == b"* you are now in #Lab; 1 other here\r\n"
+    assert aliceOut.take() == b"* guest2 joined\r\n"
+    alice.linesReceived(b"/join lab\n/part\n/part\n")
+    assert aliceOut.take() == (
+        b"ERROR you are in #Lab already\r\n"
+        b"* you are now in #default; nobody else here\r\n"
+        b"ERROR you are in #default, the default room, already\r\n"
+    )
+    assert bobOut.take() == b"* guest1 left\r\n"
+    assert [room.name for room in alice.rooms] == ["default"]
+
+
+def test_rooms_and_who() -> None:
+    """/rooms lists the rooms with their populations; /who the current
+    room, or a room of the member's."""
+    service = chat()
+    alice, aliceOut = session(service, multiRoom=True)
+    session(service, "127.0.0.1:2")
+    alice.linesReceived(b"/join lab\n")
+    aliceOut.take()
+    alice.linesReceived(b"/rooms\n/who\n/who default\n/who nope\n")
+    assert aliceOut.take() == (
+        b"* 2 rooms: #default (2), #lab (1)\r\n"
+        b"* 1 here: guest1\r\n"
+        b"* 2 here: guest1, guest2\r\n"
+        b"ERROR you are not in #nope\r\n"
+    )
+
+
+def test_a_multi_room_member_stays_in_its_rooms() -> None:
+    """A member that may be in several rooms keeps its rooms on /join, says
+    lines in any of them with /say, and leaves one with /part ROOM."""
+    service = chat()
+    alice, aliceOut = session(service, multiRoom=True)
+    bob, bobOut = session(service, "127.0.0.1:2")
+    alice.linesReceived(b"/join lab\n")
+    assert sorted(room.name for room in alice.rooms) == ["default", "lab"]
+    aliceOut.take(), bobOut.take()
+    alice.linesReceived(b"/say #default hello default\n/say nope x\n")
+    assert bobOut.take() == b"<guest1> hello default\r\n"
+    assert aliceOut.take() == b"ERROR you are not in #nope\r\n"
+    alice.linesReceived(b"/part lab\nplain line\n")
+    assert aliceOut.take() == b"* you left #lab\r\n"
+    assert bobOut.take() == b"<guest1> plain line\r\n"
+    assert service.room("lab") is None
+    del bob
+
+
+def test_a_full_room_leaves_one_where_one_was() -> None:
+    """A room at capacity refuses whoever tries to join it, with one line;
+    that member stays where it was."""
+    service = chat(capacity=2)
+    first, _ = session(service)
+    first.linesReceived(b"/join lab\n")
+    second, _ = session(service, "127.0.0.1:2")
+    second.linesReceived(b"/join lab\n")
+    third, thirdOut = session(service, "127.0.0.1:3")
+    thirdOut.take()
+    third.linesReceived(b"/join lab\n/who\n")
+    assert thirdOut.take() == (
+        b"ERROR the room #lab is full (2 members)\r\n* 1 here: guest3\r\n"
+    )
+
+
+def test_bad_and_forbidden_rooms() -> None:
+    """A bad room name, a room outside --rooms, one room too many: one ERROR
+    line each, and the member stays where it was."""
+    service = chat(fixed=("default", "lab"), maxRooms=2)
+    alice, aliceOut = session(service)
+    aliceOut.take()
+    alice.linesReceived(b"/join bad name\n/join games\n/join\n")
+    assert aliceOut.take() == (
+        b"ERROR a room name is 1 to 32 letters, digits and - _ . (a leading # "
+        b"is ignored), not 'bad name'\r\n"
+        b"ERROR there is no room #games here; the rooms are #default, #lab\r\n"
+        b"ERROR join which room? /join ROOM\r\n"
+    )
+    other = chat(maxRooms=1)
+    bob, bobOut = session(other)
+    bob.linesReceived(b"/join lab\n")
+    bobOut.take()
+    bob.linesReceived(b"/join games\n/join default\n")
+    assert bobOut.take() == (
+        b"ERROR no more rooms can be made here (at most 1, besides the default "
+        b"room); join one of them\r\n"
+        b"* you are now in #default; nobody else here\r\n"
+    )
+
+
+# Private messages
+
+
+def test_a_private_message() -> None:
+    """/msg reaches one person, in whatever room, marked private and from
+    whom; the sender sees it went through; an unknown name is one ERROR."""
+    service = chat()
+    alice, aliceOut = session(service)
+    bob, bobOut = session(service, "127.0.0.1:2")
+    carol, carolOut = session(service, "127.0.0.1:3")
+    bob.linesReceived(b"/join lab\n")
+    for out in (aliceOut, bobOut, carolOut):
+        out.take()
+    alice.linesReceived(b"/msg GUEST2 psst \x1b[2J\n/msg nobody hi\n/msg guest3\n")
+    assert bobOut.take() == b"*guest1* psst \\x1b[2J\r\n"
+    assert aliceOut.take() == (
+        b"-> *guest2* psst \\x1b[2J\r\n"
+        b"ERROR nobody here is called nobody\r\n"
+        b"ERROR to whom, and what? /msg NAME TEXT\r\n"
+    )
+    assert carolOut.take() == b""
+    del carol
+
+
+# Commands
+
+
+def test_help_lists_every_command_from_the_table() -> None:
+    """/help is the command table, in aligned columns."""
+    text = helpText()
+    for command in COMMANDS:
+        assert command.name in text
+        assert command.summary in text
+    assert "//text" in text
+    columns = {line.index(line.split()[-1]) for line in text.split("\n")}
+    assert len({line.find("  ") >= 0 for line in text.split("\n")}) == 1
+    assert columns
+
+
+def test_renames_are_limited_and_names_checked() -> None:
+    """A taken name, or one that looks like it, is refused with one line;
+    taking one's own name tells nobody."""
+    service = chat()
+    alice, aliceOut = session(service)
+    bob, bobOut = session(service, "127.0.0.1:2")
+    alice.linesReceived(b"/nick alice\n")
+    aliceOut.take(), bobOut.take()
+    bob.linesReceived(b"/nick aIice\n/nick has space\n")
+    assert bobOut.take() == (
+        b"ERROR the name aIice is taken: it looks too much like alice\r\n"
+        b"ERROR a name uses letters, digits and _ . - [ ] { } ^ | and starts "
+        b"with a letter, digit or _\r\n"
+    )
+    alice.linesReceived(b"/nick alice\n")
+    assert aliceOut.take() == b"* you are now known as alice\r\n"
+    assert bobOut.take() == b""
+
+
+def test_a_renamed_member_is_told() -> None:
+    """When the service gives a member another name (its own was taken on
+    another node meanwhile), it goes by it and is told."""
+    service = chat()
+    alice, aliceOut = session(service)
+    aliceOut.take()
+    alice.renamed("guest99")
+    assert alice.name == "guest99"
+    assert aliceOut.take() == b"* you are now known as guest99\r\n"
+
+
+def test_the_session_answers_what_its_service_refuses() -> None:
+    """A name refused by the people registry is one ERROR line."""
+
+    @implementer(IPeople)
+    class Refusing(LocalPeople):
+        def rename(
+            self, person: IChatMember, oldName: str, newName: str
+        ) -> Deferred[None]:
+            return fail(NameRejected("names are frozen"))
+
+    service = chat(Refusing())
+    alice, aliceOut = session(service)
+    aliceOut.take()
+    alice.linesReceived(b"/nick al\n")
+    assert aliceOut.take() == b"ERROR names are frozen\r\n"
+    assert succeed(None).called
+    assert isinstance(service.directory, LocalRooms)
+    assert isinstance(alice.current, ChatRoom)

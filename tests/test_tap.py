@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve._endpoints import describeListener
-from sockserve.factories import buildFactory
+from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
 from sockserve.service import (
     LineServerService,
@@ -143,6 +143,17 @@ def test_every_option() -> None:
         (["--interface", "localhost"], "--interface must be an IPv4 or IPv6"),
         (["--web-host", "chat.example.org:80"], "--web-host: 'chat.example.org:80'"),
         (["--web-host", "a b"], "is not a host name such as chat.example.org"),
+        (["--room", "a b"], "--room: a room name is 1 to 32 letters, digits and"),
+        (["--room", "x" * 33], "--room: a room name is 1 to 32 letters"),
+        (["--room", ""], "--room: a room name is"),
+        (["--rooms", "lab,bad name"], "--rooms: a room name is 1 to 32 letters"),
+        (["--rooms", "lab,,games"], "--rooms: a room name is"),
+        (["--max-rooms", "0"], "--max-rooms must be an integer of at least 1"),
+        (["--max-rooms", "x"], "--max-rooms must be an integer of at least 1"),
+        (
+            ["--rooms", "a,b,c,d", "--max-rooms", "2"],
+            "--rooms names 4 rooms besides the default room, more than --max-rooms (2)",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
@@ -564,3 +575,132 @@ def test_tls_without_pyopenssl_says_which_extra(
     with pytest.raises(usage.UsageError) as raised:
         ClientOptions().parseOptions(["--tls", "localhost", "5443", "hi"])
     assert "pip install 'sockserve[tls]'" in str(raised.value)
+
+
+def test_rooms_options() -> None:
+    """--room names the room everyone arrives in (a leading # ignored);
+    --rooms the only rooms there may be (the default room among them, first
+    unless named); --max-rooms the most rooms at once. By default: the
+    room "default", any room, at most 100."""
+    options = parse()
+    assert (options["room"], options["rooms"], options["max-rooms"]) == (
+        "default",
+        None,
+        100,
+    )
+    assert options["fixedRooms"] == ()
+    options = parse("--room", "#Lobby", "--rooms", "lab, games", "--max-rooms", "7")
+    assert options["room"] == "Lobby"
+    assert options["fixedRooms"] == ("Lobby", "lab", "games")
+    assert options["max-rooms"] == 7
+    assert parse("--room", "lab", "--rooms", "games,#LAB")["fixedRooms"] == (
+        "games",
+        "LAB",
+    )
+
+
+def test_rooms_named_twice_are_one_room() -> None:
+    """Room names compare without case: --rooms naming one room twice (or
+    the default room again) lists it once."""
+    rooms = parse("--rooms", "lab,Lab,LAB,Default")["fixedRooms"]
+    assert sorted(name.lower() for name in rooms) == ["default", "lab"]
+
+
+def test_make_service_gives_the_chat_its_rooms() -> None:
+    """The chat makeService builds follows the room options (and the
+    limits every room shares): a client arrives in --room, may join only
+    the --rooms, each holding --max-clients."""
+    reactor = MemoryReactorClock()
+    started = startedChat(
+        parse(
+            "--room",
+            "lobby",
+            "--rooms",
+            "lab",
+            "--max-rooms",
+            "5",
+            "--max-clients",
+            "3",
+            "--history",
+            "7",
+            "-p",
+            "0",
+        ),
+        reactor,
+    )
+    factory = started.factory
+    service = factory.service
+    assert service is not None
+    rules = service.rules
+    assert (rules.default, rules.fixed, rules.maxRooms) == (
+        "lobby",
+        ("lobby", "lab"),
+        5,
+    )
+    assert (rules.capacity, rules.history) == (3, 7)
+    alice, aliceOut, _ = connectOnStringTransport("chat", factory=factory)
+    assert aliceOut.value().endswith(
+        b"* you are guest1 (127.0.0.1:40000) in #lobby; nobody else here\r\n"
+    )
+    aliceOut.clear()
+    alice.dataReceived(b"/join games\n/join LAB\n")
+    assert aliceOut.value() == (
+        b"ERROR there is no room #games here; the rooms are #lobby, #lab\r\n"
+        b"* you are now in #LAB; nobody else here\r\n"
+    )
+    alice.connectionLost()
+    assert started.stop().called
+
+
+@pytest.mark.parametrize("maxRooms", [1, 2, 3])
+def test_max_rooms_allows_the_rooms_options_name(maxRooms: int) -> None:
+    """--rooms is accepted with --max-rooms exactly when the chat then lets
+    a member be in every room it names at once: the options and the chat
+    count rooms the same way."""
+    from tests.test_session import session
+
+    try:
+        options = parse("--rooms", "lab,games", "--max-rooms", str(maxRooms))
+    except usage.UsageError:
+        options = parse("--rooms", "lab,games", "--max-rooms", "3")
+        accepted = False
+    else:
+        accepted = True
+    started = startedChat(withMaxRooms(options, maxRooms), MemoryReactorClock())
+    assert started.factory.service is not None
+    member, connection = session(started.factory.service, multiRoom=True)
+    member.linesReceived(b"/join lab\n/join games\n")
+    allRooms = sorted(room.name for room in member.rooms) == [
+        "default",
+        "games",
+        "lab",
+    ]
+    assert allRooms is accepted, connection.take()
+    assert started.stop().called
+
+
+def withMaxRooms(options: Options, maxRooms: int) -> Options:
+    """C{options}, with --max-rooms C{maxRooms} whether or not the parser
+    would take it."""
+    options["max-rooms"] = maxRooms
+    return options
+
+
+class StartedChat:
+    """The service makeService built, started on a MemoryReactorClock, and
+    the factory of its one chat listener."""
+
+    def __init__(self, options: Options, reactor: MemoryReactorClock) -> None:
+        self.service = makeService(options, reactor)
+        self.service.privilegedStartService()
+        self.service.startService()
+        [(_, factory, _, _)] = reactor.tcpServers
+        assert isinstance(factory, LineServerFactory)
+        self.factory = factory
+
+    def stop(self) -> Deferred[None]:
+        return self.service.stopService()  # type: ignore[no-any-return]
+
+
+def startedChat(options: Options, reactor: MemoryReactorClock) -> StartedChat:
+    return StartedChat(options, reactor)

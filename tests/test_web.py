@@ -1,5 +1,5 @@
 """
-The WebSocket side of the room on fakes: frames and wires, the Origin rule,
+The WebSocket side of the chat on fakes: frames and wires, the Origin rule,
 and a WebSocket member on a StringTransport driven by a C{wsproto} client.
 """
 
@@ -26,11 +26,16 @@ from wsproto.events import (
     TextMessage,
 )
 
-from sockserve.chat.events import Message
+from sockserve.chat.events import ChatWire, Message
 from sockserve.chat.protocol import LINE_WIRE
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
-from sockserve.web import KeepAlive, WebSocketChatProtocol
+from sockserve.web import (
+    KeepAlive,
+    WebSocketChatProtocol,
+    WebSocketMemberFactory,
+    WebSocketSettings,
+)
 from sockserve.web.frames import textFrame
 from sockserve.web.site import (
     ADDRESS_SHARE,
@@ -76,55 +81,152 @@ def test_text_frames_of_every_length_parse(size: int) -> None:
     assert event.message_finished
 
 
-def test_line_wire_frames_what_a_tcp_client_sees() -> None:
+# One call of every method of a wire (every kind of event).
+WIRE_CASES: list[tuple[str, tuple[Any, ...]]] = [
+    ("message", ("lab", "bob", [b"hi", b"there"])),
+    ("private", ("bob", [b"psst", b"again"])),
+    ("privateSent", ("bob", [b"psst"])),
+    ("joined", ("lab", "bob")),
+    ("left", ("lab", "bob")),
+    ("renamed", ("lab", "bob", "robert")),
+    ("quietly", ("lab", ["a", "b"], ["c"])),
+    ("notice", ("two\nlines",)),
+    ("error", ("no",)),
+    ("banner", ("Welcome\nto the room",)),
+    ("welcome", ("bob", "127.0.0.1:1", "lab", 3)),
+    ("entered", ("lab", 1)),
+    ("parted", ("lab",)),
+    ("members", ("lab", ("a", "b"), 5)),
+    ("rooms", ((("default", 3), ("lab", 1)), 4)),
+    ("nameChanged", ("bob",)),
+    ("history", ("lab", [("a", b"one"), ("b", b"two")], 1)),
+]
+
+
+def test_the_wire_cases_cover_every_event() -> None:
+    """The cases below call every method a wire has."""
+    methods = {
+        name
+        for name, value in vars(ChatWire).items()
+        if callable(value) and not name.startswith("_")
+    }
+    assert {method for method, _ in WIRE_CASES} == methods
+
+
+@pytest.mark.parametrize(("method", "arguments"), WIRE_CASES)
+def test_line_wire_frames_what_a_tcp_client_sees(
+    method: str, arguments: tuple[Any, ...]
+) -> None:
     """Each line of the TCP wire becomes one frame, without its ending."""
-    cases = [
-        ("message", ("bob", [b"hi", b"there"])),
-        ("joined", ("bob",)),
-        ("left", ("bob",)),
-        ("renamed", ("bob", "robert")),
-        ("notice", ("two\nlines",)),
-        ("error", ("no",)),
-        ("banner", ("Welcome\nto the room",)),
-        ("welcome", ("bob", 3)),
-        ("members", (("a", "b"), 5)),
-        ("nameChanged", ("bob",)),
-    ]
-    for method, arguments in cases:
-        lines = getattr(LINE_WIRE, method)(*arguments).split(b"\r\n")[:-1]
-        framed = getattr(WEBSOCKET_LINE_WIRE, method)(*arguments)
-        assert texts(framed) == [line.decode() for line in lines], method
-    assert texts(WEBSOCKET_LINE_WIRE.members(("a", "b"), 5)) == [
+    lines = getattr(LINE_WIRE, method)(*arguments).split(b"\r\n")[:-1]
+    assert lines
+    framed = getattr(WEBSOCKET_LINE_WIRE, method)(*arguments)
+    assert texts(framed) == [line.decode() for line in lines], method
+
+
+def test_line_wire_frames_read_as_a_tcp_client_reads_them() -> None:
+    """What the line wire's frames say, for a few events."""
+    assert texts(WEBSOCKET_LINE_WIRE.members("lab", ("a", "b"), 5)) == [
         "* 5 here: a, b and 3 more"
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.message("lab", "bob", [b"hi", b"there"])) == [
+        "<bob> hi",
+        "<bob> there",
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.private("bob", [b"psst"])) == ["*bob* psst"]
+    assert texts(WEBSOCKET_LINE_WIRE.privateSent("bob", [b"psst"])) == ["-> *bob* psst"]
+    assert texts(WEBSOCKET_LINE_WIRE.welcome("bob", "127.0.0.1:1", "lab", 1)) == [
+        "* you are bob (127.0.0.1:1) in #lab; 1 other here"
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.entered("lab", 2)) == [
+        "* you are now in #lab; 2 others here"
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.rooms((("default", 3), ("lab", 1)), 4)) == [
+        "* 4 rooms: #default (3), #lab (1) and 2 more"
     ]
 
 
 def test_json_wire_keeps_text_as_data() -> None:
     """The JSON wire puts names and text in fields, escaped as JSON needs,
-    whatever they contain."""
-    [frame] = texts(WEBSOCKET_JSON_WIRE.message('"<b>', [b'</script>"\\']))
+    whatever they contain; events in a room name it."""
+    [frame] = texts(WEBSOCKET_JSON_WIRE.message("lab", '"<b>', [b'</script>"\\']))
     assert json.loads(frame) == {
         "type": "message",
+        "room": "lab",
         "from": '"<b>',
         "text": '</script>"\\',
     }
     assert [
         json.loads(text)
-        for text in texts(WEBSOCKET_JSON_WIRE.message("a", [b"1", b"2"]))
+        for text in texts(WEBSOCKET_JSON_WIRE.message("lab", "a", [b"1", b"2"]))
     ] == [
-        {"type": "message", "from": "a", "text": "1"},
-        {"type": "message", "from": "a", "text": "2"},
+        {"type": "message", "room": "lab", "from": "a", "text": "1"},
+        {"type": "message", "room": "lab", "from": "a", "text": "2"},
     ]
-    assert json.loads(texts(WEBSOCKET_JSON_WIRE.renamed("a", "b"))[0]) == {
+    assert json.loads(texts(WEBSOCKET_JSON_WIRE.renamed("lab", "a", "b"))[0]) == {
         "type": "renamed",
+        "room": "lab",
         "from": "a",
         "to": "b",
     }
-    assert json.loads(texts(WEBSOCKET_JSON_WIRE.members(["a"], 3))[0]) == {
+    assert json.loads(texts(WEBSOCKET_JSON_WIRE.members("lab", ["a"], 3))[0]) == {
         "type": "members",
+        "room": "lab",
         "names": ["a"],
         "total": 3,
     }
+
+
+def test_json_wire_tells_of_rooms_and_private_messages() -> None:
+    """The JSON wire's events about rooms and private messages: each is one
+    object, with names and text as data; the page's own address is not
+    sent back to it."""
+
+    def decoded(frames: bytes) -> list[Any]:
+        return [json.loads(text) for text in texts(frames)]
+
+    wire = WEBSOCKET_JSON_WIRE
+    assert decoded(wire.welcome("bob", "127.0.0.1:1", "lab", 2)) == [
+        {"type": "welcome", "name": "bob", "room": "lab", "others": 2}
+    ]
+    assert decoded(wire.entered("lab", 1)) == [
+        {"type": "entered", "room": "lab", "others": 1}
+    ]
+    assert decoded(wire.parted("lab")) == [{"type": "parted", "room": "lab"}]
+    assert decoded(wire.private('"a"', [b"</script>", b"2"])) == [
+        {"type": "private", "from": '"a"', "text": "</script>"},
+        {"type": "private", "from": '"a"', "text": "2"},
+    ]
+    assert decoded(wire.privateSent("b", [b"x"])) == [
+        {"type": "sent", "to": "b", "text": "x"}
+    ]
+    assert decoded(wire.rooms((("default", 3), ("lab", 1)), 4)) == [
+        {
+            "type": "rooms",
+            "rooms": [
+                {"name": "default", "members": 3},
+                {"name": "lab", "members": 1},
+            ],
+            "total": 4,
+        }
+    ]
+    assert decoded(wire.history("lab", [("a", b"one")], 2)) == [
+        {
+            "type": "history",
+            "room": "lab",
+            "lines": [{"from": "a", "text": "one"}],
+            "omitted": 2,
+        }
+    ]
+    assert decoded(wire.quietly("lab", ["a"], ["b", "c"])) == [
+        {"type": "quietly", "room": "lab", "joined": ["a"], "left": ["b", "c"]}
+    ]
+    assert decoded(wire.joined("lab", "a")) == [
+        {"type": "joined", "room": "lab", "name": "a"}
+    ]
+    assert decoded(wire.left("lab", "a")) == [
+        {"type": "left", "room": "lab", "name": "a"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -174,6 +276,28 @@ class HttpChannel:
     resumeProducing = stopProducing = pauseProducing
 
 
+def memberFactory(
+    factory: LineServerFactory, pings: KeepAlive | None = None
+) -> WebSocketMemberFactory:
+    """The factory of the WebSocket members of the chat C{factory} serves,
+    as its web site makes it."""
+    service, banner, policy = factory.service, factory.banner, factory.policy
+    assert service is not None
+    assert banner is not None
+    assert policy is not None
+    context = factory.context
+    return WebSocketMemberFactory(
+        WebSocketSettings(
+            context,
+            service,
+            banner,
+            policy,
+            maxMessage=context.limits.maxLine,
+            pings=pings,
+        )
+    )
+
+
 class WebClient:
     """A WebSocket member on a StringTransport, and its client's view."""
 
@@ -181,28 +305,16 @@ class WebClient:
         self,
         factory: LineServerFactory,
         port: int,
-        wire: object = WEBSOCKET_LINE_WIRE,
+        wire: ChatWire = WEBSOCKET_LINE_WIRE,
         pings: KeepAlive | None = None,
+        multiRoom: bool = False,
     ) -> None:
-        room, banner, policy = factory.room, factory.banner, factory.policy
-        assert room is not None
-        assert banner is not None
-        assert policy is not None
         self.client = Connection(ConnectionType.CLIENT)
-        self.member = WebSocketChatProtocol(
-            factory.context,
-            room,
-            banner,
-            policy,
-            wire,  # type: ignore[arg-type]
-            pings,
-        )
-        self.member.factory = factory
+        self.member = memberFactory(factory, pings).buildMember(wire, multiRoom)
         peer = IPv4Address("TCP", "127.0.0.1", port)
         self.transport = StringTransport(peerAddress=peer)
         self.transport.registerProducer(HttpChannel(), True)
         self.member.makeConnection(self.transport)
-        self.name = f"127.0.0.1:{port}"
 
     def send(self, event: Event) -> None:
         self.member.dataReceived(self.client.send(event))
@@ -230,16 +342,18 @@ def test_member_chats_with_tcp_members() -> None:
     factory = chat()
     tcp, tcpTransport, _ = connectOnStringTransport("chat", factory=factory)
     web = WebClient(factory, 50000)
-    assert web.lines() == ["Hi", "* you are 127.0.0.1:50000; 1 other(s) here"]
+    assert web.lines() == [
+        "Hi",
+        "* you are guest2 (127.0.0.1:50000) in #default; 1 other here",
+    ]
+    assert tcpTransport.value().endswith(b"* guest2 joined\r\n")
     tcpTransport.clear()
     web.say("hello")
     web.send(TextMessage("frag", message_finished=False))
     web.send(TextMessage("mented", message_finished=True))
-    assert tcpTransport.value() == (
-        b"<127.0.0.1:50000> hello\r\n<127.0.0.1:50000> fragmented\r\n"
-    )
+    assert tcpTransport.value() == b"<guest2> hello\r\n<guest2> fragmented\r\n"
     tcp.dataReceived(b"hi web\r\n")
-    assert web.lines() == ["<127.0.0.1:40000> hi web"]
+    assert web.lines() == ["<guest1> hi web"]
     assert factory.context.stats.linesIn == 3
 
 
@@ -254,8 +368,8 @@ def test_every_member_gets_the_same_frame_bytes() -> None:
         member.transport.clear()
     sender.say("to everyone")
     sent = {member.transport.value() for member in members}
-    assert sent == {textFrame(b"<127.0.0.1:49999> to everyone")}
-    event = Message("x", [b"y"])
+    assert sent == {textFrame(b"<guest21> to everyone")}
+    event = Message("default", "x", [b"y"])
     assert event.encodedFor(WEBSOCKET_LINE_WIRE) is event.encodedFor(
         WEBSOCKET_LINE_WIRE
     )
@@ -281,7 +395,7 @@ def test_message_too_big_closes_with_1009_before_it_is_buffered() -> None:
     assert web.transport.disconnecting
     assert "longer than 100 bytes" in " ".join(logs.texts())
     assert tcpTransport.value() == (
-        b"<127.0.0.1:50000> " + b"a" * 100 + b"\r\n* 127.0.0.1:50000 left\r\n"
+        b"<guest2> " + b"a" * 100 + b"\r\n* guest2 left\r\n"
     )
     assert factory.context.stats.refused["line_too_long"] == 1
 
@@ -333,9 +447,7 @@ def test_client_close_is_answered_and_the_member_leaves() -> None:
     ]
     assert web.transport.disconnecting
     web.member.connectionLost()
-    assert tcpTransport.value() == (
-        b"<127.0.0.1:50000> last words\r\n* 127.0.0.1:50000 left\r\n"
-    )
+    assert tcpTransport.value() == b"<guest2> last words\r\n* guest2 left\r\n"
 
 
 def test_pings_are_answered() -> None:
@@ -381,7 +493,7 @@ def test_shutdown_and_refusals_carry_close_codes() -> None:
     first.events()
     second = WebClient(factory, 50001)
     events = second.events()
-    assert events[0].data == "ERROR the server is full (1 clients); try again later"  # type: ignore[attr-defined]
+    assert events[0].data == "ERROR the server is full (1 client); try again later"  # type: ignore[attr-defined]
     assert isinstance(events[1], CloseConnection)
     assert events[1].code == 1013
     first.member.beginShutdown()
@@ -415,7 +527,7 @@ def test_json_member_gets_json() -> None:
     ]
     page.say("/who")
     assert [json.loads(text) for text in page.lines()] == [
-        {"type": "members", "names": ["127.0.0.1:50000"], "total": 1}
+        {"type": "members", "room": "default", "names": ["guest1"], "total": 1}
     ]
 
 
@@ -525,7 +637,10 @@ class PendingSite:
     def __init__(self, total: int = 100, perAddress: int | None = None) -> None:
         self.clock = Clock()
         self.site = webSite(
-            lambda wire: Protocol(), OriginPolicy(), perAddress=perAddress, total=total
+            lambda wire, multiRoom: Protocol(),
+            OriginPolicy(),
+            perAddress=perAddress,
+            total=total,
         )
         self.site.reactor = self.clock
 
@@ -604,7 +719,7 @@ def test_an_address_holds_a_share_of_the_pending_pool() -> None:
     mapped = [pending.open(f"::ffff:192.0.2.{index}")[0] for index in range(40)]
     assert not any(map(closed, mapped))
     assert not closed(other)
-    big = webSite(lambda wire: Protocol(), OriginPolicy(), total=100_000)
+    big = webSite(lambda wire, multiRoom: Protocol(), OriginPolicy(), total=100_000)
     assert big.pending.share == ADDRESS_SHARE
 
 
@@ -647,7 +762,7 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
 
     clock = Clock()
     site = webSite(
-        lambda wire: Protocol(),
+        lambda wire, multiRoom: Protocol(),
         OriginPolicy(),
         perAddress=2,
         total=100,
@@ -723,6 +838,16 @@ class Browser:
         self.site = chatWebSite(self.chat, self.clock, OriginPolicy(origins, hosts), 0)
         self.site.reactor = self.clock
 
+    def members(self) -> int:
+        """How many members the chat has (they are all in the default
+        room)."""
+        service = self.chat.service
+        assert service is not None
+        room = service.room("default")
+        population: int = service.people.population
+        assert population == (0 if room is None else len(room))
+        return population
+
     def send(
         self, request: bytes, peer: int = 40000, local: str = "127.0.0.1"
     ) -> tuple[StringTransport, Any]:
@@ -787,41 +912,64 @@ def test_site_refuses_bad_handshakes(request_: bytes, expected: bytes) -> None:
     browser = Browser()
     answer, _ = browser.send(request_)
     assert status(answer).split(b" ")[1] == expected, answer.value()
-    assert browser.chat.room is not None
-    assert browser.chat.room.population() == 0
+    assert browser.members() == 0
 
 
-def test_site_upgrades_and_the_member_chats() -> None:
-    """A good handshake is upgraded (the JSON subprotocol when asked for);
-    frames sent with the handshake are the member's; the member is in the
-    room, counted by the registry, and no longer by the site."""
+@pytest.mark.parametrize(
+    ("offered", "chosen", "multiRoom"),
+    [
+        ("other, sockserve.v1.json", "sockserve.v1.json", False),
+        ("sockserve.v2.json", "sockserve.v2.json", True),
+        ("sockserve.v1.json, sockserve.v2.json", "sockserve.v2.json", True),
+        (None, None, False),
+    ],
+)
+def test_site_upgrades_and_the_member_chats(
+    offered: str | None, chosen: str | None, multiRoom: bool
+) -> None:
+    """A good handshake is upgraded (a JSON subprotocol when asked for:
+    sockserve.v2.json, whose member may be in several rooms at once, rather
+    than sockserve.v1.json, one room at a time, as a line client); frames
+    sent with the handshake are the member's; the member is in the room,
+    counted by the registry, and no longer by the site."""
     browser = Browser()
     client = Connection(ConnectionType.CLIENT)
-    first = client.send(TextMessage("hello"))
-    transport, channel = browser.send(
-        upgrade(
-            Sec_WebSocket_Protocol="other, sockserve.v1.json",
-            Origin="http://127.0.0.1:8080",
-        )
-        + first
-    )
+    first = client.send(TextMessage("hello")) + client.send(TextMessage("/join lab"))
+    headers = {"Origin": "http://127.0.0.1:8080"}
+    if offered is not None:
+        headers["Sec_WebSocket_Protocol"] = offered
+    transport, channel = browser.send(upgrade(**headers) + first)
     head, _, frames = transport.value().partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 ")
-    assert b"Sec-WebSocket-Protocol: sockserve.v1.json" in head
-    assert browser.chat.room is not None
-    assert browser.chat.room.population() == 1
+    chosenHeaders = [
+        line.partition(b": ")[2]
+        for line in head.split(b"\r\n")
+        if line.startswith(b"Sec-WebSocket-Protocol:")
+    ]
+    assert chosenHeaders == ([] if chosen is None else [chosen.encode()])
+    service = browser.chat.service
+    assert service is not None
+    assert service.people.population == 1
     assert len(browser.site.pending) == 0
-    assert browser.chat.context.stats.linesIn == 1
+    assert browser.chat.context.stats.linesIn == 2
     listener = Connection(ConnectionType.CLIENT)
     listener.receive_data(frames)
-    kinds = [
-        json.loads(e.data)["type"]
-        for e in listener.events()
-        if isinstance(e, TextMessage)
-    ]
-    assert kinds == ["banner", "welcome"]
+    received = [e.data for e in listener.events() if isinstance(e, TextMessage)]
+    if chosen is None:
+        assert received[1:] == [
+            "* you are guest1 (127.0.0.1:40000) in #default; nobody else here",
+            "* you are now in #lab; nobody else here",
+        ]
+    else:
+        assert [json.loads(text) for text in received[1:]] == [
+            {"type": "welcome", "name": "guest1", "room": "default", "others": 0},
+            {"type": "entered", "room": "lab", "others": 0},
+        ]
+    default = service.room("default")
+    assert (default is not None and len(default) == 1) is multiRoom
     channel.connectionLost(None)
-    assert browser.chat.room.population() == 0
+    assert service.people.population == 0
+    assert service.roomCount() == 0
 
 
 @pytest.mark.parametrize("layered", [False, True])
@@ -871,8 +1019,7 @@ def test_an_upgraded_connection_keeps_no_http_objects(layered: bool) -> None:
     assert browser.chat.context.stats.linesIn == 2
     transport.protocol.dataReceived(client.send(CloseConnection(1000)))
     assert not transport.connected
-    assert browser.chat.room is not None
-    assert browser.chat.room.population() == 0
+    assert browser.members() == 0
 
 
 @pytest.mark.parametrize(
@@ -951,8 +1098,7 @@ def test_site_answers_only_its_web_host_names(local: str) -> None:
         b"HEAD / HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n", local=local
     )
     assert status(head) == b"HTTP/1.1 403 Forbidden"
-    assert browser.chat.room is not None
-    assert browser.chat.room.population() == 0
+    assert browser.members() == 0
     page, _ = browser.send(
         b"GET / HTTP/1.1\r\nHost: chat.example.org:8080\r\n\r\n", local=local
     )
@@ -962,7 +1108,7 @@ def test_site_answers_only_its_web_host_names(local: str) -> None:
         local=local,
     )
     assert status(member) == b"HTTP/1.1 101 Switching Protocols"
-    assert browser.chat.room.population() == 1
+    assert browser.members() == 1
 
 
 def test_without_web_host_other_listeners_take_any_name() -> None:
@@ -977,3 +1123,110 @@ def test_without_web_host_other_listeners_take_any_name() -> None:
     assert status(answer) == b"HTTP/1.1 101 Switching Protocols"
     answer, _ = browser.send(rebound, local="127.0.0.1")
     assert status(answer) == b"HTTP/1.1 403 Forbidden"
+
+
+def test_web_members_are_logged_by_their_own_front_end() -> None:
+    """A WebSocket member's connect, name and disconnect are logged as a
+    line client's are, with its address, under the WebSocket front end's
+    own namespace."""
+    from twisted.logger import LogLevel
+
+    with capturedLogs() as logged:
+        web = WebClient(chat(), 50000)
+        web.member.connectionLost()
+    seen = [
+        (event["log_namespace"], event["log_level"], text)
+        for event, text in zip(logged.events, logged.texts(), strict=True)
+        if text.startswith("Client ")
+    ]
+    namespace = "sockserve.web.protocol.WebSocketChatProtocol"
+    assert seen == [
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 is now connected to us."),
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 is guest1."),
+        (namespace, LogLevel.info, "Client 127.0.0.1:50000 disconnected."),
+    ]
+
+
+def test_a_page_in_several_rooms_hears_each_by_name() -> None:
+    """A member of sockserve.v2.json stays in its rooms as it joins others:
+    what it hears says which room it comes from; it says lines in any of its
+    rooms (/say), plain lines in the room it joined last, and leaves one
+    room (/part ROOM) for the others."""
+    factory = chat()
+    page = WebClient(factory, 50000, wire=WEBSOCKET_JSON_WIRE, multiRoom=True)
+    tcp, tcpOut, _ = connectOnStringTransport("chat", factory=factory)
+    lab, labOut, _ = connectOnStringTransport(
+        "chat", factory=factory, peer=("127.0.0.1", 40001)
+    )
+    lab.dataReceived(b"/join lab\n")
+    page.say("/join lab")
+    page.lines()
+    tcpOut.clear(), labOut.clear()
+    tcp.dataReceived(b"in default\n")
+    lab.dataReceived(b"in the lab\n")
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "message", "room": "default", "from": "guest2", "text": "in default"},
+        {"type": "message", "room": "lab", "from": "guest3", "text": "in the lab"},
+    ]
+    page.say("plain\n/say default to default")
+    assert labOut.value() == b"<guest1> plain\r\n"
+    assert tcpOut.value() == b"<guest1> to default\r\n"
+    tcpOut.clear(), labOut.clear()
+    page.say("/part lab")
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "parted", "room": "lab"}
+    ]
+    assert labOut.value() == b"* guest1 left\r\n"
+    page.say("now in default")
+    assert tcpOut.value() == b"<guest1> now in default\r\n"
+
+
+def test_private_messages_between_a_page_and_a_line_client() -> None:
+    """A private message goes between front ends: each sees it on its own
+    wire."""
+    factory = chat()
+    page = WebClient(factory, 50000, wire=WEBSOCKET_JSON_WIRE)
+    tcp, tcpOut, _ = connectOnStringTransport("chat", factory=factory)
+    page.lines()
+    tcpOut.clear()
+    tcp.dataReceived(b"/msg guest1 psst\n")
+    assert tcpOut.value() == b"-> *guest1* psst\r\n"
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "private", "from": "guest2", "text": "psst"}
+    ]
+    tcpOut.clear()
+    page.say("/msg GUEST2 back")
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "sent", "to": "guest2", "text": "back"}
+    ]
+    assert tcpOut.value() == b"*guest1* back\r\n"
+
+
+def test_a_handshake_during_shutdown_is_not_told_the_server_is_full() -> None:
+    """A WebSocket handshake that completes while the server is shutting
+    down (an HTTP connection opened before its listeners closed) is closed,
+    but not told the server is full, which it is not, nor counted as a
+    refusal for a full server."""
+    browser = Browser()
+    first, firstChannel = browser.send(
+        upgrade(Sec_WebSocket_Protocol="sockserve.v2.json")
+    )
+    assert status(first) == b"HTTP/1.1 101 Switching Protocols"
+    registry = browser.chat.context.registry
+    stopping = registry.shutdown(browser.clock, 5.0)
+    late, lateChannel = browser.send(
+        upgrade(Sec_WebSocket_Protocol="sockserve.v2.json"), 40001
+    )
+    head, _, frames = late.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(frames)
+    events = list(client.events())
+    said = [json.loads(e.data) for e in events if isinstance(e, TextMessage)]
+    assert any(isinstance(e, CloseConnection) for e in events), events
+    refusedAsFull = browser.chat.context.stats.refused["full"]
+    for channel in (firstChannel, lateChannel):
+        channel.connectionLost(None)
+    assert stopping.called
+    assert not any("full" in event.get("text", "") for event in said), said
+    assert refusedAsFull == 0

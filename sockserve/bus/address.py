@@ -21,8 +21,6 @@ DEFAULT_PORT = 6379
 # Seconds to wait for a TCP connection to the bus.
 CONNECT_TIMEOUT = 3
 
-_ROOM = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
-
 
 @dataclass(frozen=True)
 class BusAddress:
@@ -163,17 +161,3 @@ def _db(value: str, text: str) -> int:
     if not (value.isascii() and value.isdigit()) or int(value) > 65535:
         raise ValueError(f"{text!r}: the database must be a number, not {value!r}")
     return int(value)
-
-
-def checkRoomName(name: str) -> str:
-    """
-    Return C{name} if it can name a room on the bus: 1 to 64 letters, digits
-    and C{_ . -}.
-
-    @raise ValueError: if it cannot.
-    """
-    if not _ROOM.match(name):
-        raise ValueError(
-            f"a room name is 1 to 64 letters, digits and _ . -, not {name!r}"
-        )
-    return name

@@ -1,12 +1,16 @@
 """
-What the nodes of a room say to each other through the bus: the room's
-events, batched.
+What the nodes of a bus say to each other: the events of each room, batched,
+and private messages.
 
 A node publishes a batch of events at a time (all the events of a reactor
 pass, or all those that waited while the bus was away) as one entry of the
-room's stream, with the node's id and the batch's sequence number. The
-entry's payload is its events separated by RS (0x1E), each event's fields
-separated by US (0x1F), the first field saying what it is:
+room's stream (or, for private messages, of the recipient node's inbox),
+with the node's id, the batch's sequence number and the format's version
+(C{v}, L{VERSION}: an entry of a later version is skipped with one line in
+the log, so that nodes of two versions can share a bus while it is
+upgraded, instead of misreading each other). The entry's payload is its
+events separated by RS (0x1E), each event's fields separated by US (0x1F),
+the first field saying what it is:
 
   - C{m US sender US line US line ...}: lines said;
   - C{j US name US quiet}, C{l US name US quiet}: a member joined, left
@@ -15,7 +19,9 @@ separated by US (0x1F), the first field saying what it is:
   - C{h US name US name ...}: these are this node's members (after the node
     reconnected), announce nothing;
   - C{x US name US name ...}: these members of a node that stopped
-    answering left (published by whichever node noticed).
+    answering left (published by whichever node noticed);
+  - C{p US sender US recipient US line ...}: lines said to one person alone
+    (in a node's inbox).
 
 Names and lines are UTF-8 made safe to show (no control characters, so
 never RS or US) before they are sent; lines go as the bytes they are, with
@@ -37,6 +43,9 @@ from sockserve._text import linesAreSafe, safeText
 # that one read of the stream, READ_COUNT batches, stays well below what a
 # member may have queued).
 BATCH_BYTES = 16 * 1024
+# The format of the entries this node writes; it reads this and earlier
+# ones (an entry without a version is of version 1, sockserve 1.0's).
+VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,18 @@ class Here:
     names: tuple[str, ...]
 
 
-BusEvent = Said | Presence | Rename | Here
+@dataclass(frozen=True, slots=True)
+class Private:
+    """
+    Lines said to one person alone.
+    """
+
+    sender: str
+    recipient: str
+    lines: tuple[bytes, ...]
+
+
+BusEvent = Said | Presence | Rename | Here | Private
 
 
 RS = b"\x1e"
@@ -100,6 +120,15 @@ def encodeEvent(event: BusEvent) -> bytes:
         if event.kind == "x":
             return b"x" + US + name
         return US.join([event.kind.encode(), name, b"1" if event.quiet else b"0"])
+    if isinstance(event, Private):
+        return US.join(
+            [
+                b"p",
+                event.sender.encode("utf-8"),
+                event.recipient.encode("utf-8"),
+                *event.lines,
+            ]
+        )
     if isinstance(event, Rename):
         return US.join(
             [
@@ -194,6 +223,9 @@ def decodeBatch(payload: bytes) -> list[BusEvent]:
             events.append(Rename(_name(fields[1]), _name(fields[2]), _quiet(fields[3])))
         elif kind == b"h":
             events.append(Here(tuple(_name(name) for name in fields[1:])))
+        elif kind == b"p" and count >= 3:
+            lines = tuple([_safe(line) for line in fields[3:]])
+            events.append(Private(_name(fields[1]), _name(fields[2]), lines))
         elif kind == b"x" and count >= 2:
             events.extend(Presence("x", _name(name), False) for name in fields[1:])
         else:

@@ -1,49 +1,66 @@
 """
-The bus on Redis: a node's two connections, its scripts, its heartbeat, and
-reading the room's stream.
+The bus's transport: a node's two connections to Redis, its scripts, its
+heartbeat, and reading the streams of its rooms and its inbox, all of them
+with one C{XREAD}. Everything Redis-specific is here; what the node does
+with what it reads is L{sockserve.bus.node}'s.
 
 txredisapi speaks to Redis on the reactor (with hiredis parsing replies);
 every reply is kept as bytes (C{charset=None}) and nothing number-like is
 converted (C{convertNumbers=False}): a line C{007} stays C{007}. One
 connection carries commands; the other only waits in C{XREAD BLOCK}, which
-holds its connection.
+holds its connection. However many rooms a node serves, it has these two
+connections and one heartbeat.
 
 A command without a reply within C{stallTimeout} seconds (Redis paused,
 a network that drops packets) counts as a lost bus, as does a lost
-connection: both connections are dropped, the room is told once, and the
-node reconnects with backoff (from a quarter of a second, doubling, to
-four seconds), then rejoins the room (see L{RedisBus._join}).
+connection: both connections are dropped, the node is told once, and it
+reconnects with backoff (from a quarter of a second, doubling, to four
+seconds), then rejoins (see L{RedisBus._join}). A write Redis refuses for
+want of memory does not lose the bus (see L{RedisBus._memoryFull}).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from uuid import uuid4
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import (
+    Deferred,
+    ensureDeferred,
+    fail,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from sockserve._loglimit import LogLimiter
 from sockserve.bus.address import BusAddress
-from sockserve.bus.codec import BadEntry, Said, decodeBatch, safeName
-from sockserve.bus.room import BusRoom, Entry, Rejoined, streamId
+from sockserve.bus.codec import VERSION, BadEntry, BusEvent, decodeBatch
 from sockserve.bus.scripts import SCRIPTS
-from sockserve.chat.names import nameKey
 
+# The prefix of every key of the bus.
+PREFIX = "sockserve:"
 # Reconnection backoff, in seconds.
 FIRST_RETRY = 0.25
 LAST_RETRY = 4.0
 # How long XREAD waits for entries before it asks again, in milliseconds,
-# and how many it takes at once.
+# and how many it takes at once from each stream.
 READ_BLOCK_MS = 2000
 READ_COUNT = 32
+# A wake (CLIENT UNBLOCK, on the other connection) can reach Redis before the
+# XREAD it means to end has started to wait, and then ends nothing: it is
+# sent again after this many seconds, doubling up to WAKE_LAST_RETRY, for as
+# long as that same read is still owed.
+WAKE_FIRST_RETRY = 0.001
+WAKE_LAST_RETRY = 0.05
 # History is read back this many entries at a time, at most so many times.
 HISTORY_PAGE = 100
 HISTORY_PAGES = 10
@@ -53,13 +70,18 @@ MAX_ENTRY = 1024 * 1024
 # Seconds between two reports of how far this node has read (it also
 # reports after each read), which tell it how far the slowest node is.
 PROGRESS_EVERY = 0.25
-# Entries of the stream kept when Redis is out of memory.
+# Entries of a stream kept when Redis is out of memory.
 OUT_OF_MEMORY_KEEP = 100
-# Seconds between two trims of the stream while Redis is out of memory.
+# Seconds between two trims of the streams while Redis is out of memory.
 TRIM_EVERY = 1.0
 # Seconds without a write refused for want of memory before Redis counts as
 # having memory again (writes in flight go through and fail by turns).
 MEMORY_BACK_AFTER = 5.0
+# Milliseconds an empty room's keys are kept (its history, for whoever
+# joins it again soon).
+EMPTY_ROOM_KEPT_MS = 3_600_000
+# Entries a node's inbox keeps.
+INBOX_LENGTH = 1000
 
 
 class BusLost(Exception):
@@ -73,6 +95,145 @@ class BusFull(Exception):
     Redis is out of memory (at its C{maxmemory}): it refuses what would
     grow it.
     """
+
+
+def streamId(text: str) -> tuple[int, int]:
+    """
+    Return a Redis stream id (C{MS-SEQ}) in a form that compares in order.
+    """
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def roomStream(room: str) -> str:
+    """
+    The stream of the room whose key is C{room}.
+    """
+    return f"{PREFIX}{{{room}}}:stream"
+
+
+def inboxStream(node: str) -> str:
+    """
+    The stream of the private messages for C{node}'s people.
+    """
+    return f"{PREFIX}inbox:{node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """
+    One entry of a stream: a batch of events from one node.
+
+    @ivar offset: the bytes published in the stream up to this entry (none
+        in an inbox).
+    """
+
+    id: str
+    node: str
+    seq: int
+    events: Sequence[BusEvent]
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """
+    A room as Redis holds it: where its stream is, and who is in it.
+
+    @ivar last: the id of the stream's last entry.
+    @ivar deleted: the id of the last entry trimmed away.
+    @ivar offset: the bytes published in the stream so far.
+    @ivar members: the room's members, as C{(node, name)}.
+    """
+
+    last: str
+    deleted: str
+    offset: int
+    members: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Rejoined:
+    """
+    What a node learns as it (re)joins the bus.
+
+    @ivar names: the names of its people as registered, in the order asked
+        (a name another node took meanwhile is replaced).
+    @ivar rooms: the snapshot of each room asked, in order.
+    @ivar reaped: the other nodes had counted this node as gone (and told
+        their members its members left).
+    @ivar lostData: Redis lost its data since the node last read.
+    @ivar asked: what the node registered.
+    """
+
+    names: list[str]
+    rooms: list[Snapshot]
+    reaped: bool
+    lostData: bool
+    asked: Registration
+
+
+@dataclass(frozen=True)
+class Registration:
+    """
+    What a node has to register as it (re)joins: its people, C{(name,
+    key)}, and its rooms, C{(key, name, members as (key, name))}.
+    """
+
+    people: list[tuple[str, str]]
+    rooms: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+
+
+class BusNode(Protocol):
+    """
+    What the transport tells the node it serves (L{sockserve.bus.node}).
+    """
+
+    def registration(self) -> Registration:
+        """
+        What to register on (re)joining.
+        """
+
+    def busJoined(self, rejoined: Rejoined) -> None:
+        """
+        The node is in contact with the bus (again).
+        """
+
+    def busLost(self, reason: str) -> None:
+        """
+        Contact with the bus was lost.
+        """
+
+    def streamsToRead(self) -> list[tuple[str, str]]:
+        """
+        The streams to read now, as C{(stream, cursor)}.
+        """
+
+    def busEntries(self, stream: str, entries: list[Entry]) -> None:
+        """
+        Entries arrived from C{stream}, in order.
+        """
+
+    def busProgress(self, room: str, lag: int) -> None:
+        """
+        The slowest node in the room whose key is C{room} has C{lag} bytes
+        of its stream left to read.
+        """
+
+    def readPositions(self) -> list[tuple[str, int | None]]:
+        """
+        How far the node has read each room's stream, C{(room, offset)}.
+        """
+
+    def whenFlushed(self) -> Deferred[None]:
+        """
+        Fire once everything the node has to publish is published.
+        """
+
+    def stop(self) -> None:
+        """
+        The node is stopping: leave no timer behind.
+        """
 
 
 class _Connections(Factory):
@@ -121,11 +282,11 @@ class _Connections(Factory):
 
 class RedisBus(Service):
     """
-    A node of a room on a Redis bus: a service that connects when it starts,
+    A node's link to a Redis bus: a service that connects when it starts,
     stays connected (reconnecting as needed), and leaves when it stops.
 
     @ivar node: this node's id, new with every process.
-    @ivar connected: whether the node is in contact with the room.
+    @ivar connected: whether the node is in contact with the bus.
     @ivar outOfMemory: whether Redis refused the node's last write for want
         of memory.
     """
@@ -135,7 +296,6 @@ class RedisBus(Service):
     def __init__(
         self,
         address: BusAddress,
-        room: str,
         clock: IReactorTime,
         reactor: object,
         nodeTimeout: float = 10.0,
@@ -143,26 +303,29 @@ class RedisBus(Service):
         stallTimeout: float = 3.0,
     ) -> None:
         self.address = address
-        self.roomName = room
-        self.prefix = f"sockserve:{{{room}}}:"
-        self.stream = self.prefix + "stream"
         self.clock = clock
         self.reactor = reactor
         self.nodeTimeout = nodeTimeout
         self.retention = retention
         self.stallTimeout = stallTimeout
         self.node = uuid4().hex[:16]
+        self.inbox = inboxStream(self.node)
         self.connected = False
-        self.room: BusRoom | None = None
-        self.history = 0
+        self.target: BusNode | None = None
         self._commands: Any = None
         self._reader: Any = None
+        self._readerId: bytes | None = None
+        self._reading = False
+        # Which read is owed (each XREAD sent counts one), and the wake to
+        # be sent again, if the last one came too early.
+        self._readNumber = 0
+        self._wakeAgain: IDelayedCall | None = None
         self._shas: dict[str, bytes] = {}
         self._epoch: bytes | None = None
-        self._cursor: str | None = None
         self._attempt = 0
         self._retry: IDelayedCall | None = None
         self._heartbeat: LoopingCall | None = None
+        self._progress: LoopingCall | None = None
         self._joining: Deferred[None] | None = None
         self._stopping = False
         self._everJoined = False
@@ -172,36 +335,29 @@ class RedisBus(Service):
         self._trimmedAt: float | None = None
         self._refusedAt: float | None = None
         self._warnedPolicy = False
-        # The offset of the last entry read (see the scripts), once known.
-        self._offset: int | None = None
-        self._progress: LoopingCall | None = None
+        self._warnedVersion = False
         self._reporting = False
         self._reportAgain = False
 
-    # The service
+    def serve(self, target: BusNode) -> None:
+        """
+        Serve C{target}, the node's side of the bus.
+        """
+        self.target = target
 
-    def attach(self, room: BusRoom, history: int = 0) -> None:
-        """
-        Serve C{room}; prime its history with the last C{history} lines.
-        """
-        self.room = room
-        self.history = history
+    # The service
 
     def startService(self) -> None:
         """
         Start connecting; the server serves its local clients meanwhile.
         """
         super().startService()
-        self.log.info(
-            "Connecting to the room {room} on the bus at {bus}",
-            room=self.roomName,
-            bus=self.address.describe(),
-        )
+        self.log.info("Connecting to the bus at {bus}", bus=self.address.describe())
         self._connect()
 
     def stopService(self) -> Deferred[None]:
         """
-        Leave the room (the other nodes tell their clients this node's
+        Leave the bus (the other nodes tell their clients this node's
         members left), then disconnect.
         """
         super().stopService()
@@ -211,26 +367,40 @@ class RedisBus(Service):
         self._retry = None
         self._stopLoops()
         if not self.connected:
-            self._drop()
-            return succeed(None)
+            if self.target is not None:
+                self.target.stop()
+            return self._drop()
         flushed: Deferred[None] = (
-            self.room.whenFlushed() if self.room is not None else succeed(None)
+            self.target.whenFlushed() if self.target is not None else succeed(None)
         )
         flushed.addTimeout(self.stallTimeout, self.clock)
         flushed.addErrback(lambda failure: None)
 
         def depart(ignored: object) -> Deferred[Any]:
             self.connected = False
-            return self._script("depart", str(self.retention))
+            return self._script("depart", str(self.retention), str(EMPTY_ROOM_KEPT_MS))
 
         leaving = flushed.addCallback(depart)
         leaving.addErrback(lambda failure: None)
 
-        def disconnect(ignored: object) -> None:
-            self._drop()
+        def disconnect(ignored: object) -> Deferred[None]:
+            if self.target is not None:
+                self.target.stop()
+            return self._drop()
 
         leaving.addBoth(disconnect)
         return leaving
+
+    def problem(self) -> str | None:
+        """
+        Say what keeps the node from serving the chat across nodes as it
+        should, or C{None} if nothing does.
+        """
+        if not self.connected:
+            return f"not in contact with the bus ({self._lastProblem or 'connecting'})"
+        if self.outOfMemory:
+            return "Redis is out of memory: lines to the other servers wait"
+        return None
 
     # Connecting and rejoining
 
@@ -263,15 +433,16 @@ class RedisBus(Service):
 
     async def _join(self) -> None:
         """
-        Connect, then rejoin the room in order: refresh this node (and learn
-        whether Redis kept its data and whether the node was removed as
-        gone), register the node's members, take who is here and where the
-        stream is, and read from where the node left off.
+        Connect, then rejoin in order: refresh this node (and learn whether
+        Redis kept its data and whether the node was removed as gone),
+        register the node's people and their rooms, learn where each room's
+        stream is and who is in it, and read from where the node left off.
         """
         self._commands = await self._open(self.stallTimeout)
         self._reader = await self._open(READ_BLOCK_MS / 1000 + self.stallTimeout)
         for connection in (self._commands, self._reader):
             connection.whenDisconnected().addCallback(self._disconnected)
+        self._readerId = await self._reader.execute_command("CLIENT", "ID")
         for name, source in SCRIPTS.items():
             self._shas[name] = await self._commands.execute_command(
                 "SCRIPT", "LOAD", source
@@ -284,66 +455,47 @@ class RedisBus(Service):
             proposed,
             str(self.retention),
             "1",
+            str(EMPTY_ROOM_KEPT_MS),
         )
         lostData = self._epoch is not None and epoch != self._epoch
         reaped = self._everJoined and not int(known) and not lostData
         self._epoch = epoch
-        room = self.room
-        assert room is not None
-        names = room.localNames()
-        registered = await self._script("register", *_withKeys(names))
-        position, deleted, members, offset = await self._script("snapshot")
-        position = position.decode()
-        if lostData:
-            self._cursor = "0-0"
-            self._offset = None
-        elif self._cursor is not None and streamId(deleted.decode()) > streamId(
-            self._cursor
-        ):
-            lostData = True
-        recent: list[Entry] = []
-        if self._cursor is None:
-            self._cursor = position
-        if self._cursor == position:
-            self._offset = int(offset)
-            if self.history > 0:
-                recent = await self._recent(self.history)
-        others = []
-        for member in members:
-            rawNode, separator, rawName = member.partition(b"\n")
-            node = rawNode.decode("utf-8", "replace")
-            if separator and rawName and node != self.node:
-                # Made safe as the stream's names are: the hash is data too.
-                others.append((node, safeName(rawName)))
+        target = self.target
+        assert target is not None
+        registration = target.registration()
+        arguments: list[object] = [
+            str(self.retention),
+            str(EMPTY_ROOM_KEPT_MS),
+            str(len(registration.people)),
+        ]
+        for name, key in registration.people:
+            arguments += [name, key]
+        for room, roomName, members in registration.rooms:
+            arguments += [room, roomName, str(len(members))]
+            for key, name in members:
+                arguments += [key, name]
+        names, snapshots = await self._script("rejoin", *arguments)
         if self._stopping:
             self._drop()
             return
         self._attempt = 0
         self.connected = True
         rejoining, self._everJoined = self._everJoined, True
-        if rejoining:
-            self.log.info(
-                "Back in contact with the room {room} on the bus at {bus}",
-                room=self.roomName,
-                bus=self.address.describe(),
-            )
-        else:
-            self.log.info(
-                "Joined the room {room} on the bus at {bus} as node {node}",
-                room=self.roomName,
-                bus=self.address.describe(),
-                node=self.node,
-            )
+        self.log.info(
+            "Back in contact with the bus at {bus}"
+            if rejoining
+            else "Joined the bus at {bus} as node {node}",
+            bus=self.address.describe(),
+            node=self.node,
+        )
         self._lastProblem = None
-        room.busJoined(
+        target.busJoined(
             Rejoined(
-                asked=names,
-                names=[name.decode("utf-8", "replace") for name in registered],
+                names=[_text(name) for name in names],
+                rooms=[self.snapshot(reply) for reply in snapshots],
                 reaped=reaped,
                 lostData=lostData,
-                others=others,
-                position=position,
-                recent=recent,
+                asked=registration,
             )
         )
         self._heartbeat = LoopingCall(self._beat)
@@ -351,31 +503,38 @@ class RedisBus(Service):
         self._heartbeat.start(self.nodeTimeout / 4, now=False).addErrback(
             lambda failure: None
         )
-        self._progress = LoopingCall(self._reportProgress)
+        self._progress = LoopingCall(self.reportProgress)
         self._progress.clock = self.clock
         self._progress.start(PROGRESS_EVERY, now=True).addErrback(lambda failure: None)
         self._read()
+
+    def snapshot(self, reply: list[Any]) -> Snapshot:
+        """
+        A room's snapshot, from a script's reply.
+        """
+        last, deleted, offset, members = reply
+        held = []
+        for member in members:
+            rawNode, separator, rawName = member.partition(b"\n")
+            if separator and rawName:
+                held.append((_text(rawNode), _text(rawName)))
+        return Snapshot(_text(last), _text(deleted), int(offset), held)
 
     def _stopLoops(self) -> None:
         for loop in (self._heartbeat, self._progress):
             if loop is not None and loop.running:
                 loop.stop()
+        self._cancelWake()
 
-    def problem(self) -> str | None:
-        """
-        Say what keeps the node from serving the room across nodes as it
-        should, or C{None} if nothing does.
-        """
-        if not self.connected:
-            return f"not in contact with the bus ({self._lastProblem or 'connecting'})"
-        if self.outOfMemory:
-            return "Redis is out of memory: lines to the other servers wait"
-        return None
+    def _cancelWake(self) -> None:
+        if self._wakeAgain is not None and self._wakeAgain.active():
+            self._wakeAgain.cancel()
+        self._wakeAgain = None
 
     def _checkMemoryPolicy(self, info: bytes) -> None:
         """
         Warn, once, if Redis evicts keys that have no expiry when it is full
-        (C{maxmemory-policy allkeys-...}): it would evict the room's names
+        (C{maxmemory-policy allkeys-...}): it would evict the bus's names
         and nodes, and every node would rejoin again and again.
         """
         for line in info.splitlines():
@@ -386,7 +545,7 @@ class RedisBus(Service):
                     self.log.warn(
                         "Redis at {bus} evicts any key when it is full "
                         "(maxmemory-policy {policy}): the bus needs noeviction "
-                        "(or a volatile-* policy), or it loses the room's "
+                        "(or a volatile-* policy), or it loses the rooms' "
                         "members when full (see README)",
                         bus=self.address.describe(),
                         policy=value.decode("ascii", "replace"),
@@ -397,33 +556,6 @@ class RedisBus(Service):
         if connection is self._commands or connection is self._reader:
             self._lose("the connection to Redis was lost")
 
-    async def _recent(self, lines: int) -> list[Entry]:
-        """
-        Read the stream backwards, a page at a time (at most
-        L{HISTORY_PAGES}), until its entries hold C{lines} lines said:
-        entries of joins and leaves hold none.
-        """
-        found: list[Entry] = []
-        said = 0
-        end = "+"
-        for _ in range(HISTORY_PAGES):
-            page = await self._commands.execute_command(
-                "XREVRANGE", self.stream, end, "-", "COUNT", HISTORY_PAGE
-            )
-            if not page:
-                break
-            found.extend(self._entries(page, everyone=True))
-            said = sum(
-                len(event.lines)
-                for entry in found
-                for event in entry.events
-                if isinstance(event, Said)
-            )
-            if said >= lines or len(page) < HISTORY_PAGE:
-                break
-            end = "(" + page[-1][0].decode()
-        return list(reversed(found))
-
     def _failed(self, failure: Failure, joining: Deferred[None] | None = None) -> None:
         if joining is not None and joining is not self._joining:
             # An attempt given up already (the bus was lost meanwhile).
@@ -433,7 +565,7 @@ class RedisBus(Service):
     def _lose(self, reason: str) -> None:
         """
         The bus is lost (or could not be reached): drop what is left, tell
-        the room once, log once per problem, and try again later.
+        the node once, log once per problem, and try again later.
         """
         joining, self._joining = self._joining, None
         if joining is not None and not joining.called:
@@ -456,8 +588,8 @@ class RedisBus(Service):
                     reason=reason,
                 )
             self._lastProblem = reason
-        if wasConnected and self.room is not None:
-            self.room.busLost(reason)
+        if wasConnected and self.target is not None:
+            self.target.busLost(reason)
         if self._retry is None:
             delay = min(LAST_RETRY, FIRST_RETRY * 2**self._attempt)
             self._attempt += 1
@@ -466,18 +598,33 @@ class RedisBus(Service):
             )
         self._drop()
 
-    def _drop(self) -> None:
+    def _drop(self) -> Deferred[None]:
+        """
+        Drop both connections; the L{Deferred} fires once they are gone.
+        """
         commands, reader = self._commands, self._reader
         self._commands = self._reader = None
+        self._reading = False
+        self._cancelWake()
+        gone = []
         for connection in (commands, reader):
             transport = getattr(connection, "transport", None)
             if transport is None:
                 continue
+            if getattr(transport, "connected", False):
+                gone.append(connection.whenDisconnected())
             try:
                 transport.abortConnection()
             except Exception:
                 # Gone already (a TLS connection that failed its handshake).
                 self.log.debug("Dropping a connection to Redis failed")
+        if not gone:
+            return succeed(None)
+        # A turn after they are gone: txredisapi fails the replies still
+        # owed (and cancels their timeouts) after it says it is gone.
+        return gatherResults(gone).addCallback(
+            lambda ignored: deferLater(self.clock, 0, lambda: None)
+        )
 
     # Commands
 
@@ -485,14 +632,15 @@ class RedisBus(Service):
         if self._commands is None:
             return fail(BusLost("not connected to Redis"))
         result: Deferred[Any] = self._commands.execute_command(
-            "EVALSHA", self._shas[name], 0, self.prefix, self.node, *arguments
+            "EVALSHA", self._shas[name], 0, PREFIX, self.node, *arguments
         )
         return result
 
-    def _command(self, name: str, *arguments: object) -> Deferred[Any]:
+    def command(self, name: str, *arguments: object) -> Deferred[Any]:
         """
-        Run a script now that the node is in the room; a failure loses the
-        bus (and fails the returned L{Deferred} with L{BusLost}).
+        Run the script C{name} now that the node is in the bus; a failure
+        loses the bus (and fails the returned L{Deferred} with L{BusLost}),
+        except a write Redis refuses for want of memory (L{BusFull}).
         """
         if not self.connected or self._commands is None:
             return fail(BusLost("not in contact with the bus"))
@@ -510,11 +658,21 @@ class RedisBus(Service):
         result.addErrback(failed)
         return result
 
+    def answer(self, reply: list[Any]) -> list[Any]:
+        """
+        Check a script's answer: C{gone} (the node was counted as gone)
+        loses the bus, to rejoin.
+        """
+        if reply and reply[0] == b"gone":
+            self._lose("this node was counted as gone (it did not refresh in time)")
+            raise BusLost("this node must rejoin the bus")
+        return reply
+
     def _memoryFull(self) -> None:
         """
         Redis refused a write for want of memory: say so once, and trim the
-        room's stream (at most every L{TRIM_EVERY} seconds), which a full
-        Redis still allows, to what nodes reading it need.
+        streams being read (at most every L{TRIM_EVERY} seconds), which a
+        full Redis still allows, to what nodes reading them need.
         """
         now = self.clock.seconds()
         self._refusedAt = now
@@ -522,22 +680,24 @@ class RedisBus(Service):
             self.outOfMemory = True
             self.log.warn(
                 "Redis at {bus} is out of memory (maxmemory): this node's lines "
-                "wait for it, and the room's stream is cut to its last {keep} "
-                "entries; give Redis more memory (see README)",
+                "wait for it, and the rooms' streams are cut to their last "
+                "{keep} entries; give Redis more memory (see README)",
                 bus=self.address.describe(),
                 keep=OUT_OF_MEMORY_KEEP,
             )
-        if self._commands is not None and (
-            self._trimmedAt is None or now - self._trimmedAt >= TRIM_EVERY
-        ):
+        if self._commands is None or self.target is None:
+            return
+        if self._trimmedAt is None or now - self._trimmedAt >= TRIM_EVERY:
             self._trimmedAt = now
-            self._commands.execute_command(
-                "XTRIM", self.stream, "MAXLEN", "~", OUT_OF_MEMORY_KEEP
-            ).addErrback(lambda failure: None)
+            for stream, _ in self.target.streamsToRead():
+                self._commands.execute_command(
+                    "XTRIM", stream, "MAXLEN", "~", OUT_OF_MEMORY_KEEP
+                ).addErrback(lambda failure: None)
 
-    def _memoryBack(self, answer: Any) -> Any:
+    def memoryBack(self, answer: Any) -> Any:
         """
-        A write went through: Redis has memory (again).
+        A write went through: Redis has memory (again), once no write was
+        refused for L{MEMORY_BACK_AFTER} seconds.
         """
         if (
             self.outOfMemory
@@ -550,93 +710,115 @@ class RedisBus(Service):
             )
         return answer
 
-    def admit(self, name: str, capacity: int) -> Deferred[str]:
-        """
-        Admit a member as C{name} in one atomic step: C{ok}, C{taken} or
-        C{full}.
-        """
-        return self._command("admit", name, nameKey(name), capacity).addCallback(
-            self._answer
-        )
-
-    def rename(self, oldName: str, newName: str) -> Deferred[str]:
-        """
-        Rename a member in one atomic step: C{ok} or C{taken}.
-        """
-        return self._command(
-            "rename", nameKey(oldName), newName, nameKey(newName)
-        ).addCallback(self._answer)
-
-    def _answer(self, answer: bytes) -> str:
-        text = answer.decode()
-        if text == "gone":
-            self._lose("this node was counted as gone (it did not refresh in time)")
-            raise BusLost("this node must rejoin the room")
-        return text
-
     def publish(
-        self, seq: int, payload: bytes, leftKeys: Sequence[str]
+        self, room: str, seq: int, payload: bytes, last: bool, leftKeys: Sequence[str]
     ) -> Deferred[Any]:
         """
-        Publish one batch (once, however often it is retried); the room
-        learns from the answer how far the slowest node is.
+        Publish one batch to the room whose key is C{room} (once, however
+        often it is retried; C{last} if the node has no members left there
+        after it); the node learns from the answer how far the slowest node
+        is.
         """
-        publishing = self._command(
-            "publish", seq, payload, str(self.retention), *leftKeys
+        publishing = self.command(
+            "publish",
+            room,
+            seq,
+            payload,
+            str(self.retention),
+            str(EMPTY_ROOM_KEPT_MS),
+            "1" if last else "0",
+            *leftKeys,
         )
-        return publishing.addCallback(self._memoryBack).addCallback(self._progressed)
 
-    def _reportProgress(self) -> None:
+        def progressed(answer: list[Any]) -> list[Any]:
+            total, slowest = int(answer[1]), int(answer[2])
+            if self.target is not None and slowest >= 0:
+                self.target.busProgress(room, max(0, total - slowest))
+            return answer
+
+        return publishing.addCallback(self.memoryBack).addCallback(progressed)
+
+    def reportProgress(self) -> None:
         """
-        Tell Redis how far this node has read, and learn how far the
-        slowest node is: one report at a time, another at once if the node
-        read more meanwhile.
+        Tell Redis how far this node has read each room's stream, and learn
+        how far the slowest node is there: one report at a time, another at
+        once if the node read more meanwhile.
         """
-        if not self.connected:
+        if not self.connected or self.target is None:
             return
         if self._reporting:
             self._reportAgain = True
             return
+        positions = self.target.readPositions()
+        if not positions:
+            return
+        arguments: list[object] = []
+        for room, offset in positions:
+            arguments += [room, "" if offset is None else str(offset)]
         self._reporting = True
-        offset = "" if self._offset is None else str(self._offset)
-        reporting = self._command("progress", offset)
-        reporting.addCallbacks(self._progressed, lambda failure: None)
+        reporting = self.command("progress", *arguments)
 
-        def reported(ignored: object) -> None:
+        def reported(answer: list[Any]) -> None:
+            target = self.target
+            if target is None:
+                return
+            for (room, _), (total, slowest) in zip(positions, answer, strict=False):
+                if int(slowest) >= 0:
+                    target.busProgress(room, max(0, int(total) - int(slowest)))
+
+        reporting.addCallbacks(reported, lambda failure: None)
+
+        def done(ignored: object) -> None:
             self._reporting = False
             if self._reportAgain:
                 self._reportAgain = False
-                self._reportProgress()
+                self.reportProgress()
 
-        reporting.addBoth(reported)
+        reporting.addBoth(done)
 
-    def _progressed(self, answer: list[Any]) -> list[Any]:
+    def recent(self, room: str, lines: int) -> Deferred[list[Entry]]:
         """
-        Tell the room how far the room's stream is and how far its slowest
-        node has read, from an answer ending with both.
+        Read the room's stream backwards, a page at a time (at most
+        L{HISTORY_PAGES}), until its entries hold C{lines} lines said.
         """
-        total, slowest = int(answer[-2]), int(answer[-1])
-        if self.room is not None and slowest >= 0:
-            self.room.busProgress(max(0, total - slowest))
-        return answer
+        return ensureDeferred(self._recent(room, lines))
 
-    def register(self, names: Sequence[str]) -> Deferred[list[str]]:
-        """
-        Register the node's members again: their names as registered.
-        """
-        return self._command("register", *_withKeys(names)).addCallback(
-            lambda registered: [name.decode("utf-8", "replace") for name in registered]
-        )
+    async def _recent(self, room: str, lines: int) -> list[Entry]:
+        from sockserve.bus.codec import Said
+
+        found: list[Entry] = []
+        end = "+"
+        stream = roomStream(room)
+        for _ in range(HISTORY_PAGES):
+            if self._commands is None:
+                break
+            page = await self._commands.execute_command(
+                "XREVRANGE", stream, end, "-", "COUNT", HISTORY_PAGE
+            )
+            if not page:
+                break
+            found.extend(self.entries(page, everyone=True))
+            said = sum(
+                len(event.lines)
+                for entry in found
+                for event in entry.events
+                if isinstance(event, Said)
+            )
+            if said >= lines or len(page) < HISTORY_PAGE:
+                break
+            end = "(" + page[-1][0].decode()
+        return list(reversed(found))
 
     def _beat(self) -> None:
         if not self.connected:
             return
-        beating = self._command(
+        beating = self.command(
             "heartbeat",
             str(int(self.nodeTimeout * 1000)),
             uuid4().hex.encode(),
             str(self.retention),
             "0",
+            str(EMPTY_ROOM_KEPT_MS),
         )
         beating.addCallbacks(self._beaten, lambda failure: None)
 
@@ -649,10 +831,50 @@ class RedisBus(Service):
 
     # Reading
 
-    def _read(self) -> None:
-        reader = self._reader
-        if reader is None or not self.connected:
+    def wakeReader(self) -> None:
+        """
+        The streams to read changed: have the reading connection's C{XREAD}
+        return now, so that it reads the new set.
+        """
+        if self._reading and self._wakeAgain is None:
+            self._wake(self._readNumber, WAKE_FIRST_RETRY)
+
+    def _wake(self, number: int, retry: float) -> None:
+        """
+        Unblock read C{number}; if Redis had no read of this node's waiting
+        (it is still on its way), try again after C{retry} seconds, for as
+        long as that read is owed.
+        """
+        self._wakeAgain = None
+        commands, readerId = self._commands, self._readerId
+        if (
+            commands is None
+            or readerId is None
+            or not self._reading
+            or self._readNumber != number
+        ):
             return
+
+        def answered(unblocked: object) -> None:
+            if unblocked == 0 and self._reading and self._readNumber == number:
+                self._wakeAgain = self.clock.callLater(
+                    retry, self._wake, number, min(retry * 2, WAKE_LAST_RETRY)
+                )
+
+        woken = commands.execute_command("CLIENT", "UNBLOCK", readerId)
+        woken.addCallbacks(answered, lambda failure: None)
+
+    def _read(self) -> None:
+        reader, target = self._reader, self.target
+        if reader is None or target is None or not self.connected or self._stopping:
+            return
+        streams = target.streamsToRead()
+        if not streams:
+            return
+        self._reading = True
+        self._readNumber += 1
+        names = [stream for stream, _ in streams]
+        cursors = {stream: cursor for stream, cursor in streams}
         reading = reader.execute_command(
             "XREAD",
             "COUNT",
@@ -660,52 +882,74 @@ class RedisBus(Service):
             "BLOCK",
             READ_BLOCK_MS,
             "STREAMS",
-            self.stream,
-            self._cursor,
+            *names,
+            *[cursor for _, cursor in streams],
         )
-        reading.addCallbacks(self._readDone, self._failed)
+        reading.addCallbacks(self._readDone, self._failed, callbackArgs=(cursors,))
 
-    def _readDone(self, reply: Any) -> None:
+    def _readDone(self, reply: Any, cursors: dict[str, str]) -> None:
+        self._reading = False
+        self._cancelWake()
         if not self.connected:
             return
-        if reply:
-            [[_, raw]] = reply
-            entries = self._entries(raw)
-            if raw:
-                self._cursor = raw[-1][0].decode()
-                self._offset = _offsetOf(raw[-1][1], self._offset)
-                self._reportProgress()
-            if entries and self.room is not None:
+        target = self.target
+        if reply and target is not None:
+            for rawStream, raw in reply:
+                stream = _text(rawStream)
                 try:
-                    self.room.busEntries(entries)
+                    entries = self.entries(raw, everyone=stream == self.inbox)
+                    target.busEntries(stream, entries)
                 except Exception:
                     # Reading goes on: one bad entry must not deafen the node.
                     self.log.failure("Could not deliver entries from the bus")
-        waiting = self.room.readersBehind(self) if self.room is not None else None
-        if waiting is None:
+            self.reportProgress()
+        self._read()
+
+    def resumeReading(self) -> None:
+        """
+        Read again, if reading waits (no stream was to be read).
+        """
+        if not self._reading:
             self._read()
         else:
-            # Members here that read are far behind: the other nodes' lines
-            # wait in Redis, as a local sender's would wait here.
-            waiting.addCallback(lambda ignored: self._read())
+            self.wakeReader()
 
-    def _entries(self, raw: list[Any], everyone: bool = False) -> list[Entry]:
+    def entries(self, raw: list[Any], everyone: bool = False) -> list[Entry]:
+        """
+        The entries of a stream's reply, checked; this node's own are left
+        undecoded (they carry only their id and offset) unless C{everyone}.
+        """
         entries = []
         own = () if everyone else (self.node.encode(), b"gone:" + self.node.encode())
         for entryId, fields in raw:
             values = dict(zip(fields[::2], fields[1::2], strict=False))
+            offset = _offset(values.get(b"o"))
             if values.get(b"n") in own:
-                # This node's own (delivered here already): not decoded.
+                entries.append(Entry(entryId.decode(), self.node, 0, (), offset))
+                continue
+            version = values.get(b"v", b"1")
+            if version.isdigit() and int(version) > VERSION:
+                if not self._warnedVersion:
+                    self._warnedVersion = True
+                    self.log.warn(
+                        "An entry on the bus is of a later format ({version}) "
+                        "than this node reads ({mine}): skipped; upgrade this "
+                        "node",
+                        version=version.decode("ascii"),
+                        mine=VERSION,
+                    )
+                entries.append(Entry(entryId.decode(), "", 0, (), offset))
                 continue
             if len(values.get(b"e", b"")) > MAX_ENTRY:
                 self.limiter.emit(
                     self.log,
                     LogLevel.warn,
                     "bad entries",
-                    "Skipped an entry of the room's stream larger than any a "
-                    "sockserve node writes ({size} bytes)",
+                    "Skipped an entry on the bus larger than any a sockserve "
+                    "node writes ({size} bytes)",
                     size=len(values[b"e"]),
                 )
+                entries.append(Entry(entryId.decode(), "", 0, (), offset))
                 continue
             try:
                 node = values[b"n"].decode()
@@ -716,34 +960,30 @@ class RedisBus(Service):
                     self.log,
                     LogLevel.warn,
                     "bad entries",
-                    "Skipped an entry of the room's stream that is not one a "
-                    "sockserve node wrote: {error}",
+                    "Skipped an entry on the bus that is not one a sockserve "
+                    "node wrote: {error}",
                     error=str(error),
                 )
+                entries.append(Entry(entryId.decode(), "", 0, (), offset))
                 continue
-            entries.append(Entry(entryId.decode(), node, seq, events))
+            entries.append(Entry(entryId.decode(), node, seq, events, offset))
         return entries
 
 
-def _offsetOf(fields: list[bytes], known: int | None) -> int | None:
+def _offset(raw: bytes | None) -> int | None:
     """
-    The offset an entry's fields carry (C{o}), or C{known} if they carry
-    none (an entry of an older version).
+    The offset an entry carries (C{o}), or C{None}.
     """
-    for name, value in zip(fields[::2], fields[1::2], strict=False):
-        if name == b"o":
-            try:
-                return int(value)
-            except ValueError:
-                return known
-    return known
+    if raw is None or not raw.isdigit():
+        return None
+    return int(raw)
 
 
-def _withKeys(names: Sequence[str]) -> list[str]:
+def _text(raw: bytes | str) -> str:
     """
-    Each of C{names} followed by its key, as the register script takes them.
+    A reply's bytes as text.
     """
-    return [part for name in names for part in (name, nameKey(name))]
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
 
 
 def _why(failure: Failure) -> str:

@@ -1,18 +1,21 @@
 """
-The chat room and everything members share, whatever carries them.
+The chat service and everything its members share, whatever carries them.
 
-Layers, from the wire in: a front end (L{ChatProtocol} for line clients)
-frames input and hands whole lines to a L{ChatSession}, which runs commands,
-makes text safe and bounds output; the session speaks to an L{IChatRoom}
-(L{ChatRoom}, in this process), which owns names, capacity and presence and
-hands every member L{events<sockserve.chat.events>}, each formatted once per
-wire.
+Layers, from the wire in: a front end (L{ChatProtocol} for line clients,
+L{sockserve.web} for WebSockets) frames input and hands it to a
+L{ChatSession}, which runs commands (L{sockserve.chat.commands}), makes text
+safe and bounds output; the session speaks to the L{ChatService}, which owns
+the rooms (L{ChatRoom}) and the people's names (L{IPeople}); rooms hand
+their members L{events<sockserve.chat.events>}, each formatted once per
+wire. A bus (L{sockserve.bus}) plugs into the service and its rooms by
+composition: a registry of people, a directory of rooms, a relay.
 """
 
 from sockserve.chat.events import (
     Banner,
     ChatEvent,
     ChatWire,
+    Entered,
     Error,
     Joined,
     Left,
@@ -20,21 +23,22 @@ from sockserve.chat.events import (
     Message,
     NameChanged,
     Notice,
+    Parted,
+    PrivateMessage,
+    PrivateSent,
     Renamed,
+    Rooms,
     Welcome,
 )
+from sockserve.chat.linewire import LINE_WIRE, LineWire
+from sockserve.chat.names import NameRejected, RoomRejected, checkName, nameKey
 from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.people import IChatMember, IPeople, LocalPeople, NobodyThere
 from sockserve.chat.policy import ChatPolicy
-from sockserve.chat.protocol import DEFAULT_BANNER, LINE_WIRE, ChatProtocol, LineWire
-from sockserve.chat.room import (
-    ChatRoom,
-    IChatMember,
-    IChatRoom,
-    NameRejected,
-    RoomFull,
-    checkName,
-)
-from sockserve.chat.session import ChatConnection, ChatSession
+from sockserve.chat.protocol import DEFAULT_BANNER, ChatProtocol
+from sockserve.chat.room import ChatRoom, IChatRoom, IRoomRelay, IRoster, RoomFull
+from sockserve.chat.service import ChatService, IRoomDirectory, RoomRules
+from sockserve.chat.session import ChatConnection, ChatSession, SessionState
 
 __all__ = [
     "DEFAULT_BANNER",
@@ -45,22 +49,38 @@ __all__ = [
     "ChatPolicy",
     "ChatProtocol",
     "ChatRoom",
+    "ChatService",
     "ChatSession",
     "ChatWire",
+    "Entered",
     "Error",
     "IChatMember",
     "IChatRoom",
+    "IPeople",
+    "IRoomDirectory",
+    "IRoomRelay",
+    "IRoster",
     "Joined",
     "Left",
     "LineWire",
+    "LocalPeople",
     "Members",
     "Message",
     "NameChanged",
     "NameRejected",
+    "NobodyThere",
     "Notice",
     "OutputPressure",
+    "Parted",
+    "PrivateMessage",
+    "PrivateSent",
     "Renamed",
     "RoomFull",
+    "RoomRejected",
+    "RoomRules",
+    "Rooms",
+    "SessionState",
     "Welcome",
     "checkName",
+    "nameKey",
 ]

@@ -1,10 +1,15 @@
 """
-What happens in a chat room, as events.
+What happens in the chat service, as events.
 
-The room hands every member events, not bytes (as C{twisted.words}' C{IChatClient}
-receives messages and joins rather than IRC lines), so that each kind of member
-formats them for its own wire: a TCP client gets C{<name> text} lines, a
-WebSocket client gets frames, a bridge to other processes gets the event itself.
+The service hands every member events, not bytes (as C{twisted.words}'
+C{IChatClient} receives messages and joins rather than IRC lines), so that
+each kind of member formats them for its own wire: a TCP client gets
+C{<name> text} lines, a WebSocket client gets frames, an IRC client gets
+C{PRIVMSG}s, a bridge to other processes gets the event itself.
+
+Events that happen in a room name it (C{room}): a member may be in several
+rooms at once (the page, IRC clients), and a wire that shows one room at a
+time (a line client's) may leave the name out.
 
 A wire is an object with one method per kind of event (L{ChatWire}). An event
 formats itself for a wire once and keeps the result, so a broadcast to a
@@ -25,25 +30,43 @@ class ChatWire(Protocol):
     bytes to send for one kind of event.
     """
 
-    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
+    def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        Lines C{sender} said; each is UTF-8 already made safe to show, without
-        its line ending.
-        """
-
-    def joined(self, name: str) -> bytes:
-        """
-        C{name} joined the room.
+        Lines C{sender} said in C{room}; each is UTF-8 already made safe to
+        show, without its line ending.
         """
 
-    def left(self, name: str) -> bytes:
+    def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{name} left the room.
+        Lines C{sender} said to this member alone (safe UTF-8, as for
+        L{message}).
         """
 
-    def renamed(self, oldName: str, newName: str) -> bytes:
+    def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{oldName} is now known as C{newName}.
+        Lines this member said to C{recipient} alone went through.
+        """
+
+    def joined(self, room: str, name: str) -> bytes:
+        """
+        C{name} joined C{room}.
+        """
+
+    def left(self, room: str, name: str) -> bytes:
+        """
+        C{name} left C{room}.
+        """
+
+    def renamed(self, room: str, oldName: str, newName: str) -> bytes:
+        """
+        C{oldName}, in C{room}, is now known as C{newName}.
+        """
+
+    def quietly(self, room: str, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        Members who joined (C{joined}) and left (C{left}) C{room} without it
+        being announced (an address that comes and goes again and again): a
+        summary of a while.
         """
 
     def notice(self, text: str) -> bytes:
@@ -61,15 +84,32 @@ class ChatWire(Protocol):
         The welcome banner, its lines separated by LF.
         """
 
-    def welcome(self, name: str, others: int) -> bytes:
+    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
         """
-        The member was admitted as C{name}, with C{others} other members.
+        The member, connected from C{peer}, was admitted as C{name} into
+        C{room}, with C{others} other members there.
         """
 
-    def members(self, names: Sequence[str], total: int) -> bytes:
+    def entered(self, room: str, others: int) -> bytes:
         """
-        Who is here: C{names} (sorted, perhaps only the first of them) of
-        C{total} members.
+        The member joined C{room}, where C{others} other members are.
+        """
+
+    def parted(self, room: str) -> bytes:
+        """
+        The member left C{room}.
+        """
+
+    def members(self, room: str, names: Sequence[str], total: int) -> bytes:
+        """
+        Who is in C{room}: C{names} (sorted, perhaps only the first of them)
+        of C{total} members.
+        """
+
+    def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
+        """
+        The rooms, C{(name, members)} (sorted, perhaps only the first of
+        them), of C{total} rooms.
         """
 
     def nameChanged(self, name: str) -> bytes:
@@ -77,24 +117,19 @@ class ChatWire(Protocol):
         The member itself is now known as C{name}.
         """
 
-    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
+    def history(
+        self, room: str, lines: Sequence[tuple[str, bytes]], omitted: int
+    ) -> bytes:
         """
-        What was said before the member joined: C{(sender, line)} pairs,
-        oldest first, each line UTF-8 already made safe to show; and how
-        many lines said before those are not shown (too long to show).
-        """
-
-    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
-        """
-        Members who joined (C{joined}) and left (C{left}) without it being
-        announced (an address that comes and goes again and again): a
-        summary of a while.
+        What was said in C{room} before the member joined: C{(sender, line)}
+        pairs, oldest first, each line UTF-8 already made safe to show; and
+        how many lines said before those are not shown (too long to show).
         """
 
 
 class ChatEvent:
     """
-    Something that happened in a room, formatted at most once per wire.
+    Something that happened, formatted at most once per wire.
 
     @ivar encoded: what the event has been formatted into so far, by wire
         (see L{encodedFor}); a member on the hot path may look its wire up
@@ -126,20 +161,56 @@ class ChatEvent:
     def __repr__(self) -> str:
         fields = ", ".join(
             f"{name}={getattr(self, name)!r}"
-            for cls in type(self).__mro__
+            for cls in reversed(type(self).__mro__)
             for name in getattr(cls, "__slots__", ())
             if name != "encoded"
         )
         return f"{type(self).__name__}({fields})"
 
 
-class Message(ChatEvent):
+class RoomEvent(ChatEvent):
     """
-    Lines a member said.
+    Something that happened in a room.
+
+    @ivar room: the room's name.
+    """
+
+    __slots__ = ("room",)
+
+    def __init__(self, room: str) -> None:
+        super().__init__()
+        self.room = room
+
+
+class Message(RoomEvent):
+    """
+    Lines a member said in a room.
 
     @ivar sender: the sender's name.
     @ivar lines: the lines, as UTF-8 already made safe to show (see
         L{sockserve.chat.session}), without line endings.
+    """
+
+    __slots__ = ("lines", "sender")
+
+    def __init__(self, room: str, sender: str, lines: Sequence[bytes]) -> None:
+        super().__init__(room)
+        self.sender = sender
+        self.lines = tuple(lines)
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the lines for C{wire}.
+        """
+        return wire.message(self.room, self.sender, self.lines)
+
+
+class PrivateMessage(ChatEvent):
+    """
+    Lines a member said to one other member only.
+
+    @ivar sender: the sender's name.
+    @ivar lines: the lines, as UTF-8 already made safe to show.
     """
 
     __slots__ = ("lines", "sender")
@@ -153,54 +224,77 @@ class Message(ChatEvent):
         """
         Format the lines for C{wire}.
         """
-        return wire.message(self.sender, self.lines)
+        return wire.private(self.sender, self.lines)
 
 
-class Joined(ChatEvent):
+class PrivateSent(ChatEvent):
     """
-    A member joined the room.
+    Lines the member said to one other member went through (shown to the
+    sender, as its own).
+
+    @ivar recipient: the recipient's name.
+    @ivar lines: the lines, as UTF-8 already made safe to show.
+    """
+
+    __slots__ = ("lines", "recipient")
+
+    def __init__(self, recipient: str, lines: Sequence[bytes]) -> None:
+        super().__init__()
+        self.recipient = recipient
+        self.lines = tuple(lines)
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the lines for C{wire}.
+        """
+        return wire.privateSent(self.recipient, self.lines)
+
+
+class Joined(RoomEvent):
+    """
+    A member joined a room.
     """
 
     __slots__ = ("name",)
 
-    def __init__(self, name: str) -> None:
-        super().__init__()
+    def __init__(self, room: str, name: str) -> None:
+        super().__init__(room)
         self.name = name
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the join for C{wire}.
         """
-        return wire.joined(self.name)
+        return wire.joined(self.room, self.name)
 
 
-class Left(ChatEvent):
+class Left(RoomEvent):
     """
-    A member left the room.
+    A member left a room.
     """
 
     __slots__ = ("name",)
 
-    def __init__(self, name: str) -> None:
-        super().__init__()
+    def __init__(self, room: str, name: str) -> None:
+        super().__init__(room)
         self.name = name
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the departure for C{wire}.
         """
-        return wire.left(self.name)
+        return wire.left(self.room, self.name)
 
 
-class Renamed(ChatEvent):
+class Renamed(RoomEvent):
     """
-    A member changed its name.
+    A member of a room changed its name.
     """
 
     __slots__ = ("newName", "oldName")
 
-    def __init__(self, oldName: str, newName: str) -> None:
-        super().__init__()
+    def __init__(self, room: str, oldName: str, newName: str) -> None:
+        super().__init__(room)
         self.oldName = oldName
         self.newName = newName
 
@@ -208,7 +302,29 @@ class Renamed(ChatEvent):
         """
         Format the change of name for C{wire}.
         """
-        return wire.renamed(self.oldName, self.newName)
+        return wire.renamed(self.room, self.oldName, self.newName)
+
+
+class QuietPresence(RoomEvent):
+    """
+    A summary of the joins and departures that were not announced.
+
+    @ivar joined: who joined quietly, in order.
+    @ivar left: who left quietly, in order.
+    """
+
+    __slots__ = ("joined", "left")
+
+    def __init__(self, room: str, joined: Sequence[str], left: Sequence[str]) -> None:
+        super().__init__(room)
+        self.joined = tuple(joined)
+        self.left = tuple(left)
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the summary for C{wire}.
+        """
+        return wire.quietly(self.room, self.joined, self.left)
 
 
 class Notice(ChatEvent):
@@ -267,26 +383,61 @@ class Banner(ChatEvent):
 
 class Welcome(ChatEvent):
     """
-    The member was admitted: its name, and how many others are here.
+    The member was admitted: its name, where it connected from, its room,
+    and how many others are there.
     """
 
-    __slots__ = ("name", "others")
+    __slots__ = ("name", "others", "peer", "room")
 
-    def __init__(self, name: str, others: int) -> None:
+    def __init__(self, name: str, peer: str, room: str, others: int) -> None:
         super().__init__()
         self.name = name
+        self.peer = peer
+        self.room = room
         self.others = others
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the welcome for C{wire}.
         """
-        return wire.welcome(self.name, self.others)
+        return wire.welcome(self.name, self.peer, self.room, self.others)
 
 
-class Members(ChatEvent):
+class Entered(RoomEvent):
     """
-    Who is here, as the member asked (C{/who}).
+    The member joined a room, where C{others} other members are.
+    """
+
+    __slots__ = ("others",)
+
+    def __init__(self, room: str, others: int) -> None:
+        super().__init__(room)
+        self.others = others
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the entry for C{wire}.
+        """
+        return wire.entered(self.room, self.others)
+
+
+class Parted(RoomEvent):
+    """
+    The member left a room.
+    """
+
+    __slots__ = ()
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the departure for C{wire}.
+        """
+        return wire.parted(self.room)
+
+
+class Members(RoomEvent):
+    """
+    Who is in a room, as the member asked (C{/who}).
 
     @ivar names: the names listed (sorted; perhaps only the first ones).
     @ivar total: how many members there are in all.
@@ -294,8 +445,8 @@ class Members(ChatEvent):
 
     __slots__ = ("names", "total")
 
-    def __init__(self, names: Sequence[str], total: int) -> None:
-        super().__init__()
+    def __init__(self, room: str, names: Sequence[str], total: int) -> None:
+        super().__init__(room)
         self.names = tuple(names)
         self.total = total
 
@@ -303,7 +454,29 @@ class Members(ChatEvent):
         """
         Format the list for C{wire}.
         """
-        return wire.members(self.names, self.total)
+        return wire.members(self.room, self.names, self.total)
+
+
+class Rooms(ChatEvent):
+    """
+    The rooms there are, as the member asked (C{/rooms}).
+
+    @ivar rooms: C{(name, members)} pairs (sorted; perhaps only the first).
+    @ivar total: how many rooms there are in all.
+    """
+
+    __slots__ = ("rooms", "total")
+
+    def __init__(self, rooms: Sequence[tuple[str, int]], total: int) -> None:
+        super().__init__()
+        self.rooms = tuple(rooms)
+        self.total = total
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the list for C{wire}.
+        """
+        return wire.rooms(self.rooms, self.total)
 
 
 class NameChanged(ChatEvent):
@@ -324,9 +497,9 @@ class NameChanged(ChatEvent):
         return wire.nameChanged(self.name)
 
 
-class History(ChatEvent):
+class History(RoomEvent):
     """
-    The room's last lines, for a member that just joined (C{--history}).
+    A room's last lines, for a member that just joined it (C{--history}).
 
     @ivar lines: C{(sender, line)} pairs, oldest first.
     @ivar omitted: how many of the last lines said are not shown before
@@ -335,8 +508,10 @@ class History(ChatEvent):
 
     __slots__ = ("lines", "omitted")
 
-    def __init__(self, lines: Sequence[tuple[str, bytes]], omitted: int = 0) -> None:
-        super().__init__()
+    def __init__(
+        self, room: str, lines: Sequence[tuple[str, bytes]], omitted: int = 0
+    ) -> None:
+        super().__init__(room)
         self.lines = tuple(lines)
         self.omitted = omitted
 
@@ -344,26 +519,4 @@ class History(ChatEvent):
         """
         Format the history for C{wire}.
         """
-        return wire.history(self.lines, self.omitted)
-
-
-class QuietPresence(ChatEvent):
-    """
-    A summary of the joins and departures that were not announced.
-
-    @ivar joined: who joined quietly, in order.
-    @ivar left: who left quietly, in order.
-    """
-
-    __slots__ = ("joined", "left")
-
-    def __init__(self, joined: Sequence[str], left: Sequence[str]) -> None:
-        super().__init__()
-        self.joined = tuple(joined)
-        self.left = tuple(left)
-
-    def encode(self, wire: ChatWire) -> bytes:
-        """
-        Format the summary for C{wire}.
-        """
-        return wire.quietly(self.joined, self.left)
+        return wire.history(self.room, self.lines, self.omitted)

@@ -1,5 +1,11 @@
 """
-The name rule: which names are valid, and when two names count as the same.
+The name rules: which names of people and rooms are valid, and when two
+names count as the same.
+
+People are called by a name of their choosing (L{checkName}), or until they
+choose one by a default, C{guest} and a number (L{guestName}); their
+address is not their name, since it cannot be shown on every front end and
+tells everyone where they are.
 
 Two names are the same name when they have the same L{nameKey}: case does not
 matter, and neither do the differences between characters that look alike in
@@ -71,3 +77,50 @@ def takenMessage(wanted: str, holder: str | None) -> str:
     if holder is None or holder.casefold() == wanted.casefold():
         return f"the name {wanted} is taken"
     return f"the name {wanted} is taken: it looks too much like {holder}"
+
+
+# Rooms
+
+MAX_ROOM_LENGTH = 32
+_VALID_ROOM = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
+# Default names: this, and a number.
+GUEST = "guest"
+
+
+class RoomRejected(ValueError):
+    """
+    A room name is invalid, or the room may not be joined or created; the
+    message says why.
+    """
+
+
+def roomName(text: str) -> str:
+    """
+    Return the room that C{text} names: C{text} without a leading C{#}.
+
+    @raise RoomRejected: unless that is 1 to 32 letters, digits and
+        C{- _ .}.
+    """
+    name = text.removeprefix("#")
+    if not _VALID_ROOM.match(name):
+        raise RoomRejected(
+            f"a room name is 1 to {MAX_ROOM_LENGTH} letters, digits and - _ . "
+            f"(a leading # is ignored), not {text[:40]!r}"
+        )
+    return name
+
+
+def roomKey(name: str) -> str:
+    """
+    Return what identifies the room C{name}: rooms are compared without
+    case.
+    """
+    return name.lower()
+
+
+def guestName(number: int) -> str:
+    """
+    The default name of the C{number}th person: C{guest} and the number, a
+    name every front end can show (an IRC nick cannot hold C{:} or C{.}).
+    """
+    return f"{GUEST}{number}"

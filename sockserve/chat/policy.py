@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from twisted.internet.interfaces import IReactorTime
 
 from sockserve._addresses import networkOf
-from sockserve.chat.pacing import OutputPressure
 from sockserve.stats import ServerStatistics
 
 
@@ -34,6 +33,15 @@ class Budget:
     def __init__(self, burst: float) -> None:
         self._tokens = burst
         self._at: float | None = None
+
+    def settled(self, now: float, rate: float, burst: float) -> bool:
+        """
+        Tell whether everything spent has been paid back by C{now}: the
+        budget is as if new, and may be forgotten.
+        """
+        if self._at is None:
+            return True
+        return self._tokens + (now - self._at) * rate >= burst
 
     def spend(self, now: float, cost: float, rate: float, burst: float) -> float:
         """
@@ -97,16 +105,15 @@ MIB = 1024 * KIB
 @dataclass(frozen=True)
 class ChatPolicy:
     """
-    The rules every member of one room's sessions follows.
+    The rules every member's session follows.
 
     @ivar clock: the source of time.
     @ivar maxPending: bytes of output queued for a member that does not read
         before it is dropped.
-    @ivar pressure: who is behind on output, to hold senders for (see
-        L{OutputPressure}); C{None}: nobody is held.
     @ivar floodLimit: bytes of output a second one member's messages may
-        cause (lines times recipients); beyond it, its input waits. 0: no
-        limit.
+        cause in one room (lines times recipients); beyond it, its input
+        waits. 0: no limit. (Who is behind, whom bulk senders wait for, is
+        each room's own: L{sockserve.chat.room.ChatRoom.pressure}.)
     @ivar commandRate: commands a second a member may run once its
         C{commandBurst} is spent; beyond it, its input waits.
     @ivar renames: name changes a member may make within C{renameWindow}
@@ -118,7 +125,6 @@ class ChatPolicy:
 
     clock: IReactorTime
     maxPending: int = 1 * MIB
-    pressure: OutputPressure | None = None
     floodLimit: int = 64 * MIB
     commandRate: float = 2.0
     commandBurst: int = 20

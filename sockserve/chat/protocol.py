@@ -1,20 +1,20 @@
 """
-The chat room over a line protocol (TCP, UNIX sockets): framing, and the
-line wire's format for the room's events. Everything else is the session's.
+The chat over a line protocol (TCP, UNIX sockets): line framing, with the
+line wire's format for the events (L{sockserve.chat.linewire}). Everything
+else is the session's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from sockserve._pausing import InputPauser
 from sockserve._sending import unsentBytes
-from sockserve._text import plural
 from sockserve._version import __version__
 from sockserve.chat.events import Banner, ChatWire
+from sockserve.chat.linewire import LINE_WIRE, LineWire
 from sockserve.chat.policy import ChatPolicy
-from sockserve.chat.room import QUIET_NAMES_SHOWN, IChatRoom
+from sockserve.chat.service import ChatService
 from sockserve.chat.session import ChatSession
-from sockserve.protocol import CRLF, LineServerProtocol, ServerContext
+from sockserve.protocol import LineServerProtocol, ServerContext
 
 DEFAULT_BANNER = (
     f"Welcome to sockserve {__version__} chat.\n"
@@ -22,129 +22,7 @@ DEFAULT_BANNER = (
     "Type /help for commands."
 )
 
-
-def _lines(text: str, prefix: bytes = b"") -> bytes:
-    """
-    Turn C{text} (lines separated by LF or CR LF) into CR LF lines, each
-    after C{prefix}.
-    """
-    lines = text.replace("\r\n", "\n").split("\n")
-    return b"".join(prefix + line.encode("utf-8") + CRLF for line in lines)
-
-
-class LineWire:
-    """
-    The line wire: what a telnet or netcat user sees, one CR LF line each.
-
-    Messages are C{<name> text}, presence and notices C{* text}, errors
-    C{ERROR text}.
-    """
-
-    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
-        """
-        Each line after C{<sender> }.
-        """
-        prefix = b"<" + sender.encode("utf-8") + b"> "
-        return b"".join([prefix + line + CRLF for line in lines])
-
-    def joined(self, name: str) -> bytes:
-        """
-        C{* name joined}.
-        """
-        return self.notice(f"{name} joined")
-
-    def left(self, name: str) -> bytes:
-        """
-        C{* name left}.
-        """
-        return self.notice(f"{name} left")
-
-    def renamed(self, oldName: str, newName: str) -> bytes:
-        """
-        C{* old is now known as new}.
-        """
-        return self.notice(f"{oldName} is now known as {newName}")
-
-    def notice(self, text: str) -> bytes:
-        """
-        C{* text}, for each line of C{text}.
-        """
-        return _lines(text, b"* ")
-
-    def error(self, text: str) -> bytes:
-        """
-        C{ERROR text}.
-        """
-        return b"ERROR " + text.encode("utf-8") + CRLF
-
-    def banner(self, text: str) -> bytes:
-        """
-        The banner's lines as they are.
-        """
-        return _lines(text)
-
-    def welcome(self, name: str, others: int) -> bytes:
-        """
-        C{* you are name; N other(s) here}.
-        """
-        return self.notice(f"you are {name}; {others} other(s) here")
-
-    def members(self, names: Sequence[str], total: int) -> bytes:
-        """
-        C{* N here: a, b, c}, and how many more than those listed.
-        """
-        shown = ", ".join(names)
-        if total > len(names):
-            shown += f" and {total - len(names)} more"
-        return self.notice(f"{total} here: {shown}")
-
-    def nameChanged(self, name: str) -> bytes:
-        """
-        C{* you are now known as name}.
-        """
-        return self.notice(f"you are now known as {name}")
-
-    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
-        """
-        The lines said before the member joined, as C{<name> text} lines
-        between C{* the last N line(s) said here:} and C{* (end of history)};
-        the heading says how many lines before those are not shown.
-        """
-        said = b"".join([self.message(sender, (line,)) for sender, line in lines])
-        heading = f"the last {plural(len(lines), 'line')} said here"
-        if omitted:
-            heading += f" ({plural(omitted, 'earlier line')} too long to show)"
-        return self.notice(heading + ":") + said + self.notice("(end of history)")
-
-    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
-        """
-        C{* N joined quietly: a, b, c} and C{* N left quietly: ...} (the
-        first names of each, and how many more).
-        """
-        return b"".join(
-            [
-                self.notice(quietSummary(names, verb))
-                for names, verb in ((joined, "joined"), (left, "left"))
-                if names
-            ]
-        )
-
-
-def quietSummary(names: Sequence[str], verb: str) -> str:
-    """
-    Return C{N joined quietly: a, b, c} (C{verb}: joined or left), listing
-    at most L{QUIET_NAMES_SHOWN} names.
-    """
-    shown = ", ".join(names[:QUIET_NAMES_SHOWN])
-    if len(names) > QUIET_NAMES_SHOWN:
-        shown += f" and {len(names) - QUIET_NAMES_SHOWN} more"
-    return (
-        f"{plural(len(names), 'member')} {verb} quietly (too many joins from one "
-        f"address): {shown}"
-    )
-
-
-LINE_WIRE = LineWire()
+__all__ = ["DEFAULT_BANNER", "LINE_WIRE", "ChatProtocol", "LineWire"]
 
 
 class ChatProtocol(LineServerProtocol):
@@ -154,7 +32,7 @@ class ChatProtocol(LineServerProtocol):
 
     As a push producer registered on its transport, the protocol hears when
     the client stops reading: the session then queues its output, bounded
-    (see L{ChatSession.deliver}), rather than stop reading from the client.
+    (see L{ChatSession.receive}), rather than stop reading from the client.
 
     @ivar session: the member's session.
     """
@@ -167,13 +45,14 @@ class ChatProtocol(LineServerProtocol):
     def __init__(
         self,
         context: ServerContext,
-        room: IChatRoom,
+        service: ChatService,
         banner: Banner,
         policy: ChatPolicy,
         wire: ChatWire = LINE_WIRE,
     ) -> None:
         super().__init__(context)
-        self.session = ChatSession(room, self, wire, banner, policy)
+        self.session = ChatSession(service, self, wire, banner, policy)
+        self.pauser: InputPauser | None = None
 
     # ChatConnection, for the session (which writes with self.send)
 
@@ -184,18 +63,26 @@ class ChatProtocol(LineServerProtocol):
         """
         return unsentBytes(self.transport)
 
+    def named(self, name: str) -> None:
+        """
+        The client goes by C{name}: the log says which address that is.
+        """
+        self.context.guard.named(self, name)
+
     def pauseInput(self) -> None:
         """
-        Stop reading from the client.
+        Stop reading from the client: the session's input waits.
         """
-        self.transport.pauseProducing()
+        if self.pauser is None:
+            self.pauser = InputPauser(self.transport, lambda: self.closing)
+        self.pauser.pause("session")
 
     def resumeInput(self) -> None:
         """
-        Read from the client again.
+        Read from the client again, once the session's input waits no more.
         """
-        if not self.closing:
-            self.transport.resumeProducing()
+        if self.pauser is not None:
+            self.pauser.resume("session")
 
     def close(self) -> None:
         """

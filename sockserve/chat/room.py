@@ -1,20 +1,24 @@
 """
-The chat room: who is in it under which name, how many it holds, and
-delivering events to everyone but the one who caused them.
+A chat room: who is in it, under which name, what they said lately, and
+delivering its events to its members.
 
-The room knows nothing of transports or wires: a member is anything that
-provides L{IChatMember} (it receives events), and the room is used only
-through L{IChatRoom}, the seam where a room shared by several processes (a
-bus) replaces this one. Admission and renaming answer with a L{Deferred},
-because a shared room must ask the others first; this one answers at once.
+There is one room class. What differs for a room shared by the nodes of a
+bus is handed to it (as centrifuge composes a broker into its node): a
+L{IRoomRelay} that tells the other nodes what happens here (by default,
+none), and a L{IRoster} of the members the other nodes hold (by default,
+nobody). Those nodes' events come in through L{ChatRoom.heard}, and are
+delivered as local ones are.
+
+The room takes members that were admitted already (see
+L{sockserve.chat.service}, which decides admission with the bus when there
+is one); it never waits.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
@@ -27,117 +31,11 @@ from sockserve.chat.events import (
     Message,
     QuietPresence,
     Renamed,
+    RoomEvent,
 )
-from sockserve.chat.names import (
-    MAX_NAME_LENGTH,
-    NameRejected,
-    checkName,
-    nameKey,
-    takenMessage,
-)
-
-__all__ = [
-    "MAX_NAME_LENGTH",
-    "ChatRoom",
-    "IChatMember",
-    "IChatRoom",
-    "NameRejected",
-    "RoomFull",
-    "checkName",
-    "historyBudget",
-    "nameKey",
-]
-
-
-class IChatMember(Interface):
-    """
-    Someone in a chat room: it receives the room's events.
-    """
-
-    def receive(event: ChatEvent) -> None:  # noqa: N805 (zope.interface style)
-        """
-        Handle C{event}, something that happened in the room.
-        """
-
-
-class RoomFull(Exception):
-    """
-    The room is at capacity.
-
-    @ivar capacity: the most members the room holds.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(f"the room is full ({capacity} members)")
-        self.capacity = capacity
-
-
-class IChatRoom(Interface):
-    """
-    A chat room, as its members' sessions use it: admission, names,
-    presence and delivery.
-    """
-
-    capacity = Attribute("The most members the room holds at once (int).")
-
-    def join(
-        member: IChatMember,  # noqa: N805
-        preferredName: str,
-        quietly: bool = False,
-    ) -> Deferred[str]:
-        """
-        Admit C{member} under C{preferredName}, or, if that is taken, under
-        C{preferredName#2}, C{#3}...; tell the others it joined, unless
-        C{quietly} (then its departure is not announced either).
-
-        @return: a L{Deferred} firing with the name given, or failing with
-            L{RoomFull}.
-        """
-
-    def leave(member: IChatMember) -> None:  # noqa: N805
-        """
-        Remove C{member}, telling the others; a non-member is ignored.
-        """
-
-    def rename(member: IChatMember, newName: str) -> Deferred[str]:  # noqa: N805
-        """
-        Give C{member} the name C{newName} and tell the others; taking the name
-        one already has is a no-op.
-
-        @return: a L{Deferred} firing with the old name, or failing with
-            L{NameRejected}.
-        """
-
-    def nameOf(member: IChatMember) -> str:  # noqa: N805
-        """
-        Return C{member}'s name.
-
-        @raise KeyError: it is not a member.
-        """
-
-    def say(member: IChatMember, lines: Sequence[bytes]) -> None:  # noqa: N805
-        """
-        Deliver C{lines} (safe UTF-8, without endings) from C{member} to every
-        other member.
-        """
-
-    def close() -> None:
-        """
-        The server is stopping and its members are leaving: from now on,
-        nobody here is told of their departures (a room shared with other
-        processes still tells those). Idempotent.
-        """
-
-    def population() -> int:
-        """
-        Return how many members the room has.
-        """
-
-    def names() -> list[str]:
-        """
-        Return the members' names, sorted case-insensitively.
-        """
-
+from sockserve.chat.names import nameKey, roomKey
+from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.people import IChatMember
 
 # Bytes of history a member joining is shown at most (and the room keeps).
 HISTORY_BYTES = 64 * 1024
@@ -146,8 +44,6 @@ _HISTORY_OVERHEAD = 16
 # Seconds over which joins and departures that were not announced (see
 # C{quietly}) are gathered into one summary.
 QUIET_SUMMARY_EVERY = 5.0
-# Names listed in one summary of quiet joins or departures.
-QUIET_NAMES_SHOWN = 10
 
 
 def historyBudget(maxPending: int) -> int:
@@ -160,11 +56,160 @@ def historyBudget(maxPending: int) -> int:
     return max(0, min(HISTORY_BYTES, maxPending // 4))
 
 
+class RoomFull(Exception):
+    """
+    A room is at capacity.
+
+    @ivar room: the room's name.
+    @ivar capacity: the most members it holds.
+    """
+
+    def __init__(self, room: str, capacity: int) -> None:
+        super().__init__(f"the room #{room} is full ({capacity} members)")
+        self.room = room
+        self.capacity = capacity
+
+
+class IRoomRelay(Interface):
+    """
+    What a room tells the other nodes of a bus.
+    """
+
+    def joined(room: ChatRoom, name: str, quietly: bool) -> None:  # noqa: N805
+        """
+        C{name} joined C{room} here.
+        """
+
+    def left(room: ChatRoom, name: str, quietly: bool) -> None:  # noqa: N805
+        """
+        C{name} left C{room} here.
+        """
+
+    def renamed(room: ChatRoom, oldName: str, newName: str) -> None:  # noqa: N805
+        """
+        C{oldName}, a member of C{room} here, is now C{newName}.
+        """
+
+    def said(
+        room: ChatRoom,  # noqa: N805
+        sender: IChatMember,
+        name: str,
+        lines: Sequence[bytes],
+    ) -> None:
+        """
+        C{sender}, called C{name}, said C{lines} in C{room} here.
+        """
+
+
+class IRoster(Interface):
+    """
+    The members of one room that the other nodes of a bus hold.
+    """
+
+    def population() -> int:
+        """
+        How many there are.
+        """
+
+    def names() -> Iterable[str]:
+        """
+        Their names.
+        """
+
+
+@implementer(IRoster)
+class NobodyElsewhere:
+    """
+    The roster of a room that no other process shares.
+    """
+
+    def population(self) -> int:
+        """
+        Nobody.
+        """
+        return 0
+
+    def names(self) -> Iterable[str]:
+        """
+        No names.
+        """
+        return ()
+
+
+NOBODY_ELSEWHERE = NobodyElsewhere()
+
+
+class IChatRoom(Interface):
+    """
+    A chat room, as its members' sessions and the service use it.
+    """
+
+    name = Attribute("The room's name (str).")
+    key = Attribute("What identifies it: its name in lower case (str).")
+    capacity = Attribute("The most members the room holds at once (int).")
+    pressure = Attribute("Its readers that are behind (an OutputPressure).")
+
+    def admit(member: IChatMember, name: str, quietly: bool) -> None:  # noqa: N805
+        """
+        Make C{member}, admitted, a member as C{name}; announce it unless
+        C{quietly} (then it is summarised later).
+        """
+
+    def tellHistory(member: IChatMember) -> None:  # noqa: N805
+        """
+        Give C{member}, which just joined, the room's last lines, if any
+        are kept.
+        """
+
+    def remove(member: IChatMember) -> None:  # noqa: N805
+        """
+        Remove C{member}, telling the others; a non-member is ignored.
+        """
+
+    def renamed(member: IChatMember, newName: str) -> None:  # noqa: N805
+        """
+        C{member} is now called C{newName}: tell the others.
+        """
+
+    def say(member: IChatMember, lines: Sequence[bytes]) -> None:  # noqa: N805
+        """
+        Deliver C{lines} (safe UTF-8, without endings) from C{member} to every
+        other member, here and elsewhere.
+        """
+
+    def heard(event: RoomEvent) -> None:  # noqa: N805
+        """
+        Deliver C{event}, which happened on another node, to the members here.
+        """
+
+    def population() -> int:
+        """
+        Return how many members the room has, here and elsewhere.
+        """
+
+    def names() -> list[str]:
+        """
+        Return the members' names, sorted case-insensitively.
+        """
+
+    def isFull() -> bool:
+        """
+        Return whether another member would exceed the capacity.
+        """
+
+    def close() -> None:
+        """
+        The server is stopping: announce nothing more here.
+        """
+
+
 @implementer(IChatRoom)
 class ChatRoom:
     """
-    A chat room held in this process.
+    A chat room.
 
+    @ivar name: its name, as first given.
+    @ivar key: what identifies it (L{roomKey}).
     @ivar capacity: the most members at once.
     @ivar presenceLimit: joins, leaves and renames are announced only while
         the room has at most this many members; above it, a join storm would
@@ -176,18 +221,28 @@ class ChatRoom:
     @ivar historyBytes: how many bytes of lines C{recent} keeps at most.
     @ivar clock: the source of time for summaries of quiet joins, or
         C{None} (then they are not summarised).
+    @ivar relay: what tells the other nodes what happens here, or C{None}.
+    @ivar roster: the members the other nodes hold.
+    @ivar pressure: its members that are behind, whom its bulk senders wait
+        for (see L{OutputPressure}); C{None}: nobody waits.
     """
 
     log = Logger()
 
     def __init__(
         self,
+        name: str,
         capacity: int,
         presenceLimit: int = 100,
         history: int = 0,
         historyBytes: int = HISTORY_BYTES,
         clock: IReactorTime | None = None,
+        relay: IRoomRelay | None = None,
+        roster: IRoster = NOBODY_ELSEWHERE,
+        pressure: OutputPressure | None = None,
     ) -> None:
+        self.name = name
+        self.key = roomKey(name)
         self.capacity = capacity
         self.presenceLimit = presenceLimit
         self.historyLines = history
@@ -196,6 +251,9 @@ class ChatRoom:
         self._recentBytes = 0
         self._said = 0
         self.clock = clock
+        self.relay = relay
+        self.roster = roster
+        self.pressure = pressure
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
         self._quiet: set[IChatMember] = set()
@@ -204,6 +262,9 @@ class ChatRoom:
         self._quietLeaves: list[str] = []
         self._quietSummary: IDelayedCall | None = None
         self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<ChatRoom #{self.name}: {len(self._names)} here>"
 
     def __len__(self) -> int:
         return len(self._names)
@@ -222,7 +283,13 @@ class ChatRoom:
 
     def population(self) -> int:
         """
-        Return how many members the room has.
+        Return how many members the room has, here and elsewhere.
+        """
+        return len(self._names) + self.roster.population()
+
+    def localPopulation(self) -> int:
+        """
+        Return how many members the room has here.
         """
         return len(self._names)
 
@@ -230,29 +297,21 @@ class ChatRoom:
         """
         Return whether another member would exceed the capacity.
         """
-        return len(self._names) >= self.capacity
-
-    def holderOf(self, name: str) -> str | None:
-        """
-        Return the name of the member whose name is the same as C{name}
-        (see L{nameKey}), or C{None}.
-        """
-        member = self._byKey.get(nameKey(name))
-        return None if member is None else self._names.get(member)
-
-    def hasName(self, name: str) -> bool:
-        """
-        Return whether a member has the name C{name} (see L{nameKey}).
-        """
-        return nameKey(name) in self._byKey
+        return self.population() >= self.capacity
 
     def nameOf(self, member: IChatMember) -> str:
         """
         Return C{member}'s name.
 
-        @raise KeyError: it is not a member.
+        @raise KeyError: it is not a member here.
         """
         return self._names[member]
+
+    def memberCalled(self, name: str) -> IChatMember | None:
+        """
+        Return the member here whose name is the same as C{name}, or C{None}.
+        """
+        return self._byKey.get(nameKey(name))
 
     def names(self) -> list[str]:
         """
@@ -260,36 +319,44 @@ class ChatRoom:
         per change of membership: /who in a large room costs a copy).
         """
         if self._sortedNames is None:
-            self._sortedNames = sorted(self._names.values(), key=str.casefold)
+            self._sortedNames = sorted(
+                [*self._names.values(), *self.roster.names()], key=str.casefold
+            )
         return list(self._sortedNames)
+
+    def localNames(self) -> list[str]:
+        """
+        Return the names of the members here, in order of joining.
+        """
+        return list(self._names.values())
 
     def members(self) -> list[IChatMember]:
         """
-        Return the members, in order of joining.
+        Return the members here, in order of joining.
         """
         return list(self._names)
 
-    def join(
-        self, member: IChatMember, preferredName: str, quietly: bool = False
-    ) -> Deferred[str]:
+    def isQuiet(self, member: IChatMember) -> bool:
         """
-        Admit C{member} under C{preferredName}, made unique with a C{#N}
-        suffix if needed, and announce it unless C{quietly}.
+        Return whether C{member} joined quietly (its departure is not
+        announced either).
         """
-        if self.isFull():
-            return fail(RoomFull(self.capacity))
-        name = preferredName
-        suffix = 1
-        while self.hasName(name):
-            suffix += 1
-            name = f"{preferredName}#{suffix}"
-        return succeed(self.admit(member, name, quietly))
+        return member in self._quiet
 
-    def admit(self, member: IChatMember, name: str, quietly: bool) -> str:
+    def rosterChanged(self) -> None:
         """
-        Make C{member} a member as C{name} (free here), announce it unless
-        C{quietly} (then it is summarised later), and give it the history;
-        return C{name}.
+        The roster changed: the sorted names are stale.
+        """
+        self._sortedNames = None
+
+    # Members
+
+    def admit(self, member: IChatMember, name: str, quietly: bool) -> None:
+        """
+        Make C{member} a member as C{name}, and announce it unless
+        C{quietly} (then it is summarised later). Its history is its
+        session's to ask for (L{tellHistory}), once it has been told it is
+        here.
         """
         self._byKey[nameKey(name)] = member
         self._names[member] = name
@@ -298,33 +365,96 @@ class ChatRoom:
             self._quiet.add(member)
             self.noteQuietly(joined=name)
         else:
-            self.announce(Joined(name), exclude=member)
-        self.tellHistory(member)
-        return name
+            self.announce(Joined(self.name, name), exclude=member)
+        if self.relay is not None:
+            self.relay.joined(self, name, quietly)
 
-    def setName(self, member: IChatMember, oldName: str, newName: str) -> None:
+    def remove(self, member: IChatMember) -> None:
         """
-        Call C{member} (now C{oldName}) C{newName}, and tell the others.
+        Remove C{member}, announcing it to the others; a non-member is
+        ignored. Never fails.
         """
+        name = self._names.pop(member, None)
+        if name is None:
+            return
+        key = nameKey(name)
+        if self._byKey.get(key) is member:
+            del self._byKey[key]
+        self._sortedNames = None
+        quietly = member in self._quiet
+        if quietly:
+            self._quiet.discard(member)
+            self.noteQuietly(left=name)
+        else:
+            self.announce(Left(self.name, name), exclude=member)
+        if self.pressure is not None:
+            self.pressure.forget(member)
+        if self.relay is not None and not self.closed:
+            self.relay.left(self, name, quietly)
+
+    def renamed(self, member: IChatMember, newName: str) -> None:
+        """
+        C{member} is now called C{newName}: tell the others, here and
+        elsewhere.
+        """
+        oldName = self._names.get(member)
+        if oldName is None or oldName == newName:
+            return
         oldKey = nameKey(oldName)
         if self._byKey.get(oldKey) is member:
             del self._byKey[oldKey]
         self._byKey[nameKey(newName)] = member
         self._names[member] = newName
         self._sortedNames = None
-        self.announce(Renamed(oldName, newName), exclude=member)
+        self.announce(Renamed(self.name, oldName, newName), exclude=member)
+        if self.relay is not None:
+            self.relay.renamed(self, oldName, newName)
+
+    # What is said
+
+    def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:
+        """
+        Deliver C{lines} from C{member} to every other member, here and
+        (through the relay) elsewhere.
+        """
+        name = self._names[member]
+        if self.recent is not None:
+            self.remember(name, lines)
+        self.broadcast(Message(self.name, name, lines), exclude=member)
+        if self.relay is not None:
+            # Delivering may have made the sender leave: its lines go on.
+            self.relay.said(self, member, name, lines)
+
+    def heard(self, event: RoomEvent) -> None:
+        """
+        Deliver C{event}, from another node, to the members here: lines (kept
+        for history too), and joins, departures and renames (announced as
+        local ones are).
+        """
+        if isinstance(event, Message):
+            self.remember(event.sender, event.lines)
+            self.broadcast(event)
+        elif isinstance(event, QuietPresence):
+            for name in event.joined:
+                self.noteQuietly(joined=name)
+            for name in event.left:
+                self.noteQuietly(left=name)
+        else:
+            self.announce(event)
+
+    # History
 
     def tellHistory(self, member: IChatMember) -> None:
         """
         Give a member that just joined the room's last lines, if any are
-        kept (before its greeting is sent, so they come right after it).
+        kept.
         """
         if self.recent is None:
             return
         shown = len(self.recent)
         omitted = min(self._said, self.historyLines) - shown
         if shown or omitted:
-            member.receive(History(self.recent, omitted))
+            member.receive(History(self.name, self.recent, omitted))
 
     def remember(self, sender: str, lines: Sequence[bytes]) -> None:
         """
@@ -345,55 +475,12 @@ class ChatRoom:
             oldSender, oldLine = recent.popleft()
             self._recentBytes -= len(oldLine) + len(oldSender) + _HISTORY_OVERHEAD
 
-    def leave(self, member: IChatMember) -> None:
-        """
-        Remove C{member}, announcing it to the others; a non-member is ignored.
-        """
-        name = self._names.pop(member, None)
-        if name is None:
-            return
-        key = nameKey(name)
-        if self._byKey.get(key) is member:
-            del self._byKey[key]
-        self._sortedNames = None
-        if member in self._quiet:
-            self._quiet.discard(member)
-            self.noteQuietly(left=name)
-        else:
-            self.announce(Left(name), exclude=member)
-
-    def rename(self, member: IChatMember, newName: str) -> Deferred[str]:
-        """
-        Give C{member} the name C{newName}, telling the others.
-        """
-        try:
-            checkName(newName)
-        except NameRejected as rejected:
-            return fail(rejected)
-        oldName = self._names.get(member)
-        if oldName is None:
-            return fail(NameRejected("only a member of the room has a name"))
-        if newName == oldName:
-            return succeed(oldName)
-        holder = self._byKey.get(nameKey(newName))
-        if holder is not None and holder is not member:
-            return fail(NameRejected(takenMessage(newName, self._names.get(holder))))
-        self.setName(member, oldName, newName)
-        return succeed(oldName)
-
-    def say(self, member: IChatMember, lines: Sequence[bytes]) -> None:
-        """
-        Deliver C{lines} from C{member} to every other member.
-        """
-        name = self._names[member]
-        if self.recent is not None:
-            self.remember(name, lines)
-        self.broadcast(Message(name, lines), exclude=member)
+    # Delivery
 
     def announce(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
         """
-        Deliver a presence event to everyone but C{exclude}, unless the room
-        is larger than C{presenceLimit}.
+        Deliver a presence event to everyone here but C{exclude}, unless the
+        room is larger than C{presenceLimit}.
         """
         if self.population() <= self.presenceLimit and not self.closed:
             self.broadcast(event, exclude=exclude)
@@ -421,11 +508,11 @@ class ChatRoom:
         joined, self._quietJoins = self._quietJoins, []
         left, self._quietLeaves = self._quietLeaves, []
         if joined or left:
-            self.announce(QuietPresence(joined, left))
+            self.announce(QuietPresence(self.name, joined, left))
 
     def broadcast(self, event: ChatEvent, exclude: IChatMember | None = None) -> None:
         """
-        Deliver C{event} to every member but C{exclude}.
+        Deliver C{event} to every member here but C{exclude}.
 
         A member whose delivery fails is logged and skipped; the others still
         receive C{event}. The members are copied first: a delivery may make its

@@ -1,51 +1,62 @@
 """
-One member's chat session, whatever carries it: commands, safe text,
-default names and bounded output.
+One person's session in the chat service, whatever carries it: its states,
+what it may ask for (its intents), safe text, and bounded output.
 
-A front end (the TCP line protocol, a WebSocket, ...) frames its client's
-input into lines and hands them to a L{ChatSession}; the session runs the
-commands, makes message text safe to show, speaks to the room through
-L{IChatRoom}, and writes what the member receives, formatted for the front
-end's wire, through the L{ChatConnection} the front end provides. Nothing
-of this is written twice for two front ends.
+A front end (the TCP line protocol, a WebSocket, IRC) turns what its client
+sends into the session's intents: L{ChatSession.say} what was typed, and
+L{join}, L{part}, L{rename}, L{message} a person, L{who}, L{listRooms},
+L{quit}. A line client's input goes through L{ChatSession.linesReceived},
+which reads its slash commands (L{sockserve.chat.commands}) into those same
+intents. The session speaks to the L{ChatService}, and writes what the
+person receives, formatted for the front end's wire, through the
+L{ChatConnection} the front end provides. Nothing of this is written twice
+for two front ends.
+
+A session goes through L{SessionState}s: C{NEW} (connected, nothing asked
+yet: where a login will go), C{ARRIVING} (the service is giving it a name
+and its first room), C{PRESENT}, and C{GONE}.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve._text import linesAreSafe, plural, safeText
+from sockserve.chat.commands import BY_NAME
 from sockserve.chat.events import (
     Banner,
     ChatEvent,
     ChatWire,
+    Entered,
     Error,
     Members,
     NameChanged,
     Notice,
+    Parted,
+    PrivateSent,
+    Rooms,
     Welcome,
 )
+from sockserve.chat.input import InputQueue, settled
+from sockserve.chat.names import NameRejected, RoomRejected, roomKey
+from sockserve.chat.pacing import OutputPressure
+from sockserve.chat.people import IChatMember, NobodyThere, Unreachable
 from sockserve.chat.policy import Budget, ChatPolicy
-from sockserve.chat.room import IChatMember, IChatRoom, NameRejected, RoomFull
-
-HELP = (
-    "/nick NAME   change your name",
-    "/who         list who is here",
-    "/quit        leave",
-    "/help        show this help",
-    "//text       send a line that starts with /",
-)
+from sockserve.chat.room import ChatRoom, RoomFull
+from sockserve.chat.service import ChatService, ServiceClosed
 
 MAX_WHO_NAMES = 100
+MAX_ROOMS_LISTED = 100
 
 # A read at least this large is a flood, not typing (and so are small reads
 # faster than a person types, see TYPING_BURST): it is relayed this much at
@@ -64,6 +75,17 @@ _LINE_END_NOISE = b"\r\x00"
 _SLASH = ord("/")
 
 
+class SessionState(enum.Enum):
+    """
+    Where a session is in its life.
+    """
+
+    NEW = "new"
+    ARRIVING = "arriving"
+    PRESENT = "present"
+    GONE = "gone"
+
+
 class ChatConnection(Protocol):
     """
     What a session needs of the connection that carries it.
@@ -72,7 +94,7 @@ class ChatConnection(Protocol):
     @property
     def peer(self) -> str:
         """
-        The client's address, shown as its name until it picks one.
+        The client's address, as the log and its welcome show it.
         """
 
     @property
@@ -90,14 +112,18 @@ class ChatConnection(Protocol):
 
     def unsent(self) -> int | None:
         """
-        How many bytes written to the connection the client has not taken
-        yet (what the server holds for it, in its own buffers and the
-        kernel's), or C{None} if it cannot tell.
+        How many bytes written to the connection it has not sent yet, or
+        C{None} if it cannot tell.
         """
 
     def pauseInput(self) -> None:
         """
         Stop handing the session input until L{resumeInput}.
+        """
+
+    def resumeInput(self) -> None:
+        """
+        Hand the session input again.
         """
 
     def logLimited(self, kind: str, format: str, **fields: Any) -> None:
@@ -106,9 +132,10 @@ class ChatConnection(Protocol):
         (C{kind} names such events in a summary of those not logged).
         """
 
-    def resumeInput(self) -> None:
+    def named(self, name: str) -> None:
         """
-        Hand the session input again.
+        The client was given its first name, C{name} (logged with its
+        address).
         """
 
     def refuse(self, reason: str, kind: str) -> None:
@@ -131,158 +158,184 @@ class ChatConnection(Protocol):
 @implementer(IChatMember)
 class ChatSession:
     """
-    One member of a room, as its front end drives it.
+    One person in the chat service, as its front end drives it.
 
-    Input comes in whole lines (L{linesReceived}); output goes to the
+    Input is handled in order (L{InputQueue}); output goes to the
     connection while it keeps up, and is queued while the connection says
     it cannot take more (L{pauseOutput}); once more than C{maxPending} bytes
     wait, the member is dropped, and nobody else waits for it.
 
-    While the room has not answered a request (admission, or a change of
-    name, when the room is shared with other processes), input is held and
-    the connection paused, so lines keep their order around commands. Input
-    is held the same way while the member floods (see L{ChatPolicy}).
-
-    @ivar name: the member's name in the room, once joined.
-    @ivar closing: set once the member has left or is leaving.
+    @ivar state: where the session is in its life (L{SessionState}).
+    @ivar name: its name, once it has one.
+    @ivar current: the room its plain lines go to, if any.
+    @ivar multiRoom: whether joining a room keeps the others (the page,
+        IRC), or moves there (a line client, in one room at a time).
     """
 
     log = Logger()
 
     # A session per client: slots keep an idle one small.
     __slots__ = (
+        "_budgets",
         "_commands",
         "_connectionFull",
-        "_held",
-        "_output",
         "_renames",
         "_send",
         "_sleeping",
         "_typing",
-        "_waiting",
         "banner",
-        "closing",
         "connection",
-        "joined",
+        "current",
+        "input",
+        "multiRoom",
         "name",
         "outputPaused",
         "policy",
         "queue",
         "queued",
-        "room",
+        "service",
+        "state",
         "wire",
     )
 
     def __init__(
         self,
-        room: IChatRoom,
+        service: ChatService,
         connection: ChatConnection,
         wire: ChatWire,
         banner: Banner,
         policy: ChatPolicy,
+        multiRoom: bool = False,
     ) -> None:
-        self.room = room
+        self.service = service
         self.policy = policy
         self.connection = connection
         self.wire = wire
         self.banner = banner
+        self.multiRoom = multiRoom
+        self.state = SessionState.NEW
         self.name = ""
-        self.joined = False
-        self.closing = False
+        self.current: ChatRoom | None = None
         # Output waits for the greeting: until the member is admitted, what
-        # the room sends it is queued behind it.
+        # it is sent is queued behind it.
         self.outputPaused = True
         self._connectionFull = False
         self.queue: list[bytes] = []
         self.queued = 0
-        self._waiting = False
-        # Input held while the room answers a request, or while the member
-        # floods (rarely any: made on first use).
-        self._held: list[Callable[[], object]] | None = None
-        self._sleeping: Deferred[None] | None = None
+        self.input = InputQueue(connection.pauseInput, connection.resumeInput)
         # Made on first use: most members never need them.
         self._commands: Budget | None = None
-        self._output: Budget | None = None
+        self._budgets: dict[str, Budget] | None = None
         self._typing: Budget | None = None
+        self._sleeping: Deferred[None] | None = None
         self._renames: tuple[float, ...] = ()
 
-    # Joining and leaving
+    def __repr__(self) -> str:
+        return f"<ChatSession {self.name or '(no name yet)'} {self.state.value}>"
+
+    @property
+    def closing(self) -> bool:
+        """
+        Whether the session is over.
+        """
+        return self.state is SessionState.GONE
+
+    @property
+    def rooms(self) -> list[ChatRoom]:
+        """
+        The rooms the member is in.
+        """
+        return self.service.roomsOf(self)
+
+    # Arriving and leaving
 
     def start(self) -> None:
         """
-        Ask the room to admit the member under its address; greet it, or tell
-        it why it cannot join and close.
+        Ask the service for a name and the default room; greet the member,
+        or tell it why it cannot come in and close. Its input waits
+        meanwhile.
         """
         self._send = self.connection.send
+        self.state = SessionState.ARRIVING
         churn = self.policy.churn
         quietly = churn is not None and churn.joining(self.connection.peerHost)
-        joining = self.room.join(self, self.connection.peer, quietly)
-        self._waitFor(joining.addCallbacks(self._joined, self._notJoined))
+        arriving = self.service.arrive(self, quietly)
+        self.input.wait(arriving.addCallbacks(self._arrived, self._notArrived))
 
-    def _joined(self, name: str) -> None:
+    def _arrived(self, arrival: tuple[str, ChatRoom]) -> None:
+        name, room = arrival
         if self.closing:
-            # The client left while the room considered it.
-            self.room.leave(self)
+            # The client left while the service considered it.
+            self.service.depart(self, name)
             return
         self.name = name
-        self.joined = True
-        others = self.room.population() - 1
-        greeting = self.banner.encodedFor(self.wire) + Welcome(name, others).encodedFor(
-            self.wire
-        )
+        self.current = room
+        self.state = SessionState.PRESENT
+        self.connection.named(name)
+        welcome = Welcome(name, self.connection.peer, room.name, room.population() - 1)
+        greeting = self.banner.encodedFor(self.wire) + welcome.encodedFor(self.wire)
         self.queue.insert(0, greeting)
         self.queued += len(greeting)
+        room.tellHistory(self)
         if not self._connectionFull:
             self.resumeOutput()
 
-    def _notJoined(self, failure: Failure) -> None:
+    def _notArrived(self, failure: Failure) -> None:
         if isinstance(failure.value, RoomFull):
-            capacity = failure.value.capacity
             kind = "full"
-            reason = f"the server is full ({capacity} clients); try again later"
+            reason = (
+                f"the server is full ({plural(failure.value.capacity, 'client')}); "
+                "try again later"
+            )
+        elif isinstance(failure.value, ServiceClosed):
+            kind = "shutdown"
+            reason = "the server is shutting down; try again later"
         else:
             self.log.failure(
                 "Could not admit {peer}", failure, peer=self.connection.peer
             )
             kind = "unavailable"
-            reason = "the room is unavailable; try again later"
+            reason = "the chat is unavailable; try again later"
         if not self.closing:
             self.stop()
             self.connection.refuse(reason, kind)
 
-    def quit(self) -> None:
+    def quit(self, goodbye: str | None = None) -> None:
         """
-        Leave the room, and close once pending output is written.
+        Leave (saying C{goodbye} first, if given), and close once pending
+        output is written.
         """
+        if goodbye is not None:
+            self.receive(Notice(goodbye))
         self.stop()
         self.flushQueue()
         self.connection.close()
 
     def stop(self) -> None:
         """
-        Leave the room and take no more input or output; closing the
+        Leave every room and take no more input or output; closing the
         connection is the caller's (idempotent).
         """
         if self.closing:
             return
-        self.closing = True
-        self._held = None
+        present = self.state is SessionState.PRESENT
+        self.state = SessionState.GONE
+        self.input.close()
         sleeping, self._sleeping = self._sleeping, None
         if sleeping is not None and not sleeping.called:
             sleeping.cancel()
-        if self.policy.pressure is not None:
-            self.policy.pressure.forget(self)
-        if self.joined:
-            self.room.leave(self)
+        if present:
+            self.service.depart(self, self.name)
+        self.current = None
 
     def shutdown(self) -> None:
         """
-        The server is stopping: say goodbye, then quit. The room is closed
-        first, so that nobody is told of the others leaving because of it.
+        The server is stopping: say goodbye, then quit. The service is
+        closed first, so that nobody is told of the others leaving because
+        of it.
         """
-        self.room.close()
-        self.receive(Notice("the server is shutting down; goodbye"))
-        self.quit()
+        self.service.close()
+        self.quit("the server is shutting down; goodbye")
 
     def connectionLost(self) -> None:
         """
@@ -292,29 +345,35 @@ class ChatSession:
         self.queued = 0
         self.stop()
 
-    # Input
+    # Input from a line client: lines, and slash commands
 
     def linesReceived(self, chunk: bytes) -> None:
         """
-        Relay the message lines of C{chunk} (whole lines, each ending with
-        LF) to the others, as one event per run of messages, and run the
-        commands among them in order.
+        Handle the lines of C{chunk} (whole lines, each ending with LF), in
+        order: messages go to the current room, as one event per run of
+        them; commands run in between.
         """
         if self.closing:
             return
-        pressure = self.policy.pressure
-        if pressure is not None and (
-            len(chunk) >= BULK or (pressure.anyBehind() and self._flooding(chunk))
+        pressures = self._pressures()
+        if pressures and (
+            len(chunk) >= BULK
+            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
         ):
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
         lines.pop()
-        safe = linesAreSafe(chunk)
-        if self._waiting:
-            self._hold(partial(self._run, lines, safe))
-        else:
-            self._run(lines, safe)
+        self.input.add(partial(self._run, lines, linesAreSafe(chunk)))
+
+    def _pressures(self) -> list[OutputPressure]:
+        """
+        The readers that are behind in the rooms the member's lines may go
+        to: its current room's, or, for a member in several rooms (whose
+        lines name their room), all of its rooms'.
+        """
+        rooms = self.rooms if self.multiRoom else [self.current]
+        return [room.pressure for room in rooms if room is not None and room.pressure]
 
     def _flooding(self, chunk: bytes) -> bool:
         """
@@ -329,33 +388,29 @@ class ChatSession:
     def _bulkReceived(self, chunk: bytes) -> None:
         """
         Relay a large read a slice of about L{BULK} bytes at a time, each
-        slice only once no member that reads is far behind (see
-        L{_bulkSlice}): a flood is paced to the readers a slice at a time,
-        and what it makes each member queue stays small.
+        slice only once no member of the room that reads is far behind:
+        a flood is paced to the readers a slice at a time, and what it makes
+        each member queue stays small.
         """
         start = 0
         while start < len(chunk):
             end = chunk.find(b"\n", start + BULK - 1) + 1 or len(chunk)
-            piece = chunk[start:end]
+            self.input.add(partial(self._bulkSlice, chunk[start:end]))
             start = end
-            if self._waiting:
-                self._hold(partial(self._bulkSlice, piece))
-            elif not self.closing:
-                self._bulkSlice(piece)
 
-    def _bulkSlice(self, piece: bytes) -> None:
+    def _bulkSlice(self, piece: bytes) -> Deferred[None] | None:
         """
-        Relay one slice of a large read, unless members that read are far
-        behind: then the sender pays, its slice waits until they have caught
-        up, and its connection stops reading meanwhile.
+        Relay one slice of a large read, unless members of the room that
+        read are far behind: then the sender pays, its slice waits until
+        they have caught up, and its connection stops reading meanwhile.
         """
-        if self.policy.pressure is not None and self.policy.pressure.holdsBack(self):
-            self._hold(partial(self._bulkSlice, piece), first=True)
-            self._waitFor(self.policy.pressure.hold(self))
-            return
+        for pressure in self._pressures():
+            if pressure.holdsBack(self):
+                self.input.next(partial(self._bulkSlice, piece))
+                return pressure.hold(self)
         lines = piece.split(b"\n")
         lines.pop()
-        self._run(lines, linesAreSafe(piece))
+        return self._run(lines, linesAreSafe(piece))
 
     def inputEnded(self, unfinished: bytes) -> None:
         """
@@ -364,12 +419,16 @@ class ChatSession:
         """
         if unfinished:
             self.linesReceived(unfinished + b"\n")
-        if self._waiting:
-            self._hold(self.quit)
-        elif not self.closing:
-            self.quit()
+        self.input.add(self._quitAtEnd)
 
-    def _run(self, lines: list[bytes], safe: bool) -> None:
+    def _quitAtEnd(self) -> None:
+        self.quit()
+
+    def _run(self, lines: list[bytes], safe: bool) -> Deferred[None] | None:
+        """
+        Handle C{lines} in order; return what to wait for before the rest of
+        them (which then come next), if anything.
+        """
         messages: list[bytes] = []
         for index, line in enumerate(lines):
             line = line.rstrip(_LINE_END_NOISE)
@@ -382,126 +441,248 @@ class ChatSession:
                 messages.append(line[1:])
                 continue
             if messages:
-                wait = self._say(messages, safe)
+                wait = self._sayLines(messages, safe)
                 messages = []
-                if self.closing:
-                    return
-                if wait:
-                    self._pauseFor(wait, lines[index:], safe)
-                    return
+                if wait is not None:
+                    return self._after(wait, lines[index:], safe)
             step = self.command(line)
             if self.closing:
-                return
-            if step is not None and not step.called:
-                rest = lines[index + 1 :]
-                self._hold(first=True, step=partial(self._run, rest, safe))
-                self._waitFor(step)
-                return
-            policy = self.policy
-            if self._commands is None:
-                self._commands = Budget(policy.commandBurst)
-            wait = self._commands.spend(
-                policy.clock.seconds(), 1, policy.commandRate, policy.commandBurst
-            )
-            if wait:
-                self._pauseFor(wait, lines[index + 1 :], safe)
-                return
+                return None
+            if step is not None and pending(step):
+                return self._after(step, lines[index + 1 :], safe)
+            if self._charged(line):
+                wait = self._commandSpent()
+                if wait is not None:
+                    return self._after(wait, lines[index + 1 :], safe)
         if messages:
-            wait = self._say(messages, safe)
-            if wait and not self.closing:
-                self._pauseFor(wait, [], safe)
+            return self._sayLines(messages, safe)
+        return None
 
-    def _say(self, messages: list[bytes], safe: bool) -> float:
+    def _after(
+        self, wait: Deferred[None], rest: list[bytes], safe: bool
+    ) -> Deferred[None]:
         """
-        Relay C{messages}; return how long the member's input must wait for
-        what that cost (see L{ChatPolicy.floodLimit}).
-        """
-        if not safe:
-            messages = [safeText(line) for line in messages]
-        self.room.say(self, messages)
-        recipients = self.room.population() - 1
-        self.policy.stats.deliveries += len(messages) * recipients
-        limit = self.policy.floodLimit
-        if not limit or recipients <= 0:
-            return 0.0
-        size = sum(map(len, messages)) + len(messages) * (len(self.name) + 5)
-        if self._output is None:
-            self._output = Budget(limit)
-        return self._output.spend(
-            self.policy.clock.seconds(), size * recipients, limit, limit
-        )
-
-    def _pauseFor(self, seconds: float, rest: list[bytes], safe: bool) -> None:
-        """
-        Hold input for C{seconds}: the lines C{rest} of this read, and what
-        is read after them (the connection stops reading meanwhile).
+        Wait for C{wait}, then handle C{rest} before anything else.
         """
         if rest:
-            self._hold(first=True, step=partial(self._run, rest, safe))
+            self.input.next(partial(self._run, rest, safe))
+        return wait
+
+    def _charged(self, line: bytes) -> bool:
+        """
+        Tell whether the command C{line} counts against the command rate:
+        every command but those that say something (paced as lines are).
+        """
+        found = BY_NAME.get(line.partition(b" ")[0])
+        return found is None or not found.says
+
+    def _commandSpent(self) -> Deferred[None] | None:
+        """
+        Charge a command; past the command rate, the member's input waits.
+        """
+        policy = self.policy
+        if self._commands is None:
+            self._commands = Budget(policy.commandBurst)
+        wait = self._commands.spend(
+            policy.clock.seconds(), 1, policy.commandRate, policy.commandBurst
+        )
+        return self._pause(wait) if wait else None
+
+    def _pause(self, seconds: float) -> Deferred[None]:
+        """
+        What the member's input waits for when it must wait C{seconds}
+        (cancelled if the member leaves first).
+        """
         sleeping = self._sleeping = deferLater(self.policy.clock, seconds, _nothing)
-        self._waitFor(sleeping)
-
-    def _hold(self, step: Callable[[], object], first: bool = False) -> None:
-        """
-        Keep C{step} (a piece of input, or a quit) until the member may go
-        on: after what is held already, or before it if C{first}.
-        """
-        if self._held is None:
-            self._held = []
-        if first:
-            self._held.insert(0, step)
-        else:
-            self._held.append(step)
-
-    def _waitFor(self, step: Deferred[None]) -> None:
-        """
-        Hold input until C{step} is done (at once, if it is already).
-        """
-        if step.called:
-            return
-        self._waiting = True
-        self.connection.pauseInput()
-        step.addBoth(self._stepDone)
-
-    def _stepDone(self, result: object) -> None:
-        if isinstance(result, Failure) and result.check(CancelledError):
-            return
-        if isinstance(result, Failure):
-            self.log.failure(
-                "The room failed a request of {name}", result, name=self.name
-            )
-        self._waiting = False
-        while self._held and not self._waiting and not self.closing:
-            self._held.pop(0)()
-        if not self._waiting and not self.closing:
-            self.connection.resumeInput()
+        return sleeping
 
     def command(self, line: bytes) -> Deferred[None] | None:
         """
         Run a C{/command} line.
 
         @return: a L{Deferred} that fires when the command is done, if the
-            room may answer it later; input waits for it.
+            service may answer it later; input waits for it.
         """
         verb, _, argument = line.partition(b" ")
-        argument = argument.strip()
-        if verb == b"/nick":
-            return self.commandNick(argument)
-        if verb == b"/who":
-            self.commandWho()
-        elif verb == b"/quit":
-            self.receive(Notice("bye"))
-            self.quit()
-        elif verb == b"/help":
-            self.receive(Notice("\n".join(HELP)))
-        else:
+        found = BY_NAME.get(verb)
+        if found is None:
             shown = safeText(verb).decode("utf-8")
             self.receive(Error(f"unknown command {shown} (try /help)"))
+            return None
+        return found.run(self, safeText(argument).decode("utf-8"))
+
+    # Intents: what a member may ask for, whatever its front end
+
+    def _sayLines(self, lines: list[bytes], safe: bool) -> Deferred[None] | None:
+        """
+        Say C{lines} (typed as they are) in the current room.
+        """
+        room = self.current
+        if room is None:
+            self.receive(Error("you are in no room: /join one"))
+            return None
+        return self.say(lines if safe else [safeText(line) for line in lines], room)
+
+    def say(self, lines: Sequence[bytes], room: ChatRoom) -> Deferred[None] | None:
+        """
+        Say C{lines} (safe UTF-8) in C{room}, one of the member's; return
+        how long its input must wait for what that cost, if at all (see
+        L{ChatPolicy.floodLimit}, counted per room).
+        """
+        room.say(self, lines)
+        recipients = room.population() - 1
+        self.policy.stats.deliveries += len(lines) * recipients
+        size = sum(map(len, lines)) + len(lines) * (len(self.name) + 5)
+        return self._spendOutput(room.key, size * max(recipients, 0))
+
+    def _spendOutput(self, key: str, size: int) -> Deferred[None] | None:
+        """
+        Charge C{size} bytes of output caused in the room (or private
+        conversation) C{key}; past the flood limit, input waits.
+        """
+        limit = self.policy.floodLimit
+        if not limit or size <= 0:
+            return None
+        if self._budgets is None:
+            self._budgets = {}
+        budget = self._budgets.get(key)
+        if budget is None:
+            self._forgetSettledBudgets(limit)
+            budget = self._budgets[key] = Budget(limit)
+        wait = budget.spend(self.policy.clock.seconds(), size, limit, limit)
+        return self._pause(wait) if wait else None
+
+    def _forgetSettledBudgets(self, limit: int) -> None:
+        """
+        Forget the flood budgets of rooms the member is no longer in that
+        are paid back in full (one that is not keeps its debt: a flooder
+        gains nothing by hopping).
+        """
+        assert self._budgets is not None
+        mine = {room.key for room in self.rooms}
+        now = self.policy.clock.seconds()
+        for key in list(self._budgets):
+            if key not in mine and self._budgets[key].settled(now, limit, limit):
+                del self._budgets[key]
+
+    def sayIn(self, roomText: str, text: str) -> Deferred[None] | None:
+        """
+        Say C{text} in the room C{roomText} names, one of the member's.
+        """
+        room = self._myRoom(roomText)
+        if room is None:
+            return None
+        if not text:
+            self.receive(Error("say what? /say ROOM TEXT"))
+            return None
+        return self.say([text.encode("utf-8")], room)
+
+    def _myRoom(self, roomText: str) -> ChatRoom | None:
+        """
+        The member's room C{roomText} names; if it is not one, say so.
+        """
+        key = roomKey(roomText.removeprefix("#"))
+        for room in self.rooms:
+            if room.key == key:
+                return room
+        shown = roomText.removeprefix("#") or "?"
+        self.receive(Error(f"you are not in #{shown}"))
         return None
 
-    def commandNick(self, argument: bytes) -> Deferred[None]:
+    def join(self, roomText: str) -> Deferred[None] | None:
         """
-        Ask the room to change this member's name.
+        Go to the room C{roomText} names (a line client leaves its room for
+        it; others stay in theirs too).
+        """
+        if not roomText:
+            self.receive(Error("join which room? /join ROOM"))
+            return None
+        key = roomKey(roomText.removeprefix("#"))
+        for room in self.rooms:
+            if room.key == key and (self.multiRoom or room is self.current):
+                self.receive(Error(f"you are in #{room.name} already"))
+                return None
+        if self.multiRoom and self._hoarding(roomText):
+            return None
+        # An address that hops from room to room again and again is not
+        # announced every time (as one that connects again and again).
+        churn = self.policy.churn
+        quietly = churn is not None and churn.joining(self.connection.peerHost)
+        joining = self.service.join(self, self.name, roomText, quietly)
+        return joining.addCallbacks(self._joined, self._notJoined)
+
+    def _hoarding(self, roomText: str) -> bool:
+        """
+        Tell whether making the room C{roomText} would make the member, in
+        several rooms at once, one who takes too many of the rooms there
+        may be (see L{RoomRules.madeByOne}); if so, say so.
+        """
+        rules = self.service.rules
+        wanted = roomText.removeprefix("#")
+        if rules.fixed or rules.isDefault(wanted) or self.service.room(wanted):
+            return False
+        mine = [room for room in self.rooms if not rules.isDefault(room.name)]
+        if len(mine) < rules.madeByOne:
+            return False
+        self.receive(
+            Error(
+                f"you are in {plural(len(mine), 'room')} already, the most one may "
+                "be in to make another; /part one, or join a room there is"
+            )
+        )
+        return True
+
+    def _joined(self, room: ChatRoom) -> None:
+        if self.closing:
+            self.service.part(self, room)
+            return
+        previous = self.current
+        self.current = room
+        self.receive(Entered(room.name, room.population() - 1))
+        room.tellHistory(self)
+        if previous is not None and previous is not room and not self.multiRoom:
+            self.service.part(self, previous)
+
+    def _notJoined(self, failure: Failure) -> None:
+        if isinstance(failure.value, RoomFull | RoomRejected):
+            self.receive(Error(str(failure.value)))
+            return
+        self.log.failure("Could not take {name} into a room", failure, name=self.name)
+        self.receive(Error("you could not join that room; try again later"))
+
+    def part(self, roomText: str | None = None) -> Deferred[None] | None:
+        """
+        Leave the room C{roomText} names, or the current one: a line client
+        goes back to the default room.
+        """
+        if roomText is None:
+            room = self.current
+            if room is None:
+                self.receive(Error("you are in no room"))
+                return None
+        else:
+            room = self._myRoom(roomText)
+            if room is None:
+                return None
+        if not self.multiRoom:
+            default = self.service.rules.default
+            if room.key == roomKey(default):
+                self.receive(
+                    Error(f"you are in #{room.name}, the default room, already")
+                )
+                return None
+            return self.join(default)
+        self.service.part(self, room)
+        self.receive(Parted(room.name))
+        if self.current is room:
+            rooms = self.rooms
+            self.current = rooms[-1] if rooms else None
+        return None
+
+    def rename(self, newName: str) -> Deferred[None] | None:
+        """
+        Change the member's name to C{newName}, at most C{renames} times a
+        minute.
         """
         policy = self.policy
         now = policy.clock.seconds()
@@ -514,19 +695,24 @@ class ChatSession:
                     f"too many changes of name; try again in {plural(wait, 'second')}"
                 )
             )
-            return succeed(None)
-        renaming = self.room.rename(self, argument.decode("utf-8", "replace"))
-        return renaming.addCallbacks(self._renamed, self._notRenamed)
+            return None
+        if newName == self.name:
+            self.receive(NameChanged(self.name))
+            return None
+        oldName = self.name
+        renaming = self.service.rename(self, oldName, newName)
+        return renaming.addCallbacks(
+            self._renamed, self._notRenamed, callbackArgs=(oldName, newName)
+        )
 
-    def _renamed(self, oldName: str) -> None:
+    def _renamed(self, ignored: object, oldName: str, newName: str) -> None:
         if self.closing:
             return
-        self.name = self.room.nameOf(self)
-        if self.name != oldName:
-            self._renames += (self.policy.clock.seconds(),)
-            if self.policy.logRenames:
-                self.log.info("{old} is now known as {new}", old=oldName, new=self.name)
-        self.receive(NameChanged(self.name))
+        self.name = newName
+        self._renames += (self.policy.clock.seconds(),)
+        if self.policy.logRenames:
+            self.log.info("{old} is now known as {new}", old=oldName, new=newName)
+        self.receive(NameChanged(newName))
 
     def _notRenamed(self, failure: Failure) -> None:
         if isinstance(failure.value, NameRejected):
@@ -535,18 +721,81 @@ class ChatSession:
         self.log.failure("Could not rename {name}", failure, name=self.name)
         self.receive(Error("your name could not be changed; try again later"))
 
-    def commandWho(self) -> None:
+    def message(self, recipient: str, text: str) -> Deferred[None] | None:
         """
-        List who is here.
+        Say C{text} to the person called C{recipient} alone, wherever it is.
+        The member is told once it went through (or why not); its input
+        does not wait for that (a person on another node may take a while
+        to reach), only for what the message costs (the flood limit).
         """
-        names = self.room.names()
-        self.receive(Members(names[:MAX_WHO_NAMES], len(names)))
+        if not recipient or not text:
+            self.receive(Error("to whom, and what? /msg NAME TEXT"))
+            return None
+        lines = [text.encode("utf-8")]
+        telling = self.service.tell(self, self.name, recipient, lines)
+
+        def told(name: str) -> None:
+            self.receive(PrivateSent(name, lines))
+
+        def notTold(failure: Failure) -> None:
+            if isinstance(failure.value, NobodyThere | Unreachable):
+                self.receive(Error(str(failure.value)))
+                return
+            self.log.failure("Could not tell {name}", failure, name=recipient)
+            self.receive(Error(f"{recipient} could not be told; try again later"))
+
+        telling.addCallbacks(told, notTold)
+        size = len(lines[0]) + len(self.name) + 5
+        return self._spendOutput("*private*", size)
+
+    def who(self, roomText: str | None = None) -> Deferred[None] | None:
+        """
+        List who is in the current room, or in the room C{roomText} names.
+        """
+        room = self.current if roomText is None else self._myRoom(roomText)
+        if room is None:
+            if roomText is None:
+                self.receive(Error("you are in no room"))
+            return None
+        names = room.names()
+        self.receive(Members(room.name, names[:MAX_WHO_NAMES], len(names)))
+        return None
+
+    def listRooms(self) -> Deferred[None] | None:
+        """
+        List the rooms, with how many are in each.
+        """
+        listing = self.service.rooms()
+
+        def listed(rooms: list[tuple[str, int]]) -> None:
+            self.receive(Rooms(rooms[:MAX_ROOMS_LISTED], len(rooms)))
+
+        def notListed(failure: Failure) -> None:
+            self.log.failure("Could not list the rooms", failure)
+            self.receive(Error("the rooms could not be listed; try again later"))
+
+        return listing.addCallbacks(listed, notListed)
+
+    def renamed(self, newName: str) -> None:
+        """
+        The service gave the member another name: take it, and say so.
+        """
+        self.name = newName
+        self.receive(NameChanged(newName))
+
+    def tell(self, text: str) -> None:
+        """
+        Give the member a notice.
+        """
+        self.receive(Notice(text))
 
     # Output, bounded
 
     def receive(self, event: ChatEvent) -> None:
         """
-        Send C{event} to the member, formatted for its wire (see L{deliver}).
+        Send C{event} to the member, formatted for its wire; queue it while
+        the connection cannot take more, and drop the member once the queue
+        exceeds C{maxPending}.
         """
         # The broadcast hot path: one call per recipient, as for bytes.
         try:
@@ -554,16 +803,6 @@ class ChatSession:
         except KeyError:
             data = event.encodedFor(self.wire)
         self.policy.stats.bytesOut += len(data)
-        if self.outputPaused or self.closing:
-            self._queue(data)
-        else:
-            self._send(data)
-
-    def deliver(self, data: bytes) -> None:
-        """
-        Send C{data} to the member, queueing it while the connection cannot
-        take more; drop the member once the queue exceeds C{maxPending}.
-        """
         if self.outputPaused or self.closing:
             self._queue(data)
         else:
@@ -587,12 +826,11 @@ class ChatSession:
             self.connection.abort()
             return
         self.queue.append(data)
-        if (
-            self.policy.pressure is not None
-            and self.queued > self.policy.maxPending // BEHIND
-        ):
-            # Far behind: bulk senders wait while it still reads.
-            self.policy.pressure.fellBehind(self, self.connection.unsent)
+        if self.queued > self.policy.maxPending // BEHIND:
+            # Far behind: bulk senders of its rooms wait while it still reads.
+            for room in self.rooms:
+                if room.pressure is not None:
+                    room.pressure.fellBehind(self, self.connection.unsent)
 
     def flushQueue(self) -> None:
         """
@@ -617,12 +855,22 @@ class ChatSession:
         member has been greeted).
         """
         self._connectionFull = False
-        if self.joined:
+        if self.state is SessionState.PRESENT:
             self.outputPaused = False
             self.flushQueue()
-        if self.policy.pressure is not None:
-            # After the flush: senders released now write straight through.
-            self.policy.pressure.caughtUp(self)
+        for room in self.rooms:
+            if room.pressure is not None:
+                # After the flush: senders released now write straight through.
+                room.pressure.caughtUp(self)
+
+
+def pending(deferred: Deferred[Any]) -> bool:
+    """
+    Tell whether C{deferred} has not settled yet: not fired, or fired but
+    waiting for another L{Deferred} a callback returned (C{called} is then
+    already true).
+    """
+    return not settled(deferred)
 
 
 def _nothing() -> None:

@@ -4,8 +4,8 @@ Browsers and WebSocket clients in the chat room: C{--web}.
   - L{sockserve.web.frames}: WebSocket frames, parsed and built;
   - L{sockserve.web.wires}: the room's events as WebSocket frames (the line
     wire, and the page's JSON subprotocol);
-  - L{sockserve.web.protocol}: a member on a WebSocket, a L{ChatProtocol}
-    fed by frames;
+  - L{sockserve.web.protocol}: a member on a WebSocket (frames, a session,
+    the server's guard), and the factory of such members;
   - L{sockserve.web.site}: the page, the Origin check and the upgrade (and,
     in L{sockserve.web._pending}, the HTTP connections not upgraded yet,
     counted by address so that a slow handshake costs its sender).
@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 
-from sockserve.chat.events import ChatWire
 from sockserve.factories import LineServerFactory
 from sockserve.web.frames import ClientFrames, textFrame
-from sockserve.web.protocol import KeepAlive, WebSocketChatProtocol
+from sockserve.web.protocol import (
+    KeepAlive,
+    WebSocketChatProtocol,
+    WebSocketMemberFactory,
+    WebSocketSettings,
+)
 from sockserve.web.site import (
     OriginPolicy,
     WebSite,
@@ -41,33 +45,36 @@ def chatWebSite(
     pingInterval: float,
 ) -> WebSite:
     """
-    Return the web site whose WebSocket members join the room of C{chat}
-    (the chat server's factory), as members of that server: with its
-    registry, limits, greeting and rules.
+    Return the web site whose WebSocket members are members of the chat
+    served by C{chat} (the chat server's factory): in its service, through
+    its guard (the same registry and limits), with its greeting and rules;
+    built by a L{WebSocketMemberFactory} of their own.
 
     @param pingInterval: seconds of silence after which a member is pinged
         (and then dropped if no pong comes in as long); 0 for never.
     """
-    room, banner, policy = chat.room, chat.banner, chat.policy
-    assert room is not None
+    service, banner, policy = chat.service, chat.banner, chat.policy
+    assert service is not None
     assert banner is not None
     assert policy is not None
-    keepAlive = KeepAlive(clock, pingInterval) if pingInterval > 0 else None
-
-    def buildMember(wire: ChatWire) -> WebSocketChatProtocol:
-        member = WebSocketChatProtocol(
-            chat.context, room, banner, policy, wire, keepAlive
+    context = chat.context
+    members = WebSocketMemberFactory(
+        WebSocketSettings(
+            context,
+            service,
+            banner,
+            policy,
+            maxMessage=context.limits.maxLine,
+            pings=KeepAlive(clock, pingInterval) if pingInterval > 0 else None,
         )
-        member.factory = chat
-        return member
-
-    limits = chat.context.limits
+    )
+    limits = context.limits
     return webSite(
-        buildMember,
+        members.buildMember,
         origins,
         perAddress=limits.maxPerIP or None,
         total=max(16, (limits.maxConnections or 4096) // 4),
-        logLimit=chat.context.registry.logLimit,
+        logLimit=context.registry.logLimit,
     )
 
 
@@ -82,6 +89,8 @@ __all__ = [
     "WebSocketChatProtocol",
     "WebSocketJsonWire",
     "WebSocketLineWire",
+    "WebSocketMemberFactory",
+    "WebSocketSettings",
     "chatWebSite",
     "checkOrigin",
     "textFrame",

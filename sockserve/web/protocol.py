@@ -2,10 +2,12 @@
 A chat member on a WebSocket: frames in, lines to the session, frames out.
 
 After the HTTP upgrade (see L{sockserve.web.site}) the TCP connection belongs
-to a L{WebSocketChatProtocol}. It is a L{ChatProtocol} whose input is text
-messages rather than a byte stream and whose wire writes frames: admission,
-limits, the idle timeout, the session with its commands and bounded output,
-and the shutdown goodbye are the TCP member's, not copies of them.
+to a L{WebSocketChatProtocol}, built by its own factory
+(L{WebSocketMemberFactory}, with its own settings). It is made of the parts
+every front end uses, not a subclass of another front end: the server's
+L{ConnectionGuard} (admission, limits, the idle timeout, logging,
+statistics, shutdown), a L{ChatSession} (commands, names, rooms, bounded
+output), and one L{InputPauser} for every reason its client is not read.
 
 What the client sends is parsed by L{ClientFrames}. This module does what
 Twisted's WebSocket protocol does not: it bounds each message before it is
@@ -17,16 +19,25 @@ sends, and pings a client that has gone quiet, dropping it if no pong comes
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
+from dataclasses import dataclass
+from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sockserve._addresses import describeAddress, hostOf
 from sockserve._deadlines import Deadlines
+from sockserve._pausing import InputPauser
+from sockserve._sending import unsentBytes
+from sockserve._text import plural
 from sockserve.chat.events import Banner, ChatWire, Error
 from sockserve.chat.policy import Budget, ChatPolicy
-from sockserve.chat.protocol import ChatProtocol
-from sockserve.chat.room import IChatRoom
-from sockserve.protocol import ServerContext
+from sockserve.chat.service import ChatService
+from sockserve.chat.session import ChatSession
+from sockserve.protocol import ERROR_GRACE, IServerTransport, ServerContext
 from sockserve.web.frames import (
     GOING_AWAY,
     MESSAGE_TOO_BIG,
@@ -78,7 +89,53 @@ def _quiet(member: WebSocketChatProtocol) -> None:
     member.quiet()
 
 
-class WebSocketChatProtocol(ChatProtocol):
+@dataclass(frozen=True)
+class WebSocketSettings:
+    """
+    What every WebSocket member of one server shares.
+
+    @ivar context: the server's collaborators; its guard admits, times and
+        logs the members as it does every other connection.
+    @ivar service: the chat's rooms and people.
+    @ivar banner: the greeting.
+    @ivar policy: the rules every member follows.
+    @ivar maxMessage: the longest message a client may send, in bytes
+        (C{--max-line}).
+    @ivar pings: the keepalive, or C{None}.
+    """
+
+    context: ServerContext
+    service: ChatService
+    banner: Banner
+    policy: ChatPolicy
+    maxMessage: int
+    pings: KeepAlive | None = None
+
+
+class WebSocketMemberFactory(Factory):
+    """
+    Builds the members of the WebSockets of one server's web site: each
+    upgraded connection becomes a L{WebSocketChatProtocol} speaking the wire
+    the handshake chose.
+    """
+
+    noisy = False
+
+    def __init__(self, settings: WebSocketSettings) -> None:
+        self.settings = settings
+
+    def buildMember(self, wire: ChatWire, multiRoom: bool) -> WebSocketChatProtocol:
+        """
+        A member for a connection whose handshake chose C{wire}, in several
+        rooms at once if C{multiRoom}.
+        """
+        member = WebSocketChatProtocol(self.settings, wire, multiRoom)
+        member.factory = self
+        return member
+
+
+@implementer(IPushProducer)
+class WebSocketChatProtocol(Protocol):
     """
     A chat member on a WebSocket, once the upgrade is done.
 
@@ -86,60 +143,132 @@ class WebSocketChatProtocol(ChatProtocol):
     holds line feeds); what the member receives is written as frames
     already formatted by its wire (see L{sockserve.web.wires}).
 
+    As a push producer registered on its transport, it hears when the
+    client stops reading: the session then queues its output, bounded.
+
+    @ivar session: the member's session.
     @ivar frames: the parser of what the client sends.
     @ivar pings: the keepalive pinging quiet members, if any.
     @ivar closeCode: the code the server's close frame will carry.
+    @ivar closing: set once no more input is handled.
     """
 
+    log = Logger()
+    transport: IServerTransport
+
     def __init__(
-        self,
-        context: ServerContext,
-        room: IChatRoom,
-        banner: Banner,
-        policy: ChatPolicy,
-        wire: ChatWire,
-        pings: KeepAlive | None = None,
+        self, settings: WebSocketSettings, wire: ChatWire, multiRoom: bool = False
     ) -> None:
-        super().__init__(context, room, banner, policy, wire)
+        self.settings = settings
+        self.context = settings.context
+        self.guard = settings.context.guard
         self.wire = wire
-        self.frames = ClientFrames(context.limits.maxLine)
-        self.pings = pings
+        self.session = ChatSession(
+            settings.service,
+            self,
+            wire,
+            settings.banner,
+            settings.policy,
+            multiRoom=multiRoom,
+        )
+        self.frames = ClientFrames(settings.maxMessage)
+        self.pings = settings.pings
         self.closeCode: int = NORMAL
         self.closeReason = ""
+        self.closing = False
+        self.admitted = False
+        self.pauser: InputPauser | None = None
         self._closeSent = False
         self._pinged = False
         self._pongOwed: bytes | None = None
-        self._inputPaused = False
         self._frameBudget: Budget | None = None
         self._frameHold: IDelayedCall | None = None
+        self._lingering: IDelayedCall | None = None
+
+    # What the session and the guard know of the connection
+
+    @property
+    def peer(self) -> str:
+        """
+        The client's address, as C{host:port}.
+        """
+        return describeAddress(self.transport.getPeer())
+
+    @property
+    def peerHost(self) -> str | None:
+        """
+        The client's host, or C{None} for a UNIX socket.
+        """
+        return hostOf(self.transport.getPeer())
+
+    @property
+    def send(self) -> Any:
+        """
+        Write frames, through Twisted's buffer (which coalesces a reactor
+        pass's frames to one recipient into one send).
+        """
+        return self.transport.write
+
+    def unsent(self) -> int | None:
+        """
+        How many bytes written for the client it has not taken yet.
+        """
+        return unsentBytes(self.transport)
+
+    def logLimited(self, kind: str, format: str, **fields: Any) -> None:
+        """
+        Log something the client caused, at the server's bounded rate.
+        """
+        self.guard.logLimited(kind, format, log=self.log, **fields)
+
+    def named(self, name: str) -> None:
+        """
+        The client goes by C{name}: the log says which address that is.
+        """
+        self.guard.named(self, name)
+
+    # The connection's life
 
     def connectionMade(self) -> None:
         """
         Take the connection over from the HTTP channel that upgraded it
-        (it was the transport's producer), then join as any member does.
+        (it was the transport's producer), be admitted through the guard,
+        and join as any member does.
         """
         self.transport.unregisterProducer()
-        super().connectionMade()
-        if self.admitted and self.pings is not None:
+        self.pauser = InputPauser(self.transport, lambda: self.closing)
+        refusal = self.guard.admit(self)
+        if refusal is not None:
+            self.closeCode = TRY_AGAIN_LATER
+            self.closeReason = "try again later"
+            self.sendErrorAndClose(refusal.message)
+            return
+        self.admitted = True
+        self.transport.registerProducer(self, True)
+        if self.pings is not None:
             self.pings.deadlines.set(self)
+        self.session.start()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Forget the member, and its keepalive.
+        Forget the member: its keepalive, its timers, its session.
         """
+        self.closing = True
         if self.pings is not None:
             self.pings.deadlines.discard(self)
-        if self._frameHold is not None and self._frameHold.active():
-            self._frameHold.cancel()
-        self._frameHold = None
-        super().connectionLost(reason)
+        for call in (self._frameHold, self._lingering):
+            if call is not None and call.active():
+                call.cancel()
+        self._frameHold = self._lingering = None
+        self.guard.gone(self, self.admitted)
+        self.session.connectionLost()
 
     # Input
 
     def dataReceived(self, data: bytes) -> None:
         """
         Parse frames; hand the session the lines of every complete text
-        message in C{data} at once, as the TCP member hands it a read.
+        message in C{data} at once, as a line member hands it a read.
         """
         if self.closing:
             return
@@ -161,7 +290,7 @@ class WebSocketChatProtocol(ChatProtocol):
                 self.pingReceived(event.payload)
             elif kind is TooBig:
                 self._deliver(messages)
-                self.messageTooBig(self.context.limits.maxLine)
+                self.messageTooBig(self.settings.maxMessage)
                 return
             elif kind is Binary:
                 self._deliver(messages)
@@ -185,13 +314,14 @@ class WebSocketChatProtocol(ChatProtocol):
         wait = self._frameBudget.spend(clock.seconds(), count, FRAME_RATE, FRAME_BURST)
         if wait <= 0 or self._frameHold is not None:
             return
-        self.transport.pauseProducing()
+        assert self.pauser is not None
+        self.pauser.pause("frames")
         self._frameHold = clock.callLater(wait, self._frameHoldOver)
 
     def _frameHoldOver(self) -> None:
         self._frameHold = None
-        if not self._inputPaused and not self.closing:
-            self.transport.resumeProducing()
+        if self.pauser is not None:
+            self.pauser.resume("frames")
 
     def _deliver(self, messages: list[bytes]) -> None:
         """
@@ -200,10 +330,10 @@ class WebSocketChatProtocol(ChatProtocol):
         if not messages or self.closing:
             return
         chunk = b"\n".join(messages).replace(b"\r\n", b"\n") + b"\n"
-        if self.context.idleDeadlines is not None and chunk.strip(b"\r\n\x00"):
-            self.context.idleDeadlines.set(self)
+        if chunk.strip(b"\r\n\x00"):
+            self.guard.active(self)
         self.context.stats.linesIn += chunk.count(b"\n")
-        self.linesReceived(chunk)
+        self.session.linesReceived(chunk)
 
     def pingReceived(self, payload: bytes) -> None:
         """
@@ -216,33 +346,27 @@ class WebSocketChatProtocol(ChatProtocol):
             return
         self.transport.write(serverFrame(PONG, payload))
 
-    def resumeProducing(self) -> None:
-        """
-        The client reads again: answer the last ping it sent meanwhile.
-        """
-        owed, self._pongOwed = self._pongOwed, None
-        if owed is not None and not self.closing:
-            self.transport.write(serverFrame(PONG, owed))
-        super().resumeProducing()
+    # ChatConnection: input paused for the session
 
     def pauseInput(self) -> None:
         """
-        Stop reading (the client floods, or the room is busy with its
-        request): its pongs wait unread, so its keepalive waits too.
+        Stop reading (the session's input waits): its pongs wait unread, so
+        its keepalive waits too.
         """
-        self._inputPaused = True
-        super().pauseInput()
+        if self.pauser is not None:
+            self.pauser.pause("session")
 
     def resumeInput(self) -> None:
         """
         Read again, and start the keepalive afresh.
         """
-        self._inputPaused = False
         if self.pings is not None and not self.closing:
             self._pinged = False
             self.pings.deadlines.set(self)
-        if self._frameHold is None:
-            super().resumeInput()
+        if self.pauser is not None:
+            self.pauser.resume("session")
+
+    # What ends a member
 
     def messageTooBig(self, limit: int) -> None:
         """
@@ -261,7 +385,7 @@ class WebSocketChatProtocol(ChatProtocol):
 
     def binaryMessage(self) -> None:
         """
-        The client sent a binary message: the room speaks text; close with
+        The client sent a binary message: the chat speaks text; close with
         1003.
         """
         self.logLimited(
@@ -291,10 +415,7 @@ class WebSocketChatProtocol(ChatProtocol):
             closeFrame(event.code, event.reason if event.broken else "")
         )
         self._closeSent = True
-        self.session.stop()
         self.close()
-
-    # Keepalive
 
     def quiet(self) -> None:
         """
@@ -303,7 +424,8 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         if self.closing or self.pings is None:
             return
-        if self._inputPaused or self._frameHold or self.session.outputPaused:
+        paused = self.pauser is not None and bool(self.pauser.reasons)
+        if paused or self.session.outputPaused:
             # The server is not reading the client, or the client is still
             # reading what it was sent (its pong waits behind it): that is
             # for pacing and --max-pending to judge, not the keepalive.
@@ -323,30 +445,33 @@ class WebSocketChatProtocol(ChatProtocol):
         self.transport.write(serverFrame(PING, b"sockserve"))
         self.pings.deadlines.set(self)
 
-    # Output and closing
-
-    def formatError(self, message: str) -> bytes:
-        """
-        An error, as the member's wire shows it.
-        """
-        return Error(message).encodedFor(self.wire)
-
-    def refuse(self, reason: str, kind: str = "refused") -> None:
-        """
-        Refuse the member (the server is full, ...): close with 1013, try
-        again later.
-        """
-        self.closeCode = TRY_AGAIN_LATER
-        self.closeReason = "try again later"
-        super().refuse(reason, kind)
-
     def timeoutConnection(self) -> None:
         """
         The member was idle too long: close with 1008 after saying so.
         """
+        seconds = self.context.limits.idleTimeout
+        self.logLimited(
+            "idle clients",
+            "Client {peer} idle for {seconds}s; closing",
+            peer=self.peer,
+            seconds=seconds,
+        )
+        self.context.stats.refused["idle"] += 1
         self.closeCode = POLICY_VIOLATION
         self.closeReason = "idle too long"
-        super().timeoutConnection()
+        self.sendErrorAndClose(
+            f"idle for {plural(seconds, 'second')}; closing the connection"
+        )
+
+    def refuse(self, reason: str, kind: str) -> None:
+        """
+        Refuse the member (the chat is full, ...): close with 1013, try
+        again later.
+        """
+        self.guard.refused(self, reason, kind)
+        self.closeCode = TRY_AGAIN_LATER
+        self.closeReason = "try again later"
+        self.sendErrorAndClose(reason)
 
     def beginShutdown(self) -> None:
         """
@@ -354,20 +479,66 @@ class WebSocketChatProtocol(ChatProtocol):
         """
         self.closeCode = GOING_AWAY
         self.closeReason = "server shutting down"
-        super().beginShutdown()
+        self.session.shutdown()
+
+    # Output and closing
+
+    def sendErrorAndClose(self, message: str) -> None:
+        """
+        Send one error, as the member's wire shows it, and close once it is
+        written.
+        """
+        if self.closing:
+            return
+        data = Error(message).encodedFor(self.wire)
+        self.context.stats.bytesOut += len(data)
+        self.transport.write(data)
+        self.close()
+        # A client that does not read even its error keeps no place.
+        self._lingering = self.context.clock.callLater(ERROR_GRACE, self.abort)
 
     def close(self) -> None:
         """
-        Send the close frame after everything queued, then close.
+        Leave, send the close frame after everything queued, and close.
         """
+        self.session.stop()
         if not self._closeSent:
             self._closeSent = True
             self.transport.write(closeFrame(self.closeCode, self.closeReason))
-        super().close()
+        self.closing = True
+        self.guard.inactive(self)
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     def abort(self) -> None:
         """
-        Close at once, without a close frame.
+        Leave, and close at once, without a close frame.
         """
+        self.session.stop()
         self._closeSent = True
-        super().abort()
+        self.closing = True
+        self.transport.abortConnection()
+
+    # IPushProducer: the transport's buffer fills and drains with what the
+    # client reads.
+
+    def pauseProducing(self) -> None:
+        """
+        The client is not reading: the session queues its output.
+        """
+        self.session.pauseOutput()
+
+    def resumeProducing(self) -> None:
+        """
+        The client reads again: answer the last ping it sent meanwhile, and
+        the session sends what is queued.
+        """
+        owed, self._pongOwed = self._pongOwed, None
+        if owed is not None and not self.closing:
+            self.transport.write(serverFrame(PONG, owed))
+        self.session.resumeOutput()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; nothing to release.
+        """

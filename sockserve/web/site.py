@@ -50,6 +50,7 @@ from sockserve.chat.events import ChatWire
 from sockserve.web._pending import PendingConnections
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
+    JSON_SUBPROTOCOL_ONE_ROOM,
     WEBSOCKET_JSON_WIRE,
     WEBSOCKET_LINE_WIRE,
 )
@@ -81,7 +82,9 @@ ADDRESS_SHARE = 128
 
 
 # Build a member on an upgraded connection, given its wire.
-MemberBuilder = Callable[[ChatWire], IProtocol]
+# Build a member on an upgraded connection, given its wire and whether it
+# may be in several rooms at once.
+MemberBuilder = Callable[[ChatWire, bool], IProtocol]
 
 
 def _normalOrigin(origin: str) -> str | None:
@@ -358,9 +361,12 @@ class WebSocketResource(Resource):
                 request.setResponseCode(426, b"Upgrade Required")
             return _refuse(request, code, f"bad WebSocket handshake: {error}")
         assert isinstance(event, WebSocketRequest)
+        wire: ChatWire = WEBSOCKET_JSON_WIRE
+        subprotocol: str | None
         if JSON_SUBPROTOCOL in event.subprotocols:
-            wire: ChatWire = WEBSOCKET_JSON_WIRE
-            subprotocol: str | None = JSON_SUBPROTOCOL
+            subprotocol = JSON_SUBPROTOCOL
+        elif JSON_SUBPROTOCOL_ONE_ROOM in event.subprotocols:
+            subprotocol = JSON_SUBPROTOCOL_ONE_ROOM
         else:
             wire = WEBSOCKET_LINE_WIRE
             subprotocol = None
@@ -371,7 +377,7 @@ class WebSocketResource(Resource):
         if isinstance(channel, WebChannel):
             channel.upgraded()
         transport.write(accepted)
-        handOver(channel, self.buildMember(wire))
+        handOver(channel, self.buildMember(wire, subprotocol == JSON_SUBPROTOCOL))
         return NOT_DONE_YET
 
 

@@ -1,5 +1,5 @@
 """
-The room's events on a WebSocket: one text frame per line.
+The chat's events on a WebSocket: one text frame per line, or per event.
 
 Two wires, both encoding each event once for all their members (see
 L{sockserve.chat.events}): the server's frames are never masked, so the
@@ -8,10 +8,12 @@ bytes of one frame serve every recipient as they are.
   - L{WEBSOCKET_LINE_WIRE}, spoken when the client asks for no subprotocol:
     each frame is one line exactly as a TCP client sees it (L{LINE_WIRE}),
     without its line ending, so C{websocat} works like C{telnet};
-  - L{WEBSOCKET_JSON_WIRE}, the C{sockserve.v1.json} subprotocol the page
+  - L{WEBSOCKET_JSON_WIRE}, the C{sockserve.v2.json} subprotocol the page
     speaks: each frame is a JSON object saying what happened, with the
-    names and text as data, so the page can keep a member list without
-    parsing notices.
+    names and text as data, and the room it happened in, so the page can
+    be in several rooms and keep their member lists without parsing
+    notices. C{sockserve.v1.json}, the subprotocol of sockserve 1.0's page,
+    is the same wire for a client in one room at a time.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sockserve.chat.protocol import LINE_WIRE
+from sockserve.chat.linewire import LINE_WIRE
 from sockserve.web.frames import textFrame
 
-# The subprotocol of WEBSOCKET_JSON_WIRE.
-JSON_SUBPROTOCOL = "sockserve.v1.json"
+# The subprotocols of WEBSOCKET_JSON_WIRE: for a client in several rooms at
+# once, and for one in one room at a time (sockserve 1.0's page).
+JSON_SUBPROTOCOL = "sockserve.v2.json"
+JSON_SUBPROTOCOL_ONE_ROOM = "sockserve.v1.json"
 
 
 def _framesOf(lines: bytes) -> bytes:
@@ -37,33 +41,51 @@ def _framesOf(lines: bytes) -> bytes:
 
 class WebSocketLineWire:
     """
-    The room's lines, one text frame each, as a TCP client would see them.
+    The chat's lines, one text frame each, as a TCP client would see them.
     """
 
-    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
+    def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
         One C{<sender> line} frame per line.
         """
         prefix = b"<" + sender.encode("utf-8") + b"> "
         return b"".join([textFrame(prefix + line) for line in lines])
 
-    def joined(self, name: str) -> bytes:
+    def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
+        """
+        One C{*sender* line} frame per line.
+        """
+        return _framesOf(LINE_WIRE.private(sender, lines))
+
+    def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
+        """
+        One C{-> *recipient* line} frame per line.
+        """
+        return _framesOf(LINE_WIRE.privateSent(recipient, lines))
+
+    def joined(self, room: str, name: str) -> bytes:
         """
         C{* name joined}.
         """
-        return _framesOf(LINE_WIRE.joined(name))
+        return _framesOf(LINE_WIRE.joined(room, name))
 
-    def left(self, name: str) -> bytes:
+    def left(self, room: str, name: str) -> bytes:
         """
         C{* name left}.
         """
-        return _framesOf(LINE_WIRE.left(name))
+        return _framesOf(LINE_WIRE.left(room, name))
 
-    def renamed(self, oldName: str, newName: str) -> bytes:
+    def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{* old is now known as new}.
         """
-        return _framesOf(LINE_WIRE.renamed(oldName, newName))
+        return _framesOf(LINE_WIRE.renamed(room, oldName, newName))
+
+    def quietly(self, room: str, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        The summary of quiet joins and departures, a frame per line.
+        """
+        return _framesOf(LINE_WIRE.quietly(room, joined, left))
 
     def notice(self, text: str) -> bytes:
         """
@@ -83,17 +105,35 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.banner(text))
 
-    def welcome(self, name: str, others: int) -> bytes:
+    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
         """
-        C{* you are name; N other(s) here}.
+        C{* you are name (peer) in #room; N others here}.
         """
-        return _framesOf(LINE_WIRE.welcome(name, others))
+        return _framesOf(LINE_WIRE.welcome(name, peer, room, others))
 
-    def members(self, names: Sequence[str], total: int) -> bytes:
+    def entered(self, room: str, others: int) -> bytes:
+        """
+        C{* you are now in #room; N others here}.
+        """
+        return _framesOf(LINE_WIRE.entered(room, others))
+
+    def parted(self, room: str) -> bytes:
+        """
+        C{* you left #room}.
+        """
+        return _framesOf(LINE_WIRE.parted(room))
+
+    def members(self, room: str, names: Sequence[str], total: int) -> bytes:
         """
         C{* N here: a, b, c}.
         """
-        return _framesOf(LINE_WIRE.members(names, total))
+        return _framesOf(LINE_WIRE.members(room, names, total))
+
+    def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
+        """
+        C{* N rooms: #a (3), ...}.
+        """
+        return _framesOf(LINE_WIRE.rooms(rooms, total))
 
     def nameChanged(self, name: str) -> bytes:
         """
@@ -101,17 +141,13 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.nameChanged(name))
 
-    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
+    def history(
+        self, room: str, lines: Sequence[tuple[str, bytes]], omitted: int
+    ) -> bytes:
         """
         The history, a frame per line.
         """
-        return _framesOf(LINE_WIRE.history(lines, omitted))
-
-    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
-        """
-        The summary of quiet joins and departures, a frame per line.
-        """
-        return _framesOf(LINE_WIRE.quietly(joined, left))
+        return _framesOf(LINE_WIRE.history(room, lines, omitted))
 
 
 def _json(**fields: object) -> bytes:
@@ -126,38 +162,75 @@ def _json(**fields: object) -> bytes:
 
 class WebSocketJsonWire:
     """
-    The room's events as JSON objects, one frame each, for the page: every
-    object has a C{type}, and its other fields are data (see README.rst).
+    The chat's events as JSON objects, one frame each, for the page: every
+    object has a C{type}, events in a room name it (C{room}), and their
+    other fields are data (see README.rst).
     """
 
-    def message(self, sender: str, lines: Sequence[bytes]) -> bytes:
+    def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "message", "from": sender, "text": line}} per line.
+        C{{"type": "message", "room": room, "from": sender, "text": line}}
+        per line.
         """
         return b"".join(
             [
-                _json(type="message", **{"from": sender}, text=line.decode("utf-8"))
+                _json(
+                    type="message",
+                    room=room,
+                    **{"from": sender},
+                    text=line.decode("utf-8"),
+                )
                 for line in lines
             ]
         )
 
-    def joined(self, name: str) -> bytes:
+    def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "joined", "name": name}}.
+        C{{"type": "private", "from": sender, "text": line}} per line.
         """
-        return _json(type="joined", name=name)
+        return b"".join(
+            [
+                _json(type="private", **{"from": sender}, text=line.decode("utf-8"))
+                for line in lines
+            ]
+        )
 
-    def left(self, name: str) -> bytes:
+    def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "left", "name": name}}.
+        C{{"type": "sent", "to": recipient, "text": line}} per line: a
+        private message of the member's went through.
         """
-        return _json(type="left", name=name)
+        return b"".join(
+            [
+                _json(type="sent", to=recipient, text=line.decode("utf-8"))
+                for line in lines
+            ]
+        )
 
-    def renamed(self, oldName: str, newName: str) -> bytes:
+    def joined(self, room: str, name: str) -> bytes:
         """
-        C{{"type": "renamed", "from": old, "to": new}}.
+        C{{"type": "joined", "room": room, "name": name}}.
         """
-        return _json(type="renamed", **{"from": oldName}, to=newName)
+        return _json(type="joined", room=room, name=name)
+
+    def left(self, room: str, name: str) -> bytes:
+        """
+        C{{"type": "left", "room": room, "name": name}}.
+        """
+        return _json(type="left", room=room, name=name)
+
+    def renamed(self, room: str, oldName: str, newName: str) -> bytes:
+        """
+        C{{"type": "renamed", "room": room, "from": old, "to": new}}.
+        """
+        return _json(type="renamed", room=room, **{"from": oldName}, to=newName)
+
+    def quietly(self, room: str, joined: Sequence[str], left: Sequence[str]) -> bytes:
+        """
+        C{{"type": "quietly", "room": room, "joined": [...], "left": [...]}}:
+        every name, so that the page's member list stays right.
+        """
+        return _json(type="quietly", room=room, joined=list(joined), left=list(left))
 
     def notice(self, text: str) -> bytes:
         """
@@ -177,17 +250,42 @@ class WebSocketJsonWire:
         """
         return _json(type="banner", text=text)
 
-    def welcome(self, name: str, others: int) -> bytes:
+    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
         """
-        C{{"type": "welcome", "name": name, "others": N}}.
+        C{{"type": "welcome", "name": name, "room": room, "others": N}} (the
+        page's own address is not news to it).
         """
-        return _json(type="welcome", name=name, others=others)
+        return _json(type="welcome", name=name, room=room, others=others)
 
-    def members(self, names: Sequence[str], total: int) -> bytes:
+    def entered(self, room: str, others: int) -> bytes:
         """
-        C{{"type": "members", "names": [...], "total": N}}.
+        C{{"type": "entered", "room": room, "others": N}}: the member joined
+        the room.
         """
-        return _json(type="members", names=list(names), total=total)
+        return _json(type="entered", room=room, others=others)
+
+    def parted(self, room: str) -> bytes:
+        """
+        C{{"type": "parted", "room": room}}: the member left the room.
+        """
+        return _json(type="parted", room=room)
+
+    def members(self, room: str, names: Sequence[str], total: int) -> bytes:
+        """
+        C{{"type": "members", "room": room, "names": [...], "total": N}}.
+        """
+        return _json(type="members", room=room, names=list(names), total=total)
+
+    def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
+        """
+        C{{"type": "rooms", "rooms": [{"name": ..., "members": N}, ...],
+        "total": N}}.
+        """
+        return _json(
+            type="rooms",
+            rooms=[{"name": name, "members": members} for name, members in rooms],
+            total=total,
+        )
 
     def nameChanged(self, name: str) -> bytes:
         """
@@ -195,25 +293,21 @@ class WebSocketJsonWire:
         """
         return _json(type="name", name=name)
 
-    def history(self, lines: Sequence[tuple[str, bytes]], omitted: int) -> bytes:
+    def history(
+        self, room: str, lines: Sequence[tuple[str, bytes]], omitted: int
+    ) -> bytes:
         """
-        C{{"type": "history", "lines": [{"from": name, "text": line}, ...],
-        "omitted": N}}.
+        C{{"type": "history", "room": room, "lines": [{"from": name, "text":
+        line}, ...], "omitted": N}}.
         """
         return _json(
             type="history",
+            room=room,
             lines=[
                 {"from": sender, "text": line.decode("utf-8")} for sender, line in lines
             ],
             omitted=omitted,
         )
-
-    def quietly(self, joined: Sequence[str], left: Sequence[str]) -> bytes:
-        """
-        C{{"type": "quietly", "joined": [...], "left": [...]}}: every name,
-        so that the page's member list stays right.
-        """
-        return _json(type="quietly", joined=list(joined), left=list(left))
 
 
 WEBSOCKET_LINE_WIRE = WebSocketLineWire()

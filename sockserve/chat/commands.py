@@ -1,0 +1,110 @@
+"""
+The slash commands line clients type, in one table that also writes
+C{/help}.
+
+Each command turns what the member typed into one of the session's intents
+(L{sockserve.chat.session.ChatSession}: join, part, rename, message a
+person, ...). Other front ends call the intents themselves (an IRC client's
+C{JOIN} is the session's L{join<sockserve.chat.session.ChatSession.join>});
+only line clients speak in slashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from sockserve.chat.session import ChatSession
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    A slash command.
+
+    @ivar name: what is typed, C{/nick}.
+    @ivar usage: its arguments, as C{/help} shows them (C{NAME}).
+    @ivar summary: what it does, as C{/help} shows it.
+    @ivar run: what it does, given the session and the argument (what
+        follows the name and one space, as UTF-8 text).
+    @ivar says: whether it says something (to a room, or a person): it is
+        then paced as lines are (by the flood limit), not as commands.
+    """
+
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[ChatSession, str], Deferred[None] | None]
+    says: bool = False
+
+
+def _nick(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.rename(argument.strip())
+
+
+def _join(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.join(argument.strip())
+
+
+def _part(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.part(argument.strip() or None)
+
+
+def _rooms(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.listRooms()
+
+
+def _who(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.who(argument.strip() or None)
+
+
+def _msg(session: ChatSession, argument: str) -> Deferred[None] | None:
+    recipient, _, text = argument.strip().partition(" ")
+    return session.message(recipient, text.lstrip(" "))
+
+
+def _say(session: ChatSession, argument: str) -> Deferred[None] | None:
+    room, _, text = argument.strip().partition(" ")
+    return session.sayIn(room, text.lstrip(" "))
+
+
+def _quit(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.quit("bye")
+    return None
+
+
+def _help(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.tell(helpText())
+    return None
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("/nick", "NAME", "change your name", _nick),
+    Command("/join", "ROOM", "go to ROOM (made if there is none)", _join),
+    Command("/part", "[ROOM]", "leave ROOM, or this room for the default one", _part),
+    Command("/rooms", "", "list the rooms and who is in each", _rooms),
+    Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
+    Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
+    Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),
+    Command("/quit", "", "leave", _quit),
+    Command("/help", "", "show this help", _help),
+)
+
+BY_NAME: dict[bytes, Command] = {
+    command.name.encode("ascii"): command for command in COMMANDS
+}
+
+
+def helpText() -> str:
+    """
+    The answer to C{/help}: every command, its arguments and what it does,
+    in aligned columns, and how to send a line that starts with C{/}.
+    """
+    rows = [(f"{c.name} {c.usage}".rstrip(), c.summary) for c in COMMANDS]
+    rows.append(("//text", "send a line that starts with /"))
+    width = max(len(left) for left, _ in rows) + 2
+    return "\n".join(left.ljust(width) + right for left, right in rows)
