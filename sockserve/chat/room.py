@@ -80,9 +80,9 @@ class IRoomRelay(Interface):
         C{name} joined C{room} here.
         """
 
-    def left(room: ChatRoom, name: str, quietly: bool) -> None:  # noqa: N805
+    def left(room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:  # noqa: N805
         """
-        C{name} left C{room} here.
+        C{name} left C{room} here (if C{quit}, it left the chat).
         """
 
     def renamed(room: ChatRoom, oldName: str, newName: str) -> None:  # noqa: N805
@@ -161,9 +161,10 @@ class IChatRoom(Interface):
         are kept.
         """
 
-    def remove(member: IChatMember) -> None:  # noqa: N805
+    def remove(member: IChatMember, quit: bool = False) -> None:  # noqa: N805
         """
-        Remove C{member}, telling the others; a non-member is ignored.
+        Remove C{member}, telling the others (that it left the chat, if
+        C{quit}); a non-member is ignored.
         """
 
     def renamed(member: IChatMember, newName: str) -> None:  # noqa: N805
@@ -369,10 +370,11 @@ class ChatRoom:
         if self.relay is not None:
             self.relay.joined(self, name, quietly)
 
-    def remove(self, member: IChatMember) -> None:
+    def remove(self, member: IChatMember, quit: bool = False) -> None:
         """
-        Remove C{member}, announcing it to the others; a non-member is
-        ignored. Never fails.
+        Remove C{member}, announcing it to the others (as leaving the chat,
+        if C{quit}, or parting from the room); a non-member is ignored.
+        Never fails.
         """
         name = self._names.pop(member, None)
         if name is None:
@@ -386,11 +388,11 @@ class ChatRoom:
             self._quiet.discard(member)
             self.noteQuietly(left=name)
         else:
-            self.announce(Left(self.name, name), exclude=member)
+            self.announce(Left(self.name, name, quit), exclude=member)
         if self.pressure is not None:
             self.pressure.forget(member)
         if self.relay is not None and not self.closed:
-            self.relay.left(self, name, quietly)
+            self.relay.left(self, name, quietly, quit)
 
     def renamed(self, member: IChatMember, newName: str) -> None:
         """
