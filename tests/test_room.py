@@ -94,6 +94,10 @@ class FixedRoster:
     def names(self) -> Iterable[str]:
         return self.members
 
+    def holderOf(self, key: str) -> str | None:
+        found = [name for name in self.members if nameKey(name) == key]
+        return "elsewhere" if found else None
+
 
 def joined(room: ChatRoom, name: str, quietly: bool = False) -> Member:
     member = Member()

@@ -116,6 +116,12 @@ class IRoster(Interface):
         Their names.
         """
 
+    def holderOf(key: str) -> str | None:  # noqa: N805
+        """
+        Which node holds the member whose name has the key C{key}, or
+        C{None}.
+        """
+
 
 @implementer(IRoster)
 class NobodyElsewhere:
@@ -134,6 +140,12 @@ class NobodyElsewhere:
         No names.
         """
         return ()
+
+    def holderOf(self, key: str) -> str | None:
+        """
+        No node.
+        """
+        return None
 
 
 NOBODY_ELSEWHERE = NobodyElsewhere()
@@ -324,6 +336,14 @@ class ChatRoom:
                 [*self._names.values(), *self.roster.names()], key=str.casefold
             )
         return list(self._sortedNames)
+
+    def holds(self, name: str) -> bool:
+        """
+        Tell whether a member here or elsewhere has the name C{name} (or
+        one the same, see L{nameKey}).
+        """
+        key = nameKey(name)
+        return key in self._byKey or self.roster.holderOf(key) is not None
 
     def localNames(self) -> list[str]:
         """

@@ -173,8 +173,10 @@ class ChatSession:
     @ivar current: the room its plain lines go to, if any.
     @ivar multiRoom: whether joining a room keeps the others (the page,
         IRC), or moves there (a line client, in one room at a time).
-    @ivar personal: whether its wire puts the member's own name where
-        L{OWN_NAME} is (IRC's): the session fills it in as it receives.
+    @ivar personalize: for a wire that formats some events for one member
+        (IRC's: its numerics are addressed to the member's own name, see
+        L{OWN_NAME}), what makes such bytes (those holding C{OWN_NAME})
+        this member's, as it receives them: empty bytes for none at all.
     """
 
     log = Logger()
@@ -195,7 +197,7 @@ class ChatSession:
         "multiRoom",
         "name",
         "outputPaused",
-        "personal",
+        "personalize",
         "policy",
         "queue",
         "queued",
@@ -212,10 +214,10 @@ class ChatSession:
         banner: Banner,
         policy: ChatPolicy,
         multiRoom: bool = False,
-        personal: bool = False,
+        personalize: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.service = service
-        self.personal = personal
+        self.personalize = personalize
         self.policy = policy
         self.connection = connection
         self.wire = wire
@@ -399,16 +401,25 @@ class ChatSession:
         """
         if self.closing:
             return
-        pressures = self._pressures()
-        if pressures and (
-            len(chunk) >= BULK
-            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
-        ):
+        if self.isFlood(chunk):
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
         lines.pop()
         self.input.add(partial(self._run, lines, linesAreSafe(chunk)))
+
+    def isFlood(self, chunk: bytes) -> bool:
+        """
+        Tell whether C{chunk}, what one read brought, is a flood rather than
+        typing: large (L{BULK} bytes or more), or faster than a person types
+        while readers of the member's rooms are behind. A flood's lines wait
+        for those readers (the sender pays).
+        """
+        pressures = self._pressures()
+        return bool(pressures) and (
+            len(chunk) >= BULK
+            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
+        )
 
     def _pressures(self) -> list[OutputPressure]:
         """
@@ -936,8 +947,10 @@ class ChatSession:
             data = event.encoded[self.wire]
         except KeyError:
             data = event.encodedFor(self.wire)
-        if self.personal and OWN_NAME in data:
-            data = data.replace(OWN_NAME, self.name.encode("utf-8") or b"*")
+        if self.personalize is not None and OWN_NAME in data:
+            data = self.personalize(data)
+            if not data:
+                return
         self.policy.stats.bytesOut += len(data)
         if self.outputPaused or self.closing:
             self._queue(data)
