@@ -128,6 +128,8 @@ class Commands:
             bad = self._badChannel(channel)
             if bad is not None:
                 self.irc.write(bad)
+            elif self._myRoom(channel) is None:
+                self.irc.write(self._notThere(channel))
             else:
                 self.irc.session.part(channel)
 
@@ -230,28 +232,24 @@ class Commands:
 
     def irc_TOPIC(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{TOPIC #room}: rooms have no topic (C{331}).
+        C{TOPIC #room}: its topic (C{332}, C{333}, or C{331}); C{TOPIC #room
+        :text}: set it (anyone in a room may; empty: clear it).
         """
+        irc = self.irc
         if not message.params:
-            self.irc.write(
-                self.irc.numeric("461", "TOPIC", text="Not enough parameters")
-            )
+            irc.write(irc.numeric("461", "TOPIC", text="Not enough parameters"))
             return
         channel = message.params[0]
         room = self._myRoom(channel)
         if room is None:
-            self.irc.write(
-                self.irc.numeric("442", channel, text="You're not on that channel")
-            )
+            irc.write(self._notThere(channel))
             return
-        if len(message.params) > 1:
-            self.irc.write(
-                self.irc.numeric(
-                    "482", "#" + room.name, text="Topics cannot be set here"
-                )
-            )
+        if len(message.params) < 2:
+            irc.session.topic(room.name)
             return
-        self.irc.write(self.irc.numeric("331", "#" + room.name, text="No topic is set"))
+        text = withoutFormatting(message.params[1])
+        safe = safeText(text.encode("utf-8")).decode("utf-8")
+        irc.session.topic(room.name, safe)
 
     def irc_MODE(self, message: IRCMessage, bulk: bool) -> None:
         """
@@ -273,7 +271,7 @@ class Commands:
             channel = "#" + room.name
             if not modes:
                 self.irc.write(
-                    self.irc.numeric("324", channel, "+nt")
+                    self.irc.numeric("324", channel, "+n")
                     + self.irc.numeric(
                         "329", channel, str(int(self.irc.settings.started))
                     )
@@ -361,14 +359,49 @@ class Commands:
             )
         )
 
-    def _notChannelOperator(self, message: IRCMessage, bulk: bool) -> None:
-        channel = message.params[0] if message.params else "*"
+    def _notThere(self, channel: str) -> bytes:
+        """
+        C{442} for a room that exists without the member, C{403} for one
+        that does not.
+        """
+        shown = safeText(channel.encode("utf-8")).decode("utf-8")[:40] or "*"
+        if channel.startswith("#") and self._knownRoom(channel) is not None:
+            return self.irc.numeric("442", shown, text="You're not on that channel")
+        return self.irc.numeric("403", shown, text="No such channel")
+
+    def irc_KICK(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{KICK #room nick}: refused (C{482}); a room has no operators.
+        """
+        if len(message.params) < 2:
+            self.irc.write(
+                self.irc.numeric("461", "KICK", text="Not enough parameters")
+            )
+            return
+        channel = message.params[0]
+        if self._myRoom(channel) is None:
+            self.irc.write(self._notThere(channel))
+            return
         self.irc.write(
             self.irc.numeric("482", channel, text="There are no channel operators here")
         )
 
-    irc_KICK = _notChannelOperator
-    irc_INVITE = _notChannelOperator
+    def irc_INVITE(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{INVITE nick #room}: refused (C{482}); every room is open to all.
+        """
+        if len(message.params) < 2:
+            self.irc.write(
+                self.irc.numeric("461", "INVITE", text="Not enough parameters")
+            )
+            return
+        channel = message.params[1]
+        if self._myRoom(channel) is None:
+            self.irc.write(self._notThere(channel))
+            return
+        self.irc.write(
+            self.irc.numeric("482", channel, text="There are no channel operators here")
+        )
 
     def irc_PRIVMSG(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
         """

@@ -42,7 +42,7 @@ from sockserve.chat.names import (
 )
 from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.service import ChatService
-from sockserve.chat.session import ChatSession, SessionState
+from sockserve.chat.session import TOPIC_LENGTH, ChatSession, SessionState
 from sockserve.irc.commands import MAX_TARGETS, Commands
 from sockserve.irc.grammar import (
     LINE_BYTES,
@@ -152,7 +152,8 @@ class IRCSettings:
             f"NICKLEN={MAX_NAME_LENGTH}",
             f"NETWORK={self.network}",
             "PREFIX=(ov)@+",
-            "CHANMODES=b,,,nt",
+            "CHANMODES=b,,,n",
+            f"TOPICLEN={TOPIC_LENGTH}",
             "CHANLIMIT=#:",
             f"TARGMAX=PRIVMSG:1,NOTICE:1,JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},"
             "NAMES:1,WHOIS:1",

@@ -228,7 +228,7 @@ class Registration:
                 "002", text=f"Your host is {server}, running sockserve {__version__}"
             ),
             wire.numeric("003", text=f"This server was created {created}"),
-            wire.numeric("004", server, f"sockserve-{__version__}", "i", "bnt", "b"),
+            wire.numeric("004", server, f"sockserve-{__version__}", "i", "bn", "b"),
         ]
         for start in range(0, len(isupport), 12):
             lines.append(
