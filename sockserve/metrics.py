@@ -98,6 +98,21 @@ class StatisticsCollector(Collector):
             )
             counter.add_metric(labels, value)
             yield counter
+        openBy = GaugeMetricFamily(
+            "sockserve_front_end_connections_open",
+            "Connections open now, by front end (line, websocket, irc, irc-websocket).",
+            labels=["mode", "front_end"],
+        )
+        acceptedBy = CounterMetricFamily(
+            "sockserve_front_end_connections_accepted",
+            "Connections admitted, by front end.",
+            labels=["mode", "front_end"],
+        )
+        for frontEnd in sorted(stats.acceptedBy):
+            openBy.add_metric([self.mode, frontEnd], stats.openBy[frontEnd])
+            acceptedBy.add_metric([self.mode, frontEnd], stats.acceptedBy[frontEnd])
+        yield openBy
+        yield acceptedBy
         refused = CounterMetricFamily(
             "sockserve_connections_refused",
             "Connections refused, or closed by a limit, by reason.",

@@ -79,7 +79,12 @@ class ServerContext:
 class GuardedConnection(Hashable, TypingProtocol):
     """
     What a L{ConnectionGuard} needs of a connection, whatever its front end.
+
+    @ivar frontEnd: what the metrics call its front end (C{line},
+        C{websocket}, C{irc}, C{irc-websocket}).
     """
+
+    frontEnd: str
 
     @property
     def peer(self) -> str:
@@ -135,6 +140,8 @@ class ConnectionGuard:
             self.refused(connection, refusal.message, refusal.kind)
             return refusal
         context.stats.accepted += 1
+        context.stats.acceptedBy[connection.frontEnd] += 1
+        context.stats.openBy[connection.frontEnd] += 1
         if context.logConnections and self.mayLog("connections"):
             _logOf(connection, self.log).info(
                 "Client {peer} is now connected to us.", peer=connection.peer
@@ -187,6 +194,8 @@ class ConnectionGuard:
         """
         self.inactive(connection)
         context = self.context
+        if connection in context.registry:
+            context.stats.openBy[connection.frontEnd] -= 1
         context.registry.remove(connection)
         if admitted and context.logConnections and self.mayLog("disconnections"):
             _logOf(connection, self.log).info(
@@ -249,11 +258,13 @@ class LineServerProtocol(Protocol):
         waiting (see L{writerFor}) rather than on the reactor's next pass.
     @cvar flowControl: whether to stop reading from a client that does not
         read its replies (as a push producer registered on the transport).
+    @ivar frontEnd: what the metrics call its front end.
     """
 
     log = Logger()
     transport: IServerTransport
     send: Writer
+    frontEnd = "line"
     noDelay = True
     keepAlive = True
     lingering: IDelayedCall | None = None

@@ -15,6 +15,9 @@ class ServerStatistics:
     What one server has done since it started.
 
     @ivar accepted: connections admitted.
+    @ivar acceptedBy: connections admitted, by front end (C{line},
+        C{websocket}, C{irc}, C{irc-websocket}).
+    @ivar openBy: connections open now, by front end.
     @ivar refused: connections refused or closed by a limit, by reason
         (C{full}, C{per_ip}, C{busy}, C{line_too_long}, C{idle},
         C{slow_reader}, C{request_timeout}).
@@ -26,15 +29,19 @@ class ServerStatistics:
 
     __slots__ = (
         "accepted",
+        "acceptedBy",
         "bytesIn",
         "bytesOut",
         "deliveries",
         "linesIn",
+        "openBy",
         "refused",
     )
 
     def __init__(self) -> None:
         self.accepted = 0
+        self.acceptedBy: Counter[str] = Counter()
+        self.openBy: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.linesIn = 0
         self.bytesIn = 0

@@ -35,6 +35,7 @@ from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
 from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.irc import ircFactory
+from sockserve.irc.websocket import SUBPROTOCOLS, IRCWebSocketFactory
 from sockserve.limits import Limits
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
@@ -651,12 +652,24 @@ def makeServerService(
                 label, endpoint, factory, options["mode"], factory.context.registry
             )
         )
+    irc = None
+    if options["ircListeners"] or options["webListeners"]:
+        irc = ircFactory(
+            factory,
+            reactor,  # type: ignore[arg-type]
+            options["irc-network"],
+            float(options["irc-ping"]),
+            options["banner"],
+        )
     if options["webListeners"]:
+        assert irc is not None
+        ircOverWebSocket = IRCWebSocketFactory(irc)
         site = chatWebSite(
             factory,
             reactor,  # type: ignore[arg-type]
             OriginPolicy(options["web-origin"], options["web-host"]),
             float(options["web-ping"]),
+            others={name: ircOverWebSocket.buildMember for name in SUBPROTOCOLS},
         )
         for description, label in options["webListeners"]:
             listeners.append(
@@ -668,24 +681,17 @@ def makeServerService(
                     factory.context.registry,
                 )
             )
-    if options["ircListeners"]:
-        irc = ircFactory(
-            factory,
-            reactor,  # type: ignore[arg-type]
-            options["irc-network"],
-            float(options["irc-ping"]),
-            options["banner"],
-        )
-        for description, label in options["ircListeners"]:
-            listeners.append(
-                Listener(
-                    label,
-                    endpointFor(description, label),
-                    irc,
-                    "irc",
-                    factory.context.registry,
-                )
+    for description, label in options["ircListeners"]:
+        assert irc is not None
+        listeners.append(
+            Listener(
+                label,
+                endpointFor(description, label),
+                irc,
+                "irc",
+                factory.context.registry,
             )
+        )
     service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]

@@ -93,6 +93,7 @@ PUBLIC_MODULES = {
     "sockserve.irc.grammar",
     "sockserve.irc.protocol",
     "sockserve.irc.registration",
+    "sockserve.irc.websocket",
     "sockserve.irc.wire",
     "sockserve.factories",
     "sockserve.limits",

@@ -644,3 +644,15 @@ def test_topics() -> None:
     bobOut.clear()
     bob.dataReceived(b"/topic " + b"x" * 301 + b"\n")
     assert take(bobOut) == b"ERROR a topic is at most 300 characters\r\n"
+
+
+def test_a_topic_is_cleared_with_a_dash() -> None:
+    """/topic - clears the room's topic (an empty /topic shows it)."""
+    room = Room()
+    alice, aliceOut = room.join()
+    alice.dataReceived(b"/topic exams\n")
+    aliceOut.clear()
+    alice.dataReceived(b"/topic -\n/topic\n")
+    assert (
+        take(aliceOut) == b"* guest1 cleared the topic\r\n* #default has no topic\r\n"
+    )

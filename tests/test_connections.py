@@ -194,6 +194,7 @@ class FrontEndConnection:
     guard needs of it, and its own logger."""
 
     log = Logger()
+    frontEnd = "test"
 
     def __init__(self, host: str | None = "10.0.0.1", port: int = 1) -> None:
         self.peerHost = host
@@ -216,6 +217,7 @@ class Anonymous:
     """A connection with no logger of its own."""
 
     peerHost = None
+    frontEnd = "test"
     peer = "unix"
 
     def timeoutConnection(self) -> None:

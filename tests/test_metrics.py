@@ -358,3 +358,32 @@ def test_metrics_connections_are_bounded(processes: Processes) -> None:
     assert 1 <= refusals <= 20, log
     assert "more metrics refusals not logged" in log, log
     assert len(log.splitlines()) < 40, log
+
+
+def test_connections_are_counted_by_front_end() -> None:
+    """Connections admitted and open are also counted by front end: line
+    clients, WebSocket members and IRC clients of one chat apart."""
+    from tests.test_irc import Chat
+    from tests.test_web import WebClient
+
+    chat = Chat()
+    alice = chat.user("alice")
+    chat.line()
+    WebClient(chat.chat, 50000)
+    context = chat.chat.context
+    collector = StatisticsCollector("chat", context.stats, context.registry)
+    samples = scrape(collector)
+
+    def frontEnd(name: str, kind: str) -> float:
+        labels = (("front_end", kind), ("mode", "chat"))
+        return samples[(f"sockserve_front_end_connections_{name}", labels)]
+
+    for kind in ("irc", "line", "websocket"):
+        assert frontEnd("open", kind) == 1
+        assert frontEnd("accepted_total", kind) == 1
+    alice.send("QUIT")
+    alice.protocol.connectionLost(None)
+    samples = scrape(collector)
+    assert frontEnd("open", "irc") == 0
+    assert frontEnd("accepted_total", "irc") == 1
+    assert samples[("sockserve_connections_open", (("mode", "chat"),))] == 2

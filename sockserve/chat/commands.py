@@ -69,6 +69,9 @@ def _msg(session: ChatSession, argument: str) -> Deferred[None] | None:
 
 def _topic(session: ChatSession, argument: str) -> Deferred[None] | None:
     text = argument.strip()
+    if text == "-":
+        # Clear it (IRC's TOPIC #room :).
+        return session.topic(None, "")
     return session.topic(None, text or None)
 
 
@@ -97,7 +100,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("/part", "[ROOM]", "leave ROOM, or this room for the default one", _part),
     Command("/rooms", "", "list the rooms and who is in each", _rooms),
     Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
-    Command("/topic", "[TEXT]", "show this room's topic, or set it", _topic),
+    Command(
+        "/topic", "[TEXT|-]", "show this room's topic, set it, or clear it", _topic
+    ),
     Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
     Command("/me", "ACTION", "act: /me waves shows * NAME waves", _me, says=True),
     Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),

@@ -198,6 +198,7 @@ class IRCProtocol(LineServerProtocol):
     # Writes go through Twisted's buffer, as the line chat's (one send per
     # recipient for what several senders bring in one pass).
     writeDirectly = False
+    frontEnd = "irc"
 
     def __init__(self, settings: IRCSettings) -> None:
         super().__init__(settings.context)

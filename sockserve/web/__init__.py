@@ -13,6 +13,8 @@ Browsers and WebSocket clients in the chat room: C{--web}.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.internet.interfaces import IReactorTime
 
 from sockserve.factories import LineServerFactory
@@ -25,6 +27,7 @@ from sockserve.web.protocol import (
 )
 from sockserve.web.site import (
     OriginPolicy,
+    SubprotocolBuilder,
     WebSite,
     checkOrigin,
     webSite,
@@ -43,6 +46,7 @@ def chatWebSite(
     clock: IReactorTime,
     origins: OriginPolicy,
     pingInterval: float,
+    others: Mapping[str, SubprotocolBuilder] | None = None,
 ) -> WebSite:
     """
     Return the web site whose WebSocket members are members of the chat
@@ -52,6 +56,8 @@ def chatWebSite(
 
     @param pingInterval: seconds of silence after which a member is pinged
         (and then dropped if no pong comes in as long); 0 for never.
+    @param others: what builds the member of a WebSocket that chose one of
+        these other subprotocols (IRC's: see L{sockserve.irc.websocket}).
     """
     service, banner, policy = chat.service, chat.banner, chat.policy
     assert service is not None
@@ -75,6 +81,7 @@ def chatWebSite(
         perAddress=limits.maxPerIP or None,
         total=max(16, (limits.maxConnections or 4096) // 4),
         logLimit=context.registry.logLimit,
+        others=others,
     )
 
 

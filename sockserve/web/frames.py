@@ -127,15 +127,29 @@ class ClientFrames:
     Messages longer than C{maxMessage} bytes end the parse with L{TooBig};
     a protocol error ends it with a broken L{Close}. After either, or a
     close, or a binary message, the parser reads nothing more.
+
+    @ivar acceptBinary: whether a binary message is read (its bytes, as
+        they are, as a text message's are) rather than refused with
+        L{Binary} (IRC's C{binary.ircv3.net} speaks binary).
     """
 
-    __slots__ = ("_buffer", "_done", "_message", "_messageSize", "maxMessage")
+    __slots__ = (
+        "_binary",
+        "_buffer",
+        "_done",
+        "_message",
+        "_messageSize",
+        "acceptBinary",
+        "maxMessage",
+    )
 
-    def __init__(self, maxMessage: int) -> None:
+    def __init__(self, maxMessage: int, acceptBinary: bool = False) -> None:
         self.maxMessage = maxMessage
+        self.acceptBinary = acceptBinary
         self._buffer = b""
         self._message: list[bytes] | None = None
         self._messageSize = 0
+        self._binary = False
         self._done = False
 
     def feed(self, data: bytes) -> list[Event]:
@@ -203,7 +217,7 @@ class ClientFrames:
                 return self._broken(events, f"unknown opcode {opcode:#x}")
             elif self._message is not None:
                 return self._broken(events, "a new message inside another")
-            elif opcode == BINARY:
+            elif opcode == BINARY and not self.acceptBinary:
                 events.append(Binary())
                 self._done = True
                 return events
@@ -224,13 +238,14 @@ class ClientFrames:
             if opcode < CLOSE:
                 if self._message is None:
                     self._message = []
+                    self._binary = opcode == BINARY
                 self._message.append(payload)
                 self._messageSize = size
                 if final:
                     parts, self._message = self._message, None
                     self._messageSize = 0
                     whole = parts[0] if len(parts) == 1 else b"".join(parts)
-                    if not (whole.isascii() or _isUtf8(whole)):
+                    if not (self._binary or whole.isascii() or _isUtf8(whole)):
                         return self._notUtf8(events)
                     events.append(whole)
             elif opcode == PING:

@@ -155,6 +155,7 @@ class WebSocketChatProtocol(Protocol):
 
     log = Logger()
     transport: IServerTransport
+    frontEnd = "websocket"
 
     def __init__(
         self, settings: WebSocketSettings, wire: ChatWire, multiRoom: bool = False

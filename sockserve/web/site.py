@@ -24,7 +24,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,10 +81,13 @@ HEADER_DEADLINE = 10.0
 ADDRESS_SHARE = 128
 
 
-# Build a member on an upgraded connection, given its wire.
 # Build a member on an upgraded connection, given its wire and whether it
 # may be in several rooms at once.
 MemberBuilder = Callable[[ChatWire, bool], IProtocol]
+_JSON_SUBPROTOCOLS = (JSON_SUBPROTOCOL, JSON_SUBPROTOCOL_ONE_ROOM)
+# Builds the member of a WebSocket whose handshake chose another protocol
+# than the chat's own wires (IRC's): given the subprotocol chosen.
+SubprotocolBuilder = Callable[[str], IProtocol]
 
 
 def _normalOrigin(origin: str) -> str | None:
@@ -282,15 +285,23 @@ class WebSocketResource(Resource):
     member built by C{buildMember}.
 
     Without a subprotocol the member speaks the line wire; a client that
-    offers C{sockserve.v1.json} gets the JSON wire.
+    offers C{sockserve.v2.json} (or C{v1.json}) gets the JSON wire; one that
+    offers a subprotocol of C{others} (IRC's) gets the member C{others}
+    builds for it (the first it offers, in its order).
     """
 
     isLeaf = True
 
-    def __init__(self, buildMember: MemberBuilder, origins: OriginPolicy) -> None:
+    def __init__(
+        self,
+        buildMember: MemberBuilder,
+        origins: OriginPolicy,
+        others: Mapping[str, SubprotocolBuilder] | None = None,
+    ) -> None:
         super().__init__()
         self.buildMember = buildMember
         self.origins = origins
+        self.others = dict(others or {})
 
     def render_HEAD(self, request: Request) -> bytes:
         """
@@ -363,6 +374,14 @@ class WebSocketResource(Resource):
         assert isinstance(event, WebSocketRequest)
         wire: ChatWire = WEBSOCKET_JSON_WIRE
         subprotocol: str | None
+        offered = [
+            name
+            for name in event.subprotocols
+            if name in self.others or name in _JSON_SUBPROTOCOLS
+        ]
+        if offered and offered[0] in self.others:
+            other = offered[0]
+            return self._upgrade(request, handshake, other, self.others[other](other))
         if JSON_SUBPROTOCOL in event.subprotocols:
             subprotocol = JSON_SUBPROTOCOL
         elif JSON_SUBPROTOCOL_ONE_ROOM in event.subprotocols:
@@ -370,6 +389,24 @@ class WebSocketResource(Resource):
         else:
             wire = WEBSOCKET_LINE_WIRE
             subprotocol = None
+        return self._upgrade(
+            request,
+            handshake,
+            subprotocol,
+            self.buildMember(wire, subprotocol == JSON_SUBPROTOCOL),
+        )
+
+    def _upgrade(
+        self,
+        request: Request,
+        handshake: H11Handshake,
+        subprotocol: str | None,
+        member: IProtocol,
+    ) -> int:
+        """
+        Accept the handshake with C{subprotocol}, and give the connection to
+        C{member}.
+        """
         accepted = handshake.send(AcceptConnection(subprotocol=subprotocol))
         channel = request.channel
         transport = channel.transport
@@ -377,7 +414,7 @@ class WebSocketResource(Resource):
         if isinstance(channel, WebChannel):
             channel.upgraded()
         transport.write(accepted)
-        handOver(channel, self.buildMember(wire, subprotocol == JSON_SUBPROTOCOL))
+        handOver(channel, member)
         return NOT_DONE_YET
 
 
@@ -701,15 +738,17 @@ def webSite(
     perAddress: int | None = None,
     total: int = 1024,
     logLimit: LogLimiter | None = None,
+    others: Mapping[str, SubprotocolBuilder] | None = None,
 ) -> WebSite:
     """
     Return the site of C{--web}: the page at C{/}, its assets, and the
-    WebSocket at C{/ws}, whose members C{buildMember} builds; at most
+    WebSocket at C{/ws}, whose members C{buildMember} builds (or, for the
+    subprotocols of C{others}, what C{others} builds); at most
     C{perAddress} HTTP connections (not yet WebSockets) from one address,
     C{total} in all, those refused logged through C{logLimit}.
     """
     root = Root(_asset("index.html", b"text/html; charset=utf-8"))
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
-    root.putChild(b"ws", WebSocketResource(buildMember, origins))
+    root.putChild(b"ws", WebSocketResource(buildMember, origins, others))
     return WebSite(root, perAddress, total, origins, logLimit, timeout=HTTP_TIMEOUT)
