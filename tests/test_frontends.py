@@ -1,6 +1,7 @@
 """
 The front ends' contract: one suite, run over each way a client joins the
-chat (a line client on TCP, a WebSocket client, an IRC client), in-process
+chat (a line client on TCP, a WebSocket client, an IRC client on TCP or on
+a WebSocket), in-process
 on StringTransports with a Clock. Whatever a client sees of the chat, and
 what the server does about a client that misbehaves, must not depend on how
 it connected: only the grammar differs (a line, a text frame, IRC's
@@ -27,6 +28,7 @@ from wsproto.events import CloseConnection, TextMessage
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.irc import IRCFactory, IRCSettings, IRCWires
 from sockserve.irc.grammar import LINE_BYTES, TAG_BYTES, parseLine
+from sockserve.irc.websocket import TEXT_SUBPROTOCOL, IRCWebSocketFactory
 from sockserve.limits import Limits
 from sockserve.protocol import ERROR_GRACE
 from sockserve.web.protocol import (
@@ -211,10 +213,7 @@ class IRCClient(Client):
                 clock,
             )
         )
-        peer = IPv4Address("TCP", "127.0.0.1", port)
-        self.protocol = irc.buildProtocol(peer)
-        self.transport = StringTransport(peerAddress=peer)
-        self.protocol.makeConnection(self.transport)
+        self._connect(irc, IPv4Address("TCP", "127.0.0.1", port))
         self._pending = b""
         self.room = "default"
         self.nick = f"guest{factory.service.people.population + 1}"
@@ -225,8 +224,19 @@ class IRCClient(Client):
         self.send("CAP END")
         self.send("JOIN #default")
 
+    def _connect(self, irc: IRCFactory, peer: IPv4Address) -> None:
+        self.protocol = irc.buildProtocol(peer)
+        self.transport = StringTransport(peerAddress=peer)
+        self.protocol.makeConnection(self.transport)
+
     def sendBytes(self, data: bytes) -> None:
         self.protocol.dataReceived(data)
+
+    def received(self) -> bytes:
+        """What the server sent since the last call, as IRC lines."""
+        data = self.transport.value()
+        self.transport.clear()
+        return data
 
     def say(self, text: str) -> None:
         self.send(f"PRIVMSG #{self.room} :{text}")
@@ -248,8 +258,7 @@ class IRCClient(Client):
         self.send("LIST")
 
     def events(self) -> list[Event]:
-        self._pending += self.transport.value()
-        self.transport.clear()
+        self._pending += self.received()
         *lines, self._pending = self._pending.split(b"\r\n")
         found: list[Event] = []
         rooms: list[tuple[str, int]] = []
@@ -297,7 +306,40 @@ class IRCClient(Client):
         return found
 
 
-KINDS = {"line": LineClient, "websocket": WebClient, "irc": IRCClient}
+class IRCWebSocketClient(IRCClient):
+    """
+    An IRC client on a WebSocket (C{text.ircv3.net}): one IRC line per
+    message.
+    """
+
+    def _connect(self, irc: IRCFactory, peer: IPv4Address) -> None:
+        self.wrapper = IRCWebSocketFactory(irc).buildMember(TEXT_SUBPROTOCOL)
+        self.transport = StringTransport(peerAddress=peer)
+        self.transport.registerProducer(HttpChannel(), True)
+        self.wrapper.makeConnection(self.transport)
+        self.protocol = self.wrapper.wrappedProtocol
+        self.client = Connection(ConnectionType.CLIENT)
+
+    def sendBytes(self, data: bytes) -> None:
+        for line in data.split(b"\r\n")[:-1]:
+            self.wrapper.dataReceived(self.client.send(TextMessage(line.decode())))
+
+    def received(self) -> bytes:
+        self.client.receive_data(self.transport.value())
+        self.transport.clear()
+        return b"".join(
+            event.data.encode() + b"\r\n"
+            for event in self.client.events()
+            if isinstance(event, TextMessage)
+        )
+
+
+KINDS = {
+    "line": LineClient,
+    "websocket": WebClient,
+    "irc": IRCClient,
+    "irc-websocket": IRCWebSocketClient,
+}
 
 
 @pytest.fixture(params=sorted(KINDS))
@@ -384,7 +426,7 @@ def test_a_full_room_refuses_with_one_error(kind: type[Client]) -> None:
     events = client.events()
     assert [event[0] for event in events] in (["error"], ["welcome", "error"])
     assert "is full" in events[-1][1]
-    if kind is IRCClient:
+    if issubclass(kind, IRCClient):
         assert not client.closed
         client.send("JOIN #lab")
         assert [event[0] for event in client.events()] == ["entered"]
