@@ -234,7 +234,7 @@ class IRCClient(Client):
 
     def received(self) -> bytes:
         """What the server sent since the last call, as IRC lines."""
-        data = self.transport.value()
+        data: bytes = self.transport.value()
         self.transport.clear()
         return data
 
@@ -316,7 +316,7 @@ class IRCWebSocketClient(IRCClient):
         self.wrapper = IRCWebSocketFactory(irc).buildMember(TEXT_SUBPROTOCOL)
         self.transport = StringTransport(peerAddress=peer)
         self.transport.registerProducer(HttpChannel(), True)
-        self.wrapper.makeConnection(self.transport)
+        self.wrapper.makeConnection(self.transport)  # type: ignore[arg-type]
         self.protocol = self.wrapper.wrappedProtocol
         self.client = Connection(ConnectionType.CLIENT)
 
