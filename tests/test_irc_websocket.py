@@ -257,3 +257,28 @@ def test_the_server_closing_sends_a_close_frame() -> None:
     ]
     assert [e.code for e in events if isinstance(e, CloseConnection)] == [1000]
     assert web.transport.disconnecting
+
+
+def test_messages_sent_with_the_handshake_are_read() -> None:
+    """A client that sends its first messages in the same packet as its
+    handshake loses none of them."""
+    site = Site()
+    peer = IPv4Address("TCP", "127.0.0.1", 40100)
+    channel = site.site.buildProtocol(peer)
+    transport = StringTransport(peerAddress=peer)
+    channel.makeConnection(transport)
+    transport.protocol = channel  # type: ignore[attr-defined]
+    client = Connection(ConnectionType.CLIENT)
+    first = b"".join(
+        client.send(TextMessage(line)) for line in ("NICK early", "USER e 0 * :E")
+    )
+    channel.dataReceived(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: text.ircv3.net\r\n"
+        b"\r\n" + first
+    )
+    _, _, frames = transport.value().partition(b"\r\n\r\n")
+    client.receive_data(frames)
+    texts = [e.data for e in client.events() if isinstance(e, TextMessage)]
+    assert texts[0].startswith(":TestNet 001 early :Welcome to the TestNet IRC")
