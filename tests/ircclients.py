@@ -31,6 +31,7 @@ from tests.processes import (
     WAIT,
     Processes,
     Stream,
+    cleanEnvironment,
     processesMentioning,
     systemProgram,
     waitForExit,
@@ -352,6 +353,12 @@ class IrssiClient(IrcClient):
     ) -> None:
         super().__init__(processes, host, port, nickname, directory)
         self.socketName = f"sockserve-irssi-{os.getpid()}-{id(self):x}"
+        # tmux leaves its socket behind when its server ends: keep it in our
+        # directory (removed with it however the test ends) where the path
+        # fits in a UNIX socket address, in tmux's usual place otherwise.
+        self.socketDirectory: Path | None = None
+        if len(str(self.directory)) + len(self.socketName) < 80:
+            self.socketDirectory = self.directory
         # irssi is the tmux server's child, not ours: the test's Processes
         # kills it by its command line if the test ends before close()
         # (the tmux server then ends with its last window).
@@ -416,16 +423,23 @@ settings = {{
         """
         Run C{tmux} on our private server; return what it printed.
         """
-        result = self.processes.run(
-            [
-                systemProgram("tmux"),
-                "-L",
-                self.socketName,
-                "-f",
-                "/dev/null",
-                *arguments,
-            ]
-        )
+        environment = cleanEnvironment()
+        if self.socketDirectory is not None:
+            environment["TMUX_TMPDIR"] = str(self.socketDirectory)
+        command = [systemProgram("tmux"), "-L", self.socketName, "-f", "/dev/null"]
+        try:
+            result = subprocess.run(
+                [*command, *arguments],
+                capture_output=True,
+                timeout=WAIT,
+                cwd=self.directory,
+                env=environment,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"tmux {' '.join(arguments)} did not exit within {WAIT}s"
+            ) from None
         if check and result.returncode != 0:
             raise AssertionError(
                 f"tmux {' '.join(arguments)} failed: {result.stderr.decode()}"
@@ -821,17 +835,26 @@ class IiClient(IrcClient):
 
     def waitForNick(self, new: str, timeout: float = WAIT) -> str:
         """
-        Wait until ii shows it is now C{new}.
+        Wait until the server said ii is now C{new}: ii shows C{changed nick
+        to "new"} as soon as it asks, so the server's C{NICK} is awaited in
+        what ii echoes of the wire. Return what it showed in its status window.
         """
-        shown = self.waitFor(
-            STATUS,
-            re.compile(
-                rf"{re.escape(self.nickname)} changed nick to {re.escape(new)}\b"
-            ),
+        assert self.output is not None
+        confirmed = re.compile(
+            rb"^\d+ :"
+            + re.escape(self.nickname.encode())
+            + rb"!\S* NICK :?"
+            + re.escape(new.encode())
+            + rb"\r?$",
+            re.MULTILINE | re.IGNORECASE,
+        )
+        self.output.waitFor(
+            lambda data: confirmed.search(data) is not None,
+            f"NICK {new} from the server",
             timeout,
         )
         self.nickname = new
-        return shown
+        return self.view(STATUS)
 
     def quit(self, message: str = "", timeout: float = WAIT) -> None:
         """
