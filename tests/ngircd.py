@@ -38,6 +38,10 @@ UNPRIVILEGED = 65534
 """The user and group ids (C{nobody}, C{nogroup}) it runs as when started by
 root: it drops root after binding, and reads everything it needs before."""
 
+IRC_PORTS = (6667, 6697)
+"""The ports IRC servers take by default: never ours, so that a test never
+meets a system's server (or takes its place)."""
+
 STARTS = 3
 """How many ports it tries: a port found free may be taken before it binds."""
 
@@ -103,10 +107,14 @@ class NgircdServer:
     """
 
     def __init__(self, directory: Path, port: int = 0) -> None:
+        if port in IRC_PORTS:
+            raise ValueError(f"port {port} is a system IRC server's, not a test's")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fixedPort = port
         self.port = port or freePort()
+        while self.port in IRC_PORTS:
+            self.port = freePort()
         self.process: subprocess.Popen[bytes] | None = None
         self.output: Stream | None = None
 
@@ -150,6 +158,8 @@ class NgircdServer:
             if self._fixedPort or attempt == STARTS - 1:
                 break
             self.port = freePort()
+            while self.port in IRC_PORTS:
+                self.port = freePort()
         raise AssertionError(
             f"ngircd did not start on 127.0.0.1:{self.port}; it wrote:\n"
             f"{self.output.text() if self.output is not None else ''}"
