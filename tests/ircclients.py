@@ -190,6 +190,12 @@ class IrcClient:
         """
         self.command(f"/part {channel} {message}".rstrip())
 
+    def topic(self, channel: str, text: str) -> None:
+        """
+        Set C{channel}'s topic to C{text}.
+        """
+        self.command(f"/topic {channel} {text}")
+
     def nick(self, new: str) -> None:
         """
         Change nick to C{new} (the server's word is awaited with
@@ -262,6 +268,107 @@ class IrcClient:
         What else may explain a failed wait (the status window, the screen).
         """
         return f"its status window:\n{self.view(STATUS)}"
+
+    # How the client shows what others do, and waits for it.
+
+    def said(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        How the client shows C{nickname} saying C{text}, in a channel or a
+        query.
+        """
+        raise NotImplementedError
+
+    def acted(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        How the client shows C{nickname} doing C{text} (a CTCP ACTION).
+        """
+        raise NotImplementedError
+
+    def renamed(self, old: str, new: str) -> re.Pattern[str]:
+        """
+        How the client shows that someone else, C{old}, is now C{new}.
+        """
+        return re.compile(
+            rf"\b{re.escape(old)} is now known as {re.escape(new)}$", re.M
+        )
+
+    def renameTarget(self, channel: str) -> str:
+        """
+        Where the client shows that someone in C{channel} was renamed.
+        """
+        return channel
+
+    def parted(self, nickname: str, channel: str) -> re.Pattern[str]:
+        """
+        How the client shows that C{nickname} left C{channel}.
+        """
+        raise NotImplementedError
+
+    def quitted(self, nickname: str) -> re.Pattern[str]:
+        """
+        How the client shows that C{nickname} quit.
+        """
+        raise NotImplementedError
+
+    def quitTarget(self, channel: str) -> str:
+        """
+        Where the client shows that someone in C{channel} quit.
+        """
+        return channel
+
+    def topicSet(self, nickname: str, channel: str, text: str) -> re.Pattern[str]:
+        """
+        How the client shows that C{nickname} set C{channel}'s topic to
+        C{text}.
+        """
+        raise NotImplementedError
+
+    def waitForLine(
+        self, target: str, nickname: str, text: str, timeout: float = WAIT
+    ) -> str:
+        """
+        Wait until the client shows C{nickname} saying C{text} in C{target}
+        (a channel, or a nick for a query); return what it shows there.
+        """
+        return self.waitFor(target, self.said(nickname, text), timeout)
+
+    def waitForAction(
+        self, target: str, nickname: str, text: str, timeout: float = WAIT
+    ) -> str:
+        """
+        Wait until the client shows C{nickname} doing C{text} in C{target}.
+        """
+        return self.waitFor(target, self.acted(nickname, text), timeout)
+
+    def waitForRename(
+        self, channel: str, old: str, new: str, timeout: float = WAIT
+    ) -> str:
+        """
+        Wait until the client shows that C{old}, in C{channel}, is now C{new}.
+        """
+        return self.waitFor(self.renameTarget(channel), self.renamed(old, new), timeout)
+
+    def waitForPart(self, channel: str, nickname: str, timeout: float = WAIT) -> str:
+        """
+        Wait until the client shows that C{nickname} left C{channel}.
+        """
+        return self.waitFor(channel, self.parted(nickname, channel), timeout)
+
+    def waitForQuit(self, channel: str, nickname: str, timeout: float = WAIT) -> str:
+        """
+        Wait until the client shows that C{nickname}, who was in C{channel},
+        quit.
+        """
+        return self.waitFor(self.quitTarget(channel), self.quitted(nickname), timeout)
+
+    def waitForTopic(
+        self, channel: str, nickname: str, text: str, timeout: float = WAIT
+    ) -> str:
+        """
+        Wait until the client shows that C{nickname} set C{channel}'s topic
+        to C{text}.
+        """
+        return self.waitFor(channel, self.topicSet(nickname, channel, text), timeout)
 
 
 def _fifoReady(path: Path) -> bool:
@@ -571,6 +678,44 @@ settings = {{
         """
         return f"{super().diagnostics()}\nits screen:\n{self.screen()}"
 
+    def said(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{< alice> text} in a channel (the space is where a mode would be),
+        C{<alice> text} in a query.
+        """
+        return re.compile(rf"<[ @+%]?{re.escape(nickname)}> {re.escape(text)}$", re.M)
+
+    def acted(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{ * alice waves}.
+        """
+        return re.compile(rf" \* {re.escape(nickname)} {re.escape(text)}$", re.M)
+
+    def parted(self, nickname: str, channel: str) -> re.Pattern[str]:
+        """
+        C{-!- alice [alice@host] has left #lab [reason]}.
+        """
+        return re.compile(
+            rf"-!- {re.escape(nickname)} \[[^]]*\] has left {re.escape(channel)}\b",
+            re.I,
+        )
+
+    def quitted(self, nickname: str) -> re.Pattern[str]:
+        """
+        C{-!- alice [alice@host] has quit [reason]}.
+        """
+        return re.compile(rf"-!- {re.escape(nickname)} \[[^]]*\] has quit\b")
+
+    def topicSet(self, nickname: str, channel: str, text: str) -> re.Pattern[str]:
+        """
+        C{-!- alice changed the topic of #lab to: text}.
+        """
+        return re.compile(
+            rf"-!- {re.escape(nickname)} changed the topic of "
+            rf"{re.escape(channel)} to: {re.escape(text)}$",
+            re.M,
+        )
+
 
 class WeechatClient(IrcClient):
     """
@@ -717,6 +862,44 @@ class WeechatClient(IrcClient):
         output = self.output.text() if self.output is not None else ""
         return f"{super().diagnostics()}\nit wrote:\n{output}"
 
+    def said(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{DATE TIME<TAB>alice<TAB>text} (the nick after its mode, if any).
+        """
+        return re.compile(rf"\t[@+%]?{re.escape(nickname)}\t{re.escape(text)}$", re.M)
+
+    def acted(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{DATE TIME<TAB> *<TAB>alice waves}.
+        """
+        return re.compile(rf"\t \*\t{re.escape(nickname)} {re.escape(text)}$", re.M)
+
+    def parted(self, nickname: str, channel: str) -> re.Pattern[str]:
+        """
+        C{<--<TAB>alice (alice@host) has left #lab}.
+        """
+        return re.compile(
+            rf"\t<--\t{re.escape(nickname)} \([^)]*\) has left {re.escape(channel)}\b",
+            re.I,
+        )
+
+    def quitted(self, nickname: str) -> re.Pattern[str]:
+        """
+        C{<--<TAB>alice (alice@host) has quit (reason)}.
+        """
+        return re.compile(rf"\t<--\t{re.escape(nickname)} \([^)]*\) has quit\b")
+
+    def topicSet(self, nickname: str, channel: str, text: str) -> re.Pattern[str]:
+        """
+        C{--<TAB>alice has changed topic for #lab from "old" to "text"}
+        (without C{from "old"} if there was none).
+        """
+        return re.compile(
+            rf"\t--\t{re.escape(nickname)} has changed topic for "
+            rf'{re.escape(channel)} (?:from ".*" )?to "{re.escape(text)}"$',
+            re.M,
+        )
+
 
 class IiClient(IrcClient):
     """
@@ -827,6 +1010,12 @@ class IiClient(IrcClient):
         """
         self.fifos.write(self.channelIn(channel), f"/l {message}".rstrip())
 
+    def topic(self, channel: str, text: str) -> None:
+        """
+        C{/t text} in C{channel}'s FIFO.
+        """
+        self.fifos.write(self.channelIn(channel), f"/t {text}")
+
     def nick(self, new: str) -> None:
         """
         C{/n new}.
@@ -897,6 +1086,64 @@ class IiClient(IrcClient):
         """
         output = self.output.text() if self.output is not None else ""
         return f"{super().diagnostics()}\nit wrote:\n{output}"
+
+    def said(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{TIMESTAMP <alice> text}.
+        """
+        return re.compile(rf"^\d+ <{re.escape(nickname)}> {re.escape(text)}$", re.M)
+
+    def acted(self, nickname: str, text: str) -> re.Pattern[str]:
+        """
+        C{TIMESTAMP <alice> \\x01ACTION waves\\x01}: ii shows the CTCP as it
+        came.
+        """
+        return re.compile(
+            rf"^\d+ <{re.escape(nickname)}> \x01ACTION {re.escape(text)}\x01$", re.M
+        )
+
+    def renamed(self, old: str, new: str) -> re.Pattern[str]:
+        """
+        C{-!- alice changed nick to alicia}.
+        """
+        return re.compile(
+            rf"-!- {re.escape(old)} changed nick to {re.escape(new)}$", re.M
+        )
+
+    def renameTarget(self, channel: str) -> str:
+        """
+        ii shows renames in its server's window, whatever the channel.
+        """
+        return STATUS
+
+    def parted(self, nickname: str, channel: str) -> re.Pattern[str]:
+        """
+        C{-!- alice(alice@host) has left #lab}.
+        """
+        return re.compile(
+            rf"-!- {re.escape(nickname)}\([^)]*\) has left {re.escape(channel)}\b",
+            re.I,
+        )
+
+    def quitted(self, nickname: str) -> re.Pattern[str]:
+        """
+        C{-!- alice(alice@host) has quit "reason"}.
+        """
+        return re.compile(rf"-!- {re.escape(nickname)}\([^)]*\) has quit\b")
+
+    def topicSet(self, nickname: str, channel: str, text: str) -> re.Pattern[str]:
+        """
+        C{-!- alice changed topic to "text"}, in the channel's output.
+        """
+        return re.compile(
+            rf'-!- {re.escape(nickname)} changed topic to "{re.escape(text)}"$', re.M
+        )
+
+    def quitTarget(self, channel: str) -> str:
+        """
+        ii shows quits in its server's window.
+        """
+        return STATUS
 
 
 CLIENTS: dict[str, type[IrcClient]] = {
