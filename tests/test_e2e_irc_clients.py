@@ -227,7 +227,9 @@ def test_irc_client_chats_with_telnet_and_a_page(
     tina.join("lab")
     for irc in (client, partner):
         irc.waitFor(CHANNEL, re.compile(rf"\btina\b.*has joined {CHANNEL}"))
-    expect(members(page)).to_have_text(sorted(["pat", "tina", nick, partner.nickname]))
+    expect(members(page)).to_have_text(
+        sorted(["pat", "tina", nick, partner.nickname]), timeout=SEE
+    )
 
     # Lines, every way.
     client.say(CHANNEL, f"hello from {kind}")
@@ -256,8 +258,10 @@ def test_irc_client_chats_with_telnet_and_a_page(
     client.nick(renamed)
     client.waitForNick(renamed)
     tina.waitFor(f"* {nick} is now known as {renamed}")
-    expect(noticed(page, f"{nick} is now known as {renamed}")).to_have_count(1)
-    expect(members(page)).to_contain_text([renamed])
+    expect(noticed(page, f"{nick} is now known as {renamed}")).to_have_count(
+        1, timeout=SEE
+    )
+    expect(members(page)).to_contain_text([renamed], timeout=SEE)
     partner.waitForRename(CHANNEL, nick, renamed)
     tina.rename("tanya")
     client.waitForRename(CHANNEL, "tina", "tanya")
@@ -290,8 +294,10 @@ def test_irc_client_chats_with_telnet_and_a_page(
     client.quit("gone for the day")
     tina.waitFor(f"* {renamed} left")
     partner.waitForQuit(CHANNEL, renamed)
-    expect(members(page)).to_have_text(sorted(["pat", "tanya", partner.nickname]))
-    expect(noticed(page, f"{renamed} left")).to_have_count(2)
+    expect(members(page)).to_have_text(
+        sorted(["pat", "tanya", partner.nickname]), timeout=SEE
+    )
+    expect(noticed(page, f"{renamed} left")).to_have_count(2, timeout=SEE)
     client.close()
     partner.close()
 
@@ -332,9 +338,13 @@ def test_actions_cross_every_front_end(
             tina.waitFor(f"* {nickname} {text}")
     for nickname, text in actions:
         if nickname != "pat":
+            action = re.compile(rf"^\* {re.escape(nickname)}\s*{re.escape(text)}$")
             expect(shown(page).locator("li").filter(has_text=text)).to_have_text(
-                [re.compile(rf"^\*\s*{nickname}\s*{text}$")], timeout=SEE
+                [action], timeout=SEE
             )
+            expect(
+                shown(page).locator("li.action").filter(has_text=text)
+            ).to_have_count(1)
     for client in clients:
         client.close()
 
