@@ -1,0 +1,268 @@
+"""
+The conformance report: which of irctest's server tests are the IRC
+client-to-server core, what each server did in each test, and the verdict of
+issue 19 (sockserve passes every core test the reference server passes).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+OUTCOMES = ("pass", "fail", "error", "skip")
+
+CORE_MODULES: Mapping[str, str] = {
+    "test_connection_registration": "registration",
+    "test_messages": "messages",
+    "test_channel_operations": "channels",
+    "test_cap": "CAP",
+}
+"""The client-to-server core, by irctest module: connection registration
+(C{PASS}, C{NICK}/C{USER}, C{QUIT}, nick collisions, C{CAP LS}/C{LIST}),
+C{PRIVMSG} and C{NOTICE}, channel operations (C{JOIN}, C{PART}, C{TOPIC},
+C{LIST}, C{KICK}, C{INVITE}, channel name case) and the basics of capability
+negotiation. The other modules test optional extensions (multi-prefix,
+echo-message, extended-join, account-tag, SASL, METADATA, MONITOR, STARTTLS):
+a server that does not offer one skips its tests."""
+
+EXTENSION_MODULES: Mapping[str, str] = {
+    "test_multi_prefix": "multi-prefix",
+    "test_echo_message": "echo-message",
+    "test_extended_join": "extended-join",
+    "test_account_tag": "account-tag",
+    "test_sasl": "SASL",
+    "test_metadata": "METADATA",
+    "test_monitor": "MONITOR",
+    "test_starttls": "STARTTLS",
+}
+
+REFERENCE = "ngircd"
+"""The reference server of issue 19."""
+
+CANDIDATE = "sockserve"
+
+NOTES: Mapping[tuple[str, str], str] = {
+    (
+        "ngircd",
+        "JoinTestCase.testJoinAllMessages",
+    ): "irctest 0.1.2 wants 331 RPL_NOTOPIC on joining a channel without a topic "
+    "(its strict reading of RFC 2812); ngIRCd, like most servers today, sends no "
+    "topic numeric then, as modern.ircdocs.horse describes JOIN",
+    (
+        "ngircd",
+        "JoinTestCase.testTopicMode",
+    ): "an irctest 0.1.2 bug: after MODE #chan +t it accepts only silence or a "
+    "TOPIC line, but a server echoes the MODE change to the channel, as ngIRCd does",
+    (
+        "ngircd",
+        "JoinTestCase.testListEmpty",
+    ): "ngIRCd always has its predefined &SERVER channel, which LIST shows",
+    (
+        "ngircd",
+        "JoinTestCase.testListOne",
+    ): "ngIRCd lists its predefined &SERVER channel besides #chan",
+    (
+        "ngircd",
+        "JoinTestCase.testKickNonexistentChannel",
+    ): "ngIRCd looks the nick up before the channel: 401 ERR_NOSUCHNICK, "
+    "not 403 ERR_NOSUCHCHANNEL",
+    (
+        "ngircd",
+        "JoinTestCase.testInviteNonExistingChannelTransmitted",
+    ): "ngIRCd refuses INVITE to a channel that does not exist (401), which the "
+    "RFCs allow; nothing reaches the invited user",
+    (
+        "ngircd",
+        "JoinTestCase.testInviteNonExistingChannelEchoed",
+    ): "ngIRCd refuses INVITE to a channel that does not exist (401); irctest "
+    "0.1.2 also wants the INVITE echoed to its sender, where servers send 341 "
+    "RPL_INVITING",
+}
+"""Why a server does not pass a test, where the test's message alone does not
+say, by server and test id (without its module)."""
+
+
+def module(testId: str) -> str:
+    """
+    Return the irctest module of a test id (C{test_cap.CapTestCase.testNoReq}).
+    """
+    return testId.split(".", 1)[0]
+
+
+def isCore(testId: str) -> bool:
+    """
+    Tell whether a test belongs to the client-to-server core.
+    """
+    return module(testId) in CORE_MODULES
+
+
+def part(testId: str) -> str:
+    """
+    Return what a test is about: a part of the core, or an extension.
+    """
+    name = module(testId)
+    if name in CORE_MODULES:
+        return f"core: {CORE_MODULES[name]}"
+    return EXTENSION_MODULES.get(name, name)
+
+
+def note(server: str, testId: str) -> str | None:
+    """
+    Return what is known of why C{server} does not pass C{testId}, if anything.
+    """
+    return NOTES.get((server, testId.split(".", 1)[-1]))
+
+
+def outcome(results: Mapping[str, Any], testId: str) -> str:
+    """
+    Return a server's outcome for a test: C{pass}, C{fail}, C{error}, C{skip},
+    or C{-} if the server's run did not include it.
+    """
+    test = results["tests"].get(testId)
+    return "-" if test is None else str(test["outcome"])
+
+
+def totals(results: Mapping[str, Any], core: bool | None = None) -> Counter[str]:
+    """
+    Count a server's outcomes: of every test, or (C{core} true or false) of the
+    core or the extension tests only.
+    """
+    return Counter(
+        test["outcome"]
+        for testId, test in results["tests"].items()
+        if core is None or isCore(testId) == core
+    )
+
+
+def shortfalls(
+    reference: Mapping[str, Any], candidate: Mapping[str, Any], core: bool = True
+) -> list[str]:
+    """
+    Return the tests (core ones, or extension ones) that C{reference} passes
+    and C{candidate} does not (fails, errs, skips or did not run), in order.
+    """
+    return sorted(
+        testId
+        for testId, test in reference["tests"].items()
+        if isCore(testId) == core
+        and test["outcome"] == "pass"
+        and outcome(candidate, testId) != "pass"
+    )
+
+
+def verdict(runs: Mapping[str, Mapping[str, Any]]) -> str:
+    """
+    Return the verdict of issue 19 in one sentence, given each server's
+    results by name.
+    """
+    if REFERENCE not in runs or CANDIDATE not in runs:
+        return (
+            f"No verdict: it needs both {REFERENCE} and {CANDIDATE} in one run "
+            f"(this run: {', '.join(runs) or 'none'})."
+        )
+    reference, candidate = runs[REFERENCE], runs[CANDIDATE]
+    missing = shortfalls(reference, candidate)
+    passed = totals(reference, core=True)["pass"]
+    if not missing:
+        return (
+            f"YES: {CANDIDATE} passes every core test {REFERENCE} passes "
+            f"({passed} of {passed})."
+        )
+    return (
+        f"NO: {CANDIDATE} does not pass {len(missing)} of the {passed} core tests "
+        f"{REFERENCE} passes: {', '.join(missing)}."
+    )
+
+
+def _count(counts: Counter[str]) -> str:
+    return " / ".join(str(counts[o]) for o in OUTCOMES)
+
+
+def markdown(
+    runs: Mapping[str, Mapping[str, Any]], header: Sequence[str], servers: Sequence[str]
+) -> str:
+    """
+    Return the report: the verdict, each server's totals and time, one row per
+    test, and why each test a server did not pass failed or was skipped.
+    """
+    lines = [*header, "", "### Verdict", "", verdict(runs), ""]
+    if REFERENCE in runs and CANDIDATE in runs:
+        extra = shortfalls(runs[REFERENCE], runs[CANDIDATE], core=False)
+        if extra:
+            lines += [
+                f"Extension tests {REFERENCE} passes and {CANDIDATE} does not: "
+                f"{', '.join(extra)}.",
+                "",
+            ]
+        better = shortfalls(runs[CANDIDATE], runs[REFERENCE], core=True)
+        if better:
+            lines += [
+                f"Core tests {CANDIDATE} passes and {REFERENCE} does not: "
+                f"{', '.join(better)}.",
+                "",
+            ]
+    lines += [
+        "### Totals (pass / fail / error / skip)",
+        "",
+        "| server | version | core | extensions | all | tests' time | wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in servers:
+        results = runs[name]
+        lines.append(
+            f"| {name} | {results.get('version', '?')} "
+            f"| {_count(totals(results, core=True))} "
+            f"| {_count(totals(results, core=False))} "
+            f"| {_count(totals(results))} | {results['seconds']:.1f} s "
+            f"| {results.get('wall_seconds', 0.0):.1f} s |"
+        )
+    testIds = sorted(
+        {t for name in servers for t in runs[name]["tests"]},
+        key=lambda t: (not isCore(t), t),
+    )
+    lines += [
+        "",
+        "### Tests",
+        "",
+        "| test | part | " + " | ".join(servers) + " |",
+        "| --- | --- |" + " --- |" * len(servers),
+    ]
+    for testId in testIds:
+        cells = " | ".join(
+            _cell(outcome(runs[name], testId), note(name, testId) is not None)
+            for name in servers
+        )
+        lines.append(f"| {testId} | {part(testId)} | {cells} |")
+    lines += [
+        "",
+        "†: a note below says why. `error`: the test raised something other "
+        "than an assertion (the server closed the connection, or did not "
+        "answer in time); `-`: not in that server's run.",
+    ]
+    for name in servers:
+        lines += _reasons(name, runs[name])
+    return "\n".join(lines) + "\n"
+
+
+def _cell(result: str, noted: bool) -> str:
+    shown = f"**{result}**" if result in ("fail", "error") else result
+    return f"{shown} †" if noted else shown
+
+
+def _reasons(name: str, results: Mapping[str, Any]) -> list[str]:
+    lines = ["", f"### {name}: tests not passed, and why", ""]
+    skipped: dict[str, list[str]] = {}
+    for testId, test in sorted(results["tests"].items()):
+        if test["outcome"] == "skip":
+            skipped.setdefault(test["reason"], []).append(testId)
+        elif test["outcome"] != "pass":
+            lines.append(f"- {test['outcome']}: `{testId}`: {test['reason']}")
+            known = note(name, testId)
+            if known:
+                lines.append(f"  - note: {known}")
+    if skipped:
+        lines += ["", "Skipped:", ""]
+        for reason, tests in sorted(skipped.items()):
+            lines.append(f"- {reason} ({len(tests)}): {', '.join(tests)}")
+    return lines
