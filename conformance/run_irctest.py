@@ -69,8 +69,17 @@ _IRCTEST_SET_UP = cases.BaseServerTestCase.setUp
 def setUpOnControllerPort(case: Any) -> None:
     """
     Run irctest's C{setUp}, then talk to the port the controller reports.
+
+    unittest runs no C{tearDown} after a C{setUp} that raised: a server
+    started before it raised (a test timed out, say) is stopped here.
     """
-    _IRCTEST_SET_UP(case)
+    try:
+        _IRCTEST_SET_UP(case)
+    except BaseException:
+        controller = getattr(case, "controller", None)
+        if controller is not None and controller.proc is not None:
+            controller.kill()
+        raise
     case.port = case.controller.port
 
 
