@@ -93,6 +93,9 @@ def sdistLink(python: str = sys.executable) -> str:
                 "download",
                 "--quiet",
                 "--no-deps",
+                # It fails at building irctest's metadata anyway: no need to
+                # install setuptools into an isolated build environment first.
+                "--no-build-isolation",
                 "--no-binary",
                 ":all:",
                 "--dest",
