@@ -34,6 +34,7 @@ from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
 from sockserve.factories import MODES, buildFactory, roomRules
+from sockserve.irc import ircFactory
 from sockserve.limits import Limits
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
 from sockserve.service import LineServerService, Listener, StartupAbort
@@ -97,6 +98,24 @@ def _seconds(option: str) -> Callable[[str], float]:
 
     coerce.coerceDoc = "Seconds, 0 or more."  # type: ignore[attr-defined]
     return coerce
+
+
+_IRC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}\Z")
+
+
+def _ircName(value: str) -> str:
+    """
+    The name IRC clients see (C{--irc-network}): letters, digits, C{.} and
+    C{-}, as a host name is.
+    """
+    if not _IRC_NAME.match(value):
+        raise ValueError(
+            f"--irc-network is 1 to 63 letters, digits, . and -, not {value!r}"
+        )
+    return value
+
+
+_ircName.coerceDoc = "A host-like name."  # type: ignore[attr-defined]
 
 
 class Options(CommandOptions):
@@ -308,6 +327,23 @@ class Options(CommandOptions):
             _seconds("web-ping"),
         ],
         [
+            "irc-ping",
+            None,
+            120.0,
+            "chat: seconds of silence after which an IRC client is pinged, "
+            "and then dropped if it sends nothing for as long (0: never).",
+            _seconds("irc-ping"),
+        ],
+        [
+            "irc-network",
+            None,
+            "sockserve",
+            "chat: the name IRC clients see: the network's (005 NETWORK), the "
+            "server's, and the host everyone is shown at (nick!nick@NAME: "
+            "nobody's address is shown).",
+            _ircName,
+        ],
+        [
             "shutdown-grace",
             None,
             5.0,
@@ -320,6 +356,7 @@ class Options(CommandOptions):
         super().__init__()
         self["ports"] = []
         self["web"] = []
+        self["irc"] = []
         self["web-origin"] = []
         self["web-host"] = []
 
@@ -341,6 +378,15 @@ class Options(CommandOptions):
         and wss); may be given several times [default: none].
         """
         self["web"].append(value)
+
+    def opt_irc(self, value: str) -> None:
+        """
+        chat: serve IRC clients here, in the same rooms (a channel #lab is
+        the room lab): a port number (on --interface) or an endpoint
+        description (ssl: for IRC over TLS); may be given several times
+        [default: none].
+        """
+        self["irc"].append(value)
 
     def opt_web_origin(self, value: str) -> None:
         """
@@ -423,6 +469,17 @@ class Options(CommandOptions):
             except ValueError as error:
                 raise usage.UsageError(f"--web: {error}") from None
         self["webListeners"] = webListeners
+        if self["irc"] and self["mode"] != "chat":
+            raise usage.UsageError("--irc serves the chat rooms: it needs --mode chat")
+        ircListeners = []
+        for irc in self["irc"]:
+            try:
+                ircListeners.append(
+                    describeListener(irc, self["interface"], self["backlog"])
+                )
+            except ValueError as error:
+                raise usage.UsageError(f"--irc: {error}") from None
+        self["ircListeners"] = ircListeners
         if self["metrics"] is not None:
             try:
                 self["metricsListener"] = describeListener(
@@ -611,6 +668,24 @@ def makeServerService(
                     factory.context.registry,
                 )
             )
+    if options["ircListeners"]:
+        irc = ircFactory(
+            factory,
+            reactor,  # type: ignore[arg-type]
+            options["irc-network"],
+            float(options["irc-ping"]),
+            options["banner"],
+        )
+        for description, label in options["ircListeners"]:
+            listeners.append(
+                Listener(
+                    label,
+                    endpointFor(description, label),
+                    irc,
+                    "irc",
+                    factory.context.registry,
+                )
+            )
     service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
@@ -647,7 +722,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
     abort = StartupAbort(getattr(options, "parent", None))
-    listeners = list(options["listeners"]) + list(options["webListeners"])
+    listeners = [
+        *options["listeners"],
+        *options["webListeners"],
+        *options["ircListeners"],
+    ]
     if options.get("metricsListener") is not None:
         listeners.append(options["metricsListener"])
     for description, label in listeners:

@@ -14,6 +14,7 @@ import pytest
 import sockserve
 import sockserve.bus
 import sockserve.chat
+import sockserve.irc
 import sockserve.web
 
 PUBLIC = {
@@ -87,6 +88,10 @@ PUBLIC_MODULES = {
     "sockserve.chat.session",
     "sockserve.client",
     "sockserve.echo",
+    "sockserve.irc",
+    "sockserve.irc.grammar",
+    "sockserve.irc.protocol",
+    "sockserve.irc.wire",
     "sockserve.factories",
     "sockserve.limits",
     "sockserve.logs",
@@ -124,7 +129,13 @@ def test_internal_modules_are_private() -> None:
     """Every module is either in the public list or named with a leading
     underscore."""
     found = set()
-    for package in (sockserve, sockserve.bus, sockserve.chat, sockserve.web):
+    for package in (
+        sockserve,
+        sockserve.bus,
+        sockserve.chat,
+        sockserve.irc,
+        sockserve.web,
+    ):
         for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
             found.add(info.name)
     public = {name for name in found if not name.rpartition(".")[2].startswith("_")}

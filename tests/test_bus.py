@@ -58,6 +58,7 @@ from sockserve.bus.redis import (
 )
 from sockserve.bus.rooms import BusRooms
 from sockserve.chat.events import (
+    ACTION,
     ChatEvent,
     Joined,
     Left,
@@ -301,7 +302,7 @@ def test_local_delivery_first_then_one_publish_per_reactor_pass() -> None:
             ],
             (),
         ),
-        ("default", 2, [Presence("l", "guest2", False)], (nameKey("guest2"),)),
+        ("default", 2, [Presence("q", "guest2", False)], (nameKey("guest2"),)),
     ]
 
 
@@ -784,17 +785,21 @@ def test_every_event_kind_round_trips() -> None:
     """What a node encodes, a node decodes the same, alone or in a batch (in
     order, as compact UTF-8 JSON); Redis's scripts publish the members of a
     node counted gone as one x event, which decodes as one departure each;
-    printable text (TAB too) passes as it is."""
+    printable text (TAB too) passes as it is, and so does the mark of an
+    action at a line's start (it is made safe anywhere else)."""
     events: list[BusEvent] = [
         Said("alice", (b"hello", b"caf\xc3\xa9 \xe2\x9c\x93", b"007", b"tab\there")),
         Said("\u65e5\u672c", (b"",)),
         Said("bob", ()),
+        Said("bob", (ACTION + b"waves", b"and says")),
         Presence("j", "alice", False),
         Presence("l", "Bob#2", True),
+        Presence("q", "carol", False),
         Rename("alice", "al[ice]", True),
         Here(("alice", "bob")),
         Here(()),
         Private("alice", "bob", (b"psst",)),
+        Private("alice", "bob", (ACTION + b"winks",)),
     ]
     for event in events:
         assert decodeBatch(encodeBatch([encodeEvent(event)])) == [event]
@@ -806,6 +811,9 @@ def test_every_event_kind_round_trips() -> None:
     assert decodeBatch(b"x\x1fa\x1fb") == [
         Presence("x", "a", False),
         Presence("x", "b", False),
+    ]
+    assert decodeBatch(b"m\x1fa\x1f\x01\x01x\x1fy\x01") == [
+        Said("a", (ACTION + b"\\x01x", b"y\\x01"))
     ]
 
 
@@ -831,8 +839,8 @@ def test_decoding_rejects_what_no_node_wrote() -> None:
         b"r\x1fa\x1fb",
         b"r\x1fa\x1fb\x1ftrue",
         b"x",
-        b"q\x1fa\x1f1",
-        b"m\x1fa\x1fline\x1eq",
+        b"z\x1fa\x1f1",
+        b"m\x1fa\x1fline\x1ez",
     ]
     for payload in garbage:
         with pytest.raises(BadEntry):

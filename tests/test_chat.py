@@ -152,6 +152,7 @@ def test_help_shows_every_command_in_aligned_columns() -> None:
         b"/rooms",
         b"/who",
         b"/msg",
+        b"/me",
         b"/say",
         b"/quit",
         b"/help",
@@ -526,6 +527,23 @@ def test_private_messages() -> None:
         b"ERROR to whom, and what? /msg NAME TEXT\r\n"
     )
     assert take(carolOut) == b""
+
+
+def test_actions() -> None:
+    """/me ACTION is an action, shown as * NAME ACTION to the others (and in
+    history), made safe as any line: a client cannot make one any other
+    way."""
+    room = Room(Limits(history=5))
+    alice, aliceOut = room.join()
+    _, bobOut = room.join()
+    bobOut.clear()
+    alice.dataReceived(b"/me waves \x1b[2J\n\x01ACTION fakes\n/me\n")
+    assert take(bobOut) == (
+        b"* guest1 waves \\x1b[2J\r\n<guest1> \\x01ACTION fakes\r\n"
+    )
+    assert take(aliceOut).endswith(b"ERROR do what? /me ACTION\r\n")
+    _, carolOut = room.join()
+    assert b"* guest1 waves" in take(carolOut)
 
 
 def test_history_is_the_rooms_own() -> None:

@@ -71,8 +71,8 @@ class RecordingRelay:
     def joined(self, room: ChatRoom, name: str, quietly: bool) -> None:
         self.told.append(("joined", room.name, name, quietly))
 
-    def left(self, room: ChatRoom, name: str, quietly: bool) -> None:
-        self.told.append(("left", room.name, name, quietly))
+    def left(self, room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:
+        self.told.append(("left" if not quit else "quit", room.name, name, quietly))
 
     def renamed(self, room: ChatRoom, oldName: str, newName: str) -> None:
         self.told.append(("renamed", room.name, oldName, newName))
@@ -93,6 +93,10 @@ class FixedRoster:
 
     def names(self) -> Iterable[str]:
         return self.members
+
+    def holderOf(self, key: str) -> str | None:
+        found = [name for name in self.members if nameKey(name) == key]
+        return "elsewhere" if found else None
 
 
 def joined(room: ChatRoom, name: str, quietly: bool = False) -> Member:
@@ -252,7 +256,8 @@ def test_presence_limit_covers_joins_leaves_and_renames() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "x" * 33, "has space", "-dash", "ünï", "a:b", "\x1b[1m", "a#2"]
+    "name",
+    ["", "x" * 33, "has space", "-dash", "ünï", "a:b", "\x1b[1m", "a#2", "a.b"],
 )
 def test_invalid_names(name: str) -> None:
     """Names are 1-32 characters of a safe set."""
@@ -260,7 +265,7 @@ def test_invalid_names(name: str) -> None:
         checkName(name)
 
 
-@pytest.mark.parametrize("name", ["a", "x" * 32, "Bob_2", "a.b-c|d^e{f}", "_[away]"])
+@pytest.mark.parametrize("name", ["a", "x" * 32, "Bob_2", "a-b_c|d^e{f}", "_[away]"])
 def test_valid_names(name: str) -> None:
     """These names are fine."""
     checkName(name)

@@ -93,7 +93,9 @@ class Person:
     def presence(self) -> list[tuple[str, ...]]:
         found: list[tuple[str, ...]] = []
         for event in self.received:
-            if isinstance(event, Joined | Left):
+            if isinstance(event, Left) and event.quit:
+                found.append(("quit", event.room, event.name))
+            elif isinstance(event, Joined | Left):
                 found.append((type(event).__name__.lower(), event.room, event.name))
             elif isinstance(event, Renamed):
                 found.append(("renamed", event.room, event.oldName, event.newName))
@@ -384,16 +386,20 @@ async def test_fixed_rooms(worlds: Worlds) -> None:
 async def test_leaving_is_announced_in_each_room_and_frees_the_name(
     worlds: Worlds,
 ) -> None:
-    """A person who goes is announced as leaving every room it was in, and
-    its name can be taken."""
+    """A person who goes is announced as leaving the chat in every room it
+    was in (and one who parts, as leaving that room), and its name can be
+    taken."""
     world = await worlds()
     a, b, c = [await world.arrive() for _ in range(3)]
     await world.join(a, "lab")
     await world.join(b, "lab")
-    await world.everyoneKnows("lab", 2)
+    await world.join(c, "lab")
+    await world.everyoneKnows("lab", 3)
+    c.service.part(c, c.room("lab"))
+    await until(lambda: ("left", "lab", c.name) in b.presence(), "a part")
     world.leave(a)
-    await until(lambda: ("left", "lab", a.name) in b.presence(), "a departure")
-    await until(lambda: ("left", "default", a.name) in c.presence(), "a departure")
+    await until(lambda: ("quit", "lab", a.name) in b.presence(), "a departure")
+    await until(lambda: ("quit", "default", a.name) in c.presence(), "a departure")
     await c.service.rename(c, c.name, a.name)
 
 

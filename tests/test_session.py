@@ -98,7 +98,7 @@ class TagWire:
     def joined(self, room: str, name: str) -> bytes:
         return self._tag("joined", room, name)
 
-    def left(self, room: str, name: str) -> bytes:
+    def left(self, room: str, name: str, quit: bool) -> bytes:
         return self._tag("left", room, name)
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
@@ -110,7 +110,7 @@ class TagWire:
     def notice(self, text: str) -> bytes:
         return self._tag("notice", text)
 
-    def error(self, text: str) -> bytes:
+    def error(self, text: str, kind: str, subject: str) -> bytes:
         return self._tag("error", text)
 
     def banner(self, text: str) -> bytes:
@@ -119,7 +119,7 @@ class TagWire:
     def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
         return self._tag("welcome", name, peer, room, others)
 
-    def entered(self, room: str, others: int) -> bytes:
+    def entered(self, room: str, others: int, names: Sequence[str]) -> bytes:
         return self._tag("entered", room, others)
 
     def parted(self, room: str) -> bytes:
@@ -131,7 +131,7 @@ class TagWire:
     def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
         return self._tag("rooms", tuple(rooms), total)
 
-    def nameChanged(self, name: str) -> bytes:
+    def nameChanged(self, name: str, oldName: str) -> bytes:
         return self._tag("nameChanged", name)
 
     def history(
@@ -548,7 +548,7 @@ def test_renames_are_limited_and_names_checked() -> None:
     bob.linesReceived(b"/nick aIice\n/nick has space\n")
     assert bobOut.take() == (
         b"ERROR the name aIice is taken: it looks too much like alice\r\n"
-        b"ERROR a name uses letters, digits and _ . - [ ] { } ^ | and starts "
+        b"ERROR a name uses letters, digits and _ - [ ] { } ^ | and starts "
         b"with a letter, digit or _\r\n"
     )
     alice.linesReceived(b"/nick alice\n")

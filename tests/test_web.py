@@ -87,7 +87,7 @@ WIRE_CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("private", ("bob", [b"psst", b"again"])),
     ("privateSent", ("bob", [b"psst"])),
     ("joined", ("lab", "bob")),
-    ("left", ("lab", "bob")),
+    ("left", ("lab", "bob", False)),
     ("renamed", ("lab", "bob", "robert")),
     ("quietly", ("lab", ["a", "b"], ["c"])),
     ("notice", ("two\nlines",)),
@@ -224,8 +224,11 @@ def test_json_wire_tells_of_rooms_and_private_messages() -> None:
     assert decoded(wire.joined("lab", "a")) == [
         {"type": "joined", "room": "lab", "name": "a"}
     ]
-    assert decoded(wire.left("lab", "a")) == [
+    assert decoded(wire.left("lab", "a", False)) == [
         {"type": "left", "room": "lab", "name": "a"}
+    ]
+    assert decoded(wire.left("lab", "a", True)) == [
+        {"type": "left", "room": "lab", "name": "a", "quit": True}
     ]
 
 

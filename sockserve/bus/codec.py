@@ -13,8 +13,9 @@ events separated by RS (0x1E), each event's fields separated by US (0x1F),
 the first field saying what it is:
 
   - C{m US sender US line US line ...}: lines said;
-  - C{j US name US quiet}, C{l US name US quiet}: a member joined, left
-    (C{quiet} C{1}: update who is here, announce nothing; C{0}: announce);
+  - C{j US name US quiet}, C{l US name US quiet}, C{q US name US quiet}: a
+    member joined, parted, or left the chat (C{quiet} C{1}: update who is
+    here, announce nothing; C{0}: announce);
   - C{r US old US new US quiet}: a member changed its name;
   - C{h US name US name ...}: these are this node's members (after the node
     reconnected), announce nothing;
@@ -24,10 +25,12 @@ the first field saying what it is:
     (in a node's inbox).
 
 Names and lines are UTF-8 made safe to show (no control characters, so
-never RS or US) before they are sent; lines go as the bytes they are, with
-no encoding step (JSON cost a tenth of a node's time under load). What is
-read is checked and made safe again: another version, or anything else with
-access to the bus, may have written it. Names and lines are data: they go to
+never RS or US; a line may start with the action mark, 0x01, see
+L{sockserve.chat.events.ACTION}, which reading keeps) before they are
+sent; lines go as the bytes they are, with no encoding step (JSON cost a
+tenth of a node's time under load). What is read is checked and made safe
+again: another version, or anything else with access to the bus, may have
+written it. Names and lines are data: they go to
 Redis as the values of a command, never as part of a command, a key or a
 pattern.
 """
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sockserve._text import linesAreSafe, safeText
+from sockserve.chat.events import ACTION
 
 # A batch is not grown beyond this many bytes; a new one is started (so
 # that one read of the stream, READ_COUNT batches, stays well below what a
@@ -61,8 +65,8 @@ class Said:
 @dataclass(frozen=True, slots=True)
 class Presence:
     """
-    A member joined (C{kind} C{"j"}), left (C{"l"}) or, from a node that
-    stopped answering, is gone (C{"x"}).
+    A member joined (C{kind} C{"j"}), parted (C{"l"}), left the chat
+    (C{"q"}) or, from a node that stopped answering, is gone (C{"x"}).
     """
 
     kind: str
@@ -158,7 +162,7 @@ def renameIn(encoded: bytes, old: str, new: str) -> bytes:
     fields = encoded.split(US)
     oldName, newName = old.encode("utf-8"), new.encode("utf-8")
     kind = fields[0]
-    if kind in (b"m", b"j", b"l") and len(fields) > 1 and fields[1] == oldName:
+    if kind in (b"m", b"j", b"l", b"q") and len(fields) > 1 and fields[1] == oldName:
         fields[1] = newName
     elif kind == b"r" and len(fields) > 2 and fields[2] == oldName:
         fields[2] = newName
@@ -181,6 +185,15 @@ def _safe(raw: bytes) -> bytes:
     if linesAreSafe(raw) and b"\n" not in raw and b"\r" not in raw:
         return raw
     return safeText(raw)
+
+
+def _safeLine(raw: bytes) -> bytes:
+    """
+    One line said, made safe to show, an action mark at its start kept.
+    """
+    if raw[:1] == ACTION:
+        return ACTION + _safe(raw[1:])
+    return _safe(raw)
 
 
 def safeName(raw: bytes) -> str:
@@ -215,16 +228,16 @@ def decodeBatch(payload: bytes) -> list[BusEvent]:
         kind = fields[0]
         count = len(fields)
         if kind == b"m" and count >= 2:
-            lines = tuple([_safe(line) for line in fields[2:]])
+            lines = tuple([_safeLine(line) for line in fields[2:]])
             events.append(Said(_name(fields[1]), lines))
-        elif kind in (b"j", b"l") and count == 3:
+        elif kind in (b"j", b"l", b"q") and count == 3:
             events.append(Presence(kind.decode(), _name(fields[1]), _quiet(fields[2])))
         elif kind == b"r" and count == 4:
             events.append(Rename(_name(fields[1]), _name(fields[2]), _quiet(fields[3])))
         elif kind == b"h":
             events.append(Here(tuple(_name(name) for name in fields[1:])))
         elif kind == b"p" and count >= 3:
-            lines = tuple([_safe(line) for line in fields[3:]])
+            lines = tuple([_safeLine(line) for line in fields[3:]])
             events.append(Private(_name(fields[1]), _name(fields[2]), lines))
         elif kind == b"x" and count >= 2:
             events.extend(Presence("x", _name(name), False) for name in fields[1:])

@@ -131,7 +131,7 @@ class Inbound:
                 room.heard(
                     QuietPresence(room.name, (), (event.name,))
                     if event.quiet
-                    else Left(room.name, event.name)
+                    else Left(room.name, event.name, quit=event.kind != "l")
                 )
 
     def _inbox(self, entries: list[Entry]) -> None:

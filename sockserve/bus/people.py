@@ -50,7 +50,7 @@ class BusPeople:
                 return fail(rejected)
             holder = node.holderOf(name)
             if holder is not None:
-                return fail(NameRejected(takenMessage(name, holder)))
+                return fail(NameRejected(takenMessage(name, holder), taken=True))
         arguments = ("", "") if name is None else (name, nameKey(name))
         asking = node.bus.command("claim", *arguments).addCallback(node.bus.answer)
 
@@ -59,7 +59,7 @@ class BusPeople:
             given: str = answer[1].decode("utf-8", "replace")
             if status == b"taken":
                 assert name is not None
-                raise NameRejected(takenMessage(name, given or None))
+                raise NameRejected(takenMessage(name, given or None), taken=True)
             node._local(person, given)
             return given
 
@@ -93,7 +93,8 @@ class BusPeople:
         def answered(answer: list[Any]) -> None:
             if answer[0] == b"taken":
                 raise NameRejected(
-                    takenMessage(newName, answer[1].decode("utf-8", "replace"))
+                    takenMessage(newName, answer[1].decode("utf-8", "replace")),
+                    taken=True,
                 )
             self._apply(person, oldName, newName)
 
@@ -119,7 +120,7 @@ class BusPeople:
         holder = self.node.holderOf(newName)
         held = self.node.people.get(key)
         if holder is not None and (held is None or held[0] is not person):
-            raise NameRejected(takenMessage(newName, holder))
+            raise NameRejected(takenMessage(newName, holder), taken=True)
 
     def _apply(self, person: IChatMember, oldName: str, newName: str) -> None:
         people = self.node.people

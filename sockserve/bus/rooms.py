@@ -87,13 +87,14 @@ class BusRelay:
         """
         self.node.send(room.key, Presence("j", name, quietly))
 
-    def left(self, room: ChatRoom, name: str, quietly: bool) -> None:
+    def left(self, room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:
         """
-        C{name} left C{room} here: it leaves the room on the bus too.
+        C{name} left C{room} here (the chat, if C{quit}): it leaves the room
+        on the bus too.
         """
         self.node.send(
             room.key,
-            Presence("l", name, quietly),
+            Presence("q" if quit else "l", name, quietly),
             leftKey=nameKey(name),
             last=room.localPopulation() == 0,
         )
@@ -198,7 +199,7 @@ class BusRooms:
             if status == b"full":
                 raise RoomFull(room.name, rules.capacity)
             if status == b"toomany":
-                raise RoomRejected(tooManyRooms(rules.maxRooms))
+                raise RoomRejected(tooManyRooms(rules.maxRooms), tooMany=True)
             if fresh and len(answer) > 2 and not link.loaded:
                 if not room.localPopulation():
                     # The room's name as it was made, whoever made it.
@@ -223,7 +224,7 @@ class BusRooms:
                 and service is not None
                 and service.roomCount() > rules.maxRooms
             ):
-                return Failure(RoomRejected(tooManyRooms(rules.maxRooms)))
+                return Failure(RoomRejected(tooManyRooms(rules.maxRooms), tooMany=True))
             if room.isFull():
                 return Failure(RoomFull(room.name, rules.capacity))
             return None

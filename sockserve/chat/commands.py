@@ -67,6 +67,10 @@ def _msg(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.message(recipient, text.lstrip(" "))
 
 
+def _me(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.act(argument.strip())
+
+
 def _say(session: ChatSession, argument: str) -> Deferred[None] | None:
     room, _, text = argument.strip().partition(" ")
     return session.sayIn(room, text.lstrip(" "))
@@ -89,6 +93,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("/rooms", "", "list the rooms and who is in each", _rooms),
     Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
     Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
+    Command("/me", "ACTION", "act: /me waves shows * NAME waves", _me, says=True),
     Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),
     Command("/quit", "", "leave", _quit),
     Command("/help", "", "show this help", _help),

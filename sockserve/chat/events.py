@@ -11,6 +11,12 @@ Events that happen in a room name it (C{room}): a member may be in several
 rooms at once (the page, IRC clients), and a wire that shows one room at a
 time (a line client's) may leave the name out.
 
+A line that starts with L{ACTION} is an action (C{/me waves}, IRC's CTCP
+ACTION) rather than something said: each wire shows it as its clients
+expect (C{* alice waves}). No client can send that byte: lines are made safe
+(L{sockserve._text.safeText}) before they are said, and control characters
+never pass.
+
 A wire is an object with one method per kind of event (L{ChatWire}). An event
 formats itself for a wire once and keeps the result, so a broadcast to a
 thousand members of one wire formats its lines once, whoever asks first. A wire
@@ -22,6 +28,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
+
+ACTION = b"\x01"
+"""What starts a line that is an action (C{/me}), not something said."""
+
+
+OWN_NAME = b"\x00"
+"""
+Where a wire puts the recipient's own name, in what it formats for one
+member (an IRC numeric is addressed to its recipient's nickname): a session
+made with C{personal} puts its name there as it receives the event. No
+name or line holds it: they are made safe first.
+"""
+
+
+def isAction(line: bytes) -> bool:
+    """
+    Tell whether C{line} is an action (see L{ACTION}).
+    """
+    return line[:1] == ACTION
 
 
 class ChatWire(Protocol):
@@ -52,9 +77,9 @@ class ChatWire(Protocol):
         C{name} joined C{room}.
         """
 
-    def left(self, room: str, name: str) -> bytes:
+    def left(self, room: str, name: str, quit: bool) -> bytes:
         """
-        C{name} left C{room}.
+        C{name} left C{room}: it parted, or, if C{quit}, it left the chat.
         """
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
@@ -74,9 +99,12 @@ class ChatWire(Protocol):
         A notice from the server (one line, or several separated by LF).
         """
 
-    def error(self, text: str) -> bytes:
+    def error(self, text: str, kind: str, subject: str) -> bytes:
         """
-        Something the member asked for failed, or it is being refused.
+        Something the member asked for failed, or it is being refused:
+        C{text} says why, C{kind} (one of L{ErrorKind}'s, or empty) says
+        what failed for a wire that tells kinds apart, and C{subject} what
+        it concerned (a room, a name), if anything.
         """
 
     def banner(self, text: str) -> bytes:
@@ -90,9 +118,10 @@ class ChatWire(Protocol):
         C{room}, with C{others} other members there.
         """
 
-    def entered(self, room: str, others: int) -> bytes:
+    def entered(self, room: str, others: int, names: Sequence[str]) -> bytes:
         """
-        The member joined C{room}, where C{others} other members are.
+        The member joined C{room}, where C{others} other members are;
+        C{names} are all the members' (the member's own too), sorted.
         """
 
     def parted(self, room: str) -> bytes:
@@ -112,9 +141,9 @@ class ChatWire(Protocol):
         them), of C{total} rooms.
         """
 
-    def nameChanged(self, name: str) -> bytes:
+    def nameChanged(self, name: str, oldName: str) -> bytes:
         """
-        The member itself is now known as C{name}.
+        The member itself, C{oldName} until now, is now known as C{name}.
         """
 
     def history(
@@ -271,19 +300,23 @@ class Joined(RoomEvent):
 class Left(RoomEvent):
     """
     A member left a room.
+
+    @ivar quit: whether it left the chat (it is gone from every room), or
+        only parted from this room.
     """
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "quit")
 
-    def __init__(self, room: str, name: str) -> None:
+    def __init__(self, room: str, name: str, quit: bool = False) -> None:
         super().__init__(room)
         self.name = name
+        self.quit = quit
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the departure for C{wire}.
         """
-        return wire.left(self.room, self.name)
+        return wire.left(self.room, self.name, self.quit)
 
 
 class Renamed(RoomEvent):
@@ -345,22 +378,49 @@ class Notice(ChatEvent):
         return wire.notice(self.text)
 
 
+class ErrorKind:
+    """
+    What failed, for a wire that tells failures apart (IRC answers each
+    with its own numeric); the text says it to people.
+    """
+
+    UNKNOWN_COMMAND = "unknown-command"
+    USAGE = "usage"
+    NO_ROOM = "no-room"
+    NOT_IN_ROOM = "not-in-room"
+    ALREADY_IN_ROOM = "already-in-room"
+    ROOM_FULL = "room-full"
+    ROOM_REFUSED = "room-refused"
+    TOO_MANY_ROOMS = "too-many-rooms"
+    NAME_INVALID = "name-invalid"
+    NAME_TAKEN = "name-taken"
+    TOO_MANY_RENAMES = "too-many-renames"
+    NOBODY = "nobody"
+    UNREACHABLE = "unreachable"
+    UNAVAILABLE = "unavailable"
+
+
 class Error(ChatEvent):
     """
     A command failed, or the member is refused.
+
+    @ivar kind: what failed (one of L{ErrorKind}'s), or empty.
+    @ivar subject: what it concerned (a room, a name), or empty.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("kind", "subject", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, kind: str = "", subject: str = "") -> None:
         super().__init__()
         self.text = text
+        self.kind = kind
+        self.subject = subject
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the error for C{wire}.
         """
-        return wire.error(self.text)
+        return wire.error(self.text, self.kind, self.subject)
 
 
 class Banner(ChatEvent):
@@ -406,19 +466,22 @@ class Welcome(ChatEvent):
 class Entered(RoomEvent):
     """
     The member joined a room, where C{others} other members are.
+
+    @ivar names: every member's name, the member's own too, sorted.
     """
 
-    __slots__ = ("others",)
+    __slots__ = ("names", "others")
 
-    def __init__(self, room: str, others: int) -> None:
+    def __init__(self, room: str, others: int, names: Sequence[str] = ()) -> None:
         super().__init__(room)
         self.others = others
+        self.names = tuple(names)
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the entry for C{wire}.
         """
-        return wire.entered(self.room, self.others)
+        return wire.entered(self.room, self.others, self.names)
 
 
 class Parted(RoomEvent):
@@ -481,20 +544,25 @@ class Rooms(ChatEvent):
 
 class NameChanged(ChatEvent):
     """
-    The member's own change of name went through.
+    The member's own change of name went through (or the service changed
+    it).
+
+    @ivar name: the new name.
+    @ivar oldName: the name until now.
     """
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "oldName")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, oldName: str = "") -> None:
         super().__init__()
         self.name = name
+        self.oldName = oldName
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the change for C{wire}.
         """
-        return wire.nameChanged(self.name)
+        return wire.nameChanged(self.name, self.oldName)
 
 
 class History(RoomEvent):

@@ -2,10 +2,11 @@
 The line wire: the chat's events as a telnet or netcat user sees them, one
 CR LF line each.
 
-Messages are C{<name> text}, private messages C{*name* text}, presence and
-notices C{* text}, errors C{ERROR text}. A line client is in one room at a
-time, so room events do not name their room; the answers that concern
-rooms (C{/join}, C{/part}, C{/rooms}) do, as C{#name}.
+Messages are C{<name> text}, actions C{* name waves}, private messages
+C{*name* text}, presence and notices C{* text}, errors C{ERROR text}. A
+line client is in one room at a time, so room events do not name their
+room; the answers that concern rooms (C{/join}, C{/part}, C{/rooms}) do,
+as C{#name}.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockserve._text import plural
+from sockserve.chat.events import ACTION
 
 CRLF = b"\r\n"
 # Names listed in one summary of quiet joins or departures.
@@ -58,24 +60,30 @@ class LineWire:
 
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        Each line after C{<sender> }.
+        Each line after C{<sender> }; an action as C{* sender waves}.
         """
-        prefix = b"<" + sender.encode("utf-8") + b"> "
-        return b"".join([prefix + line + CRLF for line in lines])
+        name = sender.encode("utf-8")
+        prefix = b"<" + name + b"> "
+        action = b"* " + name + b" "
+        return b"".join(
+            [
+                (action + line[1:] if line[:1] == ACTION else prefix + line) + CRLF
+                for line in lines
+            ]
+        )
 
     def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        Each line after C{*sender* }.
+        Each line after C{*sender* } (an action as C{*sender* * sender
+        waves}).
         """
-        prefix = b"*" + sender.encode("utf-8") + b"* "
-        return b"".join([prefix + line + CRLF for line in lines])
+        return _privately(b"*" + sender.encode("utf-8") + b"* ", sender, lines)
 
     def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
         Each line after C{-> *recipient* }.
         """
-        prefix = b"-> *" + recipient.encode("utf-8") + b"* "
-        return b"".join([prefix + line + CRLF for line in lines])
+        return _privately(b"-> *" + recipient.encode("utf-8") + b"* ", "", lines)
 
     def joined(self, room: str, name: str) -> bytes:
         """
@@ -83,9 +91,9 @@ class LineWire:
         """
         return self.notice(f"{name} joined")
 
-    def left(self, room: str, name: str) -> bytes:
+    def left(self, room: str, name: str, quit: bool) -> bytes:
         """
-        C{* name left}.
+        C{* name left} (parted or quit: a line client sees one room).
         """
         return self.notice(f"{name} left")
 
@@ -114,7 +122,7 @@ class LineWire:
         """
         return textLines(text, b"* ")
 
-    def error(self, text: str) -> bytes:
+    def error(self, text: str, kind: str = "", subject: str = "") -> bytes:
         """
         C{ERROR text}.
         """
@@ -132,7 +140,7 @@ class LineWire:
         """
         return self.notice(f"you are {name} ({peer}) in #{room}; {othersHere(others)}")
 
-    def entered(self, room: str, others: int) -> bytes:
+    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
         """
         C{* you are now in #room; N others here}.
         """
@@ -162,7 +170,7 @@ class LineWire:
             shown += f" and {total - len(rooms)} more"
         return self.notice(f"{plural(total, 'room')}: {shown}")
 
-    def nameChanged(self, name: str) -> bytes:
+    def nameChanged(self, name: str, oldName: str = "") -> bytes:
         """
         C{* you are now known as name}.
         """
@@ -181,6 +189,20 @@ class LineWire:
         if omitted:
             heading += f" ({plural(omitted, 'earlier line')} too long to show)"
         return self.notice(heading + ":") + said + self.notice("(end of history)")
+
+
+def _privately(prefix: bytes, sender: str, lines: Sequence[bytes]) -> bytes:
+    """
+    Each line after C{prefix}; an action as C{* sender waves} (C{* waves}
+    without a sender).
+    """
+    action = prefix + b"* " + (sender.encode("utf-8") + b" " if sender else b"")
+    return b"".join(
+        [
+            (action + line[1:] if line[:1] == ACTION else prefix + line) + CRLF
+            for line in lines
+        ]
+    )
 
 
 LINE_WIRE = LineWire()

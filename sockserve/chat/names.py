@@ -10,8 +10,8 @@ tells everyone where they are.
 Two names are the same name when they have the same L{nameKey}: case does not
 matter, and neither do the differences between characters that look alike in
 most fonts (C{I}, C{l}, C{1} and C{|}; C{O} and C{0}; C{rn} and C{m}; C{vv}
-and C{w}) or the punctuation C{. - _}. So with C{alice} present, C{Alice},
-C{aIice}, C{a|ice}, C{a1ice}, C{al1ce} and C{alice.} are all refused as
+and C{w}) or the punctuation C{- _}. So with C{alice} present, C{Alice},
+C{aIice}, C{a|ice}, C{a1ice}, C{al1ce} and C{alice_} are all refused as
 taken: nobody can pass for somebody else.
 
 The key is computed here, once, and everything that compares names uses it:
@@ -25,7 +25,9 @@ from __future__ import annotations
 import re
 
 MAX_NAME_LENGTH = 32
-_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-\[\]{}^|]*\Z")
+# The characters of IRC nicknames, less two (backslash and backquote) that
+# terminals and shells make awkward: every front end can show every name.
+_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-\[\]{}^|]*\Z")
 
 # Characters that look alike, each mapped to one of its kind (after lower
 # case): 1, i, l and | all look like l; 0 like o.
@@ -37,14 +39,20 @@ _LOOK_ALIKE_PAIRS = (("rn", "m"), ("vv", "w"))
 class NameRejected(ValueError):
     """
     A name is invalid or already taken; the message says which.
+
+    @ivar taken: whether it is taken (rather than invalid).
     """
+
+    def __init__(self, message: str, taken: bool = False) -> None:
+        super().__init__(message)
+        self.taken = taken
 
 
 def checkName(name: str) -> None:
     """
     Raise L{NameRejected} unless C{name} is a valid nickname: 1 to 32
-    characters from letters, digits and C{_ . - [ ] { } ^ |}, not starting
-    with punctuation.
+    characters from letters, digits and C{_ - [ ] { } ^ |}, not starting
+    with punctuation (an IRC nickname, which cannot hold C{.}).
     """
     if not name:
         raise NameRejected("a name cannot be empty")
@@ -52,7 +60,7 @@ def checkName(name: str) -> None:
         raise NameRejected(f"a name is at most {MAX_NAME_LENGTH} characters")
     if not _VALID_NAME.match(name):
         raise NameRejected(
-            "a name uses letters, digits and _ . - [ ] { } ^ | "
+            "a name uses letters, digits and _ - [ ] { } ^ | "
             "and starts with a letter, digit or _"
         )
 
@@ -91,7 +99,14 @@ class RoomRejected(ValueError):
     """
     A room name is invalid, or the room may not be joined or created; the
     message says why.
+
+    @ivar tooMany: whether it is refused because there are too many rooms
+        (or the member made too many), rather than for its name.
     """
+
+    def __init__(self, message: str, tooMany: bool = False) -> None:
+        super().__init__(message)
+        self.tooMany = tooMany
 
 
 def roomName(text: str) -> str:

@@ -144,7 +144,7 @@ class LocalPeople:
                 return fail(rejected)
             holder = self._byKey.get(nameKey(name))
             if holder is not None:
-                return fail(NameRejected(takenMessage(name, holder[1])))
+                return fail(NameRejected(takenMessage(name, holder[1]), taken=True))
         self._byKey[nameKey(name)] = (person, name)
         return succeed(name)
 
@@ -159,7 +159,7 @@ class LocalPeople:
         newKey, oldKey = nameKey(newName), nameKey(oldName)
         holder = self._byKey.get(newKey)
         if holder is not None and holder[0] is not person:
-            return fail(NameRejected(takenMessage(newName, holder[1])))
+            return fail(NameRejected(takenMessage(newName, holder[1]), taken=True))
         if self._byKey.get(oldKey, (None,))[0] is person:
             del self._byKey[oldKey]
         self._byKey[newKey] = (person, newName)

@@ -80,9 +80,9 @@ class IRoomRelay(Interface):
         C{name} joined C{room} here.
         """
 
-    def left(room: ChatRoom, name: str, quietly: bool) -> None:  # noqa: N805
+    def left(room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:  # noqa: N805
         """
-        C{name} left C{room} here.
+        C{name} left C{room} here (if C{quit}, it left the chat).
         """
 
     def renamed(room: ChatRoom, oldName: str, newName: str) -> None:  # noqa: N805
@@ -116,6 +116,12 @@ class IRoster(Interface):
         Their names.
         """
 
+    def holderOf(key: str) -> str | None:  # noqa: N805
+        """
+        Which node holds the member whose name has the key C{key}, or
+        C{None}.
+        """
+
 
 @implementer(IRoster)
 class NobodyElsewhere:
@@ -134,6 +140,12 @@ class NobodyElsewhere:
         No names.
         """
         return ()
+
+    def holderOf(self, key: str) -> str | None:
+        """
+        No node.
+        """
+        return None
 
 
 NOBODY_ELSEWHERE = NobodyElsewhere()
@@ -161,9 +173,10 @@ class IChatRoom(Interface):
         are kept.
         """
 
-    def remove(member: IChatMember) -> None:  # noqa: N805
+    def remove(member: IChatMember, quit: bool = False) -> None:  # noqa: N805
         """
-        Remove C{member}, telling the others; a non-member is ignored.
+        Remove C{member}, telling the others (that it left the chat, if
+        C{quit}); a non-member is ignored.
         """
 
     def renamed(member: IChatMember, newName: str) -> None:  # noqa: N805
@@ -324,6 +337,14 @@ class ChatRoom:
             )
         return list(self._sortedNames)
 
+    def holds(self, name: str) -> bool:
+        """
+        Tell whether a member here or elsewhere has the name C{name} (or
+        one the same, see L{nameKey}).
+        """
+        key = nameKey(name)
+        return key in self._byKey or self.roster.holderOf(key) is not None
+
     def localNames(self) -> list[str]:
         """
         Return the names of the members here, in order of joining.
@@ -369,10 +390,11 @@ class ChatRoom:
         if self.relay is not None:
             self.relay.joined(self, name, quietly)
 
-    def remove(self, member: IChatMember) -> None:
+    def remove(self, member: IChatMember, quit: bool = False) -> None:
         """
-        Remove C{member}, announcing it to the others; a non-member is
-        ignored. Never fails.
+        Remove C{member}, announcing it to the others (as leaving the chat,
+        if C{quit}, or parting from the room); a non-member is ignored.
+        Never fails.
         """
         name = self._names.pop(member, None)
         if name is None:
@@ -386,11 +408,11 @@ class ChatRoom:
             self._quiet.discard(member)
             self.noteQuietly(left=name)
         else:
-            self.announce(Left(self.name, name), exclude=member)
+            self.announce(Left(self.name, name, quit), exclude=member)
         if self.pressure is not None:
             self.pressure.forget(member)
         if self.relay is not None and not self.closed:
-            self.relay.left(self, name, quietly)
+            self.relay.left(self, name, quietly, quit)
 
     def renamed(self, member: IChatMember, newName: str) -> None:
         """

@@ -164,7 +164,7 @@ class LocalRooms:
             and not rules.isDefault(room.name)
             and (self.service.roomCount() > rules.maxRooms)
         ):
-            return fail(RoomRejected(tooManyRooms(rules.maxRooms)))
+            return fail(RoomRejected(tooManyRooms(rules.maxRooms), tooMany=True))
         if room.isFull():
             return fail(RoomFull(room.name, room.capacity))
         return succeed(None)
@@ -354,6 +354,19 @@ class ChatService:
 
         return naming.addCallback(named)
 
+    def register(self, person: IChatMember, name: str) -> Deferred[str]:
+        """
+        Give C{person}, just connected, the name C{name} (an IRC client,
+        which registers under the nickname it chose), in no room yet.
+
+        @return: a L{Deferred} firing with the name given, or failing with
+            L{NameRejected} (the person may ask again for another) or
+            L{ServiceClosed}.
+        """
+        if self.closed:
+            return fail(ServiceClosed())
+        return self.people.claim(person, name)
+
     def depart(self, person: IChatMember, name: str) -> None:
         """
         C{person}, called C{name}, is gone: it leaves every room, and its
@@ -361,7 +374,7 @@ class ChatService:
         """
         for room in self._roomsOf.pop(person, {}).values():
             try:
-                room.remove(person)
+                room.remove(person, quit=True)
             except Exception:
                 self.log.failure(
                     "{name} could not leave #{room}", name=name, room=room.name

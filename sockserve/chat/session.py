@@ -34,11 +34,14 @@ from zope.interface import implementer
 from sockserve._text import linesAreSafe, plural, safeText
 from sockserve.chat.commands import BY_NAME
 from sockserve.chat.events import (
+    ACTION,
+    OWN_NAME,
     Banner,
     ChatEvent,
     ChatWire,
     Entered,
     Error,
+    ErrorKind,
     Members,
     NameChanged,
     Notice,
@@ -170,6 +173,10 @@ class ChatSession:
     @ivar current: the room its plain lines go to, if any.
     @ivar multiRoom: whether joining a room keeps the others (the page,
         IRC), or moves there (a line client, in one room at a time).
+    @ivar personalize: for a wire that formats some events for one member
+        (IRC's: its numerics are addressed to the member's own name, see
+        L{OWN_NAME}), what makes such bytes (those holding C{OWN_NAME})
+        this member's, as it receives them: empty bytes for none at all.
     """
 
     log = Logger()
@@ -190,6 +197,7 @@ class ChatSession:
         "multiRoom",
         "name",
         "outputPaused",
+        "personalize",
         "policy",
         "queue",
         "queued",
@@ -206,8 +214,10 @@ class ChatSession:
         banner: Banner,
         policy: ChatPolicy,
         multiRoom: bool = False,
+        personalize: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.service = service
+        self.personalize = personalize
         self.policy = policy
         self.connection = connection
         self.wire = wire
@@ -279,6 +289,42 @@ class ChatSession:
         room.tellHistory(self)
         if not self._connectionFull:
             self.resumeOutput()
+
+    def register(self, name: str, greeting: Callable[[str], bytes]) -> Deferred[str]:
+        """
+        Ask the service for the name C{name}, in no room yet (how an IRC
+        client arrives); once given, greet the member with
+        C{greeting(name)} before anything it is sent. The front end's input
+        step that asks returns the result, so that input waits for it.
+
+        @return: a L{Deferred} firing with the name, or failing with
+            L{NameRejected} (the session is new again: the member may ask
+            for another name) or L{ServiceClosed} (the member is refused).
+        """
+        self._send = self.connection.send
+        self.state = SessionState.ARRIVING
+        registering = self.service.register(self, name)
+
+        def registered(given: str) -> str:
+            if self.closing:
+                self.service.depart(self, given)
+                return given
+            self.name = given
+            self.state = SessionState.PRESENT
+            self.connection.named(given)
+            hello = greeting(given)
+            self.queue.insert(0, hello)
+            self.queued += len(hello)
+            if not self._connectionFull:
+                self.resumeOutput()
+            return given
+
+        def refused(failure: Failure) -> Failure:
+            if not self.closing:
+                self.state = SessionState.NEW
+            return failure
+
+        return registering.addCallbacks(registered, refused)
 
     def _notArrived(self, failure: Failure) -> None:
         if isinstance(failure.value, RoomFull):
@@ -355,16 +401,25 @@ class ChatSession:
         """
         if self.closing:
             return
-        pressures = self._pressures()
-        if pressures and (
-            len(chunk) >= BULK
-            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
-        ):
+        if self.isFlood(chunk):
             self._bulkReceived(chunk)
             return
         lines = chunk.split(b"\n")
         lines.pop()
         self.input.add(partial(self._run, lines, linesAreSafe(chunk)))
+
+    def isFlood(self, chunk: bytes) -> bool:
+        """
+        Tell whether C{chunk}, what one read brought, is a flood rather than
+        typing: large (L{BULK} bytes or more), or faster than a person types
+        while readers of the member's rooms are behind. A flood's lines wait
+        for those readers (the sender pays).
+        """
+        pressures = self._pressures()
+        return bool(pressures) and (
+            len(chunk) >= BULK
+            or (any(p.anyBehind() for p in pressures) and self._flooding(chunk))
+        )
 
     def _pressures(self) -> list[OutputPressure]:
         """
@@ -507,7 +562,13 @@ class ChatSession:
         found = BY_NAME.get(verb)
         if found is None:
             shown = safeText(verb).decode("utf-8")
-            self.receive(Error(f"unknown command {shown} (try /help)"))
+            self.receive(
+                Error(
+                    f"unknown command {shown} (try /help)",
+                    ErrorKind.UNKNOWN_COMMAND,
+                    shown,
+                )
+            )
             return None
         return found.run(self, safeText(argument).decode("utf-8"))
 
@@ -519,7 +580,7 @@ class ChatSession:
         """
         room = self.current
         if room is None:
-            self.receive(Error("you are in no room: /join one"))
+            self.receive(Error("you are in no room: /join one", ErrorKind.NO_ROOM))
             return None
         return self.say(lines if safe else [safeText(line) for line in lines], room)
 
@@ -573,7 +634,7 @@ class ChatSession:
         if room is None:
             return None
         if not text:
-            self.receive(Error("say what? /say ROOM TEXT"))
+            self.receive(Error("say what? /say ROOM TEXT", ErrorKind.USAGE))
             return None
         return self.say([text.encode("utf-8")], room)
 
@@ -586,7 +647,7 @@ class ChatSession:
             if room.key == key:
                 return room
         shown = roomText.removeprefix("#") or "?"
-        self.receive(Error(f"you are not in #{shown}"))
+        self.receive(Error(f"you are not in #{shown}", ErrorKind.NOT_IN_ROOM, shown))
         return None
 
     def join(self, roomText: str) -> Deferred[None] | None:
@@ -595,12 +656,18 @@ class ChatSession:
         it; others stay in theirs too).
         """
         if not roomText:
-            self.receive(Error("join which room? /join ROOM"))
+            self.receive(Error("join which room? /join ROOM", ErrorKind.USAGE))
             return None
         key = roomKey(roomText.removeprefix("#"))
         for room in self.rooms:
             if room.key == key and (self.multiRoom or room is self.current):
-                self.receive(Error(f"you are in #{room.name} already"))
+                self.receive(
+                    Error(
+                        f"you are in #{room.name} already",
+                        ErrorKind.ALREADY_IN_ROOM,
+                        room.name,
+                    )
+                )
                 return None
         if self.multiRoom and self._hoarding(roomText):
             return None
@@ -609,7 +676,9 @@ class ChatSession:
         churn = self.policy.churn
         quietly = churn is not None and churn.joining(self.connection.peerHost)
         joining = self.service.join(self, self.name, roomText, quietly)
-        return joining.addCallbacks(self._joined, self._notJoined)
+        return joining.addCallbacks(
+            self._joined, self._notJoined, errbackArgs=(roomText.removeprefix("#"),)
+        )
 
     def _hoarding(self, roomText: str) -> bool:
         """
@@ -627,7 +696,9 @@ class ChatSession:
         self.receive(
             Error(
                 f"you are in {plural(len(mine), 'room')} already, the most one may "
-                "be in to make another; /part one, or join a room there is"
+                "be in to make another; /part one, or join a room there is",
+                ErrorKind.TOO_MANY_ROOMS,
+                wanted,
             )
         )
         return True
@@ -638,17 +709,33 @@ class ChatSession:
             return
         previous = self.current
         self.current = room
-        self.receive(Entered(room.name, room.population() - 1))
+        self.receive(Entered(room.name, room.population() - 1, room.names()))
         room.tellHistory(self)
         if previous is not None and previous is not room and not self.multiRoom:
             self.service.part(self, previous)
 
-    def _notJoined(self, failure: Failure) -> None:
-        if isinstance(failure.value, RoomFull | RoomRejected):
-            self.receive(Error(str(failure.value)))
+    def _notJoined(self, failure: Failure, wanted: str) -> None:
+        if isinstance(failure.value, RoomFull):
+            self.receive(
+                Error(str(failure.value), ErrorKind.ROOM_FULL, failure.value.room)
+            )
+            return
+        if isinstance(failure.value, RoomRejected):
+            kind = (
+                ErrorKind.TOO_MANY_ROOMS
+                if failure.value.tooMany
+                else ErrorKind.ROOM_REFUSED
+            )
+            self.receive(Error(str(failure.value), kind, wanted))
             return
         self.log.failure("Could not take {name} into a room", failure, name=self.name)
-        self.receive(Error("you could not join that room; try again later"))
+        self.receive(
+            Error(
+                "you could not join that room; try again later",
+                ErrorKind.UNAVAILABLE,
+                wanted,
+            )
+        )
 
     def part(self, roomText: str | None = None) -> Deferred[None] | None:
         """
@@ -658,7 +745,7 @@ class ChatSession:
         if roomText is None:
             room = self.current
             if room is None:
-                self.receive(Error("you are in no room"))
+                self.receive(Error("you are in no room", ErrorKind.NO_ROOM))
                 return None
         else:
             room = self._myRoom(roomText)
@@ -668,7 +755,11 @@ class ChatSession:
             default = self.service.rules.default
             if room.key == roomKey(default):
                 self.receive(
-                    Error(f"you are in #{room.name}, the default room, already")
+                    Error(
+                        f"you are in #{room.name}, the default room, already",
+                        ErrorKind.ALREADY_IN_ROOM,
+                        room.name,
+                    )
                 )
                 return None
             return self.join(default)
@@ -692,17 +783,22 @@ class ChatSession:
             wait = math.ceil(self._renames[0] - since)
             self.receive(
                 Error(
-                    f"too many changes of name; try again in {plural(wait, 'second')}"
+                    f"too many changes of name; try again in {plural(wait, 'second')}",
+                    ErrorKind.TOO_MANY_RENAMES,
+                    newName,
                 )
             )
             return None
         if newName == self.name:
-            self.receive(NameChanged(self.name))
+            self.receive(NameChanged(self.name, self.name))
             return None
         oldName = self.name
         renaming = self.service.rename(self, oldName, newName)
         return renaming.addCallbacks(
-            self._renamed, self._notRenamed, callbackArgs=(oldName, newName)
+            self._renamed,
+            self._notRenamed,
+            callbackArgs=(oldName, newName),
+            errbackArgs=(newName,),
         )
 
     def _renamed(self, ignored: object, oldName: str, newName: str) -> None:
@@ -712,41 +808,85 @@ class ChatSession:
         self._renames += (self.policy.clock.seconds(),)
         if self.policy.logRenames:
             self.log.info("{old} is now known as {new}", old=oldName, new=newName)
-        self.receive(NameChanged(newName))
+        self.receive(NameChanged(newName, oldName))
 
-    def _notRenamed(self, failure: Failure) -> None:
+    def _notRenamed(self, failure: Failure, wanted: str) -> None:
         if isinstance(failure.value, NameRejected):
-            self.receive(Error(str(failure.value)))
+            kind = (
+                ErrorKind.NAME_TAKEN if failure.value.taken else ErrorKind.NAME_INVALID
+            )
+            self.receive(Error(str(failure.value), kind, wanted))
             return
         self.log.failure("Could not rename {name}", failure, name=self.name)
-        self.receive(Error("your name could not be changed; try again later"))
+        self.receive(
+            Error(
+                "your name could not be changed; try again later",
+                ErrorKind.UNAVAILABLE,
+                wanted,
+            )
+        )
 
-    def message(self, recipient: str, text: str) -> Deferred[None] | None:
+    def message(
+        self, recipient: str, text: str, action: bool = False
+    ) -> Deferred[None] | None:
         """
-        Say C{text} to the person called C{recipient} alone, wherever it is.
-        The member is told once it went through (or why not); its input
-        does not wait for that (a person on another node may take a while
-        to reach), only for what the message costs (the flood limit).
+        Say C{text} (an action, if C{action}) to the person called
+        C{recipient} alone, wherever it is. The member is told once it went
+        through (or why not); its input does not wait for that (a person on
+        another node may take a while to reach), only for what the message
+        costs (the flood limit).
         """
         if not recipient or not text:
-            self.receive(Error("to whom, and what? /msg NAME TEXT"))
+            self.receive(Error("to whom, and what? /msg NAME TEXT", ErrorKind.USAGE))
             return None
-        lines = [text.encode("utf-8")]
+        line = text.encode("utf-8")
+        lines = [ACTION + line if action else line]
         telling = self.service.tell(self, self.name, recipient, lines)
 
         def told(name: str) -> None:
             self.receive(PrivateSent(name, lines))
 
         def notTold(failure: Failure) -> None:
-            if isinstance(failure.value, NobodyThere | Unreachable):
-                self.receive(Error(str(failure.value)))
+            if isinstance(failure.value, NobodyThere):
+                self.receive(Error(str(failure.value), ErrorKind.NOBODY, recipient))
+                return
+            if isinstance(failure.value, Unreachable):
+                self.receive(
+                    Error(str(failure.value), ErrorKind.UNREACHABLE, recipient)
+                )
                 return
             self.log.failure("Could not tell {name}", failure, name=recipient)
-            self.receive(Error(f"{recipient} could not be told; try again later"))
+            self.receive(
+                Error(
+                    f"{recipient} could not be told; try again later",
+                    ErrorKind.UNAVAILABLE,
+                    recipient,
+                )
+            )
 
         telling.addCallbacks(told, notTold)
         size = len(lines[0]) + len(self.name) + 5
         return self._spendOutput("*private*", size)
+
+    def act(self, text: str, roomText: str | None = None) -> Deferred[None] | None:
+        """
+        Do C{text} (C{/me waves}: an action, shown as C{* NAME waves}) in the
+        current room, or in the room C{roomText} names (one of the
+        member's).
+        """
+        if roomText is None:
+            room = self.current
+            if room is None:
+                self.receive(Error("you are in no room: /join one", ErrorKind.NO_ROOM))
+                return None
+        else:
+            room = self._myRoom(roomText)
+            if room is None:
+                return None
+        if not text:
+            self.receive(Error("do what? /me ACTION", ErrorKind.USAGE))
+            return None
+        return self.say([ACTION + text.encode("utf-8")], room)
 
     def who(self, roomText: str | None = None) -> Deferred[None] | None:
         """
@@ -755,7 +895,7 @@ class ChatSession:
         room = self.current if roomText is None else self._myRoom(roomText)
         if room is None:
             if roomText is None:
-                self.receive(Error("you are in no room"))
+                self.receive(Error("you are in no room", ErrorKind.NO_ROOM))
             return None
         names = room.names()
         self.receive(Members(room.name, names[:MAX_WHO_NAMES], len(names)))
@@ -772,7 +912,12 @@ class ChatSession:
 
         def notListed(failure: Failure) -> None:
             self.log.failure("Could not list the rooms", failure)
-            self.receive(Error("the rooms could not be listed; try again later"))
+            self.receive(
+                Error(
+                    "the rooms could not be listed; try again later",
+                    ErrorKind.UNAVAILABLE,
+                )
+            )
 
         return listing.addCallbacks(listed, notListed)
 
@@ -780,8 +925,8 @@ class ChatSession:
         """
         The service gave the member another name: take it, and say so.
         """
-        self.name = newName
-        self.receive(NameChanged(newName))
+        oldName, self.name = self.name, newName
+        self.receive(NameChanged(newName, oldName))
 
     def tell(self, text: str) -> None:
         """
@@ -802,6 +947,10 @@ class ChatSession:
             data = event.encoded[self.wire]
         except KeyError:
             data = event.encodedFor(self.wire)
+        if self.personalize is not None and OWN_NAME in data:
+            data = self.personalize(data)
+            if not data:
+                return
         self.policy.stats.bytesOut += len(data)
         if self.outputPaused or self.closing:
             self._queue(data)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from sockserve.chat.events import ACTION
 from sockserve.chat.linewire import LINE_WIRE
 from sockserve.web.frames import textFrame
 
@@ -46,8 +47,11 @@ class WebSocketLineWire:
 
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        One C{<sender> line} frame per line.
+        One C{<sender> line} frame per line (C{* sender waves} for an
+        action).
         """
+        if any(line[:1] == ACTION for line in lines):
+            return _framesOf(LINE_WIRE.message(room, sender, lines))
         prefix = b"<" + sender.encode("utf-8") + b"> "
         return b"".join([textFrame(prefix + line) for line in lines])
 
@@ -69,11 +73,11 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.joined(room, name))
 
-    def left(self, room: str, name: str) -> bytes:
+    def left(self, room: str, name: str, quit: bool) -> bytes:
         """
         C{* name left}.
         """
-        return _framesOf(LINE_WIRE.left(room, name))
+        return _framesOf(LINE_WIRE.left(room, name, quit))
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
@@ -93,7 +97,7 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.notice(text))
 
-    def error(self, text: str) -> bytes:
+    def error(self, text: str, kind: str = "", subject: str = "") -> bytes:
         """
         C{ERROR text}.
         """
@@ -111,7 +115,7 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.welcome(name, peer, room, others))
 
-    def entered(self, room: str, others: int) -> bytes:
+    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
         """
         C{* you are now in #room; N others here}.
         """
@@ -135,7 +139,7 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.rooms(rooms, total))
 
-    def nameChanged(self, name: str) -> bytes:
+    def nameChanged(self, name: str, oldName: str = "") -> bytes:
         """
         C{* you are now known as name}.
         """
@@ -160,6 +164,16 @@ def _json(**fields: object) -> bytes:
     )
 
 
+def _text(line: bytes) -> dict[str, object]:
+    """
+    C{{"text": line}}, or for an action C{{"text": "waves", "action":
+    true}}.
+    """
+    if line[:1] == ACTION:
+        return {"text": line[1:].decode("utf-8"), "action": True}
+    return {"text": line.decode("utf-8")}
+
+
 class WebSocketJsonWire:
     """
     The chat's events as JSON objects, one frame each, for the page: every
@@ -178,7 +192,7 @@ class WebSocketJsonWire:
                     type="message",
                     room=room,
                     **{"from": sender},
-                    text=line.decode("utf-8"),
+                    **_text(line),
                 )
                 for line in lines
             ]
@@ -189,10 +203,7 @@ class WebSocketJsonWire:
         C{{"type": "private", "from": sender, "text": line}} per line.
         """
         return b"".join(
-            [
-                _json(type="private", **{"from": sender}, text=line.decode("utf-8"))
-                for line in lines
-            ]
+            [_json(type="private", **{"from": sender}, **_text(line)) for line in lines]
         )
 
     def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
@@ -201,10 +212,7 @@ class WebSocketJsonWire:
         private message of the member's went through.
         """
         return b"".join(
-            [
-                _json(type="sent", to=recipient, text=line.decode("utf-8"))
-                for line in lines
-            ]
+            [_json(type="sent", to=recipient, **_text(line)) for line in lines]
         )
 
     def joined(self, room: str, name: str) -> bytes:
@@ -213,10 +221,13 @@ class WebSocketJsonWire:
         """
         return _json(type="joined", room=room, name=name)
 
-    def left(self, room: str, name: str) -> bytes:
+    def left(self, room: str, name: str, quit: bool) -> bytes:
         """
-        C{{"type": "left", "room": room, "name": name}}.
+        C{{"type": "left", "room": room, "name": name}}, with C{"quit":
+        true} if the member left the chat, not only the room.
         """
+        if quit:
+            return _json(type="left", room=room, name=name, quit=True)
         return _json(type="left", room=room, name=name)
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
@@ -238,11 +249,16 @@ class WebSocketJsonWire:
         """
         return _json(type="notice", text=text)
 
-    def error(self, text: str) -> bytes:
+    def error(self, text: str, kind: str = "", subject: str = "") -> bytes:
         """
-        C{{"type": "error", "text": text}}.
+        C{{"type": "error", "text": text}}, with C{"kind"} (what failed, see
+        L{sockserve.chat.events.ErrorKind}) and C{"subject"} (the room or
+        name it concerned) when known.
         """
-        return _json(type="error", text=text)
+        fields = {"kind": kind} if kind else {}
+        if subject:
+            fields["subject"] = subject
+        return _json(type="error", text=text, **fields)
 
     def banner(self, text: str) -> bytes:
         """
@@ -257,7 +273,7 @@ class WebSocketJsonWire:
         """
         return _json(type="welcome", name=name, room=room, others=others)
 
-    def entered(self, room: str, others: int) -> bytes:
+    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
         """
         C{{"type": "entered", "room": room, "others": N}}: the member joined
         the room.
@@ -287,7 +303,7 @@ class WebSocketJsonWire:
             total=total,
         )
 
-    def nameChanged(self, name: str) -> bytes:
+    def nameChanged(self, name: str, oldName: str = "") -> bytes:
         """
         C{{"type": "name", "name": name}}: the member's own new name.
         """
@@ -303,9 +319,7 @@ class WebSocketJsonWire:
         return _json(
             type="history",
             room=room,
-            lines=[
-                {"from": sender, "text": line.decode("utf-8")} for sender, line in lines
-            ],
+            lines=[{"from": sender, **_text(line)} for sender, line in lines],
             omitted=omitted,
         )
 

@@ -1,0 +1,712 @@
+"""
+The IRC front end on StringTransports and a Clock: registration in every
+order clients use, each command and its numerics, capabilities, IRC's
+framing and what crosses from the other front ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from sockserve.chat.events import ACTION
+from sockserve.factories import LineServerFactory, buildFactory
+from sockserve.irc import IRCFactory, IRCKeepAlive, IRCSettings, IRCWires
+from sockserve.irc.grammar import (
+    BadLine,
+    fitUTF8,
+    formatLine,
+    parseLine,
+    withoutFormatting,
+)
+from sockserve.irc.protocol import REGISTRATION_TIMEOUT
+from sockserve.irc.wire import IRCWire, serverTime
+from sockserve.limits import Limits
+from sockserve.protocol import ERROR_GRACE
+
+
+class Chat:
+    """A chat server with IRC, line and nothing else, on a Clock."""
+
+    def __init__(self, pings: float = 0.0, **limits: Any) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)
+        self.chat: LineServerFactory = buildFactory(
+            "chat", Limits(**limits), self.clock, "Hi"
+        )
+        assert self.chat.service is not None
+        assert self.chat.policy is not None
+        self.irc = IRCFactory(
+            IRCSettings(
+                self.chat.context,
+                self.chat.service,
+                self.chat.policy,
+                IRCWires("irc.test", "cloak", self.clock),
+                "line one\nline two",
+                self.clock,
+                network="TestNet",
+                pings=IRCKeepAlive(self.clock, pings) if pings else None,
+            )
+        )
+        self.port = 40000
+
+    def connect(self) -> Client:
+        self.port += 1
+        return Client(self.irc, self.port)
+
+    def user(self, nick: str, *caps: str) -> Client:
+        """An IRC client registered as C{nick}, its greeting read."""
+        client = self.connect()
+        if caps:
+            client.send("CAP LS 302", f"CAP REQ :{' '.join(caps)}")
+        client.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+        if caps:
+            client.send("CAP END")
+        lines = client.lines()
+        assert any(f" 001 {nick} " in line for line in lines), lines
+        return client
+
+    def line(self) -> LineClient:
+        self.port += 1
+        return LineClient(self.chat, self.port)
+
+
+class Client:
+    def __init__(self, factory: Any, port: int) -> None:
+        peer = IPv4Address("TCP", "127.0.0.1", port)
+        self.protocol = factory.buildProtocol(peer)
+        self.transport = StringTransport(peerAddress=peer)
+        self.protocol.makeConnection(self.transport)
+        self._pending = b""
+
+    def send(self, *lines: str) -> None:
+        for line in lines:
+            self.sendBytes(line.encode() + b"\r\n")
+
+    def sendBytes(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def raw(self) -> bytes:
+        data: bytes = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def lines(self) -> list[str]:
+        self._pending += self.raw()
+        *lines, self._pending = self._pending.split(b"\r\n")
+        return [line.decode("utf-8") for line in lines]
+
+    def codes(self) -> list[str]:
+        """The verbs (or numerics) of what it was sent."""
+        return [parseLine(line.encode()).verb for line in self.lines()]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.transport.disconnecting or self.transport.disconnected)
+
+
+class LineClient(Client):
+    pass
+
+
+# The grammar
+
+
+def test_lines_are_read_with_tags_source_and_trailing() -> None:
+    """A line's tags (unescaped), source, verb (upper case) and parameters,
+    the trailing one with its spaces."""
+    message = parseLine(rb"@a=1\s2\:3;b;c= :me!u@h privmsg #lab :hello there")
+    assert message.verb == "PRIVMSG"
+    assert message.params == ["#lab", "hello there"]
+    assert message.tags == {"a": "1 2;3", "b": "", "c": ""}
+    assert parseLine(b"NICK alice").params == ["alice"]
+    assert parseLine(b"JOIN :").params == [""]
+    assert parseLine(b"PING :").params == [""]
+    assert parseLine(b"USER a 0 * :Real Name").params == ["a", "0", "*", "Real Name"]
+    with pytest.raises(BadLine):
+        parseLine(b":only.a.source")
+
+
+def test_lines_that_are_not_utf8_are_read_as_latin1() -> None:
+    """A client of old sends its locale's encoding: never refused."""
+    assert parseLine(b"PRIVMSG #lab :caf\xe9").params[1] == "café"
+    assert parseLine("PRIVMSG #lab :café".encode()).params[1] == "café"
+
+
+def test_formatting_codes_are_taken_out() -> None:
+    """Bold, colours (and their digits), reset, italics, underline... are
+    taken out; the CTCP mark stays."""
+    assert withoutFormatting("\x02bold\x02 \x0304,12red\x03 \x1fu\x1f\x0f") == (
+        "bold red u"
+    )
+    assert withoutFormatting("\x01ACTION x\x01") == "\x01ACTION x\x01"
+
+
+def test_written_lines_never_break_the_framing() -> None:
+    """A parameter never carries CR, LF or NUL; the last one gets a colon
+    when it must."""
+    assert formatLine("s", "NOTICE", "me", "a\r\nb\x00c") == b":s NOTICE me :a  b c\r\n"
+    assert formatLine(None, "PING", "token") == b"PING token\r\n"
+    assert formatLine(None, "X", ":colon") == b"X ::colon\r\n"
+    assert formatLine(None, "X", "") == b"X :\r\n"
+
+
+def test_long_text_is_cut_between_characters() -> None:
+    """Text cut to fit IRC's line is cut at a space near the end, never
+    inside a UTF-8 character."""
+    text = ("é" * 300).encode()
+    pieces = fitUTF8(text, 101)
+    assert b"".join(pieces) == text
+    assert all(len(piece) <= 101 for piece in pieces)
+    for piece in pieces:
+        piece.decode("utf-8")
+    assert fitUTF8(b"aaaa bbbb cccc", 10) == [b"aaaa bbbb", b"cccc"]
+
+
+def test_server_time() -> None:
+    """IRCv3's time format, in UTC with milliseconds."""
+    assert serverTime(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+# Registration
+
+
+def test_registration_without_cap() -> None:
+    """NICK and USER: 001 to 005, LUSERS, the message of the day, addressed
+    to the nick."""
+    chat = Chat()
+    client = chat.connect()
+    client.send("NICK alice", "USER a 0 * :Alice")
+    lines = client.lines()
+    codes = [parseLine(line.encode()).verb for line in lines]
+    assert codes == [
+        "001",
+        "002",
+        "003",
+        "004",
+        "005",
+        "251",
+        "254",
+        "255",
+        "375",
+        "372",
+        "372",
+        "376",
+    ]
+    assert lines[0].startswith(":irc.test 001 alice :Welcome to the TestNet IRC")
+    isupport = parseLine(lines[4].encode()).params
+    assert "CASEMAPPING=ascii" in isupport
+    assert "CHANTYPES=#" in isupport
+    assert "NICKLEN=32" in isupport
+    assert "CHANNELLEN=33" in isupport
+    assert "NETWORK=TestNet" in isupport
+    assert lines[9] == ":irc.test 372 alice :- line one"
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        # irssi: CAP LS, an empty JOIN, CAP REQ and END, then NICK and USER.
+        [
+            "CAP LS 302",
+            "JOIN :",
+            "CAP REQ :server-time",
+            "CAP END",
+            "NICK a",
+            "USER a 0 * :A",
+        ],
+        # WeeChat: CAP LS, NICK and USER at once, then CAP REQ and END.
+        ["CAP LS 302", "NICK a", "USER a 0 * :A", "CAP REQ :server-time", "CAP END"],
+        # USER first, then NICK.
+        ["USER a 0 * :A", "NICK a"],
+    ],
+)
+def test_registration_in_the_orders_clients_use(order: list[str]) -> None:
+    """Registration waits for CAP END once CAP began; a command before
+    registration gets 451."""
+    chat = Chat()
+    client = chat.connect()
+    seen: list[str] = []
+    for line in order:
+        if "001" in seen:
+            break
+        client.send(line)
+        seen += client.codes()
+        if line == "JOIN :":
+            assert seen[-1] == "451"
+    assert seen.count("001") == 1
+    assert seen.index("001") > seen.index("CAP") if "CAP" in seen else True
+
+
+def test_registration_waits_for_cap_end() -> None:
+    """Nothing is registered while CAP negotiation is open."""
+    chat = Chat()
+    client = chat.connect()
+    client.send("CAP LS 302", "NICK a", "USER a 0 * :A")
+    assert client.codes() == ["CAP"]
+    client.send("CAP END")
+    assert client.codes()[0] == "001"
+
+
+def test_capabilities_are_acked_or_naked_whole() -> None:
+    """A request of known capabilities is acknowledged; one with an unknown
+    one is refused whole; CAP LIST says what is enabled."""
+    chat = Chat()
+    client = chat.connect()
+    client.send("CAP LS 302")
+    [offer] = client.lines()
+    assert offer.split(" :")[1].split() == [
+        "batch",
+        "cap-notify",
+        "echo-message",
+        "message-tags",
+        "multi-prefix",
+        "server-time",
+    ]
+    client.send("CAP REQ :server-time account-notify", "CAP REQ :echo-message")
+    assert client.lines() == [
+        ":irc.test CAP * NAK :server-time account-notify",
+        ":irc.test CAP * ACK echo-message",
+    ]
+    client.send("CAP LIST", "CAP FOO")
+    assert client.lines() == [
+        ":irc.test CAP * LIST echo-message",
+        ":irc.test 410 * FOO :Invalid CAP command",
+    ]
+
+
+def test_a_taken_nick_is_433_and_another_may_be_tried() -> None:
+    """433 for a name in use (whatever front end holds it, look-alikes
+    too), 432 for one the rule refuses, 431 for none; then a good one
+    registers."""
+    chat = Chat()
+    line = chat.line()
+    line.send("/nick alice")
+    client = chat.connect()
+    client.send("NICK", "NICK a.b", "NICK Alice", "USER a 0 * :A")
+    lines = client.lines()
+    assert lines[0] == ":irc.test 431 * :No nickname given"
+    assert lines[1].startswith(":irc.test 432 * a.b :a name uses")
+    assert lines[2].startswith(":irc.test 433 * Alice :the name Alice is taken")
+    client.send("NICK a1ice")
+    assert client.lines()[0].startswith(":irc.test 433 * a1ice :")
+    client.send("NICK bob")
+    assert client.lines()[0].startswith(":irc.test 001 bob ")
+
+
+def test_commands_before_registration_are_451_and_unknown_ones_421() -> None:
+    chat = Chat()
+    client = chat.connect()
+    client.send("PRIVMSG #lab :hi", "PING :tok")
+    assert client.lines() == [
+        ":irc.test 451 * :You have not registered",
+        ":irc.test PONG irc.test tok",
+    ]
+    client.send("NICK a", "USER a 0 * :A")
+    client.lines()
+    client.send("FROB x", "USER again 0 * :x", "PASS x")
+    assert client.lines() == [
+        ":irc.test 421 a FROB :Unknown command",
+        ":irc.test 462 a :You may not reregister",
+        ":irc.test 462 a :You may not reregister",
+    ]
+
+
+def test_a_client_that_never_registers_is_closed() -> None:
+    chat = Chat()
+    client = chat.connect()
+    client.send("NICK a")
+    chat.clock.advance(REGISTRATION_TIMEOUT)
+    assert client.lines() == ["ERROR :Closing link: registration timed out"]
+    assert client.closed
+    chat.clock.advance(ERROR_GRACE)
+
+
+def test_a_quiet_client_is_pinged_then_closed() -> None:
+    """After --irc-ping seconds of silence a PING; after as long again
+    without a word, closed."""
+    chat = Chat(pings=30.0)
+    client = chat.user("a")
+    chat.clock.advance(30)
+    assert client.lines() == ["PING irc.test"]
+    client.send("PONG irc.test")
+    chat.clock.advance(30)
+    assert client.lines() == ["PING irc.test"]
+    chat.clock.advance(30)
+    assert client.lines() == ["ERROR :Closing link: ping timeout (30 seconds)"]
+    assert client.closed
+    chat.clock.advance(ERROR_GRACE)
+
+
+# Channels
+
+
+def test_join_names_and_part() -> None:
+    """JOIN echoes the join, then who is there (the joiner too); the others
+    see it; PART likewise; JOIN of a bad name is 403."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    alice.send("JOIN #lab")
+    assert alice.lines() == [
+        ":alice!alice@cloak JOIN #lab",
+        ":irc.test 353 alice = #lab :alice",
+        ":irc.test 366 alice #lab :End of /NAMES list",
+    ]
+    bob.send("JOIN #Lab,#other,lab")
+    assert bob.lines() == [
+        ":bob!bob@cloak JOIN #lab",
+        ":irc.test 353 bob = #lab :alice bob",
+        ":irc.test 366 bob #lab :End of /NAMES list",
+        ":bob!bob@cloak JOIN #other",
+        ":irc.test 353 bob = #other :bob",
+        ":irc.test 366 bob #other :End of /NAMES list",
+        ":irc.test 403 bob lab :No such channel",
+    ]
+    assert alice.lines() == [":bob!bob@cloak JOIN #lab"]
+    bob.send("JOIN #lab", "PART #lab", "PART #lab", "PART #nowhere")
+    assert bob.lines() == [
+        ":bob!bob@cloak PART #lab",
+        ":irc.test 442 bob #lab :you are not in #lab",
+        ":irc.test 442 bob #nowhere :you are not in #nowhere",
+    ]
+    assert alice.lines() == [":bob!bob@cloak PART #lab"]
+
+
+def test_a_full_room_a_bad_room_and_too_many_rooms() -> None:
+    """471 for a full room, 403 for a name the rule refuses or a room not
+    among --rooms, 405 past --max-rooms."""
+    chat = Chat(maxClients=1)
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    alice.send("JOIN #lab")
+    alice.lines()
+    bob.send("JOIN #lab", "JOIN #" + "x" * 40)
+    lines = bob.lines()
+    assert lines[0].startswith(":irc.test 471 bob #lab :the room #lab is full")
+    assert lines[1].startswith(":irc.test 403 bob #" + "x" * 40 + " :a room name is")
+
+
+def test_names_who_whois_list_mode_topic() -> None:
+    """What irssi and WeeChat ask after joining, to call a channel synced:
+    MODE (324, 329), WHO (352, 315), MODE b (368); and WHOIS, LIST, TOPIC,
+    NAMES."""
+    chat = Chat()
+    alice = chat.user("alice")
+    line = chat.line()
+    line.send("/join lab")
+    alice.send("JOIN #lab")
+    alice.lines()
+    name = "guest1"
+    alice.send("MODE #lab", "WHO #lab", "MODE #lab b", "MODE #lab +o alice")
+    assert alice.lines() == [
+        ":irc.test 324 alice #lab +nt",
+        ":irc.test 329 alice #lab 1800000000",
+        ":irc.test 352 alice #lab alice cloak irc.test alice H :0 alice",
+        f":irc.test 352 alice #lab {name} cloak irc.test {name} H :0 {name}",
+        ":irc.test 315 alice #lab :End of /WHO list",
+        ":irc.test 368 alice #lab :End of channel ban list",
+        ":irc.test 482 alice #lab :Modes cannot be changed here",
+    ]
+    alice.send(f"WHOIS {name}", "WHOIS nobody", "WHO nobody")
+    assert alice.lines() == [
+        f":irc.test 311 alice {name} {name} cloak * :{name}",
+        f":irc.test 319 alice {name} :#lab",
+        f":irc.test 312 alice {name} irc.test :sockserve",
+        f":irc.test 318 alice {name} :End of /WHOIS list",
+        ":irc.test 401 alice nobody :No such nick/channel",
+        ":irc.test 318 alice nobody :End of /WHOIS list",
+        ":irc.test 315 alice nobody :End of /WHO list",
+    ]
+    alice.send("LIST", "TOPIC #lab", "TOPIC #lab :new", "TOPIC #elsewhere")
+    assert alice.lines() == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 322 alice #default 0 :",
+        ":irc.test 322 alice #lab 2 :",
+        ":irc.test 323 alice :End of /LIST",
+        ":irc.test 331 alice #lab :No topic is set",
+        ":irc.test 482 alice #lab :Topics cannot be set here",
+        ":irc.test 442 alice #elsewhere :You're not on that channel",
+    ]
+    alice.send("MODE alice", "MODE alice +i", "MODE guest1", "NAMES #lab")
+    assert alice.lines() == [
+        ":irc.test 221 alice +",
+        ":irc.test 502 alice :Cannot change mode for other users",
+        f":irc.test 353 alice = #lab :alice {name}",
+        ":irc.test 366 alice #lab :End of /NAMES list",
+    ]
+
+
+def test_names_are_split_to_fit_a_line() -> None:
+    """353 lines never pass IRC's 512 bytes."""
+    wire = IRCWire("irc.test", "cloak", Clock())
+    names = [f"member{index:026d}" for index in range(100)]
+    lines = wire.names("#lab", names).split(b"\r\n")[:-1]
+    assert len(lines) > 5
+    assert all(len(line) + 2 <= 512 for line in lines)
+    listed = [
+        name for line in lines[:-1] for name in line.split(b" :", 1)[1].decode().split()
+    ]
+    assert listed == names
+
+
+# Messages
+
+
+def test_messages_cross_every_front_end() -> None:
+    """A channel's lines reach its members on IRC and on a line, both ways;
+    a private message reaches one person wherever it is; ACTION is an
+    action everywhere; formatting is taken out."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    line = chat.line()
+    alice.send("JOIN #default")
+    bob.send("JOIN #default")
+    line.lines(), alice.lines(), bob.lines()
+    alice.send(
+        "PRIVMSG #default :hello \x02all\x02", "PRIVMSG #default :\x01ACTION waves\x01"
+    )
+    expected = [
+        ":alice!alice@cloak PRIVMSG #default :hello all",
+        ":alice!alice@cloak PRIVMSG #default :\x01ACTION waves\x01",
+    ]
+    assert bob.lines() == expected
+    assert line.lines() == ["<alice> hello all", "* alice waves"]
+    assert alice.lines() == []
+    line.send("hi \x1b[2J", "/me dances", "/msg bob psst")
+    assert bob.lines() == [
+        ":guest1!guest1@cloak PRIVMSG #default :hi \\x1b[2J",
+        ":guest1!guest1@cloak PRIVMSG #default :\x01ACTION dances\x01",
+        ":guest1!guest1@cloak PRIVMSG bob :psst",
+    ]
+    line.lines()
+    bob.send("PRIVMSG guest1 :hey there", "PRIVMSG alice :\x01ACTION nods\x01")
+    assert line.lines() == ["*bob* hey there"]
+    assert alice.lines()[-1] == ":bob!bob@cloak PRIVMSG alice :\x01ACTION nods\x01"
+
+
+def test_message_errors() -> None:
+    """401, 403, 404, 411, 412, 407; NOTICE never gets one; other CTCP is
+    not relayed."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    bob.send("JOIN #lab")
+    bob.lines()
+    alice.send(
+        "PRIVMSG nobody :hi",
+        "PRIVMSG #nowhere :hi",
+        "PRIVMSG #lab :hi",
+        "PRIVMSG",
+        "PRIVMSG bob",
+        "PRIVMSG bob,carol :hi",
+        "NOTICE nobody :hi",
+        "NOTICE #lab :hi",
+        "PRIVMSG bob :\x01VERSION\x01",
+    )
+    lines = alice.lines()
+    assert [parseLine(line.encode()).verb for line in lines] == [
+        "401",
+        "403",
+        "404",
+        "411",
+        "412",
+        "407",
+        "401",
+    ]
+    assert bob.lines() == []
+
+
+def test_echo_message_and_server_time() -> None:
+    """With echo-message a client sees its own messages; with server-time
+    every line carries the time."""
+    chat = Chat()
+    alice = chat.user("alice", "echo-message", "server-time")
+    bob = chat.user("bob")
+    for client in (alice, bob):
+        client.send("JOIN #lab")
+    alice.lines(), bob.lines()
+    alice.send("PRIVMSG #lab :hi", "PRIVMSG bob :psst")
+    stamp = "@time=2027-01-15T08:00:00.000Z "
+    assert alice.lines() == [
+        stamp + ":alice!alice@cloak PRIVMSG #lab :hi",
+        stamp + ":alice!alice@cloak PRIVMSG bob :psst",
+    ]
+    assert bob.lines() == [
+        ":alice!alice@cloak PRIVMSG #lab :hi",
+        ":alice!alice@cloak PRIVMSG bob :psst",
+    ]
+
+
+def test_history_in_a_batch_or_between_notices() -> None:
+    """--history: a client that asked for batches gets a chathistory batch,
+    others the lines between two notices."""
+    chat = Chat(history=5)
+    line = chat.line()
+    line.send("one", "/me two")
+    batched = chat.user("a", "batch")
+    batched.send("JOIN #default")
+    lines = batched.lines()[3:]
+    assert lines[0].startswith(":irc.test BATCH +h")
+    reference = lines[0].split()[2][1:]
+    assert lines[0].endswith(" chathistory #default")
+    assert lines[1:] == [
+        f"@batch={reference} :guest1!guest1@cloak PRIVMSG #default :one",
+        f"@batch={reference} :guest1!guest1@cloak PRIVMSG #default :\x01ACTION two\x01",
+        f":irc.test BATCH -{reference}",
+    ]
+    plain = chat.user("b")
+    plain.send("JOIN #default")
+    assert plain.lines()[3:] == [
+        ":irc.test NOTICE #default :the last 2 line(s) said here:",
+        ":guest1!guest1@cloak PRIVMSG #default :one",
+        ":guest1!guest1@cloak PRIVMSG #default :\x01ACTION two\x01",
+        ":irc.test NOTICE #default :(end of history)",
+    ]
+
+
+def test_a_long_line_from_elsewhere_is_cut_to_fit() -> None:
+    """A line client's 3000-byte line reaches IRC as several PRIVMSGs, each
+    within 512 bytes, nothing lost."""
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("JOIN #default")
+    alice.lines()
+    line = chat.line()
+    alice.lines()
+    text = " ".join(f"word{index}" for index in range(500))
+    line.send(text)
+    lines = alice.lines()
+    assert len(lines) > 1
+    assert all(len(line.encode()) + 2 <= 512 for line in lines)
+    assert " ".join(parseLine(line.encode()).params[1] for line in lines) == text
+
+
+def test_a_line_too_long_for_irc_is_417_and_one_too_long_to_frame_closes() -> None:
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("PRIVMSG #lab :" + "x" * 600)
+    assert alice.lines() == [":irc.test 417 alice :Input line was too long"]
+    assert not alice.closed
+    alice.send("PRIVMSG #lab :" + "x" * 5000)
+    [error] = alice.lines()
+    assert error.startswith("ERROR :line too long")
+    assert alice.closed
+    chat.clock.advance(ERROR_GRACE)
+
+
+# Names, quits, renames
+
+
+def test_a_rename_or_a_quit_is_told_once_whatever_the_rooms_shared() -> None:
+    """Someone sharing three rooms with an IRC client renames, then quits:
+    one NICK, one QUIT; a line client in one of those rooms sees each."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    for client in (alice, bob):
+        client.send("JOIN #a,#b,#c")
+    line = chat.line()
+    line.send("/join b")
+    alice.lines(), bob.lines(), line.lines()
+    bob.send("NICK robert")
+    assert alice.lines() == [":bob!bob@cloak NICK :robert"]
+    assert bob.lines() == [":bob!bob@cloak NICK :robert"]
+    assert line.lines() == ["* bob is now known as robert"]
+    bob.send("QUIT :bye")
+    assert alice.lines() == [":robert!robert@cloak QUIT :Quit"]
+    assert bob.lines() == ["ERROR :Closing link (quit)"]
+    assert line.lines() == ["* robert left"]
+
+
+def test_a_line_clients_quit_and_part_reach_irc_as_quit_and_part() -> None:
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("JOIN #default,#lab")
+    first, second = chat.line(), chat.line()
+    second.send("/join lab")
+    alice.lines()
+    second.send("/join default")
+    assert alice.lines() == [
+        ":guest2!guest2@cloak JOIN #default",
+        ":guest2!guest2@cloak PART #lab",
+    ]
+    first.transport.loseConnection()
+    first.protocol.connectionLost()
+    assert alice.lines() == [":guest1!guest1@cloak QUIT :Quit"]
+
+
+def test_away_ison_userhost() -> None:
+    chat = Chat()
+    alice = chat.user("alice")
+    chat.user("bob")
+    alice.send("AWAY :lunch", "AWAY", "ISON bob carol", "USERHOST bob")
+    assert alice.lines() == [
+        ":irc.test 306 alice :You have been marked as being away",
+        ":irc.test 305 alice :You are no longer marked as being away",
+        ":irc.test 303 alice :bob",
+        ":irc.test 302 alice :bob=+bob@cloak",
+    ]
+
+
+# The sender pays, and shutdown
+
+
+def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
+    """A flood of PRIVMSG (one large read) waits, a slice at a time, while a
+    member that reads is behind; nobody is dropped for it."""
+    chat = Chat(maxPending=64 * 1024)
+    flooder = chat.user("flooder")
+    flooder.send("JOIN #default")
+    reader = chat.line()
+    flooder.lines(), reader.lines()
+    reader.protocol.pauseProducing()
+    flood = b"".join(
+        b"PRIVMSG #default :%05d %s\r\n" % (n, b"x" * 300) for n in range(400)
+    )
+    flooder.sendBytes(flood)
+    # Held: most of the flood waits in the flooder's input, not in the
+    # reader's queue, and the reader is not dropped.
+    assert len(flooder.protocol.session.input) > 0
+    assert not reader.closed
+    got: list[str] = []
+    for _ in range(400):
+        reader.protocol.resumeProducing()
+        got += [line for line in reader.lines() if line.startswith("<flooder>")]
+        if len(got) == 400:
+            break
+        reader.protocol.pauseProducing()
+        chat.clock.advance(0.25)
+    assert not reader.closed
+    assert [line[10:15] for line in got] == [f"{n:05d}" for n in range(400)]
+
+
+def test_shutdown_says_goodbye_and_error() -> None:
+    chat = Chat()
+    alice = chat.user("alice")
+    newcomer = chat.connect()
+    chat.chat.context.registry.shutdown(chat.clock, 1.0)
+    assert alice.lines() == [
+        ":irc.test NOTICE alice :the server is shutting down; goodbye",
+        "ERROR :Closing link: the server is shutting down; goodbye",
+    ]
+    assert newcomer.lines() == ["ERROR :Closing link: the server is shutting down"]
+    assert alice.closed
+    chat.clock.advance(ERROR_GRACE)
+
+
+def test_an_action_mark_cannot_be_forged() -> None:
+    """What an IRC client sends is made safe: it cannot start a line with
+    the action mark other than by CTCP ACTION."""
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("JOIN #default")
+    line = chat.line()
+    alice.lines(), line.lines()
+    alice.sendBytes(b"PRIVMSG #default :" + ACTION + b"x \x1b[31m\x00\r\n")
+    assert line.lines() == []
