@@ -70,8 +70,15 @@ def test_verdict():
         {"ngircd": reference, "sockserve": run(join="pass", password="pass")}
     ) == ("YES: sockserve passes every core test ngircd passes (2 of 2).")
     no = verdict({"ngircd": reference, "sockserve": run(join="pass", list="pass")})
-    assert no.startswith("NO: sockserve does not pass 1 of the 2 core tests")
-    assert PASS in no
+    assert no == (
+        f"NO: sockserve does not pass 1 of the 2 core tests ngircd passes:\n\n"
+        f"- not run (1): {PASS}"
+    )
+    no = verdict({"ngircd": reference, "sockserve": run(join="skip", password="fail")})
+    assert no.splitlines()[2:] == [
+        f"- failed (1): {PASS}",
+        f"- skipped: join skip (1): {JOIN}",
+    ]
 
 
 def test_report_has_a_row_per_test_and_the_reasons():
