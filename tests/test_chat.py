@@ -151,6 +151,7 @@ def test_help_shows_every_command_in_aligned_columns() -> None:
         b"/part",
         b"/rooms",
         b"/who",
+        b"/topic",
         b"/msg",
         b"/me",
         b"/say",
@@ -159,7 +160,7 @@ def test_help_shows_every_command_in_aligned_columns() -> None:
         b"//text",
     ]
     assert lines[0].split(b"  ")[0] == b"* /nick NAME"
-    assert lines[5].split(b"  ")[0] == b"* /msg NAME TEXT"
+    assert lines[6].split(b"  ")[0] == b"* /msg NAME TEXT"
     summaries = {len(line) - len(line.split(b"  ")[-1].lstrip()) for line in lines}
     assert len(summaries) == 1, lines
     assert take(bobOut) == b""
@@ -613,3 +614,33 @@ def test_newcomers_get_in_whatever_rooms_others_made() -> None:
     assert take(carolOut) == BANNER + (
         b"* you are guest3 (127.0.0.1:40003) in #default; nobody else here\r\n"
     )
+
+
+def test_topics() -> None:
+    """/topic TEXT sets the current room's topic, told to its members with
+    who set it (made safe as any line); /topic shows it; a newcomer is told
+    it on joining; other rooms keep theirs; an empty /topic shows, a long
+    one is refused in one line."""
+    room = Room()
+    alice, aliceOut = room.join()
+    bob, bobOut = room.join()
+    carol, carolOut = room.join()
+    alice.dataReceived(b"/join lab\n")
+    bob.dataReceived(b"/join lab\n")
+    for out in (aliceOut, bobOut, carolOut):
+        out.clear()
+    alice.dataReceived(b"/topic exams on \x1b[31mFriday\n")
+    told = b"* guest1 set the topic: exams on \\x1b[31mFriday\r\n"
+    assert take(aliceOut) == take(bobOut) == told
+    assert take(carolOut) == b""
+    bob.dataReceived(b"/topic\n")
+    assert take(bobOut) == (
+        b"* the topic of #lab: exams on \\x1b[31mFriday (set by guest1)\r\n"
+    )
+    carol.dataReceived(b"/topic\n/join lab\n")
+    shown = take(carolOut)
+    assert shown.startswith(b"* #default has no topic\r\n")
+    assert b"* the topic of #lab: exams on \\x1b[31mFriday (set by guest1)\r\n" in shown
+    bobOut.clear()
+    bob.dataReceived(b"/topic " + b"x" * 301 + b"\n")
+    assert take(bobOut) == b"ERROR a topic is at most 300 characters\r\n"

@@ -183,12 +183,9 @@ def test_registration_without_cap() -> None:
     client.send("NICK alice", "USER a 0 * :Alice")
     lines = client.lines()
     codes = [parseLine(line.encode()).verb for line in lines]
-    assert codes == [
-        "001",
-        "002",
-        "003",
-        "004",
-        "005",
+    advertised = codes.count("005")
+    assert advertised in (1, 2)
+    assert codes == ["001", "002", "003", "004"] + ["005"] * advertised + [
         "251",
         "254",
         "255",
@@ -198,13 +195,22 @@ def test_registration_without_cap() -> None:
         "376",
     ]
     assert lines[0].startswith(":irc.test 001 alice :Welcome to the TestNet IRC")
-    isupport = parseLine(lines[4].encode()).params
+    isupport = [
+        token
+        for line in lines[4 : 4 + advertised]
+        for token in parseLine(line.encode()).params[1:-1]
+    ]
+    assert all(len(line.encode()) + 2 <= 512 for line in lines)
+    assert all(
+        parseLine(line.encode()).params[-1] == "are supported by this server"
+        for line in lines[4 : 4 + advertised]
+    )
     assert "CASEMAPPING=ascii" in isupport
     assert "CHANTYPES=#" in isupport
     assert "NICKLEN=32" in isupport
     assert "CHANNELLEN=33" in isupport
     assert "NETWORK=TestNet" in isupport
-    assert lines[9] == ":irc.test 372 alice :- line one"
+    assert lines[8 + advertised] == ":irc.test 372 alice :- line one"
 
 
 @pytest.mark.parametrize(
@@ -371,8 +377,8 @@ def test_join_names_and_part() -> None:
     bob.send("JOIN #lab", "PART #lab", "PART #lab", "PART #nowhere")
     assert bob.lines() == [
         ":bob!bob@cloak PART #lab",
-        ":irc.test 442 bob #lab :you are not in #lab",
-        ":irc.test 442 bob #nowhere :you are not in #nowhere",
+        ":irc.test 442 bob #lab :You're not on that channel",
+        ":irc.test 403 bob #nowhere :No such channel",
     ]
     assert alice.lines() == [":bob!bob@cloak PART #lab"]
 
@@ -404,7 +410,7 @@ def test_names_who_whois_list_mode_topic() -> None:
     name = "guest1"
     alice.send("MODE #lab", "WHO #lab", "MODE #lab b", "MODE #lab +o alice")
     assert alice.lines() == [
-        ":irc.test 324 alice #lab +nt",
+        ":irc.test 324 alice #lab +n",
         ":irc.test 329 alice #lab 1800000000",
         ":irc.test 352 alice #lab alice cloak irc.test alice H :0 alice",
         f":irc.test 352 alice #lab {name} cloak irc.test {name} H :0 {name}",
@@ -429,8 +435,8 @@ def test_names_who_whois_list_mode_topic() -> None:
         ":irc.test 322 alice #lab 2 :",
         ":irc.test 323 alice :End of /LIST",
         ":irc.test 331 alice #lab :No topic is set",
-        ":irc.test 482 alice #lab :Topics cannot be set here",
-        ":irc.test 442 alice #elsewhere :You're not on that channel",
+        ":alice!alice@cloak TOPIC #lab :new",
+        ":irc.test 403 alice #elsewhere :No such channel",
     ]
     alice.send("MODE alice", "MODE alice +i", "MODE guest1", "NAMES #lab")
     assert alice.lines() == [
@@ -710,3 +716,51 @@ def test_an_action_mark_cannot_be_forged() -> None:
     alice.lines(), line.lines()
     alice.sendBytes(b"PRIVMSG #default :" + ACTION + b"x \x1b[31m\x00\r\n")
     assert line.lines() == []
+
+
+def test_topics_on_irc() -> None:
+    """TOPIC sets a room's topic (seen as TOPIC by IRC members and as a
+    notice by line clients), a JOIN shows it (332, 333 before the names),
+    TOPIC asks for it; formatting is taken out; 442 outside a room that
+    exists, 403 for one that does not; KICK and INVITE likewise before 482."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    line = chat.line()
+    line.send("/join lab")
+    alice.send("JOIN #lab")
+    alice.lines()
+    line.lines()
+    alice.send("TOPIC #lab :\x02exams\x02 on Friday")
+    assert alice.lines() == [":alice!alice@cloak TOPIC #lab :exams on Friday"]
+    assert line.lines() == ["* alice set the topic: exams on Friday"]
+    bob.send("TOPIC #lab", "KICK #lab alice", "INVITE alice #lab", "JOIN #lab")
+    assert bob.lines() == [
+        ":irc.test 442 bob #lab :You're not on that channel",
+        ":irc.test 442 bob #lab :You're not on that channel",
+        ":irc.test 442 bob #lab :You're not on that channel",
+        ":bob!bob@cloak JOIN #lab",
+        ":irc.test 332 bob #lab :exams on Friday",
+        ":irc.test 333 bob #lab alice 1800000000",
+        ":irc.test 353 bob = #lab :alice bob guest1",
+        ":irc.test 366 bob #lab :End of /NAMES list",
+    ]
+    line.send("/topic")
+    assert line.lines()[-1] == "* the topic of #lab: exams on Friday (set by alice)"
+    line.send("/topic")
+    line.lines()
+    line.send("/topic new one")
+    assert bob.lines()[-1] == ":guest1!guest1@cloak TOPIC #lab :new one"
+    bob.send("TOPIC #lab", "KICK #lab alice", "TOPIC #gone", "KICK #gone x", "KICK")
+    assert bob.lines() == [
+        ":irc.test 332 bob #lab :new one",
+        ":irc.test 333 bob #lab guest1 1800000000",
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 403 bob #gone :No such channel",
+        ":irc.test 403 bob #gone :No such channel",
+        ":irc.test 461 bob KICK :Not enough parameters",
+    ]
+    bob.send("TOPIC #lab :")
+    assert alice.lines()[-1] == ":bob!bob@cloak TOPIC #lab :"
+    alice.send("TOPIC #lab")
+    assert alice.lines() == [":irc.test 331 alice #lab :No topic is set"]

@@ -21,6 +21,7 @@ from sockserve.chat.events import (
     Message,
     QuietPresence,
     Renamed,
+    Topic,
 )
 from sockserve.chat.names import (
     NameRejected,
@@ -76,6 +77,9 @@ class RecordingRelay:
 
     def renamed(self, room: ChatRoom, oldName: str, newName: str) -> None:
         self.told.append(("renamed", room.name, oldName, newName))
+
+    def topic(self, room: ChatRoom, topic: Topic) -> None:
+        self.told.append(("topic", room.name, topic.setter, topic.text))
 
     def said(
         self, room: ChatRoom, sender: IChatMember, name: str, lines: Sequence[bytes]

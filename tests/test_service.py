@@ -36,6 +36,7 @@ from sockserve.chat.events import (
     Message,
     PrivateMessage,
     Renamed,
+    TopicChanged,
 )
 from sockserve.chat.names import NameRejected, RoomRejected
 from sockserve.chat.people import IChatMember, NobodyThere
@@ -453,6 +454,46 @@ async def test_history_is_the_rooms_own(worlds: Worlds) -> None:
         ]
 
     await until(lambda: history() == [(a.name, b"one"), (a.name, b"two")], "history")
+
+
+# Topics
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_topic_is_the_rooms_own_and_kept_for_newcomers(
+    worlds: Worlds,
+) -> None:
+    """A topic set in a room is told to its members on every node, with who
+    set it; a newcomer on a node the room is new to finds it there; other
+    rooms keep theirs; an empty text clears it, on every node."""
+    world = await worlds()
+    a = await world.arrive()
+    b = await world.arrive()
+    c = await world.arrive()
+    await world.join(a, "lab")
+    await world.join(c, "lab")
+    topic = a.room("lab").setTopic(a, "exams on Friday")
+    assert (topic.text, topic.setter) == ("exams on Friday", a.name)
+
+    def told(person: Person) -> list[tuple[str, str, str]]:
+        return [
+            (event.room, event.topic.text, event.topic.setter)
+            for event in person.received
+            if isinstance(event, TopicChanged) and event.topic is not None
+        ]
+
+    expected = [("lab", "exams on Friday", a.name)]
+    assert told(a) == expected
+    await until(lambda: told(c) == expected, "the topic told")
+    assert a.room("default").topic is None
+    # b's node has nobody in lab: the room is new to it.
+    room = await world.join(b, "lab")
+    found = room.topic
+    assert found is not None
+    assert (found.text, found.setter) == ("exams on Friday", a.name)
+    room.setTopic(b, "")
+    await until(lambda: told(a)[-1:] == [("lab", "", b.name)], "the topic cleared")
+    await until(lambda: told(c)[-1:] == [("lab", "", b.name)], "the topic cleared")
 
 
 # The bus alone: how a node reads the rooms it holds

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sockserve.chat.commands import COMMANDS, helpText
-from sockserve.chat.events import Banner
+from sockserve.chat.events import Banner, Topic
 from sockserve.chat.linewire import LINE_WIRE
 from sockserve.chat.names import NameRejected
 from sockserve.chat.people import IChatMember, IPeople, LocalPeople
@@ -116,11 +116,18 @@ class TagWire:
     def banner(self, text: str) -> bytes:
         return self._tag("banner", text)
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None
+    ) -> bytes:
         return self._tag("welcome", name, peer, room, others)
 
-    def entered(self, room: str, others: int, names: Sequence[str]) -> bytes:
+    def entered(
+        self, room: str, others: int, names: Sequence[str], topic: Topic | None
+    ) -> bytes:
         return self._tag("entered", room, others)
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        return self._tag("topic", room, topic, changed)
 
     def parted(self, room: str) -> bytes:
         return self._tag("parted", room)

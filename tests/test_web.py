@@ -26,7 +26,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from sockserve.chat.events import ChatWire, Message
+from sockserve.chat.events import ChatWire, Message, Topic
 from sockserve.chat.protocol import LINE_WIRE
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
@@ -94,7 +94,13 @@ WIRE_CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("error", ("no",)),
     ("banner", ("Welcome\nto the room",)),
     ("welcome", ("bob", "127.0.0.1:1", "lab", 3)),
+    ("welcome", ("bob", "127.0.0.1:1", "lab", 3, Topic("hello all", "alice", 1.5))),
     ("entered", ("lab", 1)),
+    ("entered", ("lab", 1, ("a", "b"), Topic("hello all", "alice", 1.5))),
+    ("topic", ("lab", Topic("hello all", "alice", 1.5), True)),
+    ("topic", ("lab", Topic("", "alice", 1.5), True)),
+    ("topic", ("lab", Topic("hello all", "alice", 1.5), False)),
+    ("topic", ("lab", None, False)),
     ("parted", ("lab",)),
     ("members", ("lab", ("a", "b"), 5)),
     ("rooms", ((("default", 3), ("lab", 1)), 4)),

@@ -17,6 +17,8 @@ the first field saying what it is:
     member joined, parted, or left the chat (C{quiet} C{1}: update who is
     here, announce nothing; C{0}: announce);
   - C{r US old US new US quiet}: a member changed its name;
+  - C{t US setter US seconds US text}: the room's topic changed (an empty
+    text: cleared);
   - C{h US name US name ...}: these are this node's members (after the node
     reconnected), announce nothing;
   - C{x US name US name ...}: these members of a node that stopped
@@ -86,6 +88,17 @@ class Rename:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicSet:
+    """
+    A room's topic changed.
+    """
+
+    setter: str
+    at: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Here:
     """
     A node's members, as it rejoined the room.
@@ -105,7 +118,7 @@ class Private:
     lines: tuple[bytes, ...]
 
 
-BusEvent = Said | Presence | Rename | Here | Private
+BusEvent = Said | Presence | Rename | Here | Private | TopicSet
 
 
 RS = b"\x1e"
@@ -133,6 +146,8 @@ def encodeEvent(event: BusEvent) -> bytes:
                 *event.lines,
             ]
         )
+    if isinstance(event, TopicSet):
+        return encodeTopic(event)
     if isinstance(event, Rename):
         return US.join(
             [
@@ -151,6 +166,36 @@ def encodeBatch(events: Sequence[bytes]) -> bytes:
     L{encodeEvent} made them).
     """
     return RS.join(events)
+
+
+def encodeTopic(event: TopicSet) -> bytes:
+    """
+    C{t US setter US seconds US text}.
+    """
+    return US.join(
+        [
+            b"t",
+            event.setter.encode("utf-8"),
+            repr(round(event.at, 3)).encode("ascii"),
+            event.text.encode("utf-8"),
+        ]
+    )
+
+
+def decodeTopic(fields: list[bytes]) -> TopicSet:
+    """
+    The topic of C{setter, seconds, text} fields (as a stream's C{t} event,
+    or as Redis keeps a room's topic), made safe again.
+
+    @raise BadEntry: if they are not a topic.
+    """
+    try:
+        at = float(fields[1])
+    except ValueError:
+        raise BadEntry(f"not a time: {fields[1]!r:.20}") from None
+    if at != at or at in (float("inf"), float("-inf")):
+        raise BadEntry("not a time")
+    return TopicSet(_name(fields[0]), at, _safe(fields[2]).decode("utf-8", "replace"))
 
 
 def renameIn(encoded: bytes, old: str, new: str) -> bytes:
@@ -232,6 +277,8 @@ def decodeBatch(payload: bytes) -> list[BusEvent]:
             events.append(Said(_name(fields[1]), lines))
         elif kind in (b"j", b"l", b"q") and count == 3:
             events.append(Presence(kind.decode(), _name(fields[1]), _quiet(fields[2])))
+        elif kind == b"t" and count == 4:
+            events.append(decodeTopic(fields[1:]))
         elif kind == b"r" and count == 4:
             events.append(Rename(_name(fields[1]), _name(fields[2]), _quiet(fields[3])))
         elif kind == b"h":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sockserve.bus.codec import Here, Presence, Private, Rename, Said
+from sockserve.bus.codec import Here, Presence, Private, Rename, Said, TopicSet
 from sockserve.bus.redis import Entry, streamId
 from sockserve.chat.events import (
     Joined,
@@ -18,6 +18,8 @@ from sockserve.chat.events import (
     PrivateMessage,
     QuietPresence,
     Renamed,
+    Topic,
+    TopicChanged,
 )
 from sockserve.chat.names import nameKey
 
@@ -103,6 +105,10 @@ class Inbound:
         elif isinstance(event, Here):
             if fresh:
                 roster.replace(node, event.names)
+        elif isinstance(event, TopicSet):
+            room.heard(
+                TopicChanged(room.name, Topic(event.text, event.setter, event.at))
+            )
         elif isinstance(event, Rename):
             if room.memberCalled(event.oldName) is not None:
                 return

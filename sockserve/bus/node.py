@@ -41,7 +41,15 @@ from twisted.logger import Logger, LogLevel
 
 from sockserve._loglimit import LogLimiter
 from sockserve.bus.address import BusAddress
-from sockserve.bus.codec import Here, Presence, encodeEvent, renameIn
+from sockserve.bus.codec import (
+    BadEntry,
+    Here,
+    Presence,
+    TopicSet,
+    decodeBatch,
+    encodeEvent,
+    renameIn,
+)
 from sockserve.bus.inbound import Inbound
 from sockserve.bus.outbox import OUTBOX_LIMIT, Batch, Outbox
 from sockserve.bus.people import BusPeople
@@ -56,7 +64,7 @@ from sockserve.bus.redis import (
     streamId,
 )
 from sockserve.bus.rooms import BusRooms, RoomLink
-from sockserve.chat.events import Notice
+from sockserve.chat.events import Notice, Topic
 from sockserve.chat.names import guestName, nameKey
 from sockserve.chat.people import IChatMember
 from sockserve.chat.service import ChatService, RoomRules
@@ -233,6 +241,14 @@ class BusNode:
         link.roster.load(snapshot.members, self.bus.node)
         link.position = streamId(snapshot.last)
         link.loaded = True
+        if snapshot.topic and link.room is not None:
+            try:
+                [kept] = decodeBatch(snapshot.topic)
+            except (BadEntry, ValueError):
+                self.log.warn("A room's topic in Redis is not one a node kept")
+            else:
+                if isinstance(kept, TopicSet):
+                    link.room.topic = Topic(kept.text, kept.setter, kept.at)
         if lostData:
             link.cursor = "0-0"
             link.offset = None

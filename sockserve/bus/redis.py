@@ -144,12 +144,15 @@ class Snapshot:
     @ivar deleted: the id of the last entry trimmed away.
     @ivar offset: the bytes published in the stream so far.
     @ivar members: the room's members, as C{(node, name)}.
+    @ivar topic: its topic, as kept (a C{t} event, see
+        L{sockserve.bus.codec}), or empty.
     """
 
     last: str
     deleted: str
     offset: int
     members: list[tuple[str, str]]
+    topic: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -512,13 +515,14 @@ class RedisBus(Service):
         """
         A room's snapshot, from a script's reply.
         """
-        last, deleted, offset, members = reply
+        last, deleted, offset, members, *rest = reply
         held = []
         for member in members:
             rawNode, separator, rawName = member.partition(b"\n")
             if separator and rawName:
                 held.append((_text(rawNode), _text(rawName)))
-        return Snapshot(_text(last), _text(deleted), int(offset), held)
+        topic = rest[0] if rest and isinstance(rest[0], bytes) else b""
+        return Snapshot(_text(last), _text(deleted), int(offset), held, topic)
 
     def _stopLoops(self) -> None:
         for loop in (self._heartbeat, self._progress):

@@ -16,9 +16,10 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve.bus.codec import Presence, Rename, Said
+from sockserve.bus.codec import Presence, Rename, Said, TopicSet, encodeTopic
 from sockserve.bus.redis import BusFull, Entry, roomStream
 from sockserve.bus.roster import Roster
+from sockserve.chat.events import Topic
 from sockserve.chat.names import RoomRejected, nameKey, roomKey
 from sockserve.chat.people import IChatMember
 from sockserve.chat.room import ChatRoom, IRoomRelay, IRoster, RoomFull
@@ -112,6 +113,17 @@ class BusRelay:
         C{sender} said C{lines} in C{room} here.
         """
         self.node.send(room.key, Said(name, tuple(lines)), sender=sender)
+
+    def topic(self, room: ChatRoom, topic: Topic) -> None:
+        """
+        C{room}'s topic changed here: the nodes that hold the room hear it
+        in its stream, and Redis keeps it for those that load it later.
+        """
+        event = TopicSet(topic.setter, topic.at, topic.text)
+        self.node.send(room.key, event)
+        if self.node.bus.connected:
+            kept = self.node.bus.command("topic", room.key, encodeTopic(event))
+            kept.addErrback(lambda failure: None)
 
 
 @implementer(IRoomDirectory)

@@ -22,10 +22,11 @@ Each room's keys share one hash slot, C{P {ROOM}:} (the braces), as in
 sockserve 1.0: C{stream} (the room's events), C{members} (a hash from the
 key of a member's name to C{NODE LF NAME}), C{seqs} (the last batch number
 each node published), C{offset} (the bytes of payload published so far:
-each entry carries the total after it, C{o}) and C{progress} (a hash from a
+each entry carries the total after it, C{o}), C{progress} (a hash from a
 node to the offset of the last entry it read: how far behind the slowest
-node is, in bytes). An empty room is forgotten: it leaves C{rooms}, and its
-keys expire after a while unless someone joins it again.
+node is, in bytes) and C{topic} (its last C{t} event, see
+L{sockserve.bus.codec}). An empty room is forgotten: it leaves C{rooms},
+and its keys expire after a while unless someone joins it again.
 
 Names and lines are arguments, never part of a key; the only keys made of
 an argument are the node's own (whose id the node makes itself) and a
@@ -51,7 +52,7 @@ local function roomPrefix(P, room)
   return P .. '{' .. room .. '}:'
 end
 
-local ROOM_KEYS = {'stream', 'seqs', 'offset', 'progress', 'members'}
+local ROOM_KEYS = {'stream', 'seqs', 'offset', 'progress', 'members', 'topic'}
 
 local function append(R, maxlen, node, seq, payload)
   local total = redis.call('INCRBY', R .. 'offset', #payload)
@@ -87,7 +88,8 @@ local function snapshot(P, room)
     end
   end
   local offset = redis.call('GET', R .. 'offset') or '0'
-  return {last, deleted, offset, redis.call('HVALS', R .. 'members')}
+  return {last, deleted, offset, redis.call('HVALS', R .. 'members'),
+    redis.call('GET', R .. 'topic') or ''}
 end
 
 -- The members of room held by node d: {keys}, {names}.
@@ -464,6 +466,19 @@ end
 return result
 """
 
+# ARGV: P, node, the room's key, its topic (a t event, as the stream has it).
+# Keep a room's topic for the nodes that load the room later; the change
+# itself goes to the nodes that hold it in the room's stream.
+TOPIC = (
+    _COMMON
+    + """
+local P, node, room, topic = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HEXISTS', P .. 'rooms', room) == 0 then return 0 end
+redis.call('SET', roomPrefix(P, room) .. 'topic', topic)
+return 1
+"""
+)
+
 SCRIPTS = {
     "heartbeat": HEARTBEAT,
     "depart": DEPART,
@@ -476,4 +491,5 @@ SCRIPTS = {
     "progress": PROGRESS,
     "rejoin": REJOIN,
     "rooms": ROOMS,
+    "topic": TOPIC,
 }

@@ -67,6 +67,11 @@ def _msg(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.message(recipient, text.lstrip(" "))
 
 
+def _topic(session: ChatSession, argument: str) -> Deferred[None] | None:
+    text = argument.strip()
+    return session.topic(None, text or None)
+
+
 def _me(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.act(argument.strip())
 
@@ -92,6 +97,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("/part", "[ROOM]", "leave ROOM, or this room for the default one", _part),
     Command("/rooms", "", "list the rooms and who is in each", _rooms),
     Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
+    Command("/topic", "[TEXT]", "show this room's topic, or set it", _topic),
     Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
     Command("/me", "ACTION", "act: /me waves shows * NAME waves", _me, says=True),
     Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),

@@ -27,6 +27,7 @@ shared by all its members, never one per connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 ACTION = b"\x01"
@@ -47,6 +48,22 @@ def isAction(line: bytes) -> bool:
     Tell whether C{line} is an action (see L{ACTION}).
     """
     return line[:1] == ACTION
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """
+    A room's topic.
+
+    @ivar text: what it says (safe to show; empty: the room has no topic,
+        C{setter} cleared it).
+    @ivar setter: who set it.
+    @ivar at: when, in seconds since the epoch.
+    """
+
+    text: str
+    setter: str
+    at: float
 
 
 class ChatWire(Protocol):
@@ -112,16 +129,28 @@ class ChatWire(Protocol):
         The welcome banner, its lines separated by LF.
         """
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None
+    ) -> bytes:
         """
         The member, connected from C{peer}, was admitted as C{name} into
-        C{room}, with C{others} other members there.
+        C{room}, with C{others} other members there, and its C{topic} if it
+        has one.
         """
 
-    def entered(self, room: str, others: int, names: Sequence[str]) -> bytes:
+    def entered(
+        self, room: str, others: int, names: Sequence[str], topic: Topic | None
+    ) -> bytes:
         """
         The member joined C{room}, where C{others} other members are;
-        C{names} are all the members' (the member's own too), sorted.
+        C{names} are all the members' (the member's own too), sorted; the
+        room's C{topic}, if it has one.
+        """
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        """
+        C{room}'s topic (C{None} or an empty text: it has none): just
+        changed if C{changed}, or as the member asked to see it.
         """
 
     def parted(self, room: str) -> bytes:
@@ -447,20 +476,23 @@ class Welcome(ChatEvent):
     and how many others are there.
     """
 
-    __slots__ = ("name", "others", "peer", "room")
+    __slots__ = ("name", "others", "peer", "room", "topic")
 
-    def __init__(self, name: str, peer: str, room: str, others: int) -> None:
+    def __init__(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
+    ) -> None:
         super().__init__()
         self.name = name
         self.peer = peer
         self.room = room
         self.others = others
+        self.topic = topic
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the welcome for C{wire}.
         """
-        return wire.welcome(self.name, self.peer, self.room, self.others)
+        return wire.welcome(self.name, self.peer, self.room, self.others, self.topic)
 
 
 class Entered(RoomEvent):
@@ -470,18 +502,47 @@ class Entered(RoomEvent):
     @ivar names: every member's name, the member's own too, sorted.
     """
 
-    __slots__ = ("names", "others")
+    __slots__ = ("names", "others", "topic")
 
-    def __init__(self, room: str, others: int, names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str] = (),
+        topic: Topic | None = None,
+    ) -> None:
         super().__init__(room)
         self.others = others
         self.names = tuple(names)
+        self.topic = topic
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the entry for C{wire}.
         """
-        return wire.entered(self.room, self.others, self.names)
+        return wire.entered(self.room, self.others, self.names, self.topic)
+
+
+class TopicChanged(RoomEvent):
+    """
+    A room's topic, just changed (or shown, as the member asked).
+
+    @ivar topic: the topic, or C{None} for none.
+    @ivar changed: whether it just changed.
+    """
+
+    __slots__ = ("changed", "topic")
+
+    def __init__(self, room: str, topic: Topic | None, changed: bool = True) -> None:
+        super().__init__(room)
+        self.topic = topic
+        self.changed = changed
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the topic for C{wire}.
+        """
+        return wire.topic(self.room, self.topic, self.changed)
 
 
 class Parted(RoomEvent):

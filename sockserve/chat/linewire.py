@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockserve._text import plural
-from sockserve.chat.events import ACTION
+from sockserve.chat.events import ACTION, Topic
 
 CRLF = b"\r\n"
 # Names listed in one summary of quiet joins or departures.
@@ -134,17 +134,52 @@ class LineWire:
         """
         return textLines(text)
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
+    ) -> bytes:
         """
-        C{* you are name (peer) in #room; N others here}.
+        C{* you are name (peer) in #room; N others here}, and the room's
+        topic if it has one.
         """
-        return self.notice(f"you are {name} ({peer}) in #{room}; {othersHere(others)}")
+        return self.notice(
+            f"you are {name} ({peer}) in #{room}; {othersHere(others)}"
+        ) + self._topicIfAny(room, topic)
 
-    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
+    def entered(
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str] = (),
+        topic: Topic | None = None,
+    ) -> bytes:
         """
-        C{* you are now in #room; N others here}.
+        C{* you are now in #room; N others here}, and the room's topic if it
+        has one.
         """
-        return self.notice(f"you are now in #{room}; {othersHere(others)}")
+        return self.notice(
+            f"you are now in #{room}; {othersHere(others)}"
+        ) + self._topicIfAny(room, topic)
+
+    def _topicIfAny(self, room: str, topic: Topic | None) -> bytes:
+        if topic is None or not topic.text:
+            return b""
+        return self.topic(room, topic, False)
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        """
+        C{* alice set the topic: TEXT} (C{* alice cleared the topic}) as it
+        changes; C{* the topic of #room: TEXT (set by alice)} or C{* #room
+        has no topic} when asked.
+        """
+        if changed and topic is not None:
+            if topic.text:
+                return self.notice(f"{topic.setter} set the topic: {topic.text}")
+            return self.notice(f"{topic.setter} cleared the topic")
+        if topic is None or not topic.text:
+            return self.notice(f"#{room} has no topic")
+        return self.notice(
+            f"the topic of #{room}: {topic.text} (set by {topic.setter})"
+        )
 
     def parted(self, room: str) -> bytes:
         """

@@ -32,6 +32,8 @@ from sockserve.chat.events import (
     QuietPresence,
     Renamed,
     RoomEvent,
+    Topic,
+    TopicChanged,
 )
 from sockserve.chat.names import nameKey, roomKey
 from sockserve.chat.pacing import OutputPressure
@@ -98,6 +100,11 @@ class IRoomRelay(Interface):
     ) -> None:
         """
         C{sender}, called C{name}, said C{lines} in C{room} here.
+        """
+
+    def topic(room: ChatRoom, topic: Topic) -> None:  # noqa: N805
+        """
+        C{room}'s topic was changed here (to an empty text: cleared).
         """
 
 
@@ -238,6 +245,7 @@ class ChatRoom:
     @ivar roster: the members the other nodes hold.
     @ivar pressure: its members that are behind, whom its bulk senders wait
         for (see L{OutputPressure}); C{None}: nobody waits.
+    @ivar topic: its topic (C{None}, or an empty text: none).
     """
 
     log = Logger()
@@ -267,6 +275,7 @@ class ChatRoom:
         self.relay = relay
         self.roster = roster
         self.pressure = pressure
+        self.topic: Topic | None = None
         self._byKey: dict[str, IChatMember] = {}
         self._names: dict[IChatMember, str] = {}
         self._quiet: set[IChatMember] = set()
@@ -447,13 +456,33 @@ class ChatRoom:
             # Delivering may have made the sender leave: its lines go on.
             self.relay.said(self, member, name, lines)
 
+    def setTopic(self, member: IChatMember, text: str) -> Topic:
+        """
+        C{member} sets the room's topic to C{text} (safe to show; empty:
+        none, but who cleared it is told): everyone here is told, the setter
+        too, and the other nodes.
+        """
+        name = self._names[member]
+        clock = self.clock
+        at = clock.seconds() if clock is not None else 0.0
+        topic = Topic(text, name, at)
+        self.topic = topic
+        self.broadcast(TopicChanged(self.name, topic))
+        if self.relay is not None:
+            self.relay.topic(self, topic)
+        return topic
+
     def heard(self, event: RoomEvent) -> None:
         """
         Deliver C{event}, from another node, to the members here: lines (kept
-        for history too), and joins, departures and renames (announced as
-        local ones are).
+        for history too), joins, departures and renames (announced as local
+        ones are), and changes of topic.
         """
-        if isinstance(event, Message):
+        if isinstance(event, TopicChanged):
+            self.topic = event.topic
+            if not self.closed:
+                self.broadcast(event)
+        elif isinstance(event, Message):
             self.remember(event.sender, event.lines)
             self.broadcast(event)
         elif isinstance(event, QuietPresence):

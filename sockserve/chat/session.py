@@ -48,6 +48,7 @@ from sockserve.chat.events import (
     Parted,
     PrivateSent,
     Rooms,
+    TopicChanged,
     Welcome,
 )
 from sockserve.chat.input import InputQueue, settled
@@ -60,6 +61,8 @@ from sockserve.chat.service import ChatService, ServiceClosed
 
 MAX_WHO_NAMES = 100
 MAX_ROOMS_LISTED = 100
+# The longest topic, in characters.
+TOPIC_LENGTH = 300
 
 # A read at least this large is a flood, not typing (and so are small reads
 # faster than a person types, see TYPING_BURST): it is relayed this much at
@@ -282,7 +285,9 @@ class ChatSession:
         self.current = room
         self.state = SessionState.PRESENT
         self.connection.named(name)
-        welcome = Welcome(name, self.connection.peer, room.name, room.population() - 1)
+        welcome = Welcome(
+            name, self.connection.peer, room.name, room.population() - 1, room.topic
+        )
         greeting = self.banner.encodedFor(self.wire) + welcome.encodedFor(self.wire)
         self.queue.insert(0, greeting)
         self.queued += len(greeting)
@@ -709,7 +714,9 @@ class ChatSession:
             return
         previous = self.current
         self.current = room
-        self.receive(Entered(room.name, room.population() - 1, room.names()))
+        self.receive(
+            Entered(room.name, room.population() - 1, room.names(), room.topic)
+        )
         room.tellHistory(self)
         if previous is not None and previous is not room and not self.multiRoom:
             self.service.part(self, previous)
@@ -887,6 +894,38 @@ class ChatSession:
             self.receive(Error("do what? /me ACTION", ErrorKind.USAGE))
             return None
         return self.say([ACTION + text.encode("utf-8")], room)
+
+    def topic(
+        self, roomText: str | None = None, text: str | None = None
+    ) -> Deferred[None] | None:
+        """
+        Show the topic of the current room, or of the room C{roomText} names
+        (one of the member's); or, given C{text}, set it (empty: clear it).
+        Anyone in a room may.
+        """
+        if roomText is None:
+            room = self.current
+            if room is None:
+                self.receive(Error("you are in no room", ErrorKind.NO_ROOM))
+                return None
+        else:
+            room = self._myRoom(roomText)
+            if room is None:
+                return None
+        if text is None:
+            self.receive(TopicChanged(room.name, room.topic, changed=False))
+            return None
+        if len(text) > TOPIC_LENGTH:
+            self.receive(
+                Error(
+                    f"a topic is at most {TOPIC_LENGTH} characters",
+                    ErrorKind.USAGE,
+                    room.name,
+                )
+            )
+            return None
+        room.setTopic(self, text)
+        return None
 
     def who(self, roomText: str | None = None) -> Deferred[None] | None:
         """

@@ -3,8 +3,12 @@ IRC clients in the chat: C{--irc}.
 
   - L{sockserve.irc.grammar}: IRC lines, read and written;
   - L{sockserve.irc.wire}: the chat's events as IRC lines;
-  - L{sockserve.irc.protocol}: an IRC client as a chat member (registration,
-    capabilities, commands), and the factory of such members.
+  - L{sockserve.irc.protocol}: an IRC client as a chat member (its
+    connection, input and output), and the factory of such members;
+  - L{sockserve.irc.registration}: registering (C{CAP}, C{NICK}, C{USER})
+    and the greeting;
+  - L{sockserve.irc.commands}: what a registered client asks for, as the
+    session's intents.
 
 A channel C{#lab} is the room C{lab}: IRC clients meet line clients and
 browsers there, on this server and across a bus.

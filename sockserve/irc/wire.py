@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from twisted.internet.interfaces import IReactorTime
 
-from sockserve.chat.events import ACTION, OWN_NAME
+from sockserve.chat.events import ACTION, OWN_NAME, Topic
 from sockserve.irc.grammar import LINE_BYTES, fitUTF8
 
 CRLF = b"\r\n"
@@ -280,25 +280,60 @@ class IRCWire:
         """
         return self.notice(text)
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
+    ) -> bytes:
         """
         Nothing: an IRC client is greeted at registration (see
         L{sockserve.irc.protocol}).
         """
         return b""
 
-    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
+    def entered(
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str] = (),
+        topic: Topic | None = None,
+    ) -> bytes:
         """
-        C{:me JOIN #room}, then who is there (C{353}, C{366}).
+        C{:me JOIN #room}, then its topic if it has one (C{332}, C{333}),
+        then who is there (C{353}, C{366}).
         """
         channel = "#" + room
+        shown = b""
+        if topic is not None and topic.text:
+            shown = self.topic(room, topic, False)
         return (
             self._tags()
             + self._own()
             + b"JOIN "
             + channel.encode("utf-8")
             + CRLF
+            + shown
             + self.names(channel, names)
+        )
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        """
+        C{:setter TOPIC #room :text} as it changes; as asked, C{332} and
+        C{333} (who set it, when), or C{331} for none.
+        """
+        channel = "#" + room
+        if changed and topic is not None:
+            return (
+                self._tags()
+                + self.prefix(topic.setter)
+                + b"TOPIC "
+                + channel.encode("utf-8")
+                + b" :"
+                + topic.text.encode("utf-8")
+                + CRLF
+            )
+        if topic is None or not topic.text:
+            return self.numeric("331", channel, text="No topic is set")
+        return self.numeric("332", channel, text=topic.text) + self.numeric(
+            "333", channel, topic.setter, str(int(topic.at))
         )
 
     def names(self, channel: str, names: Sequence[str]) -> bytes:

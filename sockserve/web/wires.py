@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sockserve.chat.events import ACTION
+from sockserve.chat.events import ACTION, Topic
 from sockserve.chat.linewire import LINE_WIRE
 from sockserve.web.frames import textFrame
 
@@ -109,17 +109,31 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.banner(text))
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
+    ) -> bytes:
         """
         C{* you are name (peer) in #room; N others here}.
         """
-        return _framesOf(LINE_WIRE.welcome(name, peer, room, others))
+        return _framesOf(LINE_WIRE.welcome(name, peer, room, others, topic))
 
-    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
+    def entered(
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str] = (),
+        topic: Topic | None = None,
+    ) -> bytes:
         """
         C{* you are now in #room; N others here}.
         """
-        return _framesOf(LINE_WIRE.entered(room, others))
+        return _framesOf(LINE_WIRE.entered(room, others, names, topic))
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        """
+        The topic, as the line wire says it.
+        """
+        return _framesOf(LINE_WIRE.topic(room, topic, changed))
 
     def parted(self, room: str) -> bytes:
         """
@@ -162,6 +176,16 @@ def _json(**fields: object) -> bytes:
     return textFrame(
         json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     )
+
+
+def _topic(topic: Topic | None) -> dict[str, object]:
+    """
+    C{{"topic": {"text": ..., "by": ..., "at": ...}}}, or nothing for no
+    topic.
+    """
+    if topic is None or not topic.text:
+        return {}
+    return {"topic": {"text": topic.text, "by": topic.setter, "at": topic.at}}
 
 
 def _text(line: bytes) -> dict[str, object]:
@@ -266,19 +290,38 @@ class WebSocketJsonWire:
         """
         return _json(type="banner", text=text)
 
-    def welcome(self, name: str, peer: str, room: str, others: int) -> bytes:
+    def welcome(
+        self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
+    ) -> bytes:
         """
         C{{"type": "welcome", "name": name, "room": room, "others": N}} (the
-        page's own address is not news to it).
+        page's own address is not news to it), with C{"topic"} if the room
+        has one.
         """
-        return _json(type="welcome", name=name, room=room, others=others)
+        return _json(
+            type="welcome", name=name, room=room, others=others, **_topic(topic)
+        )
 
-    def entered(self, room: str, others: int, names: Sequence[str] = ()) -> bytes:
+    def entered(
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str] = (),
+        topic: Topic | None = None,
+    ) -> bytes:
         """
         C{{"type": "entered", "room": room, "others": N}}: the member joined
-        the room.
+        the room; with C{"topic"} if it has one.
         """
-        return _json(type="entered", room=room, others=others)
+        return _json(type="entered", room=room, others=others, **_topic(topic))
+
+    def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
+        """
+        C{{"type": "topic", "room": room, "topic": {"text", "by", "at"} or
+        null, "changed": true}} (C{"changed": false} when asked).
+        """
+        shown = _topic(topic).get("topic")
+        return _json(type="topic", room=room, topic=shown, changed=changed)
 
     def parted(self, room: str) -> bytes:
         """

@@ -1,0 +1,483 @@
+"""
+What a registered IRC client asks for, as the session's intents: C{JOIN} is
+L{ChatSession.join<sockserve.chat.session.ChatSession.join>}, C{PRIVMSG
+#room} is C{say}, C{PRIVMSG nick} is C{message}; and what it asks of the
+server (C{NAMES}, C{WHO}, C{WHOIS}, C{LIST}, C{MODE}, C{TOPIC}, ...),
+answered with the numerics irssi and WeeChat wait for before they call a
+channel synced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from sockserve._text import safeText
+from sockserve._version import __version__
+from sockserve.chat.events import ACTION, Message
+from sockserve.chat.names import nameKey, roomKey
+from sockserve.chat.room import ChatRoom
+from sockserve.chat.session import SessionState, pending
+from sockserve.irc.grammar import IRCMessage, formatLine, withoutFormatting
+
+if TYPE_CHECKING:
+    from sockserve.irc.protocol import IRCProtocol
+
+# Targets one JOIN or PART may name.
+MAX_TARGETS = 4
+
+
+class Commands:
+    """
+    The commands of a registered IRC client (and C{PING}, C{PONG} and
+    C{QUIT}, which come at any time).
+
+    @ivar irc: the client.
+    @ivar away: its away message, if it is away.
+    """
+
+    def __init__(self, irc: IRCProtocol) -> None:
+        self.irc = irc
+        self.away: str | None = None
+
+    def irc_PING(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{PING token}: C{PONG server :token}.
+        """
+        if not message.params:
+            self.irc.write(self.irc.numeric("409", text="No origin specified"))
+            return
+        server = self.irc.settings.server
+        self.irc.write(formatLine(server, "PONG", server, message.params[-1]))
+
+    def irc_PONG(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        The answer to our C{PING}: the client is there (any input says so).
+        """
+
+    def irc_QUIT(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{QUIT [:reason]}: leave, with an C{ERROR} line as IRC servers do.
+        """
+        if self.irc.session.state is not SessionState.PRESENT:
+            self.irc.sendErrorAndClose("Closing link (quit)")
+            return
+        self.irc.reply(self.irc.formatError("Closing link (quit)"))
+        self.irc.session.quit()
+
+    def _channels(self, text: str) -> list[str]:
+        return [name for name in text.split(",") if name][:MAX_TARGETS]
+
+    def _badChannel(self, name: str) -> bytes | None:
+        if not name.startswith("#") or len(name) < 2:
+            shown = safeText(name.encode("utf-8")).decode("utf-8")[:40]
+            return self.irc.numeric("403", shown or "*", text="No such channel")
+        return None
+
+    def _each(
+        self, items: Sequence[str], do: Callable[[str], Deferred[Any] | None]
+    ) -> Deferred[Any] | None:
+        """
+        C{do} each item in turn; the rest wait for one the service answers
+        later.
+        """
+        for index, item in enumerate(items):
+            step = do(item)
+            if step is not None and pending(step):
+                rest = items[index + 1 :]
+                if rest:
+                    self.irc.session.input.next(partial(self._each, rest, do))
+                return step
+        return None
+
+    def irc_JOIN(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
+        """
+        C{JOIN #a,#b}: join each (C{JOIN 0}: leave them all).
+        """
+        if not message.params:
+            self.irc.write(
+                self.irc.numeric("461", "JOIN", text="Not enough parameters")
+            )
+            return None
+        if message.params[0] == "0":
+            for room in self.irc.session.rooms:
+                self.irc.session.part(room.name)
+            return None
+        return self._each(self._channels(message.params[0]), self._join)
+
+    def _join(self, channel: str) -> Deferred[Any] | None:
+        bad = self._badChannel(channel)
+        if bad is not None:
+            self.irc.write(bad)
+            return None
+        return self.irc.session.join(channel)
+
+    def irc_PART(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{PART #a,#b [:reason]}: leave each.
+        """
+        if not message.params:
+            self.irc.write(
+                self.irc.numeric("461", "PART", text="Not enough parameters")
+            )
+            return
+        for channel in self._channels(message.params[0]):
+            bad = self._badChannel(channel)
+            if bad is not None:
+                self.irc.write(bad)
+            elif self._myRoom(channel) is None:
+                self.irc.write(self._notThere(channel))
+            else:
+                self.irc.session.part(channel)
+
+    def _myRoom(self, channel: str) -> ChatRoom | None:
+        key = roomKey(channel.removeprefix("#"))
+        for room in self.irc.session.rooms:
+            if room.key == key:
+                return room
+        return None
+
+    def _knownRoom(self, channel: str) -> ChatRoom | None:
+        return self._myRoom(channel) or self.irc.settings.service.room(
+            channel.removeprefix("#")
+        )
+
+    def irc_NAMES(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{NAMES [#room]}: who is in it (in each of the member's rooms, by
+        default).
+        """
+        wire = self.irc.currentWire()
+        if not message.params:
+            for room in self.irc.session.rooms:
+                self.irc.reply(wire.names("#" + room.name, room.names()))
+            return
+        for channel in self._channels(message.params[0]):
+            known = self._knownRoom(channel)
+            names = known.names() if known is not None else []
+            self.irc.reply(wire.names(channel, names))
+
+    def irc_WHO(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{WHO #room} (its members) or C{WHO nick}: C{352} each, then
+        C{315}.
+        """
+        mask = message.params[0] if message.params else "*"
+        wire = self.irc.currentWire()
+        server, host = self.irc.settings.server, self.irc.settings.wires.host
+        out = []
+
+        def row(channel: str, name: str) -> None:
+            flags = "G" if name == self.irc.session.name and self.away else "H"
+            out.append(
+                wire.numeric(
+                    "352", channel, name, host, server, name, flags, text=f"0 {name}"
+                )
+            )
+
+        if mask.startswith("#"):
+            room = self._knownRoom(mask)
+            if room is not None:
+                for name in room.names():
+                    row("#" + room.name, name)
+        else:
+            found = self.irc.settings.service.people.holderOf(mask)
+            if found is not None:
+                row("*", found)
+        out.append(wire.numeric("315", mask, text="End of /WHO list"))
+        self.irc.reply(b"".join(out))
+
+    def irc_WHOIS(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{WHOIS nick}: C{311}, C{319}, C{312}, C{318} (C{401} for nobody).
+        """
+        if not message.params:
+            self.irc.write(self.irc.numeric("431", text="No nickname given"))
+            return
+        wanted = message.params[-1].split(",")[0]
+        wire = self.irc.currentWire()
+        service = self.irc.settings.service
+        found = service.people.holderOf(wanted)
+        if found is None:
+            self.irc.reply(
+                wire.numeric("401", wanted, text="No such nick/channel")
+                + wire.numeric("318", wanted, text="End of /WHOIS list")
+            )
+            return
+        host = self.irc.settings.wires.host
+        rooms = [
+            "#" + room.name
+            for room in (service.room(name) for name, _ in service.localRooms())
+            if room is not None and room.holds(found)
+        ]
+        out = [wire.numeric("311", found, found, host, "*", text=found)]
+        if rooms:
+            out.append(wire.numeric("319", found, text=" ".join(rooms)))
+        out.append(
+            wire.numeric("312", found, self.irc.settings.server, text="sockserve")
+        )
+        if found == self.irc.session.name and self.away:
+            out.append(wire.numeric("301", found, text=self.away))
+        out.append(wire.numeric("318", found, text="End of /WHOIS list"))
+        self.irc.reply(b"".join(out))
+
+    def irc_LIST(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
+        """
+        C{LIST}: the rooms and how many are in each.
+        """
+        return self.irc.session.listRooms()
+
+    def irc_TOPIC(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{TOPIC #room}: its topic (C{332}, C{333}, or C{331}); C{TOPIC #room
+        :text}: set it (anyone in a room may; empty: clear it).
+        """
+        irc = self.irc
+        if not message.params:
+            irc.write(irc.numeric("461", "TOPIC", text="Not enough parameters"))
+            return
+        channel = message.params[0]
+        room = self._myRoom(channel)
+        if room is None:
+            irc.write(self._notThere(channel))
+            return
+        if len(message.params) < 2:
+            irc.session.topic(room.name)
+            return
+        text = withoutFormatting(message.params[1])
+        safe = safeText(text.encode("utf-8")).decode("utf-8")
+        irc.session.topic(room.name, safe)
+
+    def irc_MODE(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{MODE #room} (C{324}, C{329}), C{MODE #room b} (an empty ban list),
+        C{MODE nick} (C{221}); no mode can be changed.
+        """
+        if not message.params:
+            self.irc.write(
+                self.irc.numeric("461", "MODE", text="Not enough parameters")
+            )
+            return
+        target = message.params[0]
+        modes = message.params[1] if len(message.params) > 1 else ""
+        if target.startswith("#"):
+            room = self._knownRoom(target)
+            if room is None:
+                self.irc.write(self.irc.numeric("403", target, text="No such channel"))
+                return
+            channel = "#" + room.name
+            if not modes:
+                self.irc.write(
+                    self.irc.numeric("324", channel, "+n")
+                    + self.irc.numeric(
+                        "329", channel, str(int(self.irc.settings.started))
+                    )
+                )
+            elif modes.lstrip("+") == "b":
+                self.irc.write(
+                    self.irc.numeric("368", channel, text="End of channel ban list")
+                )
+            else:
+                self.irc.write(
+                    self.irc.numeric(
+                        "482", channel, text="Modes cannot be changed here"
+                    )
+                )
+            return
+        if nameKey(target) != nameKey(self.irc.session.name):
+            self.irc.write(
+                self.irc.numeric("502", text="Cannot change mode for other users")
+            )
+            return
+        if not modes:
+            self.irc.write(self.irc.numeric("221", "+"))
+
+    def irc_AWAY(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{AWAY :message} (C{306}) or C{AWAY} (back, C{305}).
+        """
+        text = message.params[0] if message.params else ""
+        if text:
+            self.away = safeText(text.encode("utf-8")).decode("utf-8")[:200]
+            self.irc.write(
+                self.irc.numeric("306", text="You have been marked as being away")
+            )
+        else:
+            self.away = None
+            self.irc.write(
+                self.irc.numeric("305", text="You are no longer marked as being away")
+            )
+
+    def irc_ISON(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{ISON a b c}: which of those are here (C{303}).
+        """
+        people = self.irc.settings.service.people
+        names = " ".join(message.params).split()[:32]
+        here = [found for found in map(people.holderOf, names) if found is not None]
+        self.irc.write(self.irc.numeric("303", text=" ".join(here)))
+
+    def irc_USERHOST(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{USERHOST a b}: C{302} with C{nick=+nick@host} for those here.
+        """
+        people = self.irc.settings.service.people
+        host = self.irc.settings.wires.host
+        found = [people.holderOf(name) for name in message.params[:5]]
+        self.irc.write(
+            self.irc.numeric(
+                "302",
+                text=" ".join(f"{name}=+{name}@{host}" for name in found if name),
+            )
+        )
+
+    def irc_LUSERS(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{LUSERS}: how many people and rooms.
+        """
+        self.irc.write(self.irc.registration.lusers(self.irc.currentWire()))
+
+    def irc_MOTD(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{MOTD}: the message of the day again.
+        """
+        self.irc.write(self.irc.registration.motd(self.irc.currentWire()))
+
+    def irc_VERSION(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{VERSION}: C{351}, and C{005} again.
+        """
+        self.irc.write(
+            self.irc.numeric(
+                "351",
+                f"sockserve-{__version__}",
+                self.irc.settings.server,
+                text="sockserve",
+            )
+        )
+
+    def _notThere(self, channel: str) -> bytes:
+        """
+        C{442} for a room that exists without the member, C{403} for one
+        that does not.
+        """
+        shown = safeText(channel.encode("utf-8")).decode("utf-8")[:40] or "*"
+        if channel.startswith("#") and self._knownRoom(channel) is not None:
+            return self.irc.numeric("442", shown, text="You're not on that channel")
+        return self.irc.numeric("403", shown, text="No such channel")
+
+    def irc_KICK(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{KICK #room nick}: refused (C{482}); a room has no operators.
+        """
+        if len(message.params) < 2:
+            self.irc.write(
+                self.irc.numeric("461", "KICK", text="Not enough parameters")
+            )
+            return
+        channel = message.params[0]
+        if self._myRoom(channel) is None:
+            self.irc.write(self._notThere(channel))
+            return
+        self.irc.write(
+            self.irc.numeric("482", channel, text="There are no channel operators here")
+        )
+
+    def irc_INVITE(self, message: IRCMessage, bulk: bool) -> None:
+        """
+        C{INVITE nick #room}: refused (C{482}); every room is open to all.
+        """
+        if len(message.params) < 2:
+            self.irc.write(
+                self.irc.numeric("461", "INVITE", text="Not enough parameters")
+            )
+            return
+        channel = message.params[1]
+        if self._myRoom(channel) is None:
+            self.irc.write(self._notThere(channel))
+            return
+        self.irc.write(
+            self.irc.numeric("482", channel, text="There are no channel operators here")
+        )
+
+    def irc_PRIVMSG(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
+        """
+        C{PRIVMSG #room :text} to a room of the member's, C{PRIVMSG nick
+        :text} to a person, wherever it is; CTCP C{ACTION} is an action.
+        """
+        return self._say(message, bulk, notice=False)
+
+    def irc_NOTICE(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
+        """
+        C{NOTICE}: as C{PRIVMSG}, without error replies.
+        """
+        return self._say(message, bulk, notice=True)
+
+    def _say(
+        self, message: IRCMessage, bulk: bool, notice: bool
+    ) -> Deferred[Any] | None:
+        params = message.params
+        if not params or not params[0]:
+            if not notice:
+                self.irc.write(
+                    self.irc.numeric("411", text=f"No recipient given ({message.verb})")
+                )
+            return None
+        if len(params) < 2 or not params[1]:
+            if not notice:
+                self.irc.write(self.irc.numeric("412", text="No text to send"))
+            return None
+        targets = params[0].split(",")
+        if len(targets) > 1:
+            if not notice:
+                self.irc.write(
+                    self.irc.numeric("407", params[0], text="Too many targets")
+                )
+            return None
+        target = targets[0]
+        text = withoutFormatting(params[1])
+        action = False
+        if text.startswith("\x01"):
+            body = text.strip("\x01")
+            verb, _, rest = body.partition(" ")
+            if verb.upper() != "ACTION" or not rest:
+                # Other CTCP (VERSION, PING, ...) is not relayed.
+                return None
+            text, action = rest, True
+        safe = safeText(text.encode("utf-8")).decode("utf-8")
+        if target.startswith("#"):
+            return self._sayIn(target, safe, action, bulk, notice)
+        return self.irc.session.message(target, safe, action)
+
+    def _sayIn(
+        self, channel: str, text: str, action: bool, bulk: bool, notice: bool
+    ) -> Deferred[Any] | None:
+        room = self._myRoom(channel)
+        if room is None:
+            if not notice:
+                if self._knownRoom(channel) is None:
+                    self.irc.write(
+                        self.irc.numeric("403", channel, text="No such channel")
+                    )
+                else:
+                    self.irc.write(
+                        self.irc.numeric("404", channel, text="Cannot send to channel")
+                    )
+            return None
+        if (
+            bulk
+            and room.pressure is not None
+            and room.pressure.holdsBack(self.irc.session)
+        ):
+            return room.pressure.hold(self.irc.session).addCallback(
+                lambda ignored: self._sayIn(channel, text, action, False, notice)
+            )
+        line = text.encode("utf-8")
+        lines = [ACTION + line if action else line]
+        waiting = self.irc.session.say(lines, room)
+        if "echo-message" in self.irc.registration.caps:
+            self.irc.session.receive(Message(room.name, self.irc.session.name, lines))
+        return waiting
