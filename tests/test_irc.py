@@ -496,9 +496,42 @@ def test_messages_cross_every_front_end() -> None:
     assert alice.lines()[-1] == ":bob!bob@cloak PRIVMSG alice :\x01ACTION nods\x01"
 
 
+def test_a_notice_reaches_every_front_end_as_a_notice() -> None:
+    """NOTICE to a channel reaches its IRC members as NOTICE and line
+    clients as -alice- text; to a person, wherever it is, likewise;
+    echo-message echoes it as NOTICE; CTCP in a NOTICE (a CTCP reply) is not
+    relayed."""
+    chat = Chat()
+    alice = chat.user("alice", "echo-message")
+    bob = chat.user("bob")
+    line = chat.line()
+    alice.send("JOIN #default")
+    bob.send("JOIN #default")
+    line.lines(), alice.lines(), bob.lines()
+    alice.send("NOTICE #default :hello \x02all\x02")
+    assert alice.lines() == [":alice!alice@cloak NOTICE #default :hello all"]
+    assert bob.lines() == [":alice!alice@cloak NOTICE #default :hello all"]
+    assert line.lines() == ["-alice- hello all"]
+    alice.send(
+        "NOTICE bob :psst",
+        "NOTICE guest1 :psst",
+        "NOTICE bob :\x01VERSION irssi\x01",
+        "NOTICE #default :\x01ACTION waves\x01",
+    )
+    assert alice.lines() == [
+        ":alice!alice@cloak NOTICE bob :psst",
+        ":alice!alice@cloak NOTICE guest1 :psst",
+    ]
+    assert bob.lines() == [":alice!alice@cloak NOTICE bob :psst"]
+    assert line.lines() == ["*alice* -alice- psst"]
+    line.send("/msg bob hi")
+    assert bob.lines() == [":guest1!guest1@cloak PRIVMSG bob :hi"]
+
+
 def test_message_errors() -> None:
-    """401, 403, 404, 411, 412, 407; NOTICE never gets one; other CTCP is
-    not relayed."""
+    """401, 403, 404, 411, 412, 407; NOTICE never gets one (not even to
+    nobody: RFC 2812 forbids automatic replies to it); other CTCP is not
+    relayed."""
     chat = Chat()
     alice = chat.user("alice")
     bob = chat.user("bob")
@@ -523,9 +556,10 @@ def test_message_errors() -> None:
         "411",
         "412",
         "407",
-        "401",
     ]
     assert bob.lines() == []
+    alice.send("NOTICE", "NOTICE bob", "NOTICE bob,carol :hi", "NOTICE #nowhere :x")
+    assert alice.lines() == []
 
 
 def test_echo_message_and_server_time() -> None:
@@ -708,7 +742,8 @@ def test_shutdown_says_goodbye_and_error() -> None:
 
 def test_an_action_mark_cannot_be_forged() -> None:
     """What an IRC client sends is made safe: it cannot start a line with
-    the action mark other than by CTCP ACTION."""
+    the action mark other than by CTCP ACTION, nor with the notice mark
+    (0x05) other than by NOTICE; nor can a line client."""
     chat = Chat()
     alice = chat.user("alice")
     alice.send("JOIN #default")
@@ -716,6 +751,13 @@ def test_an_action_mark_cannot_be_forged() -> None:
     alice.lines(), line.lines()
     alice.sendBytes(b"PRIVMSG #default :" + ACTION + b"x \x1b[31m\x00\r\n")
     assert line.lines() == []
+    alice.sendBytes(b"PRIVMSG #default :\x05x\r\nNOTICE #default :\x05y\r\n")
+    assert line.lines() == ["<alice> \\x05x", "-alice- \\x05y"]
+    line.send("\x05z", "/me \x05w")
+    assert alice.lines() == [
+        ":guest1!guest1@cloak PRIVMSG #default :\\x05z",
+        ":guest1!guest1@cloak PRIVMSG #default :\x01ACTION \\x05w\x01",
+    ]
 
 
 def test_topics_on_irc() -> None:
