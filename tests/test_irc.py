@@ -431,7 +431,6 @@ def test_names_who_whois_list_mode_topic() -> None:
     alice.send("LIST", "TOPIC #lab", "TOPIC #lab :new", "TOPIC #elsewhere")
     assert alice.lines() == [
         ":irc.test 321 alice Channel :Users  Name",
-        ":irc.test 322 alice #default 0 :",
         ":irc.test 322 alice #lab 2 :",
         ":irc.test 323 alice :End of /LIST",
         ":irc.test 331 alice #lab :No topic is set",
@@ -445,6 +444,39 @@ def test_names_who_whois_list_mode_topic() -> None:
         f":irc.test 353 alice = #lab :alice {name}",
         ":irc.test 366 alice #lab :End of /NAMES list",
     ]
+
+
+def test_list_shows_the_rooms_someone_is_in() -> None:
+    """LIST shows the rooms with someone in them, as IRC servers list their
+    channels: the default room too once someone is there (a line client
+    arrives there), not while it is empty (a line client's /rooms always
+    shows it: it is where /part goes)."""
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("LIST")
+    assert alice.lines() == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    alice.send("JOIN #lab", "PART #lab")
+    alice.lines()
+    alice.send("JOIN #lab", "LIST")
+    assert alice.lines()[-3:] == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 322 alice #lab 1 :",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    line = chat.line()
+    alice.send("LIST")
+    assert alice.lines() == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 322 alice #default 1 :",
+        ":irc.test 322 alice #lab 1 :",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    line.lines()
+    line.send("/join lab", "/rooms")
+    assert line.lines()[-1] == "* 2 rooms: #default (0), #lab (2)"
 
 
 def test_names_are_split_to_fit_a_line() -> None:

@@ -376,13 +376,19 @@ class IRCWire:
 
     def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
         """
-        C{321}, C{322 me #room N :} per room, C{323}.
+        C{321}, C{322 me #room N :} per room with someone in it, C{323}.
+
+        An IRC channel exists while someone is in it, and IRC clients list
+        the channels there are: the default room, which always exists
+        (a line client's C{/rooms} shows it), is listed only while someone
+        is there.
         """
         return (
             self.numeric("321", "Channel", text="Users  Name")
             + b"".join(
                 self.numeric("322", f"#{name}", str(count), text="")
                 for name, count in rooms
+                if count > 0
             )
             + self.numeric("323", text="End of /LIST")
         )
