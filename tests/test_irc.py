@@ -792,6 +792,36 @@ def test_an_action_mark_cannot_be_forged() -> None:
     ]
 
 
+def test_kick_with_lists_of_channels_and_nicks() -> None:
+    """KICK #a,#b x,y (RFC 2812: one channel for every nick, or a channel
+    per nick) answers for each channel: 482 in one of the member's (there
+    are no channel operators yet), 442 or 403 otherwise; lists that do not
+    pair are 461."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    for client in (alice, bob):
+        client.send("JOIN #lab")
+        client.lines()
+    alice.send("JOIN #mine")
+    alice.lines(), bob.lines()
+    bob.send(
+        "KICK #lab,#lab alice,guest1 :bye",
+        "KICK #lab alice,guest1",
+        "KICK #mine,#gone,#lab alice,x,y",
+        "KICK #lab,#mine alice",
+    )
+    assert bob.lines() == [
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 442 bob #mine :You're not on that channel",
+        ":irc.test 403 bob #gone :No such channel",
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 461 bob KICK :Not enough parameters",
+    ]
+    assert alice.lines() == []
+
+
 def test_topics_on_irc() -> None:
     """TOPIC sets a room's topic (seen as TOPIC by IRC members and as a
     notice by line clients), a JOIN shows it (332, 333 before the names),

@@ -371,20 +371,35 @@ class Commands:
 
     def irc_KICK(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{KICK #room nick}: refused (C{482}); a room has no operators.
+        C{KICK #room nick} (or C{KICK #a,#b x,y}, a channel per nick, or
+        C{KICK #room x,y}, as RFC 2812 allows): refused in each channel
+        (C{482}, once per channel); a room has no operators (yet: they come
+        with accounts).
         """
-        if len(message.params) < 2:
+        params = message.params
+        channels = self._channels(params[0]) if params else []
+        nicks = (
+            [nick for nick in params[1].split(",") if nick] if len(params) > 1 else []
+        )
+        if not channels or not nicks or len(channels) not in (1, len(nicks)):
             self.irc.write(
                 self.irc.numeric("461", "KICK", text="Not enough parameters")
             )
             return
-        channel = message.params[0]
-        if self._myRoom(channel) is None:
-            self.irc.write(self._notThere(channel))
-            return
-        self.irc.write(
-            self.irc.numeric("482", channel, text="There are no channel operators here")
-        )
+        answered = set()
+        for channel in channels:
+            key = roomKey(channel.removeprefix("#"))
+            if key in answered:
+                continue
+            answered.add(key)
+            if self._myRoom(channel) is None:
+                self.irc.write(self._notThere(channel))
+            else:
+                self.irc.write(
+                    self.irc.numeric(
+                        "482", channel, text="There are no channel operators here"
+                    )
+                )
 
     def irc_INVITE(self, message: IRCMessage, bulk: bool) -> None:
         """
