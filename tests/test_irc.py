@@ -27,12 +27,15 @@ from sockserve.irc.protocol import REGISTRATION_TIMEOUT
 from sockserve.irc.wire import IRCWire, serverTime
 from sockserve.limits import Limits
 from sockserve.protocol import ERROR_GRACE
+from tests.support import capturedLogs
 
 
 class Chat:
     """A chat server with IRC, line and nothing else, on a Clock."""
 
-    def __init__(self, pings: float = 0.0, **limits: Any) -> None:
+    def __init__(
+        self, pings: float = 0.0, password: str | None = None, **limits: Any
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         self.chat: LineServerFactory = buildFactory(
@@ -50,6 +53,7 @@ class Chat:
                 self.clock,
                 network="TestNet",
                 pings=IRCKeepAlive(self.clock, pings) if pings else None,
+                password=password,
             )
         )
         self.port = 40000
@@ -302,6 +306,59 @@ def test_a_taken_nick_is_433_and_another_may_be_tried() -> None:
     assert client.lines()[0].startswith(":irc.test 433 * a1ice :")
     client.send("NICK bob")
     assert client.lines()[0].startswith(":irc.test 001 bob ")
+
+
+def test_a_server_password_is_given_with_pass_before_registering() -> None:
+    """With a server password (--irc-password-file), a client registers
+    only if it gave it (PASS, before NICK and USER or while it negotiates
+    capabilities); without it, or with another, it is told 464 and ERROR
+    and closed, counted and logged (once, without the password) as a
+    refusal; PASS once registered is 462."""
+    chat = Chat(password="s3cret pass\u00e9")
+    stats = chat.chat.context.stats
+    good = chat.connect()
+    good.send("PASS :s3cret pass\u00e9", "NICK alice", "USER alice 0 * :Alice")
+    assert " 001 alice " in good.lines()[0]
+    capable = chat.connect()
+    capable.send(
+        "CAP LS 302", "NICK bob", "USER bob 0 * :Bob", "PASS :s3cret pass\u00e9"
+    )
+    capable.lines()
+    capable.send("CAP END")
+    assert any(" 001 bob " in line for line in capable.lines())
+    good.send("PASS :s3cret pass\u00e9")
+    assert good.lines() == [":irc.test 462 alice :You may not reregister"]
+    with capturedLogs() as logged:
+        missing = chat.connect()
+        missing.send("NICK carol", "USER carol 0 * :Carol", "PASS :s3cret pass\u00e9")
+        wrong = chat.connect()
+        wrong.send("PASS s3cret", "NICK dave", "USER dave 0 * :Dave")
+    assert missing.lines() == [
+        ":irc.test 464 * :Password incorrect",
+        "ERROR :Closing link: no password (PASS)",
+    ]
+    assert wrong.lines() == [
+        ":irc.test 464 * :Password incorrect",
+        "ERROR :Closing link: wrong password (PASS)",
+    ]
+    assert missing.closed
+    assert wrong.closed
+    assert stats.refused["bad_password"] == 2
+    refusals = [text for text in logged.texts() if "Refused" in text]
+    assert len(refusals) == 2, logged.texts()
+    assert "wrong password" in refusals[1]
+    assert not any("s3cret" in text for text in logged.texts())
+    # Their nicknames were never taken.
+    assert chat.chat.service is not None
+    assert chat.chat.service.people.holderOf("carol") is None
+    chat.clock.advance(ERROR_GRACE)
+
+
+def test_without_a_server_password_pass_is_ignored() -> None:
+    chat = Chat()
+    client = chat.connect()
+    client.send("PASS whatever", "NICK alice", "USER alice 0 * :Alice")
+    assert " 001 alice " in client.lines()[0]
 
 
 def test_commands_before_registration_are_451_and_unknown_ones_421() -> None:
