@@ -291,11 +291,18 @@ class SockserveController(LoggedServerController):
     def command(self, hostname: str, port: int, password: str | None) -> list[str]:
         """
         Return twistd's command line; the port irctest chose is ignored: the
-        OS chooses one, and L{run} reads it from the log.
+        OS chooses one, and L{run} reads it from the log. A server password
+        goes in a file of the server's directory, named by
+        C{--irc-password-file} (sockserve reads it from no command line).
         """
-        if password:
-            raise NotImplementedByController("a server password (PASS)")
         options = [f"--{name}={value}" for name, value in self.extraOptions.items()]
+        if password:
+            assert self.directory is not None
+            with self.open_file("irc-password", "w") as secret:
+                secret.write(password + "\n")
+            options.append(
+                f"--irc-password-file={os.path.join(self.directory, 'irc-password')}"
+            )
         return [
             self.program,
             "--pidfile=",
