@@ -786,9 +786,15 @@ def test_away_ison_userhost() -> None:
 # The sender pays, and shutdown
 
 
-def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
+@pytest.mark.parametrize(
+    ("verb", "shown"), [("PRIVMSG", "<flooder>"), ("NOTICE", "-flooder-")]
+)
+def test_a_privmsg_flood_waits_for_readers_who_are_behind(
+    verb: str, shown: str
+) -> None:
     """A flood of PRIVMSG (one large read) waits, a slice at a time, while a
-    member that reads is behind; nobody is dropped for it."""
+    member that reads is behind; nobody is dropped for it. So does a flood
+    of NOTICE."""
     chat = Chat(maxPending=64 * 1024)
     flooder = chat.user("flooder")
     flooder.send("JOIN #default")
@@ -796,7 +802,7 @@ def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
     flooder.lines(), reader.lines()
     reader.protocol.pauseProducing()
     flood = b"".join(
-        b"PRIVMSG #default :%05d %s\r\n" % (n, b"x" * 300) for n in range(400)
+        b"%s #default :%05d %s\r\n" % (verb.encode(), n, b"x" * 300) for n in range(400)
     )
     flooder.sendBytes(flood)
     # Held: most of the flood waits in the flooder's input, not in the
@@ -806,7 +812,7 @@ def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
     got: list[str] = []
     for _ in range(400):
         reader.protocol.resumeProducing()
-        got += [line for line in reader.lines() if line.startswith("<flooder>")]
+        got += [line for line in reader.lines() if line.startswith(shown)]
         if len(got) == 400:
             break
         reader.protocol.pauseProducing()
