@@ -345,6 +345,13 @@ class Options(CommandOptions):
             _ircName,
         ],
         [
+            "irc-password-file",
+            None,
+            None,
+            "chat: IRC clients must give the password this file holds (PASS) "
+            "to connect.",
+        ],
+        [
             "shutdown-grace",
             None,
             5.0,
@@ -481,6 +488,7 @@ class Options(CommandOptions):
             except ValueError as error:
                 raise usage.UsageError(f"--irc: {error}") from None
         self["ircListeners"] = ircListeners
+        self._checkIRCPassword()
         if self["metrics"] is not None:
             try:
                 self["metricsListener"] = describeListener(
@@ -488,6 +496,37 @@ class Options(CommandOptions):
                 )
             except ValueError as error:
                 raise usage.UsageError(f"--metrics: {error}") from None
+
+    def _checkIRCPassword(self) -> None:
+        """
+        Read the IRC clients' password from C{--irc-password-file}: one line,
+        not empty, UTF-8.
+        """
+        self["ircPassword"] = None
+        path = self["irc-password-file"]
+        if path is None:
+            return
+        if not self["irc"]:
+            raise usage.UsageError("--irc-password-file needs --irc")
+        try:
+            with open(path, encoding="utf-8") as file:
+                password = file.read().rstrip("\r\n")
+        except OSError as error:
+            raise usage.UsageError(
+                f"--irc-password-file: cannot read {path}: {error.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise usage.UsageError(
+                f"--irc-password-file: {path} is not UTF-8 text"
+            ) from None
+        if not password:
+            raise usage.UsageError(f"--irc-password-file: {path} is empty")
+        if "\n" in password or "\r" in password:
+            raise usage.UsageError(
+                f"--irc-password-file: {path} holds more than one line (the "
+                "password is one line)"
+            )
+        self["ircPassword"] = password
 
     def _checkBus(self) -> None:
         """
@@ -543,11 +582,11 @@ class Options(CommandOptions):
         """
         Return the options of a worker process serving C{portNumbers}.
         """
-        # The main process alone serves --metrics and --web.
+        # The main process alone serves --metrics, --web and --irc.
         passed = [
             f"--{name}={self[name]}"
             for name, *_ in self.optParameters
-            if name != "metrics" and self[name] is not None
+            if name not in ("metrics", "irc-password-file") and self[name] is not None
         ]
         flags = [f"--{name}" for name, *_ in self.optFlags if self[name]]
         return passed + flags + [f"--port={number}" for number in portNumbers]
@@ -660,6 +699,7 @@ def makeServerService(
             options["irc-network"],
             float(options["irc-ping"]),
             options["banner"],
+            options["ircPassword"],
         )
     if options["webListeners"]:
         assert irc is not None

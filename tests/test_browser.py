@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.processes import Processes, Server, TcpMember
+from tests.processes import Processes, Server, TcpMember, receiveText
 
 pytestmark = pytest.mark.e2e
 
@@ -528,3 +528,29 @@ def test_page_shows_the_history(
         "2 here in #default", timeout=SEE
     )
     assert shown(page).locator("li.history").count() == 2
+
+
+def test_page_shows_actions_and_notices_apart(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """
+    An action (/me on telnet, CTCP ACTION on IRC) shows as * NAME waves, a
+    notice from an IRC client (NOTICE #default) as -NAME- text, each apart
+    from what is said.
+    """
+    server = processes.server("--web", "0", "--irc", "0", listeners=3)
+    page = openPage(browser, pages, f"http://127.0.0.1:{server.portOf('web')}/")
+    irc = processes.connect(("127.0.0.1", server.portOf("irc")))
+    irc.sendall(b"NICK ircer\r\nUSER ircer 0 * :IRC\r\nJOIN #default\r\n")
+    receiveText(irc, b" 366 ircer #default ")
+    irc.sendall(
+        b"NOTICE #default :heads up\r\nPRIVMSG #default :\x01ACTION waves\x01\r\n"
+    )
+    tcp = TcpPerson(processes, server)
+    tcp.send(b"/me nods\r\n")
+    log = shown(page).locator("li.message")
+    expect(log).to_have_text(
+        ["-ircer-heads up", "* ircer waves", f"* {tcp.name} nods"], timeout=SEE
+    )
+    expect(shown(page).locator("li.notice-said .sender")).to_have_text("-ircer-")
+    expect(shown(page).locator("li.action")).to_have_count(2)

@@ -59,6 +59,7 @@ from sockserve.bus.redis import (
 from sockserve.bus.rooms import BusRooms
 from sockserve.chat.events import (
     ACTION,
+    NOTICE,
     ChatEvent,
     Joined,
     Left,
@@ -786,12 +787,14 @@ def test_every_event_kind_round_trips() -> None:
     order, as compact UTF-8 JSON); Redis's scripts publish the members of a
     node counted gone as one x event, which decodes as one departure each;
     printable text (TAB too) passes as it is, and so does the mark of an
-    action at a line's start (it is made safe anywhere else)."""
+    action or a notice at a line's start (one: it is made safe anywhere
+    else)."""
     events: list[BusEvent] = [
         Said("alice", (b"hello", b"caf\xc3\xa9 \xe2\x9c\x93", b"007", b"tab\there")),
         Said("\u65e5\u672c", (b"",)),
         Said("bob", ()),
         Said("bob", (ACTION + b"waves", b"and says")),
+        Said("bob", (NOTICE + b"notes", NOTICE + b"")),
         Presence("j", "alice", False),
         Presence("l", "Bob#2", True),
         Presence("q", "carol", False),
@@ -800,6 +803,7 @@ def test_every_event_kind_round_trips() -> None:
         Here(()),
         Private("alice", "bob", (b"psst",)),
         Private("alice", "bob", (ACTION + b"winks",)),
+        Private("alice", "bob", (NOTICE + b"psst",)),
     ]
     for event in events:
         assert decodeBatch(encodeBatch([encodeEvent(event)])) == [event]
@@ -814,6 +818,12 @@ def test_every_event_kind_round_trips() -> None:
     ]
     assert decodeBatch(b"m\x1fa\x1f\x01\x01x\x1fy\x01") == [
         Said("a", (ACTION + b"\\x01x", b"y\\x01"))
+    ]
+    assert decodeBatch(b"m\x1fa\x1f\x05\x05x\x1f\x05\x01y\x1f\x01\x05z") == [
+        Said("a", (NOTICE + b"\\x05x", NOTICE + b"\\x01y", ACTION + b"\\x05z"))
+    ]
+    assert decodeBatch(b"p\x1fa\x1fb\x1f\x05\x05x") == [
+        Private("a", "b", (NOTICE + b"\\x05x",))
     ]
 
 

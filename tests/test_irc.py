@@ -27,12 +27,15 @@ from sockserve.irc.protocol import REGISTRATION_TIMEOUT
 from sockserve.irc.wire import IRCWire, serverTime
 from sockserve.limits import Limits
 from sockserve.protocol import ERROR_GRACE
+from tests.support import capturedLogs
 
 
 class Chat:
     """A chat server with IRC, line and nothing else, on a Clock."""
 
-    def __init__(self, pings: float = 0.0, **limits: Any) -> None:
+    def __init__(
+        self, pings: float = 0.0, password: str | None = None, **limits: Any
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         self.chat: LineServerFactory = buildFactory(
@@ -50,6 +53,7 @@ class Chat:
                 self.clock,
                 network="TestNet",
                 pings=IRCKeepAlive(self.clock, pings) if pings else None,
+                password=password,
             )
         )
         self.port = 40000
@@ -304,6 +308,59 @@ def test_a_taken_nick_is_433_and_another_may_be_tried() -> None:
     assert client.lines()[0].startswith(":irc.test 001 bob ")
 
 
+def test_a_server_password_is_given_with_pass_before_registering() -> None:
+    """With a server password (--irc-password-file), a client registers
+    only if it gave it (PASS, before NICK and USER or while it negotiates
+    capabilities); without it, or with another, it is told 464 and ERROR
+    and closed, counted and logged (once, without the password) as a
+    refusal; PASS once registered is 462."""
+    chat = Chat(password="s3cret pass\u00e9")
+    stats = chat.chat.context.stats
+    good = chat.connect()
+    good.send("PASS :s3cret pass\u00e9", "NICK alice", "USER alice 0 * :Alice")
+    assert " 001 alice " in good.lines()[0]
+    capable = chat.connect()
+    capable.send(
+        "CAP LS 302", "NICK bob", "USER bob 0 * :Bob", "PASS :s3cret pass\u00e9"
+    )
+    capable.lines()
+    capable.send("CAP END")
+    assert any(" 001 bob " in line for line in capable.lines())
+    good.send("PASS :s3cret pass\u00e9")
+    assert good.lines() == [":irc.test 462 alice :You may not reregister"]
+    with capturedLogs() as logged:
+        missing = chat.connect()
+        missing.send("NICK carol", "USER carol 0 * :Carol", "PASS :s3cret pass\u00e9")
+        wrong = chat.connect()
+        wrong.send("PASS s3cret", "NICK dave", "USER dave 0 * :Dave")
+    assert missing.lines() == [
+        ":irc.test 464 * :Password incorrect",
+        "ERROR :Closing link: no password (PASS)",
+    ]
+    assert wrong.lines() == [
+        ":irc.test 464 * :Password incorrect",
+        "ERROR :Closing link: wrong password (PASS)",
+    ]
+    assert missing.closed
+    assert wrong.closed
+    assert stats.refused["bad_password"] == 2
+    refusals = [text for text in logged.texts() if "Refused" in text]
+    assert len(refusals) == 2, logged.texts()
+    assert "wrong password" in refusals[1]
+    assert not any("s3cret" in text for text in logged.texts())
+    # Their nicknames were never taken.
+    assert chat.chat.service is not None
+    assert chat.chat.service.people.holderOf("carol") is None
+    chat.clock.advance(ERROR_GRACE)
+
+
+def test_without_a_server_password_pass_is_ignored() -> None:
+    chat = Chat()
+    client = chat.connect()
+    client.send("PASS whatever", "NICK alice", "USER alice 0 * :Alice")
+    assert " 001 alice " in client.lines()[0]
+
+
 def test_commands_before_registration_are_451_and_unknown_ones_421() -> None:
     chat = Chat()
     client = chat.connect()
@@ -431,7 +488,6 @@ def test_names_who_whois_list_mode_topic() -> None:
     alice.send("LIST", "TOPIC #lab", "TOPIC #lab :new", "TOPIC #elsewhere")
     assert alice.lines() == [
         ":irc.test 321 alice Channel :Users  Name",
-        ":irc.test 322 alice #default 0 :",
         ":irc.test 322 alice #lab 2 :",
         ":irc.test 323 alice :End of /LIST",
         ":irc.test 331 alice #lab :No topic is set",
@@ -445,6 +501,39 @@ def test_names_who_whois_list_mode_topic() -> None:
         f":irc.test 353 alice = #lab :alice {name}",
         ":irc.test 366 alice #lab :End of /NAMES list",
     ]
+
+
+def test_list_shows_the_rooms_someone_is_in() -> None:
+    """LIST shows the rooms with someone in them, as IRC servers list their
+    channels: the default room too once someone is there (a line client
+    arrives there), not while it is empty (a line client's /rooms always
+    shows it: it is where /part goes)."""
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("LIST")
+    assert alice.lines() == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    alice.send("JOIN #lab", "PART #lab")
+    alice.lines()
+    alice.send("JOIN #lab", "LIST")
+    assert alice.lines()[-3:] == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 322 alice #lab 1 :",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    line = chat.line()
+    alice.send("LIST")
+    assert alice.lines() == [
+        ":irc.test 321 alice Channel :Users  Name",
+        ":irc.test 322 alice #default 1 :",
+        ":irc.test 322 alice #lab 1 :",
+        ":irc.test 323 alice :End of /LIST",
+    ]
+    line.lines()
+    line.send("/join lab", "/rooms")
+    assert line.lines()[-1] == "* 2 rooms: #default (0), #lab (2)"
 
 
 def test_names_are_split_to_fit_a_line() -> None:
@@ -496,9 +585,42 @@ def test_messages_cross_every_front_end() -> None:
     assert alice.lines()[-1] == ":bob!bob@cloak PRIVMSG alice :\x01ACTION nods\x01"
 
 
+def test_a_notice_reaches_every_front_end_as_a_notice() -> None:
+    """NOTICE to a channel reaches its IRC members as NOTICE and line
+    clients as -alice- text; to a person, wherever it is, likewise;
+    echo-message echoes it as NOTICE; CTCP in a NOTICE (a CTCP reply) is not
+    relayed."""
+    chat = Chat()
+    alice = chat.user("alice", "echo-message")
+    bob = chat.user("bob")
+    line = chat.line()
+    alice.send("JOIN #default")
+    bob.send("JOIN #default")
+    line.lines(), alice.lines(), bob.lines()
+    alice.send("NOTICE #default :hello \x02all\x02")
+    assert alice.lines() == [":alice!alice@cloak NOTICE #default :hello all"]
+    assert bob.lines() == [":alice!alice@cloak NOTICE #default :hello all"]
+    assert line.lines() == ["-alice- hello all"]
+    alice.send(
+        "NOTICE bob :psst",
+        "NOTICE guest1 :psst",
+        "NOTICE bob :\x01VERSION irssi\x01",
+        "NOTICE #default :\x01ACTION waves\x01",
+    )
+    assert alice.lines() == [
+        ":alice!alice@cloak NOTICE bob :psst",
+        ":alice!alice@cloak NOTICE guest1 :psst",
+    ]
+    assert bob.lines() == [":alice!alice@cloak NOTICE bob :psst"]
+    assert line.lines() == ["*alice* -alice- psst"]
+    line.send("/msg bob hi")
+    assert bob.lines() == [":guest1!guest1@cloak PRIVMSG bob :hi"]
+
+
 def test_message_errors() -> None:
-    """401, 403, 404, 411, 412, 407; NOTICE never gets one; other CTCP is
-    not relayed."""
+    """401, 403, 404, 411, 412, 407; NOTICE never gets one (not even to
+    nobody: RFC 2812 forbids automatic replies to it); other CTCP is not
+    relayed."""
     chat = Chat()
     alice = chat.user("alice")
     bob = chat.user("bob")
@@ -523,9 +645,10 @@ def test_message_errors() -> None:
         "411",
         "412",
         "407",
-        "401",
     ]
     assert bob.lines() == []
+    alice.send("NOTICE", "NOTICE bob", "NOTICE bob,carol :hi", "NOTICE #nowhere :x")
+    assert alice.lines() == []
 
 
 def test_echo_message_and_server_time() -> None:
@@ -663,9 +786,15 @@ def test_away_ison_userhost() -> None:
 # The sender pays, and shutdown
 
 
-def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
+@pytest.mark.parametrize(
+    ("verb", "shown"), [("PRIVMSG", "<flooder>"), ("NOTICE", "-flooder-")]
+)
+def test_a_privmsg_flood_waits_for_readers_who_are_behind(
+    verb: str, shown: str
+) -> None:
     """A flood of PRIVMSG (one large read) waits, a slice at a time, while a
-    member that reads is behind; nobody is dropped for it."""
+    member that reads is behind; nobody is dropped for it. So does a flood
+    of NOTICE."""
     chat = Chat(maxPending=64 * 1024)
     flooder = chat.user("flooder")
     flooder.send("JOIN #default")
@@ -673,7 +802,7 @@ def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
     flooder.lines(), reader.lines()
     reader.protocol.pauseProducing()
     flood = b"".join(
-        b"PRIVMSG #default :%05d %s\r\n" % (n, b"x" * 300) for n in range(400)
+        b"%s #default :%05d %s\r\n" % (verb.encode(), n, b"x" * 300) for n in range(400)
     )
     flooder.sendBytes(flood)
     # Held: most of the flood waits in the flooder's input, not in the
@@ -683,7 +812,7 @@ def test_a_privmsg_flood_waits_for_readers_who_are_behind() -> None:
     got: list[str] = []
     for _ in range(400):
         reader.protocol.resumeProducing()
-        got += [line for line in reader.lines() if line.startswith("<flooder>")]
+        got += [line for line in reader.lines() if line.startswith(shown)]
         if len(got) == 400:
             break
         reader.protocol.pauseProducing()
@@ -708,7 +837,8 @@ def test_shutdown_says_goodbye_and_error() -> None:
 
 def test_an_action_mark_cannot_be_forged() -> None:
     """What an IRC client sends is made safe: it cannot start a line with
-    the action mark other than by CTCP ACTION."""
+    the action mark other than by CTCP ACTION, nor with the notice mark
+    (0x05) other than by NOTICE; nor can a line client."""
     chat = Chat()
     alice = chat.user("alice")
     alice.send("JOIN #default")
@@ -716,6 +846,43 @@ def test_an_action_mark_cannot_be_forged() -> None:
     alice.lines(), line.lines()
     alice.sendBytes(b"PRIVMSG #default :" + ACTION + b"x \x1b[31m\x00\r\n")
     assert line.lines() == []
+    alice.sendBytes(b"PRIVMSG #default :\x05x\r\nNOTICE #default :\x05y\r\n")
+    assert line.lines() == ["<alice> \\x05x", "-alice- \\x05y"]
+    line.send("\x05z", "/me \x05w")
+    assert alice.lines() == [
+        ":guest1!guest1@cloak PRIVMSG #default :\\x05z",
+        ":guest1!guest1@cloak PRIVMSG #default :\x01ACTION \\x05w\x01",
+    ]
+
+
+def test_kick_with_lists_of_channels_and_nicks() -> None:
+    """KICK #a,#b x,y (RFC 2812: one channel for every nick, or a channel
+    per nick) answers for each channel: 482 in one of the member's (there
+    are no channel operators yet), 442 or 403 otherwise; lists that do not
+    pair are 461."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    for client in (alice, bob):
+        client.send("JOIN #lab")
+        client.lines()
+    alice.send("JOIN #mine")
+    alice.lines(), bob.lines()
+    bob.send(
+        "KICK #lab,#lab alice,guest1 :bye",
+        "KICK #lab alice,guest1",
+        "KICK #mine,#gone,#lab alice,x,y",
+        "KICK #lab,#mine alice",
+    )
+    assert bob.lines() == [
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 442 bob #mine :You're not on that channel",
+        ":irc.test 403 bob #gone :No such channel",
+        ":irc.test 482 bob #lab :There are no channel operators here",
+        ":irc.test 461 bob KICK :Not enough parameters",
+    ]
+    assert alice.lines() == []
 
 
 def test_topics_on_irc() -> None:

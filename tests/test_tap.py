@@ -166,6 +166,36 @@ def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
     assert "Parameter type enforcement" not in str(raised.value)
 
 
+def test_the_irc_password_is_read_from_a_file(tmp_path: Path) -> None:
+    """--irc-password-file: one line of UTF-8 (its line ending is not part
+    of it), for the IRC listeners (served by the main process alone: not
+    passed to workers); a file that cannot be the password is a usage
+    error naming it, which never shows what it holds."""
+    secret = tmp_path / "secret"
+    secret.write_text("pa ss\u00e9\r\n", encoding="utf-8")
+    options = parse("--irc", "0", "--irc-password-file", str(secret))
+    assert options["ircPassword"] == "pa ss\u00e9"
+    assert parse("--irc", "0")["ircPassword"] is None
+    assert not any("password" in a for a in options.workerArguments([1]))
+    empty, lines, latin = tmp_path / "empty", tmp_path / "lines", tmp_path / "latin"
+    empty.write_text("\n")
+    lines.write_text("first\nsecond\n")
+    latin.write_bytes(b"caf\xe9")
+    for args, message in [
+        ((str(secret),), "--irc-password-file needs --irc"),
+        (("--irc", "0", str(tmp_path / "none")), "cannot read"),
+        (("--irc", "0", str(empty)), "is empty"),
+        (("--irc", "0", str(lines)), "holds more than one line"),
+        (("--irc", "0", str(latin)), "is not UTF-8 text"),
+    ]:
+        *irc, path = args
+        with pytest.raises(usage.UsageError) as raised:
+            parse(*irc, "--irc-password-file", path)
+        assert message in str(raised.value)
+        assert "second" not in str(raised.value)
+        assert "pa ss" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("host", "exposure"),
     [

@@ -26,7 +26,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from sockserve.chat.events import ChatWire, Message, Topic
+from sockserve.chat.events import ACTION, NOTICE, ChatWire, Message, Topic
 from sockserve.chat.protocol import LINE_WIRE
 from sockserve.factories import LineServerFactory, buildFactory
 from sockserve.limits import Limits
@@ -84,8 +84,11 @@ def test_text_frames_of_every_length_parse(size: int) -> None:
 # One call of every method of a wire (every kind of event).
 WIRE_CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("message", ("lab", "bob", [b"hi", b"there"])),
+    ("message", ("lab", "bob", [ACTION + b"waves", NOTICE + b"note", b"hi"])),
     ("private", ("bob", [b"psst", b"again"])),
+    ("private", ("bob", [ACTION + b"winks", NOTICE + b"note"])),
     ("privateSent", ("bob", [b"psst"])),
+    ("privateSent", ("bob", [ACTION + b"winks", NOTICE + b"note"])),
     ("joined", ("lab", "bob")),
     ("left", ("lab", "bob", False)),
     ("renamed", ("lab", "bob", "robert")),
@@ -181,6 +184,61 @@ def test_json_wire_keeps_text_as_data() -> None:
         "names": ["a"],
         "total": 3,
     }
+
+
+def test_marked_lines_on_the_page_and_the_line_wire() -> None:
+    """An action and a notice (IRC's NOTICE) are told apart: "action": true
+    and "notice": true on the page's wire, wherever a line said is (a
+    message, a private one, one sent, history); * bob waves and -bob- text
+    on the line wire."""
+
+    def decoded(frames: bytes) -> list[Any]:
+        return [json.loads(text) for text in texts(frames)]
+
+    wire = WEBSOCKET_JSON_WIRE
+    lines = [ACTION + b"waves", NOTICE + b"note", b"hi"]
+    assert decoded(wire.message("lab", "bob", lines)) == [
+        {
+            "type": "message",
+            "room": "lab",
+            "from": "bob",
+            "text": "waves",
+            "action": True,
+        },
+        {
+            "type": "message",
+            "room": "lab",
+            "from": "bob",
+            "text": "note",
+            "notice": True,
+        },
+        {"type": "message", "room": "lab", "from": "bob", "text": "hi"},
+    ]
+    assert decoded(wire.private("bob", [NOTICE + b"psst"])) == [
+        {"type": "private", "from": "bob", "text": "psst", "notice": True}
+    ]
+    assert decoded(wire.privateSent("bob", [NOTICE + b"psst"])) == [
+        {"type": "sent", "to": "bob", "text": "psst", "notice": True}
+    ]
+    assert decoded(wire.history("lab", [("bob", NOTICE + b"note")], 0)) == [
+        {
+            "type": "history",
+            "room": "lab",
+            "lines": [{"from": "bob", "text": "note", "notice": True}],
+            "omitted": 0,
+        }
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.message("lab", "bob", lines)) == [
+        "* bob waves",
+        "-bob- note",
+        "<bob> hi",
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.private("bob", [NOTICE + b"psst"])) == [
+        "*bob* -bob- psst"
+    ]
+    assert texts(WEBSOCKET_LINE_WIRE.privateSent("bob", [NOTICE + b"psst"])) == [
+        "-> *bob* (notice) psst"
+    ]
 
 
 def test_json_wire_tells_of_rooms_and_private_messages() -> None:

@@ -27,9 +27,9 @@ the first field saying what it is:
     (in a node's inbox).
 
 Names and lines are UTF-8 made safe to show (no control characters, so
-never RS or US; a line may start with the action mark, 0x01, see
-L{sockserve.chat.events.ACTION}, which reading keeps) before they are
-sent; lines go as the bytes they are, with no encoding step (JSON cost a
+never RS or US; a line may start with one mark, the action's, 0x01, or the
+notice's, 0x05, see L{sockserve.chat.events.MARKS}, which reading keeps)
+before they are sent; lines go as the bytes they are, with no encoding step (JSON cost a
 tenth of a node's time under load). What is read is checked and made safe
 again: another version, or anything else with access to the bus, may have
 written it. Names and lines are data: they go to
@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sockserve._text import linesAreSafe, safeText
-from sockserve.chat.events import ACTION
+from sockserve.chat.events import MARKS
 
 # A batch is not grown beyond this many bytes; a new one is started (so
 # that one read of the stream, READ_COUNT batches, stays well below what a
@@ -234,10 +234,11 @@ def _safe(raw: bytes) -> bytes:
 
 def _safeLine(raw: bytes) -> bytes:
     """
-    One line said, made safe to show, an action mark at its start kept.
+    One line said, made safe to show, the mark at its start (an action's
+    or a notice's) kept: one, never more.
     """
-    if raw[:1] == ACTION:
-        return ACTION + _safe(raw[1:])
+    if raw[:1] in MARKS:
+        return raw[:1] + _safe(raw[1:])
     return _safe(raw)
 
 

@@ -12,8 +12,10 @@ rooms at once (the page, IRC clients), and a wire that shows one room at a
 time (a line client's) may leave the name out.
 
 A line that starts with L{ACTION} is an action (C{/me waves}, IRC's CTCP
-ACTION) rather than something said: each wire shows it as its clients
-expect (C{* alice waves}). No client can send that byte: lines are made safe
+ACTION) rather than something said, and one that starts with L{NOTICE} is a
+notice (IRC's C{NOTICE}: something said that no program should answer):
+each wire shows them as its clients expect (C{* alice waves}, C{-alice-
+text}). No client can send those bytes: lines are made safe
 (L{sockserve._text.safeText}) before they are said, and control characters
 never pass.
 
@@ -33,6 +35,12 @@ from typing import Protocol
 ACTION = b"\x01"
 """What starts a line that is an action (C{/me}), not something said."""
 
+NOTICE = b"\x05"
+"""What starts a line that is a notice (IRC's C{NOTICE}), not a message."""
+
+MARKS = (ACTION, NOTICE)
+"""The marks a line may start with (one at most)."""
+
 
 OWN_NAME = b"\x00"
 """
@@ -48,6 +56,13 @@ def isAction(line: bytes) -> bool:
     Tell whether C{line} is an action (see L{ACTION}).
     """
     return line[:1] == ACTION
+
+
+def isNotice(line: bytes) -> bool:
+    """
+    Tell whether C{line} is a notice (see L{NOTICE}).
+    """
+    return line[:1] == NOTICE
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 The line wire: the chat's events as a telnet or netcat user sees them, one
 CR LF line each.
 
-Messages are C{<name> text}, actions C{* name waves}, private messages
-C{*name* text}, presence and notices C{* text}, errors C{ERROR text}. A
+Messages are C{<name> text}, actions C{* name waves}, notices from people
+(IRC's C{NOTICE}) C{-name- text}, private messages C{*name* text},
+presence and the server's notices C{* text}, errors C{ERROR text}. A
 line client is in one room at a time, so room events do not name their
 room; the answers that concern rooms (C{/join}, C{/part}, C{/rooms}) do,
 as C{#name}.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockserve._text import plural
-from sockserve.chat.events import ACTION, Topic
+from sockserve.chat.events import ACTION, NOTICE, Topic
 
 CRLF = b"\r\n"
 # Names listed in one summary of quiet joins or departures.
@@ -60,14 +61,15 @@ class LineWire:
 
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        Each line after C{<sender> }; an action as C{* sender waves}.
+        Each line after C{<sender> }; an action as C{* sender waves}, a
+        notice as C{-sender- text}.
         """
         name = sender.encode("utf-8")
         prefix = b"<" + name + b"> "
-        action = b"* " + name + b" "
         return b"".join(
             [
-                (action + line[1:] if line[:1] == ACTION else prefix + line) + CRLF
+                (prefix + line if line[:1] not in _MARKED else marked(line, name))
+                + CRLF
                 for line in lines
             ]
         )
@@ -75,13 +77,14 @@ class LineWire:
     def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
         Each line after C{*sender* } (an action as C{*sender* * sender
-        waves}).
+        waves}, a notice as C{*sender* -sender- text}).
         """
         return _privately(b"*" + sender.encode("utf-8") + b"* ", sender, lines)
 
     def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
-        Each line after C{-> *recipient* }.
+        Each line after C{-> *recipient* } (an action as C{-> *recipient* *
+        waves}, a notice as C{-> *recipient* (notice) text}).
         """
         return _privately(b"-> *" + recipient.encode("utf-8") + b"* ", "", lines)
 
@@ -226,18 +229,29 @@ class LineWire:
         return self.notice(heading + ":") + said + self.notice("(end of history)")
 
 
+_MARKED = frozenset((ACTION, NOTICE))
+
+
+def marked(line: bytes, name: bytes) -> bytes:
+    """
+    A marked line as a line client shows it: an action as C{* name waves}
+    (C{* waves} without a name), a notice as C{-name- text} (C{(notice)
+    text} without a name); any other line as it is.
+    """
+    mark, text = line[:1], line[1:]
+    if mark == ACTION:
+        return b"* " + (name + b" " if name else b"") + text
+    if mark == NOTICE:
+        return (b"-" + name + b"- " if name else b"(notice) ") + text
+    return line
+
+
 def _privately(prefix: bytes, sender: str, lines: Sequence[bytes]) -> bytes:
     """
-    Each line after C{prefix}; an action as C{* sender waves} (C{* waves}
-    without a sender).
+    Each line after C{prefix}, a marked one as L{marked} shows it.
     """
-    action = prefix + b"* " + (sender.encode("utf-8") + b" " if sender else b"")
-    return b"".join(
-        [
-            (action + line[1:] if line[:1] == ACTION else prefix + line) + CRLF
-            for line in lines
-        ]
-    )
+    name = sender.encode("utf-8")
+    return b"".join([prefix + marked(line, name) + CRLF for line in lines])
 
 
 LINE_WIRE = LineWire()

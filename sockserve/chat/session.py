@@ -35,6 +35,7 @@ from sockserve._text import linesAreSafe, plural, safeText
 from sockserve.chat.commands import BY_NAME
 from sockserve.chat.events import (
     ACTION,
+    NOTICE,
     OWN_NAME,
     Banner,
     ChatEvent,
@@ -834,42 +835,48 @@ class ChatSession:
         )
 
     def message(
-        self, recipient: str, text: str, action: bool = False
+        self, recipient: str, text: str, action: bool = False, notice: bool = False
     ) -> Deferred[None] | None:
         """
-        Say C{text} (an action, if C{action}) to the person called
-        C{recipient} alone, wherever it is. The member is told once it went
-        through (or why not); its input does not wait for that (a person on
-        another node may take a while to reach), only for what the message
-        costs (the flood limit).
+        Say C{text} (an action, if C{action}; a notice, if C{notice}) to the
+        person called C{recipient} alone, wherever it is. The member is told
+        once it went through (or why not: never for a notice, which no
+        program answers, as IRC's rule is); its input does not wait for that
+        (a person on another node may take a while to reach), only for what
+        the message costs (the flood limit).
         """
         if not recipient or not text:
-            self.receive(Error("to whom, and what? /msg NAME TEXT", ErrorKind.USAGE))
+            if not notice:
+                self.receive(
+                    Error("to whom, and what? /msg NAME TEXT", ErrorKind.USAGE)
+                )
             return None
         line = text.encode("utf-8")
-        lines = [ACTION + line if action else line]
+        lines = [NOTICE + line if notice else ACTION + line if action else line]
         telling = self.service.tell(self, self.name, recipient, lines)
 
         def told(name: str) -> None:
             self.receive(PrivateSent(name, lines))
 
         def notTold(failure: Failure) -> None:
-            if isinstance(failure.value, NobodyThere):
-                self.receive(Error(str(failure.value), ErrorKind.NOBODY, recipient))
-                return
-            if isinstance(failure.value, Unreachable):
-                self.receive(
-                    Error(str(failure.value), ErrorKind.UNREACHABLE, recipient)
-                )
+            if isinstance(failure.value, NobodyThere | Unreachable):
+                if not notice:
+                    kind = (
+                        ErrorKind.NOBODY
+                        if isinstance(failure.value, NobodyThere)
+                        else ErrorKind.UNREACHABLE
+                    )
+                    self.receive(Error(str(failure.value), kind, recipient))
                 return
             self.log.failure("Could not tell {name}", failure, name=recipient)
-            self.receive(
-                Error(
-                    f"{recipient} could not be told; try again later",
-                    ErrorKind.UNAVAILABLE,
-                    recipient,
+            if not notice:
+                self.receive(
+                    Error(
+                        f"{recipient} could not be told; try again later",
+                        ErrorKind.UNAVAILABLE,
+                        recipient,
+                    )
                 )
-            )
 
         telling.addCallbacks(told, notTold)
         size = len(lines[0]) + len(self.name) + 5

@@ -40,6 +40,7 @@ def ircFactory(
     network: str,
     pingInterval: float,
     banner: str,
+    password: str | None = None,
 ) -> IRCFactory:
     """
     Return the factory of the IRC clients of the chat served by C{chat}
@@ -49,6 +50,8 @@ def ircFactory(
 
     @param pingInterval: seconds of silence after which a client is pinged
         (and then dropped if it sends nothing for as long); 0 for never.
+    @param password: the password a client must give (C{PASS}) to
+        register, if any.
     """
     service, policy = chat.service, chat.policy
     assert service is not None
@@ -63,6 +66,7 @@ def ircFactory(
             clock,
             network=network,
             pings=IRCKeepAlive(clock, pingInterval) if pingInterval > 0 else None,
+            password=password,
         )
     )
 

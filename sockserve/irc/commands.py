@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 
 from sockserve._text import safeText
 from sockserve._version import __version__
-from sockserve.chat.events import ACTION, Message
+from sockserve.chat.events import ACTION, NOTICE, Message
 from sockserve.chat.names import nameKey, roomKey
 from sockserve.chat.room import ChatRoom
 from sockserve.chat.session import SessionState, pending
@@ -371,20 +371,35 @@ class Commands:
 
     def irc_KICK(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{KICK #room nick}: refused (C{482}); a room has no operators.
+        C{KICK #room nick} (or C{KICK #a,#b x,y}, a channel per nick, or
+        C{KICK #room x,y}, as RFC 2812 allows): refused in each channel
+        (C{482}, once per channel); a room has no operators (yet: they come
+        with accounts).
         """
-        if len(message.params) < 2:
+        params = message.params
+        channels = self._channels(params[0]) if params else []
+        nicks = (
+            [nick for nick in params[1].split(",") if nick] if len(params) > 1 else []
+        )
+        if not channels or not nicks or len(channels) not in (1, len(nicks)):
             self.irc.write(
                 self.irc.numeric("461", "KICK", text="Not enough parameters")
             )
             return
-        channel = message.params[0]
-        if self._myRoom(channel) is None:
-            self.irc.write(self._notThere(channel))
-            return
-        self.irc.write(
-            self.irc.numeric("482", channel, text="There are no channel operators here")
-        )
+        answered = set()
+        for channel in channels:
+            key = roomKey(channel.removeprefix("#"))
+            if key in answered:
+                continue
+            answered.add(key)
+            if self._myRoom(channel) is None:
+                self.irc.write(self._notThere(channel))
+            else:
+                self.irc.write(
+                    self.irc.numeric(
+                        "482", channel, text="There are no channel operators here"
+                    )
+                )
 
     def irc_INVITE(self, message: IRCMessage, bulk: bool) -> None:
         """
@@ -412,7 +427,8 @@ class Commands:
 
     def irc_NOTICE(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
         """
-        C{NOTICE}: as C{PRIVMSG}, without error replies.
+        C{NOTICE}: as C{PRIVMSG}, shown as a notice, without error replies
+        (CTCP in a notice, a CTCP reply, is not relayed).
         """
         return self._say(message, bulk, notice=True)
 
@@ -441,6 +457,10 @@ class Commands:
         text = withoutFormatting(params[1])
         action = False
         if text.startswith("\x01"):
+            if notice:
+                # CTCP in a NOTICE is a CTCP reply, for a CTCP request that
+                # was never relayed: nobody here asked.
+                return None
             body = text.strip("\x01")
             verb, _, rest = body.partition(" ")
             if verb.upper() != "ACTION" or not rest:
@@ -449,12 +469,19 @@ class Commands:
             text, action = rest, True
         safe = safeText(text.encode("utf-8")).decode("utf-8")
         if target.startswith("#"):
-            return self._sayIn(target, safe, action, bulk, notice)
-        return self.irc.session.message(target, safe, action)
+            line = safe.encode("utf-8")
+            mark = NOTICE if notice else ACTION if action else b""
+            return self._sayIn(target, mark + line, bulk, notice)
+        return self.irc.session.message(target, safe, action, notice)
 
     def _sayIn(
-        self, channel: str, text: str, action: bool, bulk: bool, notice: bool
+        self, channel: str, line: bytes, bulk: bool, notice: bool
     ) -> Deferred[Any] | None:
+        """
+        Say C{line} (safe, marked as an action or a notice if it is one) in
+        C{channel}, one of the member's: a notice with no error reply if it
+        is not.
+        """
         room = self._myRoom(channel)
         if room is None:
             if not notice:
@@ -473,10 +500,9 @@ class Commands:
             and room.pressure.holdsBack(self.irc.session)
         ):
             return room.pressure.hold(self.irc.session).addCallback(
-                lambda ignored: self._sayIn(channel, text, action, False, notice)
+                lambda ignored: self._sayIn(channel, line, False, notice)
             )
-        line = text.encode("utf-8")
-        lines = [ACTION + line if action else line]
+        lines = [line]
         waiting = self.irc.session.say(lines, room)
         if "echo-message" in self.irc.registration.caps:
             self.irc.session.receive(Message(room.name, self.irc.session.name, lines))

@@ -22,7 +22,7 @@ readers that are behind (the sender pays), as a line client's lines do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -116,6 +116,8 @@ class IRCSettings:
     @ivar clock: the source of time and timers.
     @ivar started: when the server started (C{003}; by default, when the
         settings were made).
+    @ivar password: the connection password a client must give (C{PASS})
+        before it registers, if any (C{--irc-password-file}).
     """
 
     context: ServerContext
@@ -128,6 +130,7 @@ class IRCSettings:
     pings: IRCKeepAlive | None = None
     registrationTimeout: float = REGISTRATION_TIMEOUT
     started: float = -1.0
+    password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.started < 0:

@@ -12,6 +12,7 @@ lets a client try another nickname after C{433}.
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,8 @@ class Registration:
     @ivar caps: the capabilities it enabled.
     @ivar nick: the nickname it asked for, until registered.
     @ivar user: what C{USER} gave: the user name and the real name.
-    @ivar password: what C{PASS} gave (there are no accounts yet).
+    @ivar password: what C{PASS} gave, if anything: the server's password
+        (C{--irc-password-file}) if it has one.
     @ivar negotiating: whether capability negotiation holds registration.
     @ivar registering: whether the service is considering its nickname.
     """
@@ -121,8 +123,9 @@ class Registration:
 
     def irc_PASS(self, message: IRCMessage, bulk: bool) -> None:
         """
-        A password: noted (there are no accounts yet); once registered,
-        C{462}.
+        The connection password (C{--irc-password-file}), checked once the
+        client registers (accounts, with their own logins, come later);
+        once registered, C{462}.
         """
         if self.irc.session.state is SessionState.PRESENT:
             self.irc.write(self.irc.numeric("462", text="You may not reregister"))
@@ -181,6 +184,8 @@ class Registration:
             or self.irc.session.state is SessionState.PRESENT
         ):
             return None
+        if not self._passwordGiven():
+            return None
         self.registering = True
         wanted = self.nick
 
@@ -207,6 +212,25 @@ class Registration:
         return self.irc.session.register(wanted, self.greeting).addCallbacks(
             registered, refused
         )
+
+    def _passwordGiven(self) -> bool:
+        """
+        Tell whether the client gave the server's password, if it has one;
+        if not, refuse it: C{464}, then an C{ERROR} line and close (counted
+        and logged as a refusal, C{bad_password}).
+        """
+        expected = self.irc.settings.password
+        if expected is None:
+            return True
+        given = self.password
+        if given is not None and hmac.compare_digest(
+            given.encode("utf-8"), expected.encode("utf-8")
+        ):
+            return True
+        self.irc.write(self.irc.numeric("464", text="Password incorrect"))
+        why = "no password (PASS)" if given is None else "wrong password (PASS)"
+        self.irc.refuse(f"Closing link: {why}", "bad_password")
+        return False
 
     def greeting(self, name: str) -> bytes:
         """

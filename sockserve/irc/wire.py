@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from twisted.internet.interfaces import IReactorTime
 
-from sockserve.chat.events import ACTION, OWN_NAME, Topic
+from sockserve.chat.events import ACTION, NOTICE, OWN_NAME, Topic
 from sockserve.irc.grammar import LINE_BYTES, fitUTF8
 
 CRLF = b"\r\n"
@@ -145,16 +145,22 @@ class IRCWire:
     ) -> bytes:
         """
         Each line as C{source VERB target :text} (with the tag C{tag} too,
-        if given), cut to fit IRC's line length; an action as CTCP ACTION.
+        if given), cut to fit IRC's line length; an action as CTCP ACTION, a
+        notice as C{NOTICE} whatever C{verb}.
         """
         tags = self._tags(tag)
         head = tags + source + verb + b" " + target + b" :"
         room = LINE_BYTES - _HEADROOM - len(head) + len(tags)
         out = []
         for line in lines:
-            if line[:1] == ACTION:
+            mark = line[:1]
+            if mark == ACTION:
                 for piece in fitUTF8(line[1:], room - 9):
                     out.append(head + b"\x01ACTION " + piece + b"\x01" + CRLF)
+            elif mark == NOTICE:
+                notice = tags + source + b"NOTICE " + target + b" :"
+                space = LINE_BYTES - _HEADROOM - len(notice) + len(tags)
+                out.extend(notice + piece + CRLF for piece in fitUTF8(line[1:], space))
             elif len(line) <= room:
                 out.append(head + line + CRLF)
             else:
@@ -165,7 +171,7 @@ class IRCWire:
 
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{:sender PRIVMSG #room :line} per line.
+        C{:sender PRIVMSG #room :line} per line (C{NOTICE} for a notice).
         """
         return self._said(
             self.prefix(sender), b"PRIVMSG", b"#" + room.encode("utf-8"), lines
@@ -173,14 +179,14 @@ class IRCWire:
 
     def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{:sender PRIVMSG me :line} per line.
+        C{:sender PRIVMSG me :line} per line (C{NOTICE} for a notice).
         """
         return self._said(self.prefix(sender), b"PRIVMSG", OWN_NAME, lines)
 
     def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
-        With C{echo-message}, C{:me PRIVMSG recipient :line} per line;
-        nothing otherwise.
+        With C{echo-message}, C{:me PRIVMSG recipient :line} per line
+        (C{NOTICE} for a notice); nothing otherwise.
         """
         if not self.echo:
             return b""
@@ -370,13 +376,19 @@ class IRCWire:
 
     def rooms(self, rooms: Sequence[tuple[str, int]], total: int) -> bytes:
         """
-        C{321}, C{322 me #room N :} per room, C{323}.
+        C{321}, C{322 me #room N :} per room with someone in it, C{323}.
+
+        An IRC channel exists while someone is in it, and IRC clients list
+        the channels there are: the default room, which always exists
+        (a line client's C{/rooms} shows it), is listed only while someone
+        is there.
         """
         return (
             self.numeric("321", "Channel", text="Users  Name")
             + b"".join(
                 self.numeric("322", f"#{name}", str(count), text="")
                 for name, count in rooms
+                if count > 0
             )
             + self.numeric("323", text="End of /LIST")
         )

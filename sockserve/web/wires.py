@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sockserve.chat.events import ACTION, Topic
+from sockserve.chat.events import ACTION, MARKS, NOTICE, Topic
 from sockserve.chat.linewire import LINE_WIRE
 from sockserve.web.frames import textFrame
 
@@ -48,9 +48,9 @@ class WebSocketLineWire:
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
         One C{<sender> line} frame per line (C{* sender waves} for an
-        action).
+        action, C{-sender- text} for a notice).
         """
-        if any(line[:1] == ACTION for line in lines):
+        if any(line[:1] in MARKS for line in lines):
             return _framesOf(LINE_WIRE.message(room, sender, lines))
         prefix = b"<" + sender.encode("utf-8") + b"> "
         return b"".join([textFrame(prefix + line) for line in lines])
@@ -191,10 +191,13 @@ def _topic(topic: Topic | None) -> dict[str, object]:
 def _text(line: bytes) -> dict[str, object]:
     """
     C{{"text": line}}, or for an action C{{"text": "waves", "action":
-    true}}.
+    true}}, for a notice C{{"text": "hello", "notice": true}}.
     """
-    if line[:1] == ACTION:
+    mark = line[:1]
+    if mark == ACTION:
         return {"text": line[1:].decode("utf-8"), "action": True}
+    if mark == NOTICE:
+        return {"text": line[1:].decode("utf-8"), "notice": True}
     return {"text": line.decode("utf-8")}
 
 

@@ -253,16 +253,12 @@
     view.open.title = view.joined ? "" : `not in #${view.name} now`;
   }
 
-  // An action (/me waves) is shown as "* name waves", as telnet shows it.
-  function show(view, className, sender, text, action = false) {
+  function show(view, className, sender, text) {
     const log = view.log;
     const stick = !log.hidden
       && log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     const item = document.createElement("li");
-    item.className = action ? `${className} action` : className;
-    if (action) {
-      item.append("* ");
-    }
+    item.className = className;
     if (sender !== null) {
       const who = document.createElement("span");
       who.className = "sender";
@@ -276,6 +272,18 @@
     }
     if (stick) {
       item.scrollIntoView({ block: "end" });
+    }
+  }
+
+  // A line someone said (a message, a private one, one of history): an
+  // action as "* alice waves", a notice (IRC's NOTICE) as "-alice- text".
+  function showSaid(view, className, sender, line) {
+    if (line.action) {
+      show(view, `${className} action`, null, `* ${sender} ${line.text}`);
+    } else if (line.notice) {
+      show(view, `${className} notice-said`, `-${sender}-`, line.text);
+    } else {
+      show(view, className, sender, line.text);
     }
   }
 
@@ -538,20 +546,20 @@
     message(event) {
       const view = views.get(roomKey(event.room));
       if (view !== undefined) {
-        show(view, "message", event.from, event.text, event.action);
+        showSaid(view, "message", event.from, event);
         said(view);
       }
     },
     private(event) {
       const view = personView(event.from);
-      show(view, "message private", event.from, event.text, event.action);
+      showSaid(view, "message private", event.from, event);
       said(view);
     },
     sent(event) {
       const known = views.has(personKey(event.to));
       const view = personView(event.to);
       nameView(view, event.to);
-      show(view, "message own private", myName, event.text, event.action);
+      showSaid(view, "message own private", myName, event);
       if (!known) {
         select(view);
       }
@@ -568,7 +576,7 @@
       show(view, "notice", null,
         `the last ${event.lines.length} line(s) said here${omitted}:`);
       for (const line of event.lines) {
-        show(view, "message history", line.from, line.text, line.action);
+        showSaid(view, "message history", line.from, line);
       }
       show(view, "notice", null, "(end of history)");
     },
