@@ -352,6 +352,8 @@ def test_rooms_unread_counts_and_private_conversations(
     expect(unread(ada, "grace")).to_have_text("1", timeout=SEE)
     screenshot = os.environ.get("SOCKSERVE_SCREENSHOT")
     if screenshot:
+        # README shows an ordinary conversation, not the markup tested above.
+        assert "<" not in shown(ada).inner_text()
         ada.set_viewport_size({"width": 960, "height": 540})
         ada.mouse.move(0, 0)
         ada.screenshot(path=screenshot)
