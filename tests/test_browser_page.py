@@ -75,12 +75,18 @@ def newMessages(page: Page) -> Locator:
 
 def scrollUp(page: Page) -> None:
     """
-    Scroll the conversation in view up, with the mouse wheel over it.
+    Scroll the conversation in view up to its top, with the mouse wheel
+    over it.
     """
     box = shown(page).bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -5000)
+    # At the top, and still there (a wheel's scroll may be animated).
+    page.wait_for_function(
+        "() => document.querySelector('.log:not([hidden])').scrollTop === 0",
+        timeout=SEE,
+    )
     expect(shown(page).locator("li").last).not_to_be_in_viewport(timeout=SEE)
 
 
