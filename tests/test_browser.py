@@ -352,6 +352,8 @@ def test_rooms_unread_counts_and_private_conversations(
     expect(unread(ada, "grace")).to_have_text("1", timeout=SEE)
     screenshot = os.environ.get("SOCKSERVE_SCREENSHOT")
     if screenshot:
+        # README shows an ordinary conversation, not the markup tested above.
+        assert "<" not in shown(ada).inner_text()
         ada.set_viewport_size({"width": 960, "height": 540})
         ada.mouse.move(0, 0)
         ada.screenshot(path=screenshot)
@@ -499,6 +501,41 @@ def test_page_refuses_nothing_and_runs_only_its_own_scripts(
     )
     assert page.evaluate("window.injected") is None
     assert any("Content Security Policy" in text for text in violations)
+
+
+def test_no_error_in_the_console(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """
+    The page loads without an error in the console: no request for a
+    missing favicon, no Content-Security-Policy violation (the policy
+    stays default-src 'none').
+    """
+    server = webServer(processes)
+    messages: list[str] = []
+    failed: list[str] = []
+    page = browser.new_context().new_page()
+    pages.append(page)
+    page.on("console", lambda message: messages.append(message.text))
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(response.url) if response.status >= 400 else None
+        ),
+    )
+    response = page.goto(f"http://127.0.0.1:{server.portOf('web')}/")
+    assert response is not None
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    expect(page.locator("#state")).to_have_attribute(
+        "data-state", "connected", timeout=SEE
+    )
+    say(page, "/who")
+    expect(shown(page).locator("li").last).to_contain_text("1 here", timeout=SEE)
+    assert failed == []
+    assert messages == []
+    icon = page.request.get(f"http://127.0.0.1:{server.portOf('web')}/favicon.svg")
+    assert icon.status == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
 
 
 def test_page_shows_the_history(

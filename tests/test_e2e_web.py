@@ -196,14 +196,34 @@ def test_websocket_and_tcp_members_chat(
     assert tcp.line() == "* web left"
 
 
+# The JSON events that say when they happened (by the server's clock).
+TIMED = {"welcome", "message", "private", "sent", "history", "joined", "left"}
+
+
+def event(frame: str, since: float) -> Any:
+    """
+    The JSON event in C{frame}, without its time, which must be there if its
+    type has one, and be the server's time since C{since}.
+    """
+    decoded = json.loads(frame)
+    if decoded["type"] in TIMED:
+        at = decoded.pop("at")
+        assert since - 1 <= at <= time.time() + 1, (decoded, at, since)
+    assert "at" not in decoded, decoded
+    return decoded
+
+
 def test_json_subprotocol(
     processes: Processes, webClients: Callable[..., WebClient]
 ) -> None:
     """
     A client that offers C{sockserve.v2.json} (the page's subprotocol) gets
     the room's events as JSON objects, whose names and text are data, and
-    which name their room.
+    which name their room; lines said, joins and departures say when, by
+    the server's clock, and the welcome tells the longest line the server
+    takes.
     """
+    since = time.time()
     server = webServer(processes)
     page = webClients(
         server.portOf("web"), subprotocols=["sockserve.v2.json", "sockserve.v1.json"]
@@ -212,46 +232,47 @@ def test_json_subprotocol(
     banner = json.loads(page.receive())
     assert banner["type"] == "banner"
     assert "Welcome" in banner["text"]
-    welcome = json.loads(page.receive())
+    welcome = event(page.receive(), since)
     assert welcome == {
         "type": "welcome",
         "name": "guest1",
         "room": "default",
         "others": 0,
+        "maxLine": 65536,
     }
     tcp = TcpMember(processes, server)
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "joined",
         "room": "default",
         "name": tcp.name,
     }
     tcp.send(b'<img src=x onerror="alert(1)"> "quoted"\r\n')
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "message",
         "room": "default",
         "from": tcp.name,
         "text": '<img src=x onerror="alert(1)"> "quoted"',
     }
     tcp.send(b"/nick tcp\r\n")
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "renamed",
         "room": "default",
         "from": tcp.name,
         "to": "tcp",
     }
     page.send("/nick page")
-    assert json.loads(page.receive()) == {"type": "name", "name": "page"}
+    assert event(page.receive(), since) == {"type": "name", "name": "page"}
     page.send("/who")
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "members",
         "room": "default",
         "names": ["page", "tcp"],
         "total": 2,
     }
     page.send("/nosuch")
-    assert json.loads(page.receive())["type"] == "error"
+    assert event(page.receive(), since)["type"] == "error"
     tcp.sock.close()
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "left",
         "room": "default",
         "name": "tcp",
@@ -266,20 +287,22 @@ def test_json_subprotocol_of_one_room(
     accepted: the same JSON events, for a client in one room at a time
     (C{/join} moves it, and the room it left no longer reaches it).
     """
+    since = time.time()
     server = webServer(processes)
     page = webClients(server.portOf("web"), subprotocols=["sockserve.v1.json"])
     assert page.connection.subprotocol == "sockserve.v1.json"
     frames = page.receiveUntil(lambda frame: '"welcome"' in frame)
-    assert json.loads(frames[-1]) == {
+    assert event(frames[-1], since) == {
         "type": "welcome",
         "name": "guest1",
         "room": "default",
         "others": 0,
+        "maxLine": 65536,
     }
     tcp = TcpMember(processes, server)
-    assert json.loads(page.receive())["type"] == "joined"
+    assert event(page.receive(), since)["type"] == "joined"
     page.send("/join lab")
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "entered",
         "room": "lab",
         "others": 0,
@@ -287,13 +310,13 @@ def test_json_subprotocol_of_one_room(
     assert tcp.line() == "* guest1 left"
     tcp.say("only in #default")
     tcp.join("lab")
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "joined",
         "room": "lab",
         "name": tcp.name,
     }
     tcp.say("in #lab")
-    assert json.loads(page.receive()) == {
+    assert event(page.receive(), since) == {
         "type": "message",
         "room": "lab",
         "from": tcp.name,
@@ -366,7 +389,8 @@ def test_capacity_is_shared_with_tcp(
 ) -> None:
     """
     --max-clients counts WebSocket and TCP members together: a WebSocket
-    client beyond it is told the server is full and closed with 1013.
+    client beyond it is told the server is full and closed with 1013, the
+    close reason saying so (C{full}).
     """
     server = webServer(processes, "--max-clients", "2")
     TcpMember(processes, server)
@@ -375,7 +399,7 @@ def test_capacity_is_shared_with_tcp(
     refused = webClients(port)
     frames, code, reason = refused.closed()
     assert frames == ["ERROR the server is full (2 clients); try again later"]
-    assert (code, reason) == (1013, "try again later")
+    assert (code, reason) == (1013, "full")
     late = processes.connect(("127.0.0.1", server.port))
     assert receiveToEOF(late) == (
         b"ERROR the server is full (2 clients); try again later\r\n"

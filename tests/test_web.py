@@ -48,7 +48,11 @@ from sockserve.web.site import (
     checkOrigin,
     webSite,
 )
-from sockserve.web.wires import WEBSOCKET_JSON_WIRE, WEBSOCKET_LINE_WIRE
+from sockserve.web.wires import (
+    WEBSOCKET_JSON_WIRE,
+    WEBSOCKET_LINE_WIRE,
+    WebSocketJsonWire,
+)
 from tests.support import capturedLogs, connectOnStringTransport
 
 
@@ -155,35 +159,44 @@ def test_line_wire_frames_read_as_a_tcp_client_reads_them() -> None:
     ]
 
 
+# A JSON wire whose clock says 1234.5678 (its events say 1234.568).
+TIMED_WIRE = WebSocketJsonWire(lambda: 1234.5678)
+AT = 1234.568
+
+
 def test_json_wire_keeps_text_as_data() -> None:
     """The JSON wire puts names and text in fields, escaped as JSON needs,
     whatever they contain; events in a room name it."""
-    [frame] = texts(WEBSOCKET_JSON_WIRE.message("lab", '"<b>', [b'</script>"\\']))
+    [frame] = texts(TIMED_WIRE.message("lab", '"<b>', [b'</script>"\\']))
     assert json.loads(frame) == {
         "type": "message",
         "room": "lab",
         "from": '"<b>',
         "text": '</script>"\\',
+        "at": AT,
     }
     assert [
-        json.loads(text)
-        for text in texts(WEBSOCKET_JSON_WIRE.message("lab", "a", [b"1", b"2"]))
+        json.loads(text) for text in texts(TIMED_WIRE.message("lab", "a", [b"1", b"2"]))
     ] == [
-        {"type": "message", "room": "lab", "from": "a", "text": "1"},
-        {"type": "message", "room": "lab", "from": "a", "text": "2"},
+        {"type": "message", "room": "lab", "from": "a", "text": "1", "at": AT},
+        {"type": "message", "room": "lab", "from": "a", "text": "2", "at": AT},
     ]
-    assert json.loads(texts(WEBSOCKET_JSON_WIRE.renamed("lab", "a", "b"))[0]) == {
+    assert json.loads(texts(TIMED_WIRE.renamed("lab", "a", "b"))[0]) == {
         "type": "renamed",
         "room": "lab",
         "from": "a",
         "to": "b",
     }
-    assert json.loads(texts(WEBSOCKET_JSON_WIRE.members("lab", ["a"], 3))[0]) == {
+    assert json.loads(texts(TIMED_WIRE.members("lab", ["a"], 3))[0]) == {
         "type": "members",
         "room": "lab",
         "names": ["a"],
         "total": 3,
     }
+
+
+def decoded(frames: bytes) -> list[Any]:
+    return [json.loads(text) for text in texts(frames)]
 
 
 def test_marked_lines_on_the_page_and_the_line_wire() -> None:
@@ -193,7 +206,11 @@ def test_marked_lines_on_the_page_and_the_line_wire() -> None:
     on the line wire."""
 
     def decoded(frames: bytes) -> list[Any]:
-        return [json.loads(text) for text in texts(frames)]
+        # The times are another test's.
+        return [
+            {key: value for key, value in json.loads(text).items() if key != "at"}
+            for text in texts(frames)
+        ]
 
     wire = WEBSOCKET_JSON_WIRE
     lines = [ACTION + b"waves", NOTICE + b"note", b"hi"]
@@ -244,25 +261,22 @@ def test_marked_lines_on_the_page_and_the_line_wire() -> None:
 def test_json_wire_tells_of_rooms_and_private_messages() -> None:
     """The JSON wire's events about rooms and private messages: each is one
     object, with names and text as data; the page's own address is not
-    sent back to it."""
-
-    def decoded(frames: bytes) -> list[Any]:
-        return [json.loads(text) for text in texts(frames)]
-
-    wire = WEBSOCKET_JSON_WIRE
+    sent back to it; lines said, joins and departures say when (Unix
+    seconds, by the server's clock)."""
+    wire = TIMED_WIRE
     assert decoded(wire.welcome("bob", "127.0.0.1:1", "lab", 2)) == [
-        {"type": "welcome", "name": "bob", "room": "lab", "others": 2}
+        {"type": "welcome", "name": "bob", "room": "lab", "others": 2, "at": AT}
     ]
     assert decoded(wire.entered("lab", 1)) == [
         {"type": "entered", "room": "lab", "others": 1}
     ]
     assert decoded(wire.parted("lab")) == [{"type": "parted", "room": "lab"}]
     assert decoded(wire.private('"a"', [b"</script>", b"2"])) == [
-        {"type": "private", "from": '"a"', "text": "</script>"},
-        {"type": "private", "from": '"a"', "text": "2"},
+        {"type": "private", "from": '"a"', "text": "</script>", "at": AT},
+        {"type": "private", "from": '"a"', "text": "2", "at": AT},
     ]
     assert decoded(wire.privateSent("b", [b"x"])) == [
-        {"type": "sent", "to": "b", "text": "x"}
+        {"type": "sent", "to": "b", "text": "x", "at": AT}
     ]
     assert decoded(wire.rooms((("default", 3), ("lab", 1)), 4)) == [
         {
@@ -280,19 +294,20 @@ def test_json_wire_tells_of_rooms_and_private_messages() -> None:
             "room": "lab",
             "lines": [{"from": "a", "text": "one"}],
             "omitted": 2,
+            "at": AT,
         }
     ]
     assert decoded(wire.quietly("lab", ["a"], ["b", "c"])) == [
         {"type": "quietly", "room": "lab", "joined": ["a"], "left": ["b", "c"]}
     ]
     assert decoded(wire.joined("lab", "a")) == [
-        {"type": "joined", "room": "lab", "name": "a"}
+        {"type": "joined", "room": "lab", "name": "a", "at": AT}
     ]
     assert decoded(wire.left("lab", "a", False)) == [
-        {"type": "left", "room": "lab", "name": "a"}
+        {"type": "left", "room": "lab", "name": "a", "at": AT}
     ]
     assert decoded(wire.left("lab", "a", True)) == [
-        {"type": "left", "room": "lab", "name": "a", "quit": True}
+        {"type": "left", "room": "lab", "name": "a", "quit": True, "at": AT}
     ]
 
 
@@ -570,6 +585,58 @@ def test_shutdown_and_refusals_carry_close_codes() -> None:
     assert events[1].code == 1001
 
 
+def closing(client: WebClient) -> tuple[list[str], int | None, str | None]:
+    """
+    What C{client} was told before it was closed, and the close code and
+    reason.
+    """
+    events = client.events()
+    close = events[-1]
+    assert isinstance(close, CloseConnection)
+    frames = [e.data for e in events[:-1] if isinstance(e, TextMessage)]
+    return frames, close.code, close.reason
+
+
+def test_refusals_say_why_in_the_close_reason() -> None:
+    """A refusal closes with 1013 (try again later) and says why in its close
+    reason: the room is full, the server is busy, the address has too many
+    connections; a refusal because the server is stopping closes with
+    1001 (going away), as its goodbye does."""
+    with capturedLogs():
+        factory = chat(Limits(maxClients=1))
+        WebClient(factory, 50000).events()
+        assert closing(WebClient(factory, 50001)) == (
+            ["ERROR the server is full (1 client); try again later"],
+            1013,
+            "full",
+        )
+        factory = chat(Limits(maxConnections=1))
+        WebClient(factory, 50000).events()
+        frames, code, reason = closing(WebClient(factory, 50001))
+        assert frames[0].startswith("ERROR the server is busy")
+        assert (code, reason) == (1013, "busy")
+        factory = chat(Limits(maxPerIP=1))
+        WebClient(factory, 50000).events()
+        frames, code, reason = closing(WebClient(factory, 50001))
+        assert frames[0].startswith("ERROR too many connections from 127.0.0.1")
+        assert (code, reason) == (1013, "per_ip")
+        factory = chat()
+        assert factory.service is not None
+        factory.service.close()
+        frames, code, reason = closing(WebClient(factory, 50000))
+        assert frames == ["ERROR the server is shutting down; try again later"]
+        assert (code, reason) == (1001, "server shutting down")
+
+
+def test_quit_closes_with_1000() -> None:
+    """/quit says goodbye and closes with 1000 (normal closure): the client
+    meant to leave."""
+    web = WebClient(chat(), 50000)
+    web.events()
+    web.say("/quit")
+    assert closing(web) == (["* bye"], 1000, "")
+
+
 def test_idle_members_are_closed_with_1008() -> None:
     """--idle-timeout applies: a member that sends no message is told, and
     closed with 1008."""
@@ -581,7 +648,7 @@ def test_idle_members_are_closed_with_1008() -> None:
     events = web.events()
     assert events[0].data.startswith("ERROR idle for 60 seconds")  # type: ignore[attr-defined]
     assert isinstance(events[1], CloseConnection)
-    assert events[1].code == 1008
+    assert (events[1].code, events[1].reason) == (1008, "idle too long")
 
 
 def test_json_member_gets_json() -> None:
@@ -596,6 +663,43 @@ def test_json_member_gets_json() -> None:
     assert [json.loads(text) for text in page.lines()] == [
         {"type": "members", "room": "default", "names": ["guest1"], "total": 1}
     ]
+
+
+def test_json_members_are_told_the_time_and_the_longest_line() -> None:
+    """The JSON members of a server are told its --max-line in their welcome,
+    and when each line was said by its clock."""
+    clock = Clock()
+    clock.advance(1000.25)
+    factory = chat(Limits(maxLine=300), clock)
+    page = WebClient(factory, 50000, wire=WEBSOCKET_JSON_WIRE)
+    banner, welcome = [json.loads(text) for text in page.lines()]
+    assert banner["type"] == "banner"
+    assert welcome == {
+        "type": "welcome",
+        "name": "guest1",
+        "room": "default",
+        "others": 0,
+        "maxLine": 300,
+        "at": 1000.25,
+    }
+    other = WebClient(factory, 50001, wire=WEBSOCKET_JSON_WIRE)
+    other.lines()
+    clock.advance(2)
+    other.say("hello")
+    assert [json.loads(text) for text in page.lines()] == [
+        {"type": "joined", "room": "default", "name": "guest2", "at": 1000.25},
+        {
+            "type": "message",
+            "room": "default",
+            "from": "guest2",
+            "text": "hello",
+            "at": 1002.25,
+        },
+    ]
+    # One wire for all of them: a line is put on it once.
+    members = memberFactory(factory)
+    first = members.buildMember(WEBSOCKET_JSON_WIRE, True)
+    assert members.buildMember(WEBSOCKET_JSON_WIRE, False).wire is first.wire
 
 
 def test_pings_while_the_client_does_not_read_cost_one_pong() -> None:
@@ -1029,7 +1133,14 @@ def test_site_upgrades_and_the_member_chats(
         ]
     else:
         assert [json.loads(text) for text in received[1:]] == [
-            {"type": "welcome", "name": "guest1", "room": "default", "others": 0},
+            {
+                "type": "welcome",
+                "name": "guest1",
+                "room": "default",
+                "others": 0,
+                "maxLine": 65536,
+                "at": 0.0,
+            },
             {"type": "entered", "room": "lab", "others": 0},
         ]
     default = service.room("default")
@@ -1232,8 +1343,20 @@ def test_a_page_in_several_rooms_hears_each_by_name() -> None:
     tcp.dataReceived(b"in default\n")
     lab.dataReceived(b"in the lab\n")
     assert [json.loads(text) for text in page.lines()] == [
-        {"type": "message", "room": "default", "from": "guest2", "text": "in default"},
-        {"type": "message", "room": "lab", "from": "guest3", "text": "in the lab"},
+        {
+            "type": "message",
+            "room": "default",
+            "from": "guest2",
+            "text": "in default",
+            "at": 0.0,
+        },
+        {
+            "type": "message",
+            "room": "lab",
+            "from": "guest3",
+            "text": "in the lab",
+            "at": 0.0,
+        },
     ]
     page.say("plain\n/say default to default")
     assert labOut.value() == b"<guest1> plain\r\n"
@@ -1259,12 +1382,12 @@ def test_private_messages_between_a_page_and_a_line_client() -> None:
     tcp.dataReceived(b"/msg guest1 psst\n")
     assert tcpOut.value() == b"-> *guest1* psst\r\n"
     assert [json.loads(text) for text in page.lines()] == [
-        {"type": "private", "from": "guest2", "text": "psst"}
+        {"type": "private", "from": "guest2", "text": "psst", "at": 0.0}
     ]
     tcpOut.clear()
     page.say("/msg GUEST2 back")
     assert [json.loads(text) for text in page.lines()] == [
-        {"type": "sent", "to": "guest2", "text": "back"}
+        {"type": "sent", "to": "guest2", "text": "back", "at": 0.0}
     ]
     assert tcpOut.value() == b"*guest1* back\r\n"
 

@@ -55,6 +55,7 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
+from sockserve.web.wires import WebSocketJsonWire
 
 # Frames a second one client may send, after a burst of FRAME_BURST: far
 # more than anyone types, far fewer than a flood of empty frames or pings,
@@ -123,12 +124,24 @@ class WebSocketMemberFactory(Factory):
 
     def __init__(self, settings: WebSocketSettings) -> None:
         self.settings = settings
+        # The JSON wires of this server's members, by the wire the
+        # handshake chose: telling the server's time and --max-line.
+        self._jsonWires: dict[WebSocketJsonWire, WebSocketJsonWire] = {}
 
     def buildMember(self, wire: ChatWire, multiRoom: bool) -> WebSocketChatProtocol:
         """
-        A member for a connection whose handshake chose C{wire}, in several
-        rooms at once if C{multiRoom}.
+        A member for a connection whose handshake chose C{wire} (a JSON
+        wire becomes this server's, see L{WebSocketJsonWire.forServer}), in
+        several rooms at once if C{multiRoom}.
         """
+        if isinstance(wire, WebSocketJsonWire):
+            own = self._jsonWires.get(wire)
+            if own is None:
+                settings = self.settings
+                own = self._jsonWires[wire] = wire.forServer(
+                    settings.context.clock.seconds, settings.maxMessage
+                )
+            wire = own
         member = WebSocketChatProtocol(self.settings, wire, multiRoom)
         member.factory = self
         return member
@@ -241,7 +254,7 @@ class WebSocketChatProtocol(Protocol):
         refusal = self.guard.admit(self)
         if refusal is not None:
             self.closeCode = TRY_AGAIN_LATER
-            self.closeReason = "try again later"
+            self.closeReason = refusal.kind
             self.sendErrorAndClose(refusal.message)
             return
         self.admitted = True
@@ -466,12 +479,17 @@ class WebSocketChatProtocol(Protocol):
 
     def refuse(self, reason: str, kind: str) -> None:
         """
-        Refuse the member (the chat is full, ...): close with 1013, try
-        again later.
+        Refuse the member: the chat is full, or unavailable (close with
+        1013, try again later, the close reason saying which C{kind} of
+        refusal), or shutting down (1001, going away).
         """
         self.guard.refused(self, reason, kind)
-        self.closeCode = TRY_AGAIN_LATER
-        self.closeReason = "try again later"
+        if kind == "shutdown":
+            self.closeCode = GOING_AWAY
+            self.closeReason = "server shutting down"
+        else:
+            self.closeCode = TRY_AGAIN_LATER
+            self.closeReason = kind
         self.sendErrorAndClose(reason)
 
     def beginShutdown(self) -> None:
@@ -508,7 +526,9 @@ class WebSocketChatProtocol(Protocol):
             self.transport.write(closeFrame(self.closeCode, self.closeReason))
         self.closing = True
         self.guard.inactive(self)
-        self.transport.unregisterProducer()
+        if self.admitted:
+            # Registered once admitted (a refused member never was).
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self) -> None:

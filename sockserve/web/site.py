@@ -1,7 +1,7 @@
 """
 The web side of the chat room: the page, and the WebSocket endpoint.
 
-C{--web} serves a L{webSite}: C{GET /} the chat page and its two assets,
+C{--web} serves a L{webSite}: C{GET /} the chat page and its assets,
 C{GET /ws} the WebSocket, anything else 404. The page and its assets carry
 a Content-Security-Policy that allows only the server's own scripts and
 styles, and C{X-Content-Type-Options: nosniff}.
@@ -541,6 +541,7 @@ class Root(Resource):
 _ASSETS = (
     ("chat.js", b"text/javascript; charset=utf-8"),
     ("chat.css", b"text/css; charset=utf-8"),
+    ("favicon.svg", b"image/svg+xml"),
 )
 
 

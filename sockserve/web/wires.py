@@ -14,12 +14,22 @@ bytes of one frame serve every recipient as they are.
     be in several rooms and keep their member lists without parsing
     notices. C{sockserve.v1.json}, the subprotocol of sockserve 1.0's page,
     is the same wire for a client in one room at a time.
+
+The JSON wire says when things happened, by the server's clock: the
+events of lines said (C{message}, C{private}, C{sent}, C{history}) and of
+people coming and going (C{joined}, C{left}) carry C{at}, the time they
+were put on the wire, in Unix seconds; so does C{welcome}, which also
+tells the longest message the server takes (C{maxLine}, C{--max-line}), so
+that the page can say when a line is too long instead of being closed for
+it. Clients that do not know these fields (sockserve 1.0's page) ignore
+them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from sockserve.chat.events import ACTION, MARKS, NOTICE, Topic
 from sockserve.chat.linewire import LINE_WIRE
@@ -206,13 +216,43 @@ class WebSocketJsonWire:
     The chat's events as JSON objects, one frame each, for the page: every
     object has a C{type}, events in a room name it (C{room}), and their
     other fields are data (see README.rst).
+
+    One of them serves every JSON member of a server (see
+    L{WebSocketMemberFactory<sockserve.web.protocol.WebSocketMemberFactory>}),
+    made with L{forServer}: its clock, and its C{--max-line}.
+
+    @ivar seconds: what tells the time of an event, in Unix seconds.
+    @ivar maxLine: the longest message the server takes, in bytes, told in
+        the welcome; C{None}: not told.
     """
+
+    def __init__(
+        self, seconds: Callable[[], float] = time.time, maxLine: int | None = None
+    ) -> None:
+        self.seconds = seconds
+        self.maxLine = maxLine
+
+    def forServer(
+        self, seconds: Callable[[], float], maxLine: int
+    ) -> WebSocketJsonWire:
+        """
+        The same wire, telling the time by C{seconds} and the server's
+        C{maxLine} in its welcome.
+        """
+        return WebSocketJsonWire(seconds, maxLine)
+
+    def _now(self) -> float:
+        """
+        The time of an event: Unix seconds, to the millisecond.
+        """
+        return round(self.seconds(), 3)
 
     def message(self, room: str, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "message", "room": room, "from": sender, "text": line}}
-        per line.
+        C{{"type": "message", "room": room, "from": sender, "text": line,
+        "at": seconds}} per line.
         """
+        at = self._now()
         return b"".join(
             [
                 _json(
@@ -220,6 +260,7 @@ class WebSocketJsonWire:
                     room=room,
                     **{"from": sender},
                     **_text(line),
+                    at=at,
                 )
                 for line in lines
             ]
@@ -227,35 +268,42 @@ class WebSocketJsonWire:
 
     def private(self, sender: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "private", "from": sender, "text": line}} per line.
+        C{{"type": "private", "from": sender, "text": line, "at": seconds}}
+        per line.
         """
+        at = self._now()
         return b"".join(
-            [_json(type="private", **{"from": sender}, **_text(line)) for line in lines]
+            [
+                _json(type="private", **{"from": sender}, **_text(line), at=at)
+                for line in lines
+            ]
         )
 
     def privateSent(self, recipient: str, lines: Sequence[bytes]) -> bytes:
         """
-        C{{"type": "sent", "to": recipient, "text": line}} per line: a
-        private message of the member's went through.
+        C{{"type": "sent", "to": recipient, "text": line, "at": seconds}} per
+        line: a private message of the member's went through (its text as
+        the recipient sees it).
         """
+        at = self._now()
         return b"".join(
-            [_json(type="sent", to=recipient, **_text(line)) for line in lines]
+            [_json(type="sent", to=recipient, **_text(line), at=at) for line in lines]
         )
 
     def joined(self, room: str, name: str) -> bytes:
         """
-        C{{"type": "joined", "room": room, "name": name}}.
+        C{{"type": "joined", "room": room, "name": name, "at": seconds}}.
         """
-        return _json(type="joined", room=room, name=name)
+        return _json(type="joined", room=room, name=name, at=self._now())
 
     def left(self, room: str, name: str, quit: bool) -> bytes:
         """
-        C{{"type": "left", "room": room, "name": name}}, with C{"quit":
-        true} if the member left the chat, not only the room.
+        C{{"type": "left", "room": room, "name": name, "at": seconds}}, with
+        C{"quit": true} if the member left the chat, not only the room.
         """
         if quit:
-            return _json(type="left", room=room, name=name, quit=True)
-        return _json(type="left", room=room, name=name)
+            return _json(type="left", room=room, name=name, quit=True, at=self._now())
+        return _json(type="left", room=room, name=name, at=self._now())
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
@@ -297,13 +345,22 @@ class WebSocketJsonWire:
         self, name: str, peer: str, room: str, others: int, topic: Topic | None = None
     ) -> bytes:
         """
-        C{{"type": "welcome", "name": name, "room": room, "others": N}} (the
-        page's own address is not news to it), with C{"topic"} if the room
-        has one.
+        C{{"type": "welcome", "name": name, "room": room, "others": N,
+        "maxLine": bytes, "at": seconds}} (the page's own address is not
+        news to it; C{maxLine} only if the wire knows it), with C{"topic"}
+        if the room has one.
         """
-        return _json(
-            type="welcome", name=name, room=room, others=others, **_topic(topic)
-        )
+        fields: dict[str, object] = {
+            "type": "welcome",
+            "name": name,
+            "room": room,
+            "others": others,
+            **_topic(topic),
+        }
+        if self.maxLine is not None:
+            fields["maxLine"] = self.maxLine
+        fields["at"] = self._now()
+        return _json(**fields)
 
     def entered(
         self,
@@ -360,13 +417,15 @@ class WebSocketJsonWire:
     ) -> bytes:
         """
         C{{"type": "history", "room": room, "lines": [{"from": name, "text":
-        line}, ...], "omitted": N}}.
+        line}, ...], "omitted": N, "at": seconds}}: C{at} is when the
+        history was told (the server does not keep when each line was said).
         """
         return _json(
             type="history",
             room=room,
             lines=[{"from": sender, **_text(line)} for sender, line in lines],
             omitted=omitted,
+            at=self._now(),
         )
 
 

@@ -2,22 +2,31 @@
 // its own origin. The page may be in several rooms at once and hold private
 // conversations; each has a view of its own, listed in the sidebar with a
 // count of the lines not yet seen. Everything other members send is shown
-// as text (never as HTML), and the page reconnects, with backoff, when the
-// server goes away, taking its chosen name and its rooms again.
+// as text (never as HTML: only DOM nodes and textContent, links included),
+// and the page reconnects, with backoff, when the server goes away, taking
+// its chosen name and its rooms again; it does not when the server says it
+// should not (a full room, an idle timeout, /quit), and offers a button.
 "use strict";
 
 (function () {
   const SUBPROTOCOL = "sockserve.v2.json";
   const FIRST_RETRY_MS = 500;
   const LAST_RETRY_MS = 8000;
+  // A connection that lasted this long starts the backoff over.
+  const LASTED_MS = 10000;
   const MAX_SHOWN = 2000; // lines kept in each conversation
   const DIRECTORY_EVERY_MS = 30000; // how often a shown room list is asked for
   // ... while the person did something on the page this recently: a page
   // left alone sends nothing, and --idle-timeout still applies to it.
   const ACTIVE_MS = 120000;
+  // A log scrolled to within this many pixels of its end follows new lines.
+  const FOLLOW_PX = 24;
+  // Where the chosen name is kept for the tab's session (nothing else is).
+  const NAME_KEY = "sockserve.name";
   const TITLE = document.title;
 
   const state = document.getElementById("state");
+  const reconnectButton = document.getElementById("reconnect");
   const menu = document.getElementById("menu");
   const sidebar = document.getElementById("sidebar");
   const viewList = document.getElementById("views");
@@ -28,8 +37,10 @@
   const refresh = document.getElementById("refresh");
   const renameForm = document.getElementById("rename");
   const nameBox = document.getElementById("name");
+  const panel = document.getElementById("panel");
   const title = document.getElementById("title");
   const logs = document.getElementById("logs");
+  const jump = document.getElementById("jump");
   const sendForm = document.getElementById("send");
   const message = document.getElementById("message");
   const peopleTitle = document.getElementById("people-title");
@@ -38,10 +49,17 @@
 
   let socket = null;
   let retryMs = FIRST_RETRY_MS;
+  let openedAt = 0; // when the connection opened (0: it did not)
+  let lastError = ""; // the last error the server sent on this connection
   let connectedBefore = false; // a welcome is then a reconnection
   let myName = "";
-  let chosenName = ""; // a name picked with /nick, taken again on reconnect
+  let chosenName = storedName(); // taken again on reconnect, and on reload
+  let restoring = false; // the /nick that takes the chosen name again
+  let renaming = false; // a /nick from the name box, not answered yet
+  let bannerShown = false; // the banner is shown once per page load
   let pendingBanner = null; // the banner, shown once we know where
+  let maxLine = 0; // the longest message the server takes (0: not told)
+  let serverOffsetMs = 0; // the server's clock less the page's
   // Views by key: "#room" (lower case) for a room, "@name" for a person.
   const views = new Map();
   const rejoining = new Set(); // rooms joined again after a reconnection
@@ -50,6 +68,22 @@
   let listed = []; // the last /rooms answer: [{name, members}]
   let listedTotal = 0;
   let lastActive = Date.now();
+
+  function storedName() {
+    try {
+      return sessionStorage.getItem(NAME_KEY) || "";
+    } catch (error) {
+      return ""; // storage refused: the name lasts as long as the page
+    }
+  }
+
+  function storeName(name) {
+    try {
+      sessionStorage.setItem(NAME_KEY, name);
+    } catch (error) {
+      // Not kept, then.
+    }
+  }
 
   function roomKey(name) {
     return "#" + name.replace(/^#/, "").toLowerCase();
@@ -81,6 +115,8 @@
   // The view shown when the page is in no room and holds no conversation.
   const home = makeLog("No room");
 
+  // A view's log follows its newest line until the reader scrolls up;
+  // then new lines leave it where it is, and the marker says they came.
   function makeLog(label) {
     const log = document.createElement("ol");
     log.className = "log";
@@ -88,7 +124,44 @@
     log.setAttribute("aria-label", label);
     log.setAttribute("aria-live", "polite");
     logs.append(log);
-    return { kind: "none", key: "", name: "", log, unread: 0 };
+    const view = {
+      kind: "none", key: "", name: "", log, unread: 0,
+      follow: true, // showing the newest line
+      missed: 0, // lines come since the reader scrolled up
+      top: 0, // where the reader left it, while hidden
+      heard: [], // what was said here, as "from\ntext", oldest first
+    };
+    log.addEventListener("scroll", () => {
+      if (log.hidden) {
+        return;
+      }
+      view.follow = nearEnd(log);
+      if (view.follow) {
+        view.missed = 0;
+      }
+      if (view === current) {
+        showJump();
+      }
+    }, { passive: true });
+    return view;
+  }
+
+  function nearEnd(log) {
+    return log.scrollHeight - log.scrollTop - log.clientHeight <= FOLLOW_PX;
+  }
+
+  function toEnd(view) {
+    view.follow = true;
+    view.missed = 0;
+    view.log.scrollTop = view.log.scrollHeight;
+    if (view === current) {
+      showJump();
+    }
+  }
+
+  function showJump() {
+    jump.hidden = current.follow || current.missed === 0;
+    jump.textContent = `New messages (${current.missed}) ↓`;
   }
 
   let current = home;
@@ -179,18 +252,38 @@
       current.open.removeAttribute("aria-current");
       current.item.classList.remove("current");
     }
+    if (!current.log.hidden) {
+      current.top = current.log.scrollTop;
+    }
     current.log.hidden = true;
     current = view;
     view.log.hidden = false;
     if (view.item) {
       view.open.setAttribute("aria-current", "true");
       view.item.classList.add("current");
-      view.item.scrollIntoView({ block: "nearest", inline: "nearest" });
+      reveal(viewList, view.item);
     }
     setUnread(view, 0);
     showTitle();
     showMembers();
-    view.log.scrollTop = view.log.scrollHeight;
+    if (view.follow) {
+      view.log.scrollTop = view.log.scrollHeight;
+    } else {
+      view.log.scrollTop = view.top;
+    }
+    showJump();
+  }
+
+  // Scroll box (and nothing around it, the page included) so that item
+  // is in it.
+  function reveal(box, item) {
+    const outer = box.getBoundingClientRect();
+    const inner = item.getBoundingClientRect();
+    if (inner.top < outer.top) {
+      box.scrollTop -= outer.top - inner.top;
+    } else if (inner.bottom > outer.bottom) {
+      box.scrollTop += inner.bottom - outer.bottom;
+    }
   }
 
   function removeView(view) {
@@ -253,38 +346,199 @@
     view.open.title = view.joined ? "" : `not in #${view.name} now`;
   }
 
-  function show(view, className, sender, text) {
-    const log = view.log;
-    const stick = !log.hidden
-      && log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  // What the server's clock says now, in Unix seconds (the page's own
+  // clock may be off: it follows the times the server's events carry).
+  function serverNow() {
+    return (Date.now() + serverOffsetMs) / 1000;
+  }
+
+  function heardTime(event) {
+    if (typeof event.at === "number") {
+      serverOffsetMs = event.at * 1000 - Date.now();
+    }
+  }
+
+  // When a line was said: hours and minutes in the reader's time zone,
+  // shown by the style sheet (not part of the line's text), the full date
+  // and time on hovering.
+  function timeOf(seconds) {
+    const when = new Date(seconds * 1000);
+    const stamp = document.createElement("time");
+    stamp.dateTime = when.toISOString();
+    stamp.dataset.shown = when.toLocaleTimeString([], {
+      hour: "2-digit", minute: "2-digit",
+    });
+    stamp.title = when.toLocaleString();
+    return stamp;
+  }
+
+  // The http and https addresses in a line; punctuation after one is the
+  // sentence's, not the address's (unless it closes a bracket the address
+  // opened).
+  const ADDRESS = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  const CLOSING = { ")": "(", "]": "[" };
+
+  function trimAddress(found) {
+    let end = found.length;
+    while (end > 0) {
+      const last = found[end - 1];
+      if (".,;:!?'\"*".includes(last)) {
+        end -= 1;
+      } else if (Object.hasOwn(CLOSING, last)) {
+        const kept = found.slice(0, end);
+        const opened = kept.split(CLOSING[last]).length - 1;
+        const closed = kept.split(last).length - 1;
+        if (closed <= opened) {
+          break;
+        }
+        end -= 1;
+      } else {
+        break;
+      }
+    }
+    return found.slice(0, end);
+  }
+
+  // Append text to element, its http and https addresses as links that open
+  // in a new tab and tell the other site nothing of this page; everything
+  // else as text. Only DOM nodes are made: nothing is parsed as HTML.
+  function appendText(element, text) {
+    let from = 0;
+    for (const found of text.matchAll(ADDRESS)) {
+      const address = trimAddress(found[0]);
+      let url = null;
+      try {
+        url = new URL(address);
+      } catch (error) {
+        url = null;
+      }
+      if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+        continue;
+      }
+      if (found.index > from) {
+        element.append(document.createTextNode(text.slice(from, found.index)));
+      }
+      const link = document.createElement("a");
+      link.href = url.href;
+      link.rel = "noopener noreferrer";
+      link.target = "_blank";
+      link.textContent = address;
+      element.append(link);
+      from = found.index + address.length;
+    }
+    if (from < text.length) {
+      element.append(document.createTextNode(text.slice(from)));
+    }
+  }
+
+  // Show a line in a view: when it was said (at, by the server's clock, if
+  // known), who said it, and its text. A notice of several lines (/help)
+  // is shown as the server laid it out, in a monospace block.
+  // A line said is remembered as heardAs ("sender\ntext"), so that a
+  // history told again after a reconnection shows only what is new.
+  function show(view, className, sender, text, at,
+    heardAs = sender === null ? null : `${sender}\n${text}`) {
     const item = document.createElement("li");
     item.className = className;
+    if (typeof at === "number") {
+      item.append(timeOf(at));
+    }
     if (sender !== null) {
       const who = document.createElement("span");
       who.className = "sender";
       who.textContent = sender;
       item.append(who);
     }
-    item.append(document.createTextNode(text));
+    if (heardAs !== null) {
+      view.heard.push(heardAs);
+      if (view.heard.length > MAX_SHOWN) {
+        view.heard.shift();
+      }
+    }
+    if (className === "notice" && text.includes("\n")) {
+      item.classList.add("block");
+      const block = document.createElement("pre");
+      appendText(block, text);
+      item.append(block);
+    } else {
+      const body = document.createElement("span");
+      body.className = "text";
+      appendText(body, text);
+      item.append(body);
+    }
+    append(view, item);
+  }
+
+  // Add item at the end of a view's log: in sight if the log follows its
+  // newest line; else counted for the "new messages" marker, the view left
+  // where the reader has it.
+  function append(view, item) {
+    const log = view.log;
     log.append(item);
     while (log.childElementCount > MAX_SHOWN) {
-      log.firstElementChild.remove();
+      const first = log.firstElementChild;
+      const height = view.follow || log.hidden ? 0 : first.offsetHeight;
+      first.remove();
+      if (height) {
+        log.scrollTop -= height;
+      }
     }
-    if (stick) {
-      item.scrollIntoView({ block: "end" });
+    if (view.follow) {
+      if (!log.hidden) {
+        log.scrollTop = log.scrollHeight;
+      }
+    } else {
+      view.missed += 1;
+      if (view === current) {
+        showJump();
+      }
     }
   }
 
   // A line someone said (a message, a private one, one of history): an
   // action as "* alice waves", a notice (IRC's NOTICE) as "-alice- text".
-  function showSaid(view, className, sender, line) {
+  function showSaid(view, className, sender, line, at = line.at) {
+    const heardAs = `${sender}\n${line.text}`;
     if (line.action) {
-      show(view, `${className} action`, null, `* ${sender} ${line.text}`);
+      show(view, `${className} action`, null, `* ${sender} ${line.text}`, at,
+        heardAs);
     } else if (line.notice) {
-      show(view, `${className} notice-said`, `-${sender}-`, line.text);
+      show(view, `${className} notice-said`, `-${sender}-`, line.text, at,
+        heardAs);
     } else {
-      show(view, className, sender, line.text);
+      show(view, className, sender, line.text, at, heardAs);
     }
+  }
+
+  // A line of one's own as the server shows it to everyone: control and
+  // format characters (bidirectional overrides, zero-width characters, ...)
+  // and line separators escaped (\x07, \u202e, \U000e0041), TAB kept,
+  // trailing spaces dropped.
+  const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+  function escaped(character) {
+    if (character === "\t") {
+      return character;
+    }
+    const code = character.codePointAt(0);
+    const hex = code.toString(16);
+    if (code < 0x100) {
+      return "\\x" + hex.padStart(2, "0");
+    }
+    if (code < 0x10000) {
+      return "\\u" + hex.padStart(4, "0");
+    }
+    return "\\U" + hex.padStart(8, "0");
+  }
+
+  function asServerShows(line) {
+    return line.replace(UNSAFE, escaped).trimEnd();
+  }
+
+  const encoder = new TextEncoder();
+
+  function bytesOf(text) {
+    return encoder.encode(text).length;
   }
 
   // Members
@@ -467,15 +721,46 @@
     return view;
   }
 
+  // How many of a history's first lines the view heard already, in that
+  // order, as the last it heard (after a reconnection, the history holds
+  // those, then what was said while the page was away).
+  function alreadyHeard(heard, lines) {
+    for (let end = lines.length; end > 0; end -= 1) {
+      const start = Math.max(0, end - heard.length);
+      let same = true;
+      for (let i = end - 1, j = heard.length - 1; i >= start; i -= 1, j -= 1) {
+        if (lines[i] !== heard[j]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        return end;
+      }
+    }
+    return 0;
+  }
+
+  function linesSaid(count) {
+    return count === 1 ? "1 line" : `${count} lines`;
+  }
+
   const handlers = {
     banner(event) { pendingBanner = event.text; },
     welcome(event) {
+      heardTime(event);
       myName = event.name;
       nameBox.value = myName;
+      renaming = false;
+      if (Number.isInteger(event.maxLine) && event.maxLine > 0) {
+        maxLine = event.maxLine;
+        message.maxLength = maxLine;
+      }
+      const again = connectedBefore;
       // Back after a reconnection: take the rooms the page was in again
       // (the server put it in its default room alone).
       const rooms = [];
-      if (connectedBefore) {
+      if (again) {
         for (const view of views.values()) {
           if (view.kind === "room") {
             rooms.push(view.name);
@@ -485,13 +770,21 @@
       const key = roomKey(event.room);
       const stay = rooms.length === 0 || rooms.some((name) => roomKey(name) === key);
       const where = stay ? arrivedIn(event.room) : current;
-      if (pendingBanner !== null) {
+      // The banner once per page load.
+      if (pendingBanner !== null && !bannerShown) {
         show(where, "banner", null, pendingBanner);
-        pendingBanner = null;
+        bannerShown = true;
       }
-      show(where, "notice", null,
-        `you are ${myName} in #${event.room}; ${othersHere(event.others)}`);
+      pendingBanner = null;
+      if (again) {
+        show(current === home ? where : current, "notice", null,
+          `reconnected as ${myName}`);
+      } else {
+        show(where, "notice", null,
+          `you are ${myName} in #${event.room}; ${othersHere(event.others)}`);
+      }
       if (chosenName && chosenName !== myName) {
+        restoring = again;
         send(`/nick ${chosenName}`);
       }
       if (stay) {
@@ -519,8 +812,9 @@
       const known = views.get(key);
       if (!known || !known.joined) {
         const view = arrivedIn(event.room);
-        show(view, "notice", null,
-          `you are now in #${event.room}; ${othersHere(event.others)}`);
+        show(view, "notice", null, again
+          ? `back in #${event.room}; ${othersHere(event.others)}`
+          : `you are now in #${event.room}; ${othersHere(event.others)}`);
         askWho(event.room);
       }
       if (!again) {
@@ -544,6 +838,7 @@
       showDirectory();
     },
     message(event) {
+      heardTime(event);
       const view = views.get(roomKey(event.room));
       if (view !== undefined) {
         showSaid(view, "message", event.from, event);
@@ -551,11 +846,13 @@
       }
     },
     private(event) {
+      heardTime(event);
       const view = personView(event.from);
       showSaid(view, "message private", event.from, event);
       said(view);
     },
     sent(event) {
+      heardTime(event);
       const known = views.has(personKey(event.to));
       const view = personView(event.to);
       nameView(view, event.to);
@@ -565,34 +862,50 @@
       }
     },
     history(event) {
+      heardTime(event);
       const view = views.get(roomKey(event.room));
       // The server tells it again to a /join of a room the page is in.
       if (view === undefined || view.historyShown) {
         return;
       }
       view.historyShown = true;
+      const lines = event.lines.map((line) => `${line.from}\n${line.text}`);
+      if (view.heard.length > 0) {
+        // Back after a reconnection: only what was said meanwhile.
+        const fresh = event.lines.slice(alreadyHeard(view.heard, lines));
+        if (fresh.length > 0) {
+          show(view, "notice", null,
+            `${linesSaid(fresh.length)} said here while you were away:`);
+          for (const line of fresh) {
+            showSaid(view, "message history", line.from, line);
+          }
+        }
+        return;
+      }
       const omitted = event.omitted
-        ? ` (${event.omitted} earlier line(s) too long to show)` : "";
+        ? ` (${event.omitted} earlier too long to show)` : "";
       show(view, "notice", null,
-        `the last ${event.lines.length} line(s) said here${omitted}:`);
+        `the last ${linesSaid(event.lines.length)} said here${omitted}:`);
       for (const line of event.lines) {
         showSaid(view, "message history", line.from, line);
       }
       show(view, "notice", null, "(end of history)");
     },
     joined(event) {
+      heardTime(event);
       const view = views.get(roomKey(event.room));
       if (view !== undefined) {
         addMember(view, event.name);
-        show(view, "notice", null, `${event.name} joined`);
+        show(view, "notice", null, `${event.name} joined`, event.at);
         membersChanged(view);
       }
     },
     left(event) {
+      heardTime(event);
       const view = views.get(roomKey(event.room));
       if (view !== undefined) {
         removeMember(view, event.name);
-        show(view, "notice", null, `${event.name} left`);
+        show(view, "notice", null, `${event.name} left`, event.at);
         membersChanged(view);
       }
     },
@@ -641,14 +954,19 @@
       const oldName = myName;
       myName = event.name;
       chosenName = myName;
+      storeName(myName);
       nameBox.value = myName;
+      renaming = false;
       for (const view of views.values()) {
         if (view.kind === "room") {
           renameMember(view, oldName, myName);
         }
       }
       showMembers();
-      show(current, "notice", null, `you are now known as ${myName}`);
+      if (!restoring) {
+        show(current, "notice", null, `you are now known as ${myName}`);
+      }
+      restoring = false;
     },
     members(event) {
       const key = roomKey(event.room);
@@ -663,9 +981,10 @@
         quietWho.set(key, quiet - 1);
         return;
       }
+      // Typed: answered where it was typed.
       const more = event.total > event.names.length
         ? ` and ${event.total - event.names.length} more` : "";
-      show(view || current, "notice", null,
+      show(current, "notice", null,
         `${event.total} here in #${event.room}: ${event.names.join(", ")}${more}`);
     },
     rooms(event) {
@@ -683,7 +1002,16 @@
         `${event.total} room(s): ${shown.join(", ")}${more}`);
     },
     notice(event) { show(current, "notice", null, event.text); },
-    error(event) { show(current, "error", null, event.text); },
+    error(event) {
+      lastError = event.text;
+      show(current, "error", null, event.text);
+      // A name refused: the box shows the name the page has.
+      if (renaming || restoring) {
+        renaming = false;
+        restoring = false;
+        nameBox.value = myName;
+      }
+    },
   };
 
   // The connection
@@ -691,6 +1019,7 @@
   function setState(kind, text) {
     state.dataset.state = kind;
     state.textContent = text;
+    reconnectButton.hidden = kind !== "closed";
     const open = kind === "connected";
     for (const box of [message, nameBox, roomBox]) {
       box.disabled = !open;
@@ -710,12 +1039,40 @@
     return address.href;
   }
 
+  // The refusals a close reason names (with 1013, try again later).
+  const REFUSED = {
+    full: "the room is full",
+    busy: "the server is busy",
+    per_ip: "too many connections from your address",
+  };
+
+  // Why the server closed the connection, when that means the page should
+  // not come back by itself (the person may, with the Reconnect button):
+  // they left (/quit, 1000), were idle too long or broke a rule (1008), or
+  // were refused for lack of room or a limit (1013, except "unavailable",
+  // which passes). Anything else (the server going away, the network) is
+  // retried with backoff: null.
+  function stopReason(code, reason) {
+    if (code === 1000) {
+      return "you left the chat";
+    }
+    if (code === 1008) {
+      return lastError || reason || "closed by the server";
+    }
+    if (code === 1013 && reason !== "unavailable") {
+      return lastError || REFUSED[reason] || "refused by the server";
+    }
+    return null;
+  }
+
   function connect() {
-    setState(retryMs === FIRST_RETRY_MS ? "connecting" : "reconnecting",
-      retryMs === FIRST_RETRY_MS ? "connecting…" : "reconnecting…");
+    const first = !connectedBefore && retryMs === FIRST_RETRY_MS;
+    setState(first ? "connecting" : "reconnecting",
+      first ? "connecting…" : "reconnecting…");
+    lastError = "";
     socket = new WebSocket(socketAddress(), [SUBPROTOCOL]);
     socket.addEventListener("open", () => {
-      retryMs = FIRST_RETRY_MS;
+      openedAt = Date.now();
       setState("connected", "connected");
     });
     socket.addEventListener("message", (frame) => {
@@ -733,10 +1090,18 @@
     });
     socket.addEventListener("close", (closed) => {
       socket = null;
+      // Only a connection that lasted starts the backoff over: one that
+      // the server takes and drops at once waits longer each time.
+      if (openedAt !== 0 && Date.now() - openedAt >= LASTED_MS) {
+        retryMs = FIRST_RETRY_MS;
+      }
+      openedAt = 0;
       rejoining.clear();
       quietWho.clear();
       quietRooms = 0;
       pendingBanner = null;
+      renaming = false;
+      restoring = false;
       for (const view of views.values()) {
         if (view.kind === "room") {
           view.joined = false;
@@ -746,16 +1111,61 @@
         }
       }
       showMembers();
+      const stop = stopReason(closed.code, closed.reason);
+      if (stop !== null) {
+        setState("closed", `not connected: ${stop}`);
+        return;
+      }
       const wait = retryMs;
       retryMs = Math.min(retryMs * 2, LAST_RETRY_MS);
       const why = closed.reason ? ` (${closed.reason})` : "";
       setState("reconnecting",
-        `disconnected${why}; reconnecting in ${Math.round(wait / 100) / 10} s…`);
+        `disconnected${why}; reconnecting in ${wait / 1000} s…`);
       setTimeout(connect, wait);
     });
   }
 
+  reconnectButton.addEventListener("click", () => {
+    if (socket === null) {
+      retryMs = FIRST_RETRY_MS;
+      connect();
+    }
+  });
+
   // What the person does
+
+  // Send commands (lines), as few messages as the server's --max-line
+  // allows; none if one of them alone is too long (the server would close
+  // the connection for it): say so, and return false.
+  function sendLines(commands) {
+    if (maxLine > 0) {
+      for (const command of commands) {
+        const size = bytesOf(command);
+        if (size > maxLine) {
+          show(current, "error", null,
+            `not sent: that line is too long (${size} bytes with its command; `
+            + `the server takes at most ${maxLine})`);
+          return false;
+        }
+      }
+    }
+    let batch = [];
+    let size = -1; // the bytes of batch joined by line feeds
+    for (const command of commands) {
+      const more = bytesOf(command) + 1;
+      if (maxLine > 0 && batch.length && size + more > maxLine) {
+        send(batch.join("\n"));
+        batch = [];
+        size = -1;
+      }
+      size += more;
+      batch.push(command);
+    }
+    if (batch.length) {
+      send(batch.join("\n"));
+    }
+    return true;
+  }
 
   sendForm.addEventListener("submit", (submitted) => {
     submitted.preventDefault();
@@ -766,12 +1176,12 @@
     if (text.startsWith("/") && !text.startsWith("//")) {
       // A command, as typed; /who and /part alone mean the room in view.
       const bare = text.trim();
-      if ((bare === "/who" || bare === "/part") && current.kind === "room") {
-        send(`${bare} ${current.name}`);
-      } else {
-        send(text);
+      const command = (bare === "/who" || bare === "/part") && current.kind === "room"
+        ? `${bare} ${current.name}` : text;
+      if (sendLines([command])) {
+        message.value = "";
+        toEnd(current);
       }
-      message.value = "";
       return;
     }
     const lines = [];
@@ -779,33 +1189,41 @@
       line = line.startsWith("//") ? line.slice(1) : line;
       // The server takes what follows /say ROOM without its leading spaces.
       line = line.replace(/^ +/, "");
-      if (line) {
+      if (asServerShows(line)) {
         lines.push(line);
       }
     }
     if (lines.length === 0) {
       return;
     }
-    message.value = "";
     if (current.kind === "room") {
       // Always name the room: the server's current room may be another.
-      send(lines.map((line) => `/say ${current.name} ${line}`).join("\n"));
+      if (!sendLines(lines.map((line) => `/say ${current.name} ${line}`))) {
+        return;
+      }
+      toEnd(current);
       for (const line of lines) {
-        show(current, "message own", myName, line);
+        show(current, "message own", myName, asServerShows(line), serverNow());
       }
     } else if (current.kind === "person") {
       // Shown once the server says it went through ("sent").
-      send(lines.map((line) => `/msg ${current.name} ${line}`).join("\n"));
-    } else {
-      send(lines.join("\n")); // in no room: the server says so
+      if (!sendLines(lines.map((line) => `/msg ${current.name} ${line}`))) {
+        return;
+      }
+      toEnd(current);
+    } else if (!sendLines(lines)) { // in no room: the server says so
+      return;
     }
+    message.value = "";
   });
 
   renameForm.addEventListener("submit", (submitted) => {
     submitted.preventDefault();
     const wanted = nameBox.value.trim();
     if (wanted && wanted !== myName) {
-      send(`/nick ${wanted}`);
+      renaming = send(`/nick ${wanted}`);
+    } else {
+      nameBox.value = myName;
     }
   });
 
@@ -834,6 +1252,16 @@
       openMenu();
     }
   });
+
+  jump.addEventListener("click", () => toEnd(current));
+
+  // A log that follows its newest line keeps it in sight when the page
+  // changes size (a phone's keyboard, the Rooms panel opening).
+  new ResizeObserver(() => {
+    if (current.follow && !current.log.hidden) {
+      current.log.scrollTop = current.log.scrollHeight;
+    }
+  }).observe(logs);
 
   // The list of rooms is asked for again now and then while it is shown
   // to someone there.
