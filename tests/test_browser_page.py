@@ -29,6 +29,8 @@ from tests.test_browser import (
     TcpPerson,
     assertNothingRan,
     freePort,
+    joinRoom,
+    open_,
     openPage,
     rename,
     say,
@@ -639,3 +641,26 @@ def test_own_text_is_shown_as_others_see_it(
     assert others == "abc\\u202edef\\u200b \\x07 tag\\U000e0041 end", others
     own = lines(writer).filter(has=writer.locator(".sender")).last
     assert saidText(own) == others
+
+
+def test_me_and_topic_act_in_the_room_in_view(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """/me and /topic typed in a room's view act in that room, though the
+    page joined another since (the server's current room): the others there
+    see the action and the topic; the page shows its own action as others
+    see it."""
+    server = webServer(processes)
+    ada = openPage(browser, pages, pageUrl(server))
+    rename(ada, "ada")
+    grace = TcpPerson(processes, server)
+    joinRoom(ada, "Lounge")
+    expect(ada.locator("#title")).to_have_text("#Lounge")
+    open_(ada, "#default")
+    say(ada, "/me waves")
+    assert grace.lineUntil(lambda text: text.startswith("* ada")) == "* ada waves"
+    expect(shown(ada).locator("li.action").last).to_contain_text("* ada waves")
+    say(ada, "/topic coffee at four")
+    assert grace.lineUntil(lambda text: "topic" in text) == (
+        "* ada set the topic: coffee at four"
+    )

@@ -656,3 +656,25 @@ def test_a_topic_is_cleared_with_a_dash() -> None:
     assert (
         take(aliceOut) == b"* guest1 cleared the topic\r\n* #default has no topic\r\n"
     )
+
+
+def test_say_in_a_room_acts_and_sets_its_topic() -> None:
+    """/say ROOM /me ACTION acts in ROOM and /say ROOM /topic TEXT sets its
+    topic, whichever room is the current one (the page names the room in
+    view each time); /say ROOM //text and /say ROOM /other say the line as
+    it is."""
+    room = Room()
+    alice, aliceOut = room.join()
+    bob, bobOut = room.join()
+    bob.dataReceived(b"/join lab\n")
+    alice.dataReceived(b"/join lab\n")
+    aliceOut.clear()
+    bobOut.clear()
+    alice.dataReceived(
+        b"/say lab /me waves\n/say lab /topic exams\n/say lab //me too\n"
+        b"/say lab /etc/passwd\n"
+    )
+    assert take(bobOut) == (
+        b"* guest1 waves\r\n* guest1 set the topic: exams\r\n"
+        b"<guest1> /me too\r\n<guest1> /etc/passwd\r\n"
+    )

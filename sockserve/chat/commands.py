@@ -67,21 +67,39 @@ def _msg(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.message(recipient, text.lstrip(" "))
 
 
-def _topic(session: ChatSession, argument: str) -> Deferred[None] | None:
+def _topic(
+    session: ChatSession, argument: str, room: str | None = None
+) -> Deferred[None] | None:
     text = argument.strip()
     if text == "-":
         # Clear it (IRC's TOPIC #room :).
-        return session.topic(None, "")
-    return session.topic(None, text or None)
+        return session.topic(room, "")
+    return session.topic(room, text or None)
 
 
-def _me(session: ChatSession, argument: str) -> Deferred[None] | None:
-    return session.act(argument.strip())
+def _me(
+    session: ChatSession, argument: str, room: str | None = None
+) -> Deferred[None] | None:
+    return session.act(argument.strip(), room)
+
+
+# What /say ROOM may be followed by besides a line: the commands that act in
+# a room, so that a client in several rooms (the page) names the room each
+# time rather than rely on which one the server takes for the current one.
+_IN_A_ROOM = {"/me": _me, "/topic": _topic}
 
 
 def _say(session: ChatSession, argument: str) -> Deferred[None] | None:
     room, _, text = argument.strip().partition(" ")
-    return session.sayIn(room, text.lstrip(" "))
+    text = text.lstrip(" ")
+    if text.startswith("/") and not text.startswith("//"):
+        name, _, rest = text.partition(" ")
+        command = _IN_A_ROOM.get(name)
+        if command is not None:
+            return command(session, rest, room)
+    elif text.startswith("//"):
+        text = text[1:]
+    return session.sayIn(room, text)
 
 
 def _quit(session: ChatSession, argument: str) -> Deferred[None] | None:
@@ -105,7 +123,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("/msg", "NAME TEXT", "say TEXT to NAME alone", _msg, says=True),
     Command("/me", "ACTION", "act: /me waves shows * NAME waves", _me, says=True),
-    Command("/say", "ROOM TEXT", "say TEXT in ROOM (one of yours)", _say, says=True),
+    Command(
+        "/say",
+        "ROOM TEXT",
+        "say TEXT in ROOM (one of yours; TEXT may be /me or /topic)",
+        _say,
+        says=True,
+    ),
     Command("/quit", "", "leave", _quit),
     Command("/help", "", "show this help", _help),
 )

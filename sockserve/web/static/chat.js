@@ -1174,22 +1174,34 @@
       return;
     }
     if (text.startsWith("/") && !text.startsWith("//")) {
-      // A command, as typed; /who and /part alone mean the room in view.
+      // A command, as typed; /who and /part alone mean the room in view,
+      // and /me and /topic act in it (the server's current room may be
+      // another).
       const bare = text.trim();
-      const command = (bare === "/who" || bare === "/part") && current.kind === "room"
-        ? `${bare} ${current.name}` : text;
+      const inRoom = current.kind === "room";
+      let command = text;
+      if (inRoom && (bare === "/who" || bare === "/part")) {
+        command = `${bare} ${current.name}`;
+      } else if (inRoom && /^\/(me|topic)(\s|$)/.test(bare)) {
+        command = `/say ${current.name} ${bare}`;
+      }
       if (sendLines([command])) {
         message.value = "";
         toEnd(current);
+        const action = bare.match(/^\/me\s+(.*)$/);
+        if (inRoom && action !== null && asServerShows(action[1])) {
+          showSaid(current, "message own", myName,
+            { text: asServerShows(action[1]), action: true }, serverNow());
+        }
       }
       return;
     }
     const lines = [];
     for (let line of text.split(/\r\n|\r|\n/)) {
-      line = line.startsWith("//") ? line.slice(1) : line;
-      // The server takes what follows /say ROOM without its leading spaces.
+      // The server takes what follows /say ROOM without its leading spaces
+      // (and a line that starts with // as one that starts with /).
       line = line.replace(/^ +/, "");
-      if (asServerShows(line)) {
+      if (asServerShows(line.startsWith("//") ? line.slice(1) : line)) {
         lines.push(line);
       }
     }
@@ -1203,11 +1215,14 @@
       }
       toEnd(current);
       for (const line of lines) {
-        show(current, "message own", myName, asServerShows(line), serverNow());
+        const said = line.startsWith("//") ? line.slice(1) : line;
+        show(current, "message own", myName, asServerShows(said), serverNow());
       }
     } else if (current.kind === "person") {
       // Shown once the server says it went through ("sent").
-      if (!sendLines(lines.map((line) => `/msg ${current.name} ${line}`))) {
+      const unescaped = lines.map((line) =>
+        line.startsWith("//") ? line.slice(1) : line);
+      if (!sendLines(unescaped.map((line) => `/msg ${current.name} ${line}`))) {
         return;
       }
       toEnd(current);
