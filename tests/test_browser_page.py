@@ -664,3 +664,28 @@ def test_me_and_topic_act_in_the_room_in_view(
     assert grace.lineUntil(lambda text: "topic" in text) == (
         "* ada set the topic: coffee at four"
     )
+
+
+def test_the_page_shows_topics(
+    processes: Processes, browser: Browser, pages: list[Page]
+) -> None:
+    """A room's topic is shown on arriving (with who set it) and when it
+    changes or is cleared, and it is the title's tooltip."""
+    server = webServer(processes)
+    grace = TcpPerson(processes, server)
+    grace.do(b"/nick grace", "* you are now known as")
+    grace.do(b"/topic exams on Friday", "* grace set the topic")
+    ada = openPage(browser, pages, pageUrl(server))
+    notices = shown(ada).locator("li.notice")
+    expect(
+        notices.filter(has_text="topic: exams on Friday (set by grace)")
+    ).to_have_count(1)
+    expect(ada.locator("#title")).to_have_attribute("title", "exams on Friday")
+    grace.do(b"/topic lunch at noon", "* grace set the topic")
+    expect(notices.filter(has_text="grace set the topic: lunch at noon")).to_have_count(
+        1
+    )
+    expect(ada.locator("#title")).to_have_attribute("title", "lunch at noon")
+    grace.do(b"/topic -", "* grace cleared the topic")
+    expect(notices.filter(has_text="grace cleared the topic")).to_have_count(1)
+    expect(ada.locator("#title")).to_have_attribute("title", "")

@@ -378,9 +378,14 @@ class WebSocketJsonWire:
     def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
         """
         C{{"type": "topic", "room": room, "topic": {"text", "by", "at"} or
-        null, "changed": true}} (C{"changed": false} when asked).
+        null, "changed": true}} (C{"changed": false} when asked; a topic
+        just cleared has an empty C{"text"}, and says who cleared it).
         """
-        shown = _topic(topic).get("topic")
+        shown = (
+            None
+            if topic is None or not (topic.text or changed)
+            else {"text": topic.text, "by": topic.setter, "at": topic.at}
+        )
         return _json(type="topic", room=room, topic=shown, changed=changed)
 
     def parted(self, room: str) -> bytes:

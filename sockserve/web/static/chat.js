@@ -235,6 +235,7 @@
   }
 
   function showTitle() {
+    title.title = current.kind === "room" && current.topic ? current.topic : "";
     if (current.kind === "room") {
       title.textContent = `#${current.name}`;
       message.placeholder = `Message #${current.name}, or /help`;
@@ -493,6 +494,23 @@
         showJump();
       }
     }
+  }
+
+  // A room's topic: on its title, as its tooltip, and said once on
+  // arriving (not again on a reconnection, unless it changed meanwhile).
+  function showTopic(view, text) {
+    view.topic = text;
+    if (view === current) {
+      title.title = text;
+    }
+  }
+
+  function arrivedTopic(view, topic, again) {
+    const text = topic && topic.text ? topic.text : "";
+    if (text && !(again && view.topic === text)) {
+      show(view, "notice", null, `topic: ${text} (set by ${topic.by})`);
+    }
+    showTopic(view, text);
   }
 
   // A line someone said (a message, a private one, one of history): an
@@ -783,6 +801,9 @@
         show(where, "notice", null,
           `you are ${myName} in #${event.room}; ${othersHere(event.others)}`);
       }
+      if (stay) {
+        arrivedTopic(where, event.topic, again);
+      }
       if (chosenName && chosenName !== myName) {
         restoring = again;
         send(`/nick ${chosenName}`);
@@ -815,6 +836,7 @@
         show(view, "notice", null, again
           ? `back in #${event.room}; ${othersHere(event.others)}`
           : `you are now in #${event.room}; ${othersHere(event.others)}`);
+        arrivedTopic(view, event.topic, again);
         askWho(event.room);
       }
       if (!again) {
@@ -822,6 +844,25 @@
         closeMenu();
       }
       showDirectory();
+    },
+    topic(event) {
+      const view = views.get(roomKey(event.room));
+      if (view === undefined) {
+        return;
+      }
+      const topic = event.topic;
+      if (!event.changed) {
+        show(view, "notice", null, topic && topic.text
+          ? `the topic of #${view.name}: ${topic.text} (set by ${topic.by})`
+          : `#${view.name} has no topic`);
+      } else if (topic && topic.text) {
+        show(view, "notice", null, `${topic.by} set the topic: ${topic.text}`);
+      } else if (topic) {
+        show(view, "notice", null, `${topic.by} cleared the topic`);
+      }
+      if (event.changed) {
+        showTopic(view, topic && topic.text ? topic.text : "");
+      }
     },
     parted(event) {
       const view = views.get(roomKey(event.room));
