@@ -1420,3 +1420,21 @@ def test_a_handshake_during_shutdown_is_not_told_the_server_is_full() -> None:
     assert stopping.called
     assert not any("full" in event.get("text", "") for event in said), said
     assert refusedAsFull == 0
+
+
+def test_json_topic_events_say_who_set_or_cleared_it() -> None:
+    """A topic set or cleared says by whom; one asked for and absent is
+    null."""
+    wire = WEBSOCKET_JSON_WIRE
+    assert json.loads(wire.topic("lab", Topic("", "alice", 1.5), True)[2:]) == {
+        "type": "topic",
+        "room": "lab",
+        "topic": {"text": "", "by": "alice", "at": 1.5},
+        "changed": True,
+    }
+    assert json.loads(wire.topic("lab", None, False)[2:]) == {
+        "type": "topic",
+        "room": "lab",
+        "topic": None,
+        "changed": False,
+    }
