@@ -748,9 +748,9 @@ def test_a_rename_or_a_quit_is_told_once_whatever_the_rooms_shared() -> None:
     assert bob.lines() == [":bob!bob@cloak NICK :robert"]
     assert line.lines() == ["* bob is now known as robert"]
     bob.send("QUIT :bye")
-    assert alice.lines() == [":robert!robert@cloak QUIT :Quit"]
+    assert alice.lines() == [":robert!robert@cloak QUIT :Quit: bye"]
     assert bob.lines() == ["ERROR :Closing link (quit)"]
-    assert line.lines() == ["* robert left"]
+    assert line.lines() == ["* robert left (bye)"]
 
 
 def test_a_line_clients_quit_and_part_reach_irc_as_quit_and_part() -> None:
@@ -931,3 +931,29 @@ def test_topics_on_irc() -> None:
     assert alice.lines()[-1] == ":bob!bob@cloak TOPIC #lab :"
     alice.send("TOPIC #lab")
     assert alice.lines() == [":irc.test 331 alice #lab :No topic is set"]
+
+
+def test_departures_say_why_on_every_front_end() -> None:
+    """What someone says as it leaves reaches the others: QUIT :reason and
+    PART #room :reason from IRC (formatting taken out, control characters
+    escaped), /quit WHY and /part ROOM WHY from a line client; IRC shows a
+    quit's reason after "Quit: ", so that nobody's words pass for the
+    server's."""
+    chat = Chat()
+    alice = chat.user("alice")
+    bob = chat.user("bob")
+    for client in (alice, bob):
+        client.send("JOIN #lab")
+    line = chat.line()
+    line.send("/join lab")
+    alice.lines(), bob.lines(), line.lines()
+    bob.send("PART #lab :\x02lunch\x02 \x1b[31m")
+    assert alice.lines() == [":bob!bob@cloak PART #lab :lunch \\x1b[31m"]
+    assert line.lines() == ["* bob left (lunch \\x1b[31m)"]
+    bob.send("JOIN #lab")
+    alice.lines(), line.lines()
+    bob.send("QUIT :" + "z" * 400)
+    [quit] = alice.lines()
+    assert quit == ":bob!bob@cloak QUIT :Quit: " + "z" * 200
+    line.send("/quit see you")
+    assert alice.lines() == [":guest1!guest1@cloak QUIT :Quit: see you"]

@@ -72,8 +72,11 @@ class RecordingRelay:
     def joined(self, room: ChatRoom, name: str, quietly: bool) -> None:
         self.told.append(("joined", room.name, name, quietly))
 
-    def left(self, room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:
-        self.told.append(("left" if not quit else "quit", room.name, name, quietly))
+    def left(
+        self, room: ChatRoom, name: str, quietly: bool, quit: bool, reason: str = ""
+    ) -> None:
+        told = ("left" if not quit else "quit", room.name, name, quietly)
+        self.told.append((*told, reason) if reason else told)
 
     def renamed(self, room: ChatRoom, oldName: str, newName: str) -> None:
         self.told.append(("renamed", room.name, oldName, newName))

@@ -456,6 +456,34 @@ async def test_history_is_the_rooms_own(worlds: Worlds) -> None:
     await until(lambda: history() == [(a.name, b"one"), (a.name, b"two")], "history")
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_departure_says_why_on_every_node(worlds: Worlds) -> None:
+    """What someone says as it parts or leaves the chat reaches the others,
+    on every node."""
+    world = await worlds()
+    a = await world.arrive()
+    b = await world.arrive()
+    for person in (a, b):
+        await world.join(person, "lab")
+    await world.everyoneKnows("lab", 2)
+    b.service.part(b, b.room("lab"), "lunch")
+    await until(
+        lambda: (
+            [(e.name, e.quit, e.reason) for e in a.received if isinstance(e, Left)]
+            == [(b.name, False, "lunch")]
+        ),
+        "the part and its reason",
+    )
+    b.service.depart(b, b.name, "gone for the day")
+    await until(
+        lambda: (
+            [(e.room, e.quit, e.reason) for e in a.received if isinstance(e, Left)][-1:]
+            == [("default", True, "gone for the day")]
+        ),
+        "the quit and its reason",
+    )
+
+
 # Topics
 
 

@@ -98,7 +98,7 @@ class TagWire:
     def joined(self, room: str, name: str) -> bytes:
         return self._tag("joined", room, name)
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         return self._tag("left", room, name)
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:

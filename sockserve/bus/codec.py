@@ -74,6 +74,7 @@ class Presence:
     kind: str
     name: str
     quiet: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,12 @@ def encodeEvent(event: BusEvent) -> bytes:
         name = event.name.encode("utf-8")
         if event.kind == "x":
             return b"x" + US + name
-        return US.join([event.kind.encode(), name, b"1" if event.quiet else b"0"])
+        fields = [event.kind.encode(), name, b"1" if event.quiet else b"0"]
+        if event.reason:
+            # A departure's reason, only when there is one (so that what
+            # nodes without reasons read is unchanged).
+            fields.append(event.reason.encode("utf-8"))
+        return US.join(fields)
     if isinstance(event, Private):
         return US.join(
             [
@@ -278,6 +284,11 @@ def decodeBatch(payload: bytes) -> list[BusEvent]:
             events.append(Said(_name(fields[1]), lines))
         elif kind in (b"j", b"l", b"q") and count == 3:
             events.append(Presence(kind.decode(), _name(fields[1]), _quiet(fields[2])))
+        elif kind in (b"l", b"q") and count == 4:
+            reason = _safeLine(fields[3]).decode("utf-8")
+            events.append(
+                Presence(kind.decode(), _name(fields[1]), _quiet(fields[2]), reason)
+            )
         elif kind == b"t" and count == 4:
             events.append(decodeTopic(fields[1:]))
         elif kind == b"r" and count == 4:

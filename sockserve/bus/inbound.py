@@ -137,7 +137,12 @@ class Inbound:
                 room.heard(
                     QuietPresence(room.name, (), (event.name,))
                     if event.quiet
-                    else Left(room.name, event.name, quit=event.kind != "l")
+                    else Left(
+                        room.name,
+                        event.name,
+                        quit=event.kind != "l",
+                        reason=event.reason,
+                    )
                 )
 
     def _inbox(self, entries: list[Entry]) -> None:

@@ -88,14 +88,16 @@ class BusRelay:
         """
         self.node.send(room.key, Presence("j", name, quietly))
 
-    def left(self, room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:
+    def left(
+        self, room: ChatRoom, name: str, quietly: bool, quit: bool, reason: str = ""
+    ) -> None:
         """
-        C{name} left C{room} here (the chat, if C{quit}): it leaves the room
-        on the bus too.
+        C{name} left C{room} here (the chat, if C{quit}), saying C{reason}:
+        it leaves the room on the bus too.
         """
         self.node.send(
             room.key,
-            Presence("q" if quit else "l", name, quietly),
+            Presence("q" if quit else "l", name, quietly, reason),
             leftKey=nameKey(name),
             last=room.localPopulation() == 0,
         )

@@ -51,7 +51,8 @@ def _join(session: ChatSession, argument: str) -> Deferred[None] | None:
 
 
 def _part(session: ChatSession, argument: str) -> Deferred[None] | None:
-    return session.part(argument.strip() or None)
+    room, _, reason = argument.strip().partition(" ")
+    return session.part(room or None, reason)
 
 
 def _rooms(session: ChatSession, argument: str) -> Deferred[None] | None:
@@ -103,7 +104,7 @@ def _say(session: ChatSession, argument: str) -> Deferred[None] | None:
 
 
 def _quit(session: ChatSession, argument: str) -> Deferred[None] | None:
-    session.quit("bye")
+    session.quit("bye", argument)
     return None
 
 
@@ -115,7 +116,12 @@ def _help(session: ChatSession, argument: str) -> Deferred[None] | None:
 COMMANDS: tuple[Command, ...] = (
     Command("/nick", "NAME", "change your name", _nick),
     Command("/join", "ROOM", "go to ROOM (made if there is none)", _join),
-    Command("/part", "[ROOM]", "leave ROOM, or this room for the default one", _part),
+    Command(
+        "/part",
+        "[ROOM [WHY]]",
+        "leave ROOM, or this room for the default one",
+        _part,
+    ),
     Command("/rooms", "", "list the rooms and who is in each", _rooms),
     Command("/who", "[ROOM]", "list who is here (or in ROOM)", _who),
     Command(
@@ -130,7 +136,7 @@ COMMANDS: tuple[Command, ...] = (
         _say,
         says=True,
     ),
-    Command("/quit", "", "leave", _quit),
+    Command("/quit", "[WHY]", "leave (telling the others WHY)", _quit),
     Command("/help", "", "show this help", _help),
 )
 

@@ -109,9 +109,10 @@ class ChatWire(Protocol):
         C{name} joined C{room}.
         """
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         """
-        C{name} left C{room}: it parted, or, if C{quit}, it left the chat.
+        C{name} left C{room}: it parted, or, if C{quit}, it left the chat;
+        C{reason} is what it said as it went (safe text), or empty.
         """
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
@@ -347,20 +348,25 @@ class Left(RoomEvent):
 
     @ivar quit: whether it left the chat (it is gone from every room), or
         only parted from this room.
+    @ivar reason: what it said as it went (IRC's C{QUIT :reason}, C{/quit
+        reason}), safe to show; or empty.
     """
 
-    __slots__ = ("name", "quit")
+    __slots__ = ("name", "quit", "reason")
 
-    def __init__(self, room: str, name: str, quit: bool = False) -> None:
+    def __init__(
+        self, room: str, name: str, quit: bool = False, reason: str = ""
+    ) -> None:
         super().__init__(room)
         self.name = name
         self.quit = quit
+        self.reason = reason
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the departure for C{wire}.
         """
-        return wire.left(self.room, self.name, self.quit)
+        return wire.left(self.room, self.name, self.quit, self.reason)
 
 
 class Renamed(RoomEvent):

@@ -94,10 +94,13 @@ class LineWire:
         """
         return self.notice(f"{name} joined")
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         """
-        C{* name left} (parted or quit: a line client sees one room).
+        C{* name left} (parted or quit: a line client sees one room), and
+        C{(reason)} if it gave one.
         """
+        if reason:
+            return self.notice(f"{name} left ({reason})")
         return self.notice(f"{name} left")
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:

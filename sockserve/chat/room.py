@@ -82,9 +82,16 @@ class IRoomRelay(Interface):
         C{name} joined C{room} here.
         """
 
-    def left(room: ChatRoom, name: str, quietly: bool, quit: bool) -> None:  # noqa: N805
+    def left(
+        room: ChatRoom,  # noqa: N805
+        name: str,
+        quietly: bool,
+        quit: bool,
+        reason: str = "",
+    ) -> None:
         """
-        C{name} left C{room} here (if C{quit}, it left the chat).
+        C{name} left C{room} here (if C{quit}, it left the chat), saying
+        C{reason}.
         """
 
     def renamed(room: ChatRoom, oldName: str, newName: str) -> None:  # noqa: N805
@@ -180,10 +187,11 @@ class IChatRoom(Interface):
         are kept.
         """
 
-    def remove(member: IChatMember, quit: bool = False) -> None:  # noqa: N805
+    def remove(member: IChatMember, quit: bool = False, reason: str = "") -> None:  # noqa: N805
         """
         Remove C{member}, telling the others (that it left the chat, if
-        C{quit}); a non-member is ignored.
+        C{quit}, and C{reason}, what it said as it went); a non-member is
+        ignored.
         """
 
     def renamed(member: IChatMember, newName: str) -> None:  # noqa: N805
@@ -399,11 +407,11 @@ class ChatRoom:
         if self.relay is not None:
             self.relay.joined(self, name, quietly)
 
-    def remove(self, member: IChatMember, quit: bool = False) -> None:
+    def remove(self, member: IChatMember, quit: bool = False, reason: str = "") -> None:
         """
         Remove C{member}, announcing it to the others (as leaving the chat,
-        if C{quit}, or parting from the room); a non-member is ignored.
-        Never fails.
+        if C{quit}, or parting from the room, with C{reason} if it gave
+        one); a non-member is ignored. Never fails.
         """
         name = self._names.pop(member, None)
         if name is None:
@@ -417,11 +425,11 @@ class ChatRoom:
             self._quiet.discard(member)
             self.noteQuietly(left=name)
         else:
-            self.announce(Left(self.name, name, quit), exclude=member)
+            self.announce(Left(self.name, name, quit, reason), exclude=member)
         if self.pressure is not None:
             self.pressure.forget(member)
         if self.relay is not None and not self.closed:
-            self.relay.left(self, name, quietly, quit)
+            self.relay.left(self, name, quietly, quit, reason)
 
     def renamed(self, member: IChatMember, newName: str) -> None:
         """

@@ -367,14 +367,14 @@ class ChatService:
             return fail(ServiceClosed())
         return self.people.claim(person, name)
 
-    def depart(self, person: IChatMember, name: str) -> None:
+    def depart(self, person: IChatMember, name: str, reason: str = "") -> None:
         """
-        C{person}, called C{name}, is gone: it leaves every room, and its
-        name is free. Never fails.
+        C{person}, called C{name}, is gone (saying C{reason}, if anything):
+        it leaves every room, and its name is free. Never fails.
         """
         for room in self._roomsOf.pop(person, {}).values():
             try:
-                room.remove(person, quit=True)
+                room.remove(person, quit=True, reason=reason)
             except Exception:
                 self.log.failure(
                     "{name} could not leave #{room}", name=name, room=room.name
@@ -418,14 +418,14 @@ class ChatService:
 
         return admitting.addCallbacks(admitted, refused)
 
-    def part(self, person: IChatMember, room: ChatRoom) -> None:
+    def part(self, person: IChatMember, room: ChatRoom, reason: str = "") -> None:
         """
-        Take C{person} out of C{room}.
+        Take C{person} out of C{room} (saying C{reason}, if anything).
         """
         rooms = self._roomsOf.get(person)
         if rooms is None or rooms.pop(room.key, None) is None:
             return
-        room.remove(person)
+        room.remove(person, reason=reason)
         self._forgetIfEmpty(room)
 
     def rename(self, person: IChatMember, oldName: str, newName: str) -> Deferred[None]:

@@ -64,6 +64,17 @@ MAX_WHO_NAMES = 100
 MAX_ROOMS_LISTED = 100
 # The longest topic, in characters.
 TOPIC_LENGTH = 300
+# The most characters of what a member says as it leaves (the rest is cut).
+REASON_LENGTH = 200
+
+
+def departureReason(text: str) -> str:
+    """
+    What a member said as it left (C{/quit gone for lunch}), safe to show
+    (control characters escaped) and at most L{REASON_LENGTH} characters.
+    """
+    return safeText(text.strip().encode("utf-8")).decode("utf-8")[:REASON_LENGTH]
+
 
 # A read at least this large is a flood, not typing (and so are small reads
 # faster than a person types, see TYPING_BURST): it is relayed this much at
@@ -352,21 +363,23 @@ class ChatSession:
             self.stop()
             self.connection.refuse(reason, kind)
 
-    def quit(self, goodbye: str | None = None) -> None:
+    def quit(self, goodbye: str | None = None, reason: str = "") -> None:
         """
-        Leave (saying C{goodbye} first, if given), and close once pending
+        Leave (saying C{goodbye} first, if given; the others are told
+        C{reason}, what the member said as it went), and close once pending
         output is written.
         """
         if goodbye is not None:
             self.receive(Notice(goodbye))
-        self.stop()
+        self.stop(departureReason(reason))
         self.flushQueue()
         self.connection.close()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "") -> None:
         """
-        Leave every room and take no more input or output; closing the
-        connection is the caller's (idempotent).
+        Leave every room (the others told C{reason}, safe text, if any) and
+        take no more input or output; closing the connection is the
+        caller's (idempotent).
         """
         if self.closing:
             return
@@ -377,7 +390,7 @@ class ChatSession:
         if sleeping is not None and not sleeping.called:
             sleeping.cancel()
         if present:
-            self.service.depart(self, self.name)
+            self.service.depart(self, self.name, reason)
         self.current = None
 
     def shutdown(self) -> None:
@@ -745,10 +758,13 @@ class ChatSession:
             )
         )
 
-    def part(self, roomText: str | None = None) -> Deferred[None] | None:
+    def part(
+        self, roomText: str | None = None, reason: str = ""
+    ) -> Deferred[None] | None:
         """
-        Leave the room C{roomText} names, or the current one: a line client
-        goes back to the default room.
+        Leave the room C{roomText} names, or the current one (the others
+        told C{reason}, if any): a line client goes back to the default
+        room.
         """
         if roomText is None:
             room = self.current
@@ -771,7 +787,7 @@ class ChatSession:
                 )
                 return None
             return self.join(default)
-        self.service.part(self, room)
+        self.service.part(self, room, departureReason(reason))
         self.receive(Parted(room.name))
         if self.current is room:
             rooms = self.rooms

@@ -60,13 +60,15 @@ class Commands:
 
     def irc_QUIT(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{QUIT [:reason]}: leave, with an C{ERROR} line as IRC servers do.
+        C{QUIT [:reason]}: leave (the others told the reason), with an
+        C{ERROR} line as IRC servers do.
         """
         if self.irc.session.state is not SessionState.PRESENT:
             self.irc.sendErrorAndClose("Closing link (quit)")
             return
         self.irc.reply(self.irc.formatError("Closing link (quit)"))
-        self.irc.session.quit()
+        reason = withoutFormatting(message.params[0]) if message.params else ""
+        self.irc.session.quit(reason=reason)
 
     def _channels(self, text: str) -> list[str]:
         return [name for name in text.split(",") if name][:MAX_TARGETS]
@@ -117,7 +119,7 @@ class Commands:
 
     def irc_PART(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{PART #a,#b [:reason]}: leave each.
+        C{PART #a,#b [:reason]}: leave each (the others told the reason).
         """
         if not message.params:
             self.irc.write(
@@ -131,7 +133,8 @@ class Commands:
             elif self._myRoom(channel) is None:
                 self.irc.write(self._notThere(channel))
             else:
-                self.irc.session.part(channel)
+                reason = message.params[1] if len(message.params) > 1 else ""
+                self.irc.session.part(channel, withoutFormatting(reason))
 
     def _myRoom(self, channel: str) -> ChatRoom | None:
         key = roomKey(channel.removeprefix("#"))

@@ -39,6 +39,9 @@ CRLF = b"\r\n"
 MARK_QUIT = OWN_NAME + b"\x02"
 MARK_NICK = OWN_NAME + b"\x04"
 MARK_END = OWN_NAME + b"\x03"
+# The most bytes of a departure's reason shown (the rest of the line, names
+# and all, fits IRC's 512 beside it).
+REASON_BYTES = 300
 # The most bytes of one line's text, so that the whole line fits IRC's 512.
 _HEADROOM = 2
 _batches = itertools.count(1)
@@ -198,10 +201,14 @@ class IRCWire:
         """
         return self._tags() + self.prefix(name) + b"JOIN #" + room.encode() + CRLF
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         """
-        C{:name PART #room}, or C{:name QUIT :Quit} (marked: shown once).
+        C{:name PART #room [:reason]}, or C{:name QUIT :Quit[: reason]}
+        (marked: shown once). A quit's reason follows C{Quit: }, as IRC
+        servers write it, so that nobody's words pass for the server's (a
+        ping timeout).
         """
+        said = fitUTF8(reason.encode("utf-8"), REASON_BYTES)[0] if reason else b""
         if quit:
             return (
                 MARK_QUIT
@@ -210,9 +217,17 @@ class IRCWire:
                 + self._tags()
                 + self.prefix(name)
                 + b"QUIT :Quit"
+                + (b": " + said if said else b"")
                 + CRLF
             )
-        return self._tags() + self.prefix(name) + b"PART #" + room.encode() + CRLF
+        return (
+            self._tags()
+            + self.prefix(name)
+            + b"PART #"
+            + room.encode()
+            + (b" :" + said if said else b"")
+            + CRLF
+        )
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """

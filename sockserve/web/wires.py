@@ -83,11 +83,11 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.joined(room, name))
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         """
-        C{* name left}.
+        C{* name left}, and C{(reason)} if it gave one.
         """
-        return _framesOf(LINE_WIRE.left(room, name, quit))
+        return _framesOf(LINE_WIRE.left(room, name, quit, reason))
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
@@ -296,14 +296,19 @@ class WebSocketJsonWire:
         """
         return _json(type="joined", room=room, name=name, at=self._now())
 
-    def left(self, room: str, name: str, quit: bool) -> bytes:
+    def left(self, room: str, name: str, quit: bool, reason: str = "") -> bytes:
         """
         C{{"type": "left", "room": room, "name": name, "at": seconds}}, with
-        C{"quit": true} if the member left the chat, not only the room.
+        C{"quit": true} if the member left the chat, not only the room, and
+        C{"reason"} if it said why.
         """
+        fields: dict[str, object] = {"type": "left", "room": room, "name": name}
         if quit:
-            return _json(type="left", room=room, name=name, quit=True, at=self._now())
-        return _json(type="left", room=room, name=name, at=self._now())
+            fields["quit"] = True
+        if reason:
+            fields["reason"] = reason
+        fields["at"] = self._now()
+        return _json(**fields)
 
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
