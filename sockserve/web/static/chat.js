@@ -253,12 +253,16 @@
     view.open.title = view.joined ? "" : `not in #${view.name} now`;
   }
 
-  function show(view, className, sender, text) {
+  // An action (/me waves) is shown as "* name waves", as telnet shows it.
+  function show(view, className, sender, text, action = false) {
     const log = view.log;
     const stick = !log.hidden
       && log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     const item = document.createElement("li");
-    item.className = className;
+    item.className = action ? `${className} action` : className;
+    if (action) {
+      item.append("* ");
+    }
     if (sender !== null) {
       const who = document.createElement("span");
       who.className = "sender";
@@ -534,20 +538,20 @@
     message(event) {
       const view = views.get(roomKey(event.room));
       if (view !== undefined) {
-        show(view, "message", event.from, event.text);
+        show(view, "message", event.from, event.text, event.action);
         said(view);
       }
     },
     private(event) {
       const view = personView(event.from);
-      show(view, "message private", event.from, event.text);
+      show(view, "message private", event.from, event.text, event.action);
       said(view);
     },
     sent(event) {
       const known = views.has(personKey(event.to));
       const view = personView(event.to);
       nameView(view, event.to);
-      show(view, "message own private", myName, event.text);
+      show(view, "message own private", myName, event.text, event.action);
       if (!known) {
         select(view);
       }
@@ -564,7 +568,7 @@
       show(view, "notice", null,
         `the last ${event.lines.length} line(s) said here${omitted}:`);
       for (const line of event.lines) {
-        show(view, "message history", line.from, line.text);
+        show(view, "message history", line.from, line.text, line.action);
       }
       show(view, "notice", null, "(end of history)");
     },
