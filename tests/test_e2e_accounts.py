@@ -25,6 +25,7 @@ from tests.processes import (
     installedProgram,
     receiveUntil,
 )
+from tests.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +188,38 @@ def test_login_metrics(processes: Processes) -> None:
     assert 'sockserve_logins_total{mode="chat",result="ok"} 1.0' in text
     assert 'sockserve_logins_total{mode="chat",result="failed"} 1.0' in text
     assert 'sockserve_logins_total{mode="chat",result="throttled"} 0.0' in text
+
+
+def test_reserved_names_on_every_bus_node(processes: Processes, tmp_path: Path) -> None:
+    """Two nodes of a bus with the same accounts file: a guest on either
+    cannot take an account's name; logged in on one node, the account's
+    name is its own on both, and the other node's people see it."""
+    path = accountsFile(processes)
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        nodes = [
+            processes.server("--bus", redis.url, "--accounts", str(path))
+            for _ in range(2)
+        ]
+        for node in nodes:
+            node.output.waitForText(b"Joined the bus")
+        alice = TcpMember(processes, nodes[0])
+        guest = TcpMember(processes, nodes[1])
+        assert guest.ask("/nick alice", lambda line: True) == (
+            "ERROR the name alice belongs to an account; /login alice PASSWORD"
+        )
+        alice.ask("/login alice wonderland", lambda line: "logged in" in line)
+        assert alice.line() == "* you are now known as alice"
+        guest.lineUntil(lambda line: line.endswith(" is now known as alice"))
+        second = TcpMember(processes, nodes[1])
+        second.ask("/login alice wonderland", lambda line: "logged in" in line)
+        assert second.line() == (
+            "* the name alice is in use (by another of your connections?); you "
+            f"keep the name {second.name}"
+        )
+        guest.say("/msg alice hello across")
+        assert alice.lineUntil(lambda line: "hello across" in line).endswith(
+            "hello across"
+        )
+    finally:
+        redis.kill()
