@@ -362,3 +362,20 @@ def test_limiter_for_unix_sockets() -> None:
     for _ in range(6):
         limiter.failed("x", None)
     assert limiter.wait("y", None) > 0
+
+
+def test_a_burst_cannot_slip_in_while_checks_run(tmp_path: Path) -> None:
+    """Logins are charged before their check: a burst from one address at
+    one account gets four checks under way, the rest refused unchecked; a
+    success among them is paid back."""
+    clock = Clock()
+    logins, hashing, _ = makeLogins(tmp_path, clock)
+    hashing.hold = True
+    under = [logins.login("bob", "builder1", "192.0.2.1", False, "p") for _ in range(4)]
+    for _ in range(6):
+        assert attempt(logins, "bob", "nope").startswith("throttled")
+    assert len(hashing.pending) == 4
+    hashing.release()
+    assert all(isinstance(result(login), Account) for login in under)
+    assert logins.limiter.addresses.wait("192.0.2.1", clock.seconds()) == 0
+    assert logins.limiter.pairs.wait(("bob", "192.0.2.1"), clock.seconds()) == 0

@@ -17,7 +17,10 @@ at a time while no more come (L{StrikeRule}):
     longest delay (30 seconds).
 
 A login tried while one of the rules says wait is refused at once, without
-checking its password (which costs nothing then), and told how long. Names
+checking its password (which costs nothing then), and told how long. A
+login is charged as a failure before its password is checked, and paid
+back if it succeeds: a burst of guesses cannot all slip in while the first
+ones are being checked. Names
 that are no account are limited as accounts are: a guesser cannot tell them
 apart by being limited differently.
 """
@@ -118,6 +121,17 @@ class StrikeTable:
         # Last in the dict: the most recently failed.
         self._strikes[key] = strikes
 
+    def refund(self, key: object) -> None:
+        """
+        Take back one failure of C{key} (charged for a login that then
+        succeeded).
+        """
+        strikes = self._strikes.get(key)
+        if strikes is None:
+            return
+        strikes.failures = max(0, strikes.failures - 1)
+        strikes.until = strikes.at + self.rule.delay(strikes.failures)
+
     def forget(self, key: object) -> None:
         """
         C{key} succeeded: its failures are forgotten.
@@ -181,7 +195,8 @@ class LoginLimiter:
 
     def failed(self, key: str, host: str | None) -> None:
         """
-        A login to C{key} from C{host} failed.
+        A login to C{key} from C{host} failed (or is about to be checked:
+        see L{succeeded}).
         """
         now = self.clock.seconds()
         network = _networkOf(host)
@@ -192,11 +207,14 @@ class LoginLimiter:
 
     def succeeded(self, key: str, host: str | None) -> None:
         """
-        A login to C{key} from C{host} succeeded: the address is trusted for
-        the account (it does not wait for the account's cap), and its
-        failures for it are forgotten.
+        A login to C{key} from C{host} succeeded: the failure it was charged
+        is paid back, the address is trusted for the account (it does not
+        wait for the account's cap), and its failures for it are forgotten.
         """
         network = _networkOf(host)
+        self.addresses.refund(network)
+        if (key, network) not in self._trusted:
+            self.accounts.refund(key)
         self.pairs.forget((key, network))
         trusted = self._trusted
         trusted.pop((key, network), None)

@@ -165,8 +165,10 @@ class Logins:
                     "busy",
                 )
             )
+        # Charged before the check, paid back on success: a burst from one
+        # place is limited while its first logins are being checked.
+        self.limiter.failed(key, host)
         if not name or len(name) > MAX_FIELD or len(password) > MAX_FIELD:
-            self.limiter.failed(key, host)
             self._logFailure("failed", name, peer)
             return self._refused(LoginRefused(WRONG, "failed"))
         self.checking += 1
@@ -192,7 +194,6 @@ class Logins:
 
         def failed(failure: Failure) -> Failure:
             if failure.check(UnauthorizedLogin):
-                self.limiter.failed(key, host)
                 self._logFailure("failed", name, peer)
                 self.counts["failed"] += 1
                 return Failure(LoginRefused(WRONG, "failed"))
