@@ -15,12 +15,14 @@ loopback port, its accounts written by the installed C{sockserve-passwd}
     - the I{guessers}: C{--connections} connections sending C{/login NAME
       WRONG} lines, C{--rate} a second in all, reading the answers (a
       connection may run two commands a second after a burst of 20: the
-      server's command rate, so 100 connections for 200 a second).
+      server's command rate, so 100 connections for 200 a second), in a room
+      of their own (C{#guessers}), so that the typist's room is the same
+      with them and without.
 
 The scenarios, each on a fresh server: C{quiet} (no guessers), C{control}
 (the same connections and rate from 127.0.0.2, each line C{/logout}: as
 cheap a command as there is, no login: what the load costs the typist
-besides logins),
+besides logins), C{idle} (the same connections, sending nothing),
 C{one-address} (every guesser from 127.0.0.2, guessing alice's password:
 the per-address and per-account waits refuse most guesses unchecked) and
 C{many-addresses} (each guesser from its own address, 127.0.1.N, guessing
@@ -134,6 +136,13 @@ async def guesser(
     number: int,
 ) -> None:
     reader, writer = await connect(port, source)
+    # Out of the typist's room: its lines cost the guessers nothing, and the
+    # room is the same as without them.
+    writer.write(b"/join guessers\n")
+    while b"you are now in #guessers" not in await asyncio.wait_for(
+        reader.readline(), 10
+    ):
+        pass
 
     async def read() -> None:
         while True:
@@ -151,6 +160,8 @@ async def guesser(
     await asyncio.sleep(max(0.0, start - time.monotonic()))
     next = time.monotonic() + (number % 10) * interval / 10
     count = 0
+    while time.monotonic() < stop and name == "idle":
+        await asyncio.sleep(stop - time.monotonic())
     while time.monotonic() < stop:
         count += 1
         who = name if name else f"nobody{number}x{count}"
@@ -222,6 +233,8 @@ async def guess(
             source, name = "127.0.0.2", "alice"
         elif scenario == "control":
             source, name = "127.0.0.2", "-"
+        elif scenario == "idle":
+            source, name = "127.0.0.2", "idle"
         else:
             source, name = f"127.0.{1 + number // 250}.{1 + number % 250}", ""
         tasks.append(

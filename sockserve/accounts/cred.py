@@ -17,6 +17,9 @@ answer as a wrong password.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,9 +41,13 @@ from sockserve.accounts.store import AccountStore, IAccount
 T = TypeVar("T")
 
 # Threads that check passwords at once: each check is CPU bound and holds
-# no lock of Python's (argon2-cffi releases the GIL), so more threads than
-# this only take cores from the reactor.
-HASHING_THREADS = 2
+# no lock of Python's (argon2-cffi releases the GIL), so each takes a core:
+# one core is left to the reactor (on 2 cores, one thread), at most 4.
+HASHING_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+# How much less the hashing threads count than the reactor's when the CPU
+# is short (Linux's niceness of a thread): a flood of logins slows logins,
+# not the rooms.
+HASHING_NICENESS = 10
 # What anyone whose login failed is told, whether the name is an account's
 # or not.
 WRONG = "wrong name or password"
@@ -50,11 +57,33 @@ _VERIFIER = PasswordHasher()
 Hashing = Callable[..., Deferred[Any]]
 
 
+_niced = threading.local()
+
+
+def _yieldToTheReactor() -> None:
+    """
+    Make the calling thread (one of the pool's) give way to the reactor's
+    when the CPU is short: on Linux, a thread has a niceness of its own.
+    """
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(
+            os.PRIO_PROCESS,
+            threading.get_native_id(),
+            min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASHING_NICENESS),
+        )
+
+
 def verifyPassword(passwordHash: str, password: bytes) -> bool:
     """
     Tell whether C{password} is the one C{passwordHash} was made of (in a
-    thread of the pool: this takes as long as the hash's parameters say).
+    thread of the pool, which gives way to the reactor: this takes as long
+    as the hash's parameters say).
     """
+    if threading.current_thread() is not threading.main_thread():
+        _yieldToTheReactor()
     try:
         return _VERIFIER.verify(passwordHash, password)
     except (VerificationError, InvalidHashError):
