@@ -379,3 +379,25 @@ def test_a_burst_cannot_slip_in_while_checks_run(tmp_path: Path) -> None:
     assert all(isinstance(result(login), Account) for login in under)
     assert logins.limiter.addresses.wait("192.0.2.1", clock.seconds()) == 0
     assert logins.limiter.pairs.wait(("bob", "192.0.2.1"), clock.seconds()) == 0
+
+
+def test_hashing_threads_give_way_to_the_reactor() -> None:
+    """A thread that checks a password runs at a niceness 10 above the
+    process's (the reactor's thread keeps its own)."""
+    import os
+
+    from sockserve.accounts.cred import HASHING_NICENESS
+
+    seen: list[int] = []
+    passwordHash = FAST.hash("wonderland")
+
+    def check() -> None:
+        assert verifyPassword(passwordHash, b"wonderland")
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join(10)
+    assert seen == [min(19, before + HASHING_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
