@@ -11,7 +11,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,11 @@ from tests.processes import (
     receiveUntil,
 )
 from tests.redis import RedisServer
+from tests.test_e2e_web import (  # the fixtures, and the client they give
+    WebClient,
+    certificates,  # noqa: F401
+    webClients,  # noqa: F401
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -223,3 +228,39 @@ def test_reserved_names_on_every_bus_node(processes: Processes, tmp_path: Path) 
         )
     finally:
         redis.kill()
+
+
+def test_login_from_a_websocket(
+    processes: Processes,
+    webClients: Callable[..., WebClient],  # noqa: F811 (the fixture)
+    certificates: tuple[Path, Path, Path],  # noqa: F811 (the fixture)
+) -> None:
+    """A WebSocket line client logs in with /login as telnet does; with
+    --require-tls-for-login, over wss and not over ws."""
+    path = accountsFile(processes)
+    caFile, keyFile, certFile = certificates
+    server = processes.server(
+        "--accounts",
+        str(path),
+        "--require-tls-for-login",
+        "--web",
+        "0",
+        "--web",
+        f"ssl:0:privateKey={keyFile}:certKey={certFile}",
+        listeners=3,
+    )
+    ports = [
+        int(address.rpartition(":")[2])
+        for served, address in server.listening
+        if served == "web"
+    ]
+    plain = webClients(ports[0])
+    plain.greeting()
+    plain.send("/login bob builder1")
+    assert plain.receive().startswith("ERROR this server takes passwords only over TLS")
+    context = ssl.create_default_context(cafile=str(caFile))
+    secure = webClients(ports[1], scheme="wss", ssl=context)
+    secure.greeting()
+    secure.send("/login bob builder1")
+    frames = secure.receiveUntil(lambda frame: "known as" in frame)
+    assert frames[-2:] == ["* you are logged in as bob", "* you are now known as bob"]

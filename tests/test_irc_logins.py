@@ -197,3 +197,22 @@ def test_require_login_on_irc(tmp_path: Path) -> None:
     client.send("AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('', 'bob', 'builder1')}")
     client.send("CAP END")
     assert "001" in numerics(client.lines())
+
+
+def test_a_login_typed_as_a_message_is_not_relayed(tmp_path: Path) -> None:
+    """IRC clients send what they do not know as text: a PRIVMSG that looks
+    like a login is said to nobody, and the client is told."""
+    chat = chatWithAccounts(tmp_path)
+    one = chat.user("one")
+    two = chat.user("two")
+    one.send("JOIN #lab")
+    two.send("JOIN #lab")
+    one.lines(), two.lines()
+    one.send("PRIVMSG #lab :/login bob builder1", "PRIVMSG #lab :hello")
+    relayed = two.lines()
+    assert [line for line in relayed if "PRIVMSG" in line] == [
+        ":one!one@cloak PRIVMSG #lab :hello"
+    ]
+    told = one.lines()
+    assert any("that looks like a login" in line for line in told)
+    assert not any("builder1" in line for line in told)
