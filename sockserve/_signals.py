@@ -7,12 +7,14 @@ file (it then rotates that file on SIGUSR1). sockserve reopens its log file
 on SIGHUP, as log rotation tools expect (they move the file, then send
 SIGHUP); without a log file it logs that the signal came and carries on.
 SIGUSR1 keeps C{twistd}'s meaning where it has one; otherwise it too is
-logged and ignored.
+logged and ignored. SIGHUP also reads again what the server was told to
+reload (the accounts file, C{--accounts}).
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.logger import Logger
@@ -35,11 +37,13 @@ def twistdLogFile() -> BaseLogFile | None:
     return None
 
 
-def installSignalHandlers(reactor: Any) -> dict[int, Any]:
+def installSignalHandlers(
+    reactor: Any, reloads: Sequence[Callable[[], object]] = ()
+) -> dict[int, Any]:
     """
-    Handle SIGHUP (reopen the log file, or log and carry on) and, unless
-    something else does, SIGUSR1 (log and carry on). The work is done in
-    the reactor's thread.
+    Handle SIGHUP (reopen the log file, or log and carry on; then call each
+    of C{reloads}) and, unless something else does, SIGUSR1 (log and carry
+    on). The work is done in the reactor's thread.
 
     @return: the handlers replaced, by signal, for L{restoreSignalHandlers}.
     """
@@ -47,10 +51,16 @@ def installSignalHandlers(reactor: Any) -> dict[int, Any]:
 
     def reopen() -> None:
         if logFile is None:
-            log.info("Received SIGHUP: nothing to reload (no log file); going on")
-            return
-        logFile.reopen()
-        log.info("Received SIGHUP: reopened the log file {path}", path=logFile.path)
+            if not reloads:
+                log.info("Received SIGHUP: nothing to reload (no log file); going on")
+        else:
+            logFile.reopen()
+            log.info("Received SIGHUP: reopened the log file {path}", path=logFile.path)
+        for reload in reloads:
+            try:
+                reload()
+            except Exception:
+                log.failure("Could not reload on SIGHUP")
 
     def hangUp(number: int, frame: object) -> None:
         reactor.callFromThread(reopen)

@@ -17,6 +17,7 @@ space (see L{BoundedSite}).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -30,6 +31,7 @@ from twisted.web.server import Request
 from sockserve._connections import ConnectionRegistry
 from sockserve._loglimit import LogLimiter
 from sockserve._sites import BoundedSite
+from sockserve.accounts.logins import RESULTS as LOGIN_RESULTS
 from sockserve.stats import ServerStatistics
 
 # Connections the metrics listener holds at once: plenty for Prometheus,
@@ -59,6 +61,7 @@ class StatisticsCollector(Collector):
     @ivar mode: the server's mode, a label of every metric.
     @ivar members: chat: how many people are in the chat on this server
         (called at scrape time), or C{None}.
+    @ivar logins: chat with accounts: logins tried, by result, or C{None}.
     @ivar rooms: chat: how many rooms have people on this server, or
         C{None}.
     """
@@ -70,12 +73,14 @@ class StatisticsCollector(Collector):
         registry: ConnectionRegistry,
         members: Callable[[], int] | None = None,
         rooms: Callable[[], int] | None = None,
+        logins: Counter[str] | None = None,
     ) -> None:
         self.mode = mode
         self.stats = stats
         self.registry = registry
         self.members = members
         self.rooms = rooms
+        self.logins = logins
 
     def collect(self) -> Iterator[Metric]:
         """
@@ -144,6 +149,18 @@ class StatisticsCollector(Collector):
             )
             rooms.add_metric(labels, self.rooms())
             yield rooms
+        if self.logins is not None:
+            logins = CounterMetricFamily(
+                "sockserve_logins",
+                "Logins tried, by result (ok, failed: a wrong name or password, "
+                "throttled: refused unchecked while failures make the address or "
+                "account wait, busy: too many checks under way, insecure: not "
+                "over TLS with --require-tls-for-login, error).",
+                labels=["mode", "result"],
+            )
+            for result in sorted({*LOGIN_RESULTS, *self.logins}):
+                logins.add_metric([self.mode, result], self.logins[result])
+            yield logins
 
 
 class MetricsResource(Resource):

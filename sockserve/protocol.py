@@ -17,6 +17,7 @@ from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
     ITCPTransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
@@ -294,6 +295,14 @@ class LineServerProtocol(Protocol):
         The client's host, or C{None} for a UNIX socket.
         """
         return hostOf(self.transport.getPeer())
+
+    @property
+    def secure(self) -> bool:
+        """
+        Whether nobody can read what the client sends on the way: it comes
+        over TLS, or a UNIX socket (this machine's).
+        """
+        return ISSLTransport.providedBy(self.transport) or self.peerHost is None
 
     # Connection life cycle
 

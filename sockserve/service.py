@@ -91,6 +91,8 @@ class LineServerService(Service):
     @ivar served: the same, each with the listener it serves.
     @ivar companions: services that start once the server listens and stop
         with it (the bus of a room shared with other processes).
+    @ivar reloads: what SIGHUP reads again (the accounts), besides the log
+        file.
     """
 
     log = Logger()
@@ -103,9 +105,11 @@ class LineServerService(Service):
         onListenFailure: Callable[[str], None],
         handleSignals: bool = False,
         companions: Sequence[IService] = (),
+        reloads: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.listeners = list(listeners)
         self.companions = list(companions)
+        self.reloads = list(reloads)
         self.registries = list(
             {
                 id(listener.registry): listener.registry
@@ -154,7 +158,7 @@ class LineServerService(Service):
         self._listening = True
         if self.handleSignals:
             # Before listening: once it says it listens, a signal is handled.
-            self._replacedHandlers = installSignalHandlers(self.clock)
+            self._replacedHandlers = installSignalHandlers(self.clock, self.reloads)
         self.log.info("Open-file limit: {limit}", limit=raiseOpenFileLimit())
         for listener in self.listeners:
             failures: list[Failure] = []

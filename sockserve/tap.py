@@ -27,6 +27,9 @@ from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
 from sockserve._workers import WORKER_MODES, ReusePortTCPEndpoint, WorkerPoolService
+from sockserve.accounts.cred import HashingPool, accountPortal
+from sockserve.accounts.logins import LOGIN_DEADLINE, LoginRules, Logins
+from sockserve.accounts.store import AccountsError, AccountStore
 from sockserve.bus.address import parseBusAddress
 from sockserve.bus.node import OUTBOX_LIMIT, busChat
 from sockserve.bus.redis import RedisBus
@@ -132,12 +135,24 @@ class Options(CommandOptions):
         "unless told otherwise."
     )
 
-    optFlags = [
+    optFlags: list[list[Any]] = [
         [
             "quiet",
             "q",
             "Do not log each connect and disconnect (refusals, limits and "
             "errors are still logged).",
+        ],
+        [
+            "require-login",
+            None,
+            "chat: no guests: everyone logs in to an account (--accounts) "
+            "within --login-timeout seconds of connecting, or is closed.",
+        ],
+        [
+            "require-tls-for-login",
+            None,
+            "chat: refuse logins over connections that are not TLS (or a "
+            "UNIX socket): passwords never cross a network in cleartext.",
         ],
     ]
 
@@ -352,6 +367,21 @@ class Options(CommandOptions):
             "to connect.",
         ],
         [
+            "accounts",
+            None,
+            None,
+            "chat: the accounts file (written by sockserve-passwd): its names "
+            "are reserved for those logged in to them; read again on SIGHUP "
+            "(default: none, everyone is a guest).",
+        ],
+        [
+            "login-timeout",
+            None,
+            LOGIN_DEADLINE,
+            "chat: with --require-login, seconds a client has to log in.",
+            _seconds("login-timeout"),
+        ],
+        [
             "shutdown-grace",
             None,
             5.0,
@@ -444,6 +474,7 @@ class Options(CommandOptions):
                 f"--mode must be one of {', '.join(MODES)}, not {self['mode']!r}"
             )
         self._checkBus()
+        self._checkAccounts()
         if self["workers"] > 1:
             if self["mode"] not in WORKER_MODES and self["busAddress"] is None:
                 raise usage.UsageError(
@@ -527,6 +558,25 @@ class Options(CommandOptions):
                 "password is one line)"
             )
         self["ircPassword"] = password
+
+    def _checkAccounts(self) -> None:
+        """
+        Read --accounts, and check the options that need it.
+        """
+        self["accountStore"] = None
+        if self["accounts"] is None:
+            for flag in ("require-login", "require-tls-for-login"):
+                if self[flag]:
+                    raise usage.UsageError(f"--{flag} needs --accounts FILE")
+            return
+        if self["mode"] != "chat":
+            raise usage.UsageError("--accounts is for the chat: it needs --mode chat")
+        store = AccountStore(self["accounts"])
+        try:
+            store.load()
+        except AccountsError as error:
+            raise usage.UsageError(f"--accounts: {error}") from None
+        self["accountStore"] = store
 
     def _checkBus(self) -> None:
         """
@@ -631,7 +681,7 @@ def makeServerService(
     )
     chat: ChatService | None = None
     bus: RedisBus | None = None
-    companions = []
+    companions: list[IService] = []
     if options["mode"] == "chat":
         if options["busAddress"] is not None:
             chat, bus = busChat(
@@ -655,6 +705,25 @@ def makeServerService(
         perIPScope=perIPScope,
         service=chat,
     )
+    logins: Logins | None = None
+    reloads: list[Callable[[], object]] = []
+    if options.get("accountStore") is not None and chat is not None:
+        hashing = HashingPool(reactor)  # type: ignore[arg-type]
+        companions.append(hashing)
+        store = options["accountStore"]
+        logins = Logins.forStore(
+            store,
+            accountPortal(store, hashing),
+            reactor,  # type: ignore[arg-type]
+            LoginRules(
+                requireTLS=bool(options["require-tls-for-login"]),
+                requireLogin=bool(options["require-login"]),
+                deadline=float(options["login-timeout"]),
+            ),
+            factory.context.guard.logLimited,
+        )
+        chat.useLogins(logins)
+        reloads.append(logins.reload)
     abort = StartupAbort(getattr(options, "parent", None))
 
     def endpointFor(description: str, label: str) -> IStreamServerEndpoint:
@@ -739,6 +808,7 @@ def makeServerService(
         abort,
         handleSignals=True,
         companions=companions,
+        reloads=reloads,
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
@@ -748,6 +818,7 @@ def makeServerService(
             factory.context.registry,
             None if chat is None else lambda: chat.people.population,
             None if chat is None else lambda: len(chat.localRooms()),
+            None if logins is None else logins.counts,
         )
         metrics = metricsSite(
             collector,

@@ -197,6 +197,8 @@ class FakeTransport:
 
 @implementer(IChatMember)
 class Member:
+    account = None
+
     def __init__(self) -> None:
         self.received: list[ChatEvent] = []
         self.name = ""

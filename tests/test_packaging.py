@@ -167,6 +167,22 @@ def test_installed_client_version(installed: Path, processes: Processes) -> None
     )
 
 
+def test_installed_passwd_writes_an_accounts_file(
+    installed: Path, processes: Processes
+) -> None:
+    """
+    The wheel ships C{sockserve-passwd} (and argon2-cffi with it): it writes
+    an account, its password hashed with argon2id.
+    """
+    path = processes.directory / "accounts"
+    result = processes.run(
+        [installedProgram("sockserve-passwd", installed), str(path), "alice"],
+        input=b"wonderland\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert path.read_text().count("alice:$argon2id$") == 1
+
+
 def test_dev_serve_sets_up_sockserve_alone_quietly(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

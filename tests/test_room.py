@@ -47,6 +47,8 @@ from tests.conftest import ErrorCollector
 
 @implementer(IChatMember)
 class Member:
+    account = None
+
     def __init__(self) -> None:
         self.received: list[ChatEvent] = []
         self.names: list[str] = []

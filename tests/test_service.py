@@ -54,6 +54,8 @@ class Person:
     Someone in the chat: it records what it receives.
     """
 
+    account = None
+
     def __init__(self, service: ChatService) -> None:
         self.service = service
         self.name = ""

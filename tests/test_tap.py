@@ -734,3 +734,24 @@ class StartedChat:
 
 def startedChat(options: Options, reactor: MemoryReactorClock) -> StartedChat:
     return StartedChat(options, reactor)
+
+
+def test_accounts_options(tmp_path: Path) -> None:
+    """--accounts is read at start: a mistake is a usage error naming the
+    line; the login options need it."""
+    bad = tmp_path / "accounts"
+    bad.write_text("alice:nohash:\n")
+    with pytest.raises(usage.UsageError, match="--accounts: line 1: the hash of alice"):
+        parse("--accounts", str(bad))
+    with pytest.raises(usage.UsageError, match="--accounts: cannot read"):
+        parse("--accounts", str(tmp_path / "missing"))
+    with pytest.raises(usage.UsageError, match="--require-login needs --accounts"):
+        parse("--require-login")
+    with pytest.raises(usage.UsageError, match="--require-tls-for-login needs"):
+        parse("--require-tls-for-login")
+    bad.write_text("")
+    with pytest.raises(usage.UsageError, match="needs --mode chat"):
+        parse("--accounts", str(bad), "--mode", "echo")
+    options = parse("--accounts", str(bad), "--require-login", "--login-timeout", "5")
+    assert options["accountStore"] is not None
+    assert "--require-login" in options.workerArguments([5000])

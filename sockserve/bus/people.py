@@ -153,3 +153,9 @@ class BusPeople:
         The name of whoever known here has a name the same as C{name}.
         """
         return self.node.holderOf(name)
+
+    def everyone(self) -> list[tuple[IChatMember, str]]:
+        """
+        The people of this node, with their names.
+        """
+        return list(self.node.people.values())

@@ -33,6 +33,8 @@ class Command:
         follows the name and one space, as UTF-8 text).
     @ivar says: whether it says something (to a room, or a person): it is
         then paced as lines are (by the flood limit), not as commands.
+    @ivar accounts: whether it is about accounts (C{/help} shows it only
+        on a server that has them).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Command:
     summary: str
     run: Callable[[ChatSession, str], Deferred[None] | None]
     says: bool = False
+    accounts: bool = False
 
 
 def _nick(session: ChatSession, argument: str) -> Deferred[None] | None:
@@ -103,13 +106,24 @@ def _say(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.sayIn(room, text)
 
 
+def _login(session: ChatSession, argument: str) -> Deferred[None] | None:
+    # The password is what follows the name and one space, as typed (it may
+    # hold spaces); never shown, logged or said.
+    name, _, password = argument.lstrip(" ").partition(" ")
+    return session.logIn(name, password.rstrip("\r"))
+
+
+def _logout(session: ChatSession, argument: str) -> Deferred[None] | None:
+    return session.logOut()
+
+
 def _quit(session: ChatSession, argument: str) -> Deferred[None] | None:
     session.quit("bye", argument)
     return None
 
 
 def _help(session: ChatSession, argument: str) -> Deferred[None] | None:
-    session.tell(helpText())
+    session.tell(helpText(session.service.logins is not None))
     return None
 
 
@@ -136,6 +150,8 @@ COMMANDS: tuple[Command, ...] = (
         _say,
         says=True,
     ),
+    Command("/login", "NAME PASSWORD", "log in to your account", _login, accounts=True),
+    Command("/logout", "", "log out of your account", _logout, accounts=True),
     Command("/quit", "[WHY]", "leave (telling the others WHY)", _quit),
     Command("/help", "", "show this help", _help),
 )
@@ -145,12 +161,17 @@ BY_NAME: dict[bytes, Command] = {
 }
 
 
-def helpText() -> str:
+def helpText(accounts: bool = False) -> str:
     """
-    The answer to C{/help}: every command, its arguments and what it does,
-    in aligned columns, and how to send a line that starts with C{/}.
+    The answer to C{/help}: every command (those about accounts only if
+    there are C{accounts}), its arguments and what it does, in aligned
+    columns, and how to send a line that starts with C{/}.
     """
-    rows = [(f"{c.name} {c.usage}".rstrip(), c.summary) for c in COMMANDS]
+    rows = [
+        (f"{c.name} {c.usage}".rstrip(), c.summary)
+        for c in COMMANDS
+        if accounts or not c.accounts
+    ]
     rows.append(("//text", "send a line that starts with /"))
     width = max(len(left) for left, _ in rows) + 2
     return "\n".join(left.ljust(width) + right for left, right in rows)

@@ -448,6 +448,7 @@ class ErrorKind:
     NOBODY = "nobody"
     UNREACHABLE = "unreachable"
     UNAVAILABLE = "unavailable"
+    LOGIN = "login"
 
 
 class Error(ChatEvent):

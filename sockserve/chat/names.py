@@ -48,6 +48,22 @@ class NameRejected(ValueError):
         self.taken = taken
 
 
+class NameReserved(NameRejected):
+    """
+    A name belongs to an account, and the person asking for it is not
+    logged in to it.
+
+    @ivar account: the account's name.
+    """
+
+    def __init__(self, wanted: str, account: str) -> None:
+        super().__init__(
+            f"the name {wanted} belongs to an account; /login {account} PASSWORD",
+            taken=True,
+        )
+        self.account = account
+
+
 def checkName(name: str) -> None:
     """
     Raise L{NameRejected} unless C{name} is a valid nickname: 1 to 32

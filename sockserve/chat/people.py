@@ -28,6 +28,11 @@ class IChatMember(Interface):
     Someone in the chat service: it receives events.
     """
 
+    account = Attribute(
+        "The account it is logged in to (an L{sockserve.accounts.Account}), "
+        "or C{None}: a guest."
+    )
+
     def receive(event: ChatEvent) -> None:  # noqa: N805 (zope.interface style)
         """
         Handle C{event}, something that happened in a room it is in, or to
@@ -109,6 +114,11 @@ class IPeople(Interface):
         C{name}, or C{None}.
         """
 
+    def everyone() -> list[tuple[IChatMember, str]]:
+        """
+        Return the people of this process, each with its name.
+        """
+
 
 @implementer(IPeople)
 class LocalPeople:
@@ -186,3 +196,9 @@ class LocalPeople:
         """
         held = self._byKey.get(nameKey(name))
         return None if held is None else held[1]
+
+    def everyone(self) -> list[tuple[IChatMember, str]]:
+        """
+        Return everyone, with their names.
+        """
+        return list(self._byKey.values())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -24,8 +25,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from sockserve.chat.events import PrivateMessage
-from sockserve.chat.names import RoomRejected, roomKey, roomName
+from sockserve.chat.events import Notice, PrivateMessage
+from sockserve.chat.names import (
+    NameRejected,
+    NameReserved,
+    RoomRejected,
+    nameKey,
+    roomKey,
+    roomName,
+)
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.people import IChatMember, IPeople, LocalPeople, NobodyThere
 from sockserve.chat.room import (
@@ -36,6 +44,9 @@ from sockserve.chat.room import (
     IRoster,
     RoomFull,
 )
+
+if TYPE_CHECKING:
+    from sockserve.accounts.logins import Logins
 
 DEFAULT_ROOM = "default"
 DEFAULT_MAX_ROOMS = 100
@@ -231,6 +242,10 @@ class ChatService:
     @ivar rules: the rules of every room.
     @ivar people: everyone's name.
     @ivar directory: where the rooms live.
+    @ivar logins: the accounts, and how to log in to them, or C{None}:
+        everyone is a guest. An account's name is reserved: only someone
+        logged in to it may have it (checked here, where every front end's
+        names are given, before the people are asked).
     """
 
     log = Logger()
@@ -241,6 +256,7 @@ class ChatService:
         clock: IReactorTime | None = None,
         people: IPeople | None = None,
         directory: IRoomDirectory | None = None,
+        logins: Logins | None = None,
     ) -> None:
         self.rules = rules
         self.clock = clock
@@ -251,6 +267,75 @@ class ChatService:
         self._rooms: dict[str, ChatRoom] = {}
         self._roomsOf: dict[IChatMember, dict[str, ChatRoom]] = {}
         self.closed = False
+        self.logins: Logins | None = None
+        if logins is not None:
+            self.useLogins(logins)
+
+    def useLogins(self, logins: Logins) -> None:
+        """
+        Reserve the names of the accounts of C{logins} for those logged in
+        to them; when the accounts are read again, guests holding the name
+        of an account are renamed (see L{releaseReserved}).
+        """
+        self.logins = logins
+        logins.reloaded.append(self.releaseReserved)
+
+    # Names that belong to accounts
+
+    def reserved(self, person: IChatMember, name: str) -> NameReserved | None:
+        """
+        Return why C{person} may not have C{name} (an account's, and it is
+        not logged in to that account), or C{None} if it may.
+        """
+        if self.logins is None:
+            return None
+        owner = self.logins.ownerOf(name)
+        if owner is None:
+            return None
+        account = person.account
+        if account is not None and nameKey(account.name) == nameKey(owner):
+            return None
+        return NameReserved(name, owner)
+
+    def toGuest(self, person: IChatMember, name: str, why: str) -> Deferred[str]:
+        """
+        Give C{person}, called C{name}, a default name (C{guestN}) instead,
+        and tell it C{why}.
+
+        @return: a L{Deferred} firing with the new name.
+        """
+        claiming = self.people.claim(person, None)
+
+        def claimed(guest: str) -> Deferred[str]:
+            # Held only to be sure nobody has it: the rename takes it.
+            self.people.release(person, guest)
+            renaming = self.rename(person, name, guest)
+
+            def renamed(ignored: object) -> str:
+                person.renamed(guest)
+                person.receive(Notice(f"{why}; you are {guest} now"))
+                return guest
+
+            return renaming.addCallback(renamed)
+
+        return claiming.addCallback(claimed)
+
+    def _notRenamed(self, failure: Failure, name: str) -> None:
+        self.log.failure("Could not rename {name}", failure, name=name)
+
+    def releaseReserved(self) -> None:
+        """
+        The accounts were read again: every person of this process (a
+        guest, or logged in to another account) whose name is now an
+        account's is renamed C{guestN}, and told why.
+        """
+        for person, name in self.people.everyone():
+            refused = self.reserved(person, name)
+            if refused is not None:
+                renaming = self.toGuest(
+                    person, name, f"the name {name} now belongs to an account"
+                )
+                renaming.addErrback(self._notRenamed, name)
 
     # Rooms
 
@@ -330,10 +415,11 @@ class ChatService:
     # People
 
     def arrive(
-        self, person: IChatMember, quietly: bool = False
+        self, person: IChatMember, quietly: bool = False, name: str | None = None
     ) -> Deferred[tuple[str, ChatRoom]]:
         """
-        Give C{person}, just connected, a default name, and take it into the
+        Give C{person}, just connected, the name C{name} (its account's), or
+        if it is taken or not given a default name, and take it into the
         default room (announced unless C{quietly}).
 
         @return: a L{Deferred} firing with its name and room, or failing
@@ -341,7 +427,15 @@ class ChatService:
         """
         if self.closed:
             return fail(ServiceClosed())
-        naming = self.people.claim(person, None)
+        if name is not None and self.reserved(person, name) is None:
+
+            def asGuest(failure: Failure) -> Deferred[str]:
+                failure.trap(NameRejected)
+                return self.people.claim(person, None)
+
+            naming = self.people.claim(person, name).addErrback(asGuest)
+        else:
+            naming = self.people.claim(person, None)
 
         def named(name: str) -> Deferred[tuple[str, ChatRoom]]:
             joining = self.join(person, name, self.rules.default, quietly)
@@ -365,6 +459,9 @@ class ChatService:
         """
         if self.closed:
             return fail(ServiceClosed())
+        refused = self.reserved(person, name)
+        if refused is not None:
+            return fail(refused)
         return self.people.claim(person, name)
 
     def depart(self, person: IChatMember, name: str, reason: str = "") -> None:
@@ -434,8 +531,11 @@ class ChatService:
         is in.
 
         @return: a L{Deferred} that fires once done, or fails with
-            L{NameRejected}.
+            L{NameRejected} (L{NameReserved} for an account's name).
         """
+        refused = self.reserved(person, newName)
+        if refused is not None:
+            return fail(refused)
         renaming = self.people.rename(person, oldName, newName)
 
         def renamed(ignored: object) -> None:

@@ -13,8 +13,11 @@ L{ChatConnection} the front end provides. Nothing of this is written twice
 for two front ends.
 
 A session goes through L{SessionState}s: C{NEW} (connected, nothing asked
-yet: where a login will go), C{ARRIVING} (the service is giving it a name
-and its first room), C{PRESENT}, and C{GONE}.
+yet), C{LOGIN} (it must log in before it arrives: C{--require-login}),
+C{ARRIVING} (the service is giving it a name and its first room),
+C{PRESENT}, and C{GONE}. Logging in (L{ChatSession.logIn}) is possible in
+any of them but C{GONE}: the member's L{account<ChatSession.account>} is
+what the service checks reserved names against.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import enum
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -53,12 +57,16 @@ from sockserve.chat.events import (
     Welcome,
 )
 from sockserve.chat.input import InputQueue, settled
-from sockserve.chat.names import NameRejected, RoomRejected, roomKey
+from sockserve.chat.login import LoginRefused, looksLikeLogin
+from sockserve.chat.names import NameRejected, RoomRejected, nameKey, roomKey
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.people import IChatMember, NobodyThere, Unreachable
 from sockserve.chat.policy import Budget, ChatPolicy
 from sockserve.chat.room import ChatRoom, RoomFull
 from sockserve.chat.service import ChatService, ServiceClosed
+
+if TYPE_CHECKING:
+    from sockserve.accounts.store import Account
 
 MAX_WHO_NAMES = 100
 MAX_ROOMS_LISTED = 100
@@ -91,6 +99,8 @@ BEHIND = 8
 # CR belongs to the line ending; telnet sends a typed CR as CR NUL.
 _LINE_END_NOISE = b"\r\x00"
 _SLASH = ord("/")
+# What a member that must log in first may type.
+_BEFORE_LOGIN = frozenset({b"/login", b"/quit", b"/help"})
 
 
 class SessionState(enum.Enum):
@@ -99,6 +109,7 @@ class SessionState(enum.Enum):
     """
 
     NEW = "new"
+    LOGIN = "login"
     ARRIVING = "arriving"
     PRESENT = "present"
     GONE = "gone"
@@ -126,6 +137,13 @@ class ChatConnection(Protocol):
         """
         The function that sends bytes, already formatted for the connection's
         wire, to the client (looked up once, when the session starts).
+        """
+
+    @property
+    def secure(self) -> bool:
+        """
+        Whether what the client sends cannot be read on the way: the
+        connection is encrypted (TLS), or local (a UNIX socket).
         """
 
     def unsent(self) -> int | None:
@@ -192,6 +210,7 @@ class ChatSession:
         (IRC's: its numerics are addressed to the member's own name, see
         L{OWN_NAME}), what makes such bytes (those holding C{OWN_NAME})
         this member's, as it receives them: empty bytes for none at all.
+    @ivar account: the account the member is logged in to, or C{None}.
     """
 
     log = Logger()
@@ -201,10 +220,12 @@ class ChatSession:
         "_budgets",
         "_commands",
         "_connectionFull",
+        "_loginDeadline",
         "_renames",
         "_send",
         "_sleeping",
         "_typing",
+        "account",
         "banner",
         "connection",
         "current",
@@ -254,6 +275,8 @@ class ChatSession:
         self._typing: Budget | None = None
         self._sleeping: Deferred[None] | None = None
         self._renames: tuple[float, ...] = ()
+        self.account: Account | None = None
+        self._loginDeadline: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<ChatSession {self.name or '(no name yet)'} {self.state.value}>"
@@ -281,13 +304,59 @@ class ChatSession:
         meanwhile.
         """
         self._send = self.connection.send
+        logins = self.service.logins
+        if self.account is None and logins is not None and logins.rules.requireLogin:
+            self._awaitLogin(logins.rules.deadline)
+            return
+        self._arrive()
+
+    def _arrive(self) -> None:
+        greeted = self.state is SessionState.LOGIN
         self.state = SessionState.ARRIVING
+        # What the member is sent waits for its welcome.
+        self.outputPaused = True
         churn = self.policy.churn
         quietly = churn is not None and churn.joining(self.connection.peerHost)
-        arriving = self.service.arrive(self, quietly)
-        self.input.wait(arriving.addCallbacks(self._arrived, self._notArrived))
+        name = None if self.account is None else self.account.name
+        arriving = self.service.arrive(self, quietly, name)
+        self.input.wait(
+            arriving.addCallbacks(
+                self._arrived, self._notArrived, callbackArgs=(greeted,)
+            )
+        )
 
-    def _arrived(self, arrival: tuple[str, ChatRoom]) -> None:
+    def _awaitLogin(self, deadline: float) -> None:
+        """
+        No guests here: greet the member, say how to log in, and close if
+        it has not within C{deadline} seconds.
+        """
+        self.state = SessionState.LOGIN
+        greeting = self.banner.encodedFor(self.wire)
+        self.queue.insert(0, greeting)
+        self.queued += len(greeting)
+        self.receive(
+            Notice(
+                "this server is for its accounts only: log in with /login NAME "
+                f"PASSWORD within {plural(math.ceil(deadline), 'second')}"
+            )
+        )
+        if deadline > 0:
+            self._loginDeadline = self.policy.clock.callLater(
+                deadline, self._loginTimedOut
+            )
+        if not self._connectionFull:
+            self.resumeOutput()
+
+    def _loginTimedOut(self) -> None:
+        self._loginDeadline = None
+        if self.state is SessionState.LOGIN:
+            self.flushQueue()
+            self.stop()
+            self.connection.refuse(
+                "you did not log in in time; goodbye", "login_timeout"
+            )
+
+    def _arrived(self, arrival: tuple[str, ChatRoom], greeted: bool = False) -> None:
         name, room = arrival
         if self.closing:
             # The client left while the service considered it.
@@ -300,10 +369,14 @@ class ChatSession:
         welcome = Welcome(
             name, self.connection.peer, room.name, room.population() - 1, room.topic
         )
-        greeting = self.banner.encodedFor(self.wire) + welcome.encodedFor(self.wire)
+        greeting = welcome.encodedFor(self.wire)
+        if not greeted:
+            greeting = self.banner.encodedFor(self.wire) + greeting
         self.queue.insert(0, greeting)
         self.queued += len(greeting)
         room.tellHistory(self)
+        if self.account is not None:
+            self.receive(Notice(self._loggedInText(self.account)))
         if not self._connectionFull:
             self.resumeOutput()
 
@@ -386,6 +459,9 @@ class ChatSession:
         present = self.state is SessionState.PRESENT
         self.state = SessionState.GONE
         self.input.close()
+        timer, self._loginDeadline = self._loginDeadline, None
+        if timer is not None and timer.active():
+            timer.cancel()
         sleeping, self._sleeping = self._sleeping, None
         if sleeping is not None and not sleeping.called:
             sleeping.cancel()
@@ -503,6 +579,8 @@ class ChatSession:
         Handle C{lines} in order; return what to wait for before the rest of
         them (which then come next), if anything.
         """
+        if self.state is SessionState.LOGIN:
+            return self._runBeforeLogin(lines)
         messages: list[bytes] = []
         for index, line in enumerate(lines):
             line = line.rstrip(_LINE_END_NOISE)
@@ -530,6 +608,36 @@ class ChatSession:
                     return self._after(wait, lines[index + 1 :], safe)
         if messages:
             return self._sayLines(messages, safe)
+        return None
+
+    def _runBeforeLogin(self, lines: list[bytes]) -> Deferred[None] | None:
+        """
+        Handle C{lines} of a member that must log in first: C{/login},
+        C{/quit} and C{/help} run; anything else is answered with how to log
+        in (and said to nobody).
+        """
+        for index, line in enumerate(lines):
+            line = line.rstrip(_LINE_END_NOISE).lstrip(b" \t")
+            if not line:
+                continue
+            verb = line.partition(b" ")[0]
+            if verb in _BEFORE_LOGIN:
+                step = self.command(line)
+                if self.closing:
+                    return None
+                wait = step if step is not None and pending(step) else None
+                if wait is None and self._charged(line):
+                    wait = self._commandSpent()
+                if wait is not None:
+                    rest = lines[index + 1 :]
+                    if rest:
+                        self.input.next(partial(self._run, rest, False))
+                    return wait
+                if self.state is not SessionState.LOGIN:
+                    rest = lines[index + 1 :]
+                    return self._run(rest, False) if rest else None
+                continue
+            self.receive(Error("log in first: /login NAME PASSWORD", ErrorKind.USAGE))
         return None
 
     def _after(
@@ -607,13 +715,35 @@ class ChatSession:
         """
         Say C{lines} (safe UTF-8) in C{room}, one of the member's; return
         how long its input must wait for what that cost, if at all (see
-        L{ChatPolicy.floodLimit}, counted per room).
+        L{ChatPolicy.floodLimit}, counted per room). With accounts, a line
+        that looks like a login typed wrong is said to nobody.
         """
+        if self.service.logins is not None:
+            lines = self._withoutLogins(lines)
+            if not lines:
+                return None
         room.say(self, lines)
         recipients = room.population() - 1
         self.policy.stats.deliveries += len(lines) * recipients
         size = sum(map(len, lines)) + len(lines) * (len(self.name) + 5)
         return self._spendOutput(room.key, size * max(recipients, 0))
+
+    def _withoutLogins(self, lines: Sequence[bytes]) -> Sequence[bytes]:
+        """
+        C{lines} without those that look like a login (see
+        L{looksLikeLogin}); if there were any, tell the member.
+        """
+        kept = [line for line in lines if not looksLikeLogin(line)]
+        if len(kept) < len(lines):
+            self.receive(
+                Error(
+                    "that looks like a login, and may hold a password: it was not "
+                    "sent to anyone (log in with /login NAME PASSWORD, at the start "
+                    "of the line)",
+                    ErrorKind.LOGIN,
+                )
+            )
+        return kept
 
     def _spendOutput(self, key: str, size: int) -> Deferred[None] | None:
         """
@@ -868,6 +998,8 @@ class ChatSession:
                 )
             return None
         line = text.encode("utf-8")
+        if self.service.logins is not None and not self._withoutLogins([line]):
+            return None
         lines = [NOTICE + line if notice else ACTION + line if action else line]
         telling = self.service.tell(self, self.name, recipient, lines)
 
@@ -938,6 +1070,10 @@ class ChatSession:
         if text is None:
             self.receive(TopicChanged(room.name, room.topic, changed=False))
             return None
+        if self.service.logins is not None and not self._withoutLogins(
+            [text.encode("utf-8")]
+        ):
+            return None
         if len(text) > TOPIC_LENGTH:
             self.receive(
                 Error(
@@ -982,6 +1118,159 @@ class ChatSession:
             )
 
         return listing.addCallbacks(listed, notListed)
+
+    # Logging in
+
+    def authenticate(self, name: str, password: str) -> Deferred[Account]:
+        """
+        Check C{password} for the account C{name}, from this member's
+        connection (under the rules of logging in: its address's waits,
+        TLS when required); nothing else changes.
+
+        @return: a L{Deferred} firing with the account, or failing with
+            L{LoginRefused} (saying why, to the member).
+        """
+        logins = self.service.logins
+        if logins is None:
+            return fail(LoginRefused("there are no accounts on this server", "none"))
+        connection = self.connection
+        return logins.login(
+            name, password, connection.peerHost, connection.secure, connection.peer
+        )
+
+    def logIn(self, name: str, password: str) -> Deferred[None] | None:
+        """
+        Log in to the account C{name} with C{password} (C{/login}): the
+        member takes the account's name, which only those logged in to it
+        may have. Its input waits until the password is checked.
+        """
+        if self.account is not None:
+            self.receive(
+                Error(
+                    f"you are logged in as {self.account.name} already; /logout first",
+                    ErrorKind.LOGIN,
+                )
+            )
+            return None
+        if not name or not password:
+            self.receive(Error("log in how? /login NAME PASSWORD", ErrorKind.USAGE))
+            return None
+        checking = self.authenticate(name, password)
+        return checking.addCallbacks(self.loggedIn, self._notLoggedIn)
+
+    def _notLoggedIn(self, failure: Failure) -> None:
+        if failure.check(LoginRefused):
+            self.receive(Error(str(failure.value), ErrorKind.LOGIN))
+            return
+        self.log.failure("Could not log {name} in", failure, name=self.name)
+        self.receive(
+            Error("you could not be logged in; try again later", ErrorKind.UNAVAILABLE)
+        )
+
+    def loggedIn(self, account: Account) -> Deferred[None] | None:
+        """
+        The member logged in to C{account}: it is its account from now on.
+        A member that had to log in arrives now, under the account's name; a
+        member in the chat takes the account's name (a guest of this process
+        who has it is renamed; see L{ChatService.toGuest}); one not yet
+        named (IRC, before it registers) registers with it.
+        """
+        if self.closing:
+            return None
+        self.account = account
+        if self.state is SessionState.LOGIN:
+            timer, self._loginDeadline = self._loginDeadline, None
+            if timer is not None and timer.active():
+                timer.cancel()
+            self._arrive()
+            return None
+        if self.state is not SessionState.PRESENT:
+            return None
+        self.receive(Notice(self._loggedInText(account)))
+        if nameKey(self.name) == nameKey(account.name):
+            return None
+        return self._takeAccountName(account)
+
+    def _loggedInText(self, account: Account) -> str:
+        roles = f" ({', '.join(sorted(account.roles))})" if account.roles else ""
+        return f"you are logged in as {account.name}{roles}"
+
+    def _takeAccountName(self, account: Account) -> Deferred[None]:
+        """
+        Take the name of C{account}, from a guest of this process if one
+        has it.
+        """
+        service = self.service
+        holder = service.people.find(account.name)
+        holderName = service.people.holderOf(account.name)
+        if (
+            holder is not None
+            and holder is not self
+            and holderName is not None
+            and service.reserved(holder, holderName) is not None
+        ):
+            freeing: Deferred[Any] = service.toGuest(
+                holder,
+                holderName,
+                f"the name {holderName} belongs to an account, which logged in",
+            )
+        else:
+            freeing = Deferred()
+            freeing.callback(None)
+
+        def rename(ignored: object) -> Deferred[None]:
+            oldName = self.name
+            renaming = service.rename(self, oldName, account.name)
+            return renaming.addCallbacks(
+                self._renamed,
+                self._notTakenName,
+                callbackArgs=(oldName, account.name),
+                errbackArgs=(account,),
+            )
+
+        return freeing.addCallback(rename)
+
+    def _notTakenName(self, failure: Failure, account: Account) -> None:
+        if self.closing:
+            return
+        if failure.check(NameRejected):
+            self.receive(
+                Notice(
+                    f"the name {account.name} is in use (by another of your "
+                    f"connections?); you keep the name {self.name}"
+                )
+            )
+            return
+        self.log.failure("Could not rename {name}", failure, name=self.name)
+
+    def logOut(self) -> Deferred[None] | None:
+        """
+        Leave the member's account (C{/logout}): it is a guest again, and
+        leaves the account's name for a default one. Where everyone must be
+        logged in, it leaves the chat.
+        """
+        account = self.account
+        if account is None:
+            self.receive(Error("you are not logged in", ErrorKind.LOGIN))
+            return None
+        self.account = None
+        logins = self.service.logins
+        if logins is not None and logins.rules.requireLogin:
+            self.quit(f"you logged out of {account.name}; goodbye")
+            return None
+        self.receive(Notice(f"you logged out of {account.name}"))
+        if self.state is not SessionState.PRESENT or nameKey(self.name) != nameKey(
+            account.name
+        ):
+            return None
+        leaving = self.service.toGuest(
+            self, self.name, f"the name {self.name} is the account's"
+        )
+
+        def notLeft(failure: Failure) -> None:
+            self.log.failure("Could not rename {name}", failure, name=self.name)
+
+        return leaving.addCallbacks(lambda guest: None, notLeft)
 
     def renamed(self, newName: str) -> None:
         """
@@ -1066,7 +1355,7 @@ class ChatSession:
         member has been greeted).
         """
         self._connectionFull = False
-        if self.state is SessionState.PRESENT:
+        if self.state is SessionState.PRESENT or self.state is SessionState.LOGIN:
             self.outputPaused = False
             self.flushQueue()
         for room in self.rooms:

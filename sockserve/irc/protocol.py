@@ -61,7 +61,7 @@ from sockserve.protocol import LineServerProtocol, ServerContext
 REGISTRATION_TIMEOUT = 60.0
 # Verbs allowed before registration.
 _BEFORE_REGISTRATION = frozenset(
-    {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}
+    {"CAP", "NICK", "USER", "PASS", "AUTHENTICATE", "PING", "PONG", "QUIT"}
 )
 
 

@@ -8,10 +8,20 @@ Registration waits for C{CAP END} once C{CAP} began (WeeChat sends C{NICK}
 and C{USER} while it negotiates), answers C{451} to anything else before it
 (irssi sends an empty C{JOIN} to learn whether the server knows C{CAP}), and
 lets a client try another nickname after C{433}.
+
+With accounts (C{--accounts}) a client logs in as IRC clients do: SASL
+C{PLAIN} (IRCv3's C{sasl} capability, offered only then; C{AUTHENTICATE};
+C{900}, C{903} to C{908}), or C{PASS} (L{Registration._passwordLogin}: Ergo's
+convention, C{PASS account:password}, or the password alone with the
+nickname as the account). Registration waits for a login under way before
+C{001}, through the client's input queue; a nickname that belongs to an
+account the client is not logged in to is C{433}.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,7 +32,13 @@ from twisted.python.failure import Failure
 from sockserve._text import safeText
 from sockserve._version import __version__
 from sockserve.chat.events import OWN_NAME
-from sockserve.chat.names import MAX_NAME_LENGTH, NameRejected, checkName
+from sockserve.chat.login import LoginRefused
+from sockserve.chat.names import (
+    MAX_NAME_LENGTH,
+    NameRejected,
+    NameReserved,
+    checkName,
+)
 from sockserve.chat.service import ServiceClosed
 from sockserve.chat.session import SessionState
 from sockserve.irc.grammar import IRCMessage, formatLine
@@ -42,6 +58,19 @@ CAPABILITIES = (
     "multi-prefix",
     "server-time",
 )
+# Offered with accounts: SASL, with the one mechanism there is.
+SASL = "sasl"
+MECHANISMS = "PLAIN"
+# SASL's messages come in base64 pieces of at most this many bytes (one of
+# exactly this many says more follow).
+SASL_CHUNK = 400
+# The most base64 one SASL message may take, all pieces together (a name
+# and a password of 200 characters each, with room to spare).
+SASL_MESSAGE = 3 * SASL_CHUNK
+
+
+if TYPE_CHECKING:
+    from sockserve.accounts.store import Account
 
 
 class Registration:
@@ -53,9 +82,14 @@ class Registration:
     @ivar nick: the nickname it asked for, until registered.
     @ivar user: what C{USER} gave: the user name and the real name.
     @ivar password: what C{PASS} gave, if anything: the server's password
-        (C{--irc-password-file}) if it has one.
+        (C{--irc-password-file}) if it has one; else, with accounts, a
+        login (see L{_passwordLogin}).
     @ivar negotiating: whether capability negotiation holds registration.
     @ivar registering: whether the service is considering its nickname.
+    @ivar sasl: the base64 received so far of a SASL exchange under way
+        (after C{AUTHENTICATE PLAIN}), or C{None}.
+    @ivar capVersion: the version of C{CAP LS} the client asked for (302:
+        capabilities with values).
     """
 
     def __init__(self, irc: IRCProtocol) -> None:
@@ -64,8 +98,35 @@ class Registration:
         self.nick: str | None = None
         self.user: tuple[str, str] | None = None
         self.password: str | None = None
+        self.serverPasswordChecked = False
         self.negotiating = False
         self.registering = False
+        self.sasl: bytes | None = None
+        self.capVersion = 0
+
+    @property
+    def accounts(self) -> bool:
+        """
+        Whether the server has accounts (and so offers SASL).
+        """
+        return self.irc.session.service.logins is not None
+
+    def offered(self) -> tuple[str, ...]:
+        """
+        The capabilities offered: SASL too with accounts.
+        """
+        return (*CAPABILITIES, SASL) if self.accounts else CAPABILITIES
+
+    def _listed(self) -> str:
+        """
+        The capabilities as C{CAP LS} lists them (C{sasl=PLAIN} to a client
+        of version 302).
+        """
+        names = [
+            f"{SASL}={MECHANISMS}" if name == SASL and self.capVersion >= 302 else name
+            for name in self.offered()
+        ]
+        return " ".join(names)
 
     def irc_CAP(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
         """
@@ -80,10 +141,11 @@ class Registration:
         if command == "LS":
             if not registered:
                 self.negotiating = True
+            version = message.params[1] if len(message.params) > 1 else ""
+            if version.isdigit():
+                self.capVersion = max(self.capVersion, int(version))
             self.irc.write(
-                formatLine(
-                    self.irc.settings.server, "CAP", me, "LS", " ".join(CAPABILITIES)
-                )
+                formatLine(self.irc.settings.server, "CAP", me, "LS", self._listed())
             )
         elif command == "LIST":
             self.irc.write(
@@ -101,6 +163,11 @@ class Registration:
             wanted = message.params[1] if len(message.params) > 1 else ""
             self._request(wanted, me)
         elif command == "END":
+            if self.sasl is not None:
+                self.sasl = None
+                self.irc.write(
+                    self.irc.numeric("906", text="SASL authentication aborted")
+                )
             if self.negotiating:
                 self.negotiating = False
                 return self._register()
@@ -112,7 +179,7 @@ class Registration:
         names = wanted.split()
         adding = {name for name in names if not name.startswith("-")}
         removing = {name[1:] for name in names if name.startswith("-")}
-        if not names or not (adding | removing) <= set(CAPABILITIES):
+        if not names or not (adding | removing) <= set(self.offered()):
             self.irc.write(
                 formatLine(self.irc.settings.server, "CAP", me, "NAK", wanted)
             )
@@ -124,8 +191,8 @@ class Registration:
     def irc_PASS(self, message: IRCMessage, bulk: bool) -> None:
         """
         The connection password (C{--irc-password-file}), checked once the
-        client registers (accounts, with their own logins, come later);
-        once registered, C{462}.
+        client registers; without one, with accounts, a login (see
+        L{_passwordLogin}); once registered, C{462}.
         """
         if self.irc.session.state is SessionState.PRESENT:
             self.irc.write(self.irc.numeric("462", text="You may not reregister"))
@@ -171,10 +238,154 @@ class Registration:
         self.nick = wanted
         return self._register()
 
+    # Logging in: SASL PLAIN, and PASS
+
+    def irc_AUTHENTICATE(self, message: IRCMessage, bulk: bool) -> Deferred[Any] | None:
+        """
+        SASL (IRCv3): C{AUTHENTICATE PLAIN}, answered C{AUTHENTICATE +};
+        then the base64 of C{authzid NUL authcid NUL password} in pieces of
+        at most 400 bytes (C{+} for an empty last one); C{*} aborts. The
+        client's input waits while the password is checked.
+        """
+        if not self.accounts:
+            self.irc.write(
+                self.irc.numeric("421", "AUTHENTICATE", text="Unknown command")
+            )
+            return None
+        if not message.params or not message.params[0]:
+            self.irc.write(
+                self.irc.numeric("461", "AUTHENTICATE", text="Not enough parameters")
+            )
+            return None
+        argument = message.params[0]
+        if self.irc.session.account is not None:
+            self.sasl = None
+            self.irc.write(
+                self.irc.numeric(
+                    "907", text="You have already authenticated using SASL"
+                )
+            )
+            return None
+        if self.sasl is None:
+            if argument.upper() != MECHANISMS:
+                self.irc.write(
+                    self.irc.numeric(
+                        "908", MECHANISMS, text="are available SASL mechanisms"
+                    )
+                    + self.irc.numeric("904", text="SASL authentication failed")
+                )
+                return None
+            self.sasl = b""
+            self.irc.write(formatLine(None, "AUTHENTICATE", "+"))
+            return None
+        if argument == "*":
+            self.sasl = None
+            self.irc.write(self.irc.numeric("906", text="SASL authentication aborted"))
+            return None
+        piece = argument.encode("ascii", "replace")
+        if len(piece) > SASL_CHUNK or len(self.sasl) + len(piece) > SASL_MESSAGE:
+            self.sasl = None
+            self.irc.write(self.irc.numeric("905", text="SASL message too long"))
+            return None
+        if piece != b"+":
+            self.sasl += piece
+        if len(piece) == SASL_CHUNK:
+            return None
+        encoded, self.sasl = self.sasl, None
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+            authorize, name, password = decoded.decode("utf-8").split("\0")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            self.irc.write(self.irc.numeric("904", text="SASL authentication failed"))
+            return None
+        if authorize and authorize != name:
+            # Nobody logs in as someone else.
+            self.irc.write(self.irc.numeric("904", text="SASL authentication failed"))
+            return None
+        checking = self.irc.session.authenticate(name, password)
+        return checking.addCallbacks(self._saslSucceeded, self._saslFailed)
+
+    def _saslSucceeded(self, account: Account) -> Deferred[Any] | None:
+        if self.irc.closing:
+            return None
+        self._tellLoggedIn(account)
+        self.irc.write(self.irc.numeric("903", text="SASL authentication successful"))
+        return self.irc.session.loggedIn(account)
+
+    def _saslFailed(self, failure: Failure) -> None:
+        if self.irc.closing:
+            return
+        refused = failure.value
+        if isinstance(refused, LoginRefused):
+            if refused.result != "failed":
+                self.irc.write(self.irc.notice(str(refused)))
+        else:
+            self.irc.log.failure("Could not check a login", failure)
+        self.irc.write(self.irc.numeric("904", text="SASL authentication failed"))
+
+    def _tellLoggedIn(self, account: Account) -> None:
+        """
+        C{900}: the client is logged in to C{account}.
+        """
+        nick = self.irc.session.name or self.nick or "*"
+        user = self.user[0] if self.user is not None else nick
+        self.irc.write(
+            self.irc.numeric(
+                "900",
+                f"{nick}!{user}@{self.irc.settings.server}",
+                account.name,
+                text=f"You are now logged in as {account.name}",
+            )
+        )
+
+    def _passwordLogin(self) -> Deferred[Any] | None:
+        """
+        Log in with what C{PASS} gave, at registration, if the server has
+        accounts and the client did not log in with SASL: Ergo's
+        convention, C{PASS account:password}, or the password alone with
+        the nickname as the account. A wrong one is C{464} and closes (a
+        client that sends a password expects to be logged in).
+
+        (With a server password, C{--irc-password-file}, C{PASS} is that
+        password instead, and accounts log in with SASL: this is the one
+        place that reads C{PASS} for an account.)
+
+        @return: what registration waits for, or C{None} if there is no
+            login to try.
+        """
+        password, self.password = self.password, None
+        if password is None or not self.accounts or self.irc.session.account:
+            return None
+        account, colon, secret = password.partition(":")
+        if not colon:
+            account, secret = self.nick or "", password
+        checking = self.irc.session.authenticate(account, secret)
+
+        def succeeded(logged: Account) -> Deferred[Any] | None:
+            if self.irc.closing:
+                return None
+            self._tellLoggedIn(logged)
+            self.irc.session.loggedIn(logged)
+            return self._register()
+
+        def failed(failure: Failure) -> None:
+            if self.irc.closing:
+                return
+            reason = "wrong name or password"
+            if failure.check(LoginRefused):
+                reason = str(failure.value)
+            else:
+                self.irc.log.failure("Could not check a login", failure)
+            self.irc.write(self.irc.numeric("464", text="Password incorrect"))
+            self.irc.refuse(f"Closing link: {reason}", "login_failed")
+
+        return checking.addCallbacks(succeeded, failed)
+
     def _register(self) -> Deferred[Any] | None:
         """
         Register, once the client gave a nickname and C{USER} and ended
-        capability negotiation if it began one.
+        capability negotiation if it began one (logging in first with what
+        C{PASS} gave, if anything).
         """
         if (
             self.nick is None
@@ -184,7 +395,27 @@ class Registration:
             or self.irc.session.state is SessionState.PRESENT
         ):
             return None
-        if not self._passwordGiven():
+        if not self.serverPasswordChecked:
+            if not self._passwordGiven():
+                return None
+            self.serverPasswordChecked = True
+            if self.irc.settings.password is not None:
+                # PASS was the server's password: accounts log in with SASL.
+                self.password = None
+        logging = self._passwordLogin()
+        if logging is not None:
+            return logging
+        logins = self.irc.session.service.logins
+        if (
+            logins is not None
+            and logins.rules.requireLogin
+            and self.irc.session.account is None
+        ):
+            self.irc.refuse(
+                "Closing link: this server is for its accounts only: log in with "
+                "SASL PLAIN (or PASS account:password)",
+                "login_required",
+            )
             return None
         self.registering = True
         wanted = self.nick
@@ -196,6 +427,17 @@ class Registration:
         def refused(failure: Failure) -> None:
             self.registering = False
             rejected = failure.value
+            if isinstance(rejected, NameReserved):
+                self.irc.write(
+                    self.irc.numeric(
+                        "433",
+                        wanted,
+                        text=f"Nickname is reserved by the account {rejected.account}: "
+                        "log in with SASL or PASS account:password",
+                    )
+                )
+                self.nick = None
+                return
             if isinstance(rejected, NameRejected):
                 code = "433" if rejected.taken else "432"
                 self.irc.write(self.irc.numeric(code, wanted, text=str(rejected)))

@@ -22,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ISSLTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -214,6 +219,14 @@ class WebSocketChatProtocol(Protocol):
         The client's host, or C{None} for a UNIX socket.
         """
         return hostOf(self.transport.getPeer())
+
+    @property
+    def secure(self) -> bool:
+        """
+        Whether nobody can read what the client sends on the way: over TLS
+        (wss), or a UNIX socket.
+        """
+        return ISSLTransport.providedBy(self.transport) or self.peerHost is None
 
     @property
     def send(self) -> Any:
