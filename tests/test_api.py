@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import sockserve
+import sockserve.accounts
 import sockserve.bus
 import sockserve.chat
 import sockserve.irc
@@ -61,6 +62,13 @@ PUBLIC = {
 
 # The modules a user may import; everything else starts with an underscore.
 PUBLIC_MODULES = {
+    "sockserve.accounts",
+    "sockserve.accounts.cred",
+    "sockserve.accounts.limits",
+    "sockserve.accounts.logins",
+    "sockserve.accounts.passwd",
+    "sockserve.accounts.store",
+    "sockserve.chat.login",
     "sockserve.bus",
     "sockserve.bus.address",
     "sockserve.bus.codec",
@@ -134,6 +142,7 @@ def test_internal_modules_are_private() -> None:
     found = set()
     for package in (
         sockserve,
+        sockserve.accounts,
         sockserve.bus,
         sockserve.chat,
         sockserve.irc,
