@@ -575,6 +575,33 @@ def test_invalid_option(processes: Processes, options: list[str], option: str) -
     assert option in errorLine, output
 
 
+@pytest.mark.parametrize("program", ["twistd", "twist"])
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--mode", "nope"], "--mode must be one of chat, echo, oneshot, not 'nope'"),
+        (["--nope"], "option --nope not recognized"),
+    ],
+)
+def test_option_error_is_short_and_on_stderr(
+    processes: Processes, program: str, options: list[str], error: str
+) -> None:
+    """
+    A bad option is said on stderr in three lines (the usage, where to read
+    more, and the error naming the option), not after the whole help on
+    stdout; the exit status is 2, a usage error's.
+    """
+    result = processes.run([installedProgram(program), "sockserve", *options])
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.stdout == b"", result
+    assert stderr.splitlines() == [
+        f"Usage: {program} [{program} options] sockserve [options]",
+        f"Try '{program} sockserve --help' for more.",
+        f"{program} sockserve: {error}",
+    ], stderr
+    assert result.returncode == 2, result
+
+
 # Daemon
 
 
