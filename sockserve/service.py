@@ -32,6 +32,7 @@ from sockserve._addresses import describeAddress
 from sockserve._connections import ConnectionRegistry
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._signals import installSignalHandlers, restoreSignalHandlers
+from sockserve.logs import describeLogging
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class LineServerService(Service):
     @ivar served: the same, each with the listener it serves.
     @ivar companions: services that start once the server listens and stop
         with it (the bus of a room shared with other processes).
+    @ivar onStarted: called once the service has started (to tell the
+        terminal that started a daemon; see L{DaemonReport}).
     """
 
     log = Logger()
@@ -103,8 +106,10 @@ class LineServerService(Service):
         onListenFailure: Callable[[str], None],
         handleSignals: bool = False,
         companions: Sequence[IService] = (),
+        onStarted: Callable[[], None] | None = None,
     ) -> None:
         self.listeners = list(listeners)
+        self.onStarted = onStarted
         self.companions = list(companions)
         self.registries = list(
             {
@@ -138,6 +143,8 @@ class LineServerService(Service):
         self.listen()
         for companion in self.companions:
             companion.startService()
+        if self.onStarted is not None:
+            self.onStarted()
 
     def listen(self) -> None:
         """
@@ -274,3 +281,49 @@ class StartupAbort:
             stderr.write(message + "\n")
             stderr.flush()
         raise SystemExit(1)
+
+
+class DaemonReport:
+    """
+    Tell the terminal that started a daemon, once it has started, its pid
+    and where it logs: C{twistd} itself says nothing on success.
+
+    The launching process's standard output is kept open (a copy, taken
+    before C{twistd} detaches) until then: C{twistd}'s launching process
+    exits only after the daemon has started, so the line comes before the
+    shell's prompt.
+
+    @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    """
+
+    def __init__(self, twistdConfig: Any = None) -> None:
+        self._fd: int | None = None
+        self._where = ""
+        if twistdConfig is None or "nodaemon" not in twistdConfig:
+            return
+        if twistdConfig.get("nodaemon"):
+            return
+        self._where = describeLogging(twistdConfig)
+        try:
+            self._fd = os.dup(1)
+        except OSError:
+            self._fd = None
+
+    def __call__(self) -> None:
+        """
+        Say C{sockserve is running in the background: pid N, logging to
+        PATH}, once.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        line = (
+            f"sockserve is running in the background: pid {os.getpid()}, "
+            f"logging to {self._where}\n"
+        )
+        try:
+            os.write(fd, line.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

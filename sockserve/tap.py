@@ -35,8 +35,9 @@ from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
 from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.limits import Limits
+from sockserve.logs import noteTwistdLogging
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
-from sockserve.service import LineServerService, Listener, StartupAbort
+from sockserve.service import DaemonReport, LineServerService, Listener, StartupAbort
 from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
@@ -618,6 +619,7 @@ def makeServerService(
         abort,
         handleSignals=True,
         companions=companions,
+        onStarted=DaemonReport(getattr(options, "parent", None)),
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
@@ -646,6 +648,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     Build the sockserve service from parsed C{options}: the server, and with
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
+    # twistd starts logging after it built the service: a JSON log finds
+    # where to write here.
+    noteTwistdLogging(getattr(options, "parent", None))
     abort = StartupAbort(getattr(options, "parent", None))
     listeners = list(options["listeners"]) + list(options["webListeners"])
     if options.get("metricsListener") is not None:

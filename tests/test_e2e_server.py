@@ -632,6 +632,10 @@ def test_daemon(processes: Processes) -> None:
     )
     assert result.returncode == 0, result
     pid = int(pidfile.read_text())
+    assert result.stdout.decode() == (
+        f"sockserve is running in the background: pid {pid}, logging to {logfile}\n"
+    )
+    assert result.stderr == b""
     [(mode, address)] = listeningAddresses(logfile.read_bytes())
     assert mode == "oneshot"
     host, _, port = address.rpartition(":")
@@ -689,12 +693,14 @@ def test_sighup_reopens_the_daemons_log_file(processes: Processes) -> None:
     """
     A daemon logging to a file reopens it on SIGHUP, as log rotation tools
     expect: they move the file away, send SIGHUP, and the server logs to a
-    new file of the same name; the pidfile stays, the server serves on.
+    new file of the same name, of the same mode as the first (the daemon's
+    umask, 0077, would make it 0600); the pidfile stays, the server serves on.
     """
     result, pidfile, logfile = launchDaemon(
         processes, "--port", "0", "--mode", "oneshot"
     )
     assert result.returncode == 0, result
+    logfile.chmod(0o640)
     pid = int(pidfile.read_text())
     [(_, address)] = listeningAddresses(logfile.read_bytes())
     port = int(address.rpartition(":")[2])
@@ -709,6 +715,7 @@ def test_sighup_reopens_the_daemons_log_file(processes: Processes) -> None:
             break
     assert logfile.exists(), "the log file was not reopened"
     assert b"reopened the log file" in logfile.read_bytes()
+    assert oct(logfile.stat().st_mode & 0o777) == oct(0o640)
     assert pidfile.exists()
     os.kill(pid, signal.SIGTERM)
     assert waitForExit(pid)
