@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from sockserve._addresses import describeAddress
 from sockserve._connections import ConnectionRegistry
+from sockserve._endpoints import describeOSError
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._signals import installSignalHandlers, restoreSignalHandlers
 from sockserve.logs import describeLogging
@@ -61,7 +62,9 @@ def describeListenFailure(label: str, failure: Failure) -> str:
     """
     error = failure.value
     if isinstance(error, CannotListenError) and error.socketError is not None:
-        reason = str(error.socketError)
+        error = error.socketError
+    if isinstance(error, OSError):
+        reason = describeOSError(error)
     else:
         reason = str(error) or type(error).__name__
     return f"Could not listen on {label}: {reason}"
@@ -253,13 +256,42 @@ class StartupAbort:
     through twistd's status pipe, so that the launching process of a daemon
     exits (with the message) only once the pidfile is gone.
 
+    The line goes to stderr, and to the log once C{twistd} logs, but only
+    once to a terminal: under C{twistd -n} logging to standard output, when
+    that is where stderr goes too, the log's line is the one shown.
+
     @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    @ivar logging: whether C{twistd} has begun logging (it begins after it
+        built the service: what is logged before is never shown).
     """
 
     log = Logger()
 
-    def __init__(self, twistdConfig: Any = None) -> None:
+    def __init__(self, twistdConfig: Any = None, logging: bool = False) -> None:
         self.twistdConfig = twistdConfig
+        self.logging = logging
+
+    def whileLogging(self) -> StartupAbort:
+        """
+        Return the same, for failures once C{twistd} logs (when the service
+        starts).
+        """
+        return StartupAbort(self.twistdConfig, logging=True)
+
+    def _loggedToStderr(self) -> bool:
+        """
+        Whether the logged line is shown on stderr already: twistd logs to
+        standard output, and stderr is the same file.
+        """
+        config = self.twistdConfig
+        if not self.logging or config is None or "nodaemon" not in config:
+            return False
+        if not config.get("nodaemon") or describeLogging(config) != "standard output":
+            return False
+        try:
+            return os.path.samestat(os.fstat(1), os.fstat(2))
+        except OSError:
+            return False
 
     def __call__(self, message: str) -> NoReturn:
         """
@@ -277,7 +309,7 @@ class StartupAbort:
                 os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
                 os.close(statusPipe)
         stderr = sys.__stderr__
-        if stderr is not None:
+        if stderr is not None and not self._loggedToStderr():
             stderr.write(message + "\n")
             stderr.flush()
         raise SystemExit(1)

@@ -616,7 +616,7 @@ def makeServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
-        abort,
+        abort.whileLogging(),
         handleSignals=True,
         companions=companions,
         onStarted=DaemonReport(getattr(options, "parent", None)),

@@ -347,6 +347,75 @@ def test_unix_socket_and_tcp_port(processes: Processes) -> None:
     assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
 
 
+def test_unix_socket_is_for_owner_and_group(processes: Processes) -> None:
+    """
+    A UNIX socket is made C{srw-rw----} (owner and group), not open to every
+    local user, unless its description names another C{mode=}.
+    """
+    path = processes.directory / "s.sock"
+    shared = processes.directory / "shared.sock"
+    server = processes.server(
+        "--port",
+        f"unix:{path}",
+        "--port",
+        f"unix:{shared}:mode=666",
+        mode="oneshot",
+        listeners=2,
+    )
+    assert len(server.addresses) == 2, server.addresses
+    assert oct(path.stat().st_mode & 0o777) == oct(0o660)
+    assert oct(shared.stat().st_mode & 0o777) == oct(0o666)
+
+
+@pytest.mark.parametrize("daemon", [False, True])
+@pytest.mark.parametrize("where", ["missing/s.sock", "afile/s.sock"])
+def test_unix_socket_in_no_directory(
+    processes: Processes, daemon: bool, where: str
+) -> None:
+    """
+    A UNIX socket whose directory is missing (or is a file) is a start-up
+    error said once, in one line naming the directory, without a bytes
+    repr, before a daemon detaches.
+    """
+    (processes.directory / "afile").write_text("")
+    path = processes.directory / where
+    command = [installedProgram("twistd"), "--pidfile", ""]
+    if not daemon:
+        command.append("-n")
+    result = processes.run([*command, "sockserve", "--port", f"unix:{path}"])
+    error = "No such file or directory" if "missing" in where else "Not a directory"
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 1, output
+    assert result.stderr.decode() == (
+        f"Could not listen on unix:{path}: [Errno {2 if 'missing' in where else 20}] "
+        f"{error}: '{path.parent}'\n"
+    ), output
+    assert output.count("Could not listen") == 1, output
+
+
+def test_late_start_up_failure_is_said_once_on_a_terminal(
+    processes: Processes,
+) -> None:
+    """
+    A listening failure found once twistd logs (a UNIX socket another
+    server holds) is logged; under C{twistd -n}, whose log and stderr go to
+    the same terminal, it is shown once, not twice.
+    """
+    path = processes.directory / "held.sock"
+    processes.server("--port", f"unix:{path}", mode="oneshot")
+    second = processes.newDirectory("second")
+    process = processes.spawn(
+        [installedProgram("twistd"), "-n", "sockserve", "--port", f"unix:{path}"],
+        cwd=second,
+    )
+    assert process.stdout is not None
+    output = Stream(process.stdout.fileno(), "the second server").readToEnd()
+    assert process.wait(WAIT) == 1
+    text = output.decode()
+    assert text.count(f"Could not listen on unix:{path}") == 1, text
+    assert "Traceback" not in text, text
+
+
 @pytest.mark.skipif(not ipv6LoopbackAvailable(), reason="no IPv6 loopback (::1)")
 def test_tcp6_loopback(processes: Processes) -> None:
     """

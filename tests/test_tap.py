@@ -105,7 +105,7 @@ def test_every_option() -> None:
     assert options["mode"] == "echo"
     assert options["listeners"] == [
         ("tcp:7000:interface=0.0.0.0:backlog=50", "0.0.0.0:7000"),
-        ("unix:/tmp/x.sock:backlog=50", "unix:/tmp/x.sock"),
+        ("unix:/tmp/x.sock:backlog=50:mode=660", "unix:/tmp/x.sock"),
     ]
     assert options.limits() == Limits(
         maxLine=100,
@@ -222,7 +222,8 @@ def test_ipv6_interface() -> None:
             "tcp:5000:interface=0.0.0.0:backlog=10",
         ),
         ("tcp:5000:5:0.0.0.0", "127.0.0.1", None),
-        ("unix:/tmp/s", "127.0.0.1", "unix:/tmp/s:backlog=10"),
+        ("unix:/tmp/s", "127.0.0.1", "unix:/tmp/s:backlog=10:mode=660"),
+        ("unix:/tmp/s:mode=600", "127.0.0.1", "unix:/tmp/s:mode=600:backlog=10"),
     ],
 )
 def test_descriptions_listen_on_the_interface(
@@ -704,3 +705,29 @@ class StartedChat:
 
 def startedChat(options: Options, reactor: MemoryReactorClock) -> StartedChat:
     return StartedChat(options, reactor)
+
+
+def test_os_errors_name_their_path_as_text() -> None:
+    """An error about a link (the UNIX socket's lock file) names the path
+    it concerns as text, not as a bytes repr after the link's target."""
+    from sockserve._endpoints import describeOSError
+
+    error = OSError(2, "No such file or directory", "1234", None, b"/x/s.sock.lock")
+    assert describeOSError(error) == (
+        "[Errno 2] No such file or directory: '/x/s.sock.lock'"
+    )
+    assert describeOSError(OSError("plain")) == "plain"
+
+
+def test_unix_socket_problems(tmp_path: Path) -> None:
+    """A UNIX socket's directory is tried before twistd detaches."""
+    from sockserve._endpoints import bindProblem
+
+    assert bindProblem(f"unix:{tmp_path}/s.sock:backlog=50:mode=660") is None
+    assert list(tmp_path.iterdir()) == []
+    assert bindProblem(f"unix:{tmp_path}/no/s.sock") == (
+        f"[Errno 2] No such file or directory: '{tmp_path}/no'"
+    )
+    assert bindProblem("unix:/" + "x" * 200) == (
+        "the path is longer than a UNIX socket's 107 bytes"
+    )
