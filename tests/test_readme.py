@@ -34,3 +34,18 @@ def test_readme_documents_every_option() -> None:
             names += ["port", "version"]
         for name in names:
             assert f"--{name}" in text or f"-{name}" in text, name
+
+
+def test_foreground_examples_write_no_pidfile() -> None:
+    """Every foreground twistd command in the README says --pidfile (none,
+    with ''): twistd writes twistd.pid in the current directory even with
+    -n, so two examples run from one directory would otherwise collide
+    ("Another twistd server is running")."""
+    import re
+
+    commands = re.findall(
+        r"twistd (?:-n|--nodaemon)\b(.*?)\bsockserve\b", README.read_text()
+    )
+    assert commands
+    missing = [command for command in commands if "--pidfile" not in command]
+    assert missing == []
