@@ -574,7 +574,11 @@ def makeServerService(
         except Exception as error:
             abort(f"Could not listen on {label}: {error or type(error).__name__}")
         if proxied:
-            return ProxyProtocolEndpoint(endpoint, reactor)  # type: ignore[arg-type]
+            return ProxyProtocolEndpoint(
+                endpoint,
+                reactor,  # type: ignore[arg-type]
+                factory.context.registry.logLimit,
+            )
         return endpoint
 
     listeners = []
