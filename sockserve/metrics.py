@@ -18,6 +18,7 @@ space (see L{BoundedSite}).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,6 +32,9 @@ from sockserve._connections import ConnectionRegistry
 from sockserve._loglimit import LogLimiter
 from sockserve._sites import BoundedSite
 from sockserve.stats import ServerStatistics
+
+if TYPE_CHECKING:
+    from sockserve.bus.redis import BusFigures
 
 # Connections the metrics listener holds at once: plenty for Prometheus,
 # which scrapes a server one request at a time. They are among the
@@ -61,6 +65,8 @@ class StatisticsCollector(Collector):
         (called at scrape time), or C{None}.
     @ivar rooms: chat: how many rooms have people on this server, or
         C{None}.
+    @ivar bus: chat with C{--bus}: how the node stands with the bus, or
+        C{None}.
     """
 
     def __init__(
@@ -70,12 +76,14 @@ class StatisticsCollector(Collector):
         registry: ConnectionRegistry,
         members: Callable[[], int] | None = None,
         rooms: Callable[[], int] | None = None,
+        bus: Callable[[], BusFigures] | None = None,
     ) -> None:
         self.mode = mode
         self.stats = stats
         self.registry = registry
         self.members = members
         self.rooms = rooms
+        self.bus = bus
 
     def collect(self) -> Iterator[Metric]:
         """
@@ -129,6 +137,44 @@ class StatisticsCollector(Collector):
             )
             rooms.add_metric(labels, self.rooms())
             yield rooms
+        if self.bus is not None:
+            yield from self._busMetrics(self.bus())
+
+    def _busMetrics(self, figures: BusFigures) -> Iterator[Metric]:
+        """
+        The bus's metrics, from C{figures}.
+        """
+        labels = [self.mode]
+        for name, documentation, value in (
+            (
+                "connected",
+                "1 while this node is in contact with the bus.",
+                figures.connected,
+            ),
+            (
+                "lag_bytes",
+                "Bytes the slowest node has left to read, in the room where it "
+                "is furthest behind.",
+                figures.lag,
+            ),
+            (
+                "outbox_bytes",
+                "Bytes of this node's lines waiting to be published on the bus.",
+                figures.outbox,
+            ),
+        ):
+            gauge = GaugeMetricFamily(
+                f"sockserve_bus_{name}", documentation, labels=["mode"]
+            )
+            gauge.add_metric(labels, float(value))
+            yield gauge
+        reconnects = CounterMetricFamily(
+            "sockserve_bus_reconnects",
+            "Times this node joined the bus again after losing contact.",
+            labels=["mode"],
+        )
+        reconnects.add_metric(labels, figures.reconnects)
+        yield reconnects
 
 
 class MetricsResource(Resource):

@@ -297,6 +297,31 @@ class StartupAbort:
         """
         Report C{message} and exit with status 1.
         """
+        self.report(message)
+        raise SystemExit(1)
+
+    def stopReactor(self, message: str, reactor: Any) -> None:
+        """
+        Report C{message}, stop C{reactor} (the services stop as at any
+        shutdown), and then exit with status 1: for a failure found once
+        the reactor runs, in a callback, where C{SystemExit} would be
+        caught.
+        """
+        self.report(message)
+
+        def exitFailed() -> None:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(1)
+
+        reactor.addSystemEventTrigger("after", "shutdown", exitFailed)
+        reactor.stop()
+
+    def report(self, message: str) -> None:
+        """
+        Log C{message}, remove the pidfile, tell twistd's launching
+        process, and say it on stderr (see the class's description).
+        """
         self.log.error("{message}", message=message)
         config = self.twistdConfig
         if config is not None:
@@ -312,7 +337,6 @@ class StartupAbort:
         if stderr is not None and not self._loggedToStderr():
             stderr.write(message + "\n")
             stderr.flush()
-        raise SystemExit(1)
 
 
 class DaemonReport:
@@ -359,3 +383,52 @@ class DaemonReport:
             pass
         finally:
             os.close(fd)
+
+
+class BusStartup:
+    """
+    Start-up with a bus: the server has started only once the bus's first
+    attempt to join is over, so that a password Redis refuses ends it, in
+    one line and with exit status 1, rather than have it retry for ever.
+
+    For a daemon, C{twistd}'s launching process is held (its status pipe
+    taken from C{twistd}) until then, and so learns of the failure; the
+    attempt is bounded in time (L{sockserve.bus.redis}). A bus that cannot
+    be reached for other reasons lets the server start, and is retried.
+    """
+
+    def __init__(
+        self,
+        started: Deferred[str | None],
+        abort: StartupAbort,
+        report: Callable[[], None],
+        reactor: Any,
+    ) -> None:
+        self.started = started
+        self.abort = abort
+        self.report = report
+        self.reactor = reactor
+
+    def __call__(self) -> None:
+        """
+        Wait for the bus's first attempt, holding twistd's status pipe.
+        """
+        config = self.abort.twistdConfig
+        statusPipe = None
+        if config is not None and config.get("statusPipe") is not None:
+            statusPipe, config["statusPipe"] = config["statusPipe"], None
+
+        def settled(refusal: str | None) -> None:
+            if refusal is not None:
+                if config is not None:
+                    config["statusPipe"] = statusPipe
+                self.abort.stopReactor(
+                    f"Could not join the bus: {refusal}", self.reactor
+                )
+                return
+            self.report()
+            if statusPipe is not None:
+                os.write(statusPipe, b"0")
+                os.close(statusPipe)
+
+        self.started.addCallback(settled)

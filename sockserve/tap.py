@@ -37,7 +37,13 @@ from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.limits import Limits
 from sockserve.logs import noteTwistdLogging
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
-from sockserve.service import DaemonReport, LineServerService, Listener, StartupAbort
+from sockserve.service import (
+    BusStartup,
+    DaemonReport,
+    LineServerService,
+    Listener,
+    StartupAbort,
+)
 from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
@@ -616,6 +622,9 @@ def makeServerService(
                     factory.context.registry,
                 )
             )
+    report: Callable[[], None] = DaemonReport(getattr(options, "parent", None))
+    if bus is not None:
+        report = BusStartup(bus.started, abort.whileLogging(), report, reactor)
     service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
@@ -623,7 +632,7 @@ def makeServerService(
         abort.whileLogging(),
         handleSignals=True,
         companions=companions,
-        onStarted=DaemonReport(getattr(options, "parent", None)),
+        onStarted=report,
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
@@ -633,6 +642,7 @@ def makeServerService(
             factory.context.registry,
             None if chat is None else lambda: chat.people.population,
             None if chat is None else lambda: len(chat.localRooms()),
+            None if bus is None else bus.figures,
         )
         metrics = metricsSite(
             collector,

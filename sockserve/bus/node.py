@@ -305,6 +305,15 @@ class BusNode:
         """
         self.inbound.busEntries(stream, entries)
 
+    def backlog(self) -> tuple[int, int]:
+        """
+        How many bytes the slowest node has left to read in the room where
+        it is furthest behind, and how many bytes of this node's lines wait
+        in its outbox.
+        """
+        lag = max((link.lag for link in self.links.values()), default=0)
+        return lag, self.outbox.bytes
+
     def busProgress(self, room: str, lag: int) -> None:
         """
         The slowest node has C{lag} bytes of C{room}'s stream left to read.
