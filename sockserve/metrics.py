@@ -129,6 +129,22 @@ class StatisticsCollector(Collector):
             )
             members.add_metric(labels, self.members())
             yield members
+            held = GaugeMetricFamily(
+                "sockserve_chat_input_held",
+                "Chat clients whose input waits now for a rate limit (commands "
+                "a second, or --flood-limit).",
+                labels=["mode"],
+            )
+            held.add_metric(labels, stats.held)
+            yield held
+            holds = CounterMetricFamily(
+                "sockserve_chat_input_holds",
+                "Times a chat client's input was held for a rate limit, by limit.",
+                labels=["mode", "limit"],
+            )
+            for limit in sorted({"commands", "flood", *stats.holds}):
+                holds.add_metric([self.mode, limit], stats.holds[limit])
+            yield holds
         if self.rooms is not None:
             rooms = GaugeMetricFamily(
                 "sockserve_chat_rooms",
