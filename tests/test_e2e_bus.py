@@ -60,6 +60,12 @@ def proxies() -> Iterator[list[CuttableProxy]]:
         proxy.close()
 
 
+# How long a node may take to find the bus gone (its 3 s stall timeout),
+# or to join it again (a backoff of up to 4 s, then the join's own steps),
+# on a machine busy with other tests.
+BUS_WAIT = 30.0
+
+
 def node(processes: Processes, bus: str, *options: str, joined: bool = True) -> Server:
     """
     Start a chat node on C{bus}; wait until it joined the bus, unless told
@@ -264,19 +270,24 @@ def test_redis_paused_then_resumed(processes: Processes, redis: RedisServer) -> 
         send(a1, ["during the pause"])
         assert received(a2, [a1]) == {a1.name: ["during the pause", DONE]}
         for member in (a1, a2, b1):
-            member.lineUntil(lambda line: line.startswith("* lost contact"))
+            member.lineUntil(lambda line: line.startswith("* lost contact"), BUS_WAIT)
     finally:
         redis.resume()
     for member in (a1, a2, b1):
-        member.lineUntil(lambda line: line.startswith("* back in contact"))
+        member.lineUntil(lambda line: line.startswith("* back in contact"), BUS_WAIT)
     assert received(b1, [a1]) == {a1.name: ["during the pause", DONE]}
     sent = {m.name: [f"{m.name} after {n}" for n in range(10)] for m in (a1, a2, b1)}
     for member in (a1, a2, b1):
         send(member, sent[member.name])
     assertEveryLineOnce([a1, a2, b1], sent)
-    log = nodes[0].output.text()
-    assert log.count("Lost contact with the bus") == 1
-    assert log.count("Back in contact with the bus") == 1
+    # One pause, one loss and one return; on a machine so busy that Redis
+    # (or the node) stalls past the bus's 3 s stall timeout, the node
+    # rightly counts another loss, and returns from it the same way.
+    for server in nodes:
+        log = server.output.text()
+        lost = log.count("Lost contact with the bus")
+        assert lost >= 1, log
+        assert log.count("Back in contact with the bus") == lost, log
 
 
 def test_redis_restarted_empty(
