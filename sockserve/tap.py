@@ -106,10 +106,76 @@ def _seconds(option: str) -> Callable[[str], float]:
     return coerce
 
 
+# The groups of --help, in order: each a title, its options in the order
+# shown, and a prefix that claims the options named so. Each option is
+# defined where it is (optParameters, optFlags, an opt_ method); an option in
+# no group is shown under "Other", which a test forbids.
+HELP_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "Listening",
+        ("port", "mode", "interface", "backlog", "workers", "max-connections"),
+        "",
+    ),
+    (
+        "Chat",
+        (
+            "banner",
+            "room",
+            "rooms",
+            "max-rooms",
+            "max-clients",
+            "history",
+            "presence-limit",
+        ),
+        "",
+    ),
+    (
+        "Limits",
+        (
+            "max-line",
+            "max-pending",
+            "flood-limit",
+            "idle-timeout",
+            "request-timeout",
+            "max-per-ip",
+            "shutdown-grace",
+        ),
+        "",
+    ),
+    (
+        "Bus",
+        (
+            "bus",
+            "bus-password-file",
+            "bus-backlog",
+            "bus-node-timeout",
+            "bus-retention",
+        ),
+        "bus",
+    ),
+    ("Web", ("web", "web-origin", "web-host", "web-ping"), "web"),
+    ("IRC", (), "irc"),
+    ("Operations", ("metrics", "quiet", "version", "help"), ""),
+)
+
+
 class Options(CommandOptions):
     """
     Command-line options of C{twistd sockserve}.
     """
+
+    helpGroups = HELP_GROUPS
+    shownDefaults = {
+        "port": DEFAULT_PORT,
+        "banner": "a welcome naming sockserve and /help",
+        "metrics": "none",
+        "bus": "none: the chat is this process's own",
+        "rooms": "any a member names with /join, up to --max-rooms",
+        "max-connections": "0",
+        "web": "none",
+        "web-host": "any name, but a loopback listener refuses pages of names "
+        "other than localhost and IP addresses",
+    }
 
     synopsis = "[options]"
     longdesc = (
@@ -209,7 +275,7 @@ class Options(CommandOptions):
             None,
             "Serve /metrics (Prometheus) and /healthz on this port (on "
             "--interface) or endpoint description, to at most "
-            f"{METRICS_CONNECTIONS} connections at once (default: none).",
+            f"{METRICS_CONNECTIONS} connections at once.",
         ],
         [
             "max-connections",
@@ -250,8 +316,7 @@ class Options(CommandOptions):
             None,
             "chat: share the rooms and people with every sockserve on this "
             "Redis bus: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... "
-            "or unix:///path/to/redis.sock (default: none, the chat is this "
-            "process's own).",
+            "or unix:///path/to/redis.sock.",
         ],
         [
             "room",
@@ -264,8 +329,7 @@ class Options(CommandOptions):
             "rooms",
             None,
             None,
-            "chat: the only rooms there may be, by commas (default: any a "
-            "member names with /join, up to --max-rooms).",
+            "chat: the only rooms there may be, by commas.",
         ],
         [
             "max-rooms",
@@ -335,7 +399,7 @@ class Options(CommandOptions):
         Where to listen: a port number, or a Twisted server endpoint
         description such as tcp6:5000 or unix:/run/sockserve.sock; tcp, tcp6,
         ssl and haproxy descriptions listen on --interface unless they name
-        an interface=. May be given several times [default: 5000].
+        an interface=. May be given several times.
         """
         self["ports"].append(value)
 
@@ -345,7 +409,7 @@ class Options(CommandOptions):
         """
         chat: serve the chat page at / and a WebSocket at /ws here: a port
         number (on --interface) or an endpoint description (ssl: for https
-        and wss); may be given several times [default: none].
+        and wss); may be given several times.
         """
         self["web"].append(value)
 
@@ -363,9 +427,7 @@ class Options(CommandOptions):
         """
         chat: serve the page and the WebSocket only to requests for this host
         name (such as chat.example.org; any port), on every --web listener;
-        others get 403. May be given several times [default: any name, but a
-        loopback listener refuses pages of names other than localhost and
-        IP addresses].
+        others get 403. May be given several times.
         """
         try:
             self["web-host"].append(checkHostName(value))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import resource
 import socket
 from dataclasses import replace
@@ -193,6 +194,53 @@ def test_help_is_h_too_and_reads_cleanly(capsys: pytest.CaptureFixture[str]) -> 
     shown = capsys.readouterr().out
     assert "--port=" in shown
     assert all("  " not in doc for doc in Options().docs.values() if doc)
+
+
+def test_help_is_grouped(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help lists the options in groups, in this order, the most needed
+    first (--port and --mode open it), each option in its group's order."""
+    with pytest.raises(SystemExit):
+        parse("--help")
+    shown = capsys.readouterr().out
+    headings = [
+        line for line in shown.splitlines() if line[:1].isalpha() and line[-1] == ":"
+    ]
+    assert headings == [
+        "Listening:",
+        "Chat:",
+        "Limits:",
+        "Bus:",
+        "Web:",
+        "Operations:",
+    ]
+    options = re.findall(r"^  (?:-\w, |    )--([\w-]+)", shown, re.MULTILINE)
+    assert options[:3] == ["port", "mode", "interface"]
+    methods = ["port", "web", "web-origin", "web-host", "quiet", "help", "version"]
+    assert sorted(options) == sorted(
+        [*(name for name, *_ in Options.optParameters), *methods]
+    )
+
+
+def test_every_option_is_in_a_help_group() -> None:
+    """Every option has its group in --help: an option added without one
+    would be shown under "Other" (add it to HELP_GROUPS in sockserve.tap)."""
+    groups = dict(Options().helpSections())
+    assert "Other" not in groups, groups["Other"]
+
+
+def test_defaults_are_said_one_way() -> None:
+    """Every default is said the same way, "[default: X]" at the end of its
+    option's text (a float as a person writes it: 10, not 10.0)."""
+    usage = Options().getUsage(width=200)
+    assert "(default" not in usage
+    usage = "\n".join(line for line in usage.splitlines() if not line[:1].isalpha())
+    texts = re.split(r"\n  (?:-\w, |    )--", usage)
+    for text in texts:
+        assert text.count("[default:") <= 1, text
+        if "[default:" in text:
+            assert text.rstrip().endswith("]"), text
+    assert "Seconds, 0 or more. [default: 10]" in " ".join(usage.split())
+    assert ".0]" not in usage
 
 
 def test_ipv6_interface() -> None:
