@@ -299,8 +299,8 @@ class Options(CommandOptions):
             "workers",
             None,
             1,
-            "echo and oneshot: processes serving the same ports (SO_REUSEPORT); "
-            f"needs bare --port numbers; at most {MAX_WORKERS}.",
+            "Processes serving the same ports (SO_REUSEPORT): echo and oneshot, "
+            f"and chat with --bus; needs bare --port numbers; at most {MAX_WORKERS}.",
             _count("workers", 1, MAX_WORKERS),
         ],
         [

@@ -40,6 +40,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
 from sockserve._loglimit import LogLimiter
+from sockserve._text import plural
 from sockserve.bus.address import BusAddress
 from sockserve.bus.codec import Here, Presence, encodeEvent, renameIn
 from sockserve.bus.inbound import Inbound
@@ -453,8 +454,10 @@ class BusNode:
                 LogLevel.warn,
                 "backlog drops",
                 "{why} and this node's backlog for it is full ({limit} bytes, "
-                "a quarter of it for one sender): dropped {count} message(s) "
-                "and {presence} change(s) of who is here; the senders were told",
+                "a quarter of it for one sender): dropped {messages} and "
+                "{changes} of who is here; the senders were told",
+                messages=plural(dropped, "message"),
+                changes=plural(presence, "change"),
                 why=(
                     "The bus does not take lines in time"
                     if there
