@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from sockserve._addresses import IPV6_PREFIX, networkOf
 from sockserve._loglimit import LogLimiter
+from sockserve._text import plural
 
 
 class TrackedConnection(TypingProtocol):
@@ -186,7 +187,9 @@ class ConnectionRegistry:
     def _abortRemaining(self) -> None:
         remaining = list(self._connections)
         self.log.warn(
-            "Grace period over: aborting {count} connection(s)", count=len(remaining)
+            "Grace period over: aborting {connections}",
+            connections=plural(len(remaining), "connection"),
+            count=len(remaining),
         )
         for connection in remaining:
             connection.abort()

@@ -4,7 +4,9 @@ Turning C{--port} values into Twisted server endpoint descriptions.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import re
 import socket
 
@@ -20,6 +22,11 @@ _UNESCAPED_COLON = re.compile(r"(?<!\\):")
 # Parsing these reads the environment they run in (systemd's LISTEN_FDS), so
 # they can only be checked when the server starts.
 _CHECKED_AT_START = ("systemd",)
+# The mode of a UNIX socket whose description names none: its owner and
+# group may connect, not every local user (Twisted's default is 0666).
+UNIX_MODE = "660"
+# The longest path a UNIX socket may have on Linux (sun_path less its NUL).
+UNIX_PATH_MAX = 107
 
 
 def quoteColons(value: str) -> str:
@@ -120,6 +127,8 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
         description = withInterface(port, interface)
         if kind in _BACKLOG_TYPES and not _names(splitDescription(port), "backlog"):
             description = f"{description}:backlog={backlog}"
+        if kind == "unix" and not _names(splitDescription(port), "mode"):
+            description = f"{description}:mode={UNIX_MODE}"
     if kind in _CHECKED_AT_START:
         return description, label
     try:
@@ -198,6 +207,8 @@ def bindProblem(description: str) -> str | None:
     parts = splitDescription(description)
     if parts[0] in _WRAPPERS:
         parts = parts[1:]
+    if len(parts) >= 2 and parts[0] == "unix":
+        return unixProblem(parts)
     if not parts or parts[0] not in ("tcp", "tcp6") or len(parts) < 2:
         return None
     port = parts[1]
@@ -216,3 +227,53 @@ def bindProblem(description: str) -> str | None:
     except OSError as error:
         return str(error)
     return None
+
+
+def unixProblem(parts: list[str]) -> str | None:
+    """
+    Say why a UNIX socket of the split description C{parts} cannot be made
+    (its directory is missing, is not a directory or cannot be written, or
+    its path is too long), or return C{None} if it looks as if it can.
+    """
+    named = dict(part.partition("=")[::2] for part in parts[2:] if "=" in part)
+    path = unquoteColons(parts[1] if "=" not in parts[1] else named.get("address", ""))
+    if not path:
+        return None
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        return f"the path is longer than a UNIX socket's {UNIX_PATH_MAX} bytes"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.isdir(directory):
+            os.stat(directory)
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), directory)
+        # Where access() says yes and the kernel no (/proc, for root).
+        probe = os.path.join(directory, f".sockserve-{os.getpid()}.probe")
+        if len(os.fsencode(probe)) <= UNIX_PATH_MAX:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(probe)
+                except OSError as error:
+                    raise OSError(error.errno, error.strerror, directory) from None
+            os.unlink(probe)
+    except OSError as error:
+        return describeOSError(error)
+    return None
+
+
+def describeOSError(error: OSError) -> str:
+    """
+    Return C{error} as C{[Errno N] what: 'path'}, naming the path it
+    concerns (the second of two, the one a link was to be made at) as
+    text, never as a bytes repr.
+    """
+    if error.errno is None or error.strerror is None:
+        return str(error)
+    name = error.filename2 if error.filename2 is not None else error.filename
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    text = f"[Errno {error.errno}] {error.strerror}"
+    if name is not None:
+        text += f": {str(name)!r}"
+    return text

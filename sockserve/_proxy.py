@@ -12,6 +12,10 @@ C{HEADER_TIMEOUT} seconds), then asks the factory for a protocol for the
 client's address (a factory that refuses it, returning C{None}, has the
 connection closed, as a listening port would) and connects it, its
 C{transport.getPeer()} then being the client's address.
+
+A connection without a header (a client that reached the port directly,
+not through the balancer) is logged, at the bounded rate of what clients
+cause, and closed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.haproxy._wrapper import (
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
@@ -38,7 +43,11 @@ from twisted.protocols.haproxy._wrapper import (
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from sockserve._addresses import describeAddress
+from sockserve._loglimit import LogLimiter
+
 HEADER_TIMEOUT = 10.0
+_WHY = "(is it reaching a port meant for a load balancer?)"
 
 
 class _Collect:
@@ -65,6 +74,7 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
     """
 
     factory: ProxyHeaderFactory
+    log = Logger()
 
     def logPrefix(self) -> str:
         """
@@ -81,6 +91,7 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
         self._started = False
+        self._closed = False
         self._deadline: IDelayedCall | None = self.factory.clock.callLater(
             HEADER_TIMEOUT, self._noHeader
         )
@@ -105,9 +116,14 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
             self._proxyInfo = None
             self.loseConnection()
         if self._proxyInfo is None:
+            if self._closed:
+                self._cancelDeadline()
+                self._logMissing("sent no valid PROXY protocol header; closing")
             return
         if not _validAddress(self._proxyInfo.source):
             self._proxyInfo = None
+            self._cancelDeadline()
+            self._logMissing("sent no valid PROXY protocol header; closing")
             self.loseConnection()
             return
         self._cancelDeadline()
@@ -123,6 +139,13 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         protocol.makeConnection(self)
         for chunk in collected.received:
             protocol.dataReceived(chunk)
+
+    def loseConnection(self) -> None:
+        """
+        Close (Twisted's parser calls this on a header it cannot take).
+        """
+        self._closed = True
+        super().loseConnection()
 
     def readConnectionLost(self) -> None:
         """
@@ -148,7 +171,29 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
     def _noHeader(self) -> None:
         self._deadline = None
         assert self.transport is not None
+        self._logMissing(
+            f"sent no PROXY protocol header in {HEADER_TIMEOUT:g} seconds; closing"
+        )
         self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _logMissing(self, what: str) -> None:
+        """
+        Log, at the factory's bounded rate, that the client C{what}.
+        """
+        assert self.transport is not None
+        peer = describeAddress(self.transport.getPeer())
+        text = "Client {peer} " + what + " " + _WHY
+        limiter = self.factory.logLimit
+        if limiter is None:
+            self.log.warn(text, peer=peer)
+        else:
+            limiter.emit(
+                self.log,
+                LogLevel.warn,
+                "connections without a PROXY header",
+                text,
+                peer=peer,
+            )
 
     def _cancelDeadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -188,14 +233,23 @@ def _validAddress(address: object) -> bool:
 class ProxyHeaderFactory(HAProxyWrappingFactory):
     """
     Wrap each connection in a L{ProxyHeaderWrapper}.
+
+    @ivar logLimit: what logs connections without a header, at a bounded
+        rate (C{None}: each is logged).
     """
 
     protocol = ProxyHeaderWrapper  # type: ignore[assignment]
     noisy = False
 
-    def __init__(self, wrappedFactory: IProtocolFactory, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        clock: IReactorTime,
+        logLimit: LogLimiter | None = None,
+    ) -> None:
         super().__init__(wrappedFactory)
         self.clock = clock
+        self.logLimit = logLimit
 
     def buildProtocol(self, addr: IAddress | None) -> ProxyHeaderWrapper:
         """
@@ -211,12 +265,20 @@ class ProxyProtocolEndpoint:
     An endpoint whose connections start with a PROXY protocol header.
     """
 
-    def __init__(self, wrapped: IStreamServerEndpoint, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        wrapped: IStreamServerEndpoint,
+        clock: IReactorTime,
+        logLimit: LogLimiter | None = None,
+    ) -> None:
         self.wrapped = wrapped
         self.clock = clock
+        self.logLimit = logLimit
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         """
         Listen on the wrapped endpoint, reading a PROXY header first.
         """
-        return self.wrapped.listen(ProxyHeaderFactory(protocolFactory, self.clock))
+        return self.wrapped.listen(
+            ProxyHeaderFactory(protocolFactory, self.clock, self.logLimit)
+        )

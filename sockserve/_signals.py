@@ -5,7 +5,8 @@ Left alone, SIGHUP ends the process (a closed terminal, or an operator who
 expects a daemon to reload), and so does SIGUSR1 unless C{twistd} logs to a
 file (it then rotates that file on SIGUSR1). sockserve reopens its log file
 on SIGHUP, as log rotation tools expect (they move the file, then send
-SIGHUP); without a log file it logs that the signal came and carries on.
+SIGHUP), with the mode the moved file had (a daemon's umask, 0077, would
+make it 0600); without a log file it logs that the signal came and carries on.
 SIGUSR1 keeps C{twistd}'s meaning where it has one; otherwise it too is
 logged and ignored. SIGHUP also reads again what the server was told to
 reload (the accounts file, C{--accounts}).
@@ -13,12 +14,16 @@ reload (the accounts file, C{--accounts}).
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.logger import Logger
 from twisted.python.logfile import BaseLogFile
+
+from sockserve.logs import openedLogFile
 
 log = Logger()
 
@@ -26,15 +31,40 @@ log = Logger()
 def twistdLogFile() -> BaseLogFile | None:
     """
     Return the log file C{twistd} writes to, or C{None} when it logs to a
-    stream: C{twistd} keeps it only in the SIGUSR1 handler it installs to
-    rotate it, so it is found there.
+    stream: the JSON log's (L{sockserve.logs}), or the text log's, which
+    C{twistd} keeps only in the SIGUSR1 handler it installs to rotate it,
+    so it is found there.
     """
+    opened = openedLogFile()
+    if opened is not None:
+        return opened
     handler = signal.getsignal(signal.SIGUSR1)
     for cell in getattr(handler, "__closure__", None) or ():
         value = cell.cell_contents
         if isinstance(value, BaseLogFile):
             return value
     return None
+
+
+def _modeOf(logFile: BaseLogFile) -> int | None:
+    """
+    The permission bits of the file C{logFile} has open, or C{None}.
+    """
+    opened = getattr(logFile, "_file", None)
+    try:
+        return stat.S_IMODE(os.fstat(opened.fileno()).st_mode)  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def reopenKeepingMode(logFile: BaseLogFile) -> None:
+    """
+    Reopen C{logFile}: a file made anew gets the mode of the one it
+    replaces (one already there, made by a rotation tool, keeps its own).
+    """
+    exists = os.path.exists(logFile.path)
+    logFile.defaultMode = None if exists else _modeOf(logFile)
+    logFile.reopen()
 
 
 def installSignalHandlers(
@@ -48,13 +78,16 @@ def installSignalHandlers(
     @return: the handlers replaced, by signal, for L{restoreSignalHandlers}.
     """
     logFile = twistdLogFile()
+    if logFile is not None and logFile.defaultMode is None:
+        # So that twistd's rotation on SIGUSR1 keeps the mode too.
+        logFile.defaultMode = _modeOf(logFile)
 
     def reopen() -> None:
         if logFile is None:
             if not reloads:
                 log.info("Received SIGHUP: nothing to reload (no log file); going on")
         else:
-            logFile.reopen()
+            reopenKeepingMode(logFile)
             log.info("Received SIGHUP: reopened the log file {path}", path=logFile.path)
         for reload in reloads:
             try:

@@ -71,3 +71,14 @@ def plural(count: float, unit: str) -> str:
     C{2.5 seconds}.
     """
     return f"{count:g} {unit}" if count == 1 else f"{count:g} {unit}s"
+
+
+def sizeText(size: int) -> str:
+    """
+    Return C{size} bytes as a person reads it: C{64 MiB}, C{512 KiB},
+    C{1000 bytes} (whole mebibytes and kibibytes only).
+    """
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return plural(size, "byte")

@@ -309,6 +309,9 @@ def describeTLSFailure(target: str, reason: Failure) -> str | None:
             str(entry[2]) for entry in (error.args[0] if error.args else []) if entry
         ]
         said = ", ".join(details) or str(error) or type(error).__name__
+        if "wrong version number" in details:
+            # What OpenSSL says of a reply that is no TLS record.
+            said = "the server does not speak TLS"
         return f"TLS failure with {target}: {said}"
     return None
 
@@ -397,6 +400,11 @@ class PrintingClient(Protocol):
         self.reason: Failure | None = None
         self.closeAfterLine = False
         self.tls = False
+        # Whether anything was sent, and received; whether what came first
+        # was a TLS record (to a client not speaking TLS).
+        self.sent = False
+        self.received = False
+        self.tlsRecord = False
         # Over TLS, the host the certificate must name, checked here as well
         # as by Twisted, which lets a certificate without subjectAltName by.
         self.checkName: str | None = None
@@ -410,6 +418,13 @@ class PrintingClient(Protocol):
             host, self.checkName = self.checkName, None
             if not self._certificateNames(host):
                 return
+        if not self.received and not self.tls and _TLS_RECORD.match(data):
+            # A TLS server's alert (or handshake) to a client that does not
+            # speak TLS: not for the terminal.
+            self.tlsRecord = True
+            self.transport.abortConnection()
+            return
+        self.received = True
         self.output.write(data)
         self.output.flush()
         if self.closeAfterLine and b"\n" in data:
@@ -455,6 +470,7 @@ class StdinForwarder(Protocol):
         """
         Forward a chunk of stdin.
         """
+        self.server.sent = True
         self.server.transport.write(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -513,7 +529,8 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
         sys.stderr.flush()
         stdio.StandardIO(StdinForwarder(client), reactor=reactor)
         await client.done
-        return tlsStatus(options, client)
+        return tlsStatus(options, client) or noAnswerStatus(options, client)
+    client.sent = bool(payload)
     client.transport.write(payload)
     if not options["keep-open"]:
         if options["tls"]:
@@ -525,7 +542,7 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
     timeout = options["timeout"]
     if timeout <= 0:
         await client.done
-        return tlsStatus(options, client)
+        return tlsStatus(options, client) or noAnswerStatus(options, client)
     clock: IReactorTime = reactor
     timedOut: list[bool] = []
 
@@ -546,7 +563,34 @@ async def run(reactor: Any, options: ClientOptions, stdout: IO[bytes]) -> int:
             f"connection within {plural(timeout, 'second')} (--timeout)\n"
         )
         return EXIT_TIMEOUT
-    return 0
+    return noAnswerStatus(options, client)
+
+
+# The first bytes of a TLS record: an alert or a handshake, TLS 1.0 to 1.3.
+_TLS_RECORD = re.compile(rb"[\x15\x16]\x03[\x00-\x04]")
+
+
+def noAnswerStatus(options: ClientOptions, client: PrintingClient) -> int:
+    """
+    Without C{--tls}: say, in one line, that the server closed without a
+    byte of reply to what was sent (or answered with a TLS record), as a
+    TLS server does to a client that does not speak TLS; return the exit
+    status (1 then, else 0).
+    """
+    if options["tls"] or not (
+        client.tlsRecord or (client.sent and not client.received)
+    ):
+        return 0
+    what = (
+        "answered with TLS"
+        if client.tlsRecord
+        else "closed the connection without a byte of reply"
+    )
+    sys.stderr.write(
+        "sockserve-client: the server did not answer: is it TLS? "
+        f"({options['target']} {what}; try --tls)\n"
+    )
+    return EXIT_CONNECT_FAILED
 
 
 def _certificateErrors() -> tuple[type[Exception], ...]:

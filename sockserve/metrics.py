@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,6 +34,9 @@ from sockserve._loglimit import LogLimiter
 from sockserve._sites import BoundedSite
 from sockserve.accounts.logins import RESULTS as LOGIN_RESULTS
 from sockserve.stats import ServerStatistics
+
+if TYPE_CHECKING:
+    from sockserve.bus.redis import BusFigures
 
 # Connections the metrics listener holds at once: plenty for Prometheus,
 # which scrapes a server one request at a time. They are among the
@@ -64,6 +68,8 @@ class StatisticsCollector(Collector):
     @ivar logins: chat with accounts: logins tried, by result, or C{None}.
     @ivar rooms: chat: how many rooms have people on this server, or
         C{None}.
+    @ivar bus: chat with C{--bus}: how the node stands with the bus, or
+        C{None}.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class StatisticsCollector(Collector):
         members: Callable[[], int] | None = None,
         rooms: Callable[[], int] | None = None,
         logins: Counter[str] | None = None,
+        bus: Callable[[], BusFigures] | None = None,
     ) -> None:
         self.mode = mode
         self.stats = stats
@@ -81,6 +88,7 @@ class StatisticsCollector(Collector):
         self.members = members
         self.rooms = rooms
         self.logins = logins
+        self.bus = bus
 
     def collect(self) -> Iterator[Metric]:
         """
@@ -141,6 +149,22 @@ class StatisticsCollector(Collector):
             )
             members.add_metric(labels, self.members())
             yield members
+            held = GaugeMetricFamily(
+                "sockserve_chat_input_held",
+                "Chat clients whose input waits now for a rate limit (commands "
+                "a second, or --flood-limit).",
+                labels=["mode"],
+            )
+            held.add_metric(labels, stats.held)
+            yield held
+            holds = CounterMetricFamily(
+                "sockserve_chat_input_holds",
+                "Times a chat client's input was held for a rate limit, by limit.",
+                labels=["mode", "limit"],
+            )
+            for limit in sorted({"commands", "flood", *stats.holds}):
+                holds.add_metric([self.mode, limit], stats.holds[limit])
+            yield holds
         if self.rooms is not None:
             rooms = GaugeMetricFamily(
                 "sockserve_chat_rooms",
@@ -161,6 +185,44 @@ class StatisticsCollector(Collector):
             for result in sorted({*LOGIN_RESULTS, *self.logins}):
                 logins.add_metric([self.mode, result], self.logins[result])
             yield logins
+        if self.bus is not None:
+            yield from self._busMetrics(self.bus())
+
+    def _busMetrics(self, figures: BusFigures) -> Iterator[Metric]:
+        """
+        The bus's metrics, from C{figures}.
+        """
+        labels = [self.mode]
+        for name, documentation, value in (
+            (
+                "connected",
+                "1 while this node is in contact with the bus.",
+                figures.connected,
+            ),
+            (
+                "lag_bytes",
+                "Bytes the slowest node has left to read, in the room where it "
+                "is furthest behind.",
+                figures.lag,
+            ),
+            (
+                "outbox_bytes",
+                "Bytes of this node's lines waiting to be published on the bus.",
+                figures.outbox,
+            ),
+        ):
+            gauge = GaugeMetricFamily(
+                f"sockserve_bus_{name}", documentation, labels=["mode"]
+            )
+            gauge.add_metric(labels, float(value))
+            yield gauge
+        reconnects = CounterMetricFamily(
+            "sockserve_bus_reconnects",
+            "Times this node joined the bus again after losing contact.",
+            labels=["mode"],
+        )
+        reconnects.add_metric(labels, figures.reconnects)
+        yield reconnects
 
 
 class MetricsResource(Resource):

@@ -15,6 +15,7 @@ from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IPushProducer,
     IReactorTime,
     ISSLTransport,
@@ -236,7 +237,7 @@ class IServerTransport(ITCPTransport, IConsumer, IPushProducer):
     """
 
 
-@implementer(IHalfCloseableProtocol, IPushProducer)
+@implementer(IHalfCloseableProtocol, IPushProducer, IHandshakeListener)
 class LineServerProtocol(Protocol):
     """
     A line protocol of one sockserve server.
@@ -269,6 +270,7 @@ class LineServerProtocol(Protocol):
     noDelay = True
     keepAlive = True
     lingering: IDelayedCall | None = None
+    handshaken = False
     writeDirectly = True
     flowControl = True
 
@@ -347,8 +349,22 @@ class LineServerProtocol(Protocol):
         self.closing = True
         if self.lingering is not None and self.lingering.active():
             self.lingering.cancel()
+        error = reason.value
+        if not self.handshaken and error is not None and _isTLSError(error):
+            self.logLimited(
+                "failed TLS handshakes",
+                "Client {peer} failed the TLS handshake ({error}): is it speaking TLS?",
+                peer=self.peer,
+                error=describeTLSError(error),
+            )
         self.context.guard.gone(self, self.admitted)
         self.connectionClosed()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The client finished the TLS handshake (on an C{ssl:} port).
+        """
+        self.handshaken = True
 
     def connectionClosed(self) -> None:
         """
@@ -530,3 +546,21 @@ def _logOf(connection: object, default: Logger) -> Logger:
 
 def _idleTooLong(protocol: GuardedConnection) -> None:
     protocol.timeoutConnection()
+
+
+def _isTLSError(error: object) -> bool:
+    """
+    Whether C{error} is pyOpenSSL's (a failed handshake, a broken TLS
+    record), without importing pyOpenSSL, which is optional.
+    """
+    return type(error).__module__.startswith("OpenSSL")
+
+
+def describeTLSError(error: BaseException) -> str:
+    """
+    Return what OpenSSL said of C{error}: its reasons (C{wrong version
+    number}), or the error's text.
+    """
+    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    details = [str(entry[2]) for entry in entries if len(entry) > 2 and entry[2]]
+    return ", ".join(details) or str(error) or type(error).__name__

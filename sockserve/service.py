@@ -30,8 +30,10 @@ from twisted.python.failure import Failure
 
 from sockserve._addresses import describeAddress
 from sockserve._connections import ConnectionRegistry
+from sockserve._endpoints import describeOSError
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._signals import installSignalHandlers, restoreSignalHandlers
+from sockserve.logs import describeLogging
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def describeListenFailure(label: str, failure: Failure) -> str:
     """
     error = failure.value
     if isinstance(error, CannotListenError) and error.socketError is not None:
-        reason = str(error.socketError)
+        error = error.socketError
+    if isinstance(error, OSError):
+        reason = describeOSError(error)
     else:
         reason = str(error) or type(error).__name__
     return f"Could not listen on {label}: {reason}"
@@ -93,6 +97,8 @@ class LineServerService(Service):
         with it (the bus of a room shared with other processes).
     @ivar reloads: what SIGHUP reads again (the accounts), besides the log
         file.
+    @ivar onStarted: called once the service has started (to tell the
+        terminal that started a daemon; see L{DaemonReport}).
     """
 
     log = Logger()
@@ -106,8 +112,10 @@ class LineServerService(Service):
         handleSignals: bool = False,
         companions: Sequence[IService] = (),
         reloads: Sequence[Callable[[], object]] = (),
+        onStarted: Callable[[], None] | None = None,
     ) -> None:
         self.listeners = list(listeners)
+        self.onStarted = onStarted
         self.companions = list(companions)
         self.reloads = list(reloads)
         self.registries = list(
@@ -142,6 +150,8 @@ class LineServerService(Service):
         self.listen()
         for companion in self.companions:
             companion.startService()
+        if self.onStarted is not None:
+            self.onStarted()
 
     def listen(self) -> None:
         """
@@ -250,17 +260,71 @@ class StartupAbort:
     through twistd's status pipe, so that the launching process of a daemon
     exits (with the message) only once the pidfile is gone.
 
+    The line goes to stderr, and to the log once C{twistd} logs, but only
+    once to a terminal: under C{twistd -n} logging to standard output, when
+    that is where stderr goes too, the log's line is the one shown.
+
     @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    @ivar logging: whether C{twistd} has begun logging (it begins after it
+        built the service: what is logged before is never shown).
     """
 
     log = Logger()
 
-    def __init__(self, twistdConfig: Any = None) -> None:
+    def __init__(self, twistdConfig: Any = None, logging: bool = False) -> None:
         self.twistdConfig = twistdConfig
+        self.logging = logging
+
+    def whileLogging(self) -> StartupAbort:
+        """
+        Return the same, for failures once C{twistd} logs (when the service
+        starts).
+        """
+        return StartupAbort(self.twistdConfig, logging=True)
+
+    def _loggedToStderr(self) -> bool:
+        """
+        Whether the logged line is shown on stderr already: twistd logs to
+        standard output, and stderr is the same file.
+        """
+        config = self.twistdConfig
+        if not self.logging or config is None or "nodaemon" not in config:
+            return False
+        if not config.get("nodaemon") or describeLogging(config) != "standard output":
+            return False
+        try:
+            return os.path.samestat(os.fstat(1), os.fstat(2))
+        except OSError:
+            return False
 
     def __call__(self, message: str) -> NoReturn:
         """
         Report C{message} and exit with status 1.
+        """
+        self.report(message)
+        raise SystemExit(1)
+
+    def stopReactor(self, message: str, reactor: Any) -> None:
+        """
+        Report C{message}, stop C{reactor} (the services stop as at any
+        shutdown), and then exit with status 1: for a failure found once
+        the reactor runs, in a callback, where C{SystemExit} would be
+        caught.
+        """
+        self.report(message)
+
+        def exitFailed() -> None:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(1)
+
+        reactor.addSystemEventTrigger("after", "shutdown", exitFailed)
+        reactor.stop()
+
+    def report(self, message: str) -> None:
+        """
+        Log C{message}, remove the pidfile, tell twistd's launching
+        process, and say it on stderr (see the class's description).
         """
         self.log.error("{message}", message=message)
         config = self.twistdConfig
@@ -274,7 +338,101 @@ class StartupAbort:
                 os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
                 os.close(statusPipe)
         stderr = sys.__stderr__
-        if stderr is not None:
+        if stderr is not None and not self._loggedToStderr():
             stderr.write(message + "\n")
             stderr.flush()
-        raise SystemExit(1)
+
+
+class DaemonReport:
+    """
+    Tell the terminal that started a daemon, once it has started, its pid
+    and where it logs: C{twistd} itself says nothing on success.
+
+    The launching process's standard output is kept open (a copy, taken
+    before C{twistd} detaches) until then: C{twistd}'s launching process
+    exits only after the daemon has started, so the line comes before the
+    shell's prompt.
+
+    @ivar twistdConfig: twistd's own options, or C{None} under C{twist}.
+    """
+
+    def __init__(self, twistdConfig: Any = None) -> None:
+        self._fd: int | None = None
+        self._where = ""
+        if twistdConfig is None or "nodaemon" not in twistdConfig:
+            return
+        if twistdConfig.get("nodaemon"):
+            return
+        self._where = describeLogging(twistdConfig)
+        try:
+            self._fd = os.dup(1)
+        except OSError:
+            self._fd = None
+
+    def __call__(self) -> None:
+        """
+        Say C{sockserve is running in the background: pid N, logging to
+        PATH}, once.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        line = (
+            f"sockserve is running in the background: pid {os.getpid()}, "
+            f"logging to {self._where}\n"
+        )
+        try:
+            os.write(fd, line.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+class BusStartup:
+    """
+    Start-up with a bus: the server has started only once the bus's first
+    attempt to join is over, so that a password Redis refuses ends it, in
+    one line and with exit status 1, rather than have it retry for ever.
+
+    For a daemon, C{twistd}'s launching process is held (its status pipe
+    taken from C{twistd}) until then, and so learns of the failure; the
+    attempt is bounded in time (L{sockserve.bus.redis}). A bus that cannot
+    be reached for other reasons lets the server start, and is retried.
+    """
+
+    def __init__(
+        self,
+        started: Deferred[str | None],
+        abort: StartupAbort,
+        report: Callable[[], None],
+        reactor: Any,
+    ) -> None:
+        self.started = started
+        self.abort = abort
+        self.report = report
+        self.reactor = reactor
+
+    def __call__(self) -> None:
+        """
+        Wait for the bus's first attempt, holding twistd's status pipe.
+        """
+        config = self.abort.twistdConfig
+        statusPipe = None
+        if config is not None and config.get("statusPipe") is not None:
+            statusPipe, config["statusPipe"] = config["statusPipe"], None
+
+        def settled(refusal: str | None) -> None:
+            if refusal is not None:
+                if config is not None:
+                    config["statusPipe"] = statusPipe
+                self.abort.stopReactor(
+                    f"Could not join the bus: {refusal}", self.reactor
+                )
+                return
+            self.report()
+            if statusPipe is not None:
+                os.write(statusPipe, b"0")
+                os.close(statusPipe)
+
+        self.started.addCallback(settled)

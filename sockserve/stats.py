@@ -25,6 +25,9 @@ class ServerStatistics:
     @ivar bytesIn: bytes received.
     @ivar bytesOut: bytes of replies, chat lines and notices written.
     @ivar deliveries: chat: lines delivered, counted per recipient.
+    @ivar held: chat: members whose input waits now for a rate limit.
+    @ivar holds: chat: times a member's input was held for a rate limit,
+        by limit (C{commands}, C{flood}).
     """
 
     __slots__ = (
@@ -33,6 +36,8 @@ class ServerStatistics:
         "bytesIn",
         "bytesOut",
         "deliveries",
+        "held",
+        "holds",
         "linesIn",
         "openBy",
         "refused",
@@ -47,3 +52,5 @@ class ServerStatistics:
         self.bytesIn = 0
         self.bytesOut = 0
         self.deliveries = 0
+        self.held = 0
+        self.holds: Counter[str] = Counter()

@@ -40,8 +40,15 @@ from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.irc import ircFactory
 from sockserve.irc.websocket import SUBPROTOCOLS, IRCWebSocketFactory
 from sockserve.limits import Limits
+from sockserve.logs import noteTwistdLogging
 from sockserve.metrics import METRICS_CONNECTIONS, StatisticsCollector, metricsSite
-from sockserve.service import LineServerService, Listener, StartupAbort
+from sockserve.service import (
+    BusStartup,
+    DaemonReport,
+    LineServerService,
+    Listener,
+    StartupAbort,
+)
 from sockserve.web import chatWebSite
 from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
@@ -122,10 +129,81 @@ def _ircName(value: str) -> str:
 _ircName.coerceDoc = "A host-like name."  # type: ignore[attr-defined]
 
 
+# The groups of --help, in order: each a title, its options in the order
+# shown, and a prefix that claims the options named so. Each option is
+# defined where it is (optParameters, optFlags, an opt_ method); an option in
+# no group is shown under "Other", which a test forbids.
+HELP_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "Listening",
+        ("port", "mode", "interface", "backlog", "workers", "max-connections"),
+        "",
+    ),
+    (
+        "Chat",
+        (
+            "banner",
+            "room",
+            "rooms",
+            "max-rooms",
+            "max-clients",
+            "history",
+            "presence-limit",
+        ),
+        "",
+    ),
+    (
+        "Limits",
+        (
+            "max-line",
+            "max-pending",
+            "flood-limit",
+            "idle-timeout",
+            "request-timeout",
+            "max-per-ip",
+            "shutdown-grace",
+        ),
+        "",
+    ),
+    (
+        "Bus",
+        (
+            "bus",
+            "bus-password-file",
+            "bus-backlog",
+            "bus-node-timeout",
+            "bus-retention",
+        ),
+        "bus",
+    ),
+    ("Web", ("web", "web-origin", "web-host", "web-ping"), "web"),
+    ("IRC", (), "irc"),
+    (
+        "Accounts",
+        ("accounts", "require-login", "require-tls-for-login", "login-timeout"),
+        "",
+    ),
+    ("Operations", ("metrics", "quiet", "version", "help"), ""),
+)
+
+
 class Options(CommandOptions):
     """
     Command-line options of C{twistd sockserve}.
     """
+
+    helpGroups = HELP_GROUPS
+    shownDefaults = {
+        "port": DEFAULT_PORT,
+        "banner": "a welcome naming sockserve and /help",
+        "metrics": "none",
+        "bus": "none: the chat is this process's own",
+        "rooms": "any a member names with /join, up to --max-rooms",
+        "max-connections": "0",
+        "web": "none",
+        "web-host": "any name, but a loopback listener refuses pages of names "
+        "other than localhost and IP addresses",
+    }
 
     synopsis = "[options]"
     longdesc = (
@@ -237,7 +315,7 @@ class Options(CommandOptions):
             None,
             "Serve /metrics (Prometheus) and /healthz on this port (on "
             "--interface) or endpoint description, to at most "
-            f"{METRICS_CONNECTIONS} connections at once (default: none).",
+            f"{METRICS_CONNECTIONS} connections at once.",
         ],
         [
             "max-connections",
@@ -261,8 +339,8 @@ class Options(CommandOptions):
             "workers",
             None,
             1,
-            "echo and oneshot: processes serving the same ports (SO_REUSEPORT); "
-            f"needs bare --port numbers; at most {MAX_WORKERS}.",
+            "Processes serving the same ports (SO_REUSEPORT): echo and oneshot, "
+            f"and chat with --bus; needs bare --port numbers; at most {MAX_WORKERS}.",
             _count("workers", 1, MAX_WORKERS),
         ],
         [
@@ -278,8 +356,7 @@ class Options(CommandOptions):
             None,
             "chat: share the rooms and people with every sockserve on this "
             "Redis bus: redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... "
-            "or unix:///path/to/redis.sock (default: none, the chat is this "
-            "process's own).",
+            "or unix:///path/to/redis.sock.",
         ],
         [
             "room",
@@ -292,8 +369,7 @@ class Options(CommandOptions):
             "rooms",
             None,
             None,
-            "chat: the only rooms there may be, by commas (default: any a "
-            "member names with /join, up to --max-rooms).",
+            "chat: the only rooms there may be, by commas.",
         ],
         [
             "max-rooms",
@@ -403,7 +479,7 @@ class Options(CommandOptions):
         Where to listen: a port number, or a Twisted server endpoint
         description such as tcp6:5000 or unix:/run/sockserve.sock; tcp, tcp6,
         ssl and haproxy descriptions listen on --interface unless they name
-        an interface=. May be given several times [default: 5000].
+        an interface=. May be given several times.
         """
         self["ports"].append(value)
 
@@ -413,7 +489,7 @@ class Options(CommandOptions):
         """
         chat: serve the chat page at / and a WebSocket at /ws here: a port
         number (on --interface) or an endpoint description (ssl: for https
-        and wss); may be given several times [default: none].
+        and wss); may be given several times.
         """
         self["web"].append(value)
 
@@ -440,9 +516,7 @@ class Options(CommandOptions):
         """
         chat: serve the page and the WebSocket only to requests for this host
         name (such as chat.example.org; any port), on every --web listener;
-        others get 403. May be given several times [default: any name, but a
-        loopback listener refuses pages of names other than localhost and
-        IP addresses].
+        others get 403. May be given several times.
         """
         try:
             self["web-host"].append(checkHostName(value))
@@ -739,7 +813,11 @@ def makeServerService(
         except Exception as error:
             abort(f"Could not listen on {label}: {error or type(error).__name__}")
         if proxied:
-            return ProxyProtocolEndpoint(endpoint, reactor)  # type: ignore[arg-type]
+            return ProxyProtocolEndpoint(
+                endpoint,
+                reactor,  # type: ignore[arg-type]
+                factory.context.registry.logLimit,
+            )
         return endpoint
 
     listeners = []
@@ -801,14 +879,18 @@ def makeServerService(
                 factory.context.registry,
             )
         )
+    report: Callable[[], None] = DaemonReport(getattr(options, "parent", None))
+    if bus is not None:
+        report = BusStartup(bus.started, abort.whileLogging(), report, reactor)
     service = LineServerService(
         listeners,
         reactor,  # type: ignore[arg-type]
         float(options["shutdown-grace"]),
-        abort,
+        abort.whileLogging(),
         handleSignals=True,
         companions=companions,
         reloads=reloads,
+        onStarted=report,
     )
     if options.get("metricsListener") is not None:
         description, label = options["metricsListener"]
@@ -819,6 +901,7 @@ def makeServerService(
             None if chat is None else lambda: chat.people.population,
             None if chat is None else lambda: len(chat.localRooms()),
             None if logins is None else logins.counts,
+            None if bus is None else bus.figures,
         )
         metrics = metricsSite(
             collector,
@@ -838,6 +921,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     Build the sockserve service from parsed C{options}: the server, and with
     C{--workers N} the N - 1 worker processes serving the same ports.
     """
+    # twistd starts logging after it built the service: a JSON log finds
+    # where to write here.
+    noteTwistdLogging(getattr(options, "parent", None))
     abort = StartupAbort(getattr(options, "parent", None))
     listeners = [
         *options["listeners"],

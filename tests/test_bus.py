@@ -1015,3 +1015,20 @@ def test_a_bad_address_error_never_shows_the_password() -> None:
             parseBusAddress(text)
         if "s3cret" in str(refused.value):
             shown.append(str(refused.value))
+
+
+def test_what_counts_as_a_refused_password() -> None:
+    """A missing, wrong or unwanted password is an authentication failure
+    (start-up stops); anything else (a refused connection, a timeout) is
+    retried."""
+    from sockserve.bus.redis import authenticationFailed
+
+    for refused in (
+        "NOAUTH Authentication required.",
+        "Redis error: could not auth: WRONGPASS invalid username-password pair",
+        "ERR invalid password",
+        "ERR AUTH <password> called without any password configured",
+    ):
+        assert authenticationFailed(refused), refused
+    for other in ("Connection was refused by other side: 111", "no answer from Redis"):
+        assert not authenticationFailed(other), other

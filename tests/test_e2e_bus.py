@@ -60,6 +60,12 @@ def proxies() -> Iterator[list[CuttableProxy]]:
         proxy.close()
 
 
+# How long a node may take to find the bus gone (its 3 s stall timeout),
+# or to join it again (a backoff of up to 4 s, then the join's own steps),
+# on a machine busy with other tests.
+BUS_WAIT = 30.0
+
+
 def node(processes: Processes, bus: str, *options: str, joined: bool = True) -> Server:
     """
     Start a chat node on C{bus}; wait until it joined the bus, unless told
@@ -264,19 +270,24 @@ def test_redis_paused_then_resumed(processes: Processes, redis: RedisServer) -> 
         send(a1, ["during the pause"])
         assert received(a2, [a1]) == {a1.name: ["during the pause", DONE]}
         for member in (a1, a2, b1):
-            member.lineUntil(lambda line: line.startswith("* lost contact"))
+            member.lineUntil(lambda line: line.startswith("* lost contact"), BUS_WAIT)
     finally:
         redis.resume()
     for member in (a1, a2, b1):
-        member.lineUntil(lambda line: line.startswith("* back in contact"))
+        member.lineUntil(lambda line: line.startswith("* back in contact"), BUS_WAIT)
     assert received(b1, [a1]) == {a1.name: ["during the pause", DONE]}
     sent = {m.name: [f"{m.name} after {n}" for n in range(10)] for m in (a1, a2, b1)}
     for member in (a1, a2, b1):
         send(member, sent[member.name])
     assertEveryLineOnce([a1, a2, b1], sent)
-    log = nodes[0].output.text()
-    assert log.count("Lost contact with the bus") == 1
-    assert log.count("Back in contact with the bus") == 1
+    # One pause, one loss and one return; on a machine so busy that Redis
+    # (or the node) stalls past the bus's 3 s stall timeout, the node
+    # rightly counts another loss, and returns from it the same way.
+    for server in nodes:
+        log = server.output.text()
+        lost = log.count("Lost contact with the bus")
+        assert lost >= 1, log
+        assert log.count("Back in contact with the bus") == lost, log
 
 
 def test_redis_restarted_empty(
@@ -430,7 +441,10 @@ def test_password_from_a_file_and_the_environment(
 ) -> None:
     """
     A password given in a file (or the environment) reaches Redis without
-    being on the command line; a wrong one is one log line, not a crash.
+    being on the command line; a wrong or missing one ends start-up in one
+    line that says authentication failed and where a password goes, with
+    exit status 1 (in the foreground and as a daemon), not a silent retry
+    for ever.
     """
     secured = RedisServer(tmp_path / "secured", "--requirepass", "s3cret").start()
     try:
@@ -440,11 +454,50 @@ def test_password_from_a_file_and_the_environment(
         assert "s3cret" not in good.output.text()
         wrong = tmp_path / "wrong"
         wrong.write_text("nope\n")
-        bad = node(
-            processes, secured.url, "--bus-password-file", str(wrong), joined=False
+        hint = (
+            "give the bus's password with --bus-password-file FILE (or the "
+            "SOCKSERVE_BUS_PASSWORD environment variable)"
         )
-        bad.output.waitForText(b"Cannot reach the bus")
-        assert "Traceback" not in bad.output.text()
+        for options, said in (
+            (["--bus-password-file", str(wrong)], "WRONGPASS"),
+            ([], "NOAUTH"),
+        ):
+            twistd = [installedProgram("twistd"), "-n", "--pidfile", ""]
+            result = processes.run(
+                [*twistd, "sockserve", "--port", "0", "--bus", secured.url, *options]
+            )
+            stderr = result.stderr.decode()
+            assert result.returncode == 1, result
+            [line] = stderr.splitlines()
+            assert line.startswith("Could not join the bus: authentication failed ("), (
+                line
+            )
+            assert said in line, line
+            assert line.endswith(hint), line
+            assert "Traceback" not in stderr + result.stdout.decode()
+        directory = processes.newDirectory("daemon")
+        pidfile = directory / "sockserve.pid"
+        processes.trackDaemons(str(pidfile))
+        daemon = processes.run(
+            [
+                installedProgram("twistd"),
+                "--pidfile",
+                str(pidfile),
+                "--logfile",
+                str(directory / "sockserve.log"),
+                "sockserve",
+                "--port",
+                "0",
+                "--bus",
+                secured.url,
+            ],
+            cwd=directory,
+        )
+        assert daemon.returncode == 1, daemon
+        assert b"authentication failed" in daemon.stderr, daemon
+        assert not pidfile.exists()
+        log = (directory / "sockserve.log").read_text()
+        assert hint in log, log
     finally:
         secured.kill()
 
@@ -719,27 +772,51 @@ def test_healthz_tells_when_the_bus_is_away(
 ) -> None:
     """
     /healthz says ok while the node is in contact with the bus, and
-    "degraded" (still 200: it serves its own clients) while it is not.
+    "degraded" (still 200: it serves its own clients) while it is not;
+    /metrics says whether it is in contact, how far behind the slowest node
+    is, what waits in its outbox, and how often it joined again.
     """
     import urllib.request
 
     server = processes.server("--bus", redis.url, "--metrics", "0", listeners=2)
     server.output.waitForText(b"Joined the bus")
     member = TcpMember(processes, server)
-    url = f"http://127.0.0.1:{server.portOf('metrics')}/healthz"
+    base = f"http://127.0.0.1:{server.portOf('metrics')}"
+    url = f"{base}/healthz"
 
     def health() -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=WAIT) as response:
             return response.status, response.read().decode()
 
+    def busMetrics() -> dict[str, float]:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=WAIT) as response:
+            text = response.read().decode()
+        return {
+            name: float(value)
+            for name, value in re.findall(r"^(sockserve_bus_\w+)\S* (\S+)$", text, re.M)
+        }
+
     assert health() == (200, "ok\n")
+    assert busMetrics() == {
+        "sockserve_bus_connected": 1.0,
+        "sockserve_bus_lag_bytes": 0.0,
+        "sockserve_bus_outbox_bytes": 0.0,
+        "sockserve_bus_reconnects_total": 0.0,
+    }
     redis.pause()
     try:
         member.lineUntil(lambda line: line.startswith("* lost contact"))
         status, text = health()
+        member.say("said while the bus is away")
+        away = busMetrics()
     finally:
         redis.resume()
     assert status == 200
     assert text.startswith("degraded: not in contact with the bus"), text
+    assert away["sockserve_bus_connected"] == 0.0, away
+    assert away["sockserve_bus_outbox_bytes"] > 0, away
     member.lineUntil(lambda line: line.startswith("* back in contact"))
     assert health() == (200, "ok\n")
+    back = busMetrics()
+    assert back["sockserve_bus_connected"] == 1.0, back
+    assert back["sockserve_bus_reconnects_total"] == 1.0, back

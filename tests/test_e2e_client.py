@@ -266,6 +266,29 @@ def test_message_to_chat(processes: Processes) -> None:
     assert output.startswith(b"Welcome to sockserve"), output
 
 
+def test_one_message_runs_against_chat_as_the_readme_says(
+    processes: Processes,
+) -> None:
+    """
+    What README says of a one-message run against chat is what happens: it
+    ends at once with 0 (the server takes the half-close for leaving); with
+    --keep-open it lasts until --timeout, 124.
+    """
+    from tests.test_readme import README
+
+    text = " ".join(README.read_text().split())
+    assert "Against chat, a one-message run ends at once with 0" in text
+    assert (
+        "with ``--keep-open`` the client stays in the room until ``--timeout`` (124)"
+        in text
+    )
+    server = processes.server(mode="chat")
+    once = client(processes, "127.0.0.1", str(server.port), "hello")
+    assert once.returncode == 0, once
+    kept = client(processes, "-k", "-t", "0.5", "127.0.0.1", str(server.port), "hi")
+    assert kept.returncode == 124, kept
+
+
 def test_connection_refused(processes: Processes) -> None:
     """
     A port where nothing listens: one line in the tutorial's form,

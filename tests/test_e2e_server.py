@@ -347,6 +347,75 @@ def test_unix_socket_and_tcp_port(processes: Processes) -> None:
     assert oneShotRequest(processes, ("127.0.0.1", server.port)) == (b"OK .. hello\r\n")
 
 
+def test_unix_socket_is_for_owner_and_group(processes: Processes) -> None:
+    """
+    A UNIX socket is made C{srw-rw----} (owner and group), not open to every
+    local user, unless its description names another C{mode=}.
+    """
+    path = processes.directory / "s.sock"
+    shared = processes.directory / "shared.sock"
+    server = processes.server(
+        "--port",
+        f"unix:{path}",
+        "--port",
+        f"unix:{shared}:mode=666",
+        mode="oneshot",
+        listeners=2,
+    )
+    assert len(server.addresses) == 2, server.addresses
+    assert oct(path.stat().st_mode & 0o777) == oct(0o660)
+    assert oct(shared.stat().st_mode & 0o777) == oct(0o666)
+
+
+@pytest.mark.parametrize("daemon", [False, True])
+@pytest.mark.parametrize("where", ["missing/s.sock", "afile/s.sock"])
+def test_unix_socket_in_no_directory(
+    processes: Processes, daemon: bool, where: str
+) -> None:
+    """
+    A UNIX socket whose directory is missing (or is a file) is a start-up
+    error said once, in one line naming the directory, without a bytes
+    repr, before a daemon detaches.
+    """
+    (processes.directory / "afile").write_text("")
+    path = processes.directory / where
+    command = [installedProgram("twistd"), "--pidfile", ""]
+    if not daemon:
+        command.append("-n")
+    result = processes.run([*command, "sockserve", "--port", f"unix:{path}"])
+    error = "No such file or directory" if "missing" in where else "Not a directory"
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 1, output
+    assert result.stderr.decode() == (
+        f"Could not listen on unix:{path}: [Errno {2 if 'missing' in where else 20}] "
+        f"{error}: '{path.parent}'\n"
+    ), output
+    assert output.count("Could not listen") == 1, output
+
+
+def test_late_start_up_failure_is_said_once_on_a_terminal(
+    processes: Processes,
+) -> None:
+    """
+    A listening failure found once twistd logs (a UNIX socket another
+    server holds) is logged; under C{twistd -n}, whose log and stderr go to
+    the same terminal, it is shown once, not twice.
+    """
+    path = processes.directory / "held.sock"
+    processes.server("--port", f"unix:{path}", mode="oneshot")
+    second = processes.newDirectory("second")
+    process = processes.spawn(
+        [installedProgram("twistd"), "-n", "sockserve", "--port", f"unix:{path}"],
+        cwd=second,
+    )
+    assert process.stdout is not None
+    output = Stream(process.stdout.fileno(), "the second server").readToEnd()
+    assert process.wait(WAIT) == 1
+    text = output.decode()
+    assert text.count(f"Could not listen on unix:{path}") == 1, text
+    assert "Traceback" not in text, text
+
+
 @pytest.mark.skipif(not ipv6LoopbackAvailable(), reason="no IPv6 loopback (::1)")
 def test_tcp6_loopback(processes: Processes) -> None:
     """
@@ -575,6 +644,33 @@ def test_invalid_option(processes: Processes, options: list[str], option: str) -
     assert option in errorLine, output
 
 
+@pytest.mark.parametrize("program", ["twistd", "twist"])
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--mode", "nope"], "--mode must be one of chat, echo, oneshot, not 'nope'"),
+        (["--nope"], "option --nope not recognized"),
+    ],
+)
+def test_option_error_is_short_and_on_stderr(
+    processes: Processes, program: str, options: list[str], error: str
+) -> None:
+    """
+    A bad option is said on stderr in three lines (the usage, where to read
+    more, and the error naming the option), not after the whole help on
+    stdout; the exit status is 2, a usage error's.
+    """
+    result = processes.run([installedProgram(program), "sockserve", *options])
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.stdout == b"", result
+    assert stderr.splitlines() == [
+        f"Usage: {program} [{program} options] sockserve [options]",
+        f"Try '{program} sockserve --help' for more.",
+        f"{program} sockserve: {error}",
+    ], stderr
+    assert result.returncode == 2, result
+
+
 # Daemon
 
 
@@ -605,6 +701,10 @@ def test_daemon(processes: Processes) -> None:
     )
     assert result.returncode == 0, result
     pid = int(pidfile.read_text())
+    assert result.stdout.decode() == (
+        f"sockserve is running in the background: pid {pid}, logging to {logfile}\n"
+    )
+    assert result.stderr == b""
     [(mode, address)] = listeningAddresses(logfile.read_bytes())
     assert mode == "oneshot"
     host, _, port = address.rpartition(":")
@@ -662,12 +762,14 @@ def test_sighup_reopens_the_daemons_log_file(processes: Processes) -> None:
     """
     A daemon logging to a file reopens it on SIGHUP, as log rotation tools
     expect: they move the file away, send SIGHUP, and the server logs to a
-    new file of the same name; the pidfile stays, the server serves on.
+    new file of the same name, of the same mode as the first (the daemon's
+    umask, 0077, would make it 0600); the pidfile stays, the server serves on.
     """
     result, pidfile, logfile = launchDaemon(
         processes, "--port", "0", "--mode", "oneshot"
     )
     assert result.returncode == 0, result
+    logfile.chmod(0o640)
     pid = int(pidfile.read_text())
     [(_, address)] = listeningAddresses(logfile.read_bytes())
     port = int(address.rpartition(":")[2])
@@ -682,6 +784,7 @@ def test_sighup_reopens_the_daemons_log_file(processes: Processes) -> None:
             break
     assert logfile.exists(), "the log file was not reopened"
     assert b"reopened the log file" in logfile.read_bytes()
+    assert oct(logfile.stat().st_mode & 0o777) == oct(0o640)
     assert pidfile.exists()
     os.kill(pid, signal.SIGTERM)
     assert waitForExit(pid)

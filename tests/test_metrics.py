@@ -32,6 +32,7 @@ from sockserve.stats import ServerStatistics
 from sockserve.tap import RESERVED_FILES
 from tests.processes import (
     Processes,
+    TcpMember,
     installedProgram,
     receiveText,
     receiveToEOF,
@@ -240,6 +241,30 @@ def test_a_real_scrape(processes: Processes) -> None:
     assert "process_resident_memory_bytes" in text
     assert fetch(f"http://{address}/healthz")[:1] == (200,)
     assert fetch(f"http://{address}/nothing")[0] == 404
+
+
+@pytest.mark.e2e
+def test_a_client_held_by_the_command_rate(processes: Processes) -> None:
+    """A chat client that sends 30 commands at once (the burst is 20, then
+    2 a second) is told once that its input is held and why, and /metrics
+    counts it as held while it waits; every command is still answered."""
+    server = processes.server("--metrics", "0", listeners=2)
+    member = TcpMember(processes, server)
+    member.send(b"/who\n" * 30)
+    before = member.linesUntil(lambda line: line.startswith("* your input is held"))
+    told = before[-1]
+    assert told == (
+        "* your input is held: commands beyond 20 at once run at 2 a second; "
+        "the rest wait their turn"
+    )
+    _, _, text = fetch(f"http://127.0.0.1:{server.portOf('metrics')}/metrics")
+    assert 'sockserve_chat_input_held{mode="chat"} 1.0' in text, text
+    assert (
+        'sockserve_chat_input_holds_total{limit="commands",mode="chat"} 1.0' in text
+    ), text
+    answers = sum(line.startswith("* 1 here") for line in before)
+    rest = [member.line(10) for _ in range(30 - answers)]
+    assert all(line.startswith("* 1 here") for line in rest), rest
 
 
 def test_healthz_tells_ok_degraded_and_not_listening() -> None:

@@ -85,6 +85,65 @@ def test_commands_beyond_the_burst_wait() -> None:
     assert clock.getDelayedCalls() == []
 
 
+def test_a_held_member_is_told_once_and_counted() -> None:
+    """A member whose commands go beyond the command rate is told, once,
+    that its input is held and why; it is counted as held while it waits;
+    once its budget is back, being held again is told again."""
+    from sockserve.stats import ServerStatistics
+
+    clock = Clock()
+    stats = ServerStatistics()
+    service = chat(clock=clock)
+    alice, aliceOut = session(
+        service, "a:1", commandRate=2.0, commandBurst=5, stats=stats
+    )
+    aliceOut.take()
+    told = (
+        b"* your input is held: commands beyond 5 at once run at 2 a second; "
+        b"the rest wait their turn\r\n"
+    )
+    alice.linesReceived(b"/who\n" * 8)
+    assert aliceOut.take().count(told) == 1
+    assert stats.held == 1
+    assert stats.holds == {"commands": 1}
+    clock.advance(0.5)
+    alice.linesReceived(b"/who\n" * 3)
+    clock.advance(0.5)
+    assert told not in aliceOut.take()
+    for _ in range(20):
+        clock.advance(0.5)
+    assert stats.held == 0
+    assert not aliceOut.paused
+    alice.linesReceived(b"/who\n" * 8)
+    assert aliceOut.take().count(told) == 1
+    for _ in range(20):
+        clock.advance(0.5)
+    assert stats.held == 0
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_flooder_is_told_once() -> None:
+    """A member held for the flood limit is told so, once."""
+    clock = Clock()
+    service = chat(clock=clock)
+    flooder, flooderOut = session(service, "f:1", floodLimit=1000)
+    session(service, "r:1")
+    flooderOut.take()
+    line = b"x" * 300 + b"\n"
+    flooder.linesReceived(line * 5)
+    flooder.linesReceived(line * 5)
+    said = flooderOut.take()
+    assert said.count(b"* your input is held: ") == 1, said
+    assert (
+        b"* your input is held: what you say may cause 1000 bytes of output a "
+        b"second (its size times the members receiving it); the rest waits "
+        b"its turn\r\n"
+    ) in said
+    for _ in range(20):
+        clock.advance(0.5)
+    assert clock.getDelayedCalls() == []
+
+
 def test_name_changes_are_limited() -> None:
     """Five changes of name a minute; the sixth is refused, and the room is
     not told; after the minute, names may change again."""

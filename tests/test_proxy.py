@@ -27,7 +27,7 @@ from tests.processes import (
     receiveToEOF,
     systemProgram,
 )
-from tests.support import readmeBlock
+from tests.support import capturedLogs, readmeBlock
 
 
 def v2Header(source: tuple[str, int], destination: tuple[str, int]) -> bytes:
@@ -351,3 +351,56 @@ def test_ipv6_behind_haproxy_is_counted_per_64(
         b"ERROR too many connections from 2001:db8::/64 (at most 2 per "
         b"address; an IPv6 /64 counts as one)\r\n"
     )
+
+
+def test_a_connection_without_a_header_is_logged_at_a_bounded_rate() -> None:
+    """A client that reaches a PROXY protocol port directly (no header in
+    time, or bytes that are no header) is logged, as the address it came
+    from and what was wrong, at the bounded rate of what clients cause."""
+    clock = Clock()
+    factory = buildFactory("chat", Limits(), clock, "Hi")
+    limiter = factory.context.registry.logLimit
+    wrapping = ProxyHeaderFactory(factory, clock, limiter)
+
+    def connect(port: int) -> tuple[object, StringTransportWithDisconnection]:
+        wrapper = wrapping.buildProtocol(None)
+        transport = StringTransportWithDisconnection(
+            peerAddress=IPv4Address("TCP", "192.0.2.1", port)
+        )
+        transport.protocol = wrapper
+        transport.abortConnection = transport.loseConnection  # type: ignore[method-assign]
+        wrapper.makeConnection(transport)
+        return wrapper, transport
+
+    with capturedLogs() as logs:
+        connect(1)
+        clock.advance(HEADER_TIMEOUT)
+        plain, plainTransport = connect(2)
+        plain.dataReceived(b"hello\n")  # type: ignore[attr-defined]
+        for port in range(3, 100):
+            connect(port)[0].dataReceived(b"hello\n")  # type: ignore[attr-defined]
+    texts = [text for text in logs.texts() if "PROXY" in text]
+    assert texts[:2] == [
+        "Client 192.0.2.1:1 sent no PROXY protocol header in 10 seconds; closing "
+        "(is it reaching a port meant for a load balancer?)",
+        "Client 192.0.2.1:2 sent no valid PROXY protocol header; closing "
+        "(is it reaching a port meant for a load balancer?)",
+    ]
+    assert len(texts) < 30, texts
+    assert not plainTransport.connected
+    assert factory.service is not None
+    assert factory.service.people.population == 0
+    if limiter is not None:
+        limiter.flush()
+
+
+@pytest.mark.e2e
+def test_a_direct_client_on_a_proxy_port_is_logged(processes: Processes) -> None:
+    """A client that reaches a haproxy: port without the balancer is closed
+    and the server says why in its log."""
+    server = proxiedServer(processes)
+    port = int(server.addresses[0].rpartition(":")[2])
+    sock = processes.connect(("127.0.0.1", port))
+    sock.sendall(b"hello\n")
+    assert receiveToEOF(sock) == b""
+    server.output.waitForText(b"sent no valid PROXY protocol header; closing")

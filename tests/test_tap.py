@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import resource
 import socket
 from dataclasses import replace
@@ -105,7 +106,7 @@ def test_every_option() -> None:
     assert options["mode"] == "echo"
     assert options["listeners"] == [
         ("tcp:7000:interface=0.0.0.0:backlog=50", "0.0.0.0:7000"),
-        ("unix:/tmp/x.sock:backlog=50", "unix:/tmp/x.sock"),
+        ("unix:/tmp/x.sock:backlog=50:mode=660", "unix:/tmp/x.sock"),
     ]
     assert options.limits() == Limits(
         maxLine=100,
@@ -225,6 +226,53 @@ def test_help_is_h_too_and_reads_cleanly(capsys: pytest.CaptureFixture[str]) -> 
     assert all("  " not in doc for doc in Options().docs.values() if doc)
 
 
+def test_help_is_grouped(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help lists the options in groups, in this order, the most needed
+    first (--port and --mode open it), each option in its group's order."""
+    with pytest.raises(SystemExit):
+        parse("--help")
+    shown = capsys.readouterr().out
+    headings = [
+        line for line in shown.splitlines() if line[:1].isalpha() and line[-1] == ":"
+    ]
+    assert headings == [
+        "Listening:",
+        "Chat:",
+        "Limits:",
+        "Bus:",
+        "Web:",
+        "Operations:",
+    ]
+    options = re.findall(r"^  (?:-\w, |    )--([\w-]+)", shown, re.MULTILINE)
+    assert options[:3] == ["port", "mode", "interface"]
+    methods = ["port", "web", "web-origin", "web-host", "quiet", "help", "version"]
+    assert sorted(options) == sorted(
+        [*(name for name, *_ in Options.optParameters), *methods]
+    )
+
+
+def test_every_option_is_in_a_help_group() -> None:
+    """Every option has its group in --help: an option added without one
+    would be shown under "Other" (add it to HELP_GROUPS in sockserve.tap)."""
+    groups = dict(Options().helpSections())
+    assert "Other" not in groups, groups["Other"]
+
+
+def test_defaults_are_said_one_way() -> None:
+    """Every default is said the same way, "[default: X]" at the end of its
+    option's text (a float as a person writes it: 10, not 10.0)."""
+    usage = Options().getUsage(width=200)
+    assert "(default" not in usage
+    usage = "\n".join(line for line in usage.splitlines() if not line[:1].isalpha())
+    texts = re.split(r"\n  (?:-\w, |    )--", usage)
+    for text in texts:
+        assert text.count("[default:") <= 1, text
+        if "[default:" in text:
+            assert text.rstrip().endswith("]"), text
+    assert "Seconds, 0 or more. [default: 10]" in " ".join(usage.split())
+    assert ".0]" not in usage
+
+
 def test_ipv6_interface() -> None:
     """A bare port on an IPv6 interface becomes an escaped tcp6 description."""
     assert describeListener("5000", "::1", 10) == (
@@ -252,7 +300,8 @@ def test_ipv6_interface() -> None:
             "tcp:5000:interface=0.0.0.0:backlog=10",
         ),
         ("tcp:5000:5:0.0.0.0", "127.0.0.1", None),
-        ("unix:/tmp/s", "127.0.0.1", "unix:/tmp/s:backlog=10"),
+        ("unix:/tmp/s", "127.0.0.1", "unix:/tmp/s:backlog=10:mode=660"),
+        ("unix:/tmp/s:mode=600", "127.0.0.1", "unix:/tmp/s:mode=600:backlog=10"),
     ],
 )
 def test_descriptions_listen_on_the_interface(
@@ -755,3 +804,29 @@ def test_accounts_options(tmp_path: Path) -> None:
     options = parse("--accounts", str(bad), "--require-login", "--login-timeout", "5")
     assert options["accountStore"] is not None
     assert "--require-login" in options.workerArguments([5000])
+
+
+def test_os_errors_name_their_path_as_text() -> None:
+    """An error about a link (the UNIX socket's lock file) names the path
+    it concerns as text, not as a bytes repr after the link's target."""
+    from sockserve._endpoints import describeOSError
+
+    error = OSError(2, "No such file or directory", "1234", None, b"/x/s.sock.lock")
+    assert describeOSError(error) == (
+        "[Errno 2] No such file or directory: '/x/s.sock.lock'"
+    )
+    assert describeOSError(OSError("plain")) == "plain"
+
+
+def test_unix_socket_problems(tmp_path: Path) -> None:
+    """A UNIX socket's directory is tried before twistd detaches."""
+    from sockserve._endpoints import bindProblem
+
+    assert bindProblem(f"unix:{tmp_path}/s.sock:backlog=50:mode=660") is None
+    assert list(tmp_path.iterdir()) == []
+    assert bindProblem(f"unix:{tmp_path}/no/s.sock") == (
+        f"[Errno 2] No such file or directory: '{tmp_path}/no'"
+    )
+    assert bindProblem("unix:/" + "x" * 200) == (
+        "the path is longer than a UNIX socket's 107 bytes"
+    )

@@ -232,3 +232,62 @@ def test_a_certificate_without_names_is_refused(
         f"TLS failure with localhost:{port}: "
         "Certificate does not contain any `subjectAltName`s.\n"
     )
+
+
+@pytest.mark.parametrize("mode", ["oneshot", "chat"])
+def test_a_plain_client_on_a_tls_port(processes: Processes, authority, mode) -> None:
+    """sockserve-client without --tls against a TLS port: the server closes
+    without a byte of reply; the client says so and asks whether it is
+    TLS, with exit status 1 (not an empty exit 0), and the server logs the
+    failed handshake with the client's address."""
+    server, port = tlsServer(processes, authority, mode)
+    server.output.follow()
+    result = client(processes, "127.0.0.1", str(port), "hello")
+    assert (result.returncode, result.stdout) == (1, b""), result
+    assert result.stderr.decode() == (
+        "sockserve-client: the server did not answer: is it TLS? "
+        f"(127.0.0.1:{port} closed the connection without a byte of reply; "
+        "try --tls)\n"
+    )
+    log = server.output.waitForText(b"TLS handshake").decode()
+    [line] = [line for line in log.splitlines() if "TLS handshake" in line]
+    assert "failed the TLS handshake" in line, line
+    assert "is it speaking TLS?" in line, line
+
+
+@pytest.mark.parametrize("mode", ["oneshot", "chat", "echo"])
+def test_tls_against_a_plain_port(processes: Processes, mode: str) -> None:
+    """--tls against a server that does not speak TLS says so, in those
+    words, not OpenSSL's "wrong version number"."""
+    server = processes.server(mode=mode)
+    result = client(
+        processes, "--tls", "--insecure", "-t", "5", "127.0.0.1", str(server.port), "hi"
+    )
+    assert (result.returncode, result.stdout) == (1, b""), result
+    assert result.stderr.decode() == (
+        f"TLS failure with 127.0.0.1:{server.port}: the server does not speak TLS\n"
+    )
+
+
+def test_a_tls_record_is_not_printed() -> None:
+    """A TLS alert coming back to a client not speaking TLS is not written
+    to the terminal: the client notes it and closes."""
+    import io
+
+    from twisted.internet.testing import StringTransport
+
+    from sockserve.client import PrintingClient
+
+    output = io.BytesIO()
+    printing = PrintingClient(output)
+    transport = StringTransport()
+    printing.makeConnection(transport)
+    printing.dataReceived(b"\x15\x03\x03\x00\x02\x02\x46")
+    assert output.getvalue() == b""
+    assert printing.tlsRecord
+    assert transport.disconnecting
+    plain = PrintingClient(output)
+    plain.makeConnection(StringTransport())
+    plain.dataReceived(b"\x15 not TLS\n")
+    assert output.getvalue() == b"\x15 not TLS\n"
+    assert not plain.tlsRecord

@@ -40,6 +40,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
 from sockserve._loglimit import LogLimiter
+from sockserve._text import plural
 from sockserve.bus.address import BusAddress
 from sockserve.bus.codec import (
     BadEntry,
@@ -321,6 +322,15 @@ class BusNode:
         """
         self.inbound.busEntries(stream, entries)
 
+    def backlog(self) -> tuple[int, int]:
+        """
+        How many bytes the slowest node has left to read in the room where
+        it is furthest behind, and how many bytes of this node's lines wait
+        in its outbox.
+        """
+        lag = max((link.lag for link in self.links.values()), default=0)
+        return lag, self.outbox.bytes
+
     def busProgress(self, room: str, lag: int) -> None:
         """
         The slowest node has C{lag} bytes of C{room}'s stream left to read.
@@ -460,8 +470,10 @@ class BusNode:
                 LogLevel.warn,
                 "backlog drops",
                 "{why} and this node's backlog for it is full ({limit} bytes, "
-                "a quarter of it for one sender): dropped {count} message(s) "
-                "and {presence} change(s) of who is here; the senders were told",
+                "a quarter of it for one sender): dropped {messages} and "
+                "{changes} of who is here; the senders were told",
+                messages=plural(dropped, "message"),
+                changes=plural(presence, "change"),
                 why=(
                     "The bus does not take lines in time"
                     if there

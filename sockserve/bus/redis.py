@@ -33,6 +33,7 @@ from twisted.internet.defer import (
     ensureDeferred,
     fail,
     gatherResults,
+    race,
     succeed,
 )
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -82,6 +83,27 @@ MEMORY_BACK_AFTER = 5.0
 EMPTY_ROOM_KEPT_MS = 3_600_000
 # Entries a node's inbox keeps.
 INBOX_LENGTH = 1000
+# What Redis (and txredisapi) say when the password is missing or wrong, or
+# given to a server that has none.
+_AUTHENTICATION_ERRORS = (
+    "NOAUTH",
+    "WRONGPASS",
+    "could not auth",
+    "invalid password",
+    "called without any password",
+)
+PASSWORD_HINT = (
+    "give the bus's password with --bus-password-file FILE (or the "
+    "SOCKSERVE_BUS_PASSWORD environment variable)"
+)
+
+
+def authenticationFailed(reason: str) -> bool:
+    """
+    Tell whether Redis refused the node for its password (missing, wrong,
+    or given to a server that wants none), as C{reason} says.
+    """
+    return any(error in reason for error in _AUTHENTICATION_ERRORS)
 
 
 class BusLost(Exception):
@@ -223,6 +245,14 @@ class BusNode(Protocol):
         of its stream left to read.
         """
 
+    def backlog(self) -> tuple[int, int]:
+        """
+        The bytes the slowest node has left to read (in the room where it is
+        furthest behind), and those of this node's lines waiting to be
+        published.
+        """
+        ...
+
     def readPositions(self) -> list[tuple[str, int | None]]:
         """
         How far the node has read each room's stream, C{(room, offset)}.
@@ -239,6 +269,24 @@ class BusNode(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class BusFigures:
+    """
+    How a node stands with the bus, for C{/metrics}.
+
+    @ivar connected: whether it is in contact with the bus.
+    @ivar lag: bytes the slowest node has left to read, in the room where
+        it is furthest behind.
+    @ivar outbox: bytes of this node's lines waiting to be published.
+    @ivar reconnects: how many times it joined again after losing contact.
+    """
+
+    connected: bool
+    lag: int
+    outbox: int
+    reconnects: int
+
+
 class _Connections(Factory):
     """
     Builds txredisapi protocols for one node; txredisapi's protocol asks its
@@ -252,6 +300,7 @@ class _Connections(Factory):
         self.address = address
         self.replyTimeout = replyTimeout
         self.failure: str | None = None
+        self.refused: Deferred[None] = Deferred()
 
     def buildProtocol(self, addr: object) -> Any:
         """
@@ -281,6 +330,8 @@ class _Connections(Factory):
         txredisapi: why the connection was refused.
         """
         self.failure = why
+        if not self.refused.called:
+            self.refused.callback(None)
 
 
 class RedisBus(Service):
@@ -292,6 +343,12 @@ class RedisBus(Service):
     @ivar connected: whether the node is in contact with the bus.
     @ivar outOfMemory: whether Redis refused the node's last write for want
         of memory.
+    @ivar started: fires once the first attempt to join is over: with
+        C{None} when it joined, or failed in a way that retrying may mend
+        (the node retries); with the reason when Redis refused the node's
+        password (the node does not retry then: the server is to stop).
+    @ivar reconnects: how many times the node joined again after losing
+        contact.
     """
 
     log = Logger()
@@ -341,6 +398,8 @@ class RedisBus(Service):
         self._warnedVersion = False
         self._reporting = False
         self._reportAgain = False
+        self.started: Deferred[str | None] = Deferred()
+        self.reconnects = 0
 
     def serve(self, target: BusNode) -> None:
         """
@@ -405,6 +464,13 @@ class RedisBus(Service):
             return "Redis is out of memory: lines to the other servers wait"
         return None
 
+    def figures(self) -> BusFigures:
+        """
+        How the node stands with the bus now (see L{BusFigures}).
+        """
+        lag, outbox = self.target.backlog() if self.target is not None else (0, 0)
+        return BusFigures(self.connected, lag, outbox, self.reconnects)
+
     # Connecting and rejoining
 
     def _connect(self) -> None:
@@ -422,10 +488,12 @@ class RedisBus(Service):
         factory = _Connections(self.address, replyTimeout)
         endpoint = self.address.endpoint(self.reactor)
         protocol: Any = await endpoint.connect(factory)
-        ready: Deferred[Any] = protocol.whenConnected()
+        ready: Deferred[Any] = race([protocol.whenConnected(), factory.refused])
         ready.addTimeout(self.stallTimeout, self.clock)
         try:
-            await ready
+            index, _ = await ready
+            if index == 1:
+                raise BusLost(factory.failure)
         except Exception:
             protocol.transport.abortConnection()
             raise BusLost(
@@ -484,6 +552,10 @@ class RedisBus(Service):
         self._attempt = 0
         self.connected = True
         rejoining, self._everJoined = self._everJoined, True
+        if rejoining:
+            self.reconnects += 1
+        if not self.started.called:
+            self.started.callback(None)
         self.log.info(
             "Back in contact with the bus at {bus}"
             if rejoining
@@ -580,6 +652,16 @@ class RedisBus(Service):
         wasConnected = self.connected
         self.connected = False
         self._stopLoops()
+        if authenticationFailed(reason):
+            reason = f"authentication failed ({reason.rstrip('.')}): {PASSWORD_HINT}"
+            if not self.started.called:
+                # The first attempt: a password that cannot work stops the
+                # server, rather than have it retry for ever.
+                self.started.callback(reason)
+                self._drop()
+                return
+        if not self.started.called:
+            self.started.callback(None)
         if reason != self._lastProblem:
             if wasConnected or self._lastProblem is None:
                 self.log.warn(

@@ -222,7 +222,8 @@ class LineWire:
     ) -> bytes:
         """
         The lines said before the member joined, as C{<name> text} lines
-        between C{* the last N line(s) said here:} and C{* (end of history)};
+        between C{* the last N lines said here:} (C{line} for one) and
+        C{* (end of history)};
         the heading says how many lines before those are not shown.
         """
         said = b"".join([self.message(room, sender, (line,)) for sender, line in lines])

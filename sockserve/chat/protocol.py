@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sockserve._pausing import InputPauser
 from sockserve._sending import unsentBytes
+from sockserve._telnet import IAC, TelnetFilter
 from sockserve._version import __version__
 from sockserve.chat.events import Banner, ChatWire
 from sockserve.chat.linewire import LINE_WIRE, LineWire
@@ -34,7 +35,12 @@ class ChatProtocol(LineServerProtocol):
     the client stops reading: the session then queues its output, bounded
     (see L{ChatSession.receive}), rather than stop reading from the client.
 
+    Telnet's own commands (a telnet user's Ctrl-C) are taken out of the
+    input and answered (see L{sockserve._telnet}): they neither reach the
+    room nor leave telnet waiting. Nothing of telnet is sent unprompted.
+
     @ivar session: the member's session.
+    @ivar telnet: the filter of telnet commands, once the client sent one.
     """
 
     # Writes go through Twisted's buffer, which sends what several senders
@@ -53,6 +59,7 @@ class ChatProtocol(LineServerProtocol):
         super().__init__(context)
         self.session = ChatSession(service, self, wire, banner, policy)
         self.pauser: InputPauser | None = None
+        self.telnet: TelnetFilter | None = None
 
     # ChatConnection, for the session (which writes with self.send)
 
@@ -109,6 +116,26 @@ class ChatProtocol(LineServerProtocol):
         Join the room.
         """
         self.session.start()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Take telnet's commands out of C{data} and answer them, then frame
+        the rest into lines.
+        """
+        # The hot path: plain text from a client that never sent a command
+        # costs one test.
+        if self.telnet is None:
+            if IAC not in data:
+                super().dataReceived(data)
+                return
+            self.telnet = TelnetFilter()
+        text, answers = self.telnet.feed(data)
+        self.context.stats.bytesIn += len(data) - len(text)
+        if text:
+            super().dataReceived(text)
+        if answers and not self.closing:
+            self.context.stats.bytesOut += len(answers)
+            self.transport.write(answers)
 
     def linesReceived(self, chunk: bytes) -> None:
         """

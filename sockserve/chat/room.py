@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
+from sockserve._text import plural
 from sockserve.chat.events import (
     ChatEvent,
     History,
@@ -67,7 +68,7 @@ class RoomFull(Exception):
     """
 
     def __init__(self, room: str, capacity: int) -> None:
-        super().__init__(f"the room #{room} is full ({capacity} members)")
+        super().__init__(f"the room #{room} is full ({plural(capacity, 'member')})")
         self.room = room
         self.capacity = capacity
 

@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve._text import linesAreSafe, plural, safeText
+from sockserve._text import linesAreSafe, plural, safeText, sizeText
 from sockserve.chat.commands import BY_NAME
 from sockserve.chat.events import (
     ACTION,
@@ -224,6 +224,7 @@ class ChatSession:
         "_renames",
         "_send",
         "_sleeping",
+        "_told",
         "_typing",
         "account",
         "banner",
@@ -277,6 +278,9 @@ class ChatSession:
         self._renames: tuple[float, ...] = ()
         self.account: Account | None = None
         self._loginDeadline: IDelayedCall | None = None
+        # The rate limits the member was told hold its input, until their
+        # budgets are back in full.
+        self._told: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"<ChatSession {self.name or '(no name yet)'} {self.state.value}>"
@@ -665,18 +669,51 @@ class ChatSession:
         policy = self.policy
         if self._commands is None:
             self._commands = Budget(policy.commandBurst)
-        wait = self._commands.spend(
-            policy.clock.seconds(), 1, policy.commandRate, policy.commandBurst
-        )
-        return self._pause(wait) if wait else None
+        now = policy.clock.seconds()
+        if "commands" in self._told and self._commands.settled(
+            now, policy.commandRate, policy.commandBurst
+        ):
+            self._told -= {"commands"}
+        wait = self._commands.spend(now, 1, policy.commandRate, policy.commandBurst)
+        return self._pause(wait, "commands") if wait else None
 
-    def _pause(self, seconds: float) -> Deferred[None]:
+    def _pause(self, seconds: float, limit: str) -> Deferred[None]:
         """
-        What the member's input waits for when it must wait C{seconds}
-        (cancelled if the member leaves first).
+        What the member's input waits for when it must wait C{seconds} for
+        the rate C{limit} (C{commands}, C{flood}), cancelled if the member
+        leaves first. The member is told why, once (until that limit's
+        budget is back in full), and counted as held meanwhile.
         """
+        stats = self.policy.stats
+        stats.held += 1
+        stats.holds[limit] += 1
+        if limit not in self._told:
+            self._told |= {limit}
+            self.receive(Notice(f"your input is held: {self._heldFor(limit)}"))
         sleeping = self._sleeping = deferLater(self.policy.clock, seconds, _nothing)
+
+        def over(result: object) -> object:
+            stats.held -= 1
+            return result
+
+        sleeping.addBoth(over)
         return sleeping
+
+    def _heldFor(self, limit: str) -> str:
+        """
+        Why the rate C{limit} holds input, in a member's words.
+        """
+        policy = self.policy
+        if limit == "commands":
+            return (
+                f"commands beyond {policy.commandBurst} at once run at "
+                f"{policy.commandRate:g} a second; the rest wait their turn"
+            )
+        return (
+            f"what you say may cause {sizeText(policy.floodLimit)} of output a "
+            "second (its size times the members receiving it); the rest waits "
+            "its turn"
+        )
 
     def command(self, line: bytes) -> Deferred[None] | None:
         """
@@ -759,8 +796,13 @@ class ChatSession:
         if budget is None:
             self._forgetSettledBudgets(limit)
             budget = self._budgets[key] = Budget(limit)
-        wait = budget.spend(self.policy.clock.seconds(), size, limit, limit)
-        return self._pause(wait) if wait else None
+        now = self.policy.clock.seconds()
+        if "flood" in self._told and all(
+            each.settled(now, limit, limit) for each in self._budgets.values()
+        ):
+            self._told -= {"flood"}
+        wait = budget.spend(now, size, limit, limit)
+        return self._pause(wait, "flood") if wait else None
 
     def _forgetSettledBudgets(self, limit: int) -> None:
         """
