@@ -201,6 +201,7 @@ class Options(CommandOptions):
         "rooms": "any a member names with /join, up to --max-rooms",
         "max-connections": "0",
         "web": "none",
+        "irc": "none",
         "web-host": "any name, but a loopback listener refuses pages of names "
         "other than localhost and IP addresses",
     }
@@ -447,8 +448,8 @@ class Options(CommandOptions):
             None,
             None,
             "chat: the accounts file (written by sockserve-passwd): its names "
-            "are reserved for those logged in to them; read again on SIGHUP "
-            "(default: none, everyone is a guest).",
+            "are reserved for those logged in to them; read again on SIGHUP. "
+            "Without it, everyone is a guest.",
         ],
         [
             "login-timeout",
@@ -497,8 +498,7 @@ class Options(CommandOptions):
         """
         chat: serve IRC clients here, in the same rooms (a channel #lab is
         the room lab): a port number (on --interface) or an endpoint
-        description (ssl: for IRC over TLS); may be given several times
-        [default: none].
+        description (ssl: for IRC over TLS); may be given several times.
         """
         self["irc"].append(value)
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import (
     BytesMessage,
@@ -168,7 +170,7 @@ def test_registration_and_chat_one_line_per_message() -> None:
     assert any(isinstance(event, CloseConnection) for event in web.events())
     assert web.transport.disconnecting
     assert lineTransport.value() == b"* webby left\r\n"
-    web.member.connectionLost(None)
+    web.member.connectionLost(Failure(ConnectionDone()))
     assert stats.openBy == {"irc-websocket": 0, "line": 1}
 
 

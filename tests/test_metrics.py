@@ -15,8 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.python.failure import Failure
 
 from sockserve._connections import ConnectionRegistry
 from sockserve._loglimit import WINDOW, LogLimiter
@@ -407,7 +409,7 @@ def test_connections_are_counted_by_front_end() -> None:
         assert frontEnd("open", kind) == 1
         assert frontEnd("accepted_total", kind) == 1
     alice.send("QUIT")
-    alice.protocol.connectionLost(None)
+    alice.protocol.connectionLost(Failure(ConnectionDone()))
     samples = scrape(collector)
     assert frontEnd("open", "irc") == 0
     assert frontEnd("accepted_total", "irc") == 1

@@ -241,13 +241,27 @@ def test_help_is_grouped(capsys: pytest.CaptureFixture[str]) -> None:
         "Limits:",
         "Bus:",
         "Web:",
+        "IRC:",
+        "Accounts:",
         "Operations:",
     ]
     options = re.findall(r"^  (?:-\w, |    )--([\w-]+)", shown, re.MULTILINE)
     assert options[:3] == ["port", "mode", "interface"]
-    methods = ["port", "web", "web-origin", "web-host", "quiet", "help", "version"]
+    methods = [
+        "port",
+        "web",
+        "web-origin",
+        "web-host",
+        "irc",
+        "help",
+        "version",
+    ]
     assert sorted(options) == sorted(
-        [*(name for name, *_ in Options.optParameters), *methods]
+        [
+            *(name for name, *_ in Options.optParameters),
+            *(name for name, *_ in Options.optFlags),
+            *methods,
+        ]
     )
 
 
