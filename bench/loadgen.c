@@ -53,7 +53,8 @@
  * ":nick!user@host PRIVMSG #CHANNEL :text" it receives as the line "text"
  * from "nick", which must be its sender's name. It answers PING with PONG;
  * an ERROR or a 4xx or 5xx numeric is an error (it only sends what needs
- * none). Everything past the framing is the same as over plain TCP.
+ * none), and one before the 366 closes the client, which will not be in
+ * the room. Everything past the framing is the same as over plain TCP.
  *
  * With --mix, the clients of one room take turns: client i is a line client
  * over TCP on --port (i mod 3 = 0), a WebSocket client on --ws-port (1) or
@@ -1465,6 +1466,8 @@ static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now
             && m.command[2] <= '9')) {
         show(shown, sizeof shown, line, n < 100 ? n : 100);
         error_at(c, "the server answered '%s'", shown);
+        if (c->irc == IRC_JOINING)
+            conn_close(c); /* it will not be in the room: nobody waits for it */
         return;
     }
     notices++;
@@ -1482,6 +1485,8 @@ static void chat_input(conn_t *c, uint64_t now)
             continue;
         if (c->irc) {
             chat_irc_message(c, line, body, now);
+            if (!c->open)
+                return;
             continue;
         }
         if (body > 10 && memcmp(line, "* you are ", 10) == 0)
