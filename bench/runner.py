@@ -140,12 +140,18 @@ def _judge(m: Measurement, scenario: Scenario, server: RunningServer) -> None:
 def targetArgs(server: RunningServer) -> list[str]:
     """
     Return the load generator's options naming C{server}: each node's port
-    (client i goes to node i mod n), and each process whose CPU is the
-    server's (the nodes and, on a bus, their Redis).
+    (client i goes to node i mod n), a mixed room's WebSocket and IRC ports,
+    and each process whose CPU is the server's (the nodes and, on a bus,
+    their Redis).
     """
     args: list[str] = []
     for port in server.ports:
         args += ["--port", str(port)]
+    first = server.nodes[0]
+    if first.wsPort is not None:
+        args += ["--ws-port", str(first.wsPort)]
+    if first.ircPort is not None:
+        args += ["--irc-port", str(first.ircPort)]
     for pid in server.serverSidePids:
         args += ["--server-pid", str(pid)]
     return args
