@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import select
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -274,6 +275,26 @@ def measureIdle(
     return m
 
 
+def keepLogs(server: RunningServer, m: Measurement) -> list[Path]:
+    """
+    Keep a copy of each of C{server}'s logs as they are after C{m}, a
+    measurement with a problem other than the load generator saturating:
+    the next start of that server writes its log afresh, and what the server
+    said about the problem (a client it closed, and why) would be lost.
+    Return the copies (C{NAME-ROUND-SCENARIO.log} beside each log).
+    """
+    kept = []
+    for node in server.nodes:
+        name = f"{node.log.stem}-round{m.round + 1}-{m.scenario}.log"
+        copy = node.log.with_name(name)
+        try:
+            shutil.copyfile(node.log, copy)
+        except OSError:
+            continue
+        kept.append(copy)
+    return kept
+
+
 def _failed(scenario: Scenario, spec: ServerSpec, round: int, why: str) -> Measurement:
     m = Measurement(scenario.name, spec.name, round)
     m.problems.append(why)
@@ -310,6 +331,9 @@ def runGroup(
                     continue
             measure = measureIdle if group == "idle" else measureLoad
             m = measure(loadgen, scenario, server, placement, round)
+            if not m.valid and not m.saturated:
+                for copy in keepLogs(server, m):
+                    m.problems.append(f"server log kept in {copy}")
             results.append(m)
             progress(m, scenario)
     finally:

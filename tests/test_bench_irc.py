@@ -30,7 +30,13 @@ from bench.report import (
     summarise,
     websocketComparison,
 )
-from bench.runner import Measurement, Placement, measureLoad, targetArgs
+from bench.runner import (
+    Measurement,
+    Placement,
+    keepLogs,
+    measureLoad,
+    targetArgs,
+)
 from bench.scenarios import QUICK, Settings, allScenarios, ircScenario
 from bench.servers import (
     CHAT_IRC,
@@ -535,3 +541,23 @@ def test_ngircdRefusedWhereMissing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert servers.available(serverNamed(NGIRCD)) == (
         "ngircd is not installed (Debian package ngircd)"
     )
+
+
+def test_keepLogs(tmp_path: Path) -> None:
+    """
+    A round with a problem keeps its server's log as it was then, named
+    after the round and the scenario, and says where.
+    """
+    log = tmp_path / "ngircd-chat-irc.log"
+    log.write_text("Shutting down connection 7 (Write buffer space exhausted)\n")
+    process: Any = SimpleNamespace(pid=4321)
+    server = RunningServer(serverNamed(NGIRCD), CHAT_IRC, [Node(process, 1, log)])
+    m = Measurement("chat-irc-100x5", NGIRCD, 4)
+    kept = keepLogs(server, m)
+    assert kept == [tmp_path / "ngircd-chat-irc-round5-chat-irc-100x5.log"]
+    log.write_text("the next start\n")
+    assert "exhausted" in kept[0].read_text()
+    missing = RunningServer(
+        serverNamed(NGIRCD), CHAT_IRC, [Node(process, 1, tmp_path / "none.log")]
+    )
+    assert keepLogs(missing, m) == []
