@@ -1537,6 +1537,9 @@ static void chat_writable_refill(void)
 
 static int not_named(const conn_t *c) { return c->open && c->name_len == 0; }
 static int irc_joining(const conn_t *c) { return c->open && c->irc == IRC_JOINING; }
+/* A WebSocket client the server has not closed yet (in a mixed room, the
+ * others are closed by us, without waiting). */
+static int ws_still_open(const conn_t *c) { return c->open && c->transport == T_WS; }
 static int joining(const conn_t *c) { return c->open && c->room_state == ROOM_ASKED; }
 
 /* --rooms: send every client to its room, and wait (bounded) for the
@@ -1663,7 +1666,7 @@ static int run_chat(void)
     if (ws_path) {
         for (int i = 0; i < nconns; i++)
             ws_close(&cs[i]);
-        pump_while_any(still_open, 2000000000ull);
+        pump_while_any(ws_still_open, 2000000000ull);
     }
     for (int i = 0; i < nconns; i++)
         conn_close(&cs[i]);
