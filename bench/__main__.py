@@ -22,6 +22,7 @@ from bench.processes import cores, installSignalHandlers, stopAll
 from bench.report import (
     busComparison,
     invalidCells,
+    ircComparison,
     markdown,
     roomsComparison,
     summarise,
@@ -29,7 +30,7 @@ from bench.report import (
 )
 from bench.runner import LOADGEN_CPU_LIMIT, Placement, printProgress, runSuite
 from bench.scenarios import FULL, QUICK, allScenarios, select
-from bench.servers import REPO, SERVERS, available
+from bench.servers import NGIRCD, REPO, SERVERS, available, ngircdProgram
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -149,6 +150,7 @@ def machineInfo(placement: Placement, coreCount: int) -> dict[str, Any]:
         "websockets": _packageVersion("websockets"),
         "ncat": _version(["ncat", "--version"]),
         "redis": _version(["redis-server", "--version"]),
+        "ngircd": _version([ngircdProgram() or "ngircd", "--version"]),
         "cc": compilerVersion(),
         "git": _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
     }
@@ -253,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info['server_core']}, load generator to core {info['loadgen_core']}; "
         f"Linux {info['kernel']}, Python {info['python']}, Twisted "
         f"{info['twisted']}, uvloop {info['uvloop']}, websockets "
-        f"{info['websockets']}, {info['ncat']}, {info['redis']}.\n"
+        f"{info['websockets']}, {info['ncat']}, {info['redis']}"
+        f"{', ' + info['ngircd'] if any(s.name == NGIRCD for s in servers) else ''}.\n"
         f"A figure is invalid if the load generator saw an error, a wrong reply, "
         f"a missing delivery, or used over {LOADGEN_CPU_LIMIT:.0f}% of its core. "
         f"Server CPU is that of every process serving (a chat on a bus: its "
@@ -272,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "websocket": websocketComparison(scenarios, servers, cells),
         "bus": busComparison(scenarios, servers, cells),
         "rooms": roomsComparison(scenarios, servers, cells),
+        "irc": ircComparison(scenarios, servers, cells),
         "redis_benchmark": [b.asJSON() for b in benchmarks],
         "measurements": [m.asJSON() for m in measurements],
     }

@@ -8,7 +8,8 @@
  *   loadgen echo    --port P --conns C --size S --warmup MS --duration MS
  *   loadgen oneshot --port P --conns C --size S --warmup MS --duration MS
  *   loadgen chat    --port P --clients N --senders K --lines L --size S
- *                   [--window W] [--ws PATH] [--rooms R]
+ *                   [--window W] [--ws PATH] [--irc CHANNEL] [--rooms R]
+ *                   [--mix --ws PATH --ws-port P --irc CHANNEL --irc-port P]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *
  * --port may be given several times, for a server of several processes (the
@@ -43,6 +44,22 @@
  * receives as one line; it answers pings, and leaves with a close frame.
  * Everything past the framing (checking, pacing, timing, the report) is the
  * same as over plain TCP.
+ *
+ * With --irc CHANNEL, chat speaks IRC as an IRC client does: client i
+ * registers (NICK lgI, USER lgI 0 * :..., then JOIN #CHANNEL, sent together),
+ * takes its name from the server's 001 (the nick there is authoritative) and
+ * counts itself in the room at the server's 366 (end of NAMES) for the
+ * channel; it sends each line as "PRIVMSG #CHANNEL :line" and takes each
+ * ":nick!user@host PRIVMSG #CHANNEL :text" it receives as the line "text"
+ * from "nick", which must be its sender's name. It answers PING with PONG;
+ * an ERROR or a 4xx or 5xx numeric is an error (it only sends what needs
+ * none), and one before the 366 closes the client, which will not be in
+ * the room. Everything past the framing is the same as over plain TCP.
+ *
+ * With --mix, the clients of one room take turns: client i is a line client
+ * over TCP on --port (i mod 3 = 0), a WebSocket client on --ws-port (1) or
+ * an IRC client on --irc-port (2), all in one room of one server, each line
+ * delivered to the members on the other transports as to its own.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
@@ -100,9 +117,14 @@ typedef struct {
     /* chat --ws */
     int ws;              /* WS_OFF, WS_UPGRADING or WS_OPEN */
     char ws_accept[32];  /* the Sec-WebSocket-Accept the server must answer */
+    /* chat */
+    int transport;       /* T_TCP, T_WS or T_IRC */
+    int irc;             /* chat --irc: IRC_OFF, IRC_JOINING or IRC_IN */
 } conn_t;
 
 enum { WS_OFF, WS_UPGRADING, WS_OPEN };
+enum { T_TCP, T_WS, T_IRC };
+enum { IRC_OFF, IRC_JOINING, IRC_IN };
 enum { ROOM_NONE, ROOM_ASKED, ROOM_IN };
 
 /* Options. */
@@ -115,6 +137,9 @@ static long server_pids[MAX_PORTS];
 static int nserver_pids;
 static const char *ws_path; /* chat over WebSocket: the path to upgrade */
 static int nrooms;          /* chat: rooms to spread the clients over (0: one) */
+static const char *irc_channel; /* chat over IRC: the channel, without its '#' */
+static int mix;             /* chat: clients on TCP, WebSocket and IRC in turn */
+static int ws_port, irc_port; /* chat --mix: the WebSocket and IRC ports */
 
 /* State. */
 static int ep;
@@ -122,6 +147,7 @@ static int short_reads; /* echo, chat: trust a short read to have emptied the so
 static conn_t *cs;
 static int nconns;
 static struct sockaddr_in targets[MAX_PORTS];
+static struct sockaddr_in ws_target, irc_target; /* chat --mix */
 
 typedef struct {
     uint64_t *ns;
@@ -304,6 +330,7 @@ static int conn_open(conn_t *c)
     c->connected = 0;
     c->eof = 0;
     c->ws = WS_OFF;
+    c->irc = IRC_OFF;
     buf_clear(&c->in);
     buf_clear(&c->out);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -311,6 +338,10 @@ static int conn_open(conn_t *c)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl: %s", strerror(errno));
     struct sockaddr_in *target = &targets[c->id % nports];
+    if (mix && c->transport == T_WS)
+        target = &ws_target;
+    else if (mix && c->transport == T_IRC)
+        target = &irc_target;
     if (connect(c->fd, (struct sockaddr *)target, sizeof *target) == 0) {
         c->connected = 1;
         return 1;
@@ -546,7 +577,7 @@ static void ws_start(conn_t *c)
                  "Sec-WebSocket-Key: %s\r\n"
                  "Sec-WebSocket-Version: 13\r\n"
                  "\r\n",
-                 ws_path, ports[c->id % nports], key);
+                 ws_path, mix ? ws_port : ports[c->id % nports], key);
     buf_append(&c->out, request, (size_t)k);
     c->ws = WS_UPGRADING;
     conn_flush(c);
@@ -702,7 +733,119 @@ static void ws_close(conn_t *c)
     }
 }
 
-/* Messages: lines over TCP, text frames over WebSocket. */
+/* ----------------------------------------------------------------- IRC */
+
+#define IRC_MAX_PARAMS 15
+
+static uint64_t irc_pings; /* PINGs answered */
+
+/* One IRC message (modern.ircdocs.horse, "Message format"), pointing into
+ * the line it was parsed from: tags skipped, the source without its ':' (""
+ * if none), the command, and the parameters, the trailing one (after " :")
+ * last, without its ':'. */
+typedef struct {
+    const char *source;
+    size_t source_len;
+    const char *command;
+    size_t command_len;
+    int nparams;
+    const char *param[IRC_MAX_PARAMS];
+    size_t param_len[IRC_MAX_PARAMS];
+} irc_msg_t;
+
+/* Parse the line p[0, n) (without its CRLF) into m; 0 if it holds no
+ * command. */
+static int irc_parse(const char *p, size_t n, irc_msg_t *m)
+{
+    const char *end = p + n, *sp;
+    memset(m, 0, sizeof *m);
+    m->source = "";
+    if (p < end && *p == '@') { /* tags: not asked for, skipped if sent */
+        sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp)
+            return 0;
+        p = sp;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    if (p < end && *p == ':') {
+        sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp)
+            return 0;
+        m->source = p + 1;
+        m->source_len = (size_t)(sp - p - 1);
+        p = sp;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    sp = p;
+    while (sp < end && *sp != ' ')
+        sp++;
+    if (sp == p)
+        return 0;
+    m->command = p;
+    m->command_len = (size_t)(sp - p);
+    p = sp;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        if (p == end)
+            break;
+        if (m->nparams == IRC_MAX_PARAMS)
+            return 0;
+        if (*p == ':' || m->nparams == IRC_MAX_PARAMS - 1) {
+            if (*p == ':')
+                p++;
+            m->param[m->nparams] = p;
+            m->param_len[m->nparams++] = (size_t)(end - p);
+            break;
+        }
+        sp = p;
+        while (sp < end && *sp != ' ')
+            sp++;
+        m->param[m->nparams] = p;
+        m->param_len[m->nparams++] = (size_t)(sp - p);
+        p = sp;
+    }
+    return 1;
+}
+
+/* Whether the command (or a parameter) s[0, n) is word. */
+static int irc_is(const char *s, size_t n, const char *word)
+{
+    size_t k = strlen(word);
+    return n == k && memcmp(s, word, k) == 0;
+}
+
+/* Whether s[0, n) names our channel: '#' and --irc's name, in any case
+ * (both servers measured fold ASCII). */
+static int irc_our_channel(const char *s, size_t n)
+{
+    size_t k = strlen(irc_channel);
+    return n == k + 1 && s[0] == '#' && strncasecmp(s + 1, irc_channel, k) == 0;
+}
+
+/* The nick of a source "nick!user@host" (all of it if it has no '!'). */
+static size_t irc_nick_len(const irc_msg_t *m)
+{
+    const char *bang = memchr(m->source, '!', m->source_len);
+    return bang ? (size_t)(bang - m->source) : m->source_len;
+}
+
+/* Register, and join the channel at once: servers take the lines in order. */
+static void irc_start(conn_t *c)
+{
+    char request[256];
+    int k = snprintf(request, sizeof request,
+                     "NICK lg%d\r\nUSER lg%d 0 * :sockserve load generator\r\n"
+                     "JOIN #%s\r\n",
+                     c->id, c->id, irc_channel);
+    buf_append(&c->out, request, (size_t)k);
+    c->irc = IRC_JOINING;
+    conn_flush(c);
+}
+
+/* Messages: lines over TCP and IRC, text frames over WebSocket. */
 
 /* Take the next message from c->in: a line without its ending (LF or CRLF),
  * or a text frame's payload; 0 if none is complete. */
@@ -722,11 +865,24 @@ static int next_message(conn_t *c, const char **msg, size_t *len)
     return 1;
 }
 
-/* Queue one message: p[0, n) and LF, or a text frame holding p[0, n). */
+/* Queue one message: p[0, n) and LF, a text frame holding p[0, n), or
+ * "PRIVMSG #CHANNEL :" p[0, n) CRLF. */
 static void send_message(conn_t *c, const char *p, size_t n)
 {
     if (c->ws) {
         ws_frame(&c->out, WS_TEXT, p, n);
+        return;
+    }
+    if (c->irc) {
+        size_t k = strlen(irc_channel);
+        buf_reserve(&c->out, n + k + 13);
+        char *o = c->out.data + c->out.len;
+        memcpy(o, "PRIVMSG #", 9);
+        memcpy(o + 9, irc_channel, k);
+        memcpy(o + 9 + k, " :", 2);
+        memcpy(o + 11 + k, p, n);
+        memcpy(o + 11 + k + n, "\r\n", 2);
+        c->out.len += n + k + 13;
         return;
     }
     buf_reserve(&c->out, n + 1);
@@ -1058,8 +1214,10 @@ static void chat_fill(conn_t *c)
 static void chat_connected(conn_t *c, uint64_t now)
 {
     (void)now;
-    if (ws_path)
+    if (c->transport == T_WS)
         ws_start(c);
+    else if (c->transport == T_IRC)
+        irc_start(c);
 }
 
 /* Parse a canonical decimal number (no sign, no leading zero). */
@@ -1102,21 +1260,23 @@ static int sender_prefix(const char *p, size_t n)
         && !memchr(p, '#', n);
 }
 
-/* Whether the prefix p[0, n) names sender c: "<NAME> " with its NAME, if its
- * welcome gave it one (any name otherwise). */
-static int named_as(const conn_t *c, const char *p, size_t n)
+/* Whether name[0, n) names sender c: its NAME, if its welcome (or its 001)
+ * gave it one (any name otherwise). */
+static int named_as(const conn_t *c, const char *name, size_t n)
 {
-    return c->name_len == 0
-        || (n == c->name_len + 3 && memcmp(p + 1, c->name, c->name_len) == 0);
+    return c->name_len == 0 || (n == c->name_len && memcmp(name, c->name, n) == 0);
 }
 
-static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
-                          uint64_t now)
+/* A delivery to c: the line (or frame) p[0, n) that brought it, the payload
+ * mark[0, mark_len) in it, and the sender as that line names it,
+ * name[0, name_len) (name NULL: not named, as by ncat); named_ok is 0 if
+ * the line names its sender in a malformed way. */
+static void chat_delivery(conn_t *c, const char *p, size_t n, const char *name,
+                          size_t name_len, int named_ok, const char *mark,
+                          size_t mark_len, uint64_t now)
 {
     char shown[160];
     uint64_t s64, q64, ts;
-    size_t prefix = (size_t)(mark - p);
-    int prefix_ok = prefix == 0 || sender_prefix(p, prefix);
     if (!chat_measuring) {
         /* Nobody has sent yet: a line of an earlier run, delivered late. */
         bad_lines++;
@@ -1124,7 +1284,7 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
         error_at(c, "delivery before the run started '%s'", shown);
         return;
     }
-    if (!prefix_ok || !parse_payload(mark, n - prefix, &s64, &q64, &ts)
+    if (!named_ok || !parse_payload(mark, mark_len, &s64, &q64, &ts)
         || s64 >= (uint64_t)senders || (int)s64 == c->id
         || q64 >= (uint64_t)lines_per_sender) {
         bad_lines++;
@@ -1140,9 +1300,9 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *mark,
                  cs[s].room);
         return;
     }
-    if (prefix && !named_as(&cs[s], p, prefix)) {
+    if (name && !named_as(&cs[s], name, name_len)) {
         wrong_names++;
-        show(shown, sizeof shown, p, prefix < 48 ? prefix : 48);
+        show(shown, sizeof shown, name, name_len < 48 ? name_len : 48);
         error_at(c, "line %u of sender %d (%s) came as '%s'", q, s, cs[s].name, shown);
     }
     uint32_t *want = &next_seq[(size_t)c->id * (size_t)senders + (size_t)s];
@@ -1203,16 +1363,132 @@ static void chat_you_are(conn_t *c, const char *line, size_t n)
     c->name_len = len;
 }
 
+/* A probe "#S# ROUND FROM" in c's room (mark: its start). */
+static void chat_probe(conn_t *c, const char *mark)
+{
+    char *after;
+    if (strtoul(mark + 4, &after, 10) != sync_round)
+        return;
+    long from = strtol(after, NULL, 10);
+    if (from >= 0 && from < nconns && cs[from].room != c->room) {
+        crossed_rooms++;
+        error_at(c, "in room-%d got a probe of client %ld, of room-%d", c->room, from,
+                 cs[from].room);
+    } else {
+        c->sync_seen++;
+    }
+}
+
+/* A line that should have been a delivery and is not one. */
+static void chat_bad(conn_t *c, const char *p, size_t n, const char *what)
+{
+    char shown[160];
+    bad_lines++;
+    show(shown, sizeof shown, p, n < 48 ? n : 48);
+    error_at(c, "%s '%s'", what, shown);
+}
+
+/* The sender a line client's line names: "<NAME> " before the payload at
+ * mark, or nobody (no prefix, as from ncat); 0 if the prefix is malformed. */
+static int line_sender(const char *line, const char *mark, const char **name,
+                       size_t *name_len)
+{
+    size_t prefix = (size_t)(mark - line);
+    *name = NULL;
+    *name_len = 0;
+    if (prefix == 0)
+        return 1;
+    if (!sender_prefix(line, prefix))
+        return 0;
+    *name = line + 1;
+    *name_len = prefix - 3;
+    return 1;
+}
+
+/* One line to an IRC client: a PRIVMSG to the channel is a delivery or a
+ * probe from its source's nick; the rest registers, joins, keeps alive or
+ * is an error. */
+static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now)
+{
+    irc_msg_t m;
+    char shown[120];
+    if (!irc_parse(line, n, &m)) {
+        chat_bad(c, line, n, "not an IRC message");
+        return;
+    }
+    if (irc_is(m.command, m.command_len, "PRIVMSG")) {
+        if (m.nparams != 2 || !irc_our_channel(m.param[0], m.param_len[0])) {
+            chat_bad(c, line, n, "a PRIVMSG not to the channel");
+            return;
+        }
+        const char *text = m.param[1];
+        size_t len = m.param_len[1], nick = irc_nick_len(&m);
+        if (len >= 4 && memcmp(text, "#B# ", 4) == 0)
+            chat_delivery(c, line, n, m.source, nick, nick > 0, text, len, now);
+        else if (len >= 4 && memcmp(text, "#S# ", 4) == 0)
+            chat_probe(c, text);
+        else if (memmem(text, len, "#B# ", 4) || memmem(text, len, "#S# ", 4))
+            chat_bad(c, line, n, "a payload moved within the message");
+        else
+            notices++;
+        return;
+    }
+    if (irc_is(m.command, m.command_len, "PING")) {
+        const char *token = m.nparams ? m.param[m.nparams - 1] : "";
+        size_t k = m.nparams ? m.param_len[m.nparams - 1] : 0;
+        buf_append(&c->out, "PONG :", 6);
+        buf_append(&c->out, token, k);
+        buf_append(&c->out, "\r\n", 2);
+        irc_pings++;
+        conn_flush(c);
+        return;
+    }
+    if (irc_is(m.command, m.command_len, "001") && m.nparams >= 1 && !c->name_len) {
+        if (m.param_len[0] == 0 || m.param_len[0] >= sizeof c->name) {
+            show(shown, sizeof shown, line, n < 100 ? n : 100);
+            error_at(c, "a 001 without a usable nick: '%s'", shown);
+            return;
+        }
+        memcpy(c->name, m.param[0], m.param_len[0]);
+        c->name[m.param_len[0]] = 0;
+        c->name_len = m.param_len[0];
+        return;
+    }
+    if (irc_is(m.command, m.command_len, "366") && m.nparams >= 2
+        && irc_our_channel(m.param[1], m.param_len[1])) {
+        if (c->irc == IRC_JOINING)
+            c->irc = IRC_IN;
+        return;
+    }
+    if (irc_is(m.command, m.command_len, "ERROR")
+        || (m.command_len == 3 && (m.command[0] == '4' || m.command[0] == '5')
+            && m.command[1] >= '0' && m.command[1] <= '9' && m.command[2] >= '0'
+            && m.command[2] <= '9')) {
+        show(shown, sizeof shown, line, n < 100 ? n : 100);
+        error_at(c, "the server answered '%s'", shown);
+        if (c->irc == IRC_JOINING)
+            conn_close(c); /* it will not be in the room: nobody waits for it */
+        return;
+    }
+    notices++;
+}
+
 static void chat_input(conn_t *c, uint64_t now)
 {
-    const char *line;
-    size_t body;
+    const char *line, *name;
+    size_t body, name_len;
     if (!c->open)
         return;
     while (next_message(c, &line, &body)) {
         c->got_line = 1;
         if (chat_leaving)
             continue;
+        if (c->irc) {
+            chat_irc_message(c, line, body, now);
+            if (!c->open)
+                return;
+            continue;
+        }
         if (body > 10 && memcmp(line, "* you are ", 10) == 0)
             chat_you_are(c, line, body);
         else if (c->room_state == ROOM_ASKED && body >= 6 && memcmp(line, "ERROR ", 6) == 0) {
@@ -1229,34 +1505,21 @@ static void chat_input(conn_t *c, uint64_t now)
             if (gt && gt + 6 <= line + body && gt[1] == ' ')
                 mark = gt + 2;
         }
-        if (mark && memcmp(mark, "#B# ", 4) == 0) {
-            chat_delivery(c, line, body, mark, now);
-            continue;
-        }
-        if (!mark || memcmp(mark, "#S# ", 4) != 0) {
+        if (!mark || (memcmp(mark, "#B# ", 4) != 0 && memcmp(mark, "#S# ", 4) != 0)) {
             /* A notice, or a payload mangled or moved within the line. */
-            const char *moved = memmem(line, body, "#B# ", 4);
-            if (moved) {
-                chat_delivery(c, line, body, moved, now);
-                continue;
-            }
-            mark = memmem(line, body, "#S# ", 4);
+            mark = memmem(line, body, "#B# ", 4);
+            if (!mark)
+                mark = memmem(line, body, "#S# ", 4);
         }
-        if (mark) {
-            char *after;
-            if (strtoul(mark + 4, &after, 10) == sync_round) {
-                long from = strtol(after, NULL, 10);
-                if (from >= 0 && from < nconns && cs[from].room != c->room) {
-                    crossed_rooms++;
-                    error_at(c, "in room-%d got a probe of client %ld, of room-%d",
-                             c->room, from, cs[from].room);
-                } else {
-                    c->sync_seen++;
-                }
-            }
-            continue;
+        if (!mark) {
+            notices++;
+        } else if (memcmp(mark, "#B# ", 4) == 0) {
+            int named_ok = line_sender(line, mark, &name, &name_len);
+            chat_delivery(c, line, body, name, name_len, named_ok, mark,
+                          body - (size_t)(mark - line), now);
+        } else {
+            chat_probe(c, mark);
         }
-        notices++;
     }
     if (c->open && c->eof) {
         if (!chat_leaving)
@@ -1273,6 +1536,10 @@ static void chat_writable_refill(void)
 }
 
 static int not_named(const conn_t *c) { return c->open && c->name_len == 0; }
+static int irc_joining(const conn_t *c) { return c->open && c->irc == IRC_JOINING; }
+/* A WebSocket client the server has not closed yet (in a mixed room, the
+ * others are closed by us, without waiting). */
+static int ws_still_open(const conn_t *c) { return c->open && c->transport == T_WS; }
 static int joining(const conn_t *c) { return c->open && c->room_state == ROOM_ASKED; }
 
 /* --rooms: send every client to its room, and wait (bounded) for the
@@ -1311,6 +1578,10 @@ static int run_chat(void)
     for (int i = 0; i < nconns; i++) {
         cs[i].room = nrooms ? (i / nports) % nrooms : 0;
         room_size[cs[i].room]++;
+        cs[i].transport = mix ? (i % 3 == 0 ? T_TCP : i % 3 == 1 ? T_WS : T_IRC)
+                        : ws_path ? T_WS
+                        : irc_channel ? T_IRC
+                        : T_TCP;
     }
     for (int r = 0; r < (nrooms ? nrooms : 1); r++)
         if (room_size[r] < 2)
@@ -1323,6 +1594,14 @@ static int run_chat(void)
         if (conn_open(&cs[i]) == 1)
             chat_connected(&cs[i], now_ns());
     pump_while_any(not_greeted, 10000000000ull);
+    if (irc_channel) {
+        /* ngircd listens with a backlog of 10: some of many clients
+         * connecting at once wait for the kernel's retries. */
+        pump_while_any(irc_joining, 30000000000ull);
+        for (int i = 0; i < nconns; i++)
+            if (irc_joining(&cs[i]))
+                error_at(&cs[i], "no end of NAMES for #%s in 30 s", irc_channel);
+    }
     if (nrooms)
         chat_join_rooms();
     /* Synchronise: every client sends a probe until one round reaches
@@ -1332,7 +1611,7 @@ static int run_chat(void)
         char probe[64];
         for (int i = 0; i < nconns; i++) {
             cs[i].sync_seen = 0;
-            if (!cs[i].open || cs[i].ws == WS_UPGRADING)
+            if (!cs[i].open || cs[i].ws == WS_UPGRADING || cs[i].irc == IRC_JOINING)
                 continue;
             int k = snprintf(probe, sizeof probe, "#S# %u %d", sync_round, i);
             send_message(&cs[i], probe, (size_t)k);
@@ -1387,7 +1666,7 @@ static int run_chat(void)
     if (ws_path) {
         for (int i = 0; i < nconns; i++)
             ws_close(&cs[i]);
-        pump_while_any(still_open, 2000000000ull);
+        pump_while_any(ws_still_open, 2000000000ull);
     }
     for (int i = 0; i < nconns; i++)
         conn_close(&cs[i]);
@@ -1542,6 +1821,14 @@ int main(int argc, char **argv)
             ws_path = arg_str(argc, argv, &i);
         else if (!strcmp(a, "--rooms"))
             nrooms = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--irc"))
+            irc_channel = arg_str(argc, argv, &i);
+        else if (!strcmp(a, "--mix"))
+            mix = 1;
+        else if (!strcmp(a, "--ws-port"))
+            ws_port = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--irc-port"))
+            irc_port = (int)arg_long(argc, argv, &i);
         else
             die("unknown option %s", a);
     }
@@ -1555,6 +1842,24 @@ int main(int argc, char **argv)
         die("--ws needs a path such as /ws");
     if (nrooms && strcmp(mode, "chat") != 0)
         die("--rooms is for chat only");
+    if (irc_channel && strcmp(mode, "chat") != 0)
+        die("--irc is for chat only");
+    if (irc_channel && (!irc_channel[0] || strlen(irc_channel) > 40
+                        || strspn(irc_channel, "abcdefghijklmnopqrstuvwxyz"
+                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+                               != strlen(irc_channel)))
+        die("--irc needs a channel name (letters, digits, - and _), without its #");
+    if (irc_channel && nrooms)
+        die("--rooms is for line clients (/join), not with --irc");
+    if (mix && (!ws_path || !irc_channel || ws_port <= 0 || ws_port > 65535
+                || irc_port <= 0 || irc_port > 65535 || nports != 1))
+        die("--mix needs --ws PATH --ws-port P --irc CHANNEL --irc-port P and one --port");
+    if (!mix && (ws_port || irc_port))
+        die("--ws-port and --irc-port are for --mix");
+    if (!mix && ws_path && irc_channel)
+        die("--ws and --irc together need --mix");
+    if (mix && nrooms)
+        die("--rooms is for line clients, not with --mix");
     if (nrooms < 0 || nrooms > 100000)
         die("--rooms must be 0 (one room) to 100000");
     if (conns < 1 || clients < 2 || senders < 1 || lines_per_sender < 1 || concurrency < 1)
@@ -1570,6 +1875,9 @@ int main(int argc, char **argv)
         targets[i].sin_port = htons((uint16_t)ports[i]);
         targets[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1, always */
     }
+    ws_target = irc_target = targets[0];
+    ws_target.sin_port = htons((uint16_t)ws_port);
+    irc_target.sin_port = htons((uint16_t)irc_port);
     memset(padding, 'x', sizeof padding);
     rng_state = (now_ns() ^ (uint64_t)getpid() << 32) | 1; /* never 0 */
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1607,11 +1915,13 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "chat"))
         printf(", \"transport\": \"%s\", \"expected\": %llu, \"missing\": %llu, "
                "\"bad_lines\": %llu, \"out_of_order\": %llu, \"notices\": %llu, "
-               "\"pings\": %llu",
-               ws_path ? "websocket" : "tcp", (unsigned long long)expected,
+               "\"pings\": %llu, \"irc_pings\": %llu",
+               mix ? "mixed" : ws_path ? "websocket" : irc_channel ? "irc" : "tcp",
+               (unsigned long long)expected,
                (unsigned long long)(expected > completed ? expected - completed : 0),
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
-               (unsigned long long)notices, (unsigned long long)ws_pings);
+               (unsigned long long)notices, (unsigned long long)ws_pings,
+               (unsigned long long)irc_pings);
     if (!strcmp(mode, "chat")) {
         int named = 0;
         for (int i = 0; i < nconns; i++)

@@ -8,7 +8,8 @@ kept in C{bench/results/profile-SERVER-MODE.txt} for a flame graph.
 
 A room on a bus (C{--server sockserve-bus}, C{sockserve-bus-2nodes}) runs
 with its private Redis, the load spread over its nodes; the first node is
-the one sampled.
+the one sampled. C{chat-irc} is the same room of IRC clients (C{--irc}), and
+C{chat-mixed} of TCP, WebSocket and IRC clients in turn.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from bench.processes import (
     stopChild,
 )
 from bench.runner import targetArgs
-from bench.servers import VENV_BIN, serverNamed, startServer
+from bench.servers import IRC_CHANNEL, VENV_BIN, serverNamed, startServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOADS = {
@@ -53,6 +54,8 @@ LOADS = {
         "256",
     ],
 }
+LOADS["chat-irc"] = [*LOADS["chat"], "--irc", IRC_CHANNEL]
+LOADS["chat-mixed"] = [*LOADS["chat"], "--mix", "--ws", "/ws", "--irc", IRC_CHANNEL]
 
 
 def fold(path: Path) -> tuple[collections.Counter[str], collections.Counter[str], int]:
@@ -155,7 +158,7 @@ def profile(mode: str, seconds: int, top: int, serverName: str = "sockserve") ->
             stderr=subprocess.DEVNULL,
         )
         load = list(LOADS[mode])
-        if mode != "chat":
+        if not mode.startswith("chat"):
             load += ["--duration", str(seconds * 1000)]
         deadline = time.monotonic() + seconds + 30
         for _ in range(1000):  # chat runs are short: repeat them

@@ -1,9 +1,11 @@
 """
 Summarising measurements: medians over valid rounds, min-max spreads, ratios
 against the peers, each chat room over WebSocket beside the same room over
-TCP, each room on a Redis bus (one node, two nodes) beside the same room
-without one, with Redis's own ceiling, and the chat in many rooms beside one
-room of the same size, as Markdown and JSON.
+TCP, each room of IRC clients (sockserve's and ngircd's) and each mixed room
+(TCP, WebSocket and IRC clients) beside the same room over TCP, each room on
+a Redis bus (one node, two nodes) beside the same room without one, with
+Redis's own ceiling, and the chat in many rooms beside one room of the same
+size, as Markdown and JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from bench.bus import RedisBenchmark
 from bench.runner import Measurement
 from bench.scenarios import Scenario
 from bench.servers import (
+    CHAT_IRC,
     CHAT_MANY_ROOMS,
+    CHAT_MIXED,
     CHAT_WS,
+    IRC_CHANNEL,
+    NGIRCD,
     SOCKSERVE,
     SOCKSERVE_BUS,
     SOCKSERVE_BUS_2NODES,
@@ -279,6 +285,7 @@ def markdown(
                     )
             lines.append("| " + " | ".join(row) + " |")
     lines.extend(websocketSection(scenarios, servers, cells))
+    lines.extend(ircSection(scenarios, servers, cells))
     lines.extend(roomsSection(scenarios, servers, cells))
     lines.extend(busSection(scenarios, servers, cells, benchmarks))
     lines.append("")
@@ -334,25 +341,35 @@ def _verdict(value: float, bound: str | None, target: float) -> bool | None:
     return met
 
 
-def _comparison(cell: Cell | None, other: Cell | None, target: float) -> dict[str, Any]:
+def _versus(cell: Cell | None, other: Cell | None) -> dict[str, Any]:
     """
-    Compare C{cell}'s figure with C{other}'s against C{target}. As in
+    Return how many times C{cell}'s figure is C{other}'s. As in
     L{boundedRatio}, the ratio is a lower bound if C{cell}'s figure is a bound
     and an upper bound if C{other}'s is; where some rounds are invalid for
     other reasons, it is the ratio of the valid rounds' medians.
     """
-    comparison: dict[str, Any] = {"ratio": None, "bound": None, "target": target}
-    comparison.update(met=None, all_rounds_valid=False)
+    versus: dict[str, Any] = {"ratio": None, "bound": None, "all_rounds_valid": False}
     if cell is None or other is None or (cell.bounded and other.bounded):
-        return comparison
+        return versus
     if (cell.valid or cell.bounded) and (other.valid or other.bounded):
         value = ratio(cell.figure, other.figure, True)
         bound = "lower" if cell.bounded else "upper" if other.bounded else None
-        comparison.update(bound=bound, all_rounds_valid=cell.valid and other.valid)
+        versus.update(bound=bound, all_rounds_valid=cell.valid and other.valid)
     else:
         value = ratio(cell.median, other.median, True)
-    if value is not None:
-        comparison.update(ratio=value, met=_verdict(value, comparison["bound"], target))
+    versus["ratio"] = value
+    return versus
+
+
+def _comparison(cell: Cell | None, other: Cell | None, target: float) -> dict[str, Any]:
+    """
+    Compare C{cell}'s figure with C{other}'s (see L{_versus}) against
+    C{target}.
+    """
+    comparison = _versus(cell, other)
+    comparison.update(target=target, met=None)
+    if comparison["ratio"] is not None:
+        comparison["met"] = _verdict(comparison["ratio"], comparison["bound"], target)
     return comparison
 
 
@@ -395,7 +412,7 @@ def websocketComparison(
     """
     rows = []
     for scenario in scenarios:
-        if scenario.overTcp is None:
+        if scenario.group != CHAT_WS or scenario.overTcp is None:
             continue
         ws = cells.get((scenario.name, SOCKSERVE))
         tcp = cells.get((scenario.overTcp, SOCKSERVE))
@@ -486,6 +503,136 @@ def websocketSection(
                 _fmtComparison(figures["sockserve_over_it"]),
             ]
         lines.append("| " + " | ".join(shown) + " |")
+    return lines
+
+
+def _ircFigures(cell: Cell | None) -> dict[str, Any]:
+    """
+    Return a cell's figures for the IRC comparison: as L{_figures}, with
+    the median p50, the server's CPU per delivery, the load generator's
+    busiest round, and whether every round was valid.
+    """
+    return {
+        **_figures(cell),
+        "p50_us": None if cell is None else _median(cell.p50),
+        "cpu_us_per_delivery": _cpuPerDelivery(cell),
+        "loadgen_cpu_pct_max": max(cell.loadgenCpu)
+        if cell is not None and cell.loadgenCpu
+        else None,
+        "all_rounds_valid": cell is not None and cell.valid,
+    }
+
+
+def ircComparison(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+) -> list[dict[str, Any]]:
+    """
+    Return, for each chat room of IRC clients and each mixed room, the
+    figures (deliveries/s, p50, p99, the server's CPU per delivery, the load
+    generator's busiest round) of sockserve's room over TCP of the same
+    shape, of sockserve's room (of IRC clients, or mixed), and of ngircd's
+    room of IRC clients; and the ratios of sockserve's room against
+    ngircd's and against its room over TCP, by deliveries/s and by CPU per
+    delivery (above 1.00x: sockserve's room is better).
+    """
+    rows = []
+    for scenario in scenarios:
+        if scenario.group not in (CHAT_IRC, CHAT_MIXED) or scenario.overTcp is None:
+            continue
+        room = cells.get((scenario.name, SOCKSERVE))
+        tcp = cells.get((scenario.overTcp, SOCKSERVE))
+        peer = cells.get((scenario.name, NGIRCD))
+        if room is None and peer is None:
+            continue
+        rows.append(
+            {
+                "room": scenario.name,
+                "mixed": scenario.group == CHAT_MIXED,
+                "over_tcp": scenario.overTcp,
+                "sockserve_tcp": _ircFigures(tcp),
+                "sockserve": _ircFigures(room),
+                NGIRCD: _ircFigures(peer) if scenario.group == CHAT_IRC else None,
+                "sockserve_over_ngircd": _versus(room, peer),
+                "sockserve_over_tcp": _versus(room, tcp),
+                "sockserve_over_ngircd_by_cpu": ratio(
+                    _cpuPerDelivery(peer), _cpuPerDelivery(room), True
+                ),
+                "sockserve_over_tcp_by_cpu": ratio(
+                    _cpuPerDelivery(tcp), _cpuPerDelivery(room), True
+                ),
+            }
+        )
+    return rows
+
+
+def _fmtVersus(versus: dict[str, Any]) -> str:
+    value = versus["ratio"]
+    if value is None:
+        return "-"
+    prefix = {"lower": ">=", "upper": "<=", None: ""}[versus["bound"]]
+    return prefix + _fmtRatio(value) + ("" if versus["all_rounds_valid"] else " !")
+
+
+def _fmtIrcFigures(figures: dict[str, Any] | None) -> str:
+    if figures is None or figures["median"] is None:
+        return "-"
+    bound = ">=" if figures["bounded"] else ""
+    invalid = "" if figures["all_rounds_valid"] else " !"
+    return (
+        f"{bound}{_fmt(figures['median'])}{invalid} ({_fmt(figures['min'])} - "
+        f"{_fmt(figures['max'])}; p50 {_fmt(figures['p50_us'])}, p99 "
+        f"{_fmt(figures['p99_us'])}; {_fmt(figures['cpu_us_per_delivery'], 3)} "
+        f"us CPU; loadgen <= {_fmt(figures['loadgen_cpu_pct_max'])}%)"
+    )
+
+
+def ircSection(
+    scenarios: Sequence[Scenario],
+    servers: Sequence[ServerSpec],
+    cells: dict[tuple[str, str], Cell],
+) -> list[str]:
+    """
+    Return the Markdown lines setting each room of IRC clients, and each
+    mixed room, beside the same room over TCP and beside ngircd's room
+    (none if no such room ran).
+    """
+    rows = ircComparison(scenarios, servers, cells)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Chat with IRC members beside TCP and ngircd",
+        "",
+        "Each figure: deliveries/s, median (min - max over the valid rounds; "
+        "median p50 and p99 latency in us; the server's CPU per delivery in "
+        "us, median; the load generator's CPU in its busiest round). The IRC "
+        f"rooms: every client registers (NICK, USER), joins #{IRC_CHANNEL} "
+        "and sends `PRIVMSG` to it; every delivery "
+        "(`:nick!user@host PRIVMSG #channel :line`) is checked, ordered, timed "
+        "and must name its sender. The mixed room: clients on TCP, WebSocket "
+        "and IRC in turn, in sockserve's default room. Ratios are sockserve's "
+        "room against ngircd's and against its own room over TCP, by "
+        "deliveries/s and by CPU per delivery (above 1.00x sockserve's room "
+        "is better). `!` marks a figure with an invalid round behind it; `>=` "
+        "a bound (the load generator saturated).",
+        "",
+        "| room (vs TCP room) | sockserve TCP | sockserve IRC or mixed "
+        "| ngircd IRC | vs ngircd (by CPU) | vs TCP (by CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['room']} (vs {row['over_tcp']}) "
+            f"| {_fmtIrcFigures(row['sockserve_tcp'])} "
+            f"| {_fmtIrcFigures(row['sockserve'])} "
+            f"| {_fmtIrcFigures(row[NGIRCD])} "
+            f"| {_fmtVersus(row['sockserve_over_ngircd'])} "
+            f"({_fmtRatio(row['sockserve_over_ngircd_by_cpu'])}) "
+            f"| {_fmtVersus(row['sockserve_over_tcp'])} "
+            f"({_fmtRatio(row['sockserve_over_tcp_by_cpu'])}) |"
+        )
     return lines
 
 

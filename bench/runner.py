@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import select
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -140,12 +141,18 @@ def _judge(m: Measurement, scenario: Scenario, server: RunningServer) -> None:
 def targetArgs(server: RunningServer) -> list[str]:
     """
     Return the load generator's options naming C{server}: each node's port
-    (client i goes to node i mod n), and each process whose CPU is the
-    server's (the nodes and, on a bus, their Redis).
+    (client i goes to node i mod n), a mixed room's WebSocket and IRC ports,
+    and each process whose CPU is the server's (the nodes and, on a bus,
+    their Redis).
     """
     args: list[str] = []
     for port in server.ports:
         args += ["--port", str(port)]
+    first = server.nodes[0]
+    if first.wsPort is not None:
+        args += ["--ws-port", str(first.wsPort)]
+    if first.ircPort is not None:
+        args += ["--irc-port", str(first.ircPort)]
     for pid in server.serverSidePids:
         args += ["--server-pid", str(pid)]
     return args
@@ -268,6 +275,26 @@ def measureIdle(
     return m
 
 
+def keepLogs(server: RunningServer, m: Measurement) -> list[Path]:
+    """
+    Keep a copy of each of C{server}'s logs as they are after C{m}, a
+    measurement with a problem other than the load generator saturating:
+    the next start of that server writes its log afresh, and what the server
+    said about the problem (a client it closed, and why) would be lost.
+    Return the copies (C{NAME-ROUND-SCENARIO.log} beside each log).
+    """
+    kept = []
+    for node in server.nodes:
+        name = f"{node.log.stem}-round{m.round + 1}-{m.scenario}.log"
+        copy = node.log.with_name(name)
+        try:
+            shutil.copyfile(node.log, copy)
+        except OSError:
+            continue
+        kept.append(copy)
+    return kept
+
+
 def _failed(scenario: Scenario, spec: ServerSpec, round: int, why: str) -> Measurement:
     m = Measurement(scenario.name, spec.name, round)
     m.problems.append(why)
@@ -304,6 +331,9 @@ def runGroup(
                     continue
             measure = measureIdle if group == "idle" else measureLoad
             m = measure(loadgen, scenario, server, placement, round)
+            if not m.valid and not m.saturated:
+                for copy in keepLogs(server, m):
+                    m.problems.append(f"server log kept in {copy}")
             results.append(m)
             progress(m, scenario)
     finally:

@@ -7,7 +7,14 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from bench.servers import CHAT_MANY_ROOMS, CHAT_WS, WEBSOCKET_PATH
+from bench.servers import (
+    CHAT_IRC,
+    CHAT_MANY_ROOMS,
+    CHAT_MIXED,
+    CHAT_WS,
+    IRC_CHANNEL,
+    WEBSOCKET_PATH,
+)
 
 ECHO_SIZES = ((64, "64B"), (1024, "1KiB"))
 ECHO_CONNECTIONS = (1, 10, 100)
@@ -76,7 +83,8 @@ class Scenario:
     @ivar metric: the unit of its main figure.
     @ivar loadArgs: the load generator's mode and options, but the port.
     @ivar higherIsBetter: whether a larger main figure is better.
-    @ivar overTcp: for a chat room over WebSocket, the same room over TCP.
+    @ivar overTcp: for a chat room over WebSocket, of IRC clients, or of
+        line, WebSocket and IRC clients, the same room over TCP.
     @ivar oneRoom: for a chat in many rooms, the chat in one room of the
         same size, every member sending.
     """
@@ -127,6 +135,60 @@ def chatScenario(
         ),
         clients=clients,
         overTcp=f"chat-{room}" if websocket else None,
+    )
+
+
+def ircScenario(
+    settings: Settings, clients: int, senders: int, window: int, mixed: bool
+) -> Scenario:
+    """
+    Return a chat room of C{clients}, C{senders} of them sending, each with at
+    most C{window} lines in flight (0: as fast as possible): of IRC clients
+    (C{chat-irc-...}: each registers with C{NICK} and C{USER}, joins
+    C{#default} and sends C{PRIVMSG #default :line}), or of line, WebSocket
+    and IRC clients in turn in sockserve's default room (C{chat-mixed-...}),
+    beside the same room over TCP.
+    """
+    room = f"{clients}x{senders}" + (f"-w{window}" if window else "")
+    paced = "as fast as possible"
+    if window:
+        paced = f"at most {window} lines in flight per sender"
+    if mixed:
+        name, group = f"chat-mixed-{room}", CHAT_MIXED
+        who = "chat, one room of TCP, WebSocket and IRC clients in turn"
+        transport: tuple[str, ...] = (
+            "--mix",
+            "--ws",
+            WEBSOCKET_PATH,
+            "--irc",
+            IRC_CHANNEL,
+        )
+    else:
+        name, group = f"chat-irc-{room}", CHAT_IRC
+        who = f"chat over IRC (#{IRC_CHANNEL})"
+        transport = ("--irc", IRC_CHANNEL)
+    return Scenario(
+        name,
+        group,
+        f"{who}, {clients} clients, {senders} senders x {settings.chatLines} "
+        f"lines, {paced}",
+        "deliveries/s",
+        (
+            "chat",
+            "--clients",
+            str(clients),
+            "--senders",
+            str(senders),
+            "--lines",
+            str(settings.chatLines),
+            "--size",
+            str(CHAT_LINE_SIZE),
+            "--window",
+            str(window),
+            *transport,
+        ),
+        clients=clients,
+        overTcp=f"chat-{room}",
     )
 
 
@@ -208,6 +270,10 @@ def allScenarios(settings: Settings) -> list[Scenario]:
                 scenarios.append(
                     chatScenario(settings, clients, senders, window, websocket)
                 )
+    for mixed in (False, True):
+        for clients, senders in CHAT_ROOMS:
+            for window in (0, CHAT_WINDOW):
+                scenarios.append(ircScenario(settings, clients, senders, window, mixed))
     for window in (0, CHAT_WINDOW):
         scenarios.append(roomsScenario(settings, window))
     scenarios.append(
