@@ -957,3 +957,52 @@ def test_departures_say_why_on_every_front_end() -> None:
     assert quit == ":bob!bob@cloak QUIT :Quit: " + "z" * 200
     line.send("/quit see you")
     assert alice.lines() == [":guest1!guest1@cloak QUIT :Quit: see you"]
+
+
+def test_plain_privmsgs_in_one_read_are_said_in_one_go() -> None:
+    """PRIVMSGs in a row to one channel, in one read, reach each member as
+    one message of several lines (as a line client's read does), in order
+    with whatever else the read holds; anything but a plain PRIVMSG (tags,
+    CTCP, several targets, a line too long) takes the full way."""
+    from sockserve.irc.protocol import plainPrivmsg
+
+    assert plainPrivmsg(b"PRIVMSG #lab :hi there") == ("#lab", "hi there")
+    assert plainPrivmsg(b"PRIVMSG #lab :caf\xe9") == ("#lab", "café")
+    for raw in (
+        b"@t=1 PRIVMSG #lab :hi",
+        b"PRIVMSG #lab :\x01ACTION waves\x01",
+        b"PRIVMSG #a,#b :hi",
+        b"PRIVMSG #lab hi",
+        b"PRIVMSG bob :hi",
+        b"NOTICE #lab :hi",
+        b"PRIVMSG #lab :" + b"x" * 600,
+    ):
+        assert plainPrivmsg(raw) is None, raw
+    chat = Chat()
+    alice = chat.user("alice")
+    alice.send("JOIN #lab")
+    line = chat.line()
+    line.send("/join lab")
+    alice.lines(), line.lines()
+    written: list[bytes] = []
+    session = line.protocol.session
+    send = session._send
+
+    def recording(data: bytes) -> None:
+        written.append(data)
+        send(data)
+
+    session._send = recording
+    alice.sendBytes(
+        b"PRIVMSG #lab :one\r\nPRIVMSG #lab :\x02two\x02\r\n"
+        b"PRIVMSG #lab :\x01ACTION three\x01\r\nPRIVMSG #lab :four\r\n"
+        b"PRIVMSG #lab :five\r\n"
+    )
+    assert line.lines() == [
+        "<alice> one",
+        "<alice> two",
+        "* alice three",
+        "<alice> four",
+        "<alice> five",
+    ]
+    assert [data.count(b"\r\n") for data in written] == [2, 1, 2]

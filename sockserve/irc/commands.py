@@ -474,16 +474,30 @@ class Commands:
         if target.startswith("#"):
             line = safe.encode("utf-8")
             mark = NOTICE if notice else ACTION if action else b""
-            return self._sayIn(target, mark + line, bulk, notice)
+            return self._sayIn(target, [mark + line], bulk, notice)
         return self.irc.session.message(target, safe, action, notice)
 
-    def _sayIn(
-        self, channel: str, line: bytes, bulk: bool, notice: bool
+    def sayInChannel(
+        self, channel: str, texts: Sequence[str], bulk: bool
     ) -> Deferred[Any] | None:
         """
-        Say C{line} (safe, marked as an action or a notice if it is one) in
-        C{channel}, one of the member's: a notice with no error reply if it
-        is not.
+        Say C{texts}, the texts of plain C{PRIVMSG}s to C{channel} that came
+        in one read, in one go: as a line client's read of several lines is
+        one message to each member, not one per line (see
+        L{IRCProtocol.linesReceived}).
+        """
+        if self.irc.closing or self.irc.session.state is not SessionState.PRESENT:
+            return None
+        lines = [safeText(withoutFormatting(text).encode("utf-8")) for text in texts]
+        return self._sayIn(channel, lines, bulk, notice=False)
+
+    def _sayIn(
+        self, channel: str, lines: list[bytes], bulk: bool, notice: bool
+    ) -> Deferred[Any] | None:
+        """
+        Say C{lines} (safe, each marked as an action or a notice if it is
+        one) in C{channel}, one of the member's: a notice with no error
+        reply if it is not.
         """
         room = self._myRoom(channel)
         if room is None:
@@ -503,9 +517,8 @@ class Commands:
             and room.pressure.holdsBack(self.irc.session)
         ):
             return room.pressure.hold(self.irc.session).addCallback(
-                lambda ignored: self._sayIn(channel, line, False, notice)
+                lambda ignored: self._sayIn(channel, lines, False, notice)
             )
-        lines = [line]
         waiting = self.irc.session.say(lines, room)
         if "echo-message" in self.irc.registration.caps:
             self.irc.session.receive(Message(room.name, self.irc.session.name, lines))

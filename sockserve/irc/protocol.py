@@ -42,12 +42,13 @@ from sockserve.chat.names import (
 )
 from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.service import ChatService
-from sockserve.chat.session import TOPIC_LENGTH, ChatSession, SessionState
+from sockserve.chat.session import BULK, TOPIC_LENGTH, ChatSession, SessionState
 from sockserve.irc.commands import MAX_TARGETS, Commands
 from sockserve.irc.grammar import (
     LINE_BYTES,
     TAG_BYTES,
     BadLine,
+    decode,
     formatLine,
     parseLine,
     splitTags,
@@ -166,6 +167,26 @@ class IRCSettings:
         if rules.capacity:
             tokens.append(f"MAXCHANNELUSERS={rules.capacity}")
         return tokens
+
+
+_PLAIN_PRIVMSG = b"PRIVMSG #"
+
+
+def plainPrivmsg(raw: bytes) -> tuple[str, str] | None:
+    """
+    The channel and text of C{raw} if it is a plain C{PRIVMSG #channel
+    :text} (no tags, no source, one target, not CTCP, within IRC's line),
+    the kind a busy room is made of; else C{None}, for the full parse.
+    """
+    if not raw.startswith(_PLAIN_PRIVMSG) or len(raw) > LINE_BYTES - 2:
+        return None
+    parts = raw.split(b" ", 2)
+    if len(parts) != 3 or not parts[2].startswith(b":"):
+        return None
+    target, text = parts[1], parts[2][1:]
+    if not text or text.startswith(b"\x01") or b"," in target:
+        return None
+    return decode(target), decode(text)
 
 
 class IRCFactory(ServerFactory):
@@ -427,10 +448,33 @@ class IRCProtocol(LineServerProtocol):
         lines = chunk.split(b"\n")
         lines.pop()
         add = self.session.input.add
+        present = self.session.state is SessionState.PRESENT
+        # Plain PRIVMSGs in a row to one channel are said in one go (one
+        # message to each member, as a line client's read of several lines
+        # is), not one at a time: most of a busy room's input. A flood goes
+        # in slices of BULK bytes, each waiting for readers far behind.
+        channel = ""
+        texts: list[str] = []
+        size = 0
+        say = self.commands.sayInChannel
         for raw in lines:
             raw = raw.rstrip(b"\r")
-            if raw:
+            if not raw:
+                continue
+            said = plainPrivmsg(raw) if present else None
+            if said is not None and said[0] == channel and size < BULK:
+                texts.append(said[1])
+                size += len(raw)
+                continue
+            if texts:
+                add(partial(say, channel, texts, bulk))
+            if said is not None:
+                channel, texts, size = said[0], [said[1]], len(raw)
+            else:
+                channel, texts, size = "", [], 0
                 add(partial(self._line, raw, bulk))
+        if texts:
+            add(partial(say, channel, texts, bulk))
 
     def _line(self, raw: bytes, bulk: bool) -> Deferred[Any] | None:
         """
