@@ -997,6 +997,9 @@ def test_plain_privmsgs_in_one_read_are_said_in_one_go() -> None:
         b"PRIVMSG #lab :one\r\nPRIVMSG #lab :\x02two\x02\r\n"
         b"PRIVMSG #lab :\x01ACTION three\x01\r\nPRIVMSG #lab :four\r\n"
         b"PRIVMSG #lab :five\r\n"
+        # CTCP behind formatting codes: an action, or nothing.
+        b"PRIVMSG #lab :\x02\x01ACTION six\x01\r\n"
+        b"PRIVMSG #lab :\x02\x01VERSION\x01\r\n"
     )
     assert line.lines() == [
         "<alice> one",
@@ -1004,5 +1007,6 @@ def test_plain_privmsgs_in_one_read_are_said_in_one_go() -> None:
         "* alice three",
         "<alice> four",
         "<alice> five",
+        "* alice six",
     ]
-    assert [data.count(b"\r\n") for data in written] == [2, 1, 2]
+    assert [data.count(b"\r\n") for data in written] == [2, 1, 3]

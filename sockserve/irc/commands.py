@@ -488,7 +488,19 @@ class Commands:
         """
         if self.irc.closing or self.irc.session.state is not SessionState.PRESENT:
             return None
-        lines = [safeText(withoutFormatting(text).encode("utf-8")) for text in texts]
+        lines = []
+        for text in texts:
+            plain = withoutFormatting(text)
+            mark = b""
+            if plain.startswith("\x01"):
+                # CTCP behind formatting codes: an action, or not relayed.
+                verb, _, rest = plain.strip("\x01").partition(" ")
+                if verb.upper() != "ACTION" or not rest:
+                    continue
+                plain, mark = rest, ACTION
+            lines.append(mark + safeText(plain.encode("utf-8")))
+        if not lines:
+            return None
         return self._sayIn(channel, lines, bulk, notice=False)
 
     def _sayIn(
