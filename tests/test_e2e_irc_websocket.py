@@ -177,7 +177,7 @@ def test_web_irc_clients_chat_with_irc_and_line_clients(
     texty.evaluate("window.ircSocket.send('QUIT :bye')")
     seen(texty, "ERROR :Closing link (quit)")
     irc.until(lambda text: text.startswith(":texty!texty@sockserve QUIT"))
-    line.linesUntil(lambda text: text == "* texty left")
+    line.linesUntil(lambda text: text == "* texty left (bye)")
     texty.wait_for_function("window.ircSocket.readyState === WebSocket.CLOSED")
     for page in (texty, binny):
         page.context.close()

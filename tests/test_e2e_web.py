@@ -276,6 +276,7 @@ def test_json_subprotocol(
         "type": "left",
         "room": "default",
         "name": "tcp",
+        "quit": True,
     }
 
 
