@@ -546,7 +546,7 @@ _ASSETS = (
 
 
 def _asset(name: str, contentType: bytes) -> StaticAsset:
-    body = files("sockserve.web").joinpath("static", name).read_bytes()
+    body = files("sockserve.web").joinpath("static").joinpath(name).read_bytes()
     return StaticAsset(body, contentType)
 
 
