@@ -131,6 +131,13 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
             description = f"{description}:mode={UNIX_MODE}"
     if kind in _CHECKED_AT_START:
         return description, label
+    if kind in _WRAPPERS:
+        # Not imported with the module: sockserve-client uses this one too.
+        from sockserve._twisted import proxyProtocolProblem
+
+        problem = proxyProtocolProblem()
+        if problem is not None:
+            raise ValueError(f"{port!r}: {problem}")
     try:
         serverFromString(None, description)
     except ImportError as error:
@@ -148,24 +155,26 @@ def describeListener(port: str, interface: str, backlog: int) -> tuple[str, str]
     return description, label
 
 
-def passedSockets() -> ListenFDs:
+def passedSockets() -> ListenFDs | None:
     """
     Return the sockets systemd passed to this process, as Twisted's
     C{systemd:} endpoints see them: Twisted reads (and removes) the
-    environment when L{twisted.internet.endpoints} is imported.
+    environment when L{twisted.internet.endpoints} is imported. C{None} if
+    this Twisted does not say (see L{sockserve._twisted.systemdSockets}).
     """
-    from twisted.internet.endpoints import _SystemdParser
+    from sockserve._twisted import systemdSockets
 
-    passed = getattr(_SystemdParser, "_sddaemon", None)
-    return passed if isinstance(passed, ListenFDs) else ListenFDs([], ())
+    return systemdSockets()
 
 
-def systemdProblem(description: str, passed: ListenFDs) -> str | None:
+def systemdProblem(description: str, passed: ListenFDs | None) -> str | None:
     """
     Say why the C{systemd:} endpoint C{description} finds no socket among
     those C{passed}, in words for the person who started the server, or
-    return C{None} if it finds one.
+    return C{None} if it finds one (or if what was passed is not known).
     """
+    if passed is None:
+        return None
     descriptors = passed.inheritedDescriptors()
     names = list(passed.inheritedNamedDescriptors())
     if not descriptors:

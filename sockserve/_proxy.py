@@ -36,15 +36,19 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger, LogLevel
-from twisted.protocols.haproxy._wrapper import (
-    HAProxyProtocolWrapper,
-    HAProxyWrappingFactory,
-)
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from sockserve._addresses import describeAddress
 from sockserve._loglimit import LogLimiter
+
+# Twisted's PROXY wrapper and the header it parsed are private: see there.
+from sockserve._twisted import (
+    HAProxyProtocolWrapper,
+    HAProxyWrappingFactory,
+    forgetProxyHeader,
+    proxyHeader,
+)
 
 HEADER_TIMEOUT = 10.0
 _WHY = "(is it reaching a port meant for a load balancer?)"
@@ -113,15 +117,16 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         except Exception:
             # A v1 header whose address is not UTF-8, or whose port is not a
             # number: no header at all.
-            self._proxyInfo = None
+            forgetProxyHeader(self)
             self.loseConnection()
-        if self._proxyInfo is None:
+        header = proxyHeader(self)
+        if header is None:
             if self._closed:
                 self._cancelDeadline()
                 self._logMissing("sent no valid PROXY protocol header; closing")
             return
-        if not _validAddress(self._proxyInfo.source):
-            self._proxyInfo = None
+        if not _validAddress(header.source):
+            forgetProxyHeader(self)
             self._cancelDeadline()
             self._logMissing("sent no valid PROXY protocol header; closing")
             self.loseConnection()
@@ -131,7 +136,7 @@ class ProxyHeaderWrapper(HAProxyProtocolWrapper):
         if protocol is None:
             # Refused by the factory (too many from the client's address):
             # closed without a word, as a listening port does.
-            self._proxyInfo = None
+            forgetProxyHeader(self)
             self.loseConnection()
             return
         self.wrappedProtocol = protocol

@@ -23,75 +23,17 @@ import sys
 from collections.abc import Callable
 
 from twisted.internet import tcp
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime, ITCPTransport, ITransport
+from twisted.internet.interfaces import ITCPTransport, ITransport
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.python.failure import Failure
+
+# The direct path reads the state of Twisted's TCP connections, which Twisted
+# does not promise: those reads are in sockserve._twisted, and a connection
+# whose state cannot be read is written to through transport.write.
+from sockserve import _twisted
+from sockserve._twisted import canWriteDirectly as canWriteDirectly
+from sockserve._twisted import nothingWaiting as nothingWaiting
 
 Writer = Callable[[bytes], None]
-
-# What the fast path reads from Twisted's FileDescriptor: the buffer
-# (dataBuffer from offset, plus _tempDataLen bytes not yet joined) and the
-# states in which a write must be left to Twisted. These are attributes of
-# the class; _tempDataLen and socket are set on each connection (and socket
-# is gone once it is closed).
-_CLASS_STATE = (
-    "dataBuffer",
-    "offset",
-    "connected",
-    "disconnecting",
-    "_writeDisconnecting",
-    "_aborting",
-)
-
-# Whether each class of transport met so far has that state: working it out
-# costs more than a oneshot reply.
-_KNOWN_KINDS: dict[type, bool] = {}
-
-
-def _readableKind(kind: type) -> bool:
-    """
-    Tell whether transports of class C{kind} are Twisted TCP connections
-    whose buffer state this module knows how to read (worked out once per
-    class).
-    """
-    known = _KNOWN_KINDS.get(kind)
-    if known is None:
-        known = _KNOWN_KINDS[kind] = issubclass(kind, tcp.Connection) and all(
-            hasattr(kind, name) for name in _CLASS_STATE
-        )
-    return known
-
-
-def canWriteDirectly(transport: object) -> bool:
-    """
-    Tell whether C{transport} is a plain (not TLS) Twisted TCP connection whose
-    buffer state L{writerFor} knows how to read.
-    """
-    known = _readableKind(type(transport))
-    # startTLS turns TLS on for one connection, not for its class; a closed
-    # connection has lost its socket.
-    return (
-        known
-        and not getattr(transport, "TLS", True)
-        and hasattr(transport, "socket")
-        and hasattr(transport, "_tempDataLen")
-    )
-
-
-def nothingWaiting(connection: tcp.Connection) -> bool:
-    """
-    Tell whether C{connection} (see L{canWriteDirectly}) has nothing buffered
-    and is open for writing, so that a write may go straight to its socket.
-    """
-    return (
-        connection.offset == len(connection.dataBuffer)
-        and not connection._tempDataLen
-        and bool(connection.connected)
-        and not connection.disconnecting
-        and not connection._writeDisconnecting
-        and not connection._aborting
-    )
 
 
 # SIOCOUTQ (the same number as TIOCOUTQ): on Linux, the bytes a TCP socket
@@ -157,12 +99,11 @@ def unsentBytes(transport: object) -> int | None:
     """
     if isinstance(transport, ProtocolWrapper):
         transport = transport.transport
-    if not _readableKind(type(transport)) or not hasattr(transport, "_tempDataLen"):
+    held = _twisted.heldByTwisted(transport)
+    if held is None:
         return None
-    connection: tcp.Connection = transport  # type: ignore[assignment]
-    held = len(connection.dataBuffer) - connection.offset + connection._tempDataLen
-    sock = getattr(connection, "socket", None)
-    inKernel = kernelUnsent(sock) if isinstance(sock, socket.socket) else None
+    sock = _twisted.socketOf(transport)
+    inKernel = kernelUnsent(sock) if sock is not None else None
     return held if inKernel is None else held + inKernel
 
 
@@ -174,7 +115,10 @@ def writerFor(transport: ITransport) -> Writer:
     if not canWriteDirectly(transport):
         return transport.write
     connection: tcp.Connection = transport  # type: ignore[assignment]
-    send = connection.socket.send
+    sock = _twisted.socketOf(connection)
+    if sock is None:
+        return transport.write
+    send = sock.send
     bufferedWrite = connection.write
 
     def write(data: bytes) -> None:
@@ -191,11 +135,6 @@ def writerFor(transport: ITransport) -> Writer:
         bufferedWrite(data)
 
     return write
-
-
-# The reason a connection closed by writeAndClose is lost with: shared, as
-# the reactor shares its own (a Failure is costly to build).
-_CLOSED_CLEANLY = Failure(ConnectionDone())
 
 
 def writeAndClose(transport: ITransport, data: bytes) -> None:
@@ -215,8 +154,8 @@ def writeAndClose(transport: ITransport, data: bytes) -> None:
     """
     if canWriteDirectly(transport):
         connection: tcp.Connection = transport  # type: ignore[assignment]
-        if nothingWaiting(connection) and connection.producer is None:
-            sock = connection.socket
+        sock = _twisted.socketOf(connection)
+        if sock is not None and _twisted.mayCloseAtOnce(connection):
             try:
                 sent = sock.send(data)
             except OSError:
@@ -224,10 +163,7 @@ def writeAndClose(transport: ITransport, data: bytes) -> None:
             if sent == len(data):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_WR)
-                connection.stopReading()
-                connection.disconnecting = True
-                clock: IReactorTime = connection.reactor  # type: ignore[assignment]
-                clock.callLater(0, connection.connectionLost, _CLOSED_CLEANLY)
+                _twisted.closeWritten(connection)
                 return
             data = data[sent:]
     transport.write(data)

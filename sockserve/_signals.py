@@ -14,15 +14,20 @@ reload (the accounts file, C{--accounts}).
 
 from __future__ import annotations
 
-import os
 import signal
-import stat
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.logger import Logger
 from twisted.python.logfile import BaseLogFile
 
+# twistd keeps its log file only in its SIGUSR1 handler, and a log file's
+# mode is read and kept through its private state: see there.
+from sockserve._twisted import (
+    keepModeOnRotation,
+    reopenKeepingMode,
+    twistdTextLogFile,
+)
 from sockserve.logs import openedLogFile
 
 log = Logger()
@@ -33,38 +38,12 @@ def twistdLogFile() -> BaseLogFile | None:
     Return the log file C{twistd} writes to, or C{None} when it logs to a
     stream: the JSON log's (L{sockserve.logs}), or the text log's, which
     C{twistd} keeps only in the SIGUSR1 handler it installs to rotate it,
-    so it is found there.
+    so it is found there (see L{sockserve._twisted.twistdTextLogFile}).
     """
     opened = openedLogFile()
     if opened is not None:
         return opened
-    handler = signal.getsignal(signal.SIGUSR1)
-    for cell in getattr(handler, "__closure__", None) or ():
-        value = cell.cell_contents
-        if isinstance(value, BaseLogFile):
-            return value
-    return None
-
-
-def _modeOf(logFile: BaseLogFile) -> int | None:
-    """
-    The permission bits of the file C{logFile} has open, or C{None}.
-    """
-    opened = getattr(logFile, "_file", None)
-    try:
-        return stat.S_IMODE(os.fstat(opened.fileno()).st_mode)  # type: ignore[union-attr]
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def reopenKeepingMode(logFile: BaseLogFile) -> None:
-    """
-    Reopen C{logFile}: a file made anew gets the mode of the one it
-    replaces (one already there, made by a rotation tool, keeps its own).
-    """
-    exists = os.path.exists(logFile.path)
-    logFile.defaultMode = None if exists else _modeOf(logFile)
-    logFile.reopen()
+    return twistdTextLogFile()
 
 
 def installSignalHandlers(
@@ -78,9 +57,9 @@ def installSignalHandlers(
     @return: the handlers replaced, by signal, for L{restoreSignalHandlers}.
     """
     logFile = twistdLogFile()
-    if logFile is not None and logFile.defaultMode is None:
+    if logFile is not None:
         # So that twistd's rotation on SIGUSR1 keeps the mode too.
-        logFile.defaultMode = _modeOf(logFile)
+        keepModeOnRotation(logFile)
 
     def reopen() -> None:
         if logFile is None:

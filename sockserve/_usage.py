@@ -9,9 +9,10 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from twisted.python import usage
+from twisted.python import reflect, usage
+from twisted.python.util import padTo
 
 TYPE_ENFORCEMENT = "Parameter type enforcement failed: "
 # The exit status of a usage error (as sockserve-client's).
@@ -150,14 +151,27 @@ class CommandOptions(usage.Options):
             longdesc = "\n" + "\n".join(textwrap.wrap(longdesc, width)) + "\n"
         return "\n" + "\n".join(blocks) + longdesc
 
+    def _coerceDoc(self, name: str) -> str:
+        """
+        What the parameter C{name} accepts, as its coerce function says it
+        (its C{coerceDoc}, as Twisted's own help shows it), or C{""}.
+        """
+        parameters: list[Sequence[Any]] = []
+        reflect.accumulateClassList(type(self), "optParameters", parameters)
+        accepted = ""
+        for parameter in parameters:
+            long, _short, _default, _doc, coerce = padTo(5, parameter)
+            if long == name:
+                accepted = getattr(coerce, "coerceDoc", "") if coerce else ""
+        return accepted
+
     def _helpText(self, name: str, parameter: bool) -> str:
         """
         The help text of the option C{name}: its own, what its values may
         be, and its default, as C{[default: X]}.
         """
         text = (self.docs.get(name) or "").strip()
-        dispatch = self._dispatch.get(name)
-        accepted = getattr(dispatch, "doc", None) if parameter else None
+        accepted = self._coerceDoc(name) if parameter else None
         if accepted:
             text = f"{text} {accepted}"
         shown = self.shownDefaults.get(name)

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import IO, Any
 
 from twisted.logger import FileLogObserver, ILogObserver, LogEvent, formatEvent
@@ -53,7 +53,7 @@ class JSONLineObserver:
         shown: dict[str, object] = {
             "time": None
             if when is None
-            else datetime.fromtimestamp(when, UTC).isoformat(),
+            else datetime.fromtimestamp(when, timezone.utc).isoformat(),
             "level": None if level is None else level.name,
             "namespace": event.get("log_namespace"),
             "text": formatEvent(event),

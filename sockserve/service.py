@@ -33,6 +33,12 @@ from sockserve._connections import ConnectionRegistry
 from sockserve._endpoints import describeOSError
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._signals import installSignalHandlers, restoreSignalHandlers
+from sockserve._twisted import (
+    giveBackStatusPipe,
+    reportFailedStart,
+    reportStarted,
+    takeStatusPipe,
+)
 from sockserve.logs import describeLogging
 
 
@@ -327,16 +333,8 @@ class StartupAbort:
         process, and say it on stderr (see the class's description).
         """
         self.log.error("{message}", message=message)
-        config = self.twistdConfig
-        if config is not None:
-            pidfile = config.get("pidfile")
-            if pidfile and os.path.exists(pidfile):
-                os.remove(pidfile)
-            statusPipe = config.get("statusPipe")
-            if statusPipe is not None:
-                config["statusPipe"] = None
-                os.write(statusPipe, b"1 " + message.encode("utf-8")[:98])
-                os.close(statusPipe)
+        # twistd's pidfile and status pipe are not public: see there.
+        reportFailedStart(self.twistdConfig, message)
         stderr = sys.__stderr__
         if stderr is not None and not self._loggedToStderr():
             stderr.write(message + "\n")
@@ -417,22 +415,18 @@ class BusStartup:
         """
         Wait for the bus's first attempt, holding twistd's status pipe.
         """
+        # twistd's status pipe is not public: see there.
         config = self.abort.twistdConfig
-        statusPipe = None
-        if config is not None and config.get("statusPipe") is not None:
-            statusPipe, config["statusPipe"] = config["statusPipe"], None
+        statusPipe = takeStatusPipe(config)
 
         def settled(refusal: str | None) -> None:
             if refusal is not None:
-                if config is not None:
-                    config["statusPipe"] = statusPipe
+                giveBackStatusPipe(config, statusPipe)
                 self.abort.stopReactor(
                     f"Could not join the bus: {refusal}", self.reactor
                 )
                 return
             self.report()
-            if statusPipe is not None:
-                os.write(statusPipe, b"0")
-                os.close(statusPipe)
+            reportStarted(statusPipe)
 
         self.started.addCallback(settled)

@@ -552,7 +552,8 @@ def test_lines_show_the_servers_time(
         when = datetime.datetime.fromisoformat(stamp.get_attribute("datetime") or "")
         assert before - 1 <= when.timestamp() <= after + 1, (text, when)
         drawn = stamp.evaluate("(t) => getComputedStyle(t, '::before').content")
-        assert drawn == json.dumps(when.astimezone(datetime.UTC).strftime("%H:%M"))
+        utc = datetime.timezone.utc
+        assert drawn == json.dumps(when.astimezone(utc).strftime("%H:%M"))
 
 
 def test_links_are_made_safely(

@@ -29,6 +29,8 @@ BUILD_TIMEOUT = 600.0
 NOT_SOURCE = shutil.ignore_patterns(
     ".git",
     ".venv",
+    ".venvs",
+    ".venv-twisted-*",
     "build",
     "dist",
     "*.egg-info",

@@ -4,12 +4,13 @@ heartbeat, and reading the streams of its rooms and its inbox, all of them
 with one C{XREAD}. Everything Redis-specific is here; what the node does
 with what it reads is L{sockserve.bus.node}'s.
 
-txredisapi speaks to Redis on the reactor (with hiredis parsing replies);
-every reply is kept as bytes (C{charset=None}) and nothing number-like is
-converted (C{convertNumbers=False}): a line C{007} stays C{007}. One
-connection carries commands; the other only waits in C{XREAD BLOCK}, which
-holds its connection. However many rooms a node serves, it has these two
-connections and one heartbeat.
+txredisapi speaks to Redis on the reactor (with hiredis parsing replies;
+what sockserve uses of it that it does not promise is in
+L{sockserve.bus._txredisapi}); every reply is kept as bytes (C{charset=None})
+and nothing number-like is converted (C{convertNumbers=False}): a line C{007}
+stays C{007}. One connection carries commands; the other only waits in
+C{XREAD BLOCK}, which holds its connection. However many rooms a node
+serves, it has these two connections and one heartbeat.
 
 A command without a reply within C{stallTimeout} seconds (Redis paused,
 a network that drops packets) counts as a lost bus, as does a lost
@@ -37,12 +38,15 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from sockserve._loglimit import LogLimiter
+
+# txredisapi's protocol, built by sockserve, and its factory's contract: see
+# there.
+from sockserve.bus._txredisapi import ConnectionFactory
 from sockserve.bus.address import BusAddress
 from sockserve.bus.codec import VERSION, BadEntry, BusEvent, decodeBatch
 from sockserve.bus.scripts import SCRIPTS
@@ -287,53 +291,6 @@ class BusFigures:
     reconnects: int
 
 
-class _Connections(Factory):
-    """
-    Builds txredisapi protocols for one node; txredisapi's protocol asks its
-    factory to stop trying when authentication fails, and says why.
-    """
-
-    noisy = False
-    isLazy = False
-
-    def __init__(self, address: BusAddress, replyTimeout: float) -> None:
-        self.address = address
-        self.replyTimeout = replyTimeout
-        self.failure: str | None = None
-        self.refused: Deferred[None] = Deferred()
-
-    def buildProtocol(self, addr: object) -> Any:
-        """
-        A txredisapi protocol that leaves replies as bytes.
-        """
-        from txredisapi import RedisProtocol  # type: ignore[import-untyped]
-
-        protocol = RedisProtocol(
-            charset=None,
-            replyTimeout=self.replyTimeout,
-            password=self.address.password,
-            dbid=self.address.db or None,
-            convertNumbers=False,
-            username=self.address.username,
-        )
-        protocol.factory = self
-        return protocol
-
-    def stopTrying(self) -> None:
-        """
-        txredisapi: authentication or SELECT failed (the node retries, as
-        a password may be fixed on the server).
-        """
-
-    def connectionError(self, why: str) -> None:
-        """
-        txredisapi: why the connection was refused.
-        """
-        self.failure = why
-        if not self.refused.called:
-            self.refused.callback(None)
-
-
 class RedisBus(Service):
     """
     A node's link to a Redis bus: a service that connects when it starts,
@@ -485,7 +442,7 @@ class RedisBus(Service):
         self._joining = joining
 
     async def _open(self, replyTimeout: float) -> Any:
-        factory = _Connections(self.address, replyTimeout)
+        factory = ConnectionFactory(self.address, replyTimeout)
         endpoint = self.address.endpoint(self.reactor)
         protocol: Any = await endpoint.connect(factory)
         ready: Deferred[Any] = race([protocol.whenConnected(), factory.refused])

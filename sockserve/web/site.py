@@ -44,6 +44,7 @@ from wsproto.events import Request as WebSocketRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from sockserve import _twisted
 from sockserve._addresses import describeAddress, hostOf, networkOf
 from sockserve._loglimit import LogLimiter
 from sockserve.chat.events import ChatWire
@@ -430,22 +431,17 @@ def handOver(channel: HTTPChannel, member: IProtocol) -> None:
     attribute (C{protocol} on a TCP connection, C{wrappedProtocol} on a TLS
     or PROXY protocol layer), it is pointed at the member instead, and the
     channel and its request are freed once the handshake's call returns.
+    (Each step uses Twisted's private state: see L{sockserve._twisted}.)
     """
     # The one way twisted.web hands a connection to another protocol: it
     # still serves while the channel is on the stack, and on transports
     # that deliver otherwise.
-    channel._protocolUpgradeForWebsockets(member)
+    _twisted.upgradeChannel(channel, member)
     # What the client sent after its handshake, in the same read, is the
     # member's too (twisted.web would keep it for the next request).
-    channel.rawDataReceived = member.dataReceived  # type: ignore[method-assign]
-    transport = channel.transport
-    for attribute in ("wrappedProtocol", "protocol"):
-        if getattr(transport, attribute, None) is channel:
-            setattr(transport, attribute, member)
-            break
-    # The request and the channel hold each other: without this, only the
-    # garbage collector would free them.
-    del channel.requests[:]
+    _twisted.deliverRestOfRead(channel, member)
+    _twisted.pointTransportAt(channel, member)
+    _twisted.dropRequests(channel)
 
 
 def _goodKey(key: bytes | None) -> bool:
@@ -546,11 +542,11 @@ _ASSETS = (
 
 
 def _asset(name: str, contentType: bytes) -> StaticAsset:
-    body = files("sockserve.web").joinpath("static", name).read_bytes()
+    body = files("sockserve.web").joinpath("static").joinpath(name).read_bytes()
     return StaticAsset(body, contentType)
 
 
-class WebChannel(HTTPChannel):
+class WebChannel(_twisted.HeadersChannel):
     """
     An HTTP connection of the chat's web site, counted by its site until it
     becomes a WebSocket. Its requests' headers must come in whole within
@@ -572,27 +568,29 @@ class WebChannel(HTTPChannel):
         """
         super().connectionMade()
         self._deadline = self.callLater(HANDSHAKE_DEADLINE, self._tooLong)
-        self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        if _twisted.HEADERS_HOOK:
+            self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
+        else:
+            _twisted.warnIfNoHeadersHook("the web site's deadline for headers")
         self._pending = True
         if not self.site.admit(self):
             self._stopCounting()
             assert self.transport is not None
             self.transport.loseConnection()
 
-    def allHeadersReceived(self) -> None:
+    def headersReceived(self) -> None:
         """
         The request's headers are in: they came in time.
         """
         _cancel(self._headerDeadline)
         self._headerDeadline = None
-        super().allHeadersReceived()
 
     def requestDone(self, request: Request) -> None:
         """
         The response is written: the next request's headers have
         L{HEADER_DEADLINE} seconds to come.
         """
-        if self._pending and self._headerDeadline is None:
+        if self._pending and self._headerDeadline is None and _twisted.HEADERS_HOOK:
             self._headerDeadline = self.callLater(HEADER_DEADLINE, self._tooLong)
         super().requestDone(request)
 
