@@ -111,15 +111,24 @@ def test_require_login_says_how_and_closes(processes: Processes) -> None:
     """With --require-login a line client is told how to log in; what it
     types before is said to nobody; it is closed after --login-timeout."""
     path = accountsFile(processes)
+    # A deadline no loaded machine misses, for the client that logs in.
     server = processes.server(
-        "--accounts", str(path), "--require-login", "--login-timeout", "1"
+        "--accounts", str(path), "--require-login", "--login-timeout", "120"
     )
     bob = processes.connect(("127.0.0.1", server.port))
     receiveUntil(bob, lambda data: b"log in with /login NAME PASSWORD" in data, "how")
     bob.sendall(b"/login bob builder1\n")
     welcome = receiveUntil(bob, lambda data: b"logged in as bob" in data, "login")
     assert b"you are bob (" in welcome
-    late = processes.connect(("127.0.0.1", server.port))
+    early = processes.connect(("127.0.0.1", server.port))
+    receiveUntil(early, lambda data: b"within 120 seconds" in data, "how long")
+    early.sendall(b"hello all\n")
+    receiveUntil(early, lambda data: b"ERROR log in first" in data, "refusal")
+    # A second server's short deadline, for the client that never does.
+    brief = processes.server(
+        "--accounts", str(path), "--require-login", "--login-timeout", "1"
+    )
+    late = processes.connect(("127.0.0.1", brief.port))
     late.sendall(b"hello all\n")
     data = receiveUntil(late, lambda data: b"did not log in in time" in data, "closed")
     assert b"ERROR log in first: /login NAME PASSWORD" in data

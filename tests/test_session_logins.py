@@ -23,7 +23,10 @@ from tests.test_session import FakeConnection, chat, session
 
 
 def withAccounts(
-    tmp_path: Path, clock: Clock | None = None, **rules: Any
+    tmp_path: Path,
+    clock: Clock | None = None,
+    hashing: AtOnce | None = None,
+    **rules: Any,
 ) -> tuple[ChatService, Logins, Path]:
     path = tmp_path / "accounts"
     path.write_text(
@@ -34,7 +37,7 @@ def withAccounts(
     clock = clock or Clock()
     service = chat(clock=clock)
     logins = Logins.forStore(
-        store, accountPortal(store, AtOnce()), clock, LoginRules(**rules)
+        store, accountPortal(store, hashing or AtOnce()), clock, LoginRules(**rules)
     )
     service.useLogins(logins)
     return service, logins, path
@@ -243,3 +246,33 @@ def test_require_login(tmp_path: Path) -> None:
     assert not connection.closed
     member.linesReceived(b"/logout\n")
     assert connection.closed
+
+
+def test_a_login_typed_in_time_is_not_cut_by_the_deadline(tmp_path: Path) -> None:
+    """The deadline waits for a password typed in time that is still being
+    checked (the hashing threads give way to the rooms under load): the
+    member is logged in once it is right, and closed once it is wrong."""
+    clock = Clock()
+    hashing = AtOnce()
+    hashing.hold = True
+    service, _, _ = withAccounts(
+        tmp_path, clock, hashing, requireLogin=True, deadline=5.0
+    )
+    member, connection = session(service)
+    wrong, wrongOut = session(service)
+    connection.take()
+    wrongOut.take()
+    member.linesReceived(b"/login alice wonderland\n")
+    wrong.linesReceived(b"/login bob wrong\n")
+    clock.advance(10)
+    assert not connection.closed
+    assert not wrongOut.closed
+    assert connection.take() == wrongOut.take() == b""
+    hashing.release()
+    assert member.state is SessionState.PRESENT
+    assert b"* you are logged in as alice (operator)\r\n" in connection.take()
+    assert not connection.closed
+    told = wrongOut.take()
+    assert told.startswith(b"ERROR ")
+    assert told.endswith(b"ERROR you did not log in in time; goodbye\r\n")
+    assert wrongOut.closed

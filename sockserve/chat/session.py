@@ -221,6 +221,7 @@ class ChatSession:
         "_commands",
         "_connectionFull",
         "_loginDeadline",
+        "_loginsChecking",
         "_renames",
         "_send",
         "_sleeping",
@@ -278,6 +279,9 @@ class ChatSession:
         self._renames: tuple[float, ...] = ()
         self.account: Account | None = None
         self._loginDeadline: IDelayedCall | None = None
+        # Logins whose passwords are being checked: the deadline waits for
+        # them, since the member typed them in time.
+        self._loginsChecking = 0
         # The rate limits the member was told hold its input, until their
         # budgets are back in full.
         self._told: frozenset[str] = frozenset()
@@ -353,7 +357,7 @@ class ChatSession:
 
     def _loginTimedOut(self) -> None:
         self._loginDeadline = None
-        if self.state is SessionState.LOGIN:
+        if self.state is SessionState.LOGIN and not self._loginsChecking:
             self.flushQueue()
             self.stop()
             self.connection.refuse(
@@ -1198,16 +1202,37 @@ class ChatSession:
             self.receive(Error("log in how? /login NAME PASSWORD", ErrorKind.USAGE))
             return None
         checking = self.authenticate(name, password)
+        self._loginsChecking += 1
+
+        def checked(outcome: object) -> object:
+            self._loginsChecking -= 1
+            return outcome
+
+        checking.addBoth(checked)
         return checking.addCallbacks(self.loggedIn, self._notLoggedIn)
 
     def _notLoggedIn(self, failure: Failure) -> None:
         if failure.check(LoginRefused):
             self.receive(Error(str(failure.value), ErrorKind.LOGIN))
-            return
-        self.log.failure("Could not log {name} in", failure, name=self.name)
-        self.receive(
-            Error("you could not be logged in; try again later", ErrorKind.UNAVAILABLE)
-        )
+        else:
+            self.log.failure("Could not log {name} in", failure, name=self.name)
+            self.receive(
+                Error(
+                    "you could not be logged in; try again later",
+                    ErrorKind.UNAVAILABLE,
+                )
+            )
+        logins = self.service.logins
+        if (
+            self.state is SessionState.LOGIN
+            and self._loginDeadline is None
+            and not self._loginsChecking
+            and logins is not None
+            and logins.rules.deadline > 0
+        ):
+            # The deadline passed while the password was checked: it waited
+            # for this answer only.
+            self._loginTimedOut()
 
     def loggedIn(self, account: Account) -> Deferred[None] | None:
         """
