@@ -29,6 +29,7 @@ from sockserve.irc import ircFactory
 from sockserve.irc.websocket import MAX_MESSAGE, SUBPROTOCOLS, IRCWebSocketFactory
 from sockserve.limits import Limits
 from sockserve.web import chatWebSite
+from sockserve.web.pacing import FRAME_BURST, FRAME_RATE
 from sockserve.web.site import OriginPolicy
 from tests.support import connectOnStringTransport
 
@@ -284,3 +285,37 @@ def test_messages_sent_with_the_handshake_are_read() -> None:
     client.receive_data(frames)
     texts = [e.data for e in client.events() if isinstance(e, TextMessage)]
     assert texts[0].startswith(":TestNet 001 early :Welcome to the TestNet IRC")
+
+
+def test_a_flood_of_frames_is_paced() -> None:
+    """Frames cost the server a little each and the sender nothing: past the
+    frame rate an IRC client on a WebSocket waits, as the page does, for as
+    long as it ran ahead; then it is read again, and heard."""
+    site = Site()
+    web = site.connect("text.ircv3.net")
+    web.register("webby")
+    empty = web.client.send(TextMessage(""))
+    web.member.dataReceived(empty * FRAME_BURST)
+    assert web.transport.producerState == "producing"
+    web.member.dataReceived(empty * FRAME_RATE)
+    assert web.transport.producerState == "paused"
+    site.clock.advance(0.99)
+    assert web.transport.producerState == "paused"
+    site.clock.advance(0.02)
+    assert web.transport.producerState == "producing"
+    web.send("PING :still")
+    assert any("PONG" in str(message) for message in web.messages())
+    # A client gone while it waits leaves no timer behind.
+    web.member.dataReceived(empty * (FRAME_BURST + FRAME_RATE))
+    assert web.transport.producerState == "paused"
+    assert pacingTimers(site.clock) == 1
+    web.member.connectionLost(Failure(ConnectionDone()))
+    assert pacingTimers(site.clock) == 0
+
+
+def pacingTimers(clock: Clock) -> int:
+    """How many of C{clock}'s calls wait to read a paced client again."""
+    return sum(
+        getattr(call.func, "__name__", "") == "_paid"
+        for call in clock.getDelayedCalls()
+    )

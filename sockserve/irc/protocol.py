@@ -258,13 +258,20 @@ class IRCProtocol(LineServerProtocol):
         """
         self.context.guard.named(self, name)
 
+    def inputPauser(self) -> InputPauser:
+        """
+        The reasons the client is not read (the session's, and those of
+        a wrapper such as IRC over WebSocket's frame pacing).
+        """
+        if self.pauser is None:
+            self.pauser = InputPauser(self.transport, lambda: self.closing)
+        return self.pauser
+
     def pauseInput(self) -> None:
         """
         Stop reading from the client: the session's input waits.
         """
-        if self.pauser is None:
-            self.pauser = InputPauser(self.transport, lambda: self.closing)
-        self.pauser.pause("session")
+        self.inputPauser().pause("session")
 
     def resumeInput(self) -> None:
         """

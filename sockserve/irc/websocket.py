@@ -16,15 +16,18 @@ The wrapper adds what WebSocket itself asks: a message longer than IRC's
 longest line (tags included) closes with code 1009 after an C{ERROR} line;
 a broken frame closes with its code; the client's close is answered; a ping
 is answered with a pong, and while the client reads nothing only the last
-ping is owed an answer, so that pings cannot fill the server's memory.
+ping is owed an answer, so that pings cannot fill the server's memory; a
+flood of frames is paced as on every WebSocket (L{FramePacer}).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 
 from sockserve.irc.grammar import LINE_BYTES, TAG_BYTES
 from sockserve.irc.protocol import IRCFactory, IRCProtocol
@@ -43,6 +46,7 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
+from sockserve.web.pacing import FramePacer
 
 TEXT_SUBPROTOCOL = "text.ircv3.net"
 """IRC lines in text messages: UTF-8 both ways."""
@@ -86,6 +90,7 @@ class IRCWebSocket(ProtocolWrapper):
         self._closeSent = False
         self._unfinished = b""
         self._pongOwed: bytes | None = None
+        self._framesPaced: FramePacer | None = None
         irc.frontEnd = FRONT_END
 
     def makeConnection(self, transport: IServerTransport) -> None:
@@ -95,6 +100,17 @@ class IRCWebSocket(ProtocolWrapper):
         """
         transport.unregisterProducer()
         super().makeConnection(transport)
+        irc = self.wrappedProtocol
+        if not irc.closing:
+            self._framesPaced = FramePacer(irc.settings.clock, irc.inputPauser())
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Forget the frame pacing's timer; the IRC client quits.
+        """
+        if self._framesPaced is not None:
+            self._framesPaced.stop()
+        super().connectionLost(reason)
 
     # The IRC front end's transport: lines out, as messages
 
@@ -150,7 +166,10 @@ class IRCWebSocket(ProtocolWrapper):
         if irc is None or irc.closing:
             return
         lines: list[bytes] = []
-        for event in self.frames.feed(data):
+        events = self.frames.feed(data)
+        if self._framesPaced is not None:
+            self._framesPaced.charge(len(events))
+        for event in events:
             if type(event) is bytes:
                 lines.append(event.removesuffix(b"\n").removesuffix(b"\r") + b"\r\n")
             elif isinstance(event, Ping):

@@ -39,7 +39,7 @@ from sockserve._pausing import InputPauser
 from sockserve._sending import unsentBytes
 from sockserve._text import plural
 from sockserve.chat.events import Banner, ChatWire, Error
-from sockserve.chat.policy import Budget, ChatPolicy
+from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.service import ChatService
 from sockserve.chat.session import ChatSession
 from sockserve.protocol import ERROR_GRACE, IServerTransport, ServerContext
@@ -60,16 +60,8 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
+from sockserve.web.pacing import FramePacer
 from sockserve.web.wires import WebSocketJsonWire
-
-# Frames a second one client may send, after a burst of FRAME_BURST: far
-# more than anyone types, far fewer than a flood of empty frames or pings,
-# which cost the server a microsecond or two each and the sender nothing.
-# Beyond it, the sender's input waits (the sender pays).
-FRAME_RATE = 20_000
-FRAME_BURST = 40_000
-# Reads with fewer frames than this are not counted (the common case).
-FRAMES_COUNTED = 32
 
 
 class KeepAlive:
@@ -200,8 +192,7 @@ class WebSocketChatProtocol(Protocol):
         self._closeSent = False
         self._pinged = False
         self._pongOwed: bytes | None = None
-        self._frameBudget: Budget | None = None
-        self._frameHold: IDelayedCall | None = None
+        self.framesPaced: FramePacer | None = None
         self._lingering: IDelayedCall | None = None
 
     # What the session and the guard know of the connection
@@ -264,6 +255,7 @@ class WebSocketChatProtocol(Protocol):
         """
         self.transport.unregisterProducer()
         self.pauser = InputPauser(self.transport, lambda: self.closing)
+        self.framesPaced = FramePacer(self.context.clock, self.pauser)
         refusal = self.guard.admit(self)
         if refusal is not None:
             self.closeCode = TRY_AGAIN_LATER
@@ -283,10 +275,11 @@ class WebSocketChatProtocol(Protocol):
         self.closing = True
         if self.pings is not None:
             self.pings.deadlines.discard(self)
-        for call in (self._frameHold, self._lingering):
-            if call is not None and call.active():
-                call.cancel()
-        self._frameHold = self._lingering = None
+        if self.framesPaced is not None:
+            self.framesPaced.stop()
+        if self._lingering is not None and self._lingering.active():
+            self._lingering.cancel()
+        self._lingering = None
         self.guard.gone(self, self.admitted)
         self.session.connectionLost()
 
@@ -305,8 +298,8 @@ class WebSocketChatProtocol(Protocol):
             self.pings.deadlines.set(self)
         messages: list[bytes] = []
         events = self.frames.feed(data)
-        if len(events) >= FRAMES_COUNTED:
-            self._chargeFrames(len(events))
+        if self.framesPaced is not None:
+            self.framesPaced.charge(len(events))
         for event in events:
             kind = type(event)
             if kind is bytes:
@@ -329,26 +322,6 @@ class WebSocketChatProtocol(Protocol):
                 self.closeReceived(event)
                 return
         self._deliver(messages)
-
-    def _chargeFrames(self, count: int) -> None:
-        """
-        Charge the client for C{count} frames; past L{FRAME_RATE} a second,
-        stop reading it for as long as it ran ahead.
-        """
-        if self._frameBudget is None:
-            self._frameBudget = Budget(FRAME_BURST)
-        clock = self.context.clock
-        wait = self._frameBudget.spend(clock.seconds(), count, FRAME_RATE, FRAME_BURST)
-        if wait <= 0 or self._frameHold is not None:
-            return
-        assert self.pauser is not None
-        self.pauser.pause("frames")
-        self._frameHold = clock.callLater(wait, self._frameHoldOver)
-
-    def _frameHoldOver(self) -> None:
-        self._frameHold = None
-        if self.pauser is not None:
-            self.pauser.resume("frames")
 
     def _deliver(self, messages: list[bytes]) -> None:
         """
