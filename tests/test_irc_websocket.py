@@ -316,6 +316,6 @@ def test_a_flood_of_frames_is_paced() -> None:
 def pacingTimers(clock: Clock) -> int:
     """How many of C{clock}'s calls wait to read a paced client again."""
     return sum(
-        getattr(call.func, "__name__", "") == "_paid"
+        getattr(getattr(call, "func", None), "__name__", "") == "_paid"
         for call in clock.getDelayedCalls()
     )
