@@ -29,7 +29,7 @@ from sockserve.irc import ircFactory
 from sockserve.irc.websocket import MAX_MESSAGE, SUBPROTOCOLS, IRCWebSocketFactory
 from sockserve.limits import Limits
 from sockserve.web import chatWebSite
-from sockserve.web.pacing import FRAME_BURST, FRAME_RATE
+from sockserve.web._pacing import FRAME_BURST, FRAME_RATE
 from sockserve.web.site import OriginPolicy
 from tests.support import connectOnStringTransport
 

@@ -975,7 +975,7 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
 def test_a_flood_of_frames_is_paced() -> None:
     """Frames cost the server a little each and the sender nothing: past the
     frame rate, the sender's input waits for as long as it ran ahead."""
-    from sockserve.web.pacing import FRAME_BURST, FRAME_RATE
+    from sockserve.web._pacing import FRAME_BURST, FRAME_RATE
 
     clock = Clock()
     web = WebClient(chat(clock=clock), 50000)

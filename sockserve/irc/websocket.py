@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from sockserve.irc.grammar import LINE_BYTES, TAG_BYTES
 from sockserve.irc.protocol import IRCFactory, IRCProtocol
 from sockserve.protocol import IServerTransport
+from sockserve.web._pacing import FramePacer
 from sockserve.web.frames import (
     BINARY,
     MESSAGE_TOO_BIG,
@@ -46,7 +47,6 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
-from sockserve.web.pacing import FramePacer
 
 TEXT_SUBPROTOCOL = "text.ircv3.net"
 """IRC lines in text messages: UTF-8 both ways."""

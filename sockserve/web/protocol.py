@@ -43,6 +43,7 @@ from sockserve.chat.policy import ChatPolicy
 from sockserve.chat.service import ChatService
 from sockserve.chat.session import ChatSession
 from sockserve.protocol import ERROR_GRACE, IServerTransport, ServerContext
+from sockserve.web._pacing import FramePacer
 from sockserve.web.frames import (
     GOING_AWAY,
     MESSAGE_TOO_BIG,
@@ -60,7 +61,6 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
-from sockserve.web.pacing import FramePacer
 from sockserve.web.wires import WebSocketJsonWire
 
 
