@@ -595,3 +595,20 @@ def test_the_session_answers_what_its_service_refuses() -> None:
     assert succeed(None).called
     assert isinstance(service.directory, LocalRooms)
     assert isinstance(alice.current, ChatRoom)
+
+
+def test_a_member_in_no_room_is_told_so() -> None:
+    """A multi-room member that left every room is told it is in none by
+    /who, /topic and /me (with how to join one), and nothing is said."""
+    service = chat()
+    alice, aliceOut = session(service, multiRoom=True)
+    alice.linesReceived(b"/part default\n")
+    aliceOut.take()
+    assert alice.rooms == []
+    alice.linesReceived(b"/who\n/topic\n/me waves\n/who #default\n")
+    assert aliceOut.take() == (
+        b"ERROR you are in no room\r\n"
+        b"ERROR you are in no room\r\n"
+        b"ERROR you are in no room: /join one\r\n"
+        b"ERROR you are not in #default\r\n"
+    )

@@ -1082,15 +1082,9 @@ class ChatSession:
         current room, or in the room C{roomText} names (one of the
         member's).
         """
-        if roomText is None:
-            room = self.current
-            if room is None:
-                self.receive(Error("you are in no room: /join one", ErrorKind.NO_ROOM))
-                return None
-        else:
-            room = self._myRoom(roomText)
-            if room is None:
-                return None
+        room = self._roomNamed(roomText, "you are in no room: /join one")
+        if room is None:
+            return None
         if not text:
             self.receive(Error("do what? /me ACTION", ErrorKind.USAGE))
             return None
@@ -1104,15 +1098,9 @@ class ChatSession:
         (one of the member's); or, given C{text}, set it (empty: clear it).
         Anyone in a room may.
         """
-        if roomText is None:
-            room = self.current
-            if room is None:
-                self.receive(Error("you are in no room", ErrorKind.NO_ROOM))
-                return None
-        else:
-            room = self._myRoom(roomText)
-            if room is None:
-                return None
+        room = self._roomNamed(roomText)
+        if room is None:
+            return None
         if text is None:
             self.receive(TopicChanged(room.name, room.topic, changed=False))
             return None
@@ -1132,14 +1120,26 @@ class ChatSession:
         room.setTopic(self, text)
         return None
 
+    def _roomNamed(
+        self, roomText: str | None, noRoom: str = "you are in no room"
+    ) -> ChatRoom | None:
+        """
+        The current room, or the room C{roomText} names (one of the
+        member's); if there is none, tell the member (C{noRoom}: why, when
+        it is in no room) and return C{None}.
+        """
+        if roomText is not None:
+            return self._myRoom(roomText)
+        if self.current is None:
+            self.receive(Error(noRoom, ErrorKind.NO_ROOM))
+        return self.current
+
     def who(self, roomText: str | None = None) -> Deferred[None] | None:
         """
         List who is in the current room, or in the room C{roomText} names.
         """
-        room = self.current if roomText is None else self._myRoom(roomText)
+        room = self._roomNamed(roomText)
         if room is None:
-            if roomText is None:
-                self.receive(Error("you are in no room", ErrorKind.NO_ROOM))
             return None
         names = room.names()
         self.receive(Members(room.name, names[:MAX_WHO_NAMES], len(names)))
