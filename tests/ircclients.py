@@ -8,7 +8,8 @@ configuration, its logs: never C{~/.irssi} or C{~/.weechat}), connects to one
 server with one nick, and reaches nothing else: no auto-connect elsewhere, no
 DCC, no scripts, no update checks. What its user sees of a channel or a query
 is read from the client's own log of that window, which it writes line by line
-as it shows it; every wait polls it in a bounded loop.
+as it shows it; every wait looks again at each change inotify reports under
+the client's directory (L{DirectoryChanges}), within a bounded time.
 
 A driver is given the test's L{Processes}, which kills whatever the driver
 started if the test fails before L{IrcClient.close}.
@@ -23,10 +24,11 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from tests.filewatch import DirectoryChanges
 from tests.processes import (
     WAIT,
     Processes,
@@ -36,9 +38,6 @@ from tests.processes import (
     systemProgram,
     waitForExit,
 )
-
-POLL = 0.05
-"""Seconds between two looks at what a client shows."""
 
 STATUS = ""
 """The target naming a client's server (status) window in L{IrcClient.view}."""
@@ -54,20 +53,6 @@ def _found(expected: Expected, text: str) -> bool:
     if isinstance(expected, str):
         return expected in text
     return expected.search(text) is not None
-
-
-def waitUntil(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """
-    Poll C{condition} every L{POLL} seconds until it holds.
-
-    @raise AssertionError: if C{timeout} seconds pass first; C{what} says what
-        was waited for.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        time.sleep(POLL)
 
 
 def _readText(path: Path) -> str:
@@ -118,6 +103,9 @@ class IrcClient:
         self.nickname = nickname
         self.directory = directory or processes.newDirectory(f"{self.kind}-{nickname}")
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Watched from the start: what the client writes wakes every wait.
+        self.changes = DirectoryChanges(self.directory)
+        processes.closeLater(self.changes.close)
 
     def __enter__(self) -> IrcClient:
         return self
@@ -221,11 +209,19 @@ class IrcClient:
         Quit with C{message}, and wait until the client has exited.
         """
         self.command(f"/quit {message}".rstrip())
-        waitUntil(lambda: not self.running(), f"{self.kind} exit", timeout)
+        if not self.exited(timeout):
+            raise AssertionError(f"no {self.kind} exit within {timeout}s")
 
     def running(self) -> bool:
         """
         Whether the client still runs.
+        """
+        raise NotImplementedError
+
+    def exited(self, timeout: float) -> bool:
+        """
+        Wait, at most C{timeout} seconds, for the client to exit; return
+        whether it did.
         """
         raise NotImplementedError
 
@@ -261,7 +257,7 @@ class IrcClient:
                     f"{target or 'its status window'} within {timeout}s; it "
                     f"showed:\n{shown}\n{self.diagnostics()}"
                 )
-            time.sleep(POLL)
+            self.changes.wait(deadline - time.monotonic())
 
     def diagnostics(self) -> str:
         """
@@ -387,8 +383,9 @@ class FifoWriter:
     in between would be lost with the old pipe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, changes: DirectoryChanges) -> None:
         self._fds: dict[Path, int] = {}
+        self._changes = changes
 
     def write(self, path: Path, line: str, timeout: float = WAIT) -> None:
         """
@@ -419,7 +416,9 @@ class FifoWriter:
                 # No reader yet (ENXIO), or no FIFO yet (ENOENT).
                 if time.monotonic() >= deadline:
                     raise AssertionError(f"nobody reads {path}") from None
-                time.sleep(POLL)
+                # The FIFO made, or its reader opening it, is a change.
+                if not self._changes.watchOpening(path):
+                    self._changes.wait(deadline - time.monotonic())
                 continue
             os.set_blocking(fd, True)
             self._fds[path] = fd
@@ -654,6 +653,13 @@ settings = {{
         """
         return self.irssiPid is not None and not waitForExit(self.irssiPid, 0)
 
+    def exited(self, timeout: float) -> bool:
+        """
+        Wait, at most C{timeout} seconds, for irssi to exit; return whether
+        it did.
+        """
+        return self.irssiPid is None or waitForExit(self.irssiPid, timeout)
+
     def close(self) -> None:
         """
         Kill the C{tmux} server and irssi, and remove the server's socket.
@@ -740,7 +746,7 @@ class WeechatClient(IrcClient):
         self.fifo = self.directory / "fifo"
         self.process: subprocess.Popen[bytes] | None = None
         self.output: Stream | None = None
-        self.fifos = FifoWriter()
+        self.fifos = FifoWriter(self.changes)
 
     def commands(self) -> list[str]:
         """
@@ -793,7 +799,7 @@ class WeechatClient(IrcClient):
         self.output = Stream(self.process.stdout.fileno(), "weechat-headless")
         self.output.follow()
         self.waitFor(STATUS, REGISTERED)
-        waitUntil(lambda: _fifoReady(self.fifo), "weechat's FIFO")
+        self.changes.waitUntil(lambda: _fifoReady(self.fifo), "weechat's FIFO", WAIT)
         return self
 
     def send(self, buffer: str, text: str) -> None:
@@ -842,6 +848,19 @@ class WeechatClient(IrcClient):
         Whether it still runs.
         """
         return self.process is not None and self.process.poll() is None
+
+    def exited(self, timeout: float) -> bool:
+        """
+        Wait, at most C{timeout} seconds, for it to exit; return whether it
+        did.
+        """
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def close(self) -> None:
         """
@@ -922,7 +941,7 @@ class IiClient(IrcClient):
         super().__init__(processes, host, port, nickname, directory)
         self.process: subprocess.Popen[bytes] | None = None
         self.output: Stream | None = None
-        self.fifos = FifoWriter()
+        self.fifos = FifoWriter(self.changes)
 
     @property
     def serverDirectory(self) -> Path:
@@ -959,7 +978,9 @@ class IiClient(IrcClient):
         self.output.follow()
         welcome = re.compile(rb"^\d+ :\S+ 001 ", re.MULTILINE)
         self.output.waitFor(lambda data: welcome.search(data) is not None, "001")
-        waitUntil(lambda: _fifoReady(self.serverDirectory / "in"), "ii's FIFO")
+        self.changes.waitUntil(
+            lambda: _fifoReady(self.serverDirectory / "in"), "ii's FIFO", WAIT
+        )
         return self
 
     def command(self, line: str) -> None:
@@ -1050,7 +1071,8 @@ class IiClient(IrcClient):
         C{/q message}, and wait until ii exits.
         """
         self.command(f"/q {message}".rstrip())
-        waitUntil(lambda: not self.running(), "ii exit", timeout)
+        if not self.exited(timeout):
+            raise AssertionError(f"no ii exit within {timeout}s")
 
     def logFile(self, target: str) -> list[Path]:
         """
@@ -1067,6 +1089,19 @@ class IiClient(IrcClient):
         Whether it still runs.
         """
         return self.process is not None and self.process.poll() is None
+
+    def exited(self, timeout: float) -> bool:
+        """
+        Wait, at most C{timeout} seconds, for it to exit; return whether it
+        did.
+        """
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def close(self) -> None:
         """

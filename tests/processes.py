@@ -288,6 +288,32 @@ class Terminal:
         return self.output.text().replace("\r\n", "\n")
 
 
+def waitWhileProgressing(
+    done: Callable[[], bool],
+    progress: Callable[[], object],
+    stall: float = WAIT,
+    longest: float = 240.0,
+) -> bool:
+    """
+    Wait until C{done()} holds, for as long as C{progress()} (a count, say)
+    keeps changing: a machine loaded by others slows a drain, and only a
+    drain that stopped for C{stall} seconds fails (or one that took
+    C{longest} seconds in all). Return whether C{done()} held.
+    """
+    pace = threading.Event()
+    start = time.monotonic()
+    last, seen = progress(), start
+    while not done():
+        now = time.monotonic()
+        if now - seen >= stall or now - start >= longest:
+            return False
+        pace.wait(0.1)
+        current = progress()
+        if current != last:
+            last, seen = current, time.monotonic()
+    return True
+
+
 def waitForExit(pid: int, timeout: float = WAIT) -> bool:
     """
     Wait, at most C{timeout} seconds, for the process C{pid} (not necessarily
@@ -413,6 +439,7 @@ class Processes:
         self._sockets: list[socket.socket] = []
         self._fds: list[int] = []
         self._daemonMarkers: list[str] = []
+        self._closers: list[Callable[[], object]] = []
 
     def __enter__(self) -> Processes:
         return self
@@ -429,6 +456,8 @@ class Processes:
         """
         Close every socket, kill every process, remove the directory.
         """
+        for closer in self._closers:
+            closer()
         for sock in self._sockets:
             sock.close()
         for process in self._processes:
@@ -445,6 +474,12 @@ class Processes:
                 os.kill(pid, signal.SIGKILL)
                 waitForExit(pid)
         self._temporary.cleanup()
+
+    def closeLater(self, closer: Callable[[], object]) -> None:
+        """
+        Call C{closer} (which closes something the test opened) at the end.
+        """
+        self._closers.append(closer)
 
     def newDirectory(self, name: str) -> Path:
         """
