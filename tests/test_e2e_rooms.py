@@ -30,6 +30,7 @@ from tests.processes import (
     Server,
     TcpMember,
     receiveToEOF,
+    waitWhileProgressing,
 )
 from tests.redis import RedisServer
 from tests.test_e2e_bus import DONE, received, send
@@ -829,13 +830,14 @@ def test_a_flood_in_one_room_does_not_delay_another(
         flooder.stopped.set()
         flooder.join(WAIT)
         written = flooder.written
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (
-            fast.flood < written or slow.flood < written
-        ):
-            if fast.closed or slow.closed:
-                break
-            pace.wait(0.1)
+        waitWhileProgressing(
+            lambda: (
+                fast.closed
+                or slow.closed
+                or (fast.flood >= written and slow.flood >= written)
+            ),
+            lambda: (fast.flood, slow.flood),
+        )
     finally:
         for thread in (answering, fast, slow, flooder):
             thread.stopped.set()
