@@ -13,12 +13,12 @@ import sys
 
 from twisted.internet import endpoints, task
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.interfaces import IReactorTime
 
 from sockserve import Limits, buildFactory
 
 
-async def main(reactor: IReactorCore, echoAt: str, chatAt: str) -> None:
+async def main(reactor: IReactorTime, echoAt: str, chatAt: str) -> None:
     """
     Listen with sockserve's echo and chat factories, and serve until
     stopped.
