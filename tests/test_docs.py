@@ -7,6 +7,7 @@ from their own options, and what its pages say agrees with the programs.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -229,3 +230,113 @@ def test_the_tac_example(processes: Processes, tmp_path: Path) -> None:
     address = dict(found)["chat"].rpartition(":")
     chat = processes.connect((address[0], int(address[2])))
     assert receiveText(chat, b"Welcome to sockserve")
+
+
+def literalBlocks(page: str) -> list[list[str]]:
+    """
+    The literal blocks of a page of docs/, each as its lines, unindented.
+    """
+    text = (DOCS / page).read_text()
+    return [
+        [line[4:] for line in block.rstrip("\n").split("\n")]
+        for block in re.findall(r"::\n\n((?:    .*\n|\n)+)", text)
+    ]
+
+
+def telnetTranscripts() -> list[tuple[str, list[str]]]:
+    """
+    The tutorial's telnet transcripts of echo and oneshot: each the mode
+    and what follows the server's and telnet's commands.
+    """
+    found = []
+    for lines in literalBlocks("tutorial.rst"):
+        command = re.fullmatch(
+            r"\$ twistd -n --pidfile '' sockserve --mode (\w+) --port 5000", lines[0]
+        )
+        if command and lines[1].startswith("$ telnet "):
+            found.append((command[1], lines[2:]))
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("mode", "transcript"), telnetTranscripts())
+def test_the_tutorial_telnet_transcripts(
+    processes: Processes, mode: str, transcript: list[str]
+) -> None:
+    """The tutorial's echo and oneshot sessions, replayed over a socket as
+    telnet sends them (CR LF): every answer is the one shown, and a closed
+    connection is closed."""
+    server = processes.server(mode=mode)
+    sock = processes.connect(("127.0.0.1", server.port))
+    received = b""
+    for line in transcript:
+        if line.startswith(("Trying ", "Connected to ", "Escape character")):
+            continue
+        if line == "Connection closed by foreign host.":
+            assert receiveToEOF(sock) == b""
+        elif line.startswith("OK .. "):
+            received = receiveText(sock, line.encode() + b"\r\n", received=received)
+            received = received.split(line.encode() + b"\r\n", 1)[1]
+        else:
+            sock.sendall(line.encode() + b"\r\n")
+
+
+def test_the_tutorial_has_its_telnet_transcripts() -> None:
+    """Both sessions are found (and so replayed)."""
+    assert [mode for mode, _ in telnetTranscripts()] == ["echo", "oneshot"]
+
+
+def clientTranscript() -> list[tuple[list[str], str]]:
+    """
+    The tutorial's transcript of the client against a oneshot server: each
+    run's arguments and what it prints.
+    """
+    (lines,) = [
+        lines
+        for lines in literalBlocks("tutorial.rst")
+        if "# against a oneshot server" in lines[0]
+    ]
+    runs: list[tuple[list[str], str]] = []
+    for line in lines:
+        if line.startswith("$ "):
+            runs.append((shlex.split(line[2:], comments=True)[1:], ""))
+        else:
+            runs[-1] = (runs[-1][0], runs[-1][1] + line + "\n")
+    return runs
+
+
+@pytest.mark.e2e
+def test_the_tutorial_client_transcript(processes: Processes) -> None:
+    """The tutorial's runs of sockserve-client against a oneshot server
+    print what it shows, as written but for the port."""
+    runs = clientTranscript()
+    assert len(runs) == 2
+    for arguments, output in runs:
+        server = processes.server(mode="oneshot")
+        port = str(server.port)
+        result = processes.run(
+            [
+                installedProgram("sockserve-client"),
+                *(port if arg == "5000" else arg for arg in arguments),
+            ]
+        )
+        # A terminal shows the server's CR LF (the request's own ending) as
+        # the end of a line.
+        printed = result.stdout.decode().replace("\r\n", "\n")
+        assert (result.returncode, printed) == (0, output), result
+
+
+@pytest.mark.e2e
+def test_the_bad_option_transcript(processes: Processes) -> None:
+    """The running guide's bad option: its three lines on stderr, exit
+    status 2."""
+    (lines,) = [
+        lines
+        for lines in literalBlocks("howto/running.rst")
+        if lines[0].endswith("--mode nope")
+    ]
+    result = processes.run([installedProgram("twistd"), *shlex.split(lines[0][2:])[1:]])
+    assert (result.returncode, result.stderr.decode()) == (
+        2,
+        "\n".join(lines[1:]) + "\n",
+    ), result
