@@ -447,9 +447,7 @@ def test_page_reconnects_after_a_restart(
     again = webServer(processes, f"--web=tcp:{port}:interface=127.0.0.1")
     # The page's next try may be its longest wait (8 s) away when a loaded
     # machine is slow to start the server again.
-    expect(state).to_have_attribute(
-        "data-state", "connected", timeout=LAST_RETRY + SEE
-    )
+    expect(state).to_have_attribute("data-state", "connected", timeout=LAST_RETRY + SEE)
     expect(page.locator("#members .me")).to_have_text("phone", timeout=SEE)
     expect(chats(page)).to_have_text(["#pocket"])
     expect(chat(page, "#pocket")).to_have_class(re.compile(r"\bcurrent\b"))
