@@ -43,3 +43,6 @@ html_show_sourcelink = False
 
 # Options and commands are shown as typed: -- stays two hyphens.
 smartquotes = False
+# Literal blocks are shell sessions, configuration files and transcripts:
+# shown as they are, not coloured as Python.
+highlight_language = "none"
