@@ -8,6 +8,9 @@ What sockserve's documentation adds to Sphinx.
         .. sockserve-options:: sockserve.tap.Options
            :program: twistd sockserve
 
+  - The C{sockserve-interface} directive: a zope.interface C{Interface},
+    its methods and attributes, from their docstrings.
+
   - Epytext docstrings (C{C{...}}, C{L{...}}, C{@param}...) read by autodoc
     are turned into reStructuredText first.
 """
@@ -21,9 +24,11 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
+from sphinx.util.docstrings import prepare_docstring
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 from twisted.python.reflect import namedAny
+from zope.interface.interface import Method
 
 # Every character that reStructuredText may take for markup in running text.
 _MARKUP = re.compile(r"([\\`*_|\[\]<>:])")
@@ -64,6 +69,39 @@ class OptionsDirective(SphinxDirective):
             self.state, StringList(lines, source=self.arguments[0]), container
         )
         return list(container.children)
+
+
+class InterfaceDirective(SphinxDirective):
+    """
+    A zope.interface C{Interface} (which autodoc does not take for a
+    class): its docstring, and each method and attribute with its own.
+    """
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        interface = namedAny(name)
+        lines = [f".. py:class:: {name}", ""]
+        lines += [f"   {line}" for line in _docLines(interface.__doc__)]
+        for member in interface.names():
+            description = interface[member]
+            if isinstance(description, Method):
+                signature = description.getSignatureString()
+                lines += ["", f"   .. py:method:: {member}{signature}", ""]
+            else:
+                lines += ["", f"   .. py:attribute:: {member}", ""]
+            lines += [f"      {line}" for line in _docLines(description.__doc__)]
+        container = nodes.container()
+        nested_parse_with_titles(self.state, StringList(lines, source=name), container)
+        return list(container.children)
+
+
+def _docLines(doc: str | None) -> list[str]:
+    """
+    A docstring's lines, dedented as autodoc does, in reStructuredText.
+    """
+    return epytextToRest(prepare_docstring(doc or ""))
 
 
 # Epytext's inline markup: C{code}, L{link}, I{italic}, B{bold}, U{url}.
@@ -128,5 +166,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     Add the directive and the docstrings' conversion to Sphinx.
     """
     app.add_directive("sockserve-options", OptionsDirective)
+    app.add_directive("sockserve-interface", InterfaceDirective)
     app.connect("autodoc-process-docstring", _processDocstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
