@@ -6,6 +6,7 @@ from their own options, and what its pages say agrees with the programs.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from html import escape as html_escape
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,3 +342,58 @@ def test_the_bad_option_transcript(processes: Processes) -> None:
         2,
         "\n".join(lines[1:]) + "\n",
     ), result
+
+
+@pytest.mark.e2e
+def test_the_api_reference_has_every_public_name(built: Path) -> None:
+    """Every name sockserve exports has its entry in the API reference, the
+    interfaces included."""
+    import sockserve
+
+    html = (built / "reference" / "api.html").read_text()
+    entries = set(re.findall(r'id="sockserve\.(\w+)"', html))
+    assert set(sockserve.__all__) - {"__version__"} - entries == set()
+
+
+def extension() -> Any:
+    """
+    The documentation's Sphinx extension, docs/_ext/sockserve_docs.py.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "sockserve_docs", DOCS / "_ext" / "sockserve_docs.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epytext_becomes_restructuredtext() -> None:
+    """Docstrings' epytext is read as reStructuredText: inline markup
+    (braces nest in it) and fields."""
+    converted = extension().epytextToRest(
+        [
+            "Say C{text} to L{sockserve.ChatRoom}, as C{{'a': 1}}, I{now}.",
+            "",
+            "@param text: what to say,",
+            "    on two lines.",
+            "@return: nothing.",
+            "@raise RoomFull: when it is.",
+        ]
+    )
+    assert converted == [
+        "Say ``text`` to ``sockserve.ChatRoom``, as ``{'a': 1}``, *now*.",
+        "",
+        ":param text: what to say,",
+        "    on two lines.",
+        ":returns: nothing.",
+        ":raises RoomFull: when it is.",
+    ]
+
+
+def test_help_text_is_shown_as_it_is() -> None:
+    """An option's help goes into the reference as it is: nothing in it is
+    taken for markup."""
+    escaped = extension().escape(r"\n (a backslash) *any* `x` a_b |c| [d]")
+    assert escaped == r"\\n (a backslash) \*any\* \`x\` a\_b \|c\| \[d\]"

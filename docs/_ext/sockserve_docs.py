@@ -82,7 +82,8 @@ class InterfaceDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
         interface = namedAny(name)
-        lines = [f".. py:class:: {name}", ""]
+        module, _, short = name.rpartition(".")
+        lines = [f".. py:class:: {short}", f"   :module: {module}", ""]
         lines += [f"   {line}" for line in _docLines(interface.__doc__)]
         for member in interface.names():
             description = interface[member]
