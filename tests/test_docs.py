@@ -7,6 +7,7 @@ from their own options, and what its pages say agrees with the programs.
 from __future__ import annotations
 
 import importlib.util
+import io
 import re
 import shlex
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docutils.core import publish_doctree
 
 from tests.processes import (
     Processes,
@@ -397,3 +399,15 @@ def test_help_text_is_shown_as_it_is() -> None:
     taken for markup."""
     escaped = extension().escape(r"\n (a backslash) *any* `x` a_b |c| [d]")
     assert escaped == r"\\n (a backslash) \*any\* \`x\` a\_b \|c\| \[d\]"
+
+
+def test_news_renders_as_plain_restructuredtext() -> None:
+    """NEWS.rst is read outside Sphinx too (on a forge, in an sdist): it
+    renders with docutils alone, and starts with the release to come."""
+    warnings = io.StringIO()
+    text = (ROOT / "NEWS.rst").read_text()
+    publish_doctree(
+        text, settings_overrides={"warning_stream": warnings, "report_level": 2}
+    )
+    assert warnings.getvalue() == ""
+    assert text.index("Unreleased\n==========") < text.index("1.0.0\n=====")
