@@ -10,12 +10,14 @@ import io
 import re
 import shlex
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 from docutils.core import publish_doctree
 
-from tests.processes import Processes, installedProgram
+from sockserve import __version__
+from tests.processes import Processes, installedProgram, receiveText, receiveUntil
 
 README = Path(__file__).parent.parent / "README.rst"
 
@@ -120,3 +122,54 @@ def test_readme_has_its_transcripts() -> None:
     """Both transcripts, echo and oneshot, are found (and so run)."""
     modes = [server[server.index("--mode") + 1] for server, _, _ in transcripts()]
     assert modes == ["echo", "oneshot"]
+
+
+def chatTranscript() -> tuple[list[str], list[str]]:
+    """
+    README's chat transcript: the server's options, and what telnet shows.
+    """
+    (block,) = [
+        block
+        for block in re.findall(r"::\n\n((?:    .*\n|\n)+)", README.read_text())
+        if "$ telnet " in block
+    ]
+    lines = [line[4:] for line in block.splitlines() if line]
+    server = shlex.split(lines[0].removeprefix("$ "))
+    assert server[:5] == ["twistd", "-n", "--pidfile", "", "sockserve"], server
+    return server[5:], lines[2:]
+
+
+@pytest.mark.e2e
+def test_readme_chat_transcript(processes: Processes) -> None:
+    """README's chat session, with guest1 played by another client: the
+    server's options as written but for the ports, and every line telnet
+    shows is the server's, but for the client's own address; the page and
+    the IRC port listen too."""
+    options, shown = chatTranscript()
+    ours = ["0" if option in {"5000", "8080", "6667"} else option for option in options]
+    server = processes.server(*ours, listeners=3)
+    assert {mode for mode, _ in server.listening} == {"chat", "web", "irc"}
+    guest1 = processes.connect(("127.0.0.1", server.port))
+    receiveText(guest1, b"here\r\n")
+    guest2 = processes.connect(("127.0.0.1", server.port))
+    typed = {"/nick alice"}
+    received = b""
+    for line in shown:
+        if line in typed:
+            guest2.sendall(line.encode() + b"\r\n")
+            continue
+        if line.startswith("<guest1> "):
+            guest1.sendall(line.removeprefix("<guest1> ").encode() + b"\r\n")
+        pattern = re.escape(line).replace(r"55858", r"\d+")
+        pattern = pattern.replace(r"1\.0\.0", re.escape(__version__))
+        expected = re.compile(pattern.encode() + rb"\r\n")
+        received = receiveUntil(
+            guest2, partial(_found, expected), line, received=received
+        )
+        found = expected.search(received)
+        assert found is not None
+        received = received[found.end() :]
+
+
+def _found(expected: re.Pattern[bytes], data: bytes) -> bool:
+    return expected.search(data) is not None
