@@ -9,7 +9,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from twisted.python import reflect, usage
 from twisted.python.util import padTo
@@ -17,6 +17,22 @@ from twisted.python.util import padTo
 TYPE_ENFORCEMENT = "Parameter type enforcement failed: "
 # The exit status of a usage error (as sockserve-client's).
 EXIT_USAGE = 2
+
+
+class HelpEntry(NamedTuple):
+    """
+    One option as C{--help} shows it.
+
+    @ivar name: its long name, without C{--}.
+    @ivar short: its one-letter name, or L{None}.
+    @ivar takesValue: whether it takes a value (C{--name=VALUE}).
+    @ivar text: its help: what it does, what its values may be, its default.
+    """
+
+    name: str
+    short: str | None
+    takesValue: bool
+    text: str
 
 
 class CommandOptions(usage.Options):
@@ -114,6 +130,34 @@ class CommandOptions(usage.Options):
             sections.append(("Other", other))
         return sections
 
+    def helpTable(self) -> list[tuple[str, list[HelpEntry]]]:
+        """
+        Return what C{--help} says, as data: the groups of L{helpSections},
+        each with its options' L{HelpEntry}s (the reference documentation
+        is made from it, so that it says what C{--help} says).
+        """
+        shorts = {
+            long: short
+            for short, long in self.synonyms.items()
+            if len(short) == 1 and short != long
+        }
+        parameters = {option[:-1] for option in self.longOpt if option.endswith("=")}
+        return [
+            (
+                title,
+                [
+                    HelpEntry(
+                        name,
+                        shorts.get(name),
+                        name in parameters,
+                        self._helpText(name, name in parameters),
+                    )
+                    for name in names
+                ],
+            )
+            for title, names in self.helpSections()
+        ]
+
     def getUsage(self, width: int | None = None) -> str:
         """
         Return the options' help: in groups, with L{helpGroups}.
@@ -121,11 +165,6 @@ class CommandOptions(usage.Options):
         if not self.helpGroups:
             return super().getUsage(width)
         width = width or int(os.environ.get("COLUMNS", "80"))
-        shorts = {
-            long: short
-            for short, long in self.synonyms.items()
-            if len(short) == 1 and short != long
-        }
         parameters = {option[:-1] for option in self.longOpt if option.endswith("=")}
         firstColumn = max(
             len(name) + (name in parameters)
@@ -133,16 +172,14 @@ class CommandOptions(usage.Options):
         )
         firstColumn += len("  -s, --  ")
         blocks = []
-        for title, names in self.helpSections():
+        for title, entries in self.helpTable():
             lines = [f"{title}:"]
-            for name in names:
-                short = shorts.get(name)
-                option = f"--{name}=" if name in parameters else f"--{name}"
-                head = f"  -{short}, {option}" if short else f"      {option}"
-                text = textwrap.wrap(
-                    self._helpText(name, name in parameters),
-                    max(width - firstColumn, 20),
-                ) or [""]
+            for entry in entries:
+                option = f"--{entry.name}=" if entry.takesValue else f"--{entry.name}"
+                head = (
+                    f"  -{entry.short}, {option}" if entry.short else f"      {option}"
+                )
+                text = textwrap.wrap(entry.text, max(width - firstColumn, 20)) or [""]
                 lines.append(head.ljust(firstColumn) + text[0])
                 lines.extend(" " * firstColumn + more for more in text[1:])
             blocks.append("\n".join(lines) + "\n")

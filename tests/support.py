@@ -216,12 +216,33 @@ def connectOnStringTransport(
     return protocol, transport, factory
 
 
+ROOT = Path(__file__).parent.parent
+
+
+def documentationPages() -> list[Path]:
+    """
+    The pages of the documentation: README.rst and every page of docs/.
+    """
+    return [ROOT / "README.rst", *sorted((ROOT / "docs").rglob("*.rst"))]
+
+
+def documentation() -> str:
+    """
+    The text of every page of the documentation (L{documentationPages}),
+    one after another.
+    """
+    return "\n".join(page.read_text() for page in documentationPages())
+
+
 def readmeBlock(after: str) -> str:
     """
-    The literal block of README.rst that follows the first paragraph
-    containing C{after}, without its indentation.
+    The literal block of the documentation (README.rst or a page of docs/)
+    that follows the first paragraph containing C{after}, without its
+    indentation. C{after} must be on exactly one page.
     """
-    text = (Path(__file__).parent.parent / "README.rst").read_text()
+    pages = [page for page in documentationPages() if after in page.read_text()]
+    assert len(pages) == 1, (after, pages)
+    text = pages[0].read_text()
     block = text.split(after, 1)[1].split("::\n\n", 1)[1]
     lines = []
     for line in block.splitlines():

@@ -154,7 +154,7 @@ def test_report_has_a_row_per_test_and_the_reasons():
 def test_every_shortfall_of_the_last_run_is_explained():
     """
     The notes explain each core test ngIRCd passed and sockserve did not in
-    the run README quotes: the tests of KICK and of multi-prefix need channel
+    the run the IRC guide quotes: the tests of KICK and of multi-prefix need channel
     operators, which sockserve has not yet (issue 20).
     """
     for testId in (

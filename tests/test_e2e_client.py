@@ -194,7 +194,7 @@ def test_unescaped_ipv6_description(processes: Processes) -> None:
 @pytest.mark.skipif(not ipv6LoopbackAvailable(), reason="no IPv6 loopback (::1)")
 def test_ipv6_description(processes: Processes) -> None:
     """
-    The README's --connect example, with escaped colons, reaches a server on
+    The tutorial's --connect example, with escaped colons, reaches a server on
     the IPv6 loopback.
     """
     server = processes.server("--port", r"tcp6:0:interface=\:\:1", mode="oneshot")
@@ -266,17 +266,17 @@ def test_message_to_chat(processes: Processes) -> None:
     assert output.startswith(b"Welcome to sockserve"), output
 
 
-def test_one_message_runs_against_chat_as_the_readme_says(
+def test_one_message_runs_against_chat_as_the_docs_say(
     processes: Processes,
 ) -> None:
     """
-    What README says of a one-message run against chat is what happens: it
+    What the tutorial says of a one-message run against chat is what happens: it
     ends at once with 0 (the server takes the half-close for leaving); with
     --keep-open it lasts until --timeout, 124.
     """
-    from tests.test_readme import README
+    from tests.support import documentation
 
-    text = " ".join(README.read_text().split())
+    text = " ".join(documentation().split())
     assert "Against chat, a one-message run ends at once with 0" in text
     assert (
         "with ``--keep-open`` the client stays in the room until ``--timeout`` (124)"

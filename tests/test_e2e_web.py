@@ -555,7 +555,7 @@ def test_wss(
 
 def readmeHAProxyWebConfig() -> str:
     """
-    The README's haproxy.cfg for the page, as a template: its frontend's and
+    The web guide's haproxy.cfg for the page, as a template: its frontend's and
     backend's addresses replaced by {front} and {back}.
     """
     config = readmeBlock("An ``haproxy.cfg`` for the page and its WebSocket")
@@ -602,7 +602,7 @@ def test_behind_haproxy(
     processes: Processes, webClients: Callable[..., WebClient], tmp_path: Path
 ) -> None:
     """
-    The README's HAProxy configuration, run by HAProxy itself: the page and
+    The web guide's configuration, run by HAProxy itself: the page and
     the WebSocket through it, the page's origin being the proxy's, and the
     member named by its own address (PROXY protocol).
     """

@@ -160,7 +160,7 @@ def test_headers_name_the_client(processes: Processes, version: int) -> None:
 
 def readmeHAProxyConfig() -> str:
     """
-    The README's haproxy.cfg, as a template: its frontend's and backend's
+    The HAProxy guide's haproxy.cfg, as a template: its frontend's and backend's
     addresses replaced by {front} and {back}.
     """
     config = readmeBlock("An ``haproxy.cfg`` for a chat room")
@@ -174,7 +174,7 @@ def readmeHAProxyConfig() -> str:
 @pytest.mark.e2e
 @pytest.mark.parametrize("v2", ["", "-v2"])
 def test_behind_haproxy(processes: Processes, v2: str, tmp_path: Path) -> None:
-    """The README's HAProxy configuration, run by HAProxy itself: a chat
+    """The HAProxy guide's configuration, run by HAProxy itself: a chat
     client connecting through it is named by its own address and port."""
     server = proxiedServer(processes)
     back = int(server.addresses[0].rpartition(":")[2])

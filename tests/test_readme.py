@@ -1,16 +1,28 @@
 """
-The README is the package's long description: it must render cleanly.
+The README is the package's long description and a newcomer's first screen:
+it must render cleanly, keep the two commands CI and the tests depend on,
+show what it says, stay short, and lead into the documentation.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import shlex
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
+import pytest
 from docutils.core import publish_doctree
 
+from sockserve import __version__
+from tests.processes import Processes, installedProgram, receiveText, receiveUntil
+
 README = Path(__file__).parent.parent / "README.rst"
+
+# One screen or two: the rest is in docs/.
+MOST_LINES = 120
 
 
 def test_readme_renders_without_warnings() -> None:
@@ -23,77 +35,31 @@ def test_readme_renders_without_warnings() -> None:
     assert warnings.getvalue() == ""
 
 
-def test_readme_documents_every_option() -> None:
-    """Every twistd option and every client option appears in the README."""
-    from sockserve.client import ClientOptions
-    from sockserve.tap import Options
+def test_readme_is_short() -> None:
+    """README fits a screen or two (it held 2,400 lines of everything)."""
+    assert len(README.read_text().splitlines()) <= MOST_LINES
 
+
+def test_the_two_commands_are_as_ever() -> None:
+    """The two commands of Quick start are exactly those CI and the tests
+    run: ./dev serve --port 5000, and ./dev test."""
     text = README.read_text()
-    for options in (Options, ClientOptions):
-        names = [entry[0] for entry in (*options.optParameters, *options.optFlags)]
-        if options is Options:
-            names += ["port", "version"]
-        for name in names:
-            assert f"--{name}" in text or f"-{name}" in text, name
+    assert "Start the server (chat, on ``127.0.0.1:5000``)::\n\n" in text
+    assert "::\n\n    ./dev serve --port 5000\n" in text
+    assert "::\n\n    ./dev test\n" in text
+    assert "exec ./dev test" in (README.parent / ".ci" / "run").read_text()
 
 
-def test_foreground_examples_write_no_pidfile() -> None:
-    """Every foreground twistd command in the README says --pidfile (none,
-    with ''): twistd writes twistd.pid in the current directory even with
-    -n, so two examples run from one directory would otherwise collide
-    ("Another twistd server is running")."""
-    commands = re.findall(
-        r"twistd (?:-n|--nodaemon)\b(.*?)\bsockserve\b", README.read_text()
-    )
-    assert commands
-    missing = [command for command in commands if "--pidfile" not in command]
-    assert missing == []
-
-
-def optionsTable() -> str:
-    """The table of twistd sockserve's options."""
-    text = README.read_text()
-    start = text.index("Options (``twistd sockserve --help`` lists them")
-    return text[start : text.index("Endpoint descriptions, for example", start)]
-
-
-def test_the_options_table_has_every_option() -> None:
-    """Every option of twistd sockserve has its row in the options table
-    (--metrics was missing), and the table says what the program does:
-    --workers serves chat with a bus, --bus takes a user."""
-    from sockserve.tap import Options
-
-    table = optionsTable()
-    rows = {
-        found
-        for line in table.splitlines()
-        for found in re.findall(r"^``(?:-\w, )?--([\w-]+)``", line)
+def test_readme_links_into_the_docs() -> None:
+    """Every page README links to exists, and README links to the tutorial,
+    a how-to guide and an explanation at least."""
+    links = re.findall(r"<((?:docs/|NEWS)[^>]*\.rst)>`_", README.read_text())
+    assert {link.split("/")[1] for link in links if link.count("/") == 2} >= {
+        "howto",
+        "explanation",
     }
-    names = {entry[0] for entry in (*Options.optParameters, *Options.optFlags)}
-    names |= {"port", "version", "web", "web-origin", "web-host"}
-    assert names - rows == set()
-    assert "[:PASSWORD@]" not in README.read_text()
-    workers = table[table.index("``--workers``") :].split("\n``")[0]
-    assert "chat with ``--bus``" in workers, workers
-
-
-def test_quick_start_names_every_program_dev_installs() -> None:
-    """Quick start lists every system program ./dev test installs."""
-    dev = (README.parent / "dev").read_text()
-    installs = set(re.findall(r"\|\| missing\+=\(([\w-]+)\)", dev))
-    installs = {"systemd-socket-activate" if p == "systemd" else p for p in installs}
-    quick = README.read_text().split("The three servers")[0]
-    assert {p for p in installs if f"``{p}``" not in quick} == set()
-
-
-def test_the_empty_oneshot_answer_is_as_said() -> None:
-    """README says what an empty request is answered: OK .. with its space."""
-    from tests.support import connectOnStringTransport
-
-    protocol, transport, _ = connectOnStringTransport("oneshot")
-    protocol.dataReceived(b"\n")
-    assert transport.value() == b"OK .. \n"
-    assert "(``OK ..``, its space, and LF)" in " ".join(README.read_text().split())
+    assert "docs/tutorial.rst" in links
+    assert [link for link in links if not (README.parent / link).is_file()] == []
 
 
 def test_counts_are_said_in_plain_words() -> None:
@@ -112,3 +78,98 @@ def test_the_license_is_the_one_setup_cfg_names() -> None:
     assert license.startswith("MIT License\n")
     assert "Copyright (c) 2026 the sockserve developers" in license
     assert 'THE SOFTWARE IS PROVIDED "AS IS"' in license
+
+
+def transcripts() -> list[tuple[list[str], list[str], str]]:
+    """
+    README's transcripts of a server and the client: each the server's
+    options, the client's arguments and what the client prints.
+    """
+    found = []
+    for block in re.findall(r"::\n\n((?:    .*\n|\n)+)", README.read_text()):
+        lines = [line[4:] for line in block.splitlines() if line]
+        if len(lines) < 3 or not lines[1].startswith("$ sockserve-client "):
+            continue
+        server = shlex.split(lines[0].removeprefix("$ "))
+        assert server[:4] == ["twistd", "-n", "--pidfile", ""], server
+        client = shlex.split(lines[1].removeprefix("$ "))[1:]
+        found.append((server[5:], client, "\n".join(lines[2:]) + "\n"))
+    return found
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("server", "client", "output"), transcripts())
+def test_readme_transcripts(
+    processes: Processes, server: list[str], client: list[str], output: str
+) -> None:
+    """README's transcripts of the client against a server, as written but
+    for the port: the client prints what README shows."""
+    assert server[:2] == ["--mode", server[1]], server
+    assert server[2:] == ["--port", "5000"], server
+    started = processes.server(mode=server[1])
+    arguments = [str(started.port) if arg == "5000" else arg for arg in client]
+    result = processes.run([installedProgram("sockserve-client"), *arguments])
+    assert (result.returncode, result.stdout.decode()) == (0, output), result
+
+
+def test_readme_has_its_transcripts() -> None:
+    """Both transcripts, echo and oneshot, are found (and so run)."""
+    modes = [server[server.index("--mode") + 1] for server, _, _ in transcripts()]
+    assert modes == ["echo", "oneshot"]
+
+
+def chatTranscript() -> tuple[list[str], list[str]]:
+    """
+    README's chat transcript: the server's options, and what telnet shows.
+    """
+    (block,) = [
+        block
+        for block in re.findall(r"::\n\n((?:    .*\n|\n)+)", README.read_text())
+        if "$ telnet " in block
+    ]
+    lines = [line[4:] for line in block.splitlines() if line]
+    server = shlex.split(lines[0].removeprefix("$ "))
+    assert server[:5] == ["twistd", "-n", "--pidfile", "", "sockserve"], server
+    return server[5:], lines[2:]
+
+
+@pytest.mark.e2e
+def test_readme_chat_transcript(processes: Processes) -> None:
+    """README's chat session, with guest1 played by another client: the
+    server's options as written but for the ports, and every line telnet
+    shows is the server's, but for the client's own address; the page and
+    the IRC port listen too."""
+    options, shown = chatTranscript()
+    ours = ["0" if option in {"5000", "8080", "6667"} else option for option in options]
+    server = processes.server(*ours, listeners=3)
+    assert {mode for mode, _ in server.listening} == {"chat", "web", "irc"}
+    guest1 = processes.connect(("127.0.0.1", server.port))
+    receiveText(guest1, b"here\r\n")
+    guest2 = processes.connect(("127.0.0.1", server.port))
+    typed = {"/nick alice"}
+    received = b""
+    for line in shown:
+        if line in typed:
+            guest2.sendall(line.encode() + b"\r\n")
+            continue
+        if line.startswith("<guest1> "):
+            guest1.sendall(line.removeprefix("<guest1> ").encode() + b"\r\n")
+        pattern = re.escape(line).replace(r"55858", r"\d+")
+        pattern = pattern.replace(r"1\.0\.0", re.escape(__version__))
+        expected = re.compile(pattern.encode() + rb"\r\n")
+        received = receiveUntil(
+            guest2, partial(_found, expected), line, received=received
+        )
+        found = expected.search(received)
+        assert found is not None
+        received = received[found.end() :]
+
+
+def _found(expected: re.Pattern[bytes], data: bytes) -> bool:
+    return expected.search(data) is not None

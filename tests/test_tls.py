@@ -61,7 +61,7 @@ def client(processes: Processes, *args: str) -> subprocess.CompletedProcess[byte
 
 
 def test_readme_tls_example(processes: Processes, authority) -> None:
-    """The README's example, as written but for the port: an echo server on
+    """The TLS guide's example, as written but for the port: an echo server on
     an ssl: endpoint, and sockserve-client --tls --cafile against it."""
     caFile, _, _ = authority
     _, port = tlsServer(processes, authority, "echo")

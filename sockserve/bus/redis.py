@@ -579,7 +579,8 @@ class RedisBus(Service):
                         "Redis at {bus} evicts any key when it is full "
                         "(maxmemory-policy {policy}): the bus needs noeviction "
                         "(or a volatile-* policy), or it loses the rooms' "
-                        "members when full (see README)",
+                        "members when full (see the bus's reference: what Redis "
+                        "needs)",
                         bus=self.address.describe(),
                         policy=value.decode("ascii", "replace"),
                     )
@@ -724,7 +725,8 @@ class RedisBus(Service):
             self.log.warn(
                 "Redis at {bus} is out of memory (maxmemory): this node's lines "
                 "wait for it, and the rooms' streams are cut to their last "
-                "{keep} entries; give Redis more memory (see README)",
+                "{keep} entries; give Redis more memory (see the bus's "
+                "reference: what Redis needs)",
                 bus=self.address.describe(),
                 keep=OUT_OF_MEMORY_KEEP,
             )

@@ -215,7 +215,7 @@ class WebSocketJsonWire:
     """
     The chat's events as JSON objects, one frame each, for the page: every
     object has a C{type}, events in a room name it (C{room}), and their
-    other fields are data (see README.rst).
+    other fields are data (see docs/reference/events.rst).
 
     One of them serves every JSON member of a server (see
     L{WebSocketMemberFactory<sockserve.web.protocol.WebSocketMemberFactory>}),
