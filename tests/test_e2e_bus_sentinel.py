@@ -1,0 +1,170 @@
+"""
+The bus through Redis Sentinel, end to end: a primary, two replicas and
+three sentinels (all private, on loopback ports the system gave), real
+C{twistd} nodes on a C{redis+sentinel://} address, raw TCP clients talking
+at a steady rate while the primary is killed (SIGKILL) and a replica is
+promoted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.processes import Processes, Server, TcpMember
+from tests.redis import SentinelGroup, freePort
+
+pytestmark = pytest.mark.e2e
+
+DONE = "done"
+# A failover: the sentinels' 500 ms to count the primary down, their
+# election and the promotion, then the nodes' backoff (at most 1 s with
+# sentinels) and rejoining; on a machine busy with other tests.
+FAILOVER_WAIT = 30.0
+# Lines each client says, and the seconds between two (a steady 40 a second).
+LINES = 200
+EVERY = 0.025
+# The line after which the primary is killed.
+KILL_AT = 50
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
+    group = SentinelGroup(tmp_path / "sentinel", replicas=2, downAfterMs=500)
+    try:
+        yield group.start()
+    finally:
+        group.close()
+
+
+@dataclass
+class Reader:
+    """
+    A thread reading all a member is sent, with when each line came, until
+    C{sender} said L{DONE}.
+    """
+
+    member: TcpMember
+    sender: str
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for _ in range(100_000):
+                line = self.member.line(FAILOVER_WAIT)
+                self.lines.append((time.monotonic(), line))
+                if line == f"<{self.sender}> {DONE}":
+                    return
+            raise AssertionError("no end in 100000 lines")
+        except BaseException as error:
+            self.error = error
+
+    def join(self) -> list[tuple[float, str]]:
+        """
+        Wait for the end; return every line read, with when it came.
+        """
+        self.thread.join(FAILOVER_WAIT * 2)
+        assert not self.thread.is_alive(), f"{self.member.name} still reads"
+        if self.error is not None:
+            raise AssertionError(
+                f"{self.member.name} read {[line for _, line in self.lines][-20:]}"
+            ) from self.error
+        return self.lines
+
+    def said(self, sender: str) -> list[tuple[float, str]]:
+        """
+        The lines of C{sender} read, with when each came.
+        """
+        prefix = f"<{sender}> "
+        return [
+            (when, line.removeprefix(prefix))
+            for when, line in self.lines
+            if line.startswith(prefix)
+        ]
+
+
+def node(processes: Processes, bus: str) -> Server:
+    server = processes.server("--bus", bus)
+    server.output.waitForText(b"Joined the bus")
+    return server
+
+
+def test_primary_killed_mid_run_loses_and_doubles_no_line(
+    processes: Processes, sentinels: SentinelGroup
+) -> None:
+    """
+    Two nodes on a sentinel address (its first sentinel not there: the
+    next is asked), a client on each saying a line every 25 ms; the primary
+    is killed mid-run: every line said reaches the other client once, in
+    order; each client is told once that contact was lost and once that it
+    is back, and never that lines may be missing.
+    """
+    old = sentinels.primary.port
+    absent = freePort()
+    bus = sentinels.url.replace("://", f"://127.0.0.1:{absent},", 1)
+    nodes = [node(processes, bus) for _ in range(2)]
+    a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+    readers = {a.name: Reader(b, a.name), b.name: Reader(a, b.name)}
+    sentAt: dict[str, list[float]] = {a.name: [], b.name: []}
+    killedAt = 0.0
+    pace = threading.Event()
+    start = time.monotonic()
+    for n in range(LINES):
+        if n == KILL_AT:
+            sentinels.primary.kill()
+            killedAt = time.monotonic()
+        for member in (a, b):
+            member.say(f"{member.name} {n}")
+            sentAt[member.name].append(time.monotonic())
+        # A steady rate: the next line's time, not a wait for anything.
+        pace.wait(max(0.0, start + (n + 1) * EVERY - time.monotonic()))
+    for member in (a, b):
+        member.say(DONE)
+    new = sentinels.waitForFailover()
+    assert new != old
+    for sender, reader in readers.items():
+        reader.join()
+        said = [line for _, line in reader.said(sender)]
+        assert said == [*(f"{sender} {n}" for n in range(LINES)), DONE]
+    for reader in readers.values():
+        notices = [line for _, line in reader.lines if line.startswith("* ")]
+        assert [line for line in notices if "contact" in line] == [
+            "* lost contact with the other servers; you can still talk with "
+            "those on this server, and your lines will reach the others once "
+            "contact is back",
+            "* back in contact with the other servers",
+        ], notices
+        assert not [line for line in notices if "missing" in line], notices
+    # The first line said after the kill to reach the other node.
+    recovered = min(
+        when
+        for sender, reader in readers.items()
+        for (when, _), sent in zip(reader.said(sender), sentAt[sender], strict=False)
+        if sent > killedAt
+    )
+    print(
+        f"\nprimary killed to first line across nodes: "
+        f"{recovered - killedAt:.2f} s (down-after-milliseconds "
+        f"{sentinels.downAfterMs})"
+    )
+    for server in nodes:
+        log = server.output.text()
+        assert log.count("Back in contact with the bus") >= 1, log
+        assert f"primary 127.0.0.1:{new}" in log, log
