@@ -401,8 +401,8 @@ class Options(CommandOptions):
             None,
             None,
             "chat: Redis replicas that must acknowledge a batch of lines "
-            "(WAIT) before it leaves the backlog (default: 1 with a "
-            "redis+sentinel:// bus, else 0).",
+            "(WAIT) before it leaves the backlog: 1 unless given with a "
+            "redis+sentinel:// bus, else 0.",
             _count("bus-replicas", 0),
         ],
         [
