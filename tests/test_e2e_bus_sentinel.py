@@ -99,8 +99,11 @@ class Reader:
         ]
 
 
-def node(processes: Processes, bus: str) -> Server:
-    server = processes.server("--bus", bus)
+def node(processes: Processes, bus: str, *options: str) -> Server:
+    """
+    Start a chat node on C{bus}; wait until it joined the bus.
+    """
+    server = processes.server("--bus", bus, *options)
     server.output.waitForText(b"Joined the bus")
     return server
 
@@ -168,3 +171,65 @@ def test_primary_killed_mid_run_loses_and_doubles_no_line(
         log = server.output.text()
         assert log.count("Back in contact with the bus") >= 1, log
         assert f"primary 127.0.0.1:{new}" in log, log
+
+
+def say(member: TcpMember, lines: list[str]) -> None:
+    """
+    Send C{lines}, then the end marker.
+    """
+    member.send("".join(f"{line}\r\n" for line in [*lines, DONE]).encode())
+
+
+def heard(member: TcpMember, sender: TcpMember) -> list[str]:
+    """
+    The lines of C{sender} C{member} reads, up to its end marker.
+    """
+    got = []
+    prefix = f"<{sender.name}> "
+    for _ in range(1000):
+        line = member.line(FAILOVER_WAIT)
+        if line.startswith(prefix):
+            got.append(line.removeprefix(prefix))
+            if got[-1] == DONE:
+                return got
+    raise AssertionError(f"no end from {sender.name} in 1000 lines: {got}")
+
+
+def test_lines_no_replica_had_are_published_again_after_the_failover(
+    processes: Processes, sentinels: SentinelGroup
+) -> None:
+    """
+    Lines written while no replica could take them (the replicas stopped
+    and cut from the primary) reach the other node at once but wait in
+    their sender's backlog; the primary killed and a replica without them
+    promoted, they are published again: the other node's client does not
+    see them twice, and a node started after the failover shows them in
+    its history.
+    """
+    nodes = [node(processes, sentinels.url, "--history", "20") for _ in range(2)]
+    a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+    for replica in sentinels.replicas:
+        replica.pause()
+    try:
+        sentinels.primary.command("CLIENT", "KILL", "TYPE", "replica")
+        say(a, ["one", "two"])
+        assert heard(b, a) == ["one", "two", DONE]
+        nodes[0].output.waitForText(b"replicas asked for (--bus-replicas)")
+        sentinels.primary.kill()
+    finally:
+        for replica in sentinels.replicas:
+            replica.resume()
+    sentinels.waitForFailover(FAILOVER_WAIT)
+    for member in (a, b):
+        member.lineUntil(
+            lambda line: line.startswith("* back in contact"), FAILOVER_WAIT
+        )
+    say(a, ["after"])
+    assert heard(b, a) == ["after", DONE]
+    later = node(processes, sentinels.url, "--history", "20")
+    newcomer = TcpMember(processes, later)
+    history = newcomer.linesUntil(lambda line: line == "* (end of history)")
+    assert [line for line in history if line.startswith("<")] == [
+        f"<{a.name}> {line}" for line in ("one", "two", DONE, "after", DONE)
+    ], history
