@@ -8,10 +8,15 @@ C{tests/test_e2e_bus_sentinel.py}.)
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IReactorTCP
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -22,6 +27,7 @@ from sockserve.bus.address import (
 )
 from sockserve.bus.codec import Said
 from sockserve.bus.inbound import MISSING
+from sockserve.bus.node import busChat
 from sockserve.bus.redis import (
     REPLICA_WAIT_MS,
     BusLost,
@@ -31,7 +37,9 @@ from sockserve.bus.redis import (
     roomStream,
 )
 from sockserve.tap import Options
+from tests.redis import RedisServer
 from tests.test_bus import Node, entry, result
+from tests.test_service import rules, until
 
 # Addresses
 
@@ -323,3 +331,102 @@ def test_a_cursor_within_the_stream_stays() -> None:
     world.transport.lose()
     world.transport.rejoin(rooms=[Snapshot("9-0", "0-0", 0, [])])
     assert (stream, "3-0") in world.node.streamsToRead()
+
+
+# Asking the sentinels, on loopback
+
+
+class FakeSentinel(Protocol):
+    """
+    Answers every C{SENTINEL get-master-addr-by-name} with its factory's
+    C{port} on 127.0.0.1.
+    """
+
+    factory: FakeSentinels
+
+    def connectionMade(self) -> None:
+        self.factory.open += 1
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.open -= 1
+
+    def dataReceived(self, data: bytes) -> None:
+        for _ in range(data.count(b"get-master-addr-by-name")):
+            self.factory.asked += 1
+            port = str(self.factory.port).encode()
+            assert self.transport is not None
+            self.transport.write(
+                b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port)
+            )
+
+
+class FakeSentinels(ServerFactory):
+    """
+    A sentinel that names the primary the test says (C{port}), and counts
+    how often it was asked.
+    """
+
+    noisy = False
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.asked = 0
+        self.open = 0
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """
+        A connection of a node asking.
+        """
+        protocol = FakeSentinel()
+        protocol.factory = self
+        return protocol
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_node_writes_only_to_the_primary(tmp_path: Path) -> None:
+    """
+    The first sentinel that answers is believed, and the others are not
+    asked; a server it names that is not the primary (C{ROLE}) is not
+    joined: the sentinels are asked again, and the node joins once they
+    name the primary.
+    """
+    primary = RedisServer(tmp_path / "primary").start()
+    replica = RedisServer(
+        tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary.port)
+    ).start()
+    first, second = FakeSentinels(replica.port), FakeSentinels(primary.port)
+    listeners = [
+        cast(IReactorTCP, reactor).listenTCP(0, each, interface="127.0.0.1")
+        for each in (first, second)
+    ]
+    hosts = ",".join(
+        f"127.0.0.1:{each.getHost().port}"  # type: ignore[attr-defined]
+        for each in listeners
+    )
+    _, bus = busChat(
+        parseBusAddress(f"redis+sentinel://{hosts}/sockbus"), rules(), reactor, reactor
+    )
+    try:
+        bus.startService()
+        await until(lambda: first.asked >= 2, "the sentinels asked again")
+        assert not bus.connected
+        assert bus.problem() == (
+            "not in contact with the bus (redis://127.0.0.1:"
+            f"{replica.port}, named by the sentinels, is not the primary (its "
+            "role: slave); asking them again)"
+        )
+        first.port = primary.port
+        await until(lambda: bus.connected, "the node joined the primary")
+        assert bus.primary is not None
+        assert bus.primary.port == primary.port
+        assert second.asked == 0
+        assert replica.command("DBSIZE").strip() == "0"
+    finally:
+        await bus.stopService()
+        for listener in listeners:
+            stopped = listener.stopListening()
+            if stopped is not None:
+                await stopped
+        await until(lambda: first.open == second.open == 0, "sentinels closed")
+        replica.kill()
+        primary.kill()
