@@ -233,3 +233,52 @@ def test_lines_no_replica_had_are_published_again_after_the_failover(
     assert [line for line in history if line.startswith("<")] == [
         f"<{a.name}> {line}" for line in ("one", "two", DONE, "after", DONE)
     ], history
+
+
+def test_primary_paused_past_the_failover_comes_back_as_a_replica(
+    processes: Processes, sentinels: SentinelGroup
+) -> None:
+    """
+    The primary paused (SIGSTOP) past the failover: the nodes give up on it
+    (3 s without an answer), follow the sentinels to the new primary, and
+    publish what was said meanwhile; the old primary, let go on (a stale
+    primary until the sentinels make it a replica), is not used again; every
+    line reaches the other
+    client once and in order, and each client is told once that contact was
+    lost and once that it is back.
+    """
+    old = sentinels.primary.port
+    nodes = [node(processes, sentinels.url) for _ in range(2)]
+    a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+    a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+    sentinels.primary.pause()
+    try:
+        say(a, ["while paused"])
+        say(b, ["meanwhile"])
+        new = sentinels.waitForFailover(FAILOVER_WAIT)
+        for member in (a, b):
+            member.lineUntil(
+                lambda line: line.startswith("* back in contact"), FAILOVER_WAIT
+            )
+    finally:
+        sentinels.primary.resume()
+    # The old primary goes on, still a primary in its own eyes until the
+    # sentinels make it a replica: the nodes stay with the new one.
+    say(a, ["after"])
+    say(b, ["after too"])
+    assert heard(b, a) == ["while paused", DONE]
+    assert heard(b, a) == ["after", DONE]
+    assert heard(a, b) == ["meanwhile", DONE]
+    assert heard(a, b) == ["after too", DONE]
+    for member in (a, b):
+        member.say("/who")
+        notices = member.linesUntil(lambda line: " here: " in line)
+        assert not [line for line in notices if "contact" in line], notices
+    for server in nodes:
+        log = server.output.text()
+        assert log.count("Lost contact with the bus") == 1, log
+        assert log.count("Back in contact with the bus") == 1, log
+        assert f"(primary 127.0.0.1:{old})" in log.split("Lost contact")[0], log
+        back = log.split("Back in contact with the bus")[1]
+        assert back.startswith(f" at {sentinels.url} (primary 127.0.0.1:{new})"), log
+        assert f"primary 127.0.0.1:{old}" not in back, log
