@@ -351,6 +351,16 @@ class FakeSentinel(Protocol):
         self.factory.open -= 1
 
     def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        if data.count(b"AUTH"):
+            # As a sentinel without a password answers one.
+            self.factory.authentications += 1
+            self.transport.write(
+                b"-ERR AUTH <password> called without any password configured "
+                b"for the default user. Are you sure your configuration is "
+                b"correct?\r\n"
+            )
+            return
         for _ in range(data.count(b"get-master-addr-by-name")):
             self.factory.asked += 1
             port = str(self.factory.port).encode()
@@ -372,6 +382,7 @@ class FakeSentinels(ServerFactory):
         self.port = port
         self.asked = 0
         self.open = 0
+        self.authentications = 0
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         """
@@ -429,4 +440,36 @@ async def test_the_node_writes_only_to_the_primary(tmp_path: Path) -> None:
                 await stopped
         await until(lambda: first.open == second.open == 0, "sentinels closed")
         replica.kill()
+        primary.kill()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sentinels_without_the_password_of_the_data_nodes(
+    tmp_path: Path,
+) -> None:
+    """
+    A sentinel that has no password (it says so to C{AUTH}) is asked
+    without it; the primary it names is given the bus's password.
+    """
+    primary = RedisServer(tmp_path / "primary", "--requirepass", "s3cret").start()
+    sentinel = FakeSentinels(primary.port)
+    listener = cast(IReactorTCP, reactor).listenTCP(0, sentinel, interface="127.0.0.1")
+    hosts = f"127.0.0.1:{listener.getHost().port}"  # type: ignore[attr-defined]
+    _, bus = busChat(
+        parseBusAddress(f"redis+sentinel://:s3cret@{hosts}/sockbus"),
+        rules(),
+        reactor,
+        reactor,
+    )
+    try:
+        bus.startService()
+        await until(lambda: bus.connected, "the node joined the primary")
+        assert sentinel.authentications == 1
+        assert sentinel.asked == 1
+    finally:
+        await bus.stopService()
+        stopped = listener.stopListening()
+        if stopped is not None:
+            await stopped
+        await until(lambda: sentinel.open == 0, "the sentinel closed")
         primary.kill()

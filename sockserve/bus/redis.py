@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import uuid4
 
@@ -624,9 +624,8 @@ class RedisBus(Service):
         address = self.address
         problems = []
         for host, port in address.sentinels:
-            where = address.sentinelAt(host, port)
             try:
-                connection = await self._open(self.stallTimeout, where)
+                connection = await self._openSentinel(host, port)
             except CancelledError:
                 raise
             except Exception as error:
@@ -652,6 +651,22 @@ class RedisBus(Service):
                 f"no sentinel named the primary {address.service}: "
                 + "; ".join(problems)
             )
+        )
+
+    async def _openSentinel(self, host: str, port: int) -> Any:
+        """
+        Connect to the sentinel at C{host} and C{port}, with the bus's
+        password; without it if the sentinel has none (sentinels often
+        have no password when the data nodes do).
+        """
+        where = self.address.sentinelAt(host, port)
+        try:
+            return await self._open(self.stallTimeout, where)
+        except BusLost as error:
+            if where.password is None or "without any password" not in str(error):
+                raise
+        return await self._open(
+            self.stallTimeout, replace(where, username=None, password=None)
         )
 
     def snapshot(self, reply: list[Any]) -> Snapshot:
