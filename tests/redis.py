@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.processes import WAIT, Stream, systemProgram
@@ -35,11 +36,43 @@ def freePort() -> int:
     return port
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """
+    The files of a server speaking TLS: the CA that signed its certificate,
+    the certificate and its key.
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def redisOptions(self) -> tuple[str, ...]:
+        """
+        The options of a C{redis-server} that speaks TLS to its clients and
+        its replicas (and, as a sentinel, to what it watches), without
+        client certificates.
+        """
+        return (
+            "--tls-cert-file",
+            str(self.cert),
+            "--tls-key-file",
+            str(self.key),
+            "--tls-ca-cert-file",
+            str(self.ca),
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        )
+
+
 class RedisServer:
     """
     A private C{redis-server}.
 
     @ivar port: its loopback port.
+    @ivar tlsPort: its TLS port, if it has one (given in its options).
     """
 
     def __init__(self, directory: Path, *options: str, port: int = 0) -> None:
@@ -47,6 +80,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.options = options
         self.port = port or freePort()
+        self.tlsPort: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.output: Stream | None = None
 
@@ -235,6 +269,7 @@ class SentinelServer:
     directory of its own.
 
     @ivar port: its loopback port.
+    @ivar tlsPort: its TLS port, with TLS files.
     """
 
     def __init__(
@@ -244,17 +279,27 @@ class SentinelServer:
         primary: int,
         downAfterMs: int,
         failoverTimeoutMs: int,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = freePort()
+        self.tlsPort = freePort() if tls is not None else None
         self.config = directory / "sentinel.conf"
+        secure = ""
+        if tls is not None:
+            options = tls.redisOptions()
+            secure = f"tls-port {self.tlsPort}\n" + "".join(
+                f"{name.removeprefix('--')} {value}\n"
+                for name, value in zip(options[::2], options[1::2], strict=True)
+            )
         self.config.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
             "daemonize no\n"
             f"dir {directory}\n"
-            f"sentinel monitor {service} 127.0.0.1 {primary} 2\n"
+            + secure
+            + f"sentinel monitor {service} 127.0.0.1 {primary} 2\n"
             f"sentinel down-after-milliseconds {service} {downAfterMs}\n"
             f"sentinel failover-timeout {service} {failoverTimeoutMs}\n"
             f"sentinel parallel-syncs {service} 2\n"
@@ -320,6 +365,8 @@ class SentinelGroup:
     @ivar primary: the primary it started with.
     @ivar replicas: the replicas it started with.
     @ivar sentinels: the sentinels.
+    @ivar tls: with TLS files, every process speaks TLS to the others and to
+        the nodes (on its C{tlsPort}; its C{port} stays for C{redis-cli}).
     """
 
     def __init__(
@@ -329,33 +376,57 @@ class SentinelGroup:
         service: str = "sockbus",
         downAfterMs: int = 500,
         failoverTimeoutMs: int = 2000,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.directory = directory
         self.service = service
         self.downAfterMs = downAfterMs
         self.failoverTimeoutMs = failoverTimeoutMs
+        self.tls = tls
         # No diskless sync delay: a replica syncs at once, from whichever
         # primary.
-        quick = ("--repl-diskless-sync-delay", "0")
-        self.primary = RedisServer(directory / "primary", *quick)
+        self.primary = self._server(directory / "primary")
         self.replicas = [
-            RedisServer(
+            self._server(
                 directory / f"replica{n}",
-                *quick,
                 "--replicaof",
                 "127.0.0.1",
-                str(self.primary.port),
+                str(self._port(self.primary)),
             )
             for n in range(replicas)
         ]
         self.sentinels: list[SentinelServer] = []
+
+    def _server(self, directory: Path, *options: str) -> RedisServer:
+        secure: tuple[str, ...] = ()
+        tlsPort = None
+        if self.tls is not None:
+            tlsPort = freePort()
+            secure = ("--tls-port", str(tlsPort), *self.tls.redisOptions())
+        server = RedisServer(
+            directory, "--repl-diskless-sync-delay", "0", *secure, *options
+        )
+        server.tlsPort = tlsPort
+        return server
+
+    def _port(self, server: RedisServer | SentinelServer) -> int:
+        """
+        The port the others (and the nodes) reach C{server} on.
+        """
+        return server.tlsPort if server.tlsPort is not None else server.port
 
     @property
     def url(self) -> str:
         """
         Its C{--bus} address.
         """
-        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        hosts = ",".join(
+            f"127.0.0.1:{self._port(sentinel)}" for sentinel in self.sentinels
+        )
+        if self.tls is not None:
+            return (
+                f"rediss+sentinel://{hosts}/{self.service}?ssl_ca_certs={self.tls.ca}"
+            )
         return f"redis+sentinel://{hosts}/{self.service}"
 
     def start(self) -> SentinelGroup:
@@ -376,9 +447,10 @@ class SentinelGroup:
             SentinelServer(
                 self.directory / f"sentinel{n}",
                 self.service,
-                self.primary.port,
+                self._port(self.primary),
                 self.downAfterMs,
                 self.failoverTimeoutMs,
+                self.tls,
             ).start()
             for n in range(3)
         ]
@@ -392,7 +464,7 @@ class SentinelGroup:
                 ),
                 "a sentinel knowing the other sentinels and the replicas",
             )
-            assert self.primaryPort(sentinel) == self.primary.port
+            assert self.primaryPort(sentinel) == self._port(self.primary)
         return self
 
     def primaryPort(self, sentinel: SentinelServer | None = None) -> int:

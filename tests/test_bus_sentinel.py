@@ -82,6 +82,15 @@ def test_sentinel_addresses() -> None:
         0,
         None,
     )
+    ca = "/etc/ca.pem"
+    secure = parseBusAddress(f"rediss+sentinel://h:1/s?ssl_ca_certs={ca}")
+    assert secure.describe() == "rediss+sentinel://h:1/s"
+    assert secure.sentinelAt("h", 1) == BusAddress("rediss", "h", 1, caFile=ca)
+    assert secure.primaryAt("p", 2) == BusAddress("rediss", "p", 2, caFile=ca)
+    assert parseBusAddress("rediss+sentinel://h:1/s").sentinelAt("h", 1) == (
+        BusAddress("rediss", "h", 1)
+    )
+    assert bare.sentinelAt("h", 1).scheme == bare.primaryAt("h", 1).scheme == "redis"
     assert bare.withPassword("pw").password == "pw"
     assert bare.withPassword("pw").sentinels == bare.sentinels
     with pytest.raises(ValueError, match="primary"):
@@ -99,6 +108,8 @@ def test_sentinel_addresses() -> None:
         ("redis+sentinel://h:1,,h:2/s", "'' is not HOST:PORT"),
         ("redis+sentinel://h:1/s/x", "the database must be a number"),
         ("redis+sentinel://h:1/s?db=1", "takes no options"),
+        ("rediss+sentinel://h:1/s?ssl_ca_certs", "takes no options"),
+        ("redis+sentinel://h:1/s?ssl_ca_certs=/ca", "is for rediss\\+sentinel"),
     ],
 )
 def test_bad_sentinel_addresses(text: str, why: str) -> None:

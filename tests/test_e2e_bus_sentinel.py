@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Processes, Server, TcpMember
-from tests.redis import SentinelGroup, freePort
+from tests.redis import SentinelGroup, TLSFiles, freePort
 
 pytestmark = pytest.mark.e2e
 
@@ -282,3 +282,35 @@ def test_primary_paused_past_the_failover_comes_back_as_a_replica(
         back = log.split("Back in contact with the bus")[1]
         assert back.startswith(f" at {sentinels.url} (primary 127.0.0.1:{new})"), log
         assert f"primary 127.0.0.1:{old}" not in back, log
+
+
+def test_sentinels_and_primary_over_tls(processes: Processes, tmp_path: Path) -> None:
+    """
+    rediss+sentinel:// speaks TLS to the sentinels and to the primary they
+    name, checking their certificates against the CA given with
+    ssl_ca_certs; two nodes chat through it.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    files = TLSFiles(tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca))
+    issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    issued.private_key_pem.write_to_path(str(files.key))
+    group = SentinelGroup(tmp_path / "sentinel", replicas=1, tls=files)
+    try:
+        group.start()
+        assert group.url.startswith("rediss+sentinel://")
+        nodes = [node(processes, group.url) for _ in range(2)]
+        a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
+        a.lineUntil(lambda line: line.endswith(f"{b.name} joined"))
+        say(a, ["over tls"])
+        assert heard(b, a) == ["over tls", DONE]
+        for server in nodes:
+            log = server.output.text()
+            assert f"(primary 127.0.0.1:{group.primary.tlsPort})" in log, log
+        untrusting = processes.server("--bus", group.url.partition("?")[0])
+        untrusting.output.waitForText(b"Cannot reach the bus", timeout=20)
+    finally:
+        group.close()

@@ -3,7 +3,8 @@ Where the bus is: C{--bus redis://[:PASSWORD@]HOST[:PORT][/DB]},
 C{rediss://...} (TLS), C{unix:///path/to/redis.sock[?db=N]}, or
 C{redis+sentinel://[USER:PASS@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]}: the
 sentinels to ask for the primary of C{SERVICE} (see
-L{sockserve.bus.redis}).
+L{sockserve.bus.redis}), or C{rediss+sentinel://...[?ssl_ca_certs=PATH]}
+to speak TLS to the sentinels and the primary alike.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 SENTINEL = "redis+sentinel"
+SENTINEL_TLS = "rediss+sentinel"
 # Seconds to wait for a TCP connection to the bus.
 CONNECT_TIMEOUT = 3
 
@@ -59,7 +61,7 @@ class BusAddress:
         if self.scheme == "unix":
             where = f"unix://{self.path}"
             return where if self.db == 0 else f"{where}?db={self.db}"
-        if self.scheme == SENTINEL:
+        if self.scheme in (SENTINEL, SENTINEL_TLS):
             hosts = ",".join(_hostPort(host, port) for host, port in self.sentinels)
             where = f"{self.scheme}://{hosts}/{self.service}"
         else:
@@ -77,36 +79,45 @@ class BusAddress:
     def sentinelAt(self, host: str, port: int) -> BusAddress:
         """
         Return the address of the sentinel at C{host} and C{port}, asked with
-        this address's user and password (a sentinel has no databases).
+        this address's user and password (a sentinel has no databases), over
+        TLS if this address is C{rediss+sentinel}.
         """
         return BusAddress(
-            "redis",
+            self._dataScheme(),
             host,
             port,
             username=self.username,
             password=self.password,
+            caFile=self.caFile,
         )
+
+    def _dataScheme(self) -> str:
+        """
+        C{rediss} for a C{rediss+sentinel} address, else C{redis}.
+        """
+        return "rediss" if self.scheme == SENTINEL_TLS else "redis"
 
     def primaryAt(self, host: str, port: int) -> BusAddress:
         """
         Return the address of the data node at C{host} and C{port} (the
         primary the sentinels named), with this address's database, user
-        and password.
+        and password, over TLS if this address is C{rediss+sentinel}.
         """
         return BusAddress(
-            "redis",
+            self._dataScheme(),
             host,
             port,
             db=self.db,
             username=self.username,
             password=self.password,
+            caFile=self.caFile,
         )
 
     def endpoint(self, reactor: object) -> IStreamClientEndpoint:
         """
         Return an endpoint that connects to the bus.
         """
-        if self.scheme == SENTINEL:
+        if self.scheme in (SENTINEL, SENTINEL_TLS):
             raise ValueError("ask the sentinels for the primary's address first")
         if self.scheme == "unix":
             assert self.path is not None
@@ -164,13 +175,20 @@ _SERVICE = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _parseSentinel(text: str, usage: str) -> BusAddress:
     """
-    Parse a C{redis+sentinel://} address (C{urlsplit} takes no list of
-    hosts).
+    Parse a C{redis+sentinel://} or C{rediss+sentinel://} address
+    (C{urlsplit} takes no list of hosts).
     """
-    rest = text.strip().split("://", 1)[1]
-    rest, _, query = rest.partition("?")
-    if query:
-        raise ValueError(f"{text!r}: a sentinel address takes no options; {usage}")
+    scheme, _, rest = text.strip().partition("://")
+    scheme = scheme.lower()
+    rest, _, rawQuery = rest.partition("?")
+    query = parse_qs(rawQuery, keep_blank_values=True)
+    caFiles = [path for path in query.pop("ssl_ca_certs", []) if path]
+    if query or (rawQuery and not caFiles):
+        raise ValueError(
+            f"{text!r}: a sentinel address takes no options but ssl_ca_certs; {usage}"
+        )
+    if caFiles and scheme != SENTINEL_TLS:
+        raise ValueError(f"{text!r}: ssl_ca_certs is for rediss+sentinel:// addresses")
     netloc, _, path = rest.partition("/")
     username = password = None
     if "@" in netloc:
@@ -199,12 +217,13 @@ def _parseSentinel(text: str, usage: str) -> BusAddress:
             f"sentinels; {usage}"
         )
     return BusAddress(
-        SENTINEL,
+        scheme,
         db=_db(db or "0", text),
         username=username,
         password=password,
         sentinels=tuple(sentinels),
         service=service,
+        caFile=caFiles[-1] if caFiles else None,
     )
 
 
@@ -212,9 +231,10 @@ def _parse(text: str) -> BusAddress:
     usage = (
         "expected redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://..., "
         "unix:///path/to/redis.sock or "
-        "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]"
+        "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (rediss+sentinel:// "
+        "for TLS)"
     )
-    if text.strip().lower().startswith(SENTINEL + "://"):
+    if text.strip().lower().startswith((SENTINEL + "://", SENTINEL_TLS + "://")):
         return _parseSentinel(text, usage)
     try:
         parts = urlsplit(text.strip())

@@ -32,7 +32,9 @@ sentinels' protocol, not txredisapi's C{Sentinel}: that one asks every
 sentinel at once (C{SENTINEL masters}), on the global reactor and with its
 own reconnecting connections, gives no TLS to the discovered primary and
 does not follow C{+switch-master}; here the two connections, their
-timeouts and backoff stay the bus's own, whatever the address.
+timeouts and backoff stay the bus's own, whatever the address, and a
+C{rediss+sentinel://} address speaks TLS to the sentinels and the primary
+alike.
 
 With C{replicas} above 0 (C{--bus-replicas}), a batch counts as published
 only once that many replicas acknowledged it (C{WAIT}; see
