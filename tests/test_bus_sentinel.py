@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
@@ -28,6 +28,7 @@ from sockserve.bus.address import (
 from sockserve.bus.codec import Said
 from sockserve.bus.inbound import MISSING
 from sockserve.bus.node import busChat
+from sockserve.bus.outbox import PUBLISH_RETRY
 from sockserve.bus.redis import (
     REPLICA_WAIT_MS,
     BusLost,
@@ -484,3 +485,27 @@ async def test_sentinels_without_the_password_of_the_data_nodes(
             await stopped
         await until(lambda: sentinel.open == 0, "the sentinel closed")
         primary.kill()
+
+
+def test_a_private_message_no_replica_acknowledged_goes_again() -> None:
+    """
+    A private message to someone elsewhere that too few replicas
+    acknowledged is sent again, under its number, in a while; its sender
+    learns it was delivered once they did.
+    """
+    world = Node()
+    alice = world.arrive()
+    answers: list[Deferred[Any]] = [fail(NotReplicated("0 of 1 replicas acknowledged"))]
+    world.transport.replicated = (  # type: ignore[method-assign]
+        lambda answer: answers.pop(0) if answers else succeed(answer)
+    )
+    telling = world.service.tell(alice, alice.name, "bob", [b"hi"])
+    first = world.transport.take("tell")
+    first.answer([b"ok", b"Bob"])
+    assert waiting(telling)
+    world.clock.advance(PUBLISH_RETRY)
+    again = world.transport.take("tell")
+    assert again.arguments[0] == first.arguments[0]
+    again.answer([b"dup", b"Bob"])
+    assert result(telling) == "Bob"
+    assert [r for r in world.transport.requests if r.name == "tell"] == []

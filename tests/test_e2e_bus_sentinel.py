@@ -204,7 +204,8 @@ def test_lines_no_replica_had_are_published_again_after_the_failover(
     their sender's backlog; the primary killed and a replica without them
     promoted, they are published again: the other node's client does not
     see them twice, and a node started after the failover shows them in
-    its history.
+    its history. A private message sent meanwhile reaches its person once,
+    and its sender is told once it was delivered.
     """
     nodes = [node(processes, sentinels.url, "--history", "20") for _ in range(2)]
     a, b = TcpMember(processes, nodes[0]), TcpMember(processes, nodes[1])
@@ -215,18 +216,33 @@ def test_lines_no_replica_had_are_published_again_after_the_failover(
         sentinels.primary.command("CLIENT", "KILL", "TYPE", "replica")
         say(a, ["one", "two"])
         assert heard(b, a) == ["one", "two", DONE]
+        a.say(f"/msg {b.name} secret")
+        assert b.lineUntil(lambda line: "secret" in line) == f"*{a.name}* secret"
         nodes[0].output.waitForText(b"replicas asked for (--bus-replicas)")
         sentinels.primary.kill()
     finally:
         for replica in sentinels.replicas:
             replica.resume()
     sentinels.waitForFailover(FAILOVER_WAIT)
-    for member in (a, b):
-        member.lineUntil(
+    seen = {
+        member.name: member.linesUntil(
             lambda line: line.startswith("* back in contact"), FAILOVER_WAIT
         )
+        for member in (a, b)
+    }
     say(a, ["after"])
-    assert heard(b, a) == ["after", DONE]
+    seen[b.name] += b.linesUntil(lambda line: line == f"<{a.name}> {DONE}")
+    assert [line for line in seen[b.name] if line.startswith("<")] == [
+        f"<{a.name}> after",
+        f"<{a.name}> {DONE}",
+    ]
+    for member in (a, b):
+        member.say("/who")
+        seen[member.name] += member.linesUntil(lambda line: " here: " in line)
+    assert [line for line in seen[a.name] if line.startswith("-> ")] == [
+        f"-> *{b.name}* secret"
+    ], seen[a.name]
+    assert [line for line in seen[b.name] if "secret" in line] == [], seen[b.name]
     later = node(processes, sentinels.url, "--history", "20")
     newcomer = TcpMember(processes, later)
     history = newcomer.linesUntil(lambda line: line == "* (end of history)")

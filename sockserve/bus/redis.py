@@ -48,7 +48,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
 from twisted.application.service import Service
@@ -74,6 +74,8 @@ from sockserve.bus._txredisapi import ConnectionFactory
 from sockserve.bus.address import BusAddress, redacted
 from sockserve.bus.codec import VERSION, BadEntry, BusEvent, decodeBatch
 from sockserve.bus.scripts import SCRIPTS
+
+_T = TypeVar("_T")
 
 # The prefix of every key of the bus.
 PREFIX = "sockserve:"
@@ -912,13 +914,17 @@ class RedisBus(Service):
             return answer
 
         publishing.addCallback(self.memoryBack).addCallback(progressed)
-        if self.replicas:
+        return publishing.addCallback(self.replicated)
 
-            def replicated(answer: list[Any]) -> Deferred[list[Any]]:
-                return self._whenReplicated().addCallback(lambda ignored: answer)
-
-            publishing.addCallback(replicated)
-        return publishing
+    def replicated(self, answer: _T) -> Deferred[_T]:
+        """
+        Fire with C{answer} once C{replicas} replicas acknowledged what this
+        node wrote so far (at once if none are asked); fail with
+        L{NotReplicated} if they did not in time (see L{_whenReplicated}).
+        """
+        if not self.replicas:
+            return succeed(answer)
+        return self._whenReplicated().addCallback(lambda ignored: answer)
 
     def _whenReplicated(self) -> Deferred[None]:
         """
