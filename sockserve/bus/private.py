@@ -123,7 +123,9 @@ class PrivateMessages:
 
     def _retryTell(self) -> None:
         self._retry = None
-        self.sendWaiting()
+        if not self._telling:
+            # (One on its way sends the next itself once answered.)
+            self.sendWaiting()
 
     def _tellsTimedOut(self) -> None:
         self._tellTimer = None
