@@ -25,7 +25,7 @@ from sockserve.bus.address import (
     BusAddress,
     parseBusAddress,
 )
-from sockserve.bus.codec import Said
+from sockserve.bus.codec import Private, Said
 from sockserve.bus.inbound import MISSING
 from sockserve.bus.node import busChat
 from sockserve.bus.outbox import PUBLISH_RETRY
@@ -37,6 +37,7 @@ from sockserve.bus.redis import (
     Snapshot,
     roomStream,
 )
+from sockserve.chat.events import PrivateMessage
 from sockserve.tap import Options
 from tests.redis import RedisServer
 from tests.test_bus import Node, entry, result
@@ -509,3 +510,35 @@ def test_a_private_message_no_replica_acknowledged_goes_again() -> None:
     again.answer([b"dup", b"Bob"])
     assert result(telling) == "Bob"
     assert [r for r in world.transport.requests if r.name == "tell"] == []
+
+
+def test_an_inbox_cursor_past_the_end_of_a_promoted_replicas_inbox_reads_on() -> None:
+    """
+    The same for the node's inbox of private messages: a cursor past its
+    end reads on from there; one within it stays.
+    """
+    world = Node()
+    alice = world.arrive()
+    inbox = world.transport.inbox
+    world.node.busEntries(
+        inbox, [entry("9-0", "there", 1, Private("far", alice.name, (b"one",)))]
+    )
+    world.transport.lose()
+    world.transport.rejoin(inboxLast="12-0")
+    assert (inbox, "9-0") in world.node.streamsToRead()
+    world.transport.lose()
+    world.transport.rejoin(inboxLast="5-0")
+    assert (inbox, "5-0") in world.node.streamsToRead()
+    world.node.busEntries(
+        inbox,
+        [
+            entry("7-0", "there", 1, Private("far", alice.name, (b"one",))),
+            entry("7-1", "there", 2, Private("far", alice.name, (b"two",))),
+        ],
+    )
+    assert [
+        line
+        for event in alice.received
+        if isinstance(event, PrivateMessage)
+        for line in event.lines
+    ] == [b"one", b"two"]

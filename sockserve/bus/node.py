@@ -210,6 +210,12 @@ class BusNode:
             if old != new:
                 self._takeRegisteredName(old, new)
         missing = rejoined.lostData
+        if rejoined.inboxLast is not None and streamId(rejoined.inboxLast) < streamId(
+            self.inboxCursor
+        ):
+            # The inbox ends before what this node read (a promoted replica
+            # lacks its last entries): read on from its end (see load).
+            self.inboxCursor = rejoined.inboxLast
         for (key, _, _), snapshot in zip(
             registration.rooms, rejoined.rooms, strict=False
         ):

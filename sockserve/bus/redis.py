@@ -232,6 +232,8 @@ class Rejoined:
         their members its members left).
     @ivar lostData: Redis lost its data since the node last read.
     @ivar asked: what the node registered.
+    @ivar inboxLast: the id of the last entry of the node's inbox (C{0-0}
+        when it has none), if known.
     """
 
     names: list[str]
@@ -239,6 +241,7 @@ class Rejoined:
     reaped: bool
     lostData: bool
     asked: Registration
+    inboxLast: str | None = None
 
 
 @dataclass(frozen=True)
@@ -571,6 +574,9 @@ class RedisBus(Service):
             for key, name in members:
                 arguments += [key, name]
         names, snapshots = await self._script("rejoin", *arguments)
+        inboxLast = await self._commands.execute_command(
+            "XREVRANGE", self.inbox, "+", "-", "COUNT", 1
+        )
         if self._stopping:
             self._drop()
             return
@@ -596,6 +602,7 @@ class RedisBus(Service):
                 reaped=reaped,
                 lostData=lostData,
                 asked=registration,
+                inboxLast=_text(inboxLast[0][0]) if inboxLast else "0-0",
             )
         )
         self._heartbeat = LoopingCall(self._beat)
