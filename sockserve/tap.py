@@ -691,8 +691,9 @@ class Options(CommandOptions):
                 )
         self["fixedRooms"] = tuple(fixed)
         if self["bus"] is None:
-            if self["bus-password-file"] is not None:
-                raise usage.UsageError("--bus-password-file needs --bus")
+            for option in ("bus-password-file", "bus-replicas"):
+                if self[option] is not None:
+                    raise usage.UsageError(f"--{option} needs --bus")
             return
         if self["mode"] != "chat":
             raise usage.UsageError("--bus shares a chat room: it needs --mode chat")

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
 
 from sockserve.bus.address import (
     DEFAULT_SENTINEL_PORT,
@@ -148,6 +149,10 @@ def test_replicas_by_default_with_sentinels_only() -> None:
     assert replicas("--bus", "redis://h") == 0
     assert replicas("--bus", "redis+sentinel://h:1/s", "--bus-replicas", "0") == 0
     assert replicas("--bus", "redis://h", "--bus-replicas", "2") == 2
+    with pytest.raises(UsageError, match=r"^--bus-replicas needs --bus$"):
+        replicas("--bus-replicas", "1")
+    with pytest.raises(UsageError, match="--bus-replicas must be an integer"):
+        replicas("--bus", "redis://h", "--bus-replicas", "-1")
 
 
 # Waiting for replicas
