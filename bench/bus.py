@@ -4,6 +4,9 @@ The bench's own Redis, for the chat room shared over a bus (C{--bus}).
   - L{RedisServer}: a private C{redis-server} on a free loopback port the
     system chose (never one the bench did not start), without persistence,
     killed and started again (empty) at will;
+  - L{SentinelBus}: a primary, two replicas and three sentinels watching
+    them (C{redis-server --sentinel}), whose primary is killed at will (for
+    C{python -m bench.bus_soak --failover});
   - L{redisClient}: a blocking client of it (redis-py), for its statistics
     and the benchmark's set-up;
   - L{usage} and L{usageBetween}: what Redis did during a run (its CPU and
@@ -64,10 +67,13 @@ class RedisServer:
         across restarts (the nodes reconnect to the same address).
     """
 
-    def __init__(self, directory: Path, log: Path, core: int | None) -> None:
+    def __init__(
+        self, directory: Path, log: Path, core: int | None, *options: str
+    ) -> None:
         self.directory = directory
         self.log = log
         self.core = core
+        self.options = options
         self.port = 0
         self.process: subprocess.Popen[Any] | None = None
 
@@ -140,6 +146,7 @@ class RedisServer:
                             "no",
                             "--dir",
                             str(self.directory),
+                            *self.options,
                         ],
                         self.core,
                     ),
@@ -400,3 +407,189 @@ def benchmarkRedis(
         return results
     finally:
         redis.stop()
+
+
+#: The name the bench's sentinels know the primary by.
+SENTINEL_SERVICE = "sockbus"
+#: The sentinels' timing: half a second to count the primary down.
+DOWN_AFTER_MS = 500
+FAILOVER_TIMEOUT_MS = 2000
+
+
+class SentinelBus:
+    """
+    A primary, two replicas of it and three sentinels (the same
+    C{redis-server}, in sentinel mode), each on a free loopback port, for a
+    bus that outlives its primary. L{failOver} kills the primary and, once
+    the sentinels name another, starts the killed one again (empty) as a
+    replica of the new one, so that any number of failovers can follow.
+
+    @ivar servers: the data nodes, by port.
+    """
+
+    def __init__(self, directory: Path, core: int | None) -> None:
+        self.directory = directory
+        self.core = core
+        self.servers: dict[int, RedisServer] = {}
+        self.sentinels: list[subprocess.Popen[Any]] = []
+        self.sentinelPorts: list[int] = []
+
+    @property
+    def url(self) -> str:
+        """
+        Its C{--bus} address.
+        """
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinelPorts)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}"
+
+    def _server(self, name: str, *options: str) -> RedisServer:
+        server = RedisServer(
+            self.directory / name,
+            self.directory / f"{name}.log",
+            self.core,
+            "--repl-diskless-sync-delay",
+            "0",
+            *options,
+        ).start()
+        self.servers[server.port] = server
+        return server
+
+    def start(self) -> SentinelBus:
+        """
+        Start the primary, its replicas and the sentinels; wait until the
+        replicas have a write and every sentinel names the primary and knows
+        the others.
+        """
+        primary = self._server("redis-1")
+        for n in (2, 3):
+            self._server(f"redis-{n}", "--replicaof", "127.0.0.1", str(primary.port))
+        with redisClient(primary.port) as client:
+            client.set("bench:ready", "1")
+            if int(client.execute_command("WAIT", 2, int(START_TIMEOUT * 1000))) < 2:
+                raise StartError("the replicas did not sync with the primary")
+        program = redisProgram("redis-server")
+        assert program is not None
+        for n in range(3):
+            port = freePort()
+            directory = self.directory / f"sentinel-{n + 1}"
+            directory.mkdir(parents=True, exist_ok=True)
+            config = directory / "sentinel.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {directory}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary.port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} "
+                f"{DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} "
+                f"{FAILOVER_TIMEOUT_MS}\n"
+                f"sentinel parallel-syncs {SENTINEL_SERVICE} 2\n"
+            )
+            with (directory / "sentinel.log").open("ab") as output:
+                self.sentinels.append(
+                    startChild(
+                        pinned([program, str(config), "--sentinel"], self.core),
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            self.sentinelPorts.append(port)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._settled(primary.port):
+            if time.monotonic() > deadline:
+                raise StartError(f"the sentinels did not settle; see {self.directory}")
+            time.sleep(0.1)
+        return self
+
+    def _settled(self, primary: int) -> bool:
+        """
+        Whether every sentinel names C{primary} and knows the two others and
+        the two replicas.
+        """
+        for port in self.sentinelPorts:
+            try:
+                with redisClient(port, timeout=1.0) as client:
+                    named = client.execute_command(
+                        "SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE
+                    )
+                    others = client.execute_command(
+                        "SENTINEL", "sentinels", SENTINEL_SERVICE
+                    )
+                    replicas = client.execute_command(
+                        "SENTINEL", "replicas", SENTINEL_SERVICE
+                    )
+            except redis.RedisError:
+                return False
+            if not named or int(named[1]) != primary:
+                return False
+            if len(others) < 2 or len(replicas) < 2:
+                return False
+        return True
+
+    def primaryPort(self) -> int | None:
+        """
+        The primary's port, as the first sentinel that answers says.
+        """
+        for port in self.sentinelPorts:
+            try:
+                with redisClient(port, timeout=1.0) as client:
+                    named = client.execute_command(
+                        "SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE
+                    )
+            except redis.RedisError:
+                continue
+            if named:
+                return int(named[1])
+        return None
+
+    def killPrimary(self) -> int:
+        """
+        Kill the primary (SIGKILL); return its port.
+        """
+        port = self.primaryPort()
+        if port is None:
+            raise StartError("no sentinel names a primary")
+        self.servers[port].kill()
+        return port
+
+    def following(self, old: int, timeout: float = 30.0) -> Iterator[float]:
+        """
+        Wait (yielding how long to wait before looking again) until the
+        sentinels name a primary other than C{old}, then start C{old} again,
+        empty, as its replica.
+
+        @raise StartError: if they never do.
+        """
+        deadline = time.monotonic() + timeout
+        while (new := self.primaryPort()) in (None, old):
+            if time.monotonic() > deadline:
+                raise StartError(f"no failover within {timeout:g} s")
+            yield 0.05
+        assert new is not None
+        server = self.servers[old]
+        server.options = (
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            str(new),
+        )
+        yield from server.starting()
+
+    def alive(self) -> bool:
+        """
+        Whether the sentinels and the primary run.
+        """
+        primary = self.primaryPort()
+        return (
+            all(sentinel.poll() is None for sentinel in self.sentinels)
+            and primary is not None
+            and self.servers[primary].alive()
+        )
+
+    def stop(self) -> None:
+        """
+        Stop every process of it.
+        """
+        for sentinel in self.sentinels:
+            stopChild(sentinel)
+        for server in self.servers.values():
+            server.stop()

@@ -3,7 +3,7 @@ A soak of one chat room on two nodes and a Redis bus, with Redis killed in the
 middle and started again, empty.
 
     python -m bench.bus_soak [--seconds 180] [--clients-per-node 3] [--rate 10]
-                             [--down 5] [--json PATH]
+                             [--down 5] [--failover N] [--json PATH]
 
 Two sockserve nodes (C{--bus}) share one room on a private C{redis-server}
 (on a free loopback port, without persistence). C{--clients-per-node} clients
@@ -14,6 +14,16 @@ is lost) and started again, empty, on the same port C{--down} seconds later.
 Lines sent meanwhile reach the clients of their own node at once; the node
 keeps them and publishes them once it is back in contact, so the other
 node's clients get them late, but get them.
+
+With C{--failover N}, the bus is a primary, two replicas and three
+sentinels (L{bench.bus.SentinelBus}; C{down-after-milliseconds 500}), the
+nodes are on its C{redis+sentinel://} address (so C{--bus-replicas 1}), and
+instead of the restart the primary is killed N times, evenly spread over
+the run; each time, once the sentinels name another, the killed one starts
+again, empty, as a replica of the new one. The soak then also reports, for
+each failover, the seconds from the kill to the sentinels naming the new
+primary and to the first line sent after the kill reaching a client on the
+other node.
 
 At the end every client sends C{fin TAG} (twice, as L{bench.soak} does) and
 waits, bounded, for everyone else's: everything sent before has then been
@@ -45,12 +55,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.bus import redisClient
+from bench.bus import SentinelBus, redisClient
 from bench.clients import welcome
 from bench.processes import StartError, installSignalHandlers, stopAll
 from bench.servers import (
     SOCKSERVE_BUS_2NODES,
     RunningServer,
+    _startNode,
     serverNamed,
     startServer,
 )
@@ -94,6 +105,8 @@ class Client:
     sentWhileDown: int = 0
     received: dict[int, list[int]] = field(default_factory=dict)
     latencies: list[tuple[float, float]] = field(default_factory=list)
+    # Per delivery from another node: (sent at, arrived at).
+    crossings: list[tuple[float, float]] = field(default_factory=list)
     fins: dict[int, set[int]] = field(default_factory=dict)
     probes: dict[int, set[int]] = field(default_factory=dict)
     notices: Counter[str] = field(default_factory=Counter)
@@ -112,7 +125,7 @@ def nowNs() -> int:
     return time.monotonic_ns()
 
 
-async def readLines(client: Client, total: int) -> None:
+async def readLines(client: Client, total: int, nodes: int) -> None:
     """
     Read a client's lines until the connection ends; record what it is sent.
     """
@@ -138,7 +151,10 @@ async def readLines(client: Client, total: int) -> None:
                 client.bogus += 1
                 continue
             client.received.setdefault(sender, []).append(seq)
-            client.latencies.append((sentNs / 1e9, (nowNs() - sentNs) / 1e9))
+            arrivedNs = nowNs()
+            client.latencies.append((sentNs / 1e9, (arrivedNs - sentNs) / 1e9))
+            if sender % nodes != client.node:
+                client.crossings.append((sentNs / 1e9, arrivedNs / 1e9))
             continue
         for pattern, table in ((FIN, client.fins), (PROBE, client.probes)):
             match = pattern.match(line)
@@ -208,8 +224,50 @@ class Outage:
         return bool(self.killedAt) and not self.backAt
 
 
+@dataclass
+class Outages:
+    """
+    Every outage of the soak: one restart, or C{--failover} failovers (then
+    C{backAt} is when the sentinels named the new primary).
+    """
+
+    each: list[Outage] = field(default_factory=list)
+
+    def down(self) -> bool:
+        """
+        Whether the bus is down now.
+        """
+        return any(outage.down() for outage in self.each)
+
+
+async def failOver(
+    sentinels: SentinelBus, at: float, outages: Outages, count: int, seconds: float
+) -> None:
+    """
+    Kill the primary C{count} times, evenly spread from C{at} over
+    C{seconds}; after each, start the killed one again as a replica of the
+    new primary.
+    """
+    for n in range(count):
+        when = at + seconds * (n + 1) / (count + 1)
+        await asyncio.sleep(max(0.0, when - time.monotonic()))
+        outage = Outage(killedAt=time.monotonic())
+        outages.each.append(outage)
+        old = sentinels.killPrimary()
+        try:
+            following = sentinels.following(old)
+            for delay in following:
+                if not outage.backAt and sentinels.primaryPort() not in (None, old):
+                    outage.backAt = time.monotonic()
+                await asyncio.sleep(delay)
+        except StartError as error:
+            outage.restartError = str(error)
+        if not outage.backAt:
+            outage.backAt = time.monotonic()
+
+
 async def chatter(
-    client: Client, rate: float, until: float, rng: random.Random, outage: Outage
+    client: Client, rate: float, until: float, rng: random.Random, outage: Outages
 ) -> None:
     """
     Send numbered lines at about C{rate} a second until C{until}.
@@ -287,9 +345,14 @@ def judge(client: Client, clients: list[Client]) -> dict[str, Any]:
     }
 
 
-async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any]:
+async def soak(
+    server: RunningServer,
+    args: argparse.Namespace,
+    sentinels: SentinelBus | None = None,
+) -> dict[str, Any]:
     """
-    Run the soak against C{server}'s two nodes; return its results.
+    Run the soak against C{server}'s two nodes (on C{sentinels}, with
+    C{--failover}); return its results.
     """
     rng = random.Random(args.seed)
     total = args.clients_per_node * len(server.nodes)
@@ -300,7 +363,7 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
             "127.0.0.1", server.ports[node], limit=MAX_LINE
         )
         client = Client(ident, node, reader, writer)
-        client.task = asyncio.create_task(readLines(client, total))
+        client.task = asyncio.create_task(readLines(client, total, len(server.nodes)))
         clients.append(client)
     await asyncio.wait_for(
         asyncio.gather(*(c.joined.wait() for c in clients)), JOIN_TIMEOUT
@@ -316,14 +379,22 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
         raise RuntimeError("the clients never all saw each other's probes")
     started = time.monotonic()
     until = started + args.seconds
-    outage = Outage()
-    restarting = asyncio.create_task(
-        restartRedis(
-            server, started + args.seconds * args.restart_at, args.down, outage
+    outages = Outages()
+    if sentinels is not None:
+        restarting = asyncio.create_task(
+            failOver(sentinels, started, outages, args.failover, args.seconds)
         )
-    )
-    await asyncio.gather(*(chatter(c, args.rate, until, rng, outage) for c in clients))
+    else:
+        outage = Outage()
+        outages.each.append(outage)
+        restarting = asyncio.create_task(
+            restartRedis(
+                server, started + args.seconds * args.restart_at, args.down, outage
+            )
+        )
+    await asyncio.gather(*(chatter(c, args.rate, until, rng, outages) for c in clients))
     await restarting
+    outage = outages.each[0]
     finished = time.monotonic()
     synchronised = await synchronise(clients, "fin", 1) and await synchronise(
         clients, "fin", 2
@@ -340,6 +411,28 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
     if server.redis is not None and server.redis.alive():
         with redisClient(server.redis.port) as client:
             redisMembers = client.hlen("sockserve:{default}:members")
+    elif sentinels is not None and (primary := sentinels.primaryPort()) is not None:
+        with redisClient(primary) as client:
+            redisMembers = client.hlen("sockserve:{default}:members")
+    failovers = []
+    if sentinels is not None:
+        for each in outages.each:
+            after = [
+                arrived
+                for c in clients
+                for sentAt, arrived in c.crossings
+                if sentAt >= each.killedAt
+            ]
+            failovers.append(
+                {
+                    "killed_at_s": round(each.killedAt - started, 2),
+                    "new_primary_after_s": round(each.backAt - each.killedAt, 2),
+                    "first_line_across_after_s": round(min(after) - each.killedAt, 2)
+                    if after
+                    else None,
+                    "error": each.restartError,
+                }
+            )
     perClient = [judge(c, clients) for c in clients]
     for client in clients:
         client.writer.close()
@@ -351,11 +444,12 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
         for sentAt, latency in c.latencies
         if outage.killedAt <= sentAt <= outage.backAt
     ]
+    # Each notice against the outage it ends (the last one back before it).
     backTimes = [
-        when - outage.backAt
+        when - max(o.backAt for o in outages.each if o.backAt and o.backAt <= when)
         for c in clients
         for when in c.noticeTimes.get("back", [])
-        if when >= outage.backAt
+        if any(o.backAt and o.backAt <= when for o in outages.each)
     ]
     totals = {
         key: sum(c[key] for c in perClient)
@@ -371,6 +465,7 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
         "redis_back_at_s": round(outage.backAt - started, 2),
         "redis_restart_error": outage.restartError,
         "lines_sent_while_redis_down": sum(c.sentWhileDown for c in clients),
+        "sentinel_down_after_ms": 500 if sentinels is not None else None,
         "back_in_contact_after_s": {
             "min": round(min(backTimes), 2) if backTimes else None,
             "max": round(max(backTimes), 2) if backTimes else None,
@@ -384,6 +479,7 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict[str, Any
             "max_sent_while_down": _ms(max(duringOutage) if duringOutage else None),
         },
         "who_counts": sorted({c["who_count"] for c in perClient}, key=str),
+        "failovers": failovers,
         "redis_members": redisMembers,
         "totals": totals,
         "per_client": perClient,
@@ -409,12 +505,16 @@ def summary(results: dict[str, Any]) -> str:
         f"{results['nodes']} nodes, {results['seconds']} s at "
         f"~{results['rate_per_client']} lines/s each",
         "",
-        f"Redis killed (SIGKILL) at {results['redis_killed_at_s']} s, started "
-        f"again (empty) at {results['redis_back_at_s']} s"
-        + (
-            f" (FAILED: {results['redis_restart_error']})"
-            if results["redis_restart_error"]
-            else ""
+        (
+            f"{len(results['failovers'])} failovers (below)"
+            if results["failovers"]
+            else f"Redis killed (SIGKILL) at {results['redis_killed_at_s']} s, "
+            f"started again (empty) at {results['redis_back_at_s']} s"
+            + (
+                f" (FAILED: {results['redis_restart_error']})"
+                if results["redis_restart_error"]
+                else ""
+            )
         )
         + f"; clients told `back in contact` "
         f"{results['back_in_contact_after_s']['min']} - "
@@ -425,6 +525,15 @@ def summary(results: dict[str, Any]) -> str:
         f"{results['latency_ms']['p50']} ms, p99 {results['latency_ms']['p99']} ms, "
         f"max {results['latency_ms']['max']} ms; lines sent while Redis was "
         f"down: at most {results['latency_ms']['max_sent_while_down']} ms.",
+        *(
+            f"Failover {n + 1}: primary killed (SIGKILL) at {f['killed_at_s']} s; "
+            f"the sentinels (down-after-milliseconds "
+            f"{results['sentinel_down_after_ms']}) named another "
+            f"{f['new_primary_after_s']} s later; the first line sent after "
+            f"the kill reached the other node {f['first_line_across_after_s']} s "
+            f"after it" + (f" (FAILED: {f['error']})" if f["error"] else "") + "."
+            for n, f in enumerate(results["failovers"])
+        ),
         f"End: fin lines reached everyone: {results['synchronised_at_end']} "
         f"(in {results['settle_s']} s); `/who` counts "
         f"{results['who_counts']}; Redis's member hash: "
@@ -472,6 +581,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="when to kill Redis, as a share of --seconds",
     )
+    parser.add_argument(
+        "--failover",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a primary, two replicas and three sentinels; kill the primary "
+        "N times instead of restarting Redis",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -481,17 +598,39 @@ def main(argv: list[str] | None = None) -> int:
         and 0 < args.rate <= 1000
         and 0 <= args.down < args.seconds
         and 0 < args.restart_at < 1
+        and 0 <= args.failover <= 20
     ):
         parser.error("bad counts: see --help")
     installSignalHandlers()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     logDir = RESULTS / "logs" / f"bus-soak-{stamp}"
-    server = startServer(serverNamed(SOCKSERVE_BUS_2NODES), "chat", None, logDir)
+    sentinels = None
+    if args.failover:
+        spec = serverNamed(SOCKSERVE_BUS_2NODES)
+        logDir.mkdir(parents=True, exist_ok=True)
+        sentinels = SentinelBus(logDir / "sentinel", None)
+        nodes = []
+        try:
+            sentinels.start()
+            for index in range(spec.nodes):
+                log = logDir / f"{spec.name}-chat-node{index + 1}.log"
+                nodes.append(_startNode(spec, "chat", None, log, sentinels.url))
+        except BaseException:
+            sentinels.stop()
+            stopAll()
+            raise
+        server = RunningServer(spec, "chat", nodes)
+    else:
+        server = startServer(serverNamed(SOCKSERVE_BUS_2NODES), "chat", None, logDir)
     try:
-        results = asyncio.run(soak(server, args))
-        results["nodes_alive_at_end"] = server.alive()
+        results = asyncio.run(soak(server, args, sentinels))
+        results["nodes_alive_at_end"] = server.alive() and (
+            sentinels is None or sentinels.alive()
+        )
     finally:
         server.stop()
+        if sentinels is not None:
+            sentinels.stop()
         stopAll()
     t = results["totals"]
     results["ok"] = bool(

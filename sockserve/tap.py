@@ -171,6 +171,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
             "bus",
             "bus-password-file",
             "bus-backlog",
+            "bus-replicas",
             "bus-node-timeout",
             "bus-retention",
         ),
@@ -394,6 +395,15 @@ class Options(CommandOptions):
             "quarter of it for one sender; beyond it the oldest are dropped "
             "and their senders told.",
             _count("bus-backlog", 1024),
+        ],
+        [
+            "bus-replicas",
+            None,
+            None,
+            "chat: Redis replicas that must acknowledge a batch of lines "
+            "(WAIT) before it leaves the backlog: 1 unless given with a "
+            "redis+sentinel:// bus, else 0.",
+            _count("bus-replicas", 0),
         ],
         [
             "bus-node-timeout",
@@ -681,8 +691,9 @@ class Options(CommandOptions):
                 )
         self["fixedRooms"] = tuple(fixed)
         if self["bus"] is None:
-            if self["bus-password-file"] is not None:
-                raise usage.UsageError("--bus-password-file needs --bus")
+            for option in ("bus-password-file", "bus-replicas"):
+                if self[option] is not None:
+                    raise usage.UsageError(f"--{option} needs --bus")
             return
         if self["mode"] != "chat":
             raise usage.UsageError("--bus shares a chat room: it needs --mode chat")
@@ -701,6 +712,8 @@ class Options(CommandOptions):
                     f"{error.strerror}"
                 ) from None
         self["busAddress"] = address.withPassword(password)
+        if self["bus-replicas"] is None:
+            self["bus-replicas"] = 1 if address.sentinels else 0
 
     def workerArguments(self, portNumbers: list[int]) -> list[str]:
         """
@@ -766,6 +779,7 @@ def makeServerService(
                 nodeTimeout=float(options["bus-node-timeout"]),
                 retention=options["bus-retention"],
                 outboxLimit=options["bus-backlog"],
+                replicas=options["bus-replicas"],
             )
             companions.append(bus)
         else:

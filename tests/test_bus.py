@@ -141,6 +141,9 @@ class FakeTransport:
     def snapshot(self, reply: list[Any]) -> Snapshot:
         return RedisBus.snapshot(self, reply)  # type: ignore[arg-type]
 
+    def replicated(self, answer: Any) -> Deferred[Any]:
+        return succeed(answer)
+
     def wakeReader(self) -> None:
         self.woken += 1
 

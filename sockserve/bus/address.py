@@ -1,12 +1,16 @@
 """
 Where the bus is: C{--bus redis://[:PASSWORD@]HOST[:PORT][/DB]},
-C{rediss://...} (TLS) or C{unix:///path/to/redis.sock[?db=N]}.
+C{rediss://...} (TLS), C{unix:///path/to/redis.sock[?db=N]}, or
+C{redis+sentinel://[USER:PASS@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]}: the
+sentinels to ask for the primary of C{SERVICE} (see
+L{sockserve.bus.redis}), or C{rediss+sentinel://...[?ssl_ca_certs=PATH]}
+to speak TLS to the sentinels and the primary alike.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,6 +22,9 @@ from twisted.internet.endpoints import (
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL = "redis+sentinel"
+SENTINEL_TLS = "rediss+sentinel"
 # Seconds to wait for a TCP connection to the bus.
 CONNECT_TIMEOUT = 3
 
@@ -30,6 +37,10 @@ class BusAddress:
     @ivar password: never shown (see L{describe}).
     @ivar caFile: C{rediss}: the certificate authorities to trust, instead of
         the system's (C{?ssl_ca_certs=PATH}, as redis-py spells it).
+    @ivar sentinels: C{redis+sentinel}: the sentinels, C{(host, port)}, in
+        the order they are asked.
+    @ivar service: C{redis+sentinel}: the name the sentinels know the
+        primary by.
     """
 
     scheme: str
@@ -40,6 +51,8 @@ class BusAddress:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     caFile: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
 
     def describe(self) -> str:
         """
@@ -48,8 +61,11 @@ class BusAddress:
         if self.scheme == "unix":
             where = f"unix://{self.path}"
             return where if self.db == 0 else f"{where}?db={self.db}"
-        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
-        where = f"{self.scheme}://{host}:{self.port}"
+        if self.scheme in (SENTINEL, SENTINEL_TLS):
+            hosts = ",".join(_hostPort(host, port) for host, port in self.sentinels)
+            where = f"{self.scheme}://{hosts}/{self.service}"
+        else:
+            where = f"{self.scheme}://{_hostPort(self.host or '', self.port)}"
         return where if self.db == 0 else f"{where}/{self.db}"
 
     def withPassword(self, password: str | None) -> BusAddress:
@@ -58,21 +74,51 @@ class BusAddress:
         """
         if self.password is not None or password is None:
             return self
+        return replace(self, password=password)
+
+    def sentinelAt(self, host: str, port: int) -> BusAddress:
+        """
+        Return the address of the sentinel at C{host} and C{port}, asked with
+        this address's user and password (a sentinel has no databases), over
+        TLS if this address is C{rediss+sentinel}.
+        """
         return BusAddress(
-            self.scheme,
-            self.host,
-            self.port,
-            self.path,
-            self.db,
-            self.username,
-            password,
-            self.caFile,
+            self._dataScheme(),
+            host,
+            port,
+            username=self.username,
+            password=self.password,
+            caFile=self.caFile,
+        )
+
+    def _dataScheme(self) -> str:
+        """
+        C{rediss} for a C{rediss+sentinel} address, else C{redis}.
+        """
+        return "rediss" if self.scheme == SENTINEL_TLS else "redis"
+
+    def primaryAt(self, host: str, port: int) -> BusAddress:
+        """
+        Return the address of the data node at C{host} and C{port} (the
+        primary the sentinels named), with this address's database, user
+        and password, over TLS if this address is C{rediss+sentinel}.
+        """
+        return BusAddress(
+            self._dataScheme(),
+            host,
+            port,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            caFile=self.caFile,
         )
 
     def endpoint(self, reactor: object) -> IStreamClientEndpoint:
         """
         Return an endpoint that connects to the bus.
         """
+        if self.scheme in (SENTINEL, SENTINEL_TLS):
+            raise ValueError("ask the sentinels for the primary's address first")
         if self.scheme == "unix":
             assert self.path is not None
             return UNIXClientEndpoint(reactor, self.path, timeout=CONNECT_TIMEOUT)
@@ -114,11 +160,82 @@ def parseBusAddress(text: str) -> BusAddress:
         raise ValueError(str(error).replace(repr(text), repr(redacted(text)))) from None
 
 
+def _hostPort(host: str, port: int) -> str:
+    """
+    C{host:port}, an IPv6 host in brackets.
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_SENTINEL_HOST = re.compile(
+    r"\[(?P<v6>[^\]]+)\](?::(?P<v6port>[^:]*))?|(?P<host>[^:\[\]]+)(?::(?P<port>[^:]*))?"
+)
+_SERVICE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _parseSentinel(text: str, usage: str) -> BusAddress:
+    """
+    Parse a C{redis+sentinel://} or C{rediss+sentinel://} address
+    (C{urlsplit} takes no list of hosts).
+    """
+    scheme, _, rest = text.strip().partition("://")
+    scheme = scheme.lower()
+    rest, _, rawQuery = rest.partition("?")
+    query = parse_qs(rawQuery, keep_blank_values=True)
+    caFiles = [path for path in query.pop("ssl_ca_certs", []) if path]
+    if query or (rawQuery and not caFiles):
+        raise ValueError(
+            f"{text!r}: a sentinel address takes no options but ssl_ca_certs; {usage}"
+        )
+    if caFiles and scheme != SENTINEL_TLS:
+        raise ValueError(f"{text!r}: ssl_ca_certs is for rediss+sentinel:// addresses")
+    netloc, _, path = rest.partition("/")
+    username = password = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) if user else None
+        password = unquote(secret) if colon else None
+    sentinels = []
+    for each in netloc.split(","):
+        found = _SENTINEL_HOST.fullmatch(each)
+        if found is None:
+            raise ValueError(f"{text!r}: {each!r} is not HOST:PORT; {usage}")
+        host = found["v6"] or found["host"]
+        port = found["v6port"] if found["v6"] else found["port"]
+        if port is None or port == "":
+            number = DEFAULT_SENTINEL_PORT
+        elif port.isascii() and port.isdigit() and 0 < int(port) < 65536:
+            number = int(port)
+        else:
+            raise ValueError(f"{text!r}: {port!r} is not a port; {usage}")
+        sentinels.append((host.lower(), number))
+    service, _, db = path.strip("/").partition("/")
+    if not _SERVICE.fullmatch(service):
+        raise ValueError(
+            f"{text!r} names no service (letters, digits, - _ .) after the "
+            f"sentinels; {usage}"
+        )
+    return BusAddress(
+        scheme,
+        db=_db(db or "0", text),
+        username=username,
+        password=password,
+        sentinels=tuple(sentinels),
+        service=service,
+        caFile=caFiles[-1] if caFiles else None,
+    )
+
+
 def _parse(text: str) -> BusAddress:
     usage = (
-        "expected redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... or "
-        "unix:///path/to/redis.sock"
+        "expected redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://..., "
+        "unix:///path/to/redis.sock or "
+        "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (rediss+sentinel:// "
+        "for TLS)"
     )
+    if text.strip().lower().startswith((SENTINEL + "://", SENTINEL_TLS + "://")):
+        return _parseSentinel(text, usage)
     try:
         parts = urlsplit(text.strip())
         port = parts.port

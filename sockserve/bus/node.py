@@ -210,6 +210,12 @@ class BusNode:
             if old != new:
                 self._takeRegisteredName(old, new)
         missing = rejoined.lostData
+        if rejoined.inboxLast is not None and streamId(rejoined.inboxLast) < streamId(
+            self.inboxCursor
+        ):
+            # The inbox ends before what this node read (a promoted replica
+            # lacks its last entries): read on from its end (see load).
+            self.inboxCursor = rejoined.inboxLast
         for (key, _, _), snapshot in zip(
             registration.rooms, rejoined.rooms, strict=False
         ):
@@ -258,6 +264,16 @@ class BusNode:
             link.cursor = snapshot.last
             link.offset = snapshot.offset
             return False
+        if streamId(snapshot.last) < streamId(link.cursor):
+            # The stream ends before what this node read: a replica promoted
+            # after the primary died lacks its last entries. Read on from
+            # its end, or the entries it takes next, numbered from its
+            # clock, could fall below the cursor and be skipped. What this
+            # node read and the new primary lacks is published again by its
+            # sender (see --bus-replicas), and dropped here as a batch
+            # already delivered.
+            link.cursor = snapshot.last
+            link.offset = snapshot.offset
         return streamId(snapshot.deleted) > streamId(link.cursor)
 
     def _takeRegisteredName(self, old: str, new: str) -> None:
@@ -515,12 +531,14 @@ def busChat(
     nodeTimeout: float = 10.0,
     retention: int = 10_000,
     outboxLimit: int = OUTBOX_LIMIT,
+    replicas: int = 0,
 ) -> tuple[ChatService, RedisBus]:
     """
     Return a chat service whose rooms and people span the bus at
-    C{address}, and the bus's service (to start and stop with the server).
+    C{address}, and the bus's service (to start and stop with the server);
+    a batch leaves the outbox once C{replicas} replicas have it.
     """
-    bus = RedisBus(address, clock, reactor, nodeTimeout, retention)
+    bus = RedisBus(address, clock, reactor, nodeTimeout, retention, replicas=replicas)
     node = BusNode(bus, clock, rules, outboxLimit)
     service = ChatService(rules, clock, BusPeople(node), BusRooms(node, rules))
     node.service = service

@@ -2,7 +2,9 @@
 Private messages to people on other nodes: each goes to the inbox of the
 recipient's node under a number, once, however often it is sent (a message
 lost with the bus goes again, under its number, once the bus is back), one
-at a time, in order.
+at a time, in order. With C{--bus-replicas}, a message counts as sent once
+the replicas acknowledged it, and goes again (under its number) until they
+do, or until it waited too long.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from sockserve.bus.codec import Private, decodeBatch, encodeBatch, encodeEvent
-from sockserve.bus.redis import INBOX_LENGTH, BusFull
+from sockserve.bus.outbox import PUBLISH_RETRY
+from sockserve.bus.redis import INBOX_LENGTH, BusFull, NotReplicated
 from sockserve.chat.names import NameRejected, checkName, nameKey
 from sockserve.chat.people import NobodyThere, Unreachable
 
@@ -38,6 +41,7 @@ class PrivateMessages:
         self._tellSeq = 0
         self._tells: deque[tuple[int, str, bytes, Deferred[str], float]] = deque()
         self._tellTimer: IDelayedCall | None = None
+        self._retry: IDelayedCall | None = None
         self._telling = False
 
     def tell(
@@ -92,6 +96,7 @@ class PrivateMessages:
         seq, key, payload, telling, _ = self._tells[0]
         self._telling = True
         sending = self.node.bus.command("tell", seq, key, payload, str(INBOX_LENGTH))
+        sending.addCallback(self.node.bus.replicated)
 
         def sent(answer: list[Any]) -> None:
             self._telling = False
@@ -109,9 +114,18 @@ class PrivateMessages:
                 self._tells.popleft()
                 telling.errback(Unreachable(key))
                 self.sendWaiting()
+            elif failure.check(NotReplicated) and self._retry is None:
+                # Sent again, under the same number, in a while.
+                self._retry = self.node.clock.callLater(PUBLISH_RETRY, self._retryTell)
             # Lost: sent again, under the same number, once the bus is back.
 
         sending.addCallbacks(sent, notSent)
+
+    def _retryTell(self) -> None:
+        self._retry = None
+        if not self._telling:
+            # (One on its way sends the next itself once answered.)
+            self.sendWaiting()
 
     def _tellsTimedOut(self) -> None:
         self._tellTimer = None
@@ -121,9 +135,10 @@ class PrivateMessages:
         """
         The node is stopping: no timer left behind.
         """
-        if self._tellTimer is not None and self._tellTimer.active():
-            self._tellTimer.cancel()
-        self._tellTimer = None
+        for call in (self._tellTimer, self._retry):
+            if call is not None and call.active():
+                call.cancel()
+        self._tellTimer = self._retry = None
 
 
 def _recipientOf(payload: bytes) -> str:

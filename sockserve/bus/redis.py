@@ -18,18 +18,42 @@ connection: both connections are dropped, the node is told once, and it
 reconnects with backoff (from a quarter of a second, doubling, to four
 seconds), then rejoins (see L{RedisBus._join}). A write Redis refuses for
 want of memory does not lose the bus (see L{RedisBus._memoryFull}).
+
+With a C{redis+sentinel://} address, the node asks the sentinels where the
+primary is before each (re)connection (L{RedisBus._primary}): one sentinel
+after another, in the order given, the first that answers
+C{SENTINEL get-master-addr-by-name} wins. It then connects to that primary,
+checks its C{ROLE} is C{master} before anything is written, and, whenever
+the bus is lost (the primary died, a stale primary answers C{READONLY} once
+demoted), asks the sentinels again: that is how it follows a failover, with
+a shorter backoff (L{SENTINEL_LAST_RETRY}), as the sentinels say when the
+new primary is there. This is sockserve's own small client of the
+sentinels' protocol, not txredisapi's C{Sentinel}: that one asks every
+sentinel at once (C{SENTINEL masters}), on the global reactor and with its
+own reconnecting connections, gives no TLS to the discovered primary and
+does not follow C{+switch-master}; here the two connections, their
+timeouts and backoff stay the bus's own, whatever the address, and a
+C{rediss+sentinel://} address speaks TLS to the sentinels and the primary
+alike.
+
+With C{replicas} above 0 (C{--bus-replicas}), a batch counts as published
+only once that many replicas acknowledged it (C{WAIT}; see
+L{RedisBus._whenReplicated}): until then it stays in the outbox, to be
+published again (once: the bus drops a batch number it has) after a
+failover.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
+    CancelledError,
     Deferred,
     ensureDeferred,
     fail,
@@ -47,15 +71,23 @@ from sockserve._loglimit import LogLimiter
 # txredisapi's protocol, built by sockserve, and its factory's contract: see
 # there.
 from sockserve.bus._txredisapi import ConnectionFactory
-from sockserve.bus.address import BusAddress
+from sockserve.bus.address import BusAddress, redacted
 from sockserve.bus.codec import VERSION, BadEntry, BusEvent, decodeBatch
 from sockserve.bus.scripts import SCRIPTS
+
+_T = TypeVar("_T")
 
 # The prefix of every key of the bus.
 PREFIX = "sockserve:"
 # Reconnection backoff, in seconds.
 FIRST_RETRY = 0.25
 LAST_RETRY = 4.0
+# The longest backoff with sentinels: they say when a new primary is there.
+SENTINEL_LAST_RETRY = 1.0
+# The longest a batch waits for its replicas (WAIT), in milliseconds: a
+# WAIT holds the command connection, so it stays well under the stall
+# timeout.
+REPLICA_WAIT_MS = 1000
 # How long XREAD waits for entries before it asks again, in milliseconds,
 # and how many it takes at once from each stream.
 READ_BLOCK_MS = 2000
@@ -113,6 +145,13 @@ def authenticationFailed(reason: str) -> bool:
 class BusLost(Exception):
     """
     The bus cannot be reached now.
+    """
+
+
+class NotReplicated(Exception):
+    """
+    The replicas asked for did not acknowledge a batch in time: it stays in
+    the outbox.
     """
 
 
@@ -193,6 +232,8 @@ class Rejoined:
         their members its members left).
     @ivar lostData: Redis lost its data since the node last read.
     @ivar asked: what the node registered.
+    @ivar inboxLast: the id of the last entry of the node's inbox (C{0-0}
+        when it has none), if known.
     """
 
     names: list[str]
@@ -200,6 +241,7 @@ class Rejoined:
     reaped: bool
     lostData: bool
     asked: Registration
+    inboxLast: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +348,10 @@ class RedisBus(Service):
         password (the node does not retry then: the server is to stop).
     @ivar reconnects: how many times the node joined again after losing
         contact.
+    @ivar replicas: how many replicas must acknowledge a batch (C{WAIT})
+        before it leaves the outbox.
+    @ivar unreplicated: whether the last C{WAIT} saw too few replicas.
+    @ivar primary: with sentinels, the primary the node is connected to.
     """
 
     log = Logger()
@@ -318,8 +364,15 @@ class RedisBus(Service):
         nodeTimeout: float = 10.0,
         retention: int = 10_000,
         stallTimeout: float = 3.0,
+        replicas: int = 0,
     ) -> None:
         self.address = address
+        self.replicas = replicas
+        # Where the node is connected (the primary the sentinels named).
+        self.primary: BusAddress | None = None
+        self.unreplicated = False
+        self._replicaWaiters: list[Deferred[None]] = []
+        self._waitingReplicas = False
         self.clock = clock
         self.reactor = reactor
         self.nodeTimeout = nodeTimeout
@@ -419,6 +472,11 @@ class RedisBus(Service):
             return f"not in contact with the bus ({self._lastProblem or 'connecting'})"
         if self.outOfMemory:
             return "Redis is out of memory: lines to the other servers wait"
+        if self.unreplicated:
+            return (
+                f"fewer than {self.replicas} Redis replicas acknowledge: lines "
+                f"to the other servers wait"
+            )
         return None
 
     def figures(self) -> BusFigures:
@@ -441,9 +499,9 @@ class RedisBus(Service):
         joining.addErrback(self._failed, joining)
         self._joining = joining
 
-    async def _open(self, replyTimeout: float) -> Any:
-        factory = ConnectionFactory(self.address, replyTimeout)
-        endpoint = self.address.endpoint(self.reactor)
+    async def _open(self, replyTimeout: float, address: BusAddress) -> Any:
+        factory = ConnectionFactory(address, replyTimeout)
+        endpoint = address.endpoint(self.reactor)
         protocol: Any = await endpoint.connect(factory)
         ready: Deferred[Any] = race([protocol.whenConnected(), factory.refused])
         ready.addTimeout(self.stallTimeout, self.clock)
@@ -466,8 +524,21 @@ class RedisBus(Service):
         register the node's people and their rooms, learn where each room's
         stream is and who is in it, and read from where the node left off.
         """
-        self._commands = await self._open(self.stallTimeout)
-        self._reader = await self._open(READ_BLOCK_MS / 1000 + self.stallTimeout)
+        address = self.address
+        if address.sentinels:
+            address = self.primary = await self._primary()
+        self._commands = await self._open(self.stallTimeout, address)
+        if self.address.sentinels:
+            role = await self._commands.execute_command("ROLE")
+            if not role or role[0] != b"master":
+                raise BusLost(
+                    f"{address.describe()}, named by the sentinels, is not the "
+                    f"primary (its role: {_text(role[0]) if role else 'none'}); "
+                    f"asking them again"
+                )
+        self._reader = await self._open(
+            READ_BLOCK_MS / 1000 + self.stallTimeout, address
+        )
         for connection in (self._commands, self._reader):
             connection.whenDisconnected().addCallback(self._disconnected)
         self._readerId = await self._reader.execute_command("CLIENT", "ID")
@@ -503,6 +574,9 @@ class RedisBus(Service):
             for key, name in members:
                 arguments += [key, name]
         names, snapshots = await self._script("rejoin", *arguments)
+        inboxLast = await self._commands.execute_command(
+            "XREVRANGE", self.inbox, "+", "-", "COUNT", 1
+        )
         if self._stopping:
             self._drop()
             return
@@ -517,7 +591,7 @@ class RedisBus(Service):
             "Back in contact with the bus at {bus}"
             if rejoining
             else "Joined the bus at {bus} as node {node}",
-            bus=self.address.describe(),
+            bus=self._where(),
             node=self.node,
         )
         self._lastProblem = None
@@ -528,6 +602,7 @@ class RedisBus(Service):
                 reaped=reaped,
                 lostData=lostData,
                 asked=registration,
+                inboxLast=_text(inboxLast[0][0]) if inboxLast else "0-0",
             )
         )
         self._heartbeat = LoopingCall(self._beat)
@@ -539,6 +614,71 @@ class RedisBus(Service):
         self._progress.clock = self.clock
         self._progress.start(PROGRESS_EVERY, now=True).addErrback(lambda failure: None)
         self._read()
+
+    def _where(self) -> str:
+        """
+        The bus's address as logs show it, with the primary the sentinels
+        named, if any.
+        """
+        where = self.address.describe()
+        if self.address.sentinels and self.primary is not None:
+            where += f" (primary {self.primary.host}:{self.primary.port})"
+        return where
+
+    async def _primary(self) -> BusAddress:
+        """
+        Ask the sentinels, one after another, where the primary is; the
+        first that answers is believed.
+
+        @raise BusLost: if none could say.
+        """
+        address = self.address
+        problems = []
+        for host, port in address.sentinels:
+            try:
+                connection = await self._openSentinel(host, port)
+            except CancelledError:
+                raise
+            except Exception as error:
+                problems.append(f"{host}:{port}: {_reason(error)}")
+                continue
+            try:
+                reply = await connection.execute_command(
+                    "SENTINEL", "get-master-addr-by-name", address.service
+                )
+            except CancelledError:
+                raise
+            except Exception as error:
+                problems.append(f"{host}:{port}: {_reason(error)}")
+                continue
+            finally:
+                connection.transport.loseConnection()
+            if not reply or len(reply) != 2 or not bytes(reply[1]).isdigit():
+                problems.append(f"{host}:{port} knows no primary {address.service}")
+                continue
+            return address.primaryAt(_text(reply[0]), int(reply[1]))
+        raise BusLost(
+            redacted(
+                f"no sentinel named the primary {address.service}: "
+                + "; ".join(problems)
+            )
+        )
+
+    async def _openSentinel(self, host: str, port: int) -> Any:
+        """
+        Connect to the sentinel at C{host} and C{port}, with the bus's
+        password; without it if the sentinel has none (sentinels often
+        have no password when the data nodes do).
+        """
+        where = self.address.sentinelAt(host, port)
+        try:
+            return await self._open(self.stallTimeout, where)
+        except BusLost as error:
+            if where.password is None or "without any password" not in str(error):
+                raise
+        return await self._open(
+            self.stallTimeout, replace(where, username=None, password=None)
+        )
 
     def snapshot(self, reply: list[Any]) -> Snapshot:
         """
@@ -635,7 +775,8 @@ class RedisBus(Service):
         if wasConnected and self.target is not None:
             self.target.busLost(reason)
         if self._retry is None:
-            delay = min(LAST_RETRY, FIRST_RETRY * 2**self._attempt)
+            last = SENTINEL_LAST_RETRY if self.address.sentinels else LAST_RETRY
+            delay = min(last, FIRST_RETRY * 2**self._attempt)
             self._attempt += 1
             self._retry = self.clock.callLater(
                 delay * random.uniform(0.8, 1.2), self._connect
@@ -781,7 +922,92 @@ class RedisBus(Service):
                 self.target.busProgress(room, max(0, total - slowest))
             return answer
 
-        return publishing.addCallback(self.memoryBack).addCallback(progressed)
+        publishing.addCallback(self.memoryBack).addCallback(progressed)
+        return publishing.addCallback(self.replicated)
+
+    def replicated(self, answer: _T) -> Deferred[_T]:
+        """
+        Fire with C{answer} once C{replicas} replicas acknowledged what this
+        node wrote so far (at once if none are asked); fail with
+        L{NotReplicated} if they did not in time (see L{_whenReplicated}).
+        """
+        if not self.replicas:
+            return succeed(answer)
+        return self._whenReplicated().addCallback(lambda ignored: answer)
+
+    def _whenReplicated(self) -> Deferred[None]:
+        """
+        Fire once C{replicas} replicas acknowledged what this node wrote so
+        far; fail with L{NotReplicated} if they did not within
+        L{REPLICA_WAIT_MS}, and with L{BusLost} if the bus is lost. One
+        C{WAIT} at a time (it holds the connection): those asked meanwhile
+        share the next.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._replicaWaiters.append(waiter)
+        if not self._waitingReplicas:
+            self._sendWait()
+        return waiter
+
+    def _sendWait(self) -> None:
+        waiters, self._replicaWaiters = self._replicaWaiters, []
+        commands = self._commands
+        if commands is None or not self.connected:
+            for waiter in waiters:
+                waiter.errback(BusLost("not in contact with the bus"))
+            return
+        self._waitingReplicas = True
+        waiting: Deferred[Any] = commands.execute_command(
+            "WAIT", str(self.replicas), str(REPLICA_WAIT_MS)
+        )
+
+        def done(result: Any) -> None:
+            self._waitingReplicas = False
+            problem: Exception | None = None
+            if isinstance(result, Failure):
+                why = _why(result)
+                problem = BusLost(why)
+                if commands is self._commands and self.connected:
+                    self._lose(why)
+            elif int(result) < self.replicas:
+                problem = NotReplicated(
+                    f"{int(result)} of {self.replicas} replicas acknowledged"
+                )
+                self._notReplicated(int(result))
+            elif self.unreplicated:
+                self.unreplicated = False
+                self.log.info(
+                    "Redis replicas acknowledge this node's lines again "
+                    "({count} asked)",
+                    count=self.replicas,
+                )
+            for waiter in waiters:
+                if problem is None:
+                    waiter.callback(None)
+                else:
+                    waiter.errback(problem)
+            if self._replicaWaiters:
+                self._sendWait()
+
+        waiting.addBoth(done)
+
+    def _notReplicated(self, acknowledged: int) -> None:
+        """
+        Too few replicas acknowledged a batch: say so (at a bounded rate);
+        the batch waits in the outbox.
+        """
+        self.unreplicated = True
+        self.limiter.emit(
+            self.log,
+            LogLevel.warn,
+            "not replicated",
+            "Only {acknowledged} of the {replicas} Redis replicas asked for "
+            "(--bus-replicas) acknowledged this node's lines within {ms} ms: "
+            "they wait in its outbox, and are published again",
+            acknowledged=acknowledged,
+            replicas=self.replicas,
+            ms=REPLICA_WAIT_MS,
+        )
 
     def reportProgress(self) -> None:
         """
@@ -1029,6 +1255,13 @@ def _text(raw: bytes | str) -> str:
     A reply's bytes as text.
     """
     return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def _reason(error: Exception) -> str:
+    """
+    An exception's message, or its kind when it has none.
+    """
+    return str(error).rstrip(".") or type(error).__name__
 
 
 def _why(failure: Failure) -> str:
