@@ -535,12 +535,14 @@ def test_a_private_message() -> None:
 
 def test_help_lists_every_command_from_the_table() -> None:
     """/help is the command table, in aligned columns; the commands about
-    accounts only where there are accounts."""
-    text = helpText(accounts=True)
+    accounts only where there are accounts, those of operators only to
+    them."""
+    text = helpText(accounts=True, operators=True)
     for command in COMMANDS:
         assert command.name in text
         assert command.summary in text
     assert "/login" not in helpText()
+    assert "/kick" not in helpText(accounts=True)
     assert "//text" in text
     columns = {line.index(line.split()[-1]) for line in text.split("\n")}
     assert len({line.find("  ") >= 0 for line in text.split("\n")}) == 1

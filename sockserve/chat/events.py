@@ -449,6 +449,8 @@ class ErrorKind:
     UNREACHABLE = "unreachable"
     UNAVAILABLE = "unavailable"
     LOGIN = "login"
+    NOT_OPERATOR = "not-operator"
+    MUTED = "muted"
 
 
 class Error(ChatEvent):
