@@ -381,7 +381,7 @@ class Moderation:
         """
         self.counts[what] += 1
         self.log.info(
-            "Operator {who} did {what} to {whom} ({shownUntil}){why}",
+            "Operator {who}: {what} {whom} ({shownUntil}){why}",
             audit=True,
             who=who,
             what=what,

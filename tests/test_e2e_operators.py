@@ -1,0 +1,157 @@
+"""
+Operators end to end: a real twistd with --accounts and --bans, line
+clients over TCP from several loopback addresses: /kick, /ban of an
+address (refused at connect, until the ban ends) and of an account
+(refused at login, across a restart), /mute, and the audit events in the
+JSON log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from tests.processes import (
+    Processes,
+    TcpMember,
+    installedProgram,
+    receiveToEOF,
+)
+from tests.test_e2e_accounts import accountsFile
+
+pytestmark = pytest.mark.e2e
+
+_UNTIL = re.compile(rb"until (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    with Processes() as processes:
+        yield processes
+
+
+def answer(line: str) -> bool:
+    """Whether C{line} answers a command (not news of the room)."""
+    return line.startswith(("ERROR", "* you", "* bob is"))
+
+
+def operator(processes: Processes, port: int) -> TcpMember:
+    alice = TcpMember(processes, port)
+    assert alice.ask("/login alice wonderland", lambda line: True) == (
+        "* you are logged in as alice (operator)"
+    )
+    alice.lineUntil(lambda line: line == "* you are now known as alice")
+    return alice
+
+
+def refusedAtConnect(processes: Processes, port: int, source: str) -> bytes:
+    """What a client from C{source} is told before the server closes."""
+    sock = processes.connect(("127.0.0.1", port), source=source)
+    return receiveToEOF(sock)
+
+
+def test_kick_ban_and_mute_over_tcp(processes: Processes) -> None:
+    """An operator kicks a guest (it can come back), bans its address for a
+    while (it is removed, then refused at connect with one line, before it
+    is welcomed, until the ban ends), mutes a member (nobody else sees
+    anything), and bans an account (its login is refused, and still is
+    after a restart with the same --bans file); each action is an audit
+    event in the JSON log."""
+    accounts = accountsFile(processes)
+    bans = processes.directory / "bans.json"
+    options = ("--accounts", str(accounts), "--bans", str(bans))
+    twistd = [
+        installedProgram("twistd"),
+        "-n",
+        "--logger",
+        "sockserve.logs.jsonLogObserver",
+    ]
+    server = processes.server(*options, command=twistd)
+    alice = operator(processes, server.port)
+    bob = TcpMember(processes, server, source="127.0.0.2")
+    carol = TcpMember(processes, server, source="127.0.0.3")
+
+    # A kick: bob is told why and closed; the room is told.
+    alice.say(f"/kick {bob.name} enough")
+    assert bob.lineUntil(lambda line: line.startswith("ERROR")) == (
+        "ERROR you were kicked by alice: enough"
+    )
+    assert receiveToEOF(bob.sock) == b""
+    carol.lineUntil(lambda line: line == f"* {bob.name} left (kicked by alice: enough)")
+    alice.lineUntil(lambda line: line == f"* you kicked {bob.name}: enough")
+
+    # A ban of bob's address, for 2 seconds.
+    bob = TcpMember(processes, server, source="127.0.0.2")
+    alice.say("/ban 127.0.0.2 2s flooding")
+    told = bob.lineUntil(lambda line: line.startswith("ERROR"))
+    assert told.startswith("ERROR you are banned from this server until ")
+    assert told.endswith(" UTC: flooding")
+    assert receiveToEOF(bob.sock) == b""
+    alice.lineUntil(lambda line: line.startswith("* banned 127.0.0.2/32 until "))
+    refused = refusedAtConnect(processes, server.port, "127.0.0.2")
+    assert refused.startswith(b"ERROR connections from 127.0.0.2/32 are banned until ")
+    assert refused.count(b"\n") == 1
+    # The ban ends: wait for its time to pass (the clock is the subject).
+    until = datetime.strptime(
+        _UNTIL.search(refused).group(1).decode() + " +0000",  # type: ignore[union-attr]
+        "%Y-%m-%d %H:%M:%S %z",
+    ).timestamp()
+    time.sleep(max(0.0, until - time.time()) + 1.0)
+    back = TcpMember(processes, server, source="127.0.0.2")
+    assert back.name.startswith("guest")
+
+    # A mute: carol's lines are refused, to her alone.
+    alice.say(f"/mute {carol.name} 10m")
+    carol.lineUntil(lambda line: line.startswith("* you are muted until "))
+    carol.say("can anyone hear me?")
+    assert carol.lineUntil(lambda line: line.startswith("ERROR")).startswith(
+        "ERROR you are muted until "
+    )
+    alice.say(f"/unmute {carol.name}")
+    assert carol.line() == "* you are no longer muted"
+    carol.say("back")
+    assert back.lineUntil(lambda line: line.endswith("> back")) == (
+        f"<{carol.name}> back"
+    )
+
+    # A ban of an account, until lifted.
+    assert carol.ask("/login bob builder1", answer) == ("* you are logged in as bob")
+    alice.say("/ban bob spam")
+    assert carol.lineUntil(lambda line: line.startswith("ERROR")) == (
+        "ERROR you are banned from this server until lifted: spam"
+    )
+    assert alice.lineUntil(lambda line: line.startswith("* banned")) == (
+        "* banned bob until lifted; removed bob"
+    )
+    assert alice.ask("/bans", lambda line: line.startswith("* ban bob")) == (
+        "* ban bob (until lifted, by alice): spam"
+    )
+    server.stop()
+    events = [json.loads(line) for line in server.output.text().splitlines() if line]
+    audits = [event for event in events if event.get("audit")]
+    assert [(e["who"], e["what"]) for e in audits] == [
+        ("alice", "kick"),
+        ("alice", "ban"),
+        ("alice", "mute"),
+        ("alice", "unmute"),
+        ("alice", "ban"),
+    ]
+    assert audits[1]["whom"] == "127.0.0.2/32"
+    assert audits[1]["reason"] == "flooding"
+    assert audits[1]["until"].endswith("+00:00")
+    assert audits[4]["until"] is None
+
+    # After a restart, the file still bans the account.
+    again = processes.server(*options)
+    carol = TcpMember(processes, again, source="127.0.0.3")
+    assert carol.ask("/login bob builder1", answer) == (
+        "ERROR the account bob is banned until lifted"
+    )
+    alice = operator(processes, again.port)
+    assert alice.ask("/unban bob", answer) == "* bob is no longer banned"
+    assert carol.ask("/login bob builder1", answer) == ("* you are logged in as bob")
