@@ -5,7 +5,7 @@ and rooms may answer at once (this process alone) or later (as a bus does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -123,7 +123,12 @@ class TagWire:
         return self._tag("welcome", name, peer, room, others)
 
     def entered(
-        self, room: str, others: int, names: Sequence[str], topic: Topic | None
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str],
+        topic: Topic | None,
+        operators: Collection[str] = (),
     ) -> bytes:
         return self._tag("entered", room, others)
 

@@ -115,12 +115,14 @@ class Ban:
     @ivar by: who banned it.
     @ivar reason: why (may be empty).
     @ivar until: when it ends (the clock's seconds), or C{None}: until lifted.
+    @ivar at: when it was made (the clock's seconds), if known.
     """
 
     what: str
     by: str
     reason: str = ""
     until: float | None = None
+    at: float | None = None
 
     @property
     def network(self) -> Network | None:
@@ -227,7 +229,7 @@ class Moderation:
         """
         network = parseNetwork(what)
         shown = what if network is None else str(network)
-        ban = Ban(shown, by, reason, self._until(seconds))
+        ban = Ban(shown, by, reason, self._until(seconds), self.clock.seconds())
         self._bans[ban.key] = ban
         self._audit("ban", by, shown, ban.until, reason)
         self._save()

@@ -538,6 +538,22 @@ class ChatService:
         room.remove(person, reason=reason)
         self._forgetIfEmpty(room)
 
+    def kick(
+        self, person: IChatMember, room: ChatRoom, by: str, reason: str = ""
+    ) -> bool:
+        """
+        The operator C{by} takes C{person} out of C{room} (saying
+        C{reason}); everyone in it is told, C{person} too.
+
+        @return: whether C{person} was in C{room}.
+        """
+        rooms = self._roomsOf.get(person)
+        if rooms is None or rooms.pop(room.key, None) is None:
+            return False
+        room.kick(person, by, reason)
+        self._forgetIfEmpty(room)
+        return True
+
     def rename(self, person: IChatMember, oldName: str, newName: str) -> Deferred[None]:
         """
         Call C{person}, now C{oldName}, C{newName}, and tell every room it

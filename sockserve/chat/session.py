@@ -59,6 +59,7 @@ from sockserve.chat.events import (
 from sockserve.chat.input import InputQueue, settled
 from sockserve.chat.login import LoginRefused, looksLikeLogin
 from sockserve.chat.moderation import (
+    Ban,
     Moderation,
     parseDuration,
     parseNetwork,
@@ -914,7 +915,13 @@ class ChatSession:
         previous = self.current
         self.current = room
         self.receive(
-            Entered(room.name, room.population() - 1, room.names(), room.topic)
+            Entered(
+                room.name,
+                room.population() - 1,
+                room.names(),
+                room.topic,
+                room.operators(),
+            )
         )
         room.tellHistory(self)
         if previous is not None and previous is not room and not self.multiRoom:
@@ -1465,7 +1472,52 @@ class ChatSession:
         moderation.kicked(self.account.name, ", ".join(removed), reason)
         self.receive(Notice(f"you kicked {', '.join(removed)}{why}"))
 
-    def ban(self, argument: str) -> None:
+    def kickFromRoom(self, room: ChatRoom, target: str, reason: str = "") -> str | None:
+        """
+        As an operator, take the person called C{target} out of C{room}
+        (IRC's C{KICK}), saying C{reason}: everyone in the room is told, the
+        person too, who stays connected. The caller checks the member is an
+        operator (each front end says so its own way).
+
+        @return: the person's name, or C{None} if nobody of this process
+            called C{target} is in C{room}.
+        """
+        moderation = self.service.moderation
+        assert moderation is not None
+        assert self.account is not None
+        person = _sessionOf(self.service.people.find(target))
+        name = self.service.people.holderOf(target)
+        if name is None or person is None:
+            return None
+        reason = departureReason(reason)
+        if not self.service.kick(person, room, self.name, reason):
+            return None
+        person.kickedFrom(room)
+        moderation.kicked(self.account.name, f"{name} from #{room.name}", reason)
+        return name
+
+    def kickedFrom(self, room: ChatRoom) -> None:
+        """
+        An operator took the member out of C{room}: its lines go to another
+        of its rooms, if it has one.
+        """
+        if self.current is room:
+            rooms = self.rooms
+            self.current = rooms[-1] if rooms else None
+
+    @property
+    def isOperator(self) -> bool:
+        """
+        Whether the member may kick, ban and mute: it is logged in to an
+        account with the operator role, on a server that keeps bans.
+        """
+        return (
+            self.service.moderation is not None
+            and self.account is not None
+            and self.account.isOperator
+        )
+
+    def ban(self, argument: str) -> Ban | None:
         """
         As an operator, ban (C{/ban WHAT [DURATION] [WHY]}) an account, an
         address or a network (a guest's name: its address), for a while
@@ -1474,7 +1526,7 @@ class ChatSession:
         """
         moderation = self._operator("/ban")
         if moderation is None:
-            return
+            return None
         what, _, rest = argument.strip().partition(" ")
         first, _, after = rest.strip().partition(" ")
         seconds = parseDuration(first) if first else None
@@ -1486,7 +1538,7 @@ class ChatSession:
                     ErrorKind.USAGE,
                 )
             )
-            return
+            return None
         network = parseNetwork(what)
         owner = (
             None if self.service.logins is None else self.service.logins.ownerOf(what)
@@ -1504,7 +1556,7 @@ class ChatSession:
                         what,
                     )
                 )
-                return
+                return None
         assert self.account is not None
         matches: Callable[[IChatMember, str], bool]
         if network is not None:
@@ -1528,26 +1580,28 @@ class ChatSession:
         )
         gone = f"; removed {', '.join(removed)}" if removed else ""
         self.receive(Notice(f"banned {ban.what} {until}{gone}"))
+        return ban
 
-    def unban(self, what: str) -> None:
+    def unban(self, what: str) -> Ban | None:
         """
         As an operator, lift the ban of C{what} (an account's name, an
         address, a network, as C{/bans} shows it).
         """
         moderation = self._operator("/unban")
         if moderation is None:
-            return
+            return None
         if not what:
             self.receive(Error("unban what? /unban WHAT (see /bans)", ErrorKind.USAGE))
-            return
+            return None
         assert self.account is not None
         ban = moderation.unban(what, self.account.name)
         if ban is None:
             self.receive(
                 Error(f"{what} is not banned (see /bans)", ErrorKind.NOBODY, what)
             )
-            return
+            return None
         self.receive(Notice(f"{ban.what} is no longer banned"))
+        return ban
 
     def listBans(self) -> None:
         """
@@ -1720,6 +1774,13 @@ class ChatSession:
             if room.pressure is not None:
                 # After the flush: senders released now write straight through.
                 room.pressure.caughtUp(self)
+
+
+def _sessionOf(person: object) -> ChatSession | None:
+    """
+    C{person}, if it is a session of this process (not a bus's stand-in).
+    """
+    return person if isinstance(person, ChatSession) else None
 
 
 def _hostOf(person: IChatMember) -> str | None:
