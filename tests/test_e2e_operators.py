@@ -20,6 +20,7 @@ from tests.processes import (
     Processes,
     TcpMember,
     installedProgram,
+    receiveText,
     receiveToEOF,
 )
 from tests.test_e2e_accounts import accountsFile
@@ -155,3 +156,50 @@ def test_kick_ban_and_mute_over_tcp(processes: Processes) -> None:
     alice = operator(processes, again.port)
     assert alice.ask("/unban bob", answer) == "* bob is no longer banned"
     assert carol.ask("/login bob builder1", answer) == ("* you are logged in as bob")
+
+
+def test_kick_and_ban_on_irc(processes: Processes) -> None:
+    """Over raw IRC sockets: the operator is @alice in NAMES; its KICK
+    reaches everyone in the room, the one kicked too, who stays connected
+    and can join again; MODE +b *!*@ADDRESS closes that client, told why,
+    and refuses the address at connect (before registration) on the IRC
+    port and the line port alike; MODE b lists the ban."""
+    server = processes.server(
+        "--accounts",
+        str(accountsFile(processes)),
+        "--irc",
+        "tcp:0:interface=127.0.0.1",
+        listeners=2,
+    )
+    port = server.portOf("irc")
+    alice = processes.connect(("127.0.0.1", port))
+    alice.sendall(
+        b"PASS alice:wonderland\r\nNICK alice\r\nUSER alice 0 * :A\r\nJOIN #lab\r\n"
+    )
+    joined = receiveText(alice, b" 366 alice #lab ")
+    assert b" 353 alice = #lab :@alice\r\n" in joined
+    dave = processes.connect(("127.0.0.1", port), source="127.0.0.2")
+    dave.sendall(b"NICK dave\r\nUSER dave 0 * :D\r\nJOIN #lab\r\n")
+    assert b":@alice dave\r\n" in receiveText(dave, b" 366 dave #lab ")
+    receiveText(alice, b" JOIN #lab\r\n")
+
+    alice.sendall(b"KICK #lab dave :too loud\r\n")
+    kick = b" KICK #lab dave :too loud\r\n"
+    receiveText(alice, kick)
+    receiveText(dave, kick)
+    dave.sendall(b"JOIN #lab\r\n")
+    receiveText(dave, b" 366 dave #lab ")
+    receiveText(alice, b":dave!")
+
+    alice.sendall(b"MODE #lab +b *!*@127.0.0.2\r\nMODE #lab b\r\n")
+    listed = receiveText(alice, b" 368 alice #lab ")
+    assert b" MODE #lab +b *!*@127.0.0.2\r\n" in listed
+    assert b" 367 alice #lab *!*@127.0.0.2 alice " in listed
+    assert receiveToEOF(dave).endswith(
+        b"ERROR :you are banned from this server until lifted\r\n"
+    )
+    for refused in (port, server.port):
+        again = processes.connect(("127.0.0.1", refused), source="127.0.0.2")
+        said = receiveToEOF(again)
+        assert said.count(b"\n") == 1, said
+        assert b"connections from 127.0.0.2/32 are banned until lifted" in said
