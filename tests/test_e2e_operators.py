@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
@@ -24,6 +24,10 @@ from tests.processes import (
     receiveToEOF,
 )
 from tests.test_e2e_accounts import accountsFile
+from tests.test_e2e_web import (  # the fixture, and the client it gives
+    WebClient,
+    webClients,  # noqa: F401
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -203,3 +207,33 @@ def test_kick_and_ban_on_irc(processes: Processes) -> None:
         said = receiveToEOF(again)
         assert said.count(b"\n") == 1, said
         assert b"connections from 127.0.0.2/32 are banned until lifted" in said
+
+
+def test_operators_on_the_page(
+    processes: Processes,
+    webClients: Callable[..., WebClient],  # noqa: F811 (the fixture)
+) -> None:
+    """An operator on a WebSocket kicks a page, which is told why and
+    closed with 1008 (not "try again later"); a banned address's page is
+    told so and closed with 1008 before it is welcomed."""
+    server = processes.server(
+        "--accounts", str(accountsFile(processes)), "--web", "0", listeners=2
+    )
+    port = server.portOf("web")
+    alice = webClients(port)
+    alice.greeting()
+    alice.send("/login alice wonderland")
+    alice.receiveUntil(lambda frame: frame == "* you are now known as alice")
+    page = webClients(port, source="127.0.0.2")
+    name = page.greeting().name
+    alice.send(f"/kick {name} bye")
+    frames, code, reason = page.closed()
+    assert frames[-1] == "ERROR you were kicked by alice: bye"
+    assert (code, reason) == (1008, "kicked")
+    alice.send("/ban 127.0.0.2 1h")
+    alice.receiveUntil(lambda frame: frame.startswith("* banned 127.0.0.2/32"))
+    refused = webClients(port, source="127.0.0.2")
+    frames, code, reason = refused.closed()
+    assert len(frames) == 1
+    assert frames[0].startswith("ERROR connections from 127.0.0.2/32 are banned until")
+    assert (code, reason) == (1008, "banned")
