@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
 
 from tests.processes import (
+    WAIT,
     Processes,
     TcpMember,
     installedProgram,
@@ -237,3 +239,30 @@ def test_operators_on_the_page(
     assert len(frames) == 1
     assert frames[0].startswith("ERROR connections from 127.0.0.2/32 are banned until")
     assert (code, reason) == (1008, "banned")
+
+
+def test_moderation_metrics(processes: Processes) -> None:
+    """sockserve_moderation_total counts the operators' actions, and
+    sockserve_logins_total the logins refused for a ban."""
+    server = processes.server(
+        "--accounts", str(accountsFile(processes)), "--metrics", "0", listeners=2
+    )
+    alice = operator(processes, server.port)
+    guest = TcpMember(processes, server, source="127.0.0.2")
+    alice.say(f"/kick {guest.name}")
+    alice.lineUntil(lambda line: line == f"* you kicked {guest.name}")
+    alice.say("/ban bob 1h")
+    alice.lineUntil(lambda line: line.startswith("* banned bob"))
+    bob = TcpMember(processes, server, source="127.0.0.3")
+    assert bob.ask("/login bob builder1", answer).startswith(
+        "ERROR the account bob is banned until "
+    )
+    url = f"http://127.0.0.1:{server.portOf('metrics')}/metrics"
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        text = response.read().decode()
+    for action, count in (("kick", 1), ("ban", 1), ("unban", 0), ("mute", 0)):
+        assert (
+            f'sockserve_moderation_total{{action="{action}",mode="chat"}} {count}.0'
+            in text
+        ), text
+    assert 'sockserve_logins_total{mode="chat",result="banned"} 1.0' in text
