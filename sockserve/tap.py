@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,12 +33,14 @@ from sockserve.accounts.cred import HashingPool, accountPortal
 from sockserve.accounts.logins import LOGIN_DEADLINE, LoginRules, Logins
 from sockserve.accounts.store import AccountsError, AccountStore
 from sockserve.bus.address import parseBusAddress
+from sockserve.bus.moderation import SharedModeration
 from sockserve.bus.node import OUTBOX_LIMIT, busChat
 from sockserve.bus.redis import RedisBus
 from sockserve.chat.moderation import Moderation, ModerationError, readBans
 from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
+from sockserve.chat.session import expelBanned
 from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.irc import ircFactory
 from sockserve.irc.websocket import SUBPROTOCOLS, IRCWebSocketFactory
@@ -827,6 +830,15 @@ def makeServerService(
         moderation.load()
         chat.useModeration(moderation)
         factory.context.guard.bans = moderation.connectRefusal
+        if bus is not None:
+            companions.append(
+                SharedModeration(
+                    bus,
+                    moderation,
+                    reactor,  # type: ignore[arg-type]
+                    partial(expelBanned, chat),
+                )
+            )
     abort = StartupAbort(getattr(options, "parent", None))
 
     def endpointFor(description: str, label: str) -> IStreamServerEndpoint:

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from tests.processes import (
     receiveText,
     receiveToEOF,
 )
+from tests.redis import RedisServer
 from tests.test_e2e_accounts import accountsFile
 from tests.test_e2e_web import (  # the fixture, and the client it gives
     WebClient,
@@ -266,3 +268,46 @@ def test_moderation_metrics(processes: Processes) -> None:
             in text
         ), text
     assert 'sockserve_logins_total{mode="chat",result="banned"} 1.0' in text
+
+
+def test_bans_and_mutes_on_every_bus_node(processes: Processes, tmp_path: Path) -> None:
+    """Two nodes of a bus: a ban made on one removes whoever it matches on
+    the other and refuses them there at connect; a mute made on one holds
+    on the other; a node started afresh (no --bans file) applies them,
+    from Redis."""
+    accounts = accountsFile(processes)
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        options = ("--bus", redis.url, "--accounts", str(accounts))
+        nodes = [processes.server(*options) for _ in range(2)]
+        for node in nodes:
+            node.output.waitForText(b"Joined the bus")
+        alice = operator(processes, nodes[0].port)
+        far = TcpMember(processes, nodes[1], source="127.0.0.2")
+        carol = TcpMember(processes, nodes[1], source="127.0.0.3")
+        alice.say(f"/mute {carol.name} 1h")
+        alice.lineUntil(lambda line: line.startswith(f"* muted {carol.name}"))
+        alice.say("/ban 127.0.0.2 1h away")
+        alice.lineUntil(lambda line: line.startswith("* banned 127.0.0.2/32"))
+        # The other node reads the bus every second: the ban removes far
+        # there, told why, and its room is told.
+        told = far.lineUntil(lambda line: line.startswith("ERROR"))
+        assert told.startswith("ERROR you are banned from this server until ")
+        assert told.endswith(" UTC: away")
+        carol.lineUntil(
+            lambda line: line == f"* {far.name} left (banned by alice: away)"
+        )
+        # The mute, written before the ban, holds there too.
+        carol.say("anyone?")
+        assert carol.lineUntil(lambda line: line.startswith("ERROR")).startswith(
+            "ERROR you are muted until "
+        )
+        refused = refusedAtConnect(processes, nodes[1].port, "127.0.0.2")
+        assert refused.startswith(b"ERROR connections from 127.0.0.2/32 are banned")
+        # A node started afresh reads them from the bus.
+        fresh = processes.server(*options)
+        fresh.output.waitForText(b"Read 1 ban and 1 mute from the bus")
+        refused = refusedAtConnect(processes, fresh.port, "127.0.0.2")
+        assert refused.startswith(b"ERROR connections from 127.0.0.2/32 are banned")
+    finally:
+        redis.kill()

@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,6 +140,22 @@ class Ban:
         """
         return self.what if self.network is not None else nameKey(self.what)
 
+    def matchesHost(self, host: str | None) -> bool:
+        """
+        Whether it bans connections from C{host} (C{None}: a UNIX socket's
+        client, never banned by address).
+        """
+        network = self.network
+        if network is None or host is None:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return address.version == network.version and address in network
+
 
 @dataclass(frozen=True)
 class Mute:
@@ -162,6 +179,9 @@ class Moderation:
     @ivar clock: what tells the time (the reactor; a C{Clock} in tests).
     @ivar path: where they are kept (C{--bans}), or C{None}: in memory.
     @ivar counts: the actions taken so far, by action (see L{ACTIONS}).
+    @ivar changed: called after each change made here, with what changed
+        (C{"ban"} or C{"mute"}), its key, and the ban or mute, or C{None}
+        once lifted (a bus shares them with the other nodes).
     """
 
     log = Logger()
@@ -170,6 +190,7 @@ class Moderation:
         self.clock = clock
         self.path = path
         self.counts: Counter[str] = Counter()
+        self.changed: list[Callable[[str, str, Ban | Mute | None], None]] = []
         self._bans: dict[str, Ban] = {}
         self._mutes: dict[str, Mute] = {}
 
@@ -210,6 +231,35 @@ class Moderation:
                 error=str(error),
             )
 
+    def _changed(self, kind: str, key: str, entry: Ban | Mute | None) -> None:
+        """
+        Keep the change made here (in the file), and tell L{changed}.
+        """
+        self._save()
+        for call in self.changed:
+            call(kind, key, entry)
+
+    def replace(self, bans: list[Ban], mutes: list[Mute]) -> list[Ban]:
+        """
+        Hold C{bans} and C{mutes} instead of those held (what the bus holds:
+        others' changes included), and keep them in the file.
+
+        @return: the bans in force that were not held before (whoever they
+            match is to be removed).
+        """
+        now = self.clock.seconds()
+        new = [
+            ban
+            for ban in bans
+            if self._current(ban.until, now) and self._bans.get(ban.key) != ban
+        ]
+        before = (self._bans, self._mutes)
+        self._bans = {ban.key: ban for ban in bans}
+        self._mutes = {nameKey(mute.name): mute for mute in mutes}
+        if (self._bans, self._mutes) != before:
+            self._save()
+        return new
+
     # Bans
 
     @staticmethod
@@ -232,7 +282,7 @@ class Moderation:
         ban = Ban(shown, by, reason, self._until(seconds), self.clock.seconds())
         self._bans[ban.key] = ban
         self._audit("ban", by, shown, ban.until, reason)
-        self._save()
+        self._changed("ban", ban.key, ban)
         return ban
 
     def unban(self, what: str, by: str) -> Ban | None:
@@ -245,7 +295,7 @@ class Moderation:
         if ban is None or not self._current(ban.until, self.clock.seconds()):
             return None
         self._audit("unban", by, ban.what, None, "")
-        self._save()
+        self._changed("ban", key, None)
         return ban
 
     def bans(self) -> list[Ban]:
@@ -282,21 +332,9 @@ class Moderation:
         """
         if host is None or not self._bans:
             return None
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         now = self.clock.seconds()
         for ban in self._bans.values():
-            network = ban.network
-            if (
-                network is not None
-                and network.version == address.version
-                and address in network
-                and self._current(ban.until, now)
-            ):
+            if self._current(ban.until, now) and ban.matchesHost(host):
                 return ban
         return None
 
@@ -330,7 +368,7 @@ class Moderation:
         mute = Mute(name, by, self._until(seconds))
         self._mutes[nameKey(name)] = mute
         self._audit("mute", by, name, mute.until, "")
-        self._save()
+        self._changed("mute", nameKey(name), mute)
         return mute
 
     def unmute(self, name: str, by: str) -> Mute | None:
@@ -341,7 +379,7 @@ class Moderation:
         if mute is None or not self._current(mute.until, self.clock.seconds()):
             return None
         self._audit("unmute", by, mute.name, None, "")
-        self._save()
+        self._changed("mute", nameKey(mute.name), None)
         return mute
 
     def muted(self, *names: str) -> Mute | None:

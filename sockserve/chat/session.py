@@ -1418,31 +1418,14 @@ class ChatSession:
 
         @return: their names.
         """
-        removed = []
-        for person, name in self.service.people.everyone():
-            if (
-                person is not self
-                and isinstance(person, ChatSession)
-                and matches(person, name)
-            ):
-                person.expel(told, reason, kind)
-                removed.append(name)
-        return removed
+        return _expelAll(self.service, matches, told, reason, kind, self)
 
     def _byName(self, wanted: str) -> Callable[[IChatMember, str], bool]:
         """
         What matches the person called C{wanted}, and everyone logged in to
         the account called C{wanted}.
         """
-        key = nameKey(wanted)
-
-        def matches(person: IChatMember, name: str) -> bool:
-            account = person.account
-            return nameKey(name) == key or (
-                account is not None and nameKey(account.name) == key
-            )
-
-        return matches
+        return _byName(wanted)
 
     def kick(self, target: str, reason: str = "") -> None:
         """
@@ -1558,28 +1541,14 @@ class ChatSession:
                 )
                 return None
         assert self.account is not None
-        matches: Callable[[IChatMember, str], bool]
         if network is not None:
             ban = moderation.ban(str(network), self.account.name, seconds, reason)
-
-            def matches(person: IChatMember, name: str) -> bool:
-                host = _hostOf(person)
-                return host is not None and moderation.hostBan(host) is ban
-
         else:
             assert owner is not None
             ban = moderation.ban(owner, self.account.name, seconds, reason)
-            matches = self._byName(owner)
-        why = f": {reason}" if reason else ""
-        until = showUntil(ban.until)
-        removed = self._expelAll(
-            matches,
-            f"you are banned from this server {until}{why}",
-            f"banned by {self.name}{why}",
-            "banned",
-        )
+        removed = expelBanned(self.service, ban, exempt=self)
         gone = f"; removed {', '.join(removed)}" if removed else ""
-        self.receive(Notice(f"banned {ban.what} {until}{gone}"))
+        self.receive(Notice(f"banned {ban.what} {showUntil(ban.until)}{gone}"))
         return ban
 
     def unban(self, what: str) -> Ban | None:
@@ -1774,6 +1743,73 @@ class ChatSession:
             if room.pressure is not None:
                 # After the flush: senders released now write straight through.
                 room.pressure.caughtUp(self)
+
+
+def _byName(wanted: str) -> Callable[[IChatMember, str], bool]:
+    """
+    What matches the person called C{wanted}, and everyone logged in to the
+    account called C{wanted}.
+    """
+    key = nameKey(wanted)
+
+    def matches(person: IChatMember, name: str) -> bool:
+        account = person.account
+        return nameKey(name) == key or (
+            account is not None and nameKey(account.name) == key
+        )
+
+    return matches
+
+
+def _expelAll(
+    service: ChatService,
+    matches: Callable[[IChatMember, str], bool],
+    told: str,
+    reason: str,
+    kind: str,
+    exempt: object = None,
+) -> list[str]:
+    """
+    Remove everyone of C{service}'s process that C{matches} (a person and
+    its name), but C{exempt}: each told C{told}, the others in its rooms
+    C{reason}.
+
+    @return: their names.
+    """
+    removed = []
+    for person, name in service.people.everyone():
+        session = _sessionOf(person)
+        if session is not None and session is not exempt and matches(person, name):
+            session.expel(told, reason, kind)
+            removed.append(name)
+    return removed
+
+
+def expelBanned(service: ChatService, ban: Ban, exempt: object = None) -> list[str]:
+    """
+    Remove everyone of C{service}'s process that C{ban} matches (by its
+    address, or its account), but C{exempt} (the operator who banned),
+    each told why.
+
+    @return: their names.
+    """
+    why = f": {ban.reason}" if ban.reason else ""
+    matches: Callable[[IChatMember, str], bool]
+    if ban.network is not None:
+
+        def matches(person: IChatMember, name: str) -> bool:
+            return ban.matchesHost(_hostOf(person))
+
+    else:
+        matches = _byName(ban.what)
+    return _expelAll(
+        service,
+        matches,
+        f"you are banned from this server {showUntil(ban.until)}{why}",
+        f"banned by {ban.by}{why}",
+        "banned",
+        exempt,
+    )
 
 
 def _sessionOf(person: object) -> ChatSession | None:
