@@ -149,3 +149,17 @@ def test_without_accounts_nobody_is_an_operator(command: str) -> None:
     assert alice.lines() == [
         ":irc.test 482 alice #lab :There are no channel operators here"
     ]
+
+
+def test_a_client_connected_before_a_ban_cannot_register(tmp_path: Path) -> None:
+    """An IRC client from an address banned after it connected, before it
+    registered, is refused when it registers; a line client logging in
+    from it (under --require-login) is refused too."""
+    chat, moderation = moderated(tmp_path)
+    early = chat.connect()
+    moderation.ban("127.0.0.1", "alice")
+    early.send("NICK dave", "USER dave 0 * :D")
+    assert early.lines() == [
+        "ERROR :Closing link: connections from 127.0.0.1/32 are banned until lifted"
+    ]
+    assert early.closed

@@ -205,3 +205,23 @@ def test_mute(tmp_path: Path) -> None:
     bob.linesReceived(b"free\n")
     assert carolOut.take() == b"<guest1> free\r\n"
     assert moderation.counts["mute"] == 2
+
+
+def test_a_member_waiting_to_log_in_when_its_address_is_banned(
+    tmp_path: Path,
+) -> None:
+    """Under --require-login, a member that connected before its address
+    was banned cannot log in, nor arrive."""
+    clock = Clock()
+    service, _, _ = withAccounts(tmp_path, clock, requireLogin=True)
+    moderation = Moderation(clock)
+    service.useModeration(moderation)
+    waiting, out = session(service, "127.0.0.2:5")
+    out.take()
+    moderation.ban("127.0.0.2", "alice")
+    waiting.linesReceived(b"/login bob builder1\n")
+    assert out.take() == (
+        b"ERROR connections from 127.0.0.2/32 are banned until lifted\r\n"
+    )
+    assert waiting.account is None
+    assert not waiting.closing

@@ -44,6 +44,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION = 3650 * 86400
 
 
+class Banned(Exception):
+    """
+    A client from a banned address asked to arrive (it connected before the
+    ban): the message says so, to the client.
+    """
+
+
 class ModerationError(ValueError):
     """
     A bans file that cannot be read, or a duration that means nothing: the

@@ -60,6 +60,7 @@ from sockserve.chat.input import InputQueue, settled
 from sockserve.chat.login import LoginRefused, looksLikeLogin
 from sockserve.chat.moderation import (
     Ban,
+    Banned,
     Moderation,
     parseDuration,
     parseNetwork,
@@ -326,7 +327,23 @@ class ChatSession:
             return
         self._arrive()
 
+    def _bannedHere(self) -> str | None:
+        """
+        Why the member's address is banned now, if it is (it connected
+        before the ban, and has not arrived yet).
+        """
+        moderation = self.service.moderation
+        if moderation is None:
+            return None
+        return moderation.connectRefusal(self.connection.peerHost)
+
     def _arrive(self) -> None:
+        banned = self._bannedHere()
+        if banned is not None:
+            self.flushQueue()
+            self.stop()
+            self.connection.refuse(banned, "banned")
+            return
         greeted = self.state is SessionState.LOGIN
         self.state = SessionState.ARRIVING
         # What the member is sent waits for its welcome.
@@ -408,6 +425,9 @@ class ChatSession:
             for another name) or L{ServiceClosed} (the member is refused).
         """
         self._send = self.connection.send
+        banned = self._bannedHere()
+        if banned is not None:
+            return fail(Banned(banned))
         self.state = SessionState.ARRIVING
         registering = self.service.register(self, name)
 
