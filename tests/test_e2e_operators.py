@@ -285,6 +285,8 @@ def test_bans_and_mutes_on_every_bus_node(processes: Processes, tmp_path: Path) 
         alice = operator(processes, nodes[0].port)
         far = TcpMember(processes, nodes[1], source="127.0.0.2")
         carol = TcpMember(processes, nodes[1], source="127.0.0.3")
+        # Once this node knows carol (the bus tells it), it can mute her.
+        alice.lineUntil(lambda line: line == f"* {carol.name} joined")
         alice.say(f"/mute {carol.name} 1h")
         alice.lineUntil(lambda line: line.startswith(f"* muted {carol.name}"))
         alice.say("/ban 127.0.0.2 1h away")
