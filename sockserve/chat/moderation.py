@@ -9,7 +9,10 @@ session's (L{sockserve.chat.session.ChatSession}) and the connection
 guard's. Given a file (C{--bans}), it is read at start and written after
 each change (atomically, mode 0600), so that bans and mutes outlive a
 restart; each change is logged as an audit event (fields C{who}, C{whom},
-C{what}, C{until}, C{reason}) and counted (L{Moderation.counts}).
+C{what}, C{until}, C{reason}) and counted (L{Moderation.counts}), and told
+to L{Moderation.changed} (with a bus, L{sockserve.bus.moderation} shares
+them with every node, and hands back the others' with
+L{Moderation.replace}).
 """
 
 from __future__ import annotations
