@@ -33,6 +33,7 @@ from sockserve._connections import ConnectionRegistry
 from sockserve._loglimit import LogLimiter
 from sockserve._sites import BoundedSite
 from sockserve.accounts.logins import RESULTS as LOGIN_RESULTS
+from sockserve.chat.moderation import ACTIONS as MODERATION_ACTIONS
 from sockserve.stats import ServerStatistics
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class StatisticsCollector(Collector):
         C{None}.
     @ivar bus: chat with C{--bus}: how the node stands with the bus, or
         C{None}.
+    @ivar moderation: chat with accounts: operators' actions so far, by
+        action (kick, ban, unban, mute, unmute), or C{None}.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class StatisticsCollector(Collector):
         rooms: Callable[[], int] | None = None,
         logins: Counter[str] | None = None,
         bus: Callable[[], BusFigures] | None = None,
+        moderation: Counter[str] | None = None,
     ) -> None:
         self.mode = mode
         self.stats = stats
@@ -89,6 +93,7 @@ class StatisticsCollector(Collector):
         self.rooms = rooms
         self.logins = logins
         self.bus = bus
+        self.moderation = moderation
 
     def collect(self) -> Iterator[Metric]:
         """
@@ -185,6 +190,15 @@ class StatisticsCollector(Collector):
             for result in sorted({*LOGIN_RESULTS, *self.logins}):
                 logins.add_metric([self.mode, result], self.logins[result])
             yield logins
+        if self.moderation is not None:
+            actions = CounterMetricFamily(
+                "sockserve_moderation",
+                "Operators' actions, by action (kick, ban, unban, mute, unmute).",
+                labels=["mode", "action"],
+            )
+            for action in sorted({*MODERATION_ACTIONS, *self.moderation}):
+                actions.add_metric([self.mode, action], self.moderation[action])
+            yield actions
         if self.bus is not None:
             yield from self._busMetrics(self.bus())
 

@@ -6,7 +6,7 @@ half-close handling and connect/disconnect logging.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -123,12 +123,18 @@ class ConnectionGuard:
     deadline, statistics, and logging of connects and of what a client
     caused, at a bounded rate. Shutdown goes through the registry, which
     tells each connection to L{beginShutdown<GuardedConnection.beginShutdown>}.
+
+    @ivar bans: says why a client's host (C{None}: a UNIX socket) is
+        refused at connect, before it takes a place (a ban, see
+        L{sockserve.chat.moderation.Moderation.connectRefusal}), or
+        C{None} if it is not; C{None}: nobody is banned.
     """
 
     log = Logger()
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
+        self.bans: Callable[[str | None], str | None] | None = None
 
     def admit(self, connection: GuardedConnection) -> Refusal | None:
         """
@@ -137,6 +143,11 @@ class ConnectionGuard:
         caller's).
         """
         context = self.context
+        if self.bans is not None:
+            banned = self.bans(connection.peerHost)
+            if banned is not None:
+                self.refused(connection, banned, "banned")
+                return Refusal("banned", banned)
         refusal = context.registry.admit(connection)
         if refusal is not None:
             self.refused(connection, refusal.message, refusal.kind)

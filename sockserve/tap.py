@@ -9,6 +9,8 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
@@ -31,11 +33,14 @@ from sockserve.accounts.cred import HashingPool, accountPortal
 from sockserve.accounts.logins import LOGIN_DEADLINE, LoginRules, Logins
 from sockserve.accounts.store import AccountsError, AccountStore
 from sockserve.bus.address import parseBusAddress
+from sockserve.bus.moderation import SharedModeration
 from sockserve.bus.node import OUTBOX_LIMIT, busChat
 from sockserve.bus.redis import RedisBus
+from sockserve.chat.moderation import Moderation, ModerationError, readBans
 from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
+from sockserve.chat.session import expelBanned
 from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.irc import ircFactory
 from sockserve.irc.websocket import SUBPROTOCOLS, IRCWebSocketFactory
@@ -181,7 +186,13 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("IRC", (), "irc"),
     (
         "Accounts",
-        ("accounts", "require-login", "require-tls-for-login", "login-timeout"),
+        (
+            "accounts",
+            "require-login",
+            "require-tls-for-login",
+            "login-timeout",
+            "bans",
+        ),
         "",
     ),
     ("Operations", ("metrics", "quiet", "version", "help"), ""),
@@ -462,6 +473,14 @@ class Options(CommandOptions):
             "Without it, everyone is a guest.",
         ],
         [
+            "bans",
+            None,
+            None,
+            "chat, with --accounts: the file that keeps the bans and mutes "
+            "operators decide, so that they outlive a restart (made if there is "
+            "none). Without it, they last until the server stops.",
+        ],
+        [
             "login-timeout",
             None,
             LOGIN_DEADLINE,
@@ -649,7 +668,7 @@ class Options(CommandOptions):
         """
         self["accountStore"] = None
         if self["accounts"] is None:
-            for flag in ("require-login", "require-tls-for-login"):
+            for flag in ("require-login", "require-tls-for-login", "bans"):
                 if self[flag]:
                     raise usage.UsageError(f"--{flag} needs --accounts FILE")
             return
@@ -661,6 +680,11 @@ class Options(CommandOptions):
         except AccountsError as error:
             raise usage.UsageError(f"--accounts: {error}") from None
         self["accountStore"] = store
+        if self["bans"] is not None:
+            try:
+                readBans(Path(self["bans"]))
+            except ModerationError as error:
+                raise usage.UsageError(f"--bans: {error}") from None
 
     def _checkBus(self) -> None:
         """
@@ -794,6 +818,7 @@ def makeServerService(
         service=chat,
     )
     logins: Logins | None = None
+    moderation: Moderation | None = None
     reloads: list[Callable[[], object]] = []
     if options.get("accountStore") is not None and chat is not None:
         hashing = HashingPool(reactor)  # type: ignore[arg-type]
@@ -812,6 +837,22 @@ def makeServerService(
         )
         chat.useLogins(logins)
         reloads.append(logins.reload)
+        moderation = Moderation(
+            reactor,  # type: ignore[arg-type]
+            None if options["bans"] is None else Path(options["bans"]),
+        )
+        moderation.load()
+        chat.useModeration(moderation)
+        factory.context.guard.bans = moderation.connectRefusal
+        if bus is not None:
+            companions.append(
+                SharedModeration(
+                    bus,
+                    moderation,
+                    reactor,  # type: ignore[arg-type]
+                    partial(expelBanned, chat),
+                )
+            )
     abort = StartupAbort(getattr(options, "parent", None))
 
     def endpointFor(description: str, label: str) -> IStreamServerEndpoint:
@@ -916,6 +957,7 @@ def makeServerService(
             None if chat is None else lambda: len(chat.localRooms()),
             None if logins is None else logins.counts,
             None if bus is None else bus.figures,
+            None if moderation is None else moderation.counts,
         )
         metrics = metricsSite(
             collector,

@@ -5,7 +5,7 @@ and rooms may answer at once (this process alone) or later (as a bus does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -123,7 +123,12 @@ class TagWire:
         return self._tag("welcome", name, peer, room, others)
 
     def entered(
-        self, room: str, others: int, names: Sequence[str], topic: Topic | None
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str],
+        topic: Topic | None,
+        operators: Collection[str] = (),
     ) -> bytes:
         return self._tag("entered", room, others)
 
@@ -535,12 +540,14 @@ def test_a_private_message() -> None:
 
 def test_help_lists_every_command_from_the_table() -> None:
     """/help is the command table, in aligned columns; the commands about
-    accounts only where there are accounts."""
-    text = helpText(accounts=True)
+    accounts only where there are accounts, those of operators only to
+    them."""
+    text = helpText(accounts=True, operators=True)
     for command in COMMANDS:
         assert command.name in text
         assert command.summary in text
     assert "/login" not in helpText()
+    assert "/kick" not in helpText(accounts=True)
     assert "//text" in text
     columns = {line.index(line.split()[-1]) for line in text.split("\n")}
     assert len({line.find("  ") >= 0 for line in text.split("\n")}) == 1

@@ -820,6 +820,22 @@ def test_accounts_options(tmp_path: Path) -> None:
     assert "--require-login" in options.workerArguments([5000])
 
 
+def test_bans_option(tmp_path: Path) -> None:
+    """--bans needs --accounts; a file that is not a bans file is a usage
+    error, one that does not exist yet is made at the first change."""
+    accounts = tmp_path / "accounts"
+    accounts.write_text("")
+    bans = tmp_path / "bans.json"
+    with pytest.raises(usage.UsageError, match="--bans needs --accounts"):
+        parse("--bans", str(bans))
+    options = parse("--accounts", str(accounts), "--bans", str(bans))
+    assert options["bans"] == str(bans)
+    assert "--bans" in " ".join(options.workerArguments([5000]))
+    bans.write_text("[not json")
+    with pytest.raises(usage.UsageError, match="--bans: cannot read the bans file"):
+        parse("--accounts", str(accounts), "--bans", str(bans))
+
+
 def test_os_errors_name_their_path_as_text() -> None:
     """An error about a link (the UNIX socket's lock file) names the path
     it concerns as text, not as a bytes repr after the link's target."""

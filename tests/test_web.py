@@ -95,6 +95,8 @@ WIRE_CASES: list[tuple[str, tuple[Any, ...]]] = [
     ("privateSent", ("bob", [ACTION + b"winks", NOTICE + b"note"])),
     ("joined", ("lab", "bob")),
     ("left", ("lab", "bob", False)),
+    ("kicked", ("lab", "bob", "alice", "spam")),
+    ("kicked", ("lab", "bob", "alice", "", True)),
     ("renamed", ("lab", "bob", "robert")),
     ("quietly", ("lab", ["a", "b"], ["c"])),
     ("notice", ("two\nlines",)),

@@ -42,7 +42,7 @@ MAX_CHECKING = 32
 # Seconds a client has to log in under --require-login.
 LOGIN_DEADLINE = 60.0
 # The outcomes counted, as sockserve_logins_total's result label.
-RESULTS = ("ok", "failed", "throttled", "busy", "insecure", "error")
+RESULTS = ("ok", "failed", "throttled", "busy", "insecure", "banned", "error")
 # The longest name or password a login takes (longer ones fail at once, the
 # same way as a wrong one).
 MAX_FIELD = 200
@@ -80,6 +80,9 @@ class Logins:
     @ivar counts: the outcomes so far, by result.
     @ivar reloaded: called after the accounts were read again (the chat
         renames guests whose names now belong to an account).
+    @ivar banned: says why a login to an account (the name, and the
+        client's host) is refused though its password is right (a ban), or
+        C{None} if it is not; C{None}: nothing is banned.
     """
 
     store: AccountStore
@@ -90,6 +93,7 @@ class Logins:
     counts: Counter[str] = field(default_factory=Counter)
     reloaded: list[Callable[[], None]] = field(default_factory=list)
     checking: int = 0
+    banned: Callable[[str, str | None], str | None] | None = None
 
     log = Logger()
 
@@ -186,6 +190,11 @@ class Logins:
         def succeeded(login: tuple[Any, Any, Callable[[], None]]) -> Account:
             account: Account = login[1]
             self.limiter.succeeded(key, host)
+            refusal = None if self.banned is None else self.banned(account.name, host)
+            if refusal is not None:
+                self.counts["banned"] += 1
+                self._logFailure("banned", name, peer)
+                raise LoginRefused(refusal, "banned")
             self.counts["ok"] += 1
             self.log.info(
                 "Client {peer} logged in as {account}", peer=peer, account=account.name
@@ -220,7 +229,10 @@ class Logins:
             return
         owner = self.store.ownerOf(name) if len(name) <= MAX_FIELD else None
         shown = owner if owner is not None else "(no such account)"
-        what = "Failed login" if result == "failed" else "Login refused (limited)"
+        what = {
+            "failed": "Failed login",
+            "banned": "Login refused (banned)",
+        }.get(result, "Login refused (limited)")
         self.logLimited(
             "failed logins",
             "{what} as {account} from {peer}",

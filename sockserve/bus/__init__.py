@@ -12,6 +12,7 @@ By job:
   - L{sockserve.bus.outbox}: what the node has to publish, batched;
   - L{sockserve.bus.inbound}: what the other nodes published, delivered;
   - L{sockserve.bus.private}: private messages to people elsewhere;
+  - L{sockserve.bus.moderation}: operators' bans and mutes, on every node;
   - L{sockserve.bus.redis}: the transport, Redis alone: connections,
     heartbeat, reading every stream with one C{XREAD};
   - L{sockserve.bus.scripts}: the atomic steps it runs in Redis;

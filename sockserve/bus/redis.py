@@ -843,6 +843,17 @@ class RedisBus(Service):
         result.addErrback(failed)
         return result
 
+    def call(self, *arguments: object) -> Deferred[Any]:
+        """
+        Send the Redis command C{arguments} (C{"HSET", key, field, value}),
+        if the node is in contact with the bus (L{BusLost} if not); a
+        failure does not lose the bus.
+        """
+        if not self.connected or self._commands is None:
+            return fail(BusLost("not in contact with the bus"))
+        result: Deferred[Any] = self._commands.execute_command(*arguments)
+        return result
+
     def answer(self, reply: list[Any]) -> list[Any]:
         """
         Check a script's answer: C{gone} (the node was counted as gone)

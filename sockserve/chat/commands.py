@@ -35,6 +35,8 @@ class Command:
         then paced as lines are (by the flood limit), not as commands.
     @ivar accounts: whether it is about accounts (C{/help} shows it only
         on a server that has them).
+    @ivar operators: whether it is for operators (C{/help} shows it only
+        to them).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Command:
     run: Callable[[ChatSession, str], Deferred[None] | None]
     says: bool = False
     accounts: bool = False
+    operators: bool = False
 
 
 def _nick(session: ChatSession, argument: str) -> Deferred[None] | None:
@@ -117,13 +120,50 @@ def _logout(session: ChatSession, argument: str) -> Deferred[None] | None:
     return session.logOut()
 
 
+def _kick(session: ChatSession, argument: str) -> Deferred[None] | None:
+    name, _, reason = argument.strip().partition(" ")
+    session.kick(name, reason)
+    return None
+
+
+def _ban(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.ban(argument)
+    return None
+
+
+def _unban(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.unban(argument.strip())
+    return None
+
+
+def _bans(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.listBans()
+    return None
+
+
+def _mute(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.mute(argument)
+    return None
+
+
+def _unmute(session: ChatSession, argument: str) -> Deferred[None] | None:
+    session.unmute(argument.strip())
+    return None
+
+
 def _quit(session: ChatSession, argument: str) -> Deferred[None] | None:
     session.quit("bye", argument)
     return None
 
 
 def _help(session: ChatSession, argument: str) -> Deferred[None] | None:
-    session.tell(helpText(session.service.logins is not None))
+    account = session.account
+    session.tell(
+        helpText(
+            session.service.logins is not None,
+            account is not None and account.isOperator,
+        )
+    )
     return None
 
 
@@ -152,6 +192,32 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("/login", "NAME PASSWORD", "log in to your account", _login, accounts=True),
     Command("/logout", "", "log out of your account", _logout, accounts=True),
+    Command(
+        "/kick",
+        "NAME [WHY]",
+        "close NAME's connections, telling them WHY",
+        _kick,
+        operators=True,
+    ),
+    Command(
+        "/ban",
+        "WHAT [TIME] [WHY]",
+        "ban an account, address or network (TIME: 30s 10m 2h 7d)",
+        _ban,
+        operators=True,
+    ),
+    Command("/unban", "WHAT", "lift a ban", _unban, operators=True),
+    Command(
+        "/bans", "", "list the bans and mutes, with time left", _bans, operators=True
+    ),
+    Command(
+        "/mute",
+        "NAME [TIME]",
+        "refuse what NAME says (TIME: 30s 10m 2h 7d)",
+        _mute,
+        operators=True,
+    ),
+    Command("/unmute", "NAME", "lift a mute", _unmute, operators=True),
     Command("/quit", "[WHY]", "leave (telling the others WHY)", _quit),
     Command("/help", "", "show this help", _help),
 )
@@ -161,16 +227,17 @@ BY_NAME: dict[bytes, Command] = {
 }
 
 
-def helpText(accounts: bool = False) -> str:
+def helpText(accounts: bool = False, operators: bool = False) -> str:
     """
     The answer to C{/help}: every command (those about accounts only if
-    there are C{accounts}), its arguments and what it does, in aligned
-    columns, and how to send a line that starts with C{/}.
+    there are C{accounts}, those of operators only to C{operators}), its
+    arguments and what it does, in aligned columns, and how to send a line
+    that starts with C{/}.
     """
     rows = [
         (f"{c.name} {c.usage}".rstrip(), c.summary)
         for c in COMMANDS
-        if accounts or not c.accounts
+        if (accounts or not c.accounts) and (operators or not c.operators)
     ]
     rows.append(("//text", "send a line that starts with /"))
     width = max(len(left) for left, _ in rows) + 2

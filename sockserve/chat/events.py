@@ -28,7 +28,7 @@ shared by all its members, never one per connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -115,6 +115,14 @@ class ChatWire(Protocol):
         C{reason} is what it said as it went (safe text), or empty.
         """
 
+    def kicked(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> bytes:
+        """
+        The operator C{by} removed C{name} from C{room} (saying C{reason},
+        safe text, or empty); as the member removed is told, if C{you}.
+        """
+
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{oldName}, in C{room}, is now known as C{newName}.
@@ -155,12 +163,18 @@ class ChatWire(Protocol):
         """
 
     def entered(
-        self, room: str, others: int, names: Sequence[str], topic: Topic | None
+        self,
+        room: str,
+        others: int,
+        names: Sequence[str],
+        topic: Topic | None,
+        operators: Collection[str] = (),
     ) -> bytes:
         """
         The member joined C{room}, where C{others} other members are;
-        C{names} are all the members' (the member's own too), sorted; the
-        room's C{topic}, if it has one.
+        C{names} are all the members' (the member's own too), sorted, of
+        which C{operators} are operators; the room's C{topic}, if it has
+        one.
         """
 
     def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
@@ -369,6 +383,34 @@ class Left(RoomEvent):
         return wire.left(self.room, self.name, self.quit, self.reason)
 
 
+class Kicked(RoomEvent):
+    """
+    An operator removed a member from a room (IRC's C{KICK}).
+
+    @ivar name: the member's name.
+    @ivar by: the operator's name.
+    @ivar reason: why, safe to show; or empty.
+    @ivar you: whether it is the member removed that is told.
+    """
+
+    __slots__ = ("by", "name", "reason", "you")
+
+    def __init__(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> None:
+        super().__init__(room)
+        self.name = name
+        self.by = by
+        self.reason = reason
+        self.you = you
+
+    def encode(self, wire: ChatWire) -> bytes:
+        """
+        Format the removal for C{wire}.
+        """
+        return wire.kicked(self.room, self.name, self.by, self.reason, self.you)
+
+
 class Renamed(RoomEvent):
     """
     A member of a room changed its name.
@@ -449,6 +491,8 @@ class ErrorKind:
     UNREACHABLE = "unreachable"
     UNAVAILABLE = "unavailable"
     LOGIN = "login"
+    NOT_OPERATOR = "not-operator"
+    MUTED = "muted"
 
 
 class Error(ChatEvent):
@@ -522,9 +566,10 @@ class Entered(RoomEvent):
     The member joined a room, where C{others} other members are.
 
     @ivar names: every member's name, the member's own too, sorted.
+    @ivar operators: those of C{names} that are operators'.
     """
 
-    __slots__ = ("names", "others", "topic")
+    __slots__ = ("names", "operators", "others", "topic")
 
     def __init__(
         self,
@@ -532,17 +577,21 @@ class Entered(RoomEvent):
         others: int,
         names: Sequence[str] = (),
         topic: Topic | None = None,
+        operators: Collection[str] = (),
     ) -> None:
         super().__init__(room)
         self.others = others
         self.names = tuple(names)
         self.topic = topic
+        self.operators = operators
 
     def encode(self, wire: ChatWire) -> bytes:
         """
         Format the entry for C{wire}.
         """
-        return wire.entered(self.room, self.others, self.names, self.topic)
+        return wire.entered(
+            self.room, self.others, self.names, self.topic, self.operators
+        )
 
 
 class TopicChanged(RoomEvent):

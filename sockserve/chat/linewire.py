@@ -12,7 +12,7 @@ as C{#name}.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sockserve._text import plural
 from sockserve.chat.events import ACTION, NOTICE, Topic
@@ -103,6 +103,17 @@ class LineWire:
             return self.notice(f"{name} left ({reason})")
         return self.notice(f"{name} left")
 
+    def kicked(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> bytes:
+        """
+        C{* name was kicked from #room by by} (C{* you were ...} to the
+        member removed), and C{: reason} if given.
+        """
+        why = f": {reason}" if reason else ""
+        who = "you were" if you else f"{name} was"
+        return self.notice(f"{who} kicked from #{room} by {by}{why}")
+
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{* old is now known as new}.
@@ -157,6 +168,7 @@ class LineWire:
         others: int,
         names: Sequence[str] = (),
         topic: Topic | None = None,
+        operators: Collection[str] = (),
     ) -> bytes:
         """
         C{* you are now in #room; N others here}, and the room's topic if it

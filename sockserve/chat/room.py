@@ -28,6 +28,7 @@ from sockserve.chat.events import (
     ChatEvent,
     History,
     Joined,
+    Kicked,
     Left,
     Message,
     QuietPresence,
@@ -355,6 +356,17 @@ class ChatRoom:
             )
         return list(self._sortedNames)
 
+    def operators(self) -> frozenset[str]:
+        """
+        Return the names of the members here logged in to an operator's
+        account (shown C{@name} to IRC clients).
+        """
+        return frozenset(
+            name
+            for member, name in self._names.items()
+            if member.account is not None and member.account.isOperator
+        )
+
     def holds(self, name: str) -> bool:
         """
         Tell whether a member here or elsewhere has the name C{name} (or
@@ -414,6 +426,34 @@ class ChatRoom:
         if C{quit}, or parting from the room, with C{reason} if it gave
         one); a non-member is ignored. Never fails.
         """
+        self._remove(member, quit, reason)
+
+    def kick(self, member: IChatMember, by: str, reason: str = "") -> None:
+        """
+        The operator C{by} removes C{member} (saying C{reason}): everyone
+        here is told, the member too; other nodes hear of it as a part
+        with the reason C{kicked by ...}. A non-member is ignored.
+        """
+        name = self._names.get(member)
+        if name is None:
+            return
+        member.receive(Kicked(self.name, name, by, reason, you=True))
+        why = f": {reason}" if reason else ""
+        self._remove(
+            member, False, f"kicked by {by}{why}", Kicked(self.name, name, by, reason)
+        )
+
+    def _remove(
+        self,
+        member: IChatMember,
+        quit: bool,
+        reason: str,
+        event: RoomEvent | None = None,
+    ) -> None:
+        """
+        Remove C{member}, telling the others C{event} (by default that it
+        left); other nodes are told it left, saying C{reason}.
+        """
         name = self._names.pop(member, None)
         if name is None:
             return
@@ -426,7 +466,10 @@ class ChatRoom:
             self._quiet.discard(member)
             self.noteQuietly(left=name)
         else:
-            self.announce(Left(self.name, name, quit, reason), exclude=member)
+            self.announce(
+                Left(self.name, name, quit, reason) if event is None else event,
+                exclude=member,
+            )
         if self.pressure is not None:
             self.pressure.forget(member)
         if self.relay is not None and not self.closed:

@@ -47,6 +47,7 @@ from sockserve.chat.room import (
 
 if TYPE_CHECKING:
     from sockserve.accounts.logins import Logins
+    from sockserve.chat.moderation import Moderation
 
 DEFAULT_ROOM = "default"
 DEFAULT_MAX_ROOMS = 100
@@ -246,6 +247,8 @@ class ChatService:
         everyone is a guest. An account's name is reserved: only someone
         logged in to it may have it (checked here, where every front end's
         names are given, before the people are asked).
+    @ivar moderation: the bans and mutes operators decide, or C{None}
+        (without accounts there are no operators).
     """
 
     log = Logger()
@@ -268,6 +271,7 @@ class ChatService:
         self._roomsOf: dict[IChatMember, dict[str, ChatRoom]] = {}
         self.closed = False
         self.logins: Logins | None = None
+        self.moderation: Moderation | None = None
         if logins is not None:
             self.useLogins(logins)
 
@@ -279,6 +283,15 @@ class ChatService:
         """
         self.logins = logins
         logins.reloaded.append(self.releaseReserved)
+
+    def useModeration(self, moderation: Moderation) -> None:
+        """
+        Let operators ban and mute, as C{moderation} keeps it: a banned
+        account cannot log in (see L{Logins.banned}).
+        """
+        self.moderation = moderation
+        if self.logins is not None:
+            self.logins.banned = moderation.loginRefusal
 
     # Names that belong to accounts
 
@@ -524,6 +537,22 @@ class ChatService:
             return
         room.remove(person, reason=reason)
         self._forgetIfEmpty(room)
+
+    def kick(
+        self, person: IChatMember, room: ChatRoom, by: str, reason: str = ""
+    ) -> bool:
+        """
+        The operator C{by} takes C{person} out of C{room} (saying
+        C{reason}); everyone in it is told, C{person} too.
+
+        @return: whether C{person} was in C{room}.
+        """
+        rooms = self._roomsOf.get(person)
+        if rooms is None or rooms.pop(room.key, None) is None:
+            return False
+        room.kick(person, by, reason)
+        self._forgetIfEmpty(room)
+        return True
 
     def rename(self, person: IChatMember, oldName: str, newName: str) -> Deferred[None]:
         """

@@ -58,6 +58,15 @@ from sockserve.chat.events import (
 )
 from sockserve.chat.input import InputQueue, settled
 from sockserve.chat.login import LoginRefused, looksLikeLogin
+from sockserve.chat.moderation import (
+    Ban,
+    Banned,
+    Moderation,
+    parseDuration,
+    parseNetwork,
+    showLeft,
+    showUntil,
+)
 from sockserve.chat.names import NameRejected, RoomRejected, nameKey, roomKey
 from sockserve.chat.pacing import OutputPressure
 from sockserve.chat.people import IChatMember, NobodyThere, Unreachable
@@ -318,7 +327,23 @@ class ChatSession:
             return
         self._arrive()
 
+    def _bannedHere(self) -> str | None:
+        """
+        Why the member's address is banned now, if it is (it connected
+        before the ban, and has not arrived yet).
+        """
+        moderation = self.service.moderation
+        if moderation is None:
+            return None
+        return moderation.connectRefusal(self.connection.peerHost)
+
     def _arrive(self) -> None:
+        banned = self._bannedHere()
+        if banned is not None:
+            self.flushQueue()
+            self.stop()
+            self.connection.refuse(banned, "banned")
+            return
         greeted = self.state is SessionState.LOGIN
         self.state = SessionState.ARRIVING
         # What the member is sent waits for its welcome.
@@ -400,6 +425,9 @@ class ChatSession:
             for another name) or L{ServiceClosed} (the member is refused).
         """
         self._send = self.connection.send
+        banned = self._bannedHere()
+        if banned is not None:
+            return fail(Banned(banned))
         self.state = SessionState.ARRIVING
         registering = self.service.register(self, name)
 
@@ -763,6 +791,8 @@ class ChatSession:
             lines = self._withoutLogins(lines)
             if not lines:
                 return None
+            if self._isMuted():
+                return None
         room.say(self, lines)
         recipients = room.population() - 1
         self.policy.stats.deliveries += len(lines) * recipients
@@ -905,7 +935,13 @@ class ChatSession:
         previous = self.current
         self.current = room
         self.receive(
-            Entered(room.name, room.population() - 1, room.names(), room.topic)
+            Entered(
+                room.name,
+                room.population() - 1,
+                room.names(),
+                room.topic,
+                room.operators(),
+            )
         )
         room.tellHistory(self)
         if previous is not None and previous is not room and not self.multiRoom:
@@ -992,6 +1028,8 @@ class ChatSession:
         if newName == self.name:
             self.receive(NameChanged(self.name, self.name))
             return None
+        if self._isMuted("you cannot change your name"):
+            return None
         oldName = self.name
         renaming = self.service.rename(self, oldName, newName)
         return renaming.addCallbacks(
@@ -1044,7 +1082,9 @@ class ChatSession:
                 )
             return None
         line = text.encode("utf-8")
-        if self.service.logins is not None and not self._withoutLogins([line]):
+        if self.service.logins is not None and (
+            not self._withoutLogins([line]) or self._isMuted()
+        ):
             return None
         lines = [NOTICE + line if notice else ACTION + line if action else line]
         telling = self.service.tell(self, self.name, recipient, lines)
@@ -1104,8 +1144,8 @@ class ChatSession:
         if text is None:
             self.receive(TopicChanged(room.name, room.topic, changed=False))
             return None
-        if self.service.logins is not None and not self._withoutLogins(
-            [text.encode("utf-8")]
+        if self.service.logins is not None and (
+            not self._withoutLogins([text.encode("utf-8")]) or self._isMuted()
         ):
             return None
         if len(text) > TOPIC_LENGTH:
@@ -1352,6 +1392,300 @@ class ChatSession:
         """
         self.receive(Notice(text))
 
+    # Operators: kick, ban, mute
+
+    def expel(self, told: str, reason: str, kind: str) -> None:
+        """
+        An operator removes the member: it is told C{told} in one error and
+        closed; the others in its rooms are told it left, saying C{reason}
+        (counted and logged as a refusal of C{kind}: C{kicked}, C{banned}).
+        """
+        if self.closing:
+            return
+        self.flushQueue()
+        self.stop(departureReason(reason))
+        self.connection.refuse(told, kind)
+
+    def _operator(self, command: str) -> Moderation | None:
+        """
+        The server's bans and mutes, if the member is an operator (logged in
+        to an account with the role); if not, say so.
+        """
+        moderation = self.service.moderation
+        account = self.account
+        if moderation is None or account is None or not account.isOperator:
+            self.receive(
+                Error(
+                    f"{command} is for operators (logged in to an account with "
+                    "the operator role)",
+                    ErrorKind.NOT_OPERATOR,
+                )
+            )
+            return None
+        return moderation
+
+    def _expelAll(
+        self,
+        matches: Callable[[IChatMember, str], bool],
+        told: str,
+        reason: str,
+        kind: str,
+    ) -> list[str]:
+        """
+        Remove everyone of this process that C{matches} (a person and its
+        name), but the member itself: each told C{told}, the others in its
+        rooms C{reason}.
+
+        @return: their names.
+        """
+        return _expelAll(self.service, matches, told, reason, kind, self)
+
+    def _byName(self, wanted: str) -> Callable[[IChatMember, str], bool]:
+        """
+        What matches the person called C{wanted}, and everyone logged in to
+        the account called C{wanted}.
+        """
+        return _byName(wanted)
+
+    def kick(self, target: str, reason: str = "") -> None:
+        """
+        As an operator, remove the person called C{target} (and every
+        connection logged in to the account C{target}), telling them why.
+        """
+        moderation = self._operator("/kick")
+        if moderation is None:
+            return
+        if not target:
+            self.receive(Error("kick whom? /kick NAME [WHY]", ErrorKind.USAGE))
+            return
+        reason = departureReason(reason)
+        why = f": {reason}" if reason else ""
+        removed = self._expelAll(
+            self._byName(target),
+            f"you were kicked by {self.name}{why}",
+            f"kicked by {self.name}{why}",
+            "kicked",
+        )
+        if not removed:
+            self.receive(
+                Error(f"nobody here is called {target}", ErrorKind.NOBODY, target)
+            )
+            return
+        assert self.account is not None
+        moderation.kicked(self.account.name, ", ".join(removed), reason)
+        self.receive(Notice(f"you kicked {', '.join(removed)}{why}"))
+
+    def kickFromRoom(self, room: ChatRoom, target: str, reason: str = "") -> str | None:
+        """
+        As an operator, take the person called C{target} out of C{room}
+        (IRC's C{KICK}), saying C{reason}: everyone in the room is told, the
+        person too, who stays connected. The caller checks the member is an
+        operator (each front end says so its own way).
+
+        @return: the person's name, or C{None} if nobody of this process
+            called C{target} is in C{room}.
+        """
+        moderation = self.service.moderation
+        assert moderation is not None
+        assert self.account is not None
+        person = _sessionOf(self.service.people.find(target))
+        name = self.service.people.holderOf(target)
+        if name is None or person is None:
+            return None
+        reason = departureReason(reason)
+        if not self.service.kick(person, room, self.name, reason):
+            return None
+        person.kickedFrom(room)
+        moderation.kicked(self.account.name, f"{name} from #{room.name}", reason)
+        return name
+
+    def kickedFrom(self, room: ChatRoom) -> None:
+        """
+        An operator took the member out of C{room}: its lines go to another
+        of its rooms, if it has one.
+        """
+        if self.current is room:
+            rooms = self.rooms
+            self.current = rooms[-1] if rooms else None
+
+    @property
+    def isOperator(self) -> bool:
+        """
+        Whether the member may kick, ban and mute: it is logged in to an
+        account with the operator role, on a server that keeps bans.
+        """
+        return (
+            self.service.moderation is not None
+            and self.account is not None
+            and self.account.isOperator
+        )
+
+    def ban(self, argument: str) -> Ban | None:
+        """
+        As an operator, ban (C{/ban WHAT [DURATION] [WHY]}) an account, an
+        address or a network (a guest's name: its address), for a while
+        (C{30s}, C{10m}, C{2h}, C{7d}) or until lifted; whoever it matches
+        now is removed, told why.
+        """
+        moderation = self._operator("/ban")
+        if moderation is None:
+            return None
+        what, _, rest = argument.strip().partition(" ")
+        first, _, after = rest.strip().partition(" ")
+        seconds = parseDuration(first) if first else None
+        reason = departureReason(after if seconds is not None else rest)
+        if not what:
+            self.receive(
+                Error(
+                    "ban what? /ban NAME|ADDRESS|NETWORK [DURATION] [WHY]",
+                    ErrorKind.USAGE,
+                )
+            )
+            return None
+        network = parseNetwork(what)
+        owner = (
+            None if self.service.logins is None else self.service.logins.ownerOf(what)
+        )
+        if network is None and owner is None:
+            person = self.service.people.find(what)
+            host = None if person is None else _hostOf(person)
+            network = None if host is None else parseNetwork(host)
+            if network is None:
+                self.receive(
+                    Error(
+                        f"there is no account, and nobody here, called {what}; "
+                        "/ban NAME|ADDRESS|NETWORK [DURATION] [WHY]",
+                        ErrorKind.NOBODY,
+                        what,
+                    )
+                )
+                return None
+        assert self.account is not None
+        if network is not None:
+            ban = moderation.ban(str(network), self.account.name, seconds, reason)
+        else:
+            assert owner is not None
+            ban = moderation.ban(owner, self.account.name, seconds, reason)
+        removed = expelBanned(self.service, ban, exempt=self)
+        gone = f"; removed {', '.join(removed)}" if removed else ""
+        self.receive(Notice(f"banned {ban.what} {showUntil(ban.until)}{gone}"))
+        return ban
+
+    def unban(self, what: str) -> Ban | None:
+        """
+        As an operator, lift the ban of C{what} (an account's name, an
+        address, a network, as C{/bans} shows it).
+        """
+        moderation = self._operator("/unban")
+        if moderation is None:
+            return None
+        if not what:
+            self.receive(Error("unban what? /unban WHAT (see /bans)", ErrorKind.USAGE))
+            return None
+        assert self.account is not None
+        ban = moderation.unban(what, self.account.name)
+        if ban is None:
+            self.receive(
+                Error(f"{what} is not banned (see /bans)", ErrorKind.NOBODY, what)
+            )
+            return None
+        self.receive(Notice(f"{ban.what} is no longer banned"))
+        return ban
+
+    def listBans(self) -> None:
+        """
+        As an operator, list the bans and mutes in force, with the time
+        each has left.
+        """
+        moderation = self._operator("/bans")
+        if moderation is None:
+            return
+        now = moderation.clock.seconds()
+        lines = []
+        for ban in moderation.bans():
+            why = f": {ban.reason}" if ban.reason else ""
+            lines.append(
+                f"ban {ban.what} ({showLeft(ban.until, now)}, by {ban.by}){why}"
+            )
+        for mute in moderation.mutes():
+            lines.append(
+                f"mute {mute.name} ({showLeft(mute.until, now)}, by {mute.by})"
+            )
+        self.receive(Notice("\n".join(lines) if lines else "no bans, no mutes"))
+
+    def mute(self, argument: str) -> None:
+        """
+        As an operator, mute (C{/mute NAME [DURATION]}) the person called
+        C{NAME} (or the account), for a while or until lifted: what it says
+        is refused, and nobody else is disturbed.
+        """
+        moderation = self._operator("/mute")
+        if moderation is None:
+            return
+        name, _, rest = argument.strip().partition(" ")
+        seconds = parseDuration(rest) if rest.strip() else None
+        if not name or (rest.strip() and seconds is None):
+            self.receive(
+                Error("mute whom, for how long? /mute NAME [DURATION]", ErrorKind.USAGE)
+            )
+            return
+        service = self.service
+        held = service.people.holderOf(name)
+        owner = None if service.logins is None else service.logins.ownerOf(name)
+        if held is None and owner is None:
+            self.receive(Error(f"nobody here is called {name}", ErrorKind.NOBODY, name))
+            return
+        assert self.account is not None
+        muted = moderation.mute(owner or held or name, self.account.name, seconds)
+        until = showUntil(muted.until)
+        person = service.people.find(name)
+        if person is not None and person is not self:
+            person.receive(Notice(f"you are muted {until} by {self.name}"))
+        self.receive(Notice(f"muted {muted.name} {until}"))
+
+    def unmute(self, name: str) -> None:
+        """
+        As an operator, lift the mute of C{name}.
+        """
+        moderation = self._operator("/unmute")
+        if moderation is None:
+            return
+        if not name:
+            self.receive(Error("unmute whom? /unmute NAME", ErrorKind.USAGE))
+            return
+        assert self.account is not None
+        owner = (
+            None if self.service.logins is None else self.service.logins.ownerOf(name)
+        )
+        mute = moderation.unmute(owner or name, self.account.name)
+        if mute is None:
+            self.receive(Error(f"{name} is not muted", ErrorKind.NOBODY, name))
+            return
+        person = self.service.people.find(mute.name)
+        if person is not None and person is not self:
+            person.receive(Notice("you are no longer muted"))
+        self.receive(Notice(f"{mute.name} is no longer muted"))
+
+    def _isMuted(self, refused: str = "nobody sees what you say") -> bool:
+        """
+        Tell whether the member is muted now; if so, tell it that what it
+        asked is C{refused}.
+        """
+        moderation = self.service.moderation
+        if moderation is None:
+            return False
+        names = (self.name,) if self.account is None else (self.name, self.account.name)
+        mute = moderation.muted(*names)
+        if mute is None:
+            return False
+        self.receive(
+            Error(
+                f"you are muted {showUntil(mute.until)}: {refused}",
+                ErrorKind.MUTED,
+            )
+        )
+        return True
+
     # Output, bounded
 
     def receive(self, event: ChatEvent) -> None:
@@ -1429,6 +1763,87 @@ class ChatSession:
             if room.pressure is not None:
                 # After the flush: senders released now write straight through.
                 room.pressure.caughtUp(self)
+
+
+def _byName(wanted: str) -> Callable[[IChatMember, str], bool]:
+    """
+    What matches the person called C{wanted}, and everyone logged in to the
+    account called C{wanted}.
+    """
+    key = nameKey(wanted)
+
+    def matches(person: IChatMember, name: str) -> bool:
+        account = person.account
+        return nameKey(name) == key or (
+            account is not None and nameKey(account.name) == key
+        )
+
+    return matches
+
+
+def _expelAll(
+    service: ChatService,
+    matches: Callable[[IChatMember, str], bool],
+    told: str,
+    reason: str,
+    kind: str,
+    exempt: object = None,
+) -> list[str]:
+    """
+    Remove everyone of C{service}'s process that C{matches} (a person and
+    its name), but C{exempt}: each told C{told}, the others in its rooms
+    C{reason}.
+
+    @return: their names.
+    """
+    removed = []
+    for person, name in service.people.everyone():
+        session = _sessionOf(person)
+        if session is not None and session is not exempt and matches(person, name):
+            session.expel(told, reason, kind)
+            removed.append(name)
+    return removed
+
+
+def expelBanned(service: ChatService, ban: Ban, exempt: object = None) -> list[str]:
+    """
+    Remove everyone of C{service}'s process that C{ban} matches (by its
+    address, or its account), but C{exempt} (the operator who banned),
+    each told why.
+
+    @return: their names.
+    """
+    why = f": {ban.reason}" if ban.reason else ""
+    matches: Callable[[IChatMember, str], bool]
+    if ban.network is not None:
+
+        def matches(person: IChatMember, name: str) -> bool:
+            return ban.matchesHost(_hostOf(person))
+
+    else:
+        matches = _byName(ban.what)
+    return _expelAll(
+        service,
+        matches,
+        f"you are banned from this server {showUntil(ban.until)}{why}",
+        f"banned by {ban.by}{why}",
+        "banned",
+        exempt,
+    )
+
+
+def _sessionOf(person: object) -> ChatSession | None:
+    """
+    C{person}, if it is a session of this process (not a bus's stand-in).
+    """
+    return person if isinstance(person, ChatSession) else None
+
+
+def _hostOf(person: IChatMember) -> str | None:
+    """
+    The address C{person} connects from, if it is a session with one.
+    """
+    return person.connection.peerHost if isinstance(person, ChatSession) else None
 
 
 def pending(deferred: Deferred[Any]) -> bool:

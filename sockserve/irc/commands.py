@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 from sockserve._text import safeText
 from sockserve._version import __version__
 from sockserve.chat.events import ACTION, NOTICE, Message
+from sockserve.chat.moderation import Ban, parseNetwork
 from sockserve.chat.names import nameKey, roomKey
 from sockserve.chat.room import ChatRoom
 from sockserve.chat.session import SessionState, pending
@@ -28,6 +29,42 @@ if TYPE_CHECKING:
 
 # Targets one JOIN or PART may name.
 MAX_TARGETS = 4
+
+
+def banTarget(mask: str) -> str | None:
+    """
+    What the ban mask C{mask} (of C{MODE #room +b mask}) bans, as C{/ban}
+    reads it: C{*!*@ADDRESS} or C{*!*@NETWORK} (also C{*@...}) an address
+    or a network; C{NICK!*@*} (or C{NICK}) the account C{NICK}, or the
+    address of the guest called so. C{None} for any other mask (wildcards
+    within a part): bans here are of accounts and addresses only.
+    """
+    nick, bang, rest = mask.partition("!")
+    if not bang:
+        nick, at, host = mask.partition("@")
+        if at:
+            return host if nick == "*" and parseNetwork(host) is not None else None
+        return nick if nick and not set(nick) & set("*?") else None
+    user, at, host = rest.partition("@")
+    if nick == "*" and user == "*" and at and parseNetwork(host) is not None:
+        return host
+    if nick and not set(nick) & set("*?") and user in ("*", "") and host in ("*", ""):
+        return nick
+    return None
+
+
+def banMask(ban: Ban) -> str:
+    """
+    The mask that shows C{ban} to IRC clients: C{bob!*@*} for the account
+    C{bob}, C{*!*@192.0.2.0/24} for a network (C{*!*@192.0.2.7} for an
+    address).
+    """
+    network = ban.network
+    if network is None:
+        return f"{ban.what}!*@*"
+    if network.num_addresses == 1:
+        return f"*!*@{network.network_address}"
+    return f"*!*@{network}"
 
 
 class Commands:
@@ -156,12 +193,16 @@ class Commands:
         wire = self.irc.currentWire()
         if not message.params:
             for room in self.irc.session.rooms:
-                self.irc.reply(wire.names("#" + room.name, room.names()))
+                self.irc.reply(
+                    wire.names("#" + room.name, room.names(), room.operators())
+                )
             return
         for channel in self._channels(message.params[0]):
             known = self._knownRoom(channel)
-            names = known.names() if known is not None else []
-            self.irc.reply(wire.names(channel, names))
+            if known is None:
+                self.irc.reply(wire.names(channel, []))
+            else:
+                self.irc.reply(wire.names(channel, known.names(), known.operators()))
 
     def irc_WHO(self, message: IRCMessage, bulk: bool) -> None:
         """
@@ -256,8 +297,10 @@ class Commands:
 
     def irc_MODE(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{MODE #room} (C{324}, C{329}), C{MODE #room b} (an empty ban list),
-        C{MODE nick} (C{221}); no mode can be changed.
+        C{MODE #room} (C{324}, C{329}), C{MODE #room b} (the server's bans,
+        C{367} each, then C{368}), C{MODE #room +b mask} and C{-b mask} (an
+        operator's ban, see L{banTarget}), C{MODE nick} (C{221}); no other
+        mode can be changed.
         """
         if not message.params:
             self.irc.write(
@@ -279,10 +322,10 @@ class Commands:
                         "329", channel, str(int(self.irc.settings.started))
                     )
                 )
-            elif modes.lstrip("+") == "b":
-                self.irc.write(
-                    self.irc.numeric("368", channel, text="End of channel ban list")
-                )
+            elif modes.lstrip("+") == "b" and len(message.params) < 3:
+                self._banList(channel)
+            elif modes in ("+b", "-b") and len(message.params) == 3:
+                self._changeBan(channel, modes == "+b", message.params[2])
             else:
                 self.irc.write(
                     self.irc.numeric(
@@ -297,6 +340,63 @@ class Commands:
             return
         if not modes:
             self.irc.write(self.irc.numeric("221", "+"))
+
+    def _banList(self, channel: str) -> None:
+        """
+        C{367} for each ban of the server (they hold in every room), as
+        masks (see L{banTarget}), then C{368}.
+        """
+        moderation = self.irc.settings.service.moderation
+        out = []
+        if moderation is not None:
+            for ban in moderation.bans():
+                at = int(ban.at) if ban.at is not None else 0
+                out.append(
+                    self.irc.numeric("367", channel, banMask(ban), ban.by, str(at))
+                )
+        out.append(self.irc.numeric("368", channel, text="End of channel ban list"))
+        self.irc.write(b"".join(out))
+
+    def _changeBan(self, channel: str, adding: bool, mask: str) -> None:
+        """
+        C{MODE #room +b mask} or C{-b mask}, from an operator: the ban (of
+        the account, the address or the network the mask names) is the
+        server's, as C{/ban} and C{/unban} make; the client is shown the
+        mode changed.
+        """
+        session = self.irc.session
+        if not session.isOperator:
+            self.irc.write(self._notOperator(channel))
+            return
+        target = banTarget(mask)
+        if target is None:
+            self.irc.write(
+                self.irc.numeric(
+                    "472",
+                    "b",
+                    text="A ban mask here is NICK!*@* (an account, or a guest's "
+                    "address) or *!*@ADDRESS[/BITS]",
+                )
+            )
+            return
+        changed = session.ban(target) if adding else session.unban(target)
+        if changed is not None:
+            sign = "+b" if adding else "-b"
+            wire = self.irc.currentWire()
+            self.irc.write(
+                wire.prefix(session.name)
+                + formatLine(None, "MODE", channel, sign, banMask(changed))
+            )
+
+    def _notOperator(self, channel: str) -> bytes:
+        """
+        C{482} for a member that is not an operator.
+        """
+        if self.irc.settings.service.moderation is None:
+            return self.irc.numeric(
+                "482", channel, text="There are no channel operators here"
+            )
+        return self.irc.numeric("482", channel, text="You're not channel operator")
 
     def irc_AWAY(self, message: IRCMessage, bulk: bool) -> None:
         """
@@ -374,10 +474,11 @@ class Commands:
 
     def irc_KICK(self, message: IRCMessage, bulk: bool) -> None:
         """
-        C{KICK #room nick} (or C{KICK #a,#b x,y}, a channel per nick, or
-        C{KICK #room x,y}, as RFC 2812 allows): refused in each channel
-        (C{482}, once per channel); a room has no operators (yet: they come
-        with accounts).
+        C{KICK #room nick [:reason]} (or C{KICK #a,#b x,y}, a channel per
+        nick, or C{KICK #room x,y}, as RFC 2812 allows): an operator takes
+        each out of the room, everyone in it told (C{KICK}), the one kicked
+        too (C{441} for one not in it); anyone else is refused in each
+        channel (C{482}, once per channel).
         """
         params = message.params
         channels = self._channels(params[0]) if params else []
@@ -389,20 +490,33 @@ class Commands:
                 self.irc.numeric("461", "KICK", text="Not enough parameters")
             )
             return
+        reason = withoutFormatting(params[2]) if len(params) > 2 else ""
+        reason = safeText(reason.encode("utf-8")).decode("utf-8")
+        pairs = zip(
+            channels * len(nicks) if len(channels) == 1 else channels,
+            nicks,
+            strict=True,
+        )
+        session = self.irc.session
         answered = set()
-        for channel in channels:
+        for channel, nick in pairs:
             key = roomKey(channel.removeprefix("#"))
+            room = self._myRoom(channel)
+            if room is not None and session.isOperator:
+                if session.kickFromRoom(room, nick, reason) is None:
+                    self.irc.write(
+                        self.irc.numeric(
+                            "441", nick, channel, text="They aren't on that channel"
+                        )
+                    )
+                continue
             if key in answered:
                 continue
             answered.add(key)
-            if self._myRoom(channel) is None:
+            if room is None:
                 self.irc.write(self._notThere(channel))
             else:
-                self.irc.write(
-                    self.irc.numeric(
-                        "482", channel, text="There are no channel operators here"
-                    )
-                )
+                self.irc.write(self._notOperator(channel))
 
     def irc_INVITE(self, message: IRCMessage, bulk: bool) -> None:
         """

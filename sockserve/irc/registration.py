@@ -33,6 +33,7 @@ from sockserve._text import safeText
 from sockserve._version import __version__
 from sockserve.chat.events import OWN_NAME
 from sockserve.chat.login import LoginRefused
+from sockserve.chat.moderation import Banned
 from sockserve.chat.names import (
     MAX_NAME_LENGTH,
     NameRejected,
@@ -445,6 +446,9 @@ class Registration:
                 return
             if failure.check(ServiceClosed):
                 self.irc.refuse("Closing link: the server is shutting down", "shutdown")
+                return
+            if failure.check(Banned):
+                self.irc.refuse(f"Closing link: {failure.value}", "banned")
                 return
             self.irc.log.failure("Could not register {nick}", failure, nick=wanted)
             self.irc.refuse(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -229,6 +229,24 @@ class IRCWire:
             + CRLF
         )
 
+    def kicked(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> bytes:
+        """
+        C{:by KICK #room name [:reason]}, the same to the member removed.
+        """
+        said = fitUTF8(reason.encode("utf-8"), REASON_BYTES)[0] if reason else b""
+        return (
+            self._tags()
+            + self.prefix(by)
+            + b"KICK #"
+            + room.encode()
+            + b" "
+            + name.encode("utf-8")
+            + (b" :" + said if said else b"")
+            + CRLF
+        )
+
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{:old NICK :new} (marked: shown once).
@@ -316,6 +334,7 @@ class IRCWire:
         others: int,
         names: Sequence[str] = (),
         topic: Topic | None = None,
+        operators: Collection[str] = (),
     ) -> bytes:
         """
         C{:me JOIN #room}, then its topic if it has one (C{332}, C{333}),
@@ -332,7 +351,7 @@ class IRCWire:
             + channel.encode("utf-8")
             + CRLF
             + shown
-            + self.names(channel, names)
+            + self.names(channel, names, operators)
         )
 
     def topic(self, room: str, topic: Topic | None, changed: bool) -> bytes:
@@ -357,10 +376,15 @@ class IRCWire:
             "333", channel, topic.setter, str(int(topic.at))
         )
 
-    def names(self, channel: str, names: Sequence[str]) -> bytes:
+    def names(
+        self, channel: str, names: Sequence[str], operators: Collection[str] = ()
+    ) -> bytes:
         """
-        C{353 me = #room :a b c} (as many lines as it takes) and C{366}.
+        C{353 me = #room :a b c} (as many lines as it takes) and C{366};
+        C{operators} are shown C{@a}.
         """
+        if operators:
+            names = [f"@{name}" if name in operators else name for name in names]
         out = []
         head = f"= {channel}"
         room = LINE_BYTES - 100 - len(self.server) - len(channel)

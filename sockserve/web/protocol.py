@@ -258,7 +258,9 @@ class WebSocketChatProtocol(Protocol):
         self.framesPaced = FramePacer(self.context.clock, self.pauser)
         refusal = self.guard.admit(self)
         if refusal is not None:
-            self.closeCode = TRY_AGAIN_LATER
+            self.closeCode = (
+                POLICY_VIOLATION if refusal.kind == "banned" else TRY_AGAIN_LATER
+            )
             self.closeReason = refusal.kind
             self.sendErrorAndClose(refusal.message)
             return
@@ -467,12 +469,17 @@ class WebSocketChatProtocol(Protocol):
         """
         Refuse the member: the chat is full, or unavailable (close with
         1013, try again later, the close reason saying which C{kind} of
-        refusal), or shutting down (1001, going away).
+        refusal), or shutting down (1001, going away), or removed by an
+        operator (1008, policy violation: C{kicked}, C{banned}; a page does
+        not come straight back).
         """
         self.guard.refused(self, reason, kind)
         if kind == "shutdown":
             self.closeCode = GOING_AWAY
             self.closeReason = "server shutting down"
+        elif kind in ("kicked", "banned"):
+            self.closeCode = POLICY_VIOLATION
+            self.closeReason = kind
         else:
             self.closeCode = TRY_AGAIN_LATER
             self.closeReason = kind

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from sockserve.chat.events import ACTION, MARKS, NOTICE, Topic
 from sockserve.chat.linewire import LINE_WIRE
@@ -89,6 +89,14 @@ class WebSocketLineWire:
         """
         return _framesOf(LINE_WIRE.left(room, name, quit, reason))
 
+    def kicked(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> bytes:
+        """
+        C{* name was kicked from #room by by}, and C{: reason} if given.
+        """
+        return _framesOf(LINE_WIRE.kicked(room, name, by, reason, you))
+
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{* old is now known as new}.
@@ -133,6 +141,7 @@ class WebSocketLineWire:
         others: int,
         names: Sequence[str] = (),
         topic: Topic | None = None,
+        operators: Collection[str] = (),
     ) -> bytes:
         """
         C{* you are now in #room; N others here}.
@@ -310,6 +319,31 @@ class WebSocketJsonWire:
         fields["at"] = self._now()
         return _json(**fields)
 
+    def kicked(
+        self, room: str, name: str, by: str, reason: str = "", you: bool = False
+    ) -> bytes:
+        """
+        C{{"type": "left", "room": room, "name": name, "kickedBy": by,
+        "at": seconds}}, with C{"reason"} if the operator gave one: a
+        departure, to a page that knows nothing of kicks; to the member
+        removed, C{parted} and a notice saying who removed it, and why.
+        """
+        if you:
+            why = f": {reason}" if reason else ""
+            return self.parted(room) + self.notice(
+                f"you were kicked from #{room} by {by}{why}"
+            )
+        fields: dict[str, object] = {
+            "type": "left",
+            "room": room,
+            "name": name,
+            "kickedBy": by,
+        }
+        if reason:
+            fields["reason"] = reason
+        fields["at"] = self._now()
+        return _json(**fields)
+
     def renamed(self, room: str, oldName: str, newName: str) -> bytes:
         """
         C{{"type": "renamed", "room": room, "from": old, "to": new}}.
@@ -373,6 +407,7 @@ class WebSocketJsonWire:
         others: int,
         names: Sequence[str] = (),
         topic: Topic | None = None,
+        operators: Collection[str] = (),
     ) -> bytes:
         """
         C{{"type": "entered", "room": room, "others": N}}: the member joined
