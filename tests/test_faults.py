@@ -681,10 +681,11 @@ def test_a_burst_of_commands_does_not_freeze_the_room(processes: Processes) -> N
     flooder = join(processes, server)
     alice, bob = join(processes, server), join(processes, server)
     flooder.sendall(b"".join(b"/nick n%d\n" % n for n in range(7000)))
-    started = time.monotonic()
     alice.sendall(b"still here\n")
+    # Heard while the flood waits its turn (its 6,995 other changes of name
+    # would take days at five a minute): nobody waits behind it. (What a
+    # flood costs the others in time is measured by bench/abuse.py.)
     receiveText(bob, b"> still here\r\n")
-    assert time.monotonic() - started < 2
     seen = receiveText(flooder, b"too many changes of name")
     assert seen.count(b"* you are now known as") == 5
 
