@@ -11,14 +11,36 @@ same examples without a deadline, however busy the machine.
 from __future__ import annotations
 
 import gc
+import shutil
 import signal
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from zope.interface import implementer
+
+from tests.processes import Processes
+from tests.redis import RedisServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+"""Debian's Chromium, which the browser tests drive (Playwright never
+downloads one)."""
+
+CHROMIUM_FLAGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+"""Keep Chromium off the network: this machine has none, and it would try."""
 
 # Started under nohup, or in the background by a shell without job control,
 # this process ignores SIGHUP or SIGINT, and so would every server a test
@@ -135,3 +157,46 @@ def _isWaker(selectable: object) -> bool:
     The reactor's own wakers (for threads and signals) are not leftovers.
     """
     return type(selectable).__name__.endswith("Waker")
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """The processes and sockets of one test, closed at its end."""
+    with Processes() as processes:
+        yield processes
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private Redis server on a port the system chose, killed at the end."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for every browser test a worker runs (each
+    test opens contexts of its own in it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[list[Page]]:
+    """The pages a test opens, closed (with their contexts) at its end."""
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        if not page.is_closed():
+            page.context.close()

@@ -11,59 +11,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.processes import Processes, Server, TcpMember, receiveText
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Keep Chromium off the network: this machine has none, and it would try.
-CHROMIUM_FLAGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 # Seconds Playwright waits for what a test expects to see.
 SEE = 10_000
 # The page's longest wait between tries to reconnect (LAST_RETRY_MS), in ms.
 LAST_RETRY = 8_000
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        if not page.is_closed():
-            page.context.close()
 
 
 def openPage(browser: Browser, pages: list[Page], url: str, **context: object) -> Page:

@@ -12,22 +12,16 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.processes import Processes, TcpMember
-from tests.test_browser import (  # the fixtures, and the helpers
-    SEE,
-    browser,  # noqa: F401
-    openPage,
-    pages,  # noqa: F401
-    processes,  # noqa: F401
-)
+from tests.test_browser import SEE, openPage
 from tests.test_e2e_accounts import accountsFile
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_kicked_then_banned_page_says_why(
-    processes: Processes,  # noqa: F811 (the fixture)
-    browser: Browser,  # noqa: F811
-    pages: list[Page],  # noqa: F811
+    processes: Processes,
+    browser: Browser,
+    pages: list[Page],
 ) -> None:
     """An operator on telnet kicks a page: it says why, and waits for its
     Reconnect button; pressed, it comes back; banned, it says so, and

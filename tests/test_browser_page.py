@@ -21,7 +21,6 @@ import time
 import pytest
 from playwright.sync_api import Browser, Locator, Page, WebSocket, expect
 
-from tests import test_browser
 from tests.processes import Processes, Server
 from tests.test_browser import (
     ATTACK,
@@ -42,9 +41,6 @@ pytestmark = pytest.mark.e2e
 
 # The fixtures of the browser tests: the server processes, one Chromium for
 # the module, and the pages a test opens (closed after it).
-processes = test_browser.processes
-browser = test_browser.browser
-pages = test_browser.pages
 
 DESKTOP = {"viewport": {"width": 1280, "height": 720}}
 PHONE = {

@@ -12,7 +12,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any
@@ -181,12 +180,6 @@ def test_every_page_is_read() -> None:
     them."""
     folders = {page.parent.name for page in documentationPages()}
     assert {"howto", "reference", "explanation"} <= folders
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 @pytest.mark.e2e

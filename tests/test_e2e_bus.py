@@ -38,21 +38,6 @@ DONE = "done"
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
 def proxies() -> Iterator[list[CuttableProxy]]:
     opened: list[CuttableProxy] = []
     yield opened

@@ -14,7 +14,6 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,21 +26,6 @@ pytestmark = pytest.mark.e2e
 # Every client thread gives up after this many seconds (the longest a
 # drain that keeps progressing is waited for: see waitWhileProgressing).
 LIMIT = 240.0
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def node(processes: Processes, bus: str, *options: str) -> Server:

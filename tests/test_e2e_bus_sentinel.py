@@ -34,12 +34,6 @@ KILL_AT = 50
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
-@pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
     group = SentinelGroup(tmp_path / "sentinel", replicas=2, downAfterMs=500)
     try:

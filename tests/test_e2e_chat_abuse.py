@@ -10,19 +10,12 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.processes import WAIT, Processes, TcpMember, receiveText, receiveWelcome
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def test_history_never_disconnects_a_newcomer(processes: Processes) -> None:

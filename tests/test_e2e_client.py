@@ -6,7 +6,6 @@ real servers (the installed C{twistd}) in each mode.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,12 +20,6 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def client(

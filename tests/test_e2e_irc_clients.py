@@ -13,18 +13,14 @@ page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.ircclients import CLIENTS, IrcClient, IrssiClient, WeechatClient
 from tests.processes import WAIT, Processes, Server, Terminal, systemProgram
 from tests.redis import RedisServer
 from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     SEE,
     TcpPerson,
     joinRoom,
@@ -52,42 +48,6 @@ RENAMED = {"irssi": "irene", "weechat": "wanda", "ii": "igor"}
 PARTNERS = {"irssi": "weechat", "weechat": "ii", "ii": "irssi"}
 """The other IRC client in the channel with each one: every client talks
 with every other."""
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def pages(browser: Browser) -> Iterator[list[Page]]:
-    opened: list[Page] = []
-    yield opened
-    for page in opened:
-        if not page.is_closed():
-            page.context.close()
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 Expected = str | re.Pattern[bytes]

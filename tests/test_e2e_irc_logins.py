@@ -7,8 +7,6 @@ sees them under their account's names, which nobody else can take.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.ircclients import STATUS, IrcClient, IrssiClient, WeechatClient
@@ -17,12 +15,6 @@ from tests.processes import Processes, Server, TcpMember, installedProgram
 pytestmark = pytest.mark.e2e
 
 CHANNEL = "#lab"
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 class SaslWeechat(WeechatClient):

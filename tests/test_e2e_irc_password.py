@@ -6,8 +6,6 @@ IRC client talks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.processes import (
@@ -18,12 +16,6 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def test_irc_clients_must_give_the_server_password(processes: Processes) -> None:

@@ -12,7 +12,7 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -36,12 +36,6 @@ from tests.test_e2e_web import (  # the fixture, and the client it gives
 pytestmark = pytest.mark.e2e
 
 _UNTIL = re.compile(rb"until (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def answer(line: str) -> bool:

@@ -11,7 +11,6 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,6 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def ncat(processes: Processes, port: int, data: bytes) -> bytes:

@@ -46,12 +46,6 @@ pytestmark = pytest.mark.e2e
 BANNER_LINES = 3
 
 
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
-
-
 def webServer(processes: Processes, *options: str) -> Server:
     """
     Start a chat server with a TCP port and a C{--web} port (unless

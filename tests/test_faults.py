@@ -12,7 +12,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +31,6 @@ from tests.processes import (
 pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def rssKiB(server: Server) -> int:

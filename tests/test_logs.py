@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import stat
-from collections.abc import Iterator
 
 import pytest
 from twisted.logger import LogLevel
@@ -61,12 +60,6 @@ def test_an_event_is_one_json_line() -> None:
     )
     assert "ValueError" in failed["traceback"]
     assert failed["object"].startswith("<object object")
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 @pytest.mark.e2e

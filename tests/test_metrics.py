@@ -9,7 +9,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -192,12 +191,6 @@ def test_the_metrics_connections_fit_in_the_reserve() -> None:
     --max-connections, hold the metrics connections with room to spare
     (for listening sockets, log files and workers' pipes)."""
     assert METRICS_CONNECTIONS <= RESERVED_FILES // 4
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def fetch(url: str) -> tuple[int, str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,12 +112,6 @@ def test_the_protocol_is_built_for_the_client() -> None:
             wrapper.connectionLost(connectionDone)
     assert wrapping.protocols == {}
     assert clock.getDelayedCalls() == []
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 def proxiedServer(processes: Processes, *options: str):

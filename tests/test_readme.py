@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import shlex
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -95,12 +94,6 @@ def transcripts() -> list[tuple[list[str], list[str], str]]:
         client = shlex.split(lines[1].removeprefix("$ "))[1:]
         found.append((server[5:], client, "\n".join(lines[2:]) + "\n"))
     return found
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 @pytest.mark.e2e

@@ -6,8 +6,6 @@ pseudo-terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -158,12 +156,6 @@ def test_echo_stays_byte_exact() -> None:
 
 
 # The real telnet
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 @pytest.mark.e2e

@@ -6,7 +6,6 @@ CA (trustme), reached by sockserve-client, openssl s_client and ncat --ssl.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,6 @@ import trustme
 from tests.processes import Processes, installedProgram, systemProgram
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    with Processes() as processes:
-        yield processes
 
 
 @pytest.fixture(scope="module")
