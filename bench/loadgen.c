@@ -1923,7 +1923,8 @@ static void scale_connect(void)
             fprintf(stderr, "loadgen: %d in their rooms, %d failed, %.1f s\n",
                     scale_joined, scale_failed, (double)(now - t0) / 1e9);
         }
-        while (next < nconns && scale_inflight < concurrency) {
+        while (next < nconns && scale_inflight < concurrency
+               && scale_failed < MAX_ERRORS) {
             conn_t *c = &cs[next++];
             c->waiting = 1;
             scale_inflight++;
@@ -1973,7 +1974,8 @@ static void scale_measure(void)
     t_last_delivery = t0;
     cpu_start();
     chat_measuring = 1;
-    while (errors < MAX_ERRORS) {
+    uint64_t before = errors; /* the window's own budget, past connecting's */
+    while (errors - before < MAX_ERRORS) {
         uint64_t now = now_ns();
         if (now > hard || (m == total && completed >= expected))
             break;

@@ -183,9 +183,9 @@ def raiseDescriptorLimit(wanted: int) -> tuple[int, str | None]:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return max(soft, hard), (
-        f"the open-file limit is {max(soft, hard):,} (hard) and this process "
-        f"may not raise it to {wanted:,} (raising it needs CAP_SYS_RESOURCE, "
-        "or a higher limit from the shell: ulimit -Hn)"
+        f"the open-file limit, {max(soft, hard):,} (hard), which this process "
+        f"may not raise to {wanted:,} (that needs CAP_SYS_RESOURCE, or a higher "
+        "hard limit given to the shell: ulimit -Hn)"
     )
 
 
