@@ -284,6 +284,8 @@ class ScaleResult:
     socketMemoryConnected: int = 0
     socketMemoryMeasured: int = 0
     limitProblem: str | None = None
+    loadAverage: str = ""
+    placement: str = ""
     serverTrouble: list[str] = field(default_factory=list)
     serverExited: int | None = None
     failure: str | None = None
@@ -399,6 +401,11 @@ def formatReport(result: ScaleResult) -> str:
         f"{mib(result.socketMemoryConnected)} with everyone connected, "
         f"{mib(result.socketMemoryMeasured)} after the measured window"
     )
+    if result.placement or result.loadAverage:
+        lines.append(
+            f"machine: {result.placement}; load average {result.loadAverage} at start "
+            "(other work on the server's core slows it)"
+        )
     return "\n".join(lines)
 
 
@@ -476,6 +483,10 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
     serverCore = loadCore = None
     if len(available) > 1:
         serverCore, loadCore = available[0], available[1]
+        result.placement = f"the server on core {serverCore}, the load on {loadCore}"
+    else:
+        result.placement = "one core: nothing pinned"
+    result.loadAverage = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     logDir.mkdir(parents=True, exist_ok=True)
     log = logDir / "scale-server.log"
     with log.open("wb") as output:

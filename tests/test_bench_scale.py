@@ -194,6 +194,8 @@ def fullResult() -> ScaleResult:
         rssMeasured=50 * 1024 + 210_000,
         socketsConnected=200_050,
         socketMemoryConnected=2**20,
+        loadAverage="0.10 0.20 0.30",
+        placement="the server on core 0, the load on 1",
     )
 
 
@@ -211,6 +213,10 @@ def test_reportFull() -> None:
     assert "delivery latency: p50 1.50, p99 9.00 ms" in text
     assert "CPU per delivery: 10.00 us" in text
     assert "200,050 with everyone connected" in text
+    assert lines[-1] == (
+        "machine: the server on core 0, the load on 1; load average 0.10 0.20 0.30 "
+        "at start (other work on the server's core slows it)"
+    )
 
 
 def test_reportShort() -> None:
