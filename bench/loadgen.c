@@ -1229,6 +1229,10 @@ static uint64_t t_last_delivery;
 static uint32_t sync_round;
 static int chat_measuring;
 static size_t room_senders; /* scale: the most senders one room has (0: chat) */
+static uint64_t *worst_by_second; /* scale: the slowest delivery of lines sent in
+                                   * each second of the window */
+static size_t nworst;
+static uint64_t t_window_start;
 
 /* Where next_seq keeps what receiver expects next from sender s: in chat,
  * one slot per sender; in scale (one port, sender s in room s mod R), one
@@ -1368,6 +1372,11 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *name,
     completed++;
     t_last_delivery = now;
     record_latency(&lat, now - ts);
+    if (worst_by_second && ts >= t_window_start) {
+        uint64_t second = (ts - t_window_start) / 1000000000u;
+        if (second < nworst && now - ts > worst_by_second[second])
+            worst_by_second[second] = now - ts;
+    }
     if (nports > 1 && s % nports != c->id % nports)
         record_latency(&lat_remote, now - ts);
     conn_t *sender = &cs[s];
@@ -1971,6 +1980,11 @@ static void scale_measure(void)
     uint64_t interval = (uint64_t)interval_ms * 1000000u;
     uint64_t t0 = now_ns();
     uint64_t hard = t0 + (uint64_t)lines_per_sender * interval + 10000000000ull;
+    nworst = (size_t)((hard - t0) / 1000000000u) + 1;
+    worst_by_second = calloc(nworst, sizeof *worst_by_second);
+    if (!worst_by_second)
+        die("out of memory");
+    t_window_start = t0;
     t_last_delivery = t0;
     cpu_start();
     chat_measuring = 1;
@@ -2249,6 +2263,13 @@ int main(int argc, char **argv)
                (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
                (unsigned long long)notices, cpu_srv_end - cpu_srv_start,
                cpu_self_end - cpu_self_start, shown, server_error);
+        size_t last = nworst;
+        while (last > 0 && worst_by_second[last - 1] == 0)
+            last--;
+        printf(", \"worst_ms_by_second\": [");
+        for (size_t i = 0; i < last; i++)
+            printf("%s%.1f", i ? ", " : "", (double)worst_by_second[i] / 1e6);
+        printf("]");
     }
     printf(", \"error_sample\": \"%s\"}\n", error_sample);
     return 0;

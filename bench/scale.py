@@ -8,9 +8,10 @@ takes C{--clients} TCP members from the load generator (C{loadgen scale},
 pinned to the second core), at most C{--concurrency} of them connecting at
 once, each from one of C{--sources} addresses in 127.0.0.0/8 (each address
 has its own ephemeral ports) and each going to its room by C{/join}: 1,000
-rooms of 100 for 100,000. Then one member in a hundred (one a room) says a
-line a second, the senders spread evenly over the second, for C{--duration}
-seconds.
+rooms of 100 for 100,000. Then, once C{--settle} seconds have let the
+last joins' announcements go out, one member in a hundred (one a room) says
+a line a second, the senders spread evenly over the second, for
+C{--duration} seconds.
 
 The report begins with how many were connected at once (C{100,000
 connected}, or how far it got and what stopped it), then: the time to
@@ -87,6 +88,9 @@ class ScaleSettings:
     @ivar interval: seconds between two lines of one sender.
     @ivar size: bytes of each line, its ending included.
     @ivar connectTimeout: seconds connecting everyone may take.
+    @ivar settle: seconds between everyone connected and the measured window
+        (the last joins' announcements go out, quietly joined members'
+        summaries among them, 5 s after).
     """
 
     clients: int
@@ -98,6 +102,7 @@ class ScaleSettings:
     interval: float
     size: int
     connectTimeout: float
+    settle: float = 10.0
 
     @property
     def roomSize(self) -> int:
@@ -125,6 +130,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument("--settle", type=float, default=10.0)
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be at least 2")
@@ -146,6 +152,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         (args.duration >= args.interval, "--duration must be at least --interval"),
         (48 <= args.size <= 4000, "--size must be 48 to 4000 bytes"),
         (1 <= args.connect_timeout <= 3600, "--connect-timeout must be 1 to 3600"),
+        (0 <= args.settle <= 60, "--settle must be 0 to 60 seconds"),
     ]
     for ok, message in checks:
         if not ok:
@@ -160,6 +167,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         interval=args.interval,
         size=args.size,
         connectTimeout=args.connect_timeout,
+        settle=args.settle,
     )
 
 
@@ -515,6 +523,8 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
             result.failure = "the load generator never said everyone was connected"
             return result
         result.load["connected_held"] = connected["held"]
+        # The load generator keeps reading meanwhile.
+        time.sleep(settings.settle)
         if server.poll() is None:
             result.rssConnected = rssKiB(server.pid)
         result.socketsConnected, result.socketMemoryConnected = readSockstat()

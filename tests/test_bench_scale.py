@@ -53,7 +53,7 @@ def test_defaults() -> None:
         1_000,
         10,
     )
-    assert (s.duration, s.interval) == (30.0, 1.0)
+    assert (s.duration, s.interval, s.settle) == (30.0, 1.0, 10.0)
 
 
 def test_derivedFromClients() -> None:
@@ -253,7 +253,7 @@ def test_smallRun(tmp_path: Path) -> None:
     buildLoadGenerator()
     s = parseArguments(
         [
-            *("--clients", "40", "--rooms", "2", "--sources", "2"),
+            *("--clients", "40", "--rooms", "2", "--sources", "2", "--settle", "0.5"),
             *("--duration", "2", "--interval", "1", "--connect-timeout", "30"),
         ]
     )
@@ -265,6 +265,8 @@ def test_smallRun(tmp_path: Path) -> None:
     assert (load["completed"], load["missing"], load["errors"]) == (76, 0, 0)
     assert (load["crossed_rooms"], load["wrong_names"], load["bad_lines"]) == (0, 0, 0)
     assert load["sources"] == 2
+    assert 2 <= len(load["worst_ms_by_second"]) <= 3
+    assert all(0 <= worst < 10_000 for worst in load["worst_ms_by_second"])
     assert result.rssConnected > 0
     assert formatReport(result).startswith("40 connected (in 2 rooms of 20")
 
