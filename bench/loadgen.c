@@ -1831,6 +1831,7 @@ static long interval_ms = 1000; /* scale: each sender's line every interval */
 static long connect_timeout_ms = 300000;
 static int hold;                /* scale: wait for the harness at each phase */
 static uint64_t scale_sent;
+static uint64_t window_errors; /* errors in the measured window */
 static char connect_error[256]; /* the first error while connecting */
 
 /* A client in its room. */
@@ -1989,6 +1990,9 @@ static void scale_measure(void)
     cpu_start();
     chat_measuring = 1;
     uint64_t before = errors; /* the window's own budget, past connecting's */
+    if (!connect_error[0])
+        snprintf(connect_error, sizeof connect_error, "%s", error_sample);
+    error_sample[0] = 0; /* from now on, the window's first error */
     while (errors - before < MAX_ERRORS) {
         uint64_t now = now_ns();
         if (now > hard || (m == total && completed >= expected))
@@ -2008,6 +2012,7 @@ static void scale_measure(void)
         pump(1);
     }
     cpu_stop();
+    window_errors = errors - before;
     win_start = t0;
     win_end = t_last_delivery;
     for (int i = 0; i < nconns; i++)
@@ -2253,6 +2258,7 @@ int main(int argc, char **argv)
                "\"expected\": %llu, \"missing\": %llu, \"bad_lines\": %llu, "
                "\"out_of_order\": %llu, \"crossed_rooms\": %llu, "
                "\"wrong_names\": %llu, \"notices\": %llu, "
+               "\"window_errors\": %llu, "
                "\"server_cpu_seconds\": %.3f, \"cpu_seconds\": %.3f, "
                "\"connect_error\": \"%s\", \"server_error\": \"%s\"",
                nconns, scale_joined, scale_failed, scale_held, connect_seconds, nrooms,
@@ -2261,7 +2267,8 @@ int main(int argc, char **argv)
                (unsigned long long)(expected > completed ? expected - completed : 0),
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
-               (unsigned long long)notices, cpu_srv_end - cpu_srv_start,
+               (unsigned long long)notices, (unsigned long long)window_errors,
+               cpu_srv_end - cpu_srv_start,
                cpu_self_end - cpu_self_start, shown, server_error);
         size_t last = nworst;
         while (last > 0 && worst_by_second[last - 1] == 0)

@@ -388,8 +388,8 @@ def formatReport(result: ScaleResult) -> str:
     lines.append(
         f"deliveries: {float(load.get('rate', 0)):,.0f} a second ({deliveries:,} in "
         f"{window:.1f} s; {s.senders:,} senders, a line every {s.interval:g} s each; "
-        f"{int(load.get('missing', 0)):,} missing, {int(load.get('errors', 0)):,} "
-        "errors)"
+        f"{int(load.get('missing', 0)):,} missing, "
+        f"{int(load.get('window_errors', load.get('errors', 0))):,} errors)"
     )
     p50, p99 = float(load.get("p50_us", -1)), float(load.get("p99_us", -1))
     if p50 >= 0:
