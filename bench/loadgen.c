@@ -12,7 +12,7 @@
  *                   [--mix --ws PATH --ws-port P --irc CHANNEL --irc-port P]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *   loadgen scale   --port P --clients N --rooms R --senders K [--size S]
- *                   [--sources S] [--concurrency C] [--interval-ms I]
+ *                   [--ws PATH] [--sources S] [--concurrency C] [--interval-ms I]
  *                   [--duration MS] [--connect-timeout-ms MS] [--hold]
  *
  * --port may be given several times, for a server of several processes (the
@@ -76,7 +76,10 @@
  * is connected ({"phase": "connected", ...}) and when the measured window
  * is over ({"phase": "measured", ...}); with --hold it then waits for a
  * line on stdin (at most 120 s), so that the harness can read the server's
- * memory while the connections are all held.
+ * memory while the connections are all held, and it stops once before,
+ * with half of them connected and none in flight ({"phase": "half", ...}).
+ * With --ws PATH, every client is a WebSocket client (on --port), as in
+ * chat, sending "/join room-K" as a text frame.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
@@ -1864,11 +1867,13 @@ static void scale_phase(const char *phase)
     epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
 }
 
-/* Connected: nothing to say until the welcome. */
+/* Connected: nothing to say until the welcome (over WebSocket, until the
+ * upgrade). */
 static void scale_connected(conn_t *c, uint64_t now)
 {
-    (void)c;
     (void)now;
+    if (c->transport == T_WS)
+        ws_start(c); /* the welcome comes once it is upgraded */
 }
 
 /* Input to a client: the welcome (then it asks for its room), the answer
@@ -1909,11 +1914,21 @@ static void scale_input(conn_t *c, uint64_t now)
  * without anyone settled) or fails past MAX_ERRORS. */
 static void scale_connect(void)
 {
-    uint64_t t0 = now_ns(), last_progress = t0, last_report = t0;
+    uint64_t t0 = now_ns(), last_progress = t0, last_report = t0, paused = 0;
     uint64_t deadline = t0 + (uint64_t)connect_timeout_ms * 1000000u;
-    int next = 0, settled = 0;
+    int next = 0, settled = 0, half = nconns / 2, halfway = !hold;
     while (scale_joined + scale_failed < nconns) {
         uint64_t now = now_ns();
+        if (!halfway && next == half && scale_inflight == 0) {
+            /* Half of them: the harness reads the server's memory, so that
+             * the growth over the second half is what one more costs. */
+            halfway = 1;
+            scale_phase("half");
+            uint64_t after = now_ns();
+            paused += after - now;
+            deadline += after - now;
+            now = last_progress = after;
+        }
         if (now > deadline) {
             error_at(NULL, "%d of %d in their rooms after %ld s", scale_joined, nconns,
                      connect_timeout_ms / 1000);
@@ -1933,17 +1948,21 @@ static void scale_connect(void)
             fprintf(stderr, "loadgen: %d in their rooms, %d failed, %.1f s\n",
                     scale_joined, scale_failed, (double)(now - t0) / 1e9);
         }
-        while (next < nconns && scale_inflight < concurrency
+        while (next < (halfway ? nconns : half) && scale_inflight < concurrency
                && scale_failed < MAX_ERRORS) {
             conn_t *c = &cs[next++];
             c->waiting = 1;
             scale_inflight++;
-            if (conn_open(c) < 0)
+            int r = conn_open(c);
+            if (r < 0)
                 scale_input(c, now_ns());
+            else if (r == 1)
+                scale_connected(c, now_ns());
         }
         pump(10);
     }
-    connect_seconds = scale_joined ? (double)(t_scale_last_join - t0) / 1e9 : 0;
+    connect_seconds =
+        scale_joined ? (double)(t_scale_last_join - t0 - paused) / 1e9 : 0;
     for (int i = 0; i < nconns; i++)
         if (cs[i].waiting && cs[i].open)
             conn_close(&cs[i]); /* never in its room: out of the count */
@@ -2029,7 +2048,7 @@ static int run_scale(void)
         die("out of memory");
     for (int i = 0; i < nconns; i++) {
         cs[i].room = i % nrooms;
-        cs[i].transport = T_TCP;
+        cs[i].transport = ws_path ? T_WS : T_TCP;
         room_size[cs[i].room]++;
     }
     for (int r = 0; r < nrooms; r++)
@@ -2135,8 +2154,8 @@ int main(int argc, char **argv)
         die("--port is required");
     if (size < 48 || size > 4000)
         die("--size must be 48 to 4000 bytes");
-    if (ws_path && strcmp(mode, "chat") != 0)
-        die("--ws is for chat only");
+    if (ws_path && strcmp(mode, "chat") != 0 && strcmp(mode, "scale") != 0)
+        die("--ws is for chat and scale only");
     if (ws_path && (ws_path[0] != '/' || strlen(ws_path) > 200 || strpbrk(ws_path, " \r\n")))
         die("--ws needs a path such as /ws");
     int scale = !strcmp(mode, "scale");
@@ -2258,7 +2277,7 @@ int main(int argc, char **argv)
                "\"expected\": %llu, \"missing\": %llu, \"bad_lines\": %llu, "
                "\"out_of_order\": %llu, \"crossed_rooms\": %llu, "
                "\"wrong_names\": %llu, \"notices\": %llu, "
-               "\"window_errors\": %llu, "
+               "\"window_errors\": %llu, \"transport\": \"%s\", "
                "\"server_cpu_seconds\": %.3f, \"cpu_seconds\": %.3f, "
                "\"connect_error\": \"%s\", \"server_error\": \"%s\"",
                nconns, scale_joined, scale_failed, scale_held, connect_seconds, nrooms,
@@ -2268,6 +2287,7 @@ int main(int argc, char **argv)
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
                (unsigned long long)notices, (unsigned long long)window_errors,
+               ws_path ? "websocket" : "tcp",
                cpu_srv_end - cpu_srv_start,
                cpu_self_end - cpu_self_start, shown, server_error);
         size_t last = nworst;

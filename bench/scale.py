@@ -58,7 +58,12 @@ from bench.processes import (
 
 VENV_BIN = Path(sys.executable).parent
 RESULTS = Path(__file__).resolve().parent / "results"
-LISTENING = re.compile(r"sockserve chat server listening on 127\.0\.0\.1:(\d+)")
+LISTENING = {
+    "tcp": re.compile(r"sockserve chat server listening on 127\.0\.0\.1:(\d+)"),
+    "ws": re.compile(r"sockserve web server listening on 127\.0\.0\.1:(\d+)"),
+}
+#: Where sockserve takes WebSocket clients.
+WEBSOCKET_PATH = "/ws"
 #: Descriptors beyond one a client, for the listener, logs and the like (and
 #: what sockserve keeps free below its limit, 100).
 SPARE_FILES = 1024
@@ -88,6 +93,8 @@ class ScaleSettings:
     @ivar interval: seconds between two lines of one sender.
     @ivar size: bytes of each line, its ending included.
     @ivar connectTimeout: seconds connecting everyone may take.
+    @ivar transport: the members' front end: C{tcp} (lines) or C{ws}
+        (WebSocket, on C{--web}, lines as text frames).
     @ivar settle: seconds between everyone connected and the measured window
         (the last joins' announcements go out, quietly joined members'
         summaries among them, 5 s after).
@@ -103,6 +110,7 @@ class ScaleSettings:
     size: int
     connectTimeout: float
     settle: float = 10.0
+    transport: str = "tcp"
 
     @property
     def roomSize(self) -> int:
@@ -131,6 +139,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--connect-timeout", type=float, default=300.0)
     parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--transport", choices=("tcp", "ws"), default="tcp")
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be at least 2")
@@ -168,6 +177,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         size=args.size,
         connectTimeout=args.connect_timeout,
         settle=args.settle,
+        transport=args.transport,
     )
 
 
@@ -218,16 +228,19 @@ def readSockstat() -> tuple[int, int]:
 
 def serverCommand(settings: ScaleSettings) -> list[str]:
     """
-    The chat server's command: on a port of its choosing, quiet, with rooms
+    The chat server's command: on a port of its choosing (and its web
+    listener on another, for WebSocket members), quiet, with rooms
     for everyone (and for the room members arrive in before their C{/join},
     which holds at most C{concurrency} of them).
     """
+    web = ["--web=0"] if settings.transport == "ws" else []
     return [
         str(VENV_BIN / "twistd"),
         "--pidfile=",
         "-n",
         "sockserve",
         "--port=0",
+        *web,
         "--quiet",
         f"--max-clients={max(settings.roomSize, settings.concurrency) + 10}",
         f"--max-rooms={settings.rooms + 10}",
@@ -242,9 +255,11 @@ def loadCommand(
     the CPU of C{serverPid}, holding its connections at each phase until
     told on stdin.
     """
+    ws = ["--ws", WEBSOCKET_PATH] if settings.transport == "ws" else []
     return [
         str(loadgen),
         "scale",
+        *ws,
         "--port",
         str(port),
         "--clients",
@@ -276,7 +291,8 @@ class ScaleResult:
     """
     What one run measured: the load generator's report (C{load}), and what
     the harness read from C{/proc} before the clients came (C{Start}), once
-    they were all connected (C{Connected}) and after the measured window
+    half of them were connected (C{Half}, with C{heldHalf} of them in their
+    rooms), once they were all connected (C{Connected}) and after the measured window
     (C{Measured}): the server's RSS, in KiB, and the machine's TCP sockets
     and their memory, in bytes.
     """
@@ -284,6 +300,8 @@ class ScaleResult:
     settings: ScaleSettings
     load: dict[str, Any] = field(default_factory=dict)
     rssStart: int = 0
+    rssHalf: int = 0
+    heldHalf: int = 0
     rssConnected: int = 0
     rssMeasured: int = 0
     socketsStart: int = 0
@@ -359,8 +377,9 @@ def formatReport(result: ScaleResult) -> str:
     load = result.load
     connected = result.connected
     lines = []
+    front = "WebSocket" if s.transport == "ws" else "TCP"
     where = (
-        f"in {plural(s.rooms, 'room')} of {s.roomSize:,}, "
+        f"{front}, in {plural(s.rooms, 'room')} of {s.roomSize:,}, "
         f"from {plural(s.sources, 'source address', 'source addresses')}"
     )
     if connected >= s.clients:
@@ -377,11 +396,16 @@ def formatReport(result: ScaleResult) -> str:
     lines.append(f"time to connect everyone: {seconds:.1f} s{rate}")
     if connected:
         growth = result.rssConnected - result.rssStart
+        secondHalf = connected - result.heldHalf
+        marginal = ""
+        if result.rssHalf and secondHalf > 0:
+            each = (result.rssConnected - result.rssHalf) / secondHalf
+            marginal = f", {each:.2f} KiB each of the second {secondHalf:,}"
         lines.append(
-            f"server memory: {growth * 1024 / connected / 1024:.2f} KiB a connection "
-            f"(RSS {kib(result.rssStart)} at start, {kib(result.rssConnected)} "
-            f"with everyone connected, {kib(result.rssMeasured)} after the "
-            "measured window)"
+            f"server memory: {growth / connected:.2f} KiB a connection{marginal} "
+            f"(RSS {kib(result.rssStart)} at start, {kib(result.rssHalf)} with "
+            f"{result.heldHalf:,} connected, {kib(result.rssConnected)} with "
+            f"everyone, {kib(result.rssMeasured)} after the measured window)"
         )
     deliveries = int(load.get("completed", 0))
     window = float(load.get("seconds", 0))
@@ -507,7 +531,9 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
     load = None
     reader = None
     try:
-        port = int(waitForLine(log, LISTENING, server, 30.0).group(1))
+        port = int(
+            waitForLine(log, LISTENING[settings.transport], server, 30.0).group(1)
+        )
         result.rssStart = rssKiB(server.pid)
         result.socketsStart, result.socketMemoryStart = readSockstat()
         load = startChild(
@@ -519,6 +545,14 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
         assert load.stdout is not None
         reader = LineReader(load.stdout)
         connected = reader.readJSON(settings.connectTimeout + SLACK)
+        if connected is not None and connected.get("phase") == "half":
+            time.sleep(settings.settle)
+            result.heldHalf = int(connected["held"])
+            if server.poll() is None:
+                result.rssHalf = rssKiB(server.pid)
+            load.stdin.write(b"go\n")
+            load.stdin.flush()
+            connected = reader.readJSON(settings.connectTimeout + SLACK)
         if connected is None:
             result.failure = "the load generator never said everyone was connected"
             return result

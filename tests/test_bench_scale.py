@@ -168,6 +168,19 @@ def test_commands() -> None:
     ]:
         assert load[load.index(option) + 1] == value
     assert "--hold" in load
+    assert "--ws" not in load
+    assert "--web=0" not in command
+
+
+def test_commandsWebSocket() -> None:
+    """
+    WebSocket members need the server's web listener, and the load
+    generator's C{--ws}.
+    """
+    s = parseArguments(["--transport", "ws"])
+    assert "--web=0" in serverCommand(s)
+    load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
+    assert load[load.index("--ws") + 1] == "/ws"
 
 
 def fullResult() -> ScaleResult:
@@ -190,6 +203,8 @@ def fullResult() -> ScaleResult:
             "errors": 0,
         },
         rssStart=50 * 1024,
+        rssHalf=50 * 1024 + 120_000,
+        heldHalf=50_000,
         rssConnected=50 * 1024 + 200_000,
         rssMeasured=50 * 1024 + 210_000,
         socketsConnected=200_050,
@@ -206,9 +221,14 @@ def test_reportFull() -> None:
     """
     text = formatReport(fullResult())
     lines = text.splitlines()
-    assert lines[0].startswith("100,000 connected (in 1,000 rooms of 100, from 10 ")
+    assert lines[0].startswith(
+        "100,000 connected (TCP, in 1,000 rooms of 100, from 10 "
+    )
     assert "time to connect everyone: 50.0 s (2,000 a second)" in text
-    assert "server memory: 2.00 KiB a connection" in text
+    assert (
+        "server memory: 2.00 KiB a connection, 1.60 KiB each of the second 50,000"
+        in text
+    )
     assert "deliveries: 99,000 a second (2,970,000 in 30.0 s" in text
     assert "delivery latency: p50 1.50, p99 9.00 ms" in text
     assert "CPU per delivery: 10.00 us" in text
@@ -228,7 +248,7 @@ def test_reportShort() -> None:
     result.load["server_error"] = "ERROR the server is busy (19900 connections)"
     result.limitProblem = "the open-file limit, 20,000 (hard), ..."
     first = formatReport(result).splitlines()[0]
-    assert first.startswith("19,900 of 100,000 connected (in 1,000 rooms")
+    assert first.startswith("19,900 of 100,000 connected (TCP, in 1,000 rooms")
     assert "stopped by the open-file limit, 20,000" in first
     assert "the server answered 'ERROR the server is busy" in first
 
@@ -239,8 +259,8 @@ def test_reportNothing() -> None:
     """
     result = ScaleResult(settings(), failure="the load generator gave no report")
     assert formatReport(result) == (
-        "0 of 100,000 connected (in 1,000 rooms of 100, from 10 source addresses): "
-        "stopped by the load generator gave no report"
+        "0 of 100,000 connected (TCP, in 1,000 rooms of 100, from 10 source "
+        "addresses): stopped by the load generator gave no report"
     )
 
 
@@ -268,7 +288,30 @@ def test_smallRun(tmp_path: Path) -> None:
     assert 2 <= len(load["worst_ms_by_second"]) <= 3
     assert all(0 <= worst < 10_000 for worst in load["worst_ms_by_second"])
     assert result.rssConnected > 0
-    assert formatReport(result).startswith("40 connected (in 2 rooms of 20")
+    assert result.heldHalf == 20
+    assert result.rssHalf > 0
+    assert formatReport(result).startswith("40 connected (TCP, in 2 rooms of 20")
+
+
+def test_smallRunWebSocket(tmp_path: Path) -> None:
+    """
+    The same small run with WebSocket members: everyone upgraded, in their
+    rooms, and every line delivered.
+    """
+    buildLoadGenerator()
+    s = parseArguments(
+        [
+            *("--clients", "40", "--rooms", "2", "--settle", "0.5"),
+            *("--duration", "2", "--transport", "ws"),
+        ]
+    )
+    result = scale.run(s, tmp_path)
+    assert result.failure is None
+    load = result.load
+    assert (result.connected, load["held"], load["failed"]) == (40, 40, 0)
+    assert (load["completed"], load["missing"], load["errors"]) == (76, 0, 0)
+    assert load["transport"] == "websocket"
+    assert formatReport(result).startswith("40 connected (WebSocket, in 2 rooms")
 
 
 def test_loadgenRefusesBadScaleOptions() -> None:
