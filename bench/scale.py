@@ -219,6 +219,19 @@ def tcpSocketMemory(sockstat: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2)) * os.sysconf("SC_PAGE_SIZE")
 
 
+def coreTimes(stat: str, core: int) -> tuple[int, int]:
+    """
+    Return the busy and the total time (in clock ticks) of CPU C{core} so
+    far, from the text of C{/proc/stat} (idle and iowait are not busy).
+    """
+    match = re.search(rf"^cpu{core} ([\d ]+)$", stat, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"no cpu{core} line in /proc/stat")
+    ticks = [int(value) for value in match.group(1).split()]
+    idle = sum(ticks[3:5])
+    return sum(ticks) - idle, sum(ticks)
+
+
 def readSockstat() -> tuple[int, int]:
     """
     The machine's TCP sockets in use and their memory, in bytes, now.
@@ -312,6 +325,7 @@ class ScaleResult:
     limitProblem: str | None = None
     loadAverage: str = ""
     placement: str = ""
+    serverCoreBusy: float | None = None
     serverTrouble: list[str] = field(default_factory=list)
     serverExited: int | None = None
     failure: str | None = None
@@ -419,11 +433,14 @@ def formatReport(result: ScaleResult) -> str:
     if p50 >= 0:
         lines.append(f"delivery latency: p50 {p50 / 1e3:.2f}, p99 {p99 / 1e3:.2f} ms")
     cpu = float(load.get("server_cpu_seconds", 0))
+    busy = ""
+    if result.serverCoreBusy is not None:
+        busy = f", which was {result.serverCoreBusy:.0f}% busy with everything on it"
     if deliveries:
         lines.append(
             f"CPU per delivery: {cpu / deliveries * 1e6:.2f} us of the server's "
             f"(utime+stime {cpu:.2f} s over the window, "
-            f"{float(load.get('server_cpu_pct', 0)):.0f}% of its core)"
+            f"{float(load.get('server_cpu_pct', 0)):.0f}% of its core{busy})"
         )
     lines.append(
         "kernel (/proc/net/sockstat, the whole machine's): TCP sockets in use "
@@ -512,7 +529,9 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
     _, result.limitProblem = raiseDescriptorLimit(settings.clients + SPARE_FILES)
     loadgen = buildLoadGenerator()
     available = cores()
-    serverCore = loadCore = None
+    serverCore: int | None = None
+    loadCore: int | None = None
+    coreBefore = (0, 0)
     if len(available) > 1:
         serverCore, loadCore = available[0], available[1]
         result.placement = f"the server on core {serverCore}, the load on {loadCore}"
@@ -562,9 +581,16 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
         if server.poll() is None:
             result.rssConnected = rssKiB(server.pid)
         result.socketsConnected, result.socketMemoryConnected = readSockstat()
+        if serverCore is not None:
+            coreBefore = coreTimes(Path("/proc/stat").read_text(), serverCore)
         load.stdin.write(b"go\n")
         load.stdin.flush()
         measured = reader.readJSON(settings.duration + 10 + SLACK)
+        if serverCore is not None:
+            busy, total = coreTimes(Path("/proc/stat").read_text(), serverCore)
+            if total > coreBefore[1]:
+                busyShare = (busy - coreBefore[0]) / (total - coreBefore[1])
+                result.serverCoreBusy = 100 * busyShare
         if measured is None:
             result.failure = "the load generator never finished the measured window"
             return result

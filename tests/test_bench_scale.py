@@ -18,6 +18,7 @@ from bench.build import buildLoadGenerator
 from bench.scale import (
     ScaleResult,
     ScaleSettings,
+    coreTimes,
     formatReport,
     loadCommand,
     parseArguments,
@@ -145,6 +146,22 @@ def test_sockstat() -> None:
         tcpSocketMemory("UDP: inuse 0 mem 0\n")
 
 
+def test_coreTimes() -> None:
+    """
+    A core's busy time is all but its idle and iowait ticks (steal
+    included: time the core was not this machine's).
+    """
+    stat = (
+        "cpu  30 0 10 100 5 0 1 4 0 0\n"
+        "cpu0 10 0 5 50 2 0 1 2 0 0\n"
+        "cpu1 20 0 5 50 3 0 0 2 0 0\n"
+    )
+    assert coreTimes(stat, 0) == (18, 70)
+    assert coreTimes(stat, 1) == (27, 80)
+    with pytest.raises(ValueError, match="no cpu2 line"):
+        coreTimes(stat, 2)
+
+
 def test_commands() -> None:
     """
     The server has room for a room of 100 and for the members arriving
@@ -210,6 +227,7 @@ def fullResult() -> ScaleResult:
         socketsConnected=200_050,
         socketMemoryConnected=2**20,
         loadAverage="0.10 0.20 0.30",
+        serverCoreBusy=100.0,
         placement="the server on core 0, the load on 1",
     )
 
@@ -232,6 +250,7 @@ def test_reportFull() -> None:
     assert "deliveries: 99,000 a second (2,970,000 in 30.0 s" in text
     assert "delivery latency: p50 1.50, p99 9.00 ms" in text
     assert "CPU per delivery: 10.00 us" in text
+    assert "99% of its core, which was 100% busy with everything on it" in text
     assert "200,050 with everyone connected" in text
     assert lines[-1] == (
         "machine: the server on core 0, the load on 1; load average 0.10 0.20 0.30 "
