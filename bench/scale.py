@@ -411,15 +411,16 @@ def formatReport(result: ScaleResult) -> str:
     if connected:
         growth = result.rssConnected - result.rssStart
         secondHalf = connected - result.heldHalf
-        marginal = ""
+        marginal = half = ""
         if result.rssHalf and secondHalf > 0:
             each = (result.rssConnected - result.rssHalf) / secondHalf
             marginal = f", {each:.2f} KiB each of the second {secondHalf:,}"
+            half = f"{kib(result.rssHalf)} with {result.heldHalf:,} connected, "
         lines.append(
             f"server memory: {growth / connected:.2f} KiB a connection{marginal} "
-            f"(RSS {kib(result.rssStart)} at start, {kib(result.rssHalf)} with "
-            f"{result.heldHalf:,} connected, {kib(result.rssConnected)} with "
-            f"everyone, {kib(result.rssMeasured)} after the measured window)"
+            f"(RSS {kib(result.rssStart)} at start, {half}"
+            f"{kib(result.rssConnected)} with everyone, {kib(result.rssMeasured)} "
+            "after the measured window)"
         )
     deliveries = int(load.get("completed", 0))
     window = float(load.get("seconds", 0))

@@ -270,6 +270,10 @@ def test_reportShort() -> None:
     assert first.startswith("19,900 of 100,000 connected (TCP, in 1,000 rooms")
     assert "stopped by the open-file limit, 20,000" in first
     assert "the server answered 'ERROR the server is busy" in first
+    result.rssHalf = result.heldHalf = 0
+    memory = formatReport(result).splitlines()[2]
+    assert memory.startswith("server memory: 10.05 KiB a connection (RSS 50.0 MiB at ")
+    assert "connected" not in memory
 
 
 def test_reportNothing() -> None:
