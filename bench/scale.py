@@ -1,10 +1,11 @@
 """
 How many people one sockserve chat node holds, and what each of them costs.
 
-    python -m bench.scale [--clients 100000] [--duration 30] [--concurrency 256]
+    python -m bench.scale [--clients 100000] [--duration 30] [--transport ws]
 
 One chat server (C{twistd -n sockserve --quiet}, pinned to the first core)
-takes C{--clients} TCP members from the load generator (C{loadgen scale},
+takes C{--clients} TCP members (or WebSocket members, C{--transport ws},
+on its C{--web} listener) from the load generator (C{loadgen scale},
 pinned to the second core), at most C{--concurrency} of them connecting at
 once, each from one of C{--sources} addresses in 127.0.0.0/8 (each address
 has its own ephemeral ports) and each going to its room by C{/join}: 1,000
@@ -16,11 +17,13 @@ C{--duration} seconds.
 The report begins with how many were connected at once (C{100,000
 connected}, or how far it got and what stopped it), then: the time to
 connect everyone, the server's memory per connection (the growth of its
-C{VmRSS} divided by the connections), deliveries a second, their p50 and p99
-latency, the server's CPU per delivery (C{utime + stime} of
-C{/proc/PID/stat} over the measured window, divided by the deliveries), and
-the kernel's socket memory (C{/proc/net/sockstat}, C{TCP ... mem}: both ends
-of every connection, and the rest of the machine's sockets).
+C{VmRSS} divided by the connections, from its start and over the second
+half of them, read with the first half connected), deliveries a second,
+their p50 and p99 latency, the server's CPU per delivery (C{utime + stime}
+of C{/proc/PID/stat} over the measured window, divided by the deliveries),
+how busy the server's core was (C{/proc/stat}), and what the kernel holds
+(C{/proc/net/sockstat}: TCP sockets in use, both ends of every connection,
+and C{TCP ... mem}, their queued data; the whole machine's).
 
 The open-file limit of this process is raised for the server and the load
 generator it starts (their descriptor limits follow from it); a system whose
