@@ -12,7 +12,7 @@
  *                   [--mix --ws PATH --ws-port P --irc CHANNEL --irc-port P]
  *   loadgen idle    --port P --clients N [--concurrency C]
  *   loadgen scale   --port P --clients N --rooms R --senders K [--size S]
- *                   [--ws PATH] [--sources S] [--concurrency C] [--interval-ms I]
+ *                   [--ws PATH | --irc NAME] [--sources S] [--concurrency C] [--interval-ms I]
  *                   [--duration MS] [--connect-timeout-ms MS] [--hold]
  *
  * --port may be given several times, for a server of several processes (the
@@ -79,7 +79,9 @@
  * memory while the connections are all held, and it stops once before,
  * with half of them connected and none in flight ({"phase": "half", ...}).
  * With --ws PATH, every client is a WebSocket client (on --port), as in
- * chat, sending "/join room-K" as a text frame.
+ * chat, sending "/join room-K" as a text frame; with --irc NAME, every client
+ * is an IRC client (on --port) that joins the channel #NAME-K, and is in its
+ * room at the end of its NAMES.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
@@ -856,12 +858,24 @@ static int irc_is(const char *s, size_t n, const char *word)
     return n == k && memcmp(s, word, k) == 0;
 }
 
-/* Whether s[0, n) names our channel: '#' and --irc's name, in any case
- * (both servers measured fold ASCII). */
-static int irc_our_channel(const char *s, size_t n)
+/* c's channel, without its '#', in buf: --irc's name, or in scale (with
+ * rooms) that name, '-' and c's room (--irc room: #room-K). */
+static const char *irc_channel_of(const conn_t *c, char *buf, size_t cap)
 {
-    size_t k = strlen(irc_channel);
-    return n == k + 1 && s[0] == '#' && strncasecmp(s + 1, irc_channel, k) == 0;
+    if (!nrooms)
+        return irc_channel;
+    snprintf(buf, cap, "%s-%d", irc_channel, c->room);
+    return buf;
+}
+
+/* Whether s[0, n) names c's channel: '#' and its name, in any case (both
+ * servers measured fold ASCII). */
+static int irc_our_channel(const conn_t *c, const char *s, size_t n)
+{
+    char buf[64];
+    const char *channel = irc_channel_of(c, buf, sizeof buf);
+    size_t k = strlen(channel);
+    return n == k + 1 && s[0] == '#' && strncasecmp(s + 1, channel, k) == 0;
 }
 
 /* The nick of a source "nick!user@host" (all of it if it has no '!'). */
@@ -874,11 +888,11 @@ static size_t irc_nick_len(const irc_msg_t *m)
 /* Register, and join the channel at once: servers take the lines in order. */
 static void irc_start(conn_t *c)
 {
-    char request[256];
+    char request[256], buf[64];
     int k = snprintf(request, sizeof request,
                      "NICK lg%d\r\nUSER lg%d 0 * :sockserve load generator\r\n"
                      "JOIN #%s\r\n",
-                     c->id, c->id, irc_channel);
+                     c->id, c->id, irc_channel_of(c, buf, sizeof buf));
     buf_append(&c->out, request, (size_t)k);
     c->irc = IRC_JOINING;
     conn_flush(c);
@@ -913,11 +927,13 @@ static void send_message(conn_t *c, const char *p, size_t n)
         return;
     }
     if (c->irc) {
-        size_t k = strlen(irc_channel);
+        char buf[64];
+        const char *channel = irc_channel_of(c, buf, sizeof buf);
+        size_t k = strlen(channel);
         buf_reserve(&c->out, n + k + 13);
         char *o = c->out.data + c->out.len;
         memcpy(o, "PRIVMSG #", 9);
-        memcpy(o + 9, irc_channel, k);
+        memcpy(o + 9, channel, k);
         memcpy(o + 9 + k, " :", 2);
         memcpy(o + 11 + k, p, n);
         memcpy(o + 11 + k + n, "\r\n", 2);
@@ -1481,7 +1497,7 @@ static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now
         return;
     }
     if (irc_is(m.command, m.command_len, "PRIVMSG")) {
-        if (m.nparams != 2 || !irc_our_channel(m.param[0], m.param_len[0])) {
+        if (m.nparams != 2 || !irc_our_channel(c, m.param[0], m.param_len[0])) {
             chat_bad(c, line, n, "a PRIVMSG not to the channel");
             return;
         }
@@ -1519,7 +1535,7 @@ static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now
         return;
     }
     if (irc_is(m.command, m.command_len, "366") && m.nparams >= 2
-        && irc_our_channel(m.param[1], m.param_len[1])) {
+        && irc_our_channel(c, m.param[1], m.param_len[1])) {
         if (c->irc == IRC_JOINING)
             c->irc = IRC_IN;
         return;
@@ -1874,6 +1890,8 @@ static void scale_connected(conn_t *c, uint64_t now)
     (void)now;
     if (c->transport == T_WS)
         ws_start(c); /* the welcome comes once it is upgraded */
+    else if (c->transport == T_IRC)
+        irc_start(c); /* registers, and joins its room's channel */
 }
 
 /* Input to a client: the welcome (then it asks for its room), the answer
@@ -1886,7 +1904,10 @@ static void scale_input(conn_t *c, uint64_t now)
     chat_input(c, now);
     if (c->open && state == ROOM_ASKED && c->room_state == ROOM_ASKED && errors > seen)
         conn_close(c); /* its /join refused: it will not be in its room */
-    if (c->open && c->room_state == ROOM_NONE && c->name_len) {
+    if (c->transport == T_IRC) {
+        if (c->open && c->irc == IRC_IN)
+            c->room_state = ROOM_IN; /* at the end of its channel's NAMES */
+    } else if (c->open && c->room_state == ROOM_NONE && c->name_len) {
         char command[64];
         int k = snprintf(command, sizeof command, "/join room-%d", c->room);
         send_message(c, command, (size_t)k);
@@ -2048,7 +2069,7 @@ static int run_scale(void)
         die("out of memory");
     for (int i = 0; i < nconns; i++) {
         cs[i].room = i % nrooms;
-        cs[i].transport = ws_path ? T_WS : T_TCP;
+        cs[i].transport = ws_path ? T_WS : irc_channel ? T_IRC : T_TCP;
         room_size[cs[i].room]++;
     }
     for (int r = 0; r < nrooms; r++)
@@ -2168,14 +2189,14 @@ int main(int argc, char **argv)
     if (interval_ms < 1 || interval_ms > 60000 || connect_timeout_ms < 1
         || connect_timeout_ms > 3600000)
         die("--interval-ms must be 1 to 60000, --connect-timeout-ms 1 to 3600000");
-    if (irc_channel && strcmp(mode, "chat") != 0)
-        die("--irc is for chat only");
+    if (irc_channel && strcmp(mode, "chat") != 0 && !scale)
+        die("--irc is for chat and scale only");
     if (irc_channel && (!irc_channel[0] || strlen(irc_channel) > 40
                         || strspn(irc_channel, "abcdefghijklmnopqrstuvwxyz"
                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
                                != strlen(irc_channel)))
         die("--irc needs a channel name (letters, digits, - and _), without its #");
-    if (irc_channel && nrooms)
+    if (irc_channel && nrooms && !scale)
         die("--rooms is for line clients (/join), not with --irc");
     if (mix && (!ws_path || !irc_channel || ws_port <= 0 || ws_port > 65535
                 || irc_port <= 0 || irc_port > 65535 || nports != 1))
@@ -2287,7 +2308,7 @@ int main(int argc, char **argv)
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
                (unsigned long long)notices, (unsigned long long)window_errors,
-               ws_path ? "websocket" : "tcp",
+               ws_path ? "websocket" : irc_channel ? "irc" : "tcp",
                cpu_srv_end - cpu_srv_start,
                cpu_self_end - cpu_self_start, shown, server_error);
         size_t last = nworst;

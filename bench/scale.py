@@ -5,11 +5,13 @@ How many people one sockserve chat node holds, and what each of them costs.
 
 One chat server (C{twistd -n sockserve --quiet}, pinned to the first core)
 takes C{--clients} TCP members (or WebSocket members, C{--transport ws},
-on its C{--web} listener) from the load generator (C{loadgen scale},
-pinned to the second core), at most C{--concurrency} of them connecting at
-once, each from one of C{--sources} addresses in 127.0.0.0/8 (each address
-has its own ephemeral ports) and each going to its room by C{/join}: 1,000
-rooms of 100 for 100,000. Then, once C{--settle} seconds have let the
+on its C{--web} listener, or IRC members, C{--transport irc}, on its
+C{--irc} listener, each joining its room's channel) from the load
+generator (C{loadgen scale}, pinned to the second core), at most
+C{--concurrency} of them connecting at once, each from one of C{--sources}
+addresses in 127.0.0.0/8 (each address has its own ephemeral ports) and
+each going to its room (by C{/join}, or its channel): 1,000 rooms of 100 for
+100,000. Then, once C{--settle} seconds have let the
 last joins' announcements go out, one member in a hundred (one a room) says
 a line a second, the senders spread evenly over the second, for
 C{--duration} seconds.
@@ -64,7 +66,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LISTENING = {
     "tcp": re.compile(r"sockserve chat server listening on 127\.0\.0\.1:(\d+)"),
     "ws": re.compile(r"sockserve web server listening on 127\.0\.0\.1:(\d+)"),
+    "irc": re.compile(r"sockserve irc server listening on 127\.0\.0\.1:(\d+)"),
 }
+#: The front ends' names in the report.
+FRONT_ENDS = {"tcp": "TCP", "ws": "WebSocket", "irc": "IRC"}
 #: Where sockserve takes WebSocket clients.
 WEBSOCKET_PATH = "/ws"
 #: Descriptors beyond one a client, for the listener, logs and the like (and
@@ -96,8 +101,9 @@ class ScaleSettings:
     @ivar interval: seconds between two lines of one sender.
     @ivar size: bytes of each line, its ending included.
     @ivar connectTimeout: seconds connecting everyone may take.
-    @ivar transport: the members' front end: C{tcp} (lines) or C{ws}
-        (WebSocket, on C{--web}, lines as text frames).
+    @ivar transport: the members' front end: C{tcp} (lines), C{ws}
+        (WebSocket, on C{--web}, lines as text frames) or C{irc} (on
+        C{--irc}, each joining the channel of its room).
     @ivar settle: seconds between everyone connected and the measured window
         (the last joins' announcements go out, quietly joined members'
         summaries among them, 5 s after).
@@ -142,7 +148,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--connect-timeout", type=float, default=300.0)
     parser.add_argument("--settle", type=float, default=10.0)
-    parser.add_argument("--transport", choices=("tcp", "ws"), default="tcp")
+    parser.add_argument("--transport", choices=tuple(FRONT_ENDS), default="tcp")
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be at least 2")
@@ -249,7 +255,7 @@ def serverCommand(settings: ScaleSettings) -> list[str]:
     for everyone (and for the room members arrive in before their C{/join},
     which holds at most C{concurrency} of them).
     """
-    web = ["--web=0"] if settings.transport == "ws" else []
+    web = {"tcp": [], "ws": ["--web=0"], "irc": ["--irc=0"]}[settings.transport]
     return [
         str(VENV_BIN / "twistd"),
         "--pidfile=",
@@ -271,7 +277,9 @@ def loadCommand(
     the CPU of C{serverPid}, holding its connections at each phase until
     told on stdin.
     """
-    ws = ["--ws", WEBSOCKET_PATH] if settings.transport == "ws" else []
+    ws = {"tcp": [], "ws": ["--ws", WEBSOCKET_PATH], "irc": ["--irc", "room"]}[
+        settings.transport
+    ]
     return [
         str(loadgen),
         "scale",
@@ -394,7 +402,7 @@ def formatReport(result: ScaleResult) -> str:
     load = result.load
     connected = result.connected
     lines = []
-    front = "WebSocket" if s.transport == "ws" else "TCP"
+    front = FRONT_ENDS[s.transport]
     where = (
         f"{front}, in {plural(s.rooms, 'room')} of {s.roomSize:,}, "
         f"from {plural(s.sources, 'source address', 'source addresses')}"

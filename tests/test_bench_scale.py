@@ -198,6 +198,10 @@ def test_commandsWebSocket() -> None:
     assert "--web=0" in serverCommand(s)
     load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
     assert load[load.index("--ws") + 1] == "/ws"
+    s = parseArguments(["--transport", "irc"])
+    assert "--irc=0" in serverCommand(s)
+    load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
+    assert load[load.index("--irc") + 1] == "room"
 
 
 def fullResult() -> ScaleResult:
@@ -316,16 +320,23 @@ def test_smallRun(tmp_path: Path) -> None:
     assert formatReport(result).startswith("40 connected (TCP, in 2 rooms of 20")
 
 
-def test_smallRunWebSocket(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("transport", "name", "shown"),
+    [("ws", "websocket", "WebSocket"), ("irc", "irc", "IRC")],
+)
+def test_smallRunOtherFrontEnds(
+    tmp_path: Path, transport: str, name: str, shown: str
+) -> None:
     """
-    The same small run with WebSocket members: everyone upgraded, in their
-    rooms, and every line delivered.
+    The same small run with WebSocket members (upgraded, then C{/join}) and
+    with IRC members (each joining its room's channel): everyone in their
+    rooms, and every line delivered, under its sender's name.
     """
     buildLoadGenerator()
     s = parseArguments(
         [
             *("--clients", "40", "--rooms", "2", "--settle", "0.5"),
-            *("--duration", "2", "--transport", "ws"),
+            *("--duration", "2", "--transport", transport),
         ]
     )
     result = scale.run(s, tmp_path)
@@ -333,8 +344,9 @@ def test_smallRunWebSocket(tmp_path: Path) -> None:
     load = result.load
     assert (result.connected, load["held"], load["failed"]) == (40, 40, 0)
     assert (load["completed"], load["missing"], load["errors"]) == (76, 0, 0)
-    assert load["transport"] == "websocket"
-    assert formatReport(result).startswith("40 connected (WebSocket, in 2 rooms")
+    assert (load["crossed_rooms"], load["wrong_names"], load["bad_lines"]) == (0, 0, 0)
+    assert load["transport"] == name
+    assert formatReport(result).startswith(f"40 connected ({shown}, in 2 rooms")
 
 
 def test_loadgenRefusesBadScaleOptions() -> None:
