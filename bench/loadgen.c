@@ -81,7 +81,8 @@
  * With --ws PATH, every client is a WebSocket client (on --port), as in
  * chat, sending "/join room-K" as a text frame; with --irc NAME, every client
  * is an IRC client (on --port) that joins the channel #NAME-K, and is in its
- * room at the end of its NAMES.
+ * room at the end of its NAMES; with --mix (and --ws-port, --irc-port as in
+ * chat), the members of each room take turns: TCP, WebSocket, IRC.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
@@ -2069,7 +2070,14 @@ static int run_scale(void)
         die("out of memory");
     for (int i = 0; i < nconns; i++) {
         cs[i].room = i % nrooms;
-        cs[i].transport = ws_path ? T_WS : irc_channel ? T_IRC : T_TCP;
+        /* --mix: the members of each room take turns (its n-th member is
+         * i div R), whatever R is, starting with room r's r mod 3-th front
+         * end, so that the senders (the first of each room) take turns too. */
+        int turn = (i / nrooms + i % nrooms) % 3;
+        cs[i].transport = mix ? (turn == 0 ? T_TCP : turn == 1 ? T_WS : T_IRC)
+                        : ws_path ? T_WS
+                        : irc_channel ? T_IRC
+                        : T_TCP;
         room_size[cs[i].room]++;
     }
     for (int r = 0; r < nrooms; r++)
@@ -2205,7 +2213,7 @@ int main(int argc, char **argv)
         die("--ws-port and --irc-port are for --mix");
     if (!mix && ws_path && irc_channel)
         die("--ws and --irc together need --mix");
-    if (mix && nrooms)
+    if (mix && nrooms && !scale)
         die("--rooms is for line clients, not with --mix");
     if (nrooms < 0 || nrooms > 100000)
         die("--rooms must be 0 (one room) to 100000");
@@ -2308,7 +2316,7 @@ int main(int argc, char **argv)
                (unsigned long long)bad_lines, (unsigned long long)out_of_order,
                (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
                (unsigned long long)notices, (unsigned long long)window_errors,
-               ws_path ? "websocket" : irc_channel ? "irc" : "tcp",
+               mix ? "mixed" : ws_path ? "websocket" : irc_channel ? "irc" : "tcp",
                cpu_srv_end - cpu_srv_start,
                cpu_self_end - cpu_self_start, shown, server_error);
         size_t last = nworst;

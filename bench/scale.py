@@ -6,7 +6,8 @@ How many people one sockserve chat node holds, and what each of them costs.
 One chat server (C{twistd -n sockserve --quiet}, pinned to the first core)
 takes C{--clients} TCP members (or WebSocket members, C{--transport ws},
 on its C{--web} listener, or IRC members, C{--transport irc}, on its
-C{--irc} listener, each joining its room's channel) from the load
+C{--irc} listener, each joining its room's channel, or the three in turn in
+each room, C{--transport mix}) from the load
 generator (C{loadgen scale}, pinned to the second core), at most
 C{--concurrency} of them connecting at once, each from one of C{--sources}
 addresses in 127.0.0.0/8 (each address has its own ephemeral ports) and
@@ -69,7 +70,9 @@ LISTENING = {
     "irc": re.compile(r"sockserve irc server listening on 127\.0\.0\.1:(\d+)"),
 }
 #: The front ends' names in the report.
-FRONT_ENDS = {"tcp": "TCP", "ws": "WebSocket", "irc": "IRC"}
+FRONT_ENDS = {"tcp": "TCP", "ws": "WebSocket", "irc": "IRC", "mix": "mixed"}
+#: The listeners each choice of front end needs.
+LISTENERS = {"tcp": ["tcp"], "ws": ["ws"], "irc": ["irc"], "mix": ["tcp", "ws", "irc"]}
 #: Where sockserve takes WebSocket clients.
 WEBSOCKET_PATH = "/ws"
 #: Descriptors beyond one a client, for the listener, logs and the like (and
@@ -103,7 +106,8 @@ class ScaleSettings:
     @ivar connectTimeout: seconds connecting everyone may take.
     @ivar transport: the members' front end: C{tcp} (lines), C{ws}
         (WebSocket, on C{--web}, lines as text frames) or C{irc} (on
-        C{--irc}, each joining the channel of its room).
+        C{--irc}, each joining the channel of its room) or C{mix} (the
+        members of each room on the three in turn).
     @ivar settle: seconds between everyone connected and the measured window
         (the last joins' announcements go out, quietly joined members'
         summaries among them, 5 s after).
@@ -255,7 +259,8 @@ def serverCommand(settings: ScaleSettings) -> list[str]:
     for everyone (and for the room members arrive in before their C{/join},
     which holds at most C{concurrency} of them).
     """
-    web = {"tcp": [], "ws": ["--web=0"], "irc": ["--irc=0"]}[settings.transport]
+    needs = LISTENERS[settings.transport]
+    web = ["--web=0"] * ("ws" in needs) + ["--irc=0"] * ("irc" in needs)
     return [
         str(VENV_BIN / "twistd"),
         "--pidfile=",
@@ -270,22 +275,34 @@ def serverCommand(settings: ScaleSettings) -> list[str]:
 
 
 def loadCommand(
-    loadgen: Path, settings: ScaleSettings, port: int, serverPid: int
+    loadgen: Path, settings: ScaleSettings, ports: dict[str, int], serverPid: int
 ) -> list[str]:
     """
-    The load generator's command for C{settings}, against C{port}, timing
-    the CPU of C{serverPid}, holding its connections at each phase until
-    told on stdin.
+    The load generator's command for C{settings}, against the server's
+    C{ports} (by front end: C{tcp}, C{ws}, C{irc}), timing the CPU of
+    C{serverPid}, holding its connections at each phase until told on stdin.
     """
-    ws = {"tcp": [], "ws": ["--ws", WEBSOCKET_PATH], "irc": ["--irc", "room"]}[
-        settings.transport
-    ]
+    front: list[str] = []
+    if settings.transport == "mix":
+        front = [
+            "--mix",
+            "--ws-port",
+            str(ports["ws"]),
+            "--irc-port",
+            str(ports["irc"]),
+        ]
+        front += ["--ws", WEBSOCKET_PATH, "--irc", "room"]
+    elif settings.transport == "ws":
+        front = ["--ws", WEBSOCKET_PATH]
+    elif settings.transport == "irc":
+        front = ["--irc", "room"]
+    main = "tcp" if settings.transport == "mix" else settings.transport
     return [
         str(loadgen),
         "scale",
-        *ws,
+        *front,
         "--port",
-        str(port),
+        str(ports[main]),
         "--clients",
         str(settings.clients),
         "--rooms",
@@ -562,13 +579,14 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
     load = None
     reader = None
     try:
-        port = int(
-            waitForLine(log, LISTENING[settings.transport], server, 30.0).group(1)
-        )
+        ports = {
+            kind: int(waitForLine(log, LISTENING[kind], server, 30.0).group(1))
+            for kind in LISTENERS[settings.transport]
+        }
         result.rssStart = rssKiB(server.pid)
         result.socketsStart, result.socketMemoryStart = readSockstat()
         load = startChild(
-            pinned(loadCommand(loadgen, settings, port, server.pid), loadCore),
+            pinned(loadCommand(loadgen, settings, ports, server.pid), loadCore),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -172,7 +172,9 @@ def test_commands() -> None:
     command = serverCommand(s)
     assert "--max-clients=266" in command
     assert "--max-rooms=1010" in command
-    load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
+    load = loadCommand(
+        Path("/bin/loadgen"), s, {"tcp": 5000, "ws": 5001, "irc": 5002}, 42
+    )
     assert load[:2] == ["/bin/loadgen", "scale"]
     for option, value in [
         ("--clients", "100000"),
@@ -196,12 +198,32 @@ def test_commandsWebSocket() -> None:
     """
     s = parseArguments(["--transport", "ws"])
     assert "--web=0" in serverCommand(s)
-    load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
+    load = loadCommand(
+        Path("/bin/loadgen"), s, {"tcp": 5000, "ws": 5001, "irc": 5002}, 42
+    )
     assert load[load.index("--ws") + 1] == "/ws"
+    assert load[load.index("--port") + 1] == "5001"
     s = parseArguments(["--transport", "irc"])
     assert "--irc=0" in serverCommand(s)
-    load = loadCommand(Path("/bin/loadgen"), s, 5000, 42)
+    load = loadCommand(
+        Path("/bin/loadgen"), s, {"tcp": 5000, "ws": 5001, "irc": 5002}, 42
+    )
     assert load[load.index("--irc") + 1] == "room"
+    assert load[load.index("--port") + 1] == "5002"
+    s = parseArguments(["--transport", "mix"])
+    assert {"--web=0", "--irc=0"} <= set(serverCommand(s))
+    load = loadCommand(
+        Path("/bin/loadgen"), s, {"tcp": 5000, "ws": 5001, "irc": 5002}, 42
+    )
+    assert "--mix" in load
+    for option, value in [
+        ("--port", "5000"),
+        ("--ws-port", "5001"),
+        ("--irc-port", "5002"),
+        ("--ws", "/ws"),
+        ("--irc", "room"),
+    ]:
+        assert load[load.index(option) + 1] == value
 
 
 def fullResult() -> ScaleResult:
@@ -322,15 +344,20 @@ def test_smallRun(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("transport", "name", "shown"),
-    [("ws", "websocket", "WebSocket"), ("irc", "irc", "IRC")],
+    [
+        ("ws", "websocket", "WebSocket"),
+        ("irc", "irc", "IRC"),
+        ("mix", "mixed", "mixed"),
+    ],
 )
 def test_smallRunOtherFrontEnds(
     tmp_path: Path, transport: str, name: str, shown: str
 ) -> None:
     """
-    The same small run with WebSocket members (upgraded, then C{/join}) and
-    with IRC members (each joining its room's channel): everyone in their
-    rooms, and every line delivered, under its sender's name.
+    The same small run with WebSocket members (upgraded, then C{/join}),
+    with IRC members (each joining its room's channel), and with the three
+    in turn in each room: everyone in their rooms, and every line delivered,
+    under its sender's name.
     """
     buildLoadGenerator()
     s = parseArguments(
