@@ -1983,8 +1983,12 @@ static void scale_connect(void)
         }
         pump(10);
     }
-    connect_seconds =
-        scale_joined ? (double)(t_scale_last_join - t0 - paused) / 1e9 : 0;
+    /* The time connecting took, the pause at half of them left out (when
+     * the last one came after it). */
+    if (t_scale_last_join >= t0 + paused)
+        connect_seconds = (double)(t_scale_last_join - t0 - paused) / 1e9;
+    else if (scale_joined)
+        connect_seconds = (double)(t_scale_last_join - t0) / 1e9;
     for (int i = 0; i < nconns; i++)
         if (cs[i].waiting && cs[i].open)
             conn_close(&cs[i]); /* never in its room: out of the count */
