@@ -549,6 +549,18 @@ def serverTrouble(log: Path) -> list[str]:
     return [line for line in text.splitlines() if TROUBLE.search(line)][:5]
 
 
+def tellToGoOn(stdin: IO[bytes]) -> None:
+    """
+    Tell the load generator, waiting at a phase, to go on; if it is gone
+    (its stdin closed), what it printed last says so.
+    """
+    try:
+        stdin.write(b"go\n")
+        stdin.flush()
+    except BrokenPipeError:
+        pass
+
+
 def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
     """
     Start the server and the load generator, read the server's state at
@@ -599,8 +611,7 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
             result.heldHalf = int(connected["held"])
             if server.poll() is None:
                 result.rssHalf = rssKiB(server.pid)
-            load.stdin.write(b"go\n")
-            load.stdin.flush()
+            tellToGoOn(load.stdin)
             connected = reader.readJSON(settings.connectTimeout + SLACK)
         if connected is None:
             result.failure = "the load generator never said everyone was connected"
@@ -613,8 +624,7 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
         result.socketsConnected, result.socketMemoryConnected = readSockstat()
         if serverCore is not None:
             coreBefore = coreTimes(Path("/proc/stat").read_text(), serverCore)
-        load.stdin.write(b"go\n")
-        load.stdin.flush()
+        tellToGoOn(load.stdin)
         measured = reader.readJSON(settings.duration + 10 + SLACK)
         if serverCore is not None:
             busy, total = coreTimes(Path("/proc/stat").read_text(), serverCore)
@@ -627,8 +637,7 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
         if server.poll() is None:
             result.rssMeasured = rssKiB(server.pid)
         _, result.socketMemoryMeasured = readSockstat()
-        load.stdin.write(b"go\n")
-        load.stdin.flush()
+        tellToGoOn(load.stdin)
         final = reader.readJSON(SLACK)
         if final is None:
             result.failure = "the load generator gave no report"
