@@ -7,6 +7,7 @@ sockserve.
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 from pathlib import Path
@@ -25,6 +26,7 @@ from bench.scale import (
     raiseDescriptorLimit,
     serverCommand,
     tcpSocketMemory,
+    tellToGoOn,
 )
 
 SOCKSTAT = """\
@@ -160,6 +162,17 @@ def test_coreTimes() -> None:
     assert coreTimes(stat, 1) == (27, 80)
     with pytest.raises(ValueError, match="no cpu2 line"):
         coreTimes(stat, 2)
+
+
+def test_tellToGoOnAGoneLoadGenerator() -> None:
+    """
+    Telling a load generator that is gone (its stdin's reader closed) to
+    go on raises nothing: its missing report says what happened.
+    """
+    reader, writer = os.pipe()
+    os.close(reader)
+    with os.fdopen(writer, "wb", buffering=0) as stdin:
+        tellToGoOn(stdin)
 
 
 def test_commands() -> None:
