@@ -11,6 +11,9 @@
  *                   [--window W] [--ws PATH] [--irc CHANNEL] [--rooms R]
  *                   [--mix --ws PATH --ws-port P --irc CHANNEL --irc-port P]
  *   loadgen idle    --port P --clients N [--concurrency C]
+ *   loadgen scale   --port P --clients N --rooms R --senders K [--size S]
+ *                   [--ws PATH | --irc NAME] [--sources S] [--concurrency C] [--interval-ms I]
+ *                   [--duration MS] [--connect-timeout-ms MS] [--hold]
  *
  * --port may be given several times, for a server of several processes (the
  * nodes of one chat room on a bus): connection i goes to the (i mod n)-th
@@ -61,6 +64,26 @@
  * an IRC client on --irc-port (2), all in one room of one server, each line
  * delivered to the members on the other transports as to its own.
  *
+ * Scale holds as many chat clients as one server takes, in --rooms R rooms
+ * (client i in room-(i mod R), by "/join room-K" after its welcome), at most
+ * --concurrency of them in flight at once (connecting, greeted or joining):
+ * one is connected once the server has said "* you are now in #room-K;".
+ * With --sources S, client i connects from 127.0.0.(1 + i mod S), so that
+ * each source address brings its own ephemeral ports. Then the first
+ * --senders K clients (one in each room for K = R) each say a line every
+ * --interval-ms, spread evenly over the interval, for --duration ms; every
+ * delivery is checked and timed as in chat. It prints a line when everyone
+ * is connected ({"phase": "connected", ...}) and when the measured window
+ * is over ({"phase": "measured", ...}); with --hold it then waits for a
+ * line on stdin (at most 120 s), so that the harness can read the server's
+ * memory while the connections are all held, and it stops once before,
+ * with half of them connected and none in flight ({"phase": "half", ...}).
+ * With --ws PATH, every client is a WebSocket client (on --port), as in
+ * chat, sending "/join room-K" as a text frame; with --irc NAME, every client
+ * is an IRC client (on --port) that joins the channel #NAME-K, and is in its
+ * room at the end of its NAMES; with --mix (and --ws-port, --irc-port as in
+ * chat), the members of each room take turns: TCP, WebSocket, IRC.
+ *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
  * those processes together.
@@ -81,6 +104,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24 /* linux/in.h, Linux 4.2 */
+#endif
 
 #define MAX_INPUT (4u << 20)   /* unconsumed input beyond this is an error */
 #define SEND_CHUNK 16384       /* chat: bytes of lines prepared per refill */
@@ -144,6 +171,9 @@ static int ws_port, irc_port; /* chat --mix: the WebSocket and IRC ports */
 /* State. */
 static int ep;
 static int short_reads; /* echo, chat: trust a short read to have emptied the socket */
+static size_t read_chunk = 65536; /* room made in a connection's input per read */
+static int nsources;        /* scale: source addresses 127.0.0.1 to 127.0.0.S (0: any) */
+static int harness_said;    /* a line (or the end) came on stdin */
 static conn_t *cs;
 static int nconns;
 static struct sockaddr_in targets[MAX_PORTS];
@@ -338,6 +368,18 @@ static int conn_open(conn_t *c)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl: %s", strerror(errno));
     struct sockaddr_in *target = &targets[c->id % nports];
+    if (nsources > 0) {
+        /* Each source address has its own ephemeral ports: bind the
+         * address only, and let connect() choose the port. */
+        struct sockaddr_in source = {.sin_family = AF_INET};
+        source.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(c->id % nsources));
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(c->fd, (struct sockaddr *)&source, sizeof source) < 0) {
+            error_at(c, "bind 127.0.0.%d: %s", 1 + c->id % nsources, strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+    }
     if (mix && c->transport == T_WS)
         target = &ws_target;
     else if (mix && c->transport == T_IRC)
@@ -379,7 +421,7 @@ static int conn_flush(conn_t *c)
 static int conn_read(conn_t *c)
 {
     for (;;) {
-        buf_reserve(&c->in, 65536);
+        buf_reserve(&c->in, read_chunk);
         size_t room = c->in.cap - c->in.len;
         ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
         if (n > 0) {
@@ -817,12 +859,24 @@ static int irc_is(const char *s, size_t n, const char *word)
     return n == k && memcmp(s, word, k) == 0;
 }
 
-/* Whether s[0, n) names our channel: '#' and --irc's name, in any case
- * (both servers measured fold ASCII). */
-static int irc_our_channel(const char *s, size_t n)
+/* c's channel, without its '#', in buf: --irc's name, or in scale (with
+ * rooms) that name, '-' and c's room (--irc room: #room-K). */
+static const char *irc_channel_of(const conn_t *c, char *buf, size_t cap)
 {
-    size_t k = strlen(irc_channel);
-    return n == k + 1 && s[0] == '#' && strncasecmp(s + 1, irc_channel, k) == 0;
+    if (!nrooms)
+        return irc_channel;
+    snprintf(buf, cap, "%s-%d", irc_channel, c->room);
+    return buf;
+}
+
+/* Whether s[0, n) names c's channel: '#' and its name, in any case (both
+ * servers measured fold ASCII). */
+static int irc_our_channel(const conn_t *c, const char *s, size_t n)
+{
+    char buf[64];
+    const char *channel = irc_channel_of(c, buf, sizeof buf);
+    size_t k = strlen(channel);
+    return n == k + 1 && s[0] == '#' && strncasecmp(s + 1, channel, k) == 0;
 }
 
 /* The nick of a source "nick!user@host" (all of it if it has no '!'). */
@@ -835,11 +889,11 @@ static size_t irc_nick_len(const irc_msg_t *m)
 /* Register, and join the channel at once: servers take the lines in order. */
 static void irc_start(conn_t *c)
 {
-    char request[256];
+    char request[256], buf[64];
     int k = snprintf(request, sizeof request,
                      "NICK lg%d\r\nUSER lg%d 0 * :sockserve load generator\r\n"
                      "JOIN #%s\r\n",
-                     c->id, c->id, irc_channel);
+                     c->id, c->id, irc_channel_of(c, buf, sizeof buf));
     buf_append(&c->out, request, (size_t)k);
     c->irc = IRC_JOINING;
     conn_flush(c);
@@ -874,11 +928,13 @@ static void send_message(conn_t *c, const char *p, size_t n)
         return;
     }
     if (c->irc) {
-        size_t k = strlen(irc_channel);
+        char buf[64];
+        const char *channel = irc_channel_of(c, buf, sizeof buf);
+        size_t k = strlen(channel);
         buf_reserve(&c->out, n + k + 13);
         char *o = c->out.data + c->out.len;
         memcpy(o, "PRIVMSG #", 9);
-        memcpy(o + 9, irc_channel, k);
+        memcpy(o + 9, channel, k);
         memcpy(o + 9 + k, " :", 2);
         memcpy(o + 11 + k, p, n);
         memcpy(o + 11 + k + n, "\r\n", 2);
@@ -903,6 +959,10 @@ static void pump(int timeout_ms)
         die("epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         conn_t *c = evs[i].data.ptr;
+        if (!c) { /* stdin: the harness (scale --hold) */
+            harness_said = 1;
+            continue;
+        }
         if (!c->open)
             continue;
         uint64_t now = now_ns();
@@ -1188,7 +1248,23 @@ static double join_seconds;       /* --rooms: from the first /join to the last a
 static uint64_t t_last_delivery;
 static uint32_t sync_round;
 static int chat_measuring;
+static size_t room_senders; /* scale: the most senders one room has (0: chat) */
+static uint64_t *worst_by_second; /* scale: the slowest delivery of lines sent in
+                                   * each second of the window */
+static size_t nworst;
+static uint64_t t_window_start;
+
+/* Where next_seq keeps what receiver expects next from sender s: in chat,
+ * one slot per sender; in scale (one port, sender s in room s mod R), one
+ * per sender of the receiver's own room. */
+static size_t seq_slot(int receiver, int s)
+{
+    if (room_senders)
+        return (size_t)receiver * room_senders + (size_t)(s / nrooms);
+    return (size_t)receiver * (size_t)senders + (size_t)s;
+}
 static int chat_leaving; /* the run is over: input is only drained */
+static char server_error[256];    /* the first "ERROR ..." line any client got */
 
 static size_t chat_payload(char *dst, int s, uint32_t q, uint64_t ts)
 {
@@ -1305,7 +1381,7 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *name,
         show(shown, sizeof shown, name, name_len < 48 ? name_len : 48);
         error_at(c, "line %u of sender %d (%s) came as '%s'", q, s, cs[s].name, shown);
     }
-    uint32_t *want = &next_seq[(size_t)c->id * (size_t)senders + (size_t)s];
+    uint32_t *want = &next_seq[seq_slot(c->id, s)];
     if (q != *want) {
         out_of_order++;
         error_at(c, "from sender %d got line %u, expected %u", s, q, *want);
@@ -1316,6 +1392,11 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *name,
     completed++;
     t_last_delivery = now;
     record_latency(&lat, now - ts);
+    if (worst_by_second && ts >= t_window_start) {
+        uint64_t second = (ts - t_window_start) / 1000000000u;
+        if (second < nworst && now - ts > worst_by_second[second])
+            worst_by_second[second] = now - ts;
+    }
     if (nports > 1 && s % nports != c->id % nports)
         record_latency(&lat_remote, now - ts);
     conn_t *sender = &cs[s];
@@ -1417,7 +1498,7 @@ static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now
         return;
     }
     if (irc_is(m.command, m.command_len, "PRIVMSG")) {
-        if (m.nparams != 2 || !irc_our_channel(m.param[0], m.param_len[0])) {
+        if (m.nparams != 2 || !irc_our_channel(c, m.param[0], m.param_len[0])) {
             chat_bad(c, line, n, "a PRIVMSG not to the channel");
             return;
         }
@@ -1455,7 +1536,7 @@ static void chat_irc_message(conn_t *c, const char *line, size_t n, uint64_t now
         return;
     }
     if (irc_is(m.command, m.command_len, "366") && m.nparams >= 2
-        && irc_our_channel(m.param[1], m.param_len[1])) {
+        && irc_our_channel(c, m.param[1], m.param_len[1])) {
         if (c->irc == IRC_JOINING)
             c->irc = IRC_IN;
         return;
@@ -1483,6 +1564,8 @@ static void chat_input(conn_t *c, uint64_t now)
         c->got_line = 1;
         if (chat_leaving)
             continue;
+        if (!server_error[0] && body >= 6 && memcmp(line, "ERROR ", 6) == 0)
+            show(server_error, sizeof server_error, line, body < 120 ? body : 120);
         if (c->irc) {
             chat_irc_message(c, line, body, now);
             if (!c->open)
@@ -1759,6 +1842,266 @@ static int run_idle(void)
     return 0;
 }
 
+/* --------------------------------------------------------------- scale */
+
+static int scale_joined, scale_failed, scale_inflight, scale_held;
+static uint64_t t_scale_last_join;
+static double connect_seconds;
+static long interval_ms = 1000; /* scale: each sender's line every interval */
+static long connect_timeout_ms = 300000;
+static int hold;                /* scale: wait for the harness at each phase */
+static uint64_t scale_sent;
+static uint64_t window_errors; /* errors in the measured window */
+static char connect_error[256]; /* the first error while connecting */
+
+/* A client in its room. */
+static int held(const conn_t *c) { return c->open && c->room_state == ROOM_IN; }
+
+/* Print phase's line and, with --hold, wait (at most 120 s) for a line on
+ * stdin, the harness's word that it has read the server's state, while
+ * keeping the connections read. */
+static void scale_phase(const char *phase)
+{
+    int now_held = 0;
+    for (int i = 0; i < nconns; i++)
+        now_held += held(&cs[i]);
+    printf("{\"phase\": \"%s\", \"held\": %d, \"joined\": %d, \"failed\": %d, "
+           "\"connect_seconds\": %.3f}\n",
+           phase, now_held, scale_joined, scale_failed, connect_seconds);
+    fflush(stdout);
+    if (!hold)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0)
+        return; /* stdin is no pipe: nobody will say when */
+    harness_said = 0;
+    uint64_t deadline = now_ns() + 120000000000ull;
+    while (!harness_said && now_ns() < deadline)
+        pump(100);
+    char line[256];
+    if (harness_said && read(0, line, sizeof line) < 0)
+        error_at(NULL, "stdin: %s", strerror(errno));
+    epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+}
+
+/* Connected: nothing to say until the welcome (over WebSocket, until the
+ * upgrade). */
+static void scale_connected(conn_t *c, uint64_t now)
+{
+    (void)now;
+    if (c->transport == T_WS)
+        ws_start(c); /* the welcome comes once it is upgraded */
+    else if (c->transport == T_IRC)
+        irc_start(c); /* registers, and joins its room's channel */
+}
+
+/* Input to a client: the welcome (then it asks for its room), the answer
+ * to its /join (then it is in), and later the lines of its room. A client
+ * in flight (c->waiting) is settled once it is in its room, or gone. */
+static void scale_input(conn_t *c, uint64_t now)
+{
+    int state = c->room_state;
+    uint64_t seen = errors;
+    chat_input(c, now);
+    if (c->open && state == ROOM_ASKED && c->room_state == ROOM_ASKED && errors > seen)
+        conn_close(c); /* its /join refused: it will not be in its room */
+    if (c->transport == T_IRC) {
+        if (c->open && c->irc == IRC_IN)
+            c->room_state = ROOM_IN; /* at the end of its channel's NAMES */
+    } else if (c->open && c->room_state == ROOM_NONE && c->name_len) {
+        char command[64];
+        int k = snprintf(command, sizeof command, "/join room-%d", c->room);
+        send_message(c, command, (size_t)k);
+        c->room_state = ROOM_ASKED;
+        conn_flush(c);
+    }
+    if (!c->waiting)
+        return;
+    if (c->open && c->room_state == ROOM_IN) {
+        c->waiting = 0;
+        scale_inflight--;
+        scale_joined++;
+        t_scale_last_join = now;
+    } else if (!c->open) {
+        c->waiting = 0;
+        scale_inflight--;
+        scale_failed++;
+        if (!connect_error[0])
+            snprintf(connect_error, sizeof connect_error, "%s", error_sample);
+    }
+}
+
+/* Connect everyone, at most --concurrency in flight (connecting, greeted,
+ * joining); stop at --connect-timeout, or when connecting stalls (30 s
+ * without anyone settled) or fails past MAX_ERRORS. */
+static void scale_connect(void)
+{
+    uint64_t t0 = now_ns(), last_progress = t0, last_report = t0, paused = 0;
+    uint64_t deadline = t0 + (uint64_t)connect_timeout_ms * 1000000u;
+    int next = 0, settled = 0, half = nconns / 2, halfway = !hold;
+    while (scale_joined + scale_failed < nconns) {
+        uint64_t now = now_ns();
+        if (!halfway && next == half && scale_inflight == 0) {
+            /* Half of them: the harness reads the server's memory, so that
+             * the growth over the second half is what one more costs. */
+            halfway = 1;
+            scale_phase("half");
+            uint64_t after = now_ns();
+            paused += after - now;
+            deadline += after - now;
+            now = last_progress = after;
+        }
+        if (now > deadline) {
+            error_at(NULL, "%d of %d in their rooms after %ld s", scale_joined, nconns,
+                     connect_timeout_ms / 1000);
+            break;
+        }
+        if (scale_failed >= MAX_ERRORS)
+            break;
+        if (scale_joined + scale_failed != settled) {
+            settled = scale_joined + scale_failed;
+            last_progress = now;
+        } else if (now - last_progress > 30000000000ull) {
+            error_at(NULL, "connecting stalled at %d in their rooms", scale_joined);
+            break;
+        }
+        if (now - last_report > 5000000000ull) {
+            last_report = now;
+            fprintf(stderr, "loadgen: %d in their rooms, %d failed, %.1f s\n",
+                    scale_joined, scale_failed, (double)(now - t0) / 1e9);
+        }
+        while (next < (halfway ? nconns : half) && scale_inflight < concurrency
+               && scale_failed < MAX_ERRORS) {
+            conn_t *c = &cs[next++];
+            c->waiting = 1;
+            scale_inflight++;
+            int r = conn_open(c);
+            if (r < 0)
+                scale_input(c, now_ns());
+            else if (r == 1)
+                scale_connected(c, now_ns());
+        }
+        pump(10);
+    }
+    /* The time connecting took, the pause at half of them left out (when
+     * the last one came after it). */
+    if (t_scale_last_join >= t0 + paused)
+        connect_seconds = (double)(t_scale_last_join - t0 - paused) / 1e9;
+    else if (scale_joined)
+        connect_seconds = (double)(t_scale_last_join - t0) / 1e9;
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].waiting && cs[i].open)
+            conn_close(&cs[i]); /* never in its room: out of the count */
+}
+
+/* Each sender says a line every --interval-ms for --duration ms, the
+ * senders spread evenly over the interval; then wait (at most 10 s) for
+ * the last deliveries. */
+static void scale_measure(void)
+{
+    for (int r = 0; r < nrooms; r++)
+        room_size[r] = 0;
+    for (int i = 0; i < nconns; i++)
+        if (held(&cs[i]))
+            room_size[cs[i].room]++;
+    lines_per_sender = (int)(duration_ms / interval_ms);
+    if (lines_per_sender < 1)
+        lines_per_sender = 1;
+    room_senders = (size_t)((senders + nrooms - 1) / nrooms);
+    delivered_to = calloc((size_t)senders, sizeof *delivered_to);
+    for (int s = 0; s < senders; s++)
+        delivered_to[s] = calloc((size_t)lines_per_sender, sizeof **delivered_to);
+    fully = calloc((size_t)senders, sizeof *fully);
+    next_seq = calloc((size_t)nconns * room_senders, sizeof *next_seq);
+    if (!delivered_to || !fully || !next_seq)
+        die("out of memory");
+    expected = 0;
+    for (int s = 0; s < senders; s++)
+        if (held(&cs[s]) && room_size[cs[s].room] > 1)
+            expected += (uint64_t)lines_per_sender * (uint64_t)(room_size[cs[s].room] - 1);
+    completed = 0;
+    lat.n = 0;
+    char line[4096];
+    uint64_t total = (uint64_t)lines_per_sender * (uint64_t)senders, m = 0;
+    uint64_t interval = (uint64_t)interval_ms * 1000000u;
+    uint64_t t0 = now_ns();
+    uint64_t hard = t0 + (uint64_t)lines_per_sender * interval + 10000000000ull;
+    nworst = (size_t)((hard - t0) / 1000000000u) + 1;
+    worst_by_second = calloc(nworst, sizeof *worst_by_second);
+    if (!worst_by_second)
+        die("out of memory");
+    t_window_start = t0;
+    t_last_delivery = t0;
+    cpu_start();
+    chat_measuring = 1;
+    uint64_t before = errors; /* the window's own budget, past connecting's */
+    if (!connect_error[0])
+        snprintf(connect_error, sizeof connect_error, "%s", error_sample);
+    error_sample[0] = 0; /* from now on, the window's first error */
+    while (errors - before < MAX_ERRORS) {
+        uint64_t now = now_ns();
+        if (now > hard || (m == total && completed >= expected))
+            break;
+        /* Line m is sender m mod K's (m div K)-th, due at t0 + m * interval / K. */
+        while (m < total && now >= t0 + m * interval / (uint64_t)senders) {
+            conn_t *c = &cs[m % (uint64_t)senders];
+            if (held(c)) {
+                size_t n = chat_payload(line, c->id, c->sent, now_ns());
+                send_message(c, line, n);
+                conn_flush(c);
+                scale_sent++;
+            }
+            c->sent++;
+            m++;
+        }
+        pump(1);
+    }
+    cpu_stop();
+    window_errors = errors - before;
+    win_start = t0;
+    win_end = t_last_delivery;
+    for (int i = 0; i < nconns; i++)
+        scale_held += held(&cs[i]);
+}
+
+static int run_scale(void)
+{
+    if (senders > clients)
+        senders = clients;
+    make_conns(clients);
+    room_size = calloc((size_t)nrooms, sizeof *room_size);
+    if (!room_size)
+        die("out of memory");
+    for (int i = 0; i < nconns; i++) {
+        cs[i].room = i % nrooms;
+        /* --mix: the members of each room take turns (its n-th member is
+         * i div R), whatever R is, starting with room r's r mod 3-th front
+         * end, so that the senders (the first of each room) take turns too. */
+        int turn = (i / nrooms + i % nrooms) % 3;
+        cs[i].transport = mix ? (turn == 0 ? T_TCP : turn == 1 ? T_WS : T_IRC)
+                        : ws_path ? T_WS
+                        : irc_channel ? T_IRC
+                        : T_TCP;
+        room_size[cs[i].room]++;
+    }
+    for (int r = 0; r < nrooms; r++)
+        if (room_size[r] < 2)
+            die("room-%d would have %d member(s): --clients must give every room two",
+                r, room_size[r]);
+    short_reads = 1;
+    read_chunk = 4096; /* 100,000 input buffers of 64 KiB would be 6 GiB */
+    on_connected = scale_connected;
+    on_input = scale_input;
+    scale_connect();
+    scale_phase("connected");
+    scale_measure();
+    scale_phase("measured");
+    chat_leaving = 1;
+    for (int i = 0; i < nconns; i++)
+        conn_close(&cs[i]);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static long arg_long(int argc, char **argv, int *i)
@@ -1829,6 +2172,14 @@ int main(int argc, char **argv)
             ws_port = (int)arg_long(argc, argv, &i);
         else if (!strcmp(a, "--irc-port"))
             irc_port = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--sources"))
+            nsources = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--interval-ms"))
+            interval_ms = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--connect-timeout-ms"))
+            connect_timeout_ms = arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--hold"))
+            hold = 1;
         else
             die("unknown option %s", a);
     }
@@ -1836,20 +2187,28 @@ int main(int argc, char **argv)
         die("--port is required");
     if (size < 48 || size > 4000)
         die("--size must be 48 to 4000 bytes");
-    if (ws_path && strcmp(mode, "chat") != 0)
-        die("--ws is for chat only");
+    if (ws_path && strcmp(mode, "chat") != 0 && strcmp(mode, "scale") != 0)
+        die("--ws is for chat and scale only");
     if (ws_path && (ws_path[0] != '/' || strlen(ws_path) > 200 || strpbrk(ws_path, " \r\n")))
         die("--ws needs a path such as /ws");
-    if (nrooms && strcmp(mode, "chat") != 0)
-        die("--rooms is for chat only");
-    if (irc_channel && strcmp(mode, "chat") != 0)
-        die("--irc is for chat only");
+    int scale = !strcmp(mode, "scale");
+    if (nrooms && strcmp(mode, "chat") != 0 && !scale)
+        die("--rooms is for chat and scale only");
+    if (scale && (nrooms < 1 || nports != 1))
+        die("scale needs --rooms R (at least 1) and one --port");
+    if (nsources < 0 || nsources > 250)
+        die("--sources must be 0 (any) to 250");
+    if (interval_ms < 1 || interval_ms > 60000 || connect_timeout_ms < 1
+        || connect_timeout_ms > 3600000)
+        die("--interval-ms must be 1 to 60000, --connect-timeout-ms 1 to 3600000");
+    if (irc_channel && strcmp(mode, "chat") != 0 && !scale)
+        die("--irc is for chat and scale only");
     if (irc_channel && (!irc_channel[0] || strlen(irc_channel) > 40
                         || strspn(irc_channel, "abcdefghijklmnopqrstuvwxyz"
                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
                                != strlen(irc_channel)))
         die("--irc needs a channel name (letters, digits, - and _), without its #");
-    if (irc_channel && nrooms)
+    if (irc_channel && nrooms && !scale)
         die("--rooms is for line clients (/join), not with --irc");
     if (mix && (!ws_path || !irc_channel || ws_port <= 0 || ws_port > 65535
                 || irc_port <= 0 || irc_port > 65535 || nports != 1))
@@ -1858,7 +2217,7 @@ int main(int argc, char **argv)
         die("--ws-port and --irc-port are for --mix");
     if (!mix && ws_path && irc_channel)
         die("--ws and --irc together need --mix");
-    if (mix && nrooms)
+    if (mix && nrooms && !scale)
         die("--rooms is for line clients, not with --mix");
     if (nrooms < 0 || nrooms > 100000)
         die("--rooms must be 0 (one room) to 100000");
@@ -1892,6 +2251,8 @@ int main(int argc, char **argv)
         run_chat();
     else if (!strcmp(mode, "idle"))
         run_idle();
+    else if (scale)
+        run_scale();
     else
         die("unknown mode %s", mode);
 
@@ -1940,6 +2301,36 @@ int main(int argc, char **argv)
                percentile_us(&lat_remote, 0.99));
     if (!strcmp(mode, "idle"))
         printf(", \"accepted\": %d, \"accept_seconds\": %.4f", accepted, window);
+    if (scale) {
+        char shown[300];
+        show(shown, sizeof shown, connect_error, strlen(connect_error));
+        printf(", \"clients\": %d, \"joined\": %d, \"failed\": %d, \"held\": %d, "
+               "\"connect_seconds\": %.3f, \"rooms\": %d, \"senders\": %d, "
+               "\"sources\": %d, \"lines_per_sender\": %d, \"sent\": %llu, "
+               "\"expected\": %llu, \"missing\": %llu, \"bad_lines\": %llu, "
+               "\"out_of_order\": %llu, \"crossed_rooms\": %llu, "
+               "\"wrong_names\": %llu, \"notices\": %llu, "
+               "\"window_errors\": %llu, \"transport\": \"%s\", "
+               "\"server_cpu_seconds\": %.3f, \"cpu_seconds\": %.3f, "
+               "\"connect_error\": \"%s\", \"server_error\": \"%s\"",
+               nconns, scale_joined, scale_failed, scale_held, connect_seconds, nrooms,
+               senders, nsources, lines_per_sender, (unsigned long long)scale_sent,
+               (unsigned long long)expected,
+               (unsigned long long)(expected > completed ? expected - completed : 0),
+               (unsigned long long)bad_lines, (unsigned long long)out_of_order,
+               (unsigned long long)crossed_rooms, (unsigned long long)wrong_names,
+               (unsigned long long)notices, (unsigned long long)window_errors,
+               mix ? "mixed" : ws_path ? "websocket" : irc_channel ? "irc" : "tcp",
+               cpu_srv_end - cpu_srv_start,
+               cpu_self_end - cpu_self_start, shown, server_error);
+        size_t last = nworst;
+        while (last > 0 && worst_by_second[last - 1] == 0)
+            last--;
+        printf(", \"worst_ms_by_second\": [");
+        for (size_t i = 0; i < last; i++)
+            printf("%s%.1f", i ? ", " : "", (double)worst_by_second[i] / 1e6);
+        printf("]");
+    }
     printf(", \"error_sample\": \"%s\"}\n", error_sample);
     return 0;
 }
