@@ -25,8 +25,10 @@ from sockserve.web.protocol import (
     WebSocketMemberFactory,
     WebSocketSettings,
 )
+from sockserve.web.sessions import WebSessions
 from sockserve.web.site import (
     OriginPolicy,
+    PageLogins,
     SubprotocolBuilder,
     WebSite,
     checkOrigin,
@@ -75,6 +77,7 @@ def chatWebSite(
         )
     )
     limits = context.limits
+    logins = PageLogins(lambda: service.logins, WebSessions(clock))
     return webSite(
         members.buildMember,
         origins,
@@ -82,6 +85,7 @@ def chatWebSite(
         total=max(16, (limits.maxConnections or 4096) // 4),
         logLimit=context.registry.logLimit,
         others=others,
+        logins=logins,
     )
 
 

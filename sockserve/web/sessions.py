@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
+from sockserve.accounts.store import Account
+
 # How long a login through the page lasts, in seconds: a working day.
 SESSION_LIFETIME = 12 * 3600.0
 # The sessions one process keeps at most: beyond it the oldest are
@@ -28,6 +30,8 @@ SESSION_LIFETIME = 12 * 3600.0
 MAX_SESSIONS = 10_000
 # The longest token taken from a cookie (ours are 43 characters).
 MAX_TOKEN = 100
+# The cookie that carries the token.
+COOKIE = b"sockserve_session"
 
 
 @dataclass
@@ -134,3 +138,23 @@ class WebSessions:
             if login.expires > now:
                 return
             del self._logins[token]
+
+
+@dataclass(frozen=True)
+class PageLogin:
+    """
+    What a WebSocket handshake's cookie brought: a login to an account, or
+    the reason it is refused (the account is banned).
+
+    @ivar sessions: the store the session is in.
+    @ivar token: its token.
+    @ivar account: the account the member arrives logged in to, or C{None}
+        if it is refused.
+    @ivar refusal: why it is refused (told to the member, which is then
+        closed), or C{None}.
+    """
+
+    sessions: WebSessions
+    token: str
+    account: Account | None = None
+    refusal: str | None = None
