@@ -1,0 +1,129 @@
+"""
+The page's login form in a real browser (Debian's Chromium, driven by
+Playwright) against a real twistd with an accounts file: log in, reload and
+still be logged in, log out, a wrong password said in words; a banned
+account's page closed and told why.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, expect
+
+from tests.processes import Processes, TcpMember
+from tests.test_browser import (  # the fixtures, and the helpers
+    SEE,
+    browser,  # noqa: F401
+    members,
+    openPage,
+    pages,  # noqa: F401
+    processes,  # noqa: F401
+    say,
+    shown,
+)
+from tests.test_e2e_accounts import accountsFile
+
+pytestmark = pytest.mark.e2e
+
+
+def logIn(page: Page, name: str, password: str) -> None:
+    """Fill the login form and press Log in."""
+    page.get_by_label("Account name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_log_in_reload_and_log_out(
+    processes: Processes,  # noqa: F811 (the fixture)
+    browser: Browser,  # noqa: F811
+    pages: list[Page],  # noqa: F811
+) -> None:
+    """A wrong password is said in words; the right one logs the page in
+    (it comes back as the account, and the password went in no URL and is
+    kept nowhere the page's scripts can read); a reload is still logged in;
+    Log out makes it a guest again, and a reload stays one."""
+    server = processes.server(
+        "--accounts", str(accountsFile(processes)), "--web", "0", listeners=2
+    )
+    url = f"http://127.0.0.1:{server.portOf('web')}/"
+    page = openPage(browser, pages, url)
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
+    logIn(page, "alice", "not-her-password")
+    expect(page.locator("#login-error")).to_have_text(
+        "not logged in: wrong name or password", timeout=SEE
+    )
+    expect(page.get_by_label("Password")).to_have_value("")
+    logIn(page, "alice", "wonderland")
+    expect(page.locator("#account-name")).to_have_text(
+        "logged in as alice", timeout=SEE
+    )
+    expect(shown(page)).to_contain_text(
+        "you are logged in as alice (operator)", timeout=SEE
+    )
+    expect(page.locator("#state")).to_have_attribute(
+        "data-state", "connected", timeout=SEE
+    )
+    assert "alice" in members(page)
+    assert all("wonderland" not in request.url for request in requests)
+    assert "wonderland" not in page.evaluate(
+        "() => JSON.stringify([document.cookie, Object.entries(localStorage),"
+        " Object.entries(sessionStorage)])"
+    )
+    assert page.evaluate("document.cookie") == ""  # HttpOnly
+    (cookie,) = page.context.cookies()
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+
+    page.reload()
+    expect(page.locator("#account-name")).to_have_text(
+        "logged in as alice", timeout=SEE
+    )
+    expect(shown(page)).to_contain_text(
+        "you are logged in as alice (operator)", timeout=SEE
+    )
+    expect(page.get_by_label("Your name")).to_have_value("alice")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
+    expect(shown(page)).to_contain_text("you logged out of alice", timeout=SEE)
+    expect(page.get_by_label("Your name")).to_have_value(
+        re.compile(r"^guest\d+$"), timeout=SEE
+    )
+    page.reload()
+    expect(page.locator("#state")).to_have_attribute(
+        "data-state", "connected", timeout=SEE
+    )
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
+    expect(page.get_by_label("Your name")).to_have_value(
+        re.compile(r"^guest\d+$"), timeout=SEE
+    )
+    say(page, "/who")
+    expect(shown(page).locator("li").last).not_to_contain_text("alice", timeout=SEE)
+
+
+def test_a_banned_accounts_page_is_closed_and_told_why(
+    processes: Processes,  # noqa: F811 (the fixture)
+    browser: Browser,  # noqa: F811
+    pages: list[Page],  # noqa: F811
+) -> None:
+    """An operator on telnet bans the account a page is logged in to: the
+    page is closed and says why, and its login is over (the form is back)."""
+    server = processes.server(
+        "--accounts", str(accountsFile(processes)), "--web", "0", listeners=2
+    )
+    alice = TcpMember(processes, server)
+    alice.ask("/login alice wonderland", lambda line: "known as alice" in line)
+    page = openPage(browser, pages, f"http://127.0.0.1:{server.portOf('web')}/")
+    logIn(page, "bob", "builder1")
+    expect(page.locator("#account-name")).to_have_text("logged in as bob", timeout=SEE)
+    expect(shown(page)).to_contain_text("you are logged in as bob", timeout=SEE)
+    alice.say("/ban bob 1h spam")
+    state = page.locator("#state")
+    expect(state).to_have_attribute("data-state", "closed", timeout=SEE)
+    expect(state).to_contain_text("spam", timeout=SEE)
+    expect(state).to_contain_text("banned", timeout=SEE)
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
