@@ -91,12 +91,17 @@ class LoginBrowser(Browser):
         body = json.dumps({"name": name, "password": password}).encode()
         return self.request("POST", body, False, **fields)
 
-    def open(self, cookie: str | None) -> tuple[StringTransport, Connection]:
-        """Open the WebSocket (the line wire), with the cookie if given."""
+    def open(
+        self, cookie: str | None, *lines: str
+    ) -> tuple[StringTransport, Connection]:
+        """Open the WebSocket (the line wire), with the cookie if given,
+        and send C{lines} with the handshake."""
         headers = {"Origin": ORIGIN}
         if cookie is not None:
             headers["Cookie"] = cookie
-        transport, _ = self.send(upgrade(**headers))
+        sender = Connection(ConnectionType.CLIENT)
+        first = b"".join(sender.send(TextMessage(line)) for line in lines)
+        transport, _ = self.send(upgrade(**headers) + first)
         assert status(transport) == b"HTTP/1.1 101 Switching Protocols"
         client = Connection(ConnectionType.CLIENT)
         client.receive_data(transport.value().partition(b"\r\n\r\n")[2])
@@ -322,3 +327,21 @@ def test_under_require_login_the_cookie_lets_the_page_in(tmp_path: Path) -> None
     )
     browser.open(None)
     assert "log in with /login NAME PASSWORD" in texts(browser.opened)[1]
+
+
+def test_logging_out_spares_a_member_logged_in_otherwise_since(
+    tmp_path: Path,
+) -> None:
+    """A member that arrived with the cookie, then typed /logout and
+    /login to another account, is not logged out when the cookie's session
+    ends."""
+    browser = LoginBrowser(tmp_path)
+    _, headers, _ = browser.logIn()
+    cookie = cookieOf(headers)
+    transport, client = browser.open(cookie, "/logout", "/login bob builder1")
+    assert "* you are logged in as bob" in texts(browser.opened)
+    assert browser.request("DELETE", Cookie=cookie, Origin=ORIGIN)[0] == 200
+    assert texts(heard(transport, client)) == []
+    service = browser.chat.service
+    assert service is not None
+    assert service.people.find("bob") is not None

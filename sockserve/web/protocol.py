@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
@@ -290,15 +291,21 @@ class WebSocketChatProtocol(Protocol):
         """
         The page's login this member arrived with ended (C{DELETE
         /session}): log out of its account, as C{/logout} does (unless the
-        member logged out, or in to another account, since).
+        member logged out, or in to another account, since). It is handled
+        in turn with the member's input, as a C{/logout} it typed: after its
+        arrival, if it is still arriving.
         """
+        if not self.closing:
+            self.session.input.add(self._logOutOfPageLogin)
+
+    def _logOutOfPageLogin(self) -> Deferred[None] | None:
         login = self.login
         account = self.session.account
         if self.closing or login is None or login.account is None:
-            return
+            return None
         if account is None or account.key != login.account.key:
-            return
-        self.session.logOut()
+            return None
+        return self.session.logOut()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
