@@ -127,3 +127,33 @@ def test_a_banned_accounts_page_is_closed_and_told_why(
     expect(state).to_contain_text("spam", timeout=SEE)
     expect(state).to_contain_text("banned", timeout=SEE)
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
+
+
+def test_under_require_login_the_form_lets_the_page_in(
+    processes: Processes,  # noqa: F811 (the fixture)
+    browser: Browser,  # noqa: F811
+    pages: list[Page],  # noqa: F811
+) -> None:
+    """Where everyone must log in, the page is told how, logs in with its
+    form and arrives as the account; a reload comes straight in."""
+    server = processes.server(
+        "--accounts",
+        str(accountsFile(processes)),
+        "--require-login",
+        "--web",
+        "0",
+        listeners=2,
+    )
+    page = openPage(browser, pages, f"http://127.0.0.1:{server.portOf('web')}/")
+    expect(shown(page)).to_contain_text(
+        "this server is for its accounts only", timeout=SEE
+    )
+    logIn(page, "bob", "builder1")
+    expect(shown(page)).to_contain_text("you are bob in #default", timeout=SEE)
+    expect(page.get_by_label("Your name")).to_have_value("bob")
+    page.reload()
+    expect(page.locator("#state")).to_have_attribute(
+        "data-state", "connected", timeout=SEE
+    )
+    expect(shown(page)).to_contain_text("you are bob in #default", timeout=SEE)
+    expect(shown(page)).not_to_contain_text("for its accounts only")
