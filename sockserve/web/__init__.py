@@ -25,7 +25,7 @@ from sockserve.web.protocol import (
     WebSocketMemberFactory,
     WebSocketSettings,
 )
-from sockserve.web.sessions import WebSessions
+from sockserve.web.sessions import SESSION_LIFETIME, WebSessions
 from sockserve.web.site import (
     OriginPolicy,
     PageLogins,
@@ -49,6 +49,7 @@ def chatWebSite(
     origins: OriginPolicy,
     pingInterval: float,
     others: Mapping[str, SubprotocolBuilder] | None = None,
+    sessionLifetime: float = SESSION_LIFETIME,
 ) -> WebSite:
     """
     Return the web site whose WebSocket members are members of the chat
@@ -60,6 +61,8 @@ def chatWebSite(
         (and then dropped if no pong comes in as long); 0 for never.
     @param others: what builds the member of a WebSocket that chose one of
         these other subprotocols (IRC's: see L{sockserve.irc.websocket}).
+    @param sessionLifetime: seconds a login through the page lasts (see
+        L{sockserve.web.sessions}).
     """
     service, banner, policy = chat.service, chat.banner, chat.policy
     assert service is not None
@@ -77,7 +80,7 @@ def chatWebSite(
         )
     )
     limits = context.limits
-    logins = PageLogins(lambda: service.logins, WebSessions(clock))
+    logins = PageLogins(lambda: service.logins, WebSessions(clock, sessionLifetime))
     return webSite(
         members.buildMember,
         origins,
