@@ -103,6 +103,10 @@ def test_log_in_reload_and_log_out(
     )
     say(page, "/who")
     expect(shown(page).locator("li").last).not_to_contain_text("alice", timeout=SEE)
+    log = server.output.waitForText(b"logged in as alice").decode()
+    assert "Failed login as alice" in log
+    assert "wonderland" not in log
+    assert "not-her-password" not in log
 
 
 def test_a_banned_accounts_page_is_closed_and_told_why(
