@@ -8,7 +8,10 @@ Browsers and WebSocket clients in the chat room: C{--web}.
     the server's guard), and the factory of such members;
   - L{sockserve.web.site}: the page, the Origin check and the upgrade (and,
     in L{sockserve.web._pending}, the HTTP connections not upgraded yet,
-    counted by address so that a slow handshake costs its sender).
+    counted by address so that a slow handshake costs its sender), and the
+    page's login at C{/session};
+  - L{sockserve.web.sessions}: the page's logins, a token each, kept in
+    memory until they expire or are revoked.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 The web side of the chat room: the page, and the WebSocket endpoint.
 
 C{--web} serves a L{webSite}: C{GET /} the chat page and its assets,
-C{GET /ws} the WebSocket, anything else 404. The page and its assets carry
-a Content-Security-Policy that allows only the server's own scripts and
-styles, and C{X-Content-Type-Options: nosniff}.
+C{GET /ws} the WebSocket, C{/session} the page's login (L{SessionResource}:
+a password checked as every front end checks one, then a cookie that the
+WebSocket's handshake carries, see L{PageLogins}), anything else 404.
+The page and its assets carry a Content-Security-Policy that allows only
+the server's own scripts and styles, and C{X-Content-Type-Options:
+nosniff}.
 
 A WebSocket handshake is checked before the upgrade: one whose C{Origin}
 is neither the page's own origin nor one allowed with C{--web-origin} is
