@@ -14,8 +14,10 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.processes import Processes, TcpMember
 from tests.test_browser import (  # the fixtures, and the helpers
+    LAST_RETRY,
     SEE,
     browser,  # noqa: F401
+    freePort,
     members,
     openPage,
     pages,  # noqa: F401
@@ -161,3 +163,31 @@ def test_under_require_login_the_form_lets_the_page_in(
     )
     expect(shown(page)).to_contain_text("you are bob in #default", timeout=SEE)
     expect(shown(page)).not_to_contain_text("for its accounts only")
+
+
+def test_a_restart_ends_the_login_and_the_page_says_so(
+    processes: Processes,  # noqa: F811 (the fixture)
+    browser: Browser,  # noqa: F811
+    pages: list[Page],  # noqa: F811
+) -> None:
+    """The page's logins are the server's memory: after a restart the page
+    comes back as a guest, shows the login form again, and does not ask
+    for the account's name."""
+    port = freePort()
+    accounts = str(accountsFile(processes))
+    web = f"--web=tcp:{port}:interface=127.0.0.1"
+    server = processes.server("--accounts", accounts, web, listeners=2)
+    page = openPage(browser, pages, f"http://127.0.0.1:{port}/")
+    logIn(page, "bob", "builder1")
+    expect(page.locator("#account-name")).to_have_text("logged in as bob", timeout=SEE)
+    expect(page.get_by_label("Your name")).to_have_value("bob", timeout=SEE)
+    server.stop()
+    state = page.locator("#state")
+    expect(state).to_have_attribute("data-state", "reconnecting", timeout=SEE)
+    processes.server("--accounts", accounts, web, listeners=2)
+    expect(state).to_have_attribute("data-state", "connected", timeout=LAST_RETRY + SEE)
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=SEE)
+    expect(page.get_by_label("Your name")).to_have_value(
+        re.compile(r"^guest\d+$"), timeout=SEE
+    )
+    expect(shown(page)).not_to_contain_text("belongs to an account")

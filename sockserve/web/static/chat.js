@@ -817,6 +817,15 @@
       if (stay) {
         arrivedTopic(where, event.topic, again);
       }
+      if (account !== null && myName !== account) {
+        // Back without the login (it expired, or the server restarted):
+        // the account's name is not the page's to ask for.
+        if (chosenName === account) {
+          chosenName = myName;
+          storeName(myName);
+        }
+        askSession();
+      }
       if (chosenName && chosenName !== myName) {
         restoring = again;
         send(`/nick ${chosenName}`);
