@@ -116,8 +116,10 @@ def test_a_banned_accounts_page_is_closed_and_told_why(
     browser: Browser,  # noqa: F811
     pages: list[Page],  # noqa: F811
 ) -> None:
-    """An operator on telnet bans the account a page is logged in to: the
-    page is closed and says why, and its login is over (the form is back)."""
+    """An operator on telnet kicks a page logged in to an account: it is
+    closed, says why, and its Reconnect button brings it back still logged
+    in; the operator bans the account: the page is closed and says why, and
+    its login is over (the form is back)."""
     server = processes.server(
         "--accounts", str(accountsFile(processes)), "--web", "0", listeners=2
     )
@@ -127,8 +129,18 @@ def test_a_banned_accounts_page_is_closed_and_told_why(
     logIn(page, "bob", "builder1")
     expect(page.locator("#account-name")).to_have_text("logged in as bob", timeout=SEE)
     expect(shown(page)).to_contain_text("you are logged in as bob", timeout=SEE)
-    alice.say("/ban bob 1h spam")
     state = page.locator("#state")
+    alice.say("/kick bob enough")
+    expect(state).to_have_text(
+        "not connected: you were kicked by alice: enough", timeout=SEE
+    )
+    page.get_by_role("button", name="Reconnect").click()
+    expect(state).to_have_attribute("data-state", "connected", timeout=SEE)
+    expect(shown(page).get_by_text("you are logged in as bob")).to_have_count(
+        2, timeout=SEE
+    )
+    expect(page.locator("#account-name")).to_have_text("logged in as bob")
+    alice.say("/ban bob 1h spam")
     expect(state).to_have_attribute("data-state", "closed", timeout=SEE)
     expect(state).to_contain_text("spam", timeout=SEE)
     expect(state).to_contain_text("banned", timeout=SEE)
