@@ -152,8 +152,10 @@ def test_under_require_login_the_form_lets_the_page_in(
     browser: Browser,  # noqa: F811
     pages: list[Page],  # noqa: F811
 ) -> None:
-    """Where everyone must log in, the page is told how, logs in with its
-    form and arrives as the account; a reload comes straight in."""
+    """Where everyone must log in, the page is told how; a /login typed in
+    its message box logs in as its form does (a wrong one is said in the
+    conversation), and the page arrives as the account; a reload comes
+    straight in."""
     server = processes.server(
         "--accounts",
         str(accountsFile(processes)),
@@ -166,9 +168,15 @@ def test_under_require_login_the_form_lets_the_page_in(
     expect(shown(page)).to_contain_text(
         "this server is for its accounts only", timeout=SEE
     )
-    logIn(page, "bob", "builder1")
+    say(page, "/login bob wrong password")
+    expect(shown(page).locator("li.error").last).to_have_text(
+        "wrong name or password", timeout=SEE
+    )
+    expect(page.get_by_label("Message")).to_have_value("")
+    say(page, "/login bob builder1")
     expect(shown(page)).to_contain_text("you are bob in #default", timeout=SEE)
     expect(page.get_by_label("Your name")).to_have_value("bob")
+    expect(page.locator("#account-name")).to_have_text("logged in as bob")
     page.reload()
     expect(page.locator("#state")).to_have_attribute(
         "data-state", "connected", timeout=SEE

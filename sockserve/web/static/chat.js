@@ -1259,6 +1259,26 @@
     }
   }
 
+  // Log in (from the form, or a /login typed in the message box); return
+  // the error, or null once logged in.
+  async function logIn(name, password) {
+    loginError.textContent = "";
+    const button = loginForm.querySelector("button");
+    button.disabled = true;
+    const [ok, said] = await session("POST", { name, password });
+    button.disabled = false;
+    if (!ok) {
+      loginError.textContent = `not logged in: ${said.error}`;
+      return said.error;
+    }
+    showAccount({ accounts: true, account: said.account });
+    // The account's name is the page's from now on.
+    chosenName = said.account;
+    storeName(said.account);
+    reconnectNow();
+    return null;
+  }
+
   loginForm.addEventListener("submit", async (submitted) => {
     submitted.preventDefault();
     const name = loginName.value.trim();
@@ -1266,23 +1286,26 @@
     if (!name || !password) {
       return;
     }
-    loginError.textContent = "";
-    const button = loginForm.querySelector("button");
-    button.disabled = true;
-    const [ok, said] = await session("POST", { name, password });
-    button.disabled = false;
+    const error = await logIn(name, password);
     loginPassword.value = "";
-    if (!ok) {
-      loginError.textContent = `not logged in: ${said.error}`;
+    if (error !== null) {
       loginPassword.focus();
-      return;
     }
-    showAccount({ accounts: true, account: said.account });
-    // The account's name is the page's from now on.
-    chosenName = said.account;
-    storeName(said.account);
-    reconnectNow();
   });
+
+  // "/login NAME PASSWORD" as the server reads it (the password is what
+  // follows the name and one space); null if it is not one.
+  function typedLogin(text) {
+    if (!text.startsWith("/login ")) {
+      return null;
+    }
+    const rest = text.slice("/login ".length).replace(/^ +/, "");
+    const space = rest.indexOf(" ");
+    if (space <= 0 || space === rest.length - 1) {
+      return null;
+    }
+    return [rest.slice(0, space), rest.slice(space + 1)];
+  }
 
   async function logOut() {
     loginError.textContent = "";
@@ -1352,6 +1375,17 @@
       // Logged in with the form: the form's login ends.
       message.value = "";
       logOut();
+      return;
+    }
+    const login = accountBox.hidden || account !== null ? null : typedLogin(text);
+    if (login !== null) {
+      // Logged in as the form does, so that a reload stays logged in.
+      message.value = "";
+      logIn(login[0], login[1]).then((error) => {
+        if (error !== null) {
+          show(current, "error", null, error);
+        }
+      });
       return;
     }
     if (text.startsWith("/") && !text.startsWith("//")) {
