@@ -55,6 +55,7 @@ from sockserve.service import (
     StartupAbort,
 )
 from sockserve.web import chatWebSite
+from sockserve.web.sessions import SESSION_LIFETIME
 from sockserve.web.site import OriginPolicy, checkHostName, checkOrigin
 
 DEFAULT_PORT = "5000"
@@ -182,7 +183,11 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ),
         "bus",
     ),
-    ("Web", ("web", "web-origin", "web-host", "web-ping"), "web"),
+    (
+        "Web",
+        ("web", "web-origin", "web-host", "web-ping", "web-session-lifetime"),
+        "web",
+    ),
     ("IRC", (), "irc"),
     (
         "Accounts",
@@ -439,6 +444,14 @@ class Options(CommandOptions):
             "chat: seconds of silence after which a WebSocket client is "
             "pinged, and then dropped if no pong comes as long (0: never).",
             _seconds("web-ping"),
+        ],
+        [
+            "web-session-lifetime",
+            None,
+            int(SESSION_LIFETIME),
+            "chat, with --accounts: seconds a login through the page lasts "
+            "(its cookie), at most.",
+            _count("web-session-lifetime", 1),
         ],
         [
             "irc-ping",
@@ -911,6 +924,7 @@ def makeServerService(
             reactor,  # type: ignore[arg-type]
             OriginPolicy(options["web-origin"], options["web-host"]),
             float(options["web-ping"]),
+            sessionLifetime=float(options["web-session-lifetime"]),
             others={name: ircOverWebSocket.buildMember for name in SUBPROTOCOLS},
         )
         for description, label in options["webListeners"]:

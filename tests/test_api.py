@@ -117,6 +117,7 @@ PUBLIC_MODULES = {
     "sockserve.web",
     "sockserve.web.frames",
     "sockserve.web.protocol",
+    "sockserve.web.sessions",
     "sockserve.web.site",
     "sockserve.web.wires",
 }

@@ -150,6 +150,10 @@ def test_every_option() -> None:
         (["--rooms", "lab,bad name"], "--rooms: a room name is 1 to 32 letters"),
         (["--rooms", "lab,,games"], "--rooms: a room name is"),
         (["--max-rooms", "0"], "--max-rooms must be an integer of at least 1"),
+        (
+            ["--web-session-lifetime", "0"],
+            "--web-session-lifetime must be an integer of at least 1",
+        ),
         (["--max-rooms", "x"], "--max-rooms must be an integer of at least 1"),
         (
             ["--rooms", "a,b,c,d", "--max-rooms", "2"],
@@ -818,6 +822,25 @@ def test_accounts_options(tmp_path: Path) -> None:
     options = parse("--accounts", str(bad), "--require-login", "--login-timeout", "5")
     assert options["accountStore"] is not None
     assert "--require-login" in options.workerArguments([5000])
+
+
+def test_web_session_lifetime_reaches_the_site() -> None:
+    """The page's logins last --web-session-lifetime seconds (12 hours
+    unless told)."""
+    from sockserve.web.site import SessionResource, WebSite
+
+    assert parse()["web-session-lifetime"] == 12 * 3600
+    reactor = MemoryReactorClock()
+    service = makeService(
+        parse("-p", "0", "--web", "0", "--web-session-lifetime", "60"), reactor
+    )
+    service.privilegedStartService()
+    service.startService()
+    [site] = [f for _, f, _, _ in reactor.tcpServers if isinstance(f, WebSite)]
+    sessions = site.resource.children[b"session"]
+    assert isinstance(sessions, SessionResource)
+    assert sessions.pageLogins.sessions.lifetime == 60
+    assert service.stopService().called
 
 
 def test_bans_option(tmp_path: Path) -> None:

@@ -810,7 +810,7 @@ class PendingSite:
     def __init__(self, total: int = 100, perAddress: int | None = None) -> None:
         self.clock = Clock()
         self.site = webSite(
-            lambda wire, multiRoom: Protocol(),
+            lambda wire, multiRoom, login: Protocol(),
             OriginPolicy(),
             perAddress=perAddress,
             total=total,
@@ -892,7 +892,9 @@ def test_an_address_holds_a_share_of_the_pending_pool() -> None:
     mapped = [pending.open(f"::ffff:192.0.2.{index}")[0] for index in range(40)]
     assert not any(map(closed, mapped))
     assert not closed(other)
-    big = webSite(lambda wire, multiRoom: Protocol(), OriginPolicy(), total=100_000)
+    big = webSite(
+        lambda wire, multiRoom, login: Protocol(), OriginPolicy(), total=100_000
+    )
     assert big.pending.share == ADDRESS_SHARE
 
 
@@ -935,7 +937,7 @@ def test_http_connections_are_counted_by_network_and_refusals_logged() -> None:
 
     clock = Clock()
     site = webSite(
-        lambda wire, multiRoom: Protocol(),
+        lambda wire, multiRoom, login: Protocol(),
         OriginPolicy(),
         perAddress=2,
         total=100,

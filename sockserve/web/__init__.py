@@ -8,7 +8,10 @@ Browsers and WebSocket clients in the chat room: C{--web}.
     the server's guard), and the factory of such members;
   - L{sockserve.web.site}: the page, the Origin check and the upgrade (and,
     in L{sockserve.web._pending}, the HTTP connections not upgraded yet,
-    counted by address so that a slow handshake costs its sender).
+    counted by address so that a slow handshake costs its sender), and the
+    page's login at C{/session};
+  - L{sockserve.web.sessions}: the page's logins, a token each, kept in
+    memory until they expire or are revoked.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from sockserve.web.protocol import (
     WebSocketMemberFactory,
     WebSocketSettings,
 )
+from sockserve.web.sessions import SESSION_LIFETIME, WebSessions
 from sockserve.web.site import (
     OriginPolicy,
+    PageLogins,
     SubprotocolBuilder,
     WebSite,
     checkOrigin,
@@ -47,6 +52,7 @@ def chatWebSite(
     origins: OriginPolicy,
     pingInterval: float,
     others: Mapping[str, SubprotocolBuilder] | None = None,
+    sessionLifetime: float = SESSION_LIFETIME,
 ) -> WebSite:
     """
     Return the web site whose WebSocket members are members of the chat
@@ -58,6 +64,8 @@ def chatWebSite(
         (and then dropped if no pong comes in as long); 0 for never.
     @param others: what builds the member of a WebSocket that chose one of
         these other subprotocols (IRC's: see L{sockserve.irc.websocket}).
+    @param sessionLifetime: seconds a login through the page lasts (see
+        L{sockserve.web.sessions}).
     """
     service, banner, policy = chat.service, chat.banner, chat.policy
     assert service is not None
@@ -75,6 +83,7 @@ def chatWebSite(
         )
     )
     limits = context.limits
+    logins = PageLogins(lambda: service.logins, WebSessions(clock, sessionLifetime))
     return webSite(
         members.buildMember,
         origins,
@@ -82,6 +91,7 @@ def chatWebSite(
         total=max(16, (limits.maxConnections or 4096) // 4),
         logLimit=context.registry.logLimit,
         others=others,
+        logins=logins,
     )
 
 

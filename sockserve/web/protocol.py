@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
@@ -61,6 +62,7 @@ from sockserve.web.frames import (
     closeFrame,
     serverFrame,
 )
+from sockserve.web.sessions import PageLogin
 from sockserve.web.wires import WebSocketJsonWire
 
 
@@ -125,11 +127,14 @@ class WebSocketMemberFactory(Factory):
         # handshake chose: telling the server's time and --max-line.
         self._jsonWires: dict[WebSocketJsonWire, WebSocketJsonWire] = {}
 
-    def buildMember(self, wire: ChatWire, multiRoom: bool) -> WebSocketChatProtocol:
+    def buildMember(
+        self, wire: ChatWire, multiRoom: bool, login: PageLogin | None = None
+    ) -> WebSocketChatProtocol:
         """
         A member for a connection whose handshake chose C{wire} (a JSON
         wire becomes this server's, see L{WebSocketJsonWire.forServer}), in
-        several rooms at once if C{multiRoom}.
+        several rooms at once if C{multiRoom}, logged in (or refused) as the
+        browser's cookie says (C{login}), if it brought one.
         """
         if isinstance(wire, WebSocketJsonWire):
             own = self._jsonWires.get(wire)
@@ -141,6 +146,7 @@ class WebSocketMemberFactory(Factory):
             wire = own
         member = WebSocketChatProtocol(self.settings, wire, multiRoom)
         member.factory = self
+        member.login = login
         return member
 
 
@@ -161,11 +167,15 @@ class WebSocketChatProtocol(Protocol):
     @ivar pings: the keepalive pinging quiet members, if any.
     @ivar closeCode: the code the server's close frame will carry.
     @ivar closing: set once no more input is handled.
+    @ivar login: the login the browser's cookie brought (the page's), if
+        any: the member arrives logged in to its account, or is refused
+        (banned); it is logged out if the session is revoked.
     """
 
     log = Logger()
     transport: IServerTransport
     frontEnd = "websocket"
+    login: PageLogin | None = None
 
     def __init__(
         self, settings: WebSocketSettings, wire: ChatWire, multiRoom: bool = False
@@ -268,13 +278,42 @@ class WebSocketChatProtocol(Protocol):
         self.transport.registerProducer(self, True)
         if self.pings is not None:
             self.pings.deadlines.set(self)
+        login = self.login
+        if login is not None:
+            if login.account is None:
+                self.refuse(login.refusal or "you may not log in", "banned")
+                return
+            self.session.account = login.account
+            login.sessions.attach(login.token, self, self.sessionRevoked)
         self.session.start()
+
+    def sessionRevoked(self) -> None:
+        """
+        The page's login this member arrived with ended (C{DELETE
+        /session}): log out of its account, as C{/logout} does (unless the
+        member logged out, or in to another account, since). It is handled
+        in turn with the member's input, as a C{/logout} it typed: after its
+        arrival, if it is still arriving.
+        """
+        if not self.closing:
+            self.session.input.add(self._logOutOfPageLogin)
+
+    def _logOutOfPageLogin(self) -> Deferred[None] | None:
+        login = self.login
+        account = self.session.account
+        if self.closing or login is None or login.account is None:
+            return None
+        if account is None or account.key != login.account.key:
+            return None
+        return self.session.logOut()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Forget the member: its keepalive, its timers, its session.
         """
         self.closing = True
+        if self.login is not None:
+            self.login.sessions.detach(self.login.token, self)
         if self.pings is not None:
             self.pings.deadlines.discard(self)
         if self.framesPaced is not None:

@@ -2,9 +2,12 @@
 The web side of the chat room: the page, and the WebSocket endpoint.
 
 C{--web} serves a L{webSite}: C{GET /} the chat page and its assets,
-C{GET /ws} the WebSocket, anything else 404. The page and its assets carry
-a Content-Security-Policy that allows only the server's own scripts and
-styles, and C{X-Content-Type-Options: nosniff}.
+C{GET /ws} the WebSocket, C{/session} the page's login (L{SessionResource}:
+a password checked as every front end checks one, then a cookie that the
+WebSocket's handshake carries, see L{PageLogins}), anything else 404.
+The page and its assets carry a Content-Security-Policy that allows only
+the server's own scripts and styles, and C{X-Content-Type-Options:
+nosniff}.
 
 A WebSocket handshake is checked before the upgrade: one whose C{Origin}
 is neither the page's own origin nor one allowed with C{--web-origin} is
@@ -23,10 +26,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IDelayedCall, IProtocol
@@ -47,14 +51,20 @@ from wsproto.utilities import RemoteProtocolError
 from sockserve import _twisted
 from sockserve._addresses import describeAddress, hostOf, networkOf
 from sockserve._loglimit import LogLimiter
+from sockserve.accounts.store import Account
 from sockserve.chat.events import ChatWire
+from sockserve.chat.login import LoginRefused
 from sockserve.web._pending import PendingConnections
+from sockserve.web.sessions import COOKIE, PageLogin, WebSessions
 from sockserve.web.wires import (
     JSON_SUBPROTOCOL,
     JSON_SUBPROTOCOL_ONE_ROOM,
     WEBSOCKET_JSON_WIRE,
     WEBSOCKET_LINE_WIRE,
 )
+
+if TYPE_CHECKING:
+    from sockserve.accounts.logins import Logins
 
 _log = Logger()
 
@@ -82,9 +92,9 @@ HEADER_DEADLINE = 10.0
 ADDRESS_SHARE = 128
 
 
-# Build a member on an upgraded connection, given its wire and whether it
-# may be in several rooms at once.
-MemberBuilder = Callable[[ChatWire, bool], IProtocol]
+# Build a member on an upgraded connection, given its wire, whether it may
+# be in several rooms at once, and the page's login its cookie brought.
+MemberBuilder = Callable[[ChatWire, bool, PageLogin | None], IProtocol]
 _JSON_SUBPROTOCOLS = (JSON_SUBPROTOCOL, JSON_SUBPROTOCOL_ONE_ROOM)
 # Builds the member of a WebSocket whose handshake chose another protocol
 # than the chat's own wires (IRC's): given the subprotocol chosen.
@@ -298,11 +308,13 @@ class WebSocketResource(Resource):
         buildMember: MemberBuilder,
         origins: OriginPolicy,
         others: Mapping[str, SubprotocolBuilder] | None = None,
+        logins: PageLogins | None = None,
     ) -> None:
         super().__init__()
         self.buildMember = buildMember
         self.origins = origins
         self.others = dict(others or {})
+        self.logins = logins
 
     def render_HEAD(self, request: Request) -> bytes:
         """
@@ -390,11 +402,12 @@ class WebSocketResource(Resource):
         else:
             wire = WEBSOCKET_LINE_WIRE
             subprotocol = None
+        login = None if self.logins is None else self.logins.arriving(request)
         return self._upgrade(
             request,
             handshake,
             subprotocol,
-            self.buildMember(wire, subprotocol == JSON_SUBPROTOCOL),
+            self.buildMember(wire, subprotocol == JSON_SUBPROTOCOL, login),
         )
 
     def _upgrade(
@@ -731,6 +744,249 @@ class WebSite(Site):
         """
 
 
+# The largest body C{POST /session} takes: a name and a password in JSON.
+MAX_LOGIN_BODY = 4096
+
+
+class PageLogins:
+    """
+    The page's logins: a login through the form (L{SessionResource}) makes
+    a session in C{sessions}; a WebSocket handshake that brings its cookie
+    arrives logged in (L{arriving}).
+
+    @ivar logins: what gives the server's logins now (C{None}: it has no
+        accounts).
+    @ivar sessions: the sessions of the page's logins.
+    """
+
+    def __init__(
+        self, logins: Callable[[], Logins | None], sessions: WebSessions
+    ) -> None:
+        self.logins = logins
+        self.sessions = sessions
+
+    def arriving(self, request: Request) -> PageLogin | None:
+        """
+        The login the cookie of C{request} (a WebSocket handshake) brings:
+        C{None} without one, or if it expired, was revoked, or its account
+        is gone or has another password now; a refusal if the account is
+        banned (the session then ends).
+        """
+        logins = self.logins()
+        token = _cookie(request)
+        login = self.sessions.find(token)
+        if logins is None or login is None or token is None:
+            return None
+        entry = logins.store.entry(login.account)
+        if entry is None or entry.passwordHash != login.proof:
+            self.sessions.revoke(token)
+            return None
+        refusal = (
+            None
+            if logins.banned is None
+            else logins.banned(entry.name, hostOf(request.getClientAddress()))
+        )
+        if refusal is not None:
+            self.sessions.revoke(token)
+            return PageLogin(self.sessions, token, None, refusal)
+        return PageLogin(self.sessions, token, entry.account())
+
+
+def _cookie(request: Request) -> str | None:
+    value: bytes | None = request.getCookie(COOKIE)
+    if value is None:
+        return None
+    return value.decode("ascii", "replace")
+
+
+def _json(request: Request, code: int, body: Mapping[str, object]) -> bytes:
+    if request.code != code:
+        request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return json.dumps(body).encode("utf-8")
+
+
+def _answer(request: Request, body: bytes) -> None:
+    """
+    Finish C{request}, answered later than its render, with C{body}.
+    """
+    request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+    request.write(body)
+    request.finish()
+
+
+def _accountJSON(account: Account | None) -> dict[str, object]:
+    if account is None:
+        return {"account": None, "roles": []}
+    return {"account": account.name, "roles": sorted(account.roles)}
+
+
+class SessionResource(Resource):
+    """
+    C{/session}: the page's login.
+
+      - C{GET}: whether the server has accounts, whether they are required,
+        and the account the browser's cookie is logged in to;
+      - C{POST} with a JSON body C{{"name": ..., "password": ...}}: log in
+        (through L{Logins.login}, with its limits and bans), and set the
+        session's cookie (C{HttpOnly}, C{SameSite=Strict}, C{Path=/},
+        C{Secure} over TLS, lasting as long as the session);
+      - C{DELETE}: log out: the session ends (its WebSocket members are
+        logged out) and the cookie is cleared.
+
+    C{POST} and C{DELETE} need an C{Origin} that the site's
+    L{OriginPolicy} admits (no other site's page may log its visitors in or
+    out), and C{POST} a JSON body.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, logins: PageLogins, origins: OriginPolicy) -> None:
+        super().__init__()
+        self.pageLogins = logins
+        self.origins = origins
+
+    def _account(self, request: Request) -> Account | None:
+        login = self.pageLogins.arriving(request)
+        return None if login is None else login.account
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        Say what the page needs to show its login form.
+        """
+        if request.postpath not in ([], [b""]):
+            return _refuse(request, 404, "no such page")
+        logins = self.pageLogins.logins()
+        body = _accountJSON(self._account(request))
+        body["accounts"] = logins is not None
+        body["required"] = logins is not None and logins.rules.requireLogin
+        return _json(request, 200, body)
+
+    def _crossSite(self, request: Request) -> bytes | None:
+        """
+        Refuse a request that changes the login unless a page the site
+        admits sent it.
+        """
+        if request.postpath not in ([], [b""]):
+            return _refuse(request, 404, "no such page")
+        host = _text(request.getHeader(b"host"))
+        origin = request.getHeader(b"origin")
+        if (
+            origin is None
+            or not self.origins.allows(origin.decode("latin-1"), host)
+            or not self.origins.trustsHost(host, _localHost(request))
+        ):
+            return _json(
+                request,
+                403,
+                {"error": "log in from the chat's own page (see --web-origin)"},
+            )
+        return None
+
+    def render_POST(self, request: Request) -> bytes | int:
+        """
+        Log in, and set the session's cookie.
+        """
+        refused = self._crossSite(request)
+        if refused is not None:
+            return refused
+        logins = self.pageLogins.logins()
+        if logins is None:
+            return _json(
+                request, 404, {"error": "there are no accounts on this server"}
+            )
+        contentType = request.getHeader(b"content-type") or b""
+        if contentType.split(b";")[0].strip().lower() != b"application/json":
+            return _json(request, 415, {"error": "send the login as JSON"})
+        assert request.content is not None
+        body = request.content.read(MAX_LOGIN_BODY + 1)
+        if len(body) > MAX_LOGIN_BODY:
+            return _json(request, 413, {"error": "that login is too long"})
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            fields = None
+        if not (
+            isinstance(fields, dict)
+            and isinstance(fields.get("name"), str)
+            and isinstance(fields.get("password"), str)
+            and fields["name"]
+            and fields["password"]
+        ):
+            return _json(request, 400, {"error": "give a name and a password"})
+        address = request.getClientAddress()
+        secure = request.isSecure() or hostOf(address) is None
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda failure: gone.append(True))
+        checking = logins.login(
+            fields["name"],
+            fields["password"],
+            hostOf(address),
+            secure,
+            describeAddress(address),
+        )
+        del fields, body
+
+        def loggedIn(account: Account) -> None:
+            if gone:
+                return
+            entry = logins.store.entry(account.name)
+            proof = "" if entry is None else entry.passwordHash
+            sessions = self.pageLogins.sessions
+            token = sessions.create(account.name, proof)
+            request.addCookie(
+                COOKIE,
+                token,
+                path=b"/",
+                max_age=str(int(sessions.lifetime)),
+                secure=request.isSecure(),
+                httpOnly=True,
+                sameSite="strict",
+            )
+            _answer(request, _json(request, 200, _accountJSON(account)))
+
+        def notLoggedIn(failure: Failure) -> None:
+            if gone:
+                return
+            if failure.check(LoginRefused):
+                refused = failure.value
+                assert isinstance(refused, LoginRefused)
+                code = 429 if refused.result in ("throttled", "busy") else 403
+                if refused.result == "error":
+                    code = 503
+                text = str(refused)
+            else:
+                self.log.failure("Could not log a page in", failure)
+                code, text = 503, "logins are unavailable now; try again later"
+            _answer(request, _json(request, code, {"error": text}))
+
+        checking.addCallbacks(loggedIn, notLoggedIn)
+        return NOT_DONE_YET
+
+    def render_DELETE(self, request: Request) -> bytes:
+        """
+        Log out: end the session (its members are logged out) and clear
+        the cookie.
+        """
+        refused = self._crossSite(request)
+        if refused is not None:
+            return refused
+        self.pageLogins.sessions.revoke(_cookie(request))
+        request.addCookie(
+            COOKIE,
+            "",
+            path=b"/",
+            max_age="0",
+            secure=request.isSecure(),
+            httpOnly=True,
+            sameSite="strict",
+        )
+        return _json(request, 200, _accountJSON(None))
+
+
 def webSite(
     buildMember: MemberBuilder,
     origins: OriginPolicy,
@@ -738,16 +994,21 @@ def webSite(
     total: int = 1024,
     logLimit: LogLimiter | None = None,
     others: Mapping[str, SubprotocolBuilder] | None = None,
+    logins: PageLogins | None = None,
 ) -> WebSite:
     """
     Return the site of C{--web}: the page at C{/}, its assets, and the
     WebSocket at C{/ws}, whose members C{buildMember} builds (or, for the
     subprotocols of C{others}, what C{others} builds); at most
     C{perAddress} HTTP connections (not yet WebSockets) from one address,
-    C{total} in all, those refused logged through C{logLimit}.
+    C{total} in all, those refused logged through C{logLimit}. With
+    C{logins}, the page's login at C{/session}, whose cookie logs in the
+    WebSockets opened with it.
     """
     root = Root(_asset("index.html", b"text/html; charset=utf-8"))
     for name, contentType in _ASSETS:
         root.putChild(name.encode("ascii"), _asset(name, contentType))
-    root.putChild(b"ws", WebSocketResource(buildMember, origins, others))
+    root.putChild(b"ws", WebSocketResource(buildMember, origins, others, logins))
+    if logins is not None:
+        root.putChild(b"session", SessionResource(logins, origins))
     return WebSite(root, perAddress, total, origins, logLimit, timeout=HTTP_TIMEOUT)

@@ -46,6 +46,14 @@
   const peopleTitle = document.getElementById("people-title");
   const members = document.getElementById("members");
   const peopleNote = document.getElementById("people-note");
+  const accountBox = document.getElementById("account");
+  const loginForm = document.getElementById("login");
+  const loginName = document.getElementById("login-name");
+  const loginPassword = document.getElementById("login-password");
+  const loginError = document.getElementById("login-error");
+  const loggedInBox = document.getElementById("logged-in");
+  const accountName = document.getElementById("account-name");
+  const logoutButton = document.getElementById("logout");
 
   let socket = null;
   let retryMs = FIRST_RETRY_MS;
@@ -68,6 +76,11 @@
   let listed = []; // the last /rooms answer: [{name, members}]
   let listedTotal = 0;
   let lastActive = Date.now();
+  // The account the page's login (its cookie, which scripts cannot read)
+  // is for, as /session last said: null for none.
+  let account = null;
+  // The connection is closed to come back at once, logged in.
+  let relogging = false;
 
   function storedName() {
     try {
@@ -804,6 +817,15 @@
       if (stay) {
         arrivedTopic(where, event.topic, again);
       }
+      if (account !== null && myName !== account) {
+        // Back without the login (it expired, or the server restarted):
+        // the account's name is not the page's to ask for.
+        if (chosenName === account) {
+          chosenName = myName;
+          storeName(myName);
+        }
+        askSession();
+      }
       if (chosenName && chosenName !== myName) {
         restoring = again;
         send(`/nick ${chosenName}`);
@@ -1065,7 +1087,8 @@
     for (const box of [message, nameBox, roomBox]) {
       box.disabled = !open;
     }
-    for (const button of document.querySelectorAll("form button, #refresh")) {
+    for (const button of document.querySelectorAll(
+      "form:not(#login) button, #refresh")) {
       button.disabled = !open;
     }
     for (const button of directory.querySelectorAll("button")) {
@@ -1131,6 +1154,13 @@
     });
     socket.addEventListener("close", (closed) => {
       socket = null;
+      if (relogging) {
+        // Closed by the page itself to come back with its new login.
+        relogging = false;
+        retryMs = FIRST_RETRY_MS;
+        connect();
+        return;
+      }
       // Only a connection that lasted starts the backoff over: one that
       // the server takes and drops at once waits longer each time.
       if (openedAt !== 0 && Date.now() - openedAt >= LASTED_MS) {
@@ -1155,6 +1185,8 @@
       const stop = stopReason(closed.code, closed.reason);
       if (stop !== null) {
         setState("closed", `not connected: ${stop}`);
+        // A banned account's login ended with it: the form says so.
+        askSession();
         return;
       }
       const wait = retryMs;
@@ -1165,6 +1197,131 @@
       setTimeout(connect, wait);
     });
   }
+
+  // The login. The password goes to /session in a POST's body (never in a
+  // URL, never kept by the page); the server answers with a cookie that
+  // scripts cannot read, which the WebSocket then carries.
+
+  function showAccount(session) {
+    account = session.account || null;
+    accountBox.hidden = !session.accounts;
+    loginForm.hidden = account !== null;
+    loggedInBox.hidden = account === null;
+    accountName.textContent = account === null ? "" : `logged in as ${account}`;
+  }
+
+  async function askSession() {
+    try {
+      const answer = await fetch("/session",
+        { cache: "no-store", credentials: "same-origin" });
+      if (answer.ok) {
+        showAccount(await answer.json());
+      }
+    } catch (error) {
+      // No answer: the page shows what it knew.
+    }
+  }
+
+  // Send a request to /session; return [ok, the answer's JSON or {}].
+  async function session(method, body) {
+    const options = { method, cache: "no-store", credentials: "same-origin" };
+    if (body !== undefined) {
+      options.headers = { "Content-Type": "application/json" };
+      options.body = JSON.stringify(body);
+    }
+    let answer;
+    try {
+      answer = await fetch("/session", options);
+    } catch (error) {
+      return [false, { error: "the server cannot be reached; try again" }];
+    }
+    let said = {};
+    try {
+      said = await answer.json();
+    } catch (error) {
+      // Not JSON: said in the status alone.
+    }
+    if (!answer.ok && !said.error) {
+      said = { error: `the server said ${answer.status}` };
+    }
+    return [answer.ok, said];
+  }
+
+  // Come back logged in (or as a guest): the WebSocket carries the login
+  // from its handshake on.
+  function reconnectNow() {
+    if (socket === null) {
+      retryMs = FIRST_RETRY_MS;
+      connect();
+    } else {
+      relogging = true;
+      socket.close(1000);
+    }
+  }
+
+  // Log in (from the form, or a /login typed in the message box); return
+  // the error, or null once logged in.
+  async function logIn(name, password) {
+    loginError.textContent = "";
+    const button = loginForm.querySelector("button");
+    button.disabled = true;
+    const [ok, said] = await session("POST", { name, password });
+    button.disabled = false;
+    if (!ok) {
+      loginError.textContent = `not logged in: ${said.error}`;
+      return said.error;
+    }
+    showAccount({ accounts: true, account: said.account });
+    // The account's name is the page's from now on.
+    chosenName = said.account;
+    storeName(said.account);
+    reconnectNow();
+    return null;
+  }
+
+  loginForm.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    const name = loginName.value.trim();
+    const password = loginPassword.value;
+    if (!name || !password) {
+      return;
+    }
+    const error = await logIn(name, password);
+    loginPassword.value = "";
+    if (error !== null) {
+      loginPassword.focus();
+    }
+  });
+
+  // "/login NAME PASSWORD" as the server reads it (the password is what
+  // follows the name and one space); null if it is not one.
+  function typedLogin(text) {
+    if (!text.startsWith("/login ")) {
+      return null;
+    }
+    const rest = text.slice("/login ".length).replace(/^ +/, "");
+    const space = rest.indexOf(" ");
+    if (space <= 0 || space === rest.length - 1) {
+      return null;
+    }
+    return [rest.slice(0, space), rest.slice(space + 1)];
+  }
+
+  async function logOut() {
+    loginError.textContent = "";
+    logoutButton.disabled = true;
+    const [ok, said] = await session("DELETE");
+    logoutButton.disabled = false;
+    if (!ok) {
+      loginError.textContent = `not logged out: ${said.error}`;
+      return;
+    }
+    // The server logs out the page's connection (it says so, and gives it
+    // a guest's name).
+    showAccount({ accounts: true, account: null });
+  }
+
+  logoutButton.addEventListener("click", logOut);
 
   reconnectButton.addEventListener("click", () => {
     if (socket === null) {
@@ -1212,6 +1369,23 @@
     submitted.preventDefault();
     const text = message.value;
     if (!text || !isOpen()) {
+      return;
+    }
+    if (account !== null && text.trim() === "/logout") {
+      // Logged in with the form: the form's login ends.
+      message.value = "";
+      logOut();
+      return;
+    }
+    const login = accountBox.hidden || account !== null ? null : typedLogin(text);
+    if (login !== null) {
+      // Logged in as the form does, so that a reload stays logged in.
+      message.value = "";
+      logIn(login[0], login[1]).then((error) => {
+        if (error !== null) {
+          show(current, "error", null, error);
+        }
+      });
       return;
     }
     if (text.startsWith("/") && !text.startsWith("//")) {
@@ -1332,5 +1506,6 @@
   }, DIRECTORY_EVERY_MS);
 
   select(home);
+  askSession();
   connect();
 })();
