@@ -13,15 +13,12 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.processes import Processes, TcpMember
-from tests.test_browser import (  # the fixtures, and the helpers
+from tests.test_browser import (
     LAST_RETRY,
     SEE,
-    browser,  # noqa: F401
     freePort,
     members,
     openPage,
-    pages,  # noqa: F401
-    processes,  # noqa: F401
     say,
     shown,
 )
@@ -38,9 +35,9 @@ def logIn(page: Page, name: str, password: str) -> None:
 
 
 def test_log_in_reload_and_log_out(
-    processes: Processes,  # noqa: F811 (the fixture)
-    browser: Browser,  # noqa: F811
-    pages: list[Page],  # noqa: F811
+    processes: Processes,
+    browser: Browser,
+    pages: list[Page],
 ) -> None:
     """A wrong password is said in words; the right one logs the page in
     (it comes back as the account, and the password went in no URL and is
@@ -112,9 +109,9 @@ def test_log_in_reload_and_log_out(
 
 
 def test_a_banned_accounts_page_is_closed_and_told_why(
-    processes: Processes,  # noqa: F811 (the fixture)
-    browser: Browser,  # noqa: F811
-    pages: list[Page],  # noqa: F811
+    processes: Processes,
+    browser: Browser,
+    pages: list[Page],
 ) -> None:
     """An operator on telnet kicks a page logged in to an account: it is
     closed, says why, and its Reconnect button brings it back still logged
@@ -148,9 +145,9 @@ def test_a_banned_accounts_page_is_closed_and_told_why(
 
 
 def test_under_require_login_the_form_lets_the_page_in(
-    processes: Processes,  # noqa: F811 (the fixture)
-    browser: Browser,  # noqa: F811
-    pages: list[Page],  # noqa: F811
+    processes: Processes,
+    browser: Browser,
+    pages: list[Page],
 ) -> None:
     """Where everyone must log in, the page is told how; a /login typed in
     its message box logs in as its form does (a wrong one is said in the
@@ -186,9 +183,9 @@ def test_under_require_login_the_form_lets_the_page_in(
 
 
 def test_a_restart_ends_the_login_and_the_page_says_so(
-    processes: Processes,  # noqa: F811 (the fixture)
-    browser: Browser,  # noqa: F811
-    pages: list[Page],  # noqa: F811
+    processes: Processes,
+    browser: Browser,
+    pages: list[Page],
 ) -> None:
     """The page's logins are the server's memory: after a restart the page
     comes back as a guest, shows the login form again, and does not ask
