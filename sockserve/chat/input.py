@@ -53,12 +53,14 @@ class InputQueue:
     def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._pause = pause
         self._resume = resume
-        self._work: deque[Work] = deque()
+        # Made when work has to wait, dropped once it is done: most members'
+        # input never waits, and an empty deque costs 760 bytes.
+        self._work: deque[Work] | None = None
         self.waiting: Deferred[None] | None = None
         self.closed = False
 
     def __len__(self) -> int:
-        return len(self._work)
+        return 0 if self._work is None else len(self._work)
 
     def add(self, work: Work) -> None:
         """
@@ -67,6 +69,8 @@ class InputQueue:
         """
         if self.closed:
             return
+        if self._work is None:
+            self._work = deque()
         self._work.append(work)
         if self.waiting is None and len(self._work) == 1:
             self._drain()
@@ -78,6 +82,8 @@ class InputQueue:
         about to return what it waits for.
         """
         if not self.closed:
+            if self._work is None:
+                self._work = deque()
             self._work.appendleft(work)
 
     def wait(self, until: Deferred[None]) -> None:
@@ -109,6 +115,8 @@ class InputQueue:
             until = work()
             if until is not None:
                 self.wait(until)
+        if not self._work:
+            self._work = None
 
     def close(self) -> None:
         """
@@ -117,5 +125,5 @@ class InputQueue:
         caller cancels what it owns, such as its timers).
         """
         self.closed = True
-        self._work.clear()
+        self._work = None
         self.waiting = None
