@@ -98,18 +98,30 @@ class Stream:
         pipe while the test is busy elsewhere.
         """
         self._followed = threading.Condition()
+        # The thread reads a descriptor of its own, which it closes once the
+        # writer is gone: the test's may be closed first, and its number
+        # given to another test's pipe, which the thread must never read.
+        fd = os.dup(self.fd)
         threading.Thread(
-            target=self._pump, name=f"read {self.name}", daemon=True
+            target=self._pump, args=(fd,), name=f"read {self.name}", daemon=True
         ).start()
 
-    def _pump(self) -> None:
+    def _pump(self, fd: int) -> None:
+        try:
+            self._pumpFrom(fd)
+        finally:
+            os.close(fd)
+
+    def _pumpFrom(self, fd: int) -> None:
         assert self._followed is not None
         while True:
             try:
-                ready, _, _ = select.select([self.fd], [], [], 1.0)
-                chunk = os.read(self.fd, 65536) if ready else None
-            except (OSError, ValueError):
-                chunk = b""  # the pipe was closed under us
+                ready, _, _ = select.select([fd], [], [], 1.0)
+                chunk = os.read(fd, 65536) if ready else None
+            except OSError:
+                # The end: a pseudo-terminal's master reads EIO once the
+                # child side is closed.
+                chunk = b""
             if chunk is None:
                 continue
             with self._followed:
