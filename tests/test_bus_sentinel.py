@@ -134,6 +134,31 @@ def test_a_bad_sentinel_address_never_shows_the_password() -> None:
     assert "***" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "redis+sentinel://:Xq1/Zw2@h:1/s",
+        "redis+sentinel://user:Xq1?Zw2@h:1/s",
+        "redis://:Xq1/Zw2@h:1/0",
+        "redis://:Xq1?Zw2@h:1/0",
+        "rediss://u:Xq1#Zw2@h:1/0",
+        "redis://:Xq1Zw2@h:99999/0",
+    ],
+)
+def test_a_password_with_a_url_delimiter_is_never_shown(text: str) -> None:
+    """
+    A password holding C{/}, C{?} or C{#} unencoded (as a generated one
+    may) makes the address malformed: the error says so, and shows no part
+    of the password.
+    """
+    with pytest.raises(ValueError, match=r"\*\*\*@") as raised:
+        parseBusAddress(text)
+    message = str(raised.value)
+    assert "Xq1" not in message
+    assert "Zw2" not in message
+    assert "\n" not in message
+
+
 def test_replicas_by_default_with_sentinels_only() -> None:
     """
     C{--bus-replicas} is 1 by default with a sentinel address, 0 with
