@@ -167,3 +167,20 @@ def test_each_action_is_audited_and_counted() -> None:
         "mute": 1,
         "unmute": 1,
     }
+
+
+def test_an_ipv4_mapped_ban_is_the_ipv4_address() -> None:
+    """A ban of an IPv4-mapped IPv6 address or network (C{::ffff:192.0.2.7},
+    as C{ss -t} shows a dual-stack socket's peers) bans that IPv4 address
+    or network, however the client connects; /unban lifts it either way."""
+    bans = Moderation(Clock())
+    one = bans.ban("::ffff:192.0.2.7", "alice")
+    assert one.what == "192.0.2.7/32"
+    assert bans.hostBan("192.0.2.7") is one
+    assert bans.hostBan("::ffff:192.0.2.7") is one
+    net = bans.ban("::ffff:10.0.0.0/104", "alice")
+    assert net.what == "10.0.0.0/8"
+    assert bans.hostBan("10.1.2.3") is net
+    assert bans.unban("::ffff:192.0.2.7", "alice") is one
+    assert bans.hostBan("192.0.2.7") is None
+    assert str(parseNetwork("::ffff:0:0/95")) == "::fffe:0:0/95"

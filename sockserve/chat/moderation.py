@@ -45,6 +45,8 @@ _DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The longest a ban or a mute may be written for (the rest is "until lifted").
 MAX_DURATION = 3650 * 86400
+# IPv4-mapped IPv6 addresses.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 class Banned(Exception):
@@ -77,13 +79,21 @@ def parseDuration(text: str) -> float | None:
 def parseNetwork(text: str) -> Network | None:
     """
     Read an IPv4 or IPv6 address (a network of one) or a CIDR network
-    (host bits ignored: C{10.1.2.3/8} is C{10.0.0.0/8}), or return C{None}
-    if C{text} is neither.
+    (host bits ignored: C{10.1.2.3/8} is C{10.0.0.0/8}; an IPv4-mapped IPv6
+    one, C{::ffff:192.0.2.7}, is the IPv4 one), or return C{None} if C{text}
+    is neither.
     """
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         return None
+    # An IPv4-mapped address (::ffff:192.0.2.7, as a dual-stack socket shows
+    # its IPv4 peers) is the IPv4 address: clients are matched as IPv4.
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        address = network.network_address.ipv4_mapped
+        assert address is not None
+        return ipaddress.IPv4Network(f"{address}/{network.prefixlen - 96}")
+    return network
 
 
 def showUntil(until: float | None) -> str:
