@@ -133,6 +133,30 @@ def test_expired_and_bad_entries() -> None:
     sharing.stopService()
 
 
+def test_entries_of_the_wrong_type_are_skipped() -> None:
+    """An entry the bus holds whose fields have the wrong type (written by
+    another program, or by hand) is skipped in one line of log, and the
+    node goes on reading: no traceback each second, and every other ban
+    and mute still holds."""
+    sharing, bus, moderation, clock, _ = shared()
+    moderation.ban("bob", "alice")
+    bus.hashes[BANS]["five"] = json.dumps({"what": 5, "by": "alice"})
+    bus.hashes[BANS]["soon"] = json.dumps(
+        {"what": "192.0.2.7", "by": "alice", "until": "soon"}
+    )
+    bus.hashes[MUTES]["x"] = json.dumps({"name": "x", "by": "a", "until": 1e300})
+    with capturedLogs() as logs:
+        clock.advance(1)
+        clock.advance(1)
+    skipped = [text for text in logs.texts() if "makes no sense" in text]
+    assert len(skipped) == 6
+    assert not [text for text in logs.texts() if "Traceback" in text]
+    assert moderation.accountBan("bob") is not None
+    assert moderation.hostBan("192.0.2.7") is None
+    assert moderation.muted("x") is None
+    sharing.stopService()
+
+
 def test_a_reading_older_than_a_change_is_not_applied() -> None:
     """What the bus said before a change made here lacks it: it is not
     applied (the next reading is)."""

@@ -184,3 +184,28 @@ def test_an_ipv4_mapped_ban_is_the_ipv4_address() -> None:
     assert bans.unban("::ffff:192.0.2.7", "alice") is one
     assert bans.hostBan("192.0.2.7") is None
     assert str(parseNetwork("::ffff:0:0/95")) == "::fffe:0:0/95"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"bans": [{"what": 5, "by": "alice"}]},
+        {"bans": [{"what": "192.0.2.7", "by": "alice", "until": "soon"}]},
+        {"bans": [{"what": "192.0.2.7", "by": "alice", "until": 1e300}]},
+        {"bans": [{"what": "192.0.2.7", "by": ["alice"]}]},
+        {"bans": [{"what": "192.0.2.7", "by": "alice", "reason": None}]},
+        {"mutes": [{"name": "bob", "by": "alice", "until": True}]},
+        {"mutes": [{"name": None, "by": "alice"}]},
+        {"bans": {"what": "192.0.2.7"}},
+    ],
+)
+def test_a_bans_file_of_the_wrong_shape_is_refused_at_once(
+    tmp_path: Path, entry: object
+) -> None:
+    """A bans file that is JSON but holds a field of the wrong type is
+    refused in one line when it is read, not later by a traceback when a
+    client connects or an operator lists the bans."""
+    path = tmp_path / "bans"
+    path.write_text(json.dumps(entry))
+    with pytest.raises(ModerationError, match="cannot read the bans file"):
+        Moderation(Clock(), path).load()

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from sockserve._text import plural
 from sockserve.bus.redis import PREFIX, RedisBus
-from sockserve.chat.moderation import Ban, Moderation, Mute
+from sockserve.chat.moderation import Ban, Moderation, Mute, checked
 from sockserve.chat.names import nameKey
 
 # Seconds between two readings of the bus's bans and mutes.
@@ -207,6 +207,7 @@ class SharedModeration(Service):
                 not isinstance(entry, dict)
                 or not set(entry) <= fields[kind]
                 or not _REQUIRED[kind] <= set(entry)
+                or not _typed(kind, entry)
             ):
                 self.log.warn(
                     "Skipped a {kind} the bus holds that makes no sense: {value}",
@@ -234,3 +235,18 @@ class SharedModeration(Service):
                 over.append((MUTES, nameKey(mute.name)))
         for hash, key in over:
             self.bus.call("HDEL", hash, key).addErrback(lambda failure: None)
+
+
+def _typed(kind: str, entry: dict[str, Any]) -> bool:
+    """
+    Whether each field of C{entry} (a C{kind}'s, with the fields it needs)
+    has its type (see L{checked}).
+    """
+    try:
+        if kind == "ban":
+            checked(Ban(**entry))
+        else:
+            checked(Mute(**entry))
+    except ValueError:
+        return False
+    return True

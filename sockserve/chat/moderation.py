@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -466,11 +466,38 @@ def readBans(path: Path) -> tuple[list[Ban], list[Mute]]:
         return [], []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        bans = [Ban(**entry) for entry in data.get("bans", [])]
-        mutes = [Mute(**entry) for entry in data.get("mutes", [])]
+        bans = [checked(Ban(**entry)) for entry in data.get("bans", [])]
+        mutes = [checked(Mute(**entry)) for entry in data.get("mutes", [])]
     except (OSError, ValueError, TypeError, AttributeError) as error:
         raise ModerationError(f"cannot read the bans file {path}: {error}") from None
     return bans, mutes
+
+
+_Entry = TypeVar("_Entry", "Ban", "Mute")
+# The latest moment a file may name (datetime's year 9999).
+_LATEST = 253402300799.0
+
+
+def checked(entry: _Entry) -> _Entry:
+    """
+    C{entry}, read from a file or the bus, if each field has its type
+    (text, and a time that is a number a date can show, or C{None}).
+
+    @raise ValueError: a field does not.
+    """
+    for field, value in vars(entry).items():
+        if field in ("until", "at"):
+            if value is None:
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= _LATEST
+            ):
+                raise ValueError(f"{field} is {value!r}, not a time")
+        elif not isinstance(value, str):
+            raise ValueError(f"{field} is {value!r}, not text")
+    return entry
 
 
 def _writeAtomically(path: Path, text: str) -> None:
