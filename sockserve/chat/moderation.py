@@ -41,7 +41,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # action label.
 ACTIONS = ("kick", "ban", "unban", "mute", "unmute")
 
-_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])\Z")
+_DURATION = re.compile(r"0*([1-9][0-9]{0,14})([smhd])\Z")
+# What an operator meant as a duration, written right or not (10, 1.5h,
+# -5m, 0s, 1w): a number first.
+_LIKE_A_DURATION = re.compile(r"[-+]?[0-9.]")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The longest a ban or a mute may be written for (the rest is "until lifted").
 MAX_DURATION = 3650 * 86400
@@ -74,6 +77,15 @@ def parseDuration(text: str) -> float | None:
         return None
     seconds = int(found.group(1)) * _UNITS[found.group(2)]
     return float(min(seconds, MAX_DURATION))
+
+
+def meantAsDuration(text: str) -> bool:
+    """
+    Whether C{text} (the word after what C{/ban} bans) was meant as a
+    duration, written right or not: it starts with a number (C{10},
+    C{1.5h}, C{-5m}, C{0s}, C{1w}). A reason does not.
+    """
+    return _LIKE_A_DURATION.match(text) is not None
 
 
 def parseNetwork(text: str) -> Network | None:

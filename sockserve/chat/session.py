@@ -62,6 +62,7 @@ from sockserve.chat.moderation import (
     Ban,
     Banned,
     Moderation,
+    meantAsDuration,
     parseDuration,
     parseNetwork,
     showLeft,
@@ -1538,6 +1539,16 @@ class ChatSession:
             self.receive(
                 Error(
                     "ban what? /ban NAME|ADDRESS|NETWORK [DURATION] [WHY]",
+                    ErrorKind.USAGE,
+                )
+            )
+            return None
+        if seconds is None and meantAsDuration(first):
+            # Not a ban until lifted whose reason is the mistyped time.
+            self.receive(
+                Error(
+                    f"{departureReason(first)[:20]} is no time: TIME is written "
+                    "30s, 10m, 2h or 7d; /ban NAME|ADDRESS|NETWORK [DURATION] [WHY]",
                     ErrorKind.USAGE,
                 )
             )
