@@ -572,3 +572,66 @@ def test_an_inbox_cursor_past_the_end_of_a_promoted_replicas_inbox_reads_on() ->
         if isinstance(event, PrivateMessage)
         for line in event.lines
     ] == [b"one", b"two"]
+
+
+class Silent(Protocol):
+    """
+    A sentinel that accepts a connection and never answers (stopped with
+    SIGSTOP, or its machine gone behind a firewall that drops packets).
+    """
+
+    def connectionMade(self) -> None:
+        Silent.open += 1
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        Silent.open -= 1
+
+    open = 0
+
+
+class SilentSentinels(ServerFactory):
+    """
+    Sentinels that never answer.
+    """
+
+    noisy = False
+    protocol = Silent
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_sentinels_first_in_the_list(tmp_path: Path) -> None:
+    """
+    Sentinels that say nothing (stopped, or their machine gone) first in
+    the address cost each a wait of C{stallTimeout}, no more: the node
+    still reaches the one that answers, however many come before it, and
+    then asks it first.
+    """
+    primary = RedisServer(tmp_path / "primary").start()
+    live = FakeSentinels(primary.port)
+    tcp = cast(IReactorTCP, reactor)
+    listeners = [
+        tcp.listenTCP(0, SilentSentinels(), interface="127.0.0.1") for _ in range(4)
+    ]
+    listeners.append(tcp.listenTCP(0, live, interface="127.0.0.1"))
+    hosts = ",".join(
+        f"127.0.0.1:{each.getHost().port}"  # type: ignore[attr-defined]
+        for each in listeners
+    )
+    _, bus = busChat(
+        parseBusAddress(f"redis+sentinel://{hosts}/sockbus"), rules(), reactor, reactor
+    )
+    bus.stallTimeout = 0.3
+    try:
+        bus.startService()
+        await until(lambda: bus.connected, "the node joined the primary")
+        bus._lose("asked to look again")
+        await until(lambda: bus.connected, "the node joined again")
+        assert live.asked == 2
+    finally:
+        await bus.stopService()
+        for listener in listeners:
+            stopped = listener.stopListening()
+            if stopped is not None:
+                await stopped
+        await until(lambda: live.open == Silent.open == 0, "sentinels closed")
+        primary.kill()

@@ -370,6 +370,9 @@ class RedisBus(Service):
         self.replicas = replicas
         # Where the node is connected (the primary the sentinels named).
         self.primary: BusAddress | None = None
+        # The sentinels, in the order they are asked: the last that named
+        # the primary first, those that did not answer last.
+        self._sentinels = list(address.sentinels)
         self.unreplicated = False
         self._replicaWaiters: list[Deferred[None]] = []
         self._waitingReplicas = False
@@ -494,8 +497,10 @@ class RedisBus(Service):
             return
         joining = ensureDeferred(self._join())
         # Each step has its own timeout; this bounds them all, whatever
-        # a connection that failed half way leaves waiting.
-        joining.addTimeout(self.stallTimeout * 4, self.clock)
+        # a connection that failed half way leaves waiting (with sentinels,
+        # each silent one asked costs up to two: to connect, to answer).
+        steps = 4 + 2 * len(self.address.sentinels)
+        joining.addTimeout(self.stallTimeout * steps, self.clock)
         joining.addErrback(self._failed, joining)
         self._joining = joining
 
@@ -628,13 +633,20 @@ class RedisBus(Service):
     async def _primary(self) -> BusAddress:
         """
         Ask the sentinels, one after another, where the primary is; the
-        first that answers is believed.
+        first that answers is believed, and asked first next time (one
+        that did not answer, last).
 
         @raise BusLost: if none could say.
         """
         address = self.address
         problems = []
-        for host, port in address.sentinels:
+        order = self._sentinels
+        for sentinel in list(order):
+            host, port = sentinel
+            # Until it answers, it is asked last next time: a silent one
+            # first in the list costs one wait, not one each time.
+            order.remove(sentinel)
+            order.append(sentinel)
             try:
                 connection = await self._openSentinel(host, port)
             except CancelledError:
@@ -656,6 +668,8 @@ class RedisBus(Service):
             if not reply or len(reply) != 2 or not bytes(reply[1]).isdigit():
                 problems.append(f"{host}:{port} knows no primary {address.service}")
                 continue
+            order.remove(sentinel)
+            order.insert(0, sentinel)
             return address.primaryAt(_text(reply[0]), int(reply[1]))
         raise BusLost(
             redacted(
