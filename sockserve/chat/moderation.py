@@ -512,6 +512,26 @@ def checked(entry: _Entry) -> _Entry:
     return entry
 
 
+def checkBansFile(path: Path) -> None:
+    """
+    Check that the bans file C{path} can be read (see L{readBans}) and
+    written: a file beside it can be made (each change is written so).
+
+    @raise ModerationError: it cannot, saying why.
+    """
+    readBans(path)
+    where = path.parent
+    if not where.is_dir():
+        raise ModerationError(
+            f"cannot write the bans file {path}: the directory {where} does not exist"
+        )
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ModerationError(
+            f"cannot write the bans file {path}: the directory {where} is not "
+            "writable (each change is written to a file beside it, then renamed)"
+        )
+
+
 def _writeAtomically(path: Path, text: str) -> None:
     """
     Write C{text} to C{path} at once: a temporary file beside it, mode
