@@ -247,3 +247,17 @@ def test_a_ban_whose_time_cannot_be_read_is_refused(tmp_path: Path) -> None:
     )
     [ban] = moderation.bans()
     assert ban.reason == "spam"
+
+
+def test_ban_a_guest_without_an_address(tmp_path: Path) -> None:
+    """/ban GUEST for a guest that has no address (connected through the
+    UNIX socket) says so, rather than that nobody here is called so."""
+    service, moderation, _ = moderated(tmp_path)
+    member(service, "unix")
+    alice, aliceOut = operator(service)
+    alice.linesReceived(b"/ban guest1 1h\n")
+    assert aliceOut.take() == (
+        b"ERROR guest1 connects without an address (through a UNIX socket): "
+        b"there is none to ban; /kick guest1 instead\r\n"
+    )
+    assert moderation.bans() == []

@@ -1561,6 +1561,17 @@ class ChatSession:
             person = self.service.people.find(what)
             host = None if person is None else _hostOf(person)
             network = None if host is None else parseNetwork(host)
+            if network is None and _sessionOf(person) is not None:
+                held = self.service.people.holderOf(what) or what
+                self.receive(
+                    Error(
+                        f"{held} connects without an address (through a UNIX "
+                        f"socket): there is none to ban; /kick {held} instead",
+                        ErrorKind.NOBODY,
+                        what,
+                    )
+                )
+                return None
             if network is None:
                 self.receive(
                     Error(
