@@ -209,3 +209,33 @@ def test_a_bans_file_of_the_wrong_shape_is_refused_at_once(
     path.write_text(json.dumps(entry))
     with pytest.raises(ModerationError, match="cannot read the bans file"):
         Moderation(Clock(), path).load()
+
+
+def test_a_connection_is_checked_without_going_through_every_ban(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checking a connection's address against many bans (a botnet's
+    addresses) looks up each prefix length banned, not every ban: with
+    1,000 bans, 1,000 connections parse no ban again (it used to parse each
+    ban for each connection: 150 ms a connection with 10,000 bans, the
+    room stalled by a connection flood from anywhere)."""
+    import sockserve.chat.moderation as module
+
+    bans = Moderation(Clock())
+    for i in range(1000):
+        bans.ban(f"10.{i // 256}.{i % 256}.1", "alice")
+    wide = bans.ban("192.0.2.0/24", "alice", 60)
+    assert bans.hostBan("10.0.7.1") is not None
+    parsed = []
+    real = module.parseNetwork
+
+    def counting(text: str) -> object:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(module, "parseNetwork", counting)
+    for i in range(1000):
+        assert bans.hostBan(f"172.16.{i // 256}.{i % 256}") is None
+    assert bans.hostBan("::ffff:192.0.2.9") is wide
+    assert bans.hostBan("10.3.231.1") is not None
+    assert len(parsed) < 10

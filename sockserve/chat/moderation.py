@@ -224,6 +224,10 @@ class Moderation:
         self.counts: Counter[str] = Counter()
         self.changed: list[Callable[[str, str, Ban | Mute | None], None]] = []
         self._bans: dict[str, Ban] = {}
+        # The bans of networks, by IP version and prefix length, then by
+        # network (made again after a change): what a connection is looked
+        # up in, a lookup per prefix length rather than a test per ban.
+        self._networks: dict[tuple[int, int], dict[Network, Ban]] | None = None
         self._mutes: dict[str, Mute] = {}
 
     # Reading and writing the file
@@ -240,6 +244,7 @@ class Moderation:
             return
         bans, mutes = readBans(self.path)
         self._bans = {ban.key: ban for ban in bans}
+        self._networks = None
         self._mutes = {nameKey(mute.name): mute for mute in mutes}
 
     def _save(self) -> None:
@@ -287,6 +292,7 @@ class Moderation:
         ]
         before = (self._bans, self._mutes)
         self._bans = {ban.key: ban for ban in bans}
+        self._networks = None
         self._mutes = {nameKey(mute.name): mute for mute in mutes}
         if (self._bans, self._mutes) != before:
             self._save()
@@ -313,6 +319,7 @@ class Moderation:
         shown = what if network is None else str(network)
         ban = Ban(shown, by, reason, self._until(seconds), self.clock.seconds())
         self._bans[ban.key] = ban
+        self._networks = None
         self._audit("ban", by, shown, ban.until, reason)
         self._changed("ban", ban.key, ban)
         return ban
@@ -324,6 +331,7 @@ class Moderation:
         network = parseNetwork(what)
         key = nameKey(what) if network is None else str(network)
         ban = self._bans.pop(key, None)
+        self._networks = None
         if ban is None or not self._current(ban.until, self.clock.seconds()):
             return None
         self._audit("unban", by, ban.what, None, "")
@@ -344,6 +352,7 @@ class Moderation:
         for key, ban in list(self._bans.items()):
             if not self._current(ban.until, now):
                 del self._bans[key]
+                self._networks = None
         for key, mute in list(self._mutes.items()):
             if not self._current(mute.until, now):
                 del self._mutes[key]
@@ -364,11 +373,35 @@ class Moderation:
         """
         if host is None or not self._bans:
             return None
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
         now = self.clock.seconds()
-        for ban in self._bans.values():
-            if self._current(ban.until, now) and ban.matchesHost(host):
+        for (version, length), bans in self._networkIndex().items():
+            if version != address.version:
+                continue
+            ban = bans.get(ipaddress.ip_network((address, length), strict=False))
+            if ban is not None and self._current(ban.until, now):
                 return ban
         return None
+
+    def _networkIndex(self) -> dict[tuple[int, int], dict[Network, Ban]]:
+        """
+        The bans of networks, by IP version and prefix length, then by
+        network.
+        """
+        if self._networks is None:
+            index: dict[tuple[int, int], dict[Network, Ban]] = {}
+            for ban in self._bans.values():
+                network = ban.network
+                if network is not None:
+                    key = (network.version, network.prefixlen)
+                    index.setdefault(key, {})[network] = ban
+            self._networks = index
+        return self._networks
 
     def loginRefusal(self, account: str, host: str | None) -> str | None:
         """
