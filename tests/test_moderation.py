@@ -239,3 +239,18 @@ def test_a_connection_is_checked_without_going_through_every_ban(
     assert bans.hostBan("::ffff:192.0.2.9") is wide
     assert bans.hostBan("10.3.231.1") is not None
     assert len(parsed) < 10
+
+
+def test_the_same_bans_read_again_keep_their_index() -> None:
+    """The bans a bus hands back each second, unchanged, do not cost the
+    index of networks again (a parse of every ban each second); a change
+    does."""
+    bans = Moderation(Clock())
+    held = [bans.ban(f"10.0.0.{i}", "alice") for i in range(1, 4)]
+    assert bans.hostBan("10.0.0.1") is held[0]
+    index = bans._networkIndex()
+    bans.replace(list(held), [])
+    assert bans._networkIndex() is index
+    bans.replace(held[:2], [])
+    assert bans._networkIndex() is not index
+    assert bans.hostBan("10.0.0.3") is None

@@ -292,7 +292,10 @@ class Moderation:
         ]
         before = (self._bans, self._mutes)
         self._bans = {ban.key: ban for ban in bans}
-        self._networks = None
+        if self._bans != before[0]:
+            # The same bans read again (each second, with a bus) keep the
+            # index of networks.
+            self._networks = None
         self._mutes = {nameKey(mute.name): mute for mute in mutes}
         if (self._bans, self._mutes) != before:
             self._save()
