@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
@@ -635,3 +635,53 @@ async def test_silent_sentinels_first_in_the_list(tmp_path: Path) -> None:
                 await stopped
         await until(lambda: live.open == Silent.open == 0, "sentinels closed")
         primary.kill()
+
+
+class Answering:
+    """
+    A connection to a sentinel that answers C{reply}, then is closed.
+    """
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.transport = self
+        self.closed = False
+
+    def execute_command(self, *arguments: Any) -> Deferred[Any]:
+        return succeed(self.reply)
+
+    def loseConnection(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        [b"127.0.0.1", 2**63],
+        [b"127.0.0.1", [b"6379"]],
+        [[b"127.0.0.1"], b"6379"],
+        [b"127.0.0.1", b"99999"],
+        [b"", b"6379"],
+        [b"127.0.0.1", b"\xd9\xa1"],
+        b"ERR",
+        42,
+    ],
+)
+def test_a_sentinel_that_answers_garbage_is_passed_over(garbage: Any) -> None:
+    """
+    A sentinel whose answer is no address (an integer as big as a port
+    cannot be, a list for a port, an empty host, a port out of range) is
+    one that knows no primary: the next one is asked, at once, and nothing
+    is made of the garbage (no allocation the size of a huge integer).
+    """
+    bus = RedisBus(parseBusAddress("redis+sentinel://a:1,b:2/s"), Clock(), object())
+    answers = {"a": Answering(garbage), "b": Answering([b"127.0.0.1", b"6380"])}
+
+    async def openSentinel(host: str, port: int) -> Any:
+        return answers[host]
+
+    bus._openSentinel = openSentinel  # type: ignore[method-assign]
+    primary = result(ensureDeferred(bus._primary()))
+    assert isinstance(primary, BusAddress)
+    assert (primary.host, primary.port) == ("127.0.0.1", 6380)
+    assert answers["a"].closed

@@ -665,12 +665,13 @@ class RedisBus(Service):
                 continue
             finally:
                 connection.transport.loseConnection()
-            if not reply or len(reply) != 2 or not bytes(reply[1]).isdigit():
+            named = _primaryNamed(reply)
+            if named is None:
                 problems.append(f"{host}:{port} knows no primary {address.service}")
                 continue
             order.remove(sentinel)
             order.insert(0, sentinel)
-            return address.primaryAt(_text(reply[0]), int(reply[1]))
+            return address.primaryAt(*named)
         raise BusLost(
             redacted(
                 f"no sentinel named the primary {address.service}: "
@@ -1273,6 +1274,24 @@ def _offset(raw: bytes | None) -> int | None:
     if raw is None or not raw.isdigit():
         return None
     return int(raw)
+
+
+def _primaryNamed(reply: object) -> tuple[str, int] | None:
+    """
+    The host and port a sentinel's answer to C{SENTINEL
+    get-master-addr-by-name} names, or C{None} if it names none (C{nil},
+    or anything but a host and a port: a sentinel that answers garbage is
+    one that knows no primary).
+    """
+    if not isinstance(reply, list) or len(reply) != 2:
+        return None
+    host, port = reply
+    if not isinstance(host, bytes) or not host or not isinstance(port, bytes):
+        return None
+    if not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    number = int(port)
+    return (_text(host), number) if 0 < number < 65536 else None
 
 
 def _text(raw: bytes | str) -> str:
