@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -157,10 +158,10 @@ class Ban:
     until: float | None = None
     at: float | None = None
 
-    @property
+    @cached_property
     def network(self) -> Network | None:
         """
-        The network banned, or C{None} for an account.
+        The network banned, or C{None} for an account (read once).
         """
         return parseNetwork(self.what) if "." in self.what or ":" in self.what else None
 
