@@ -36,7 +36,7 @@ from sockserve.bus.address import parseBusAddress
 from sockserve.bus.moderation import SharedModeration
 from sockserve.bus.node import OUTBOX_LIMIT, busChat
 from sockserve.bus.redis import RedisBus
-from sockserve.chat.moderation import Moderation, ModerationError, readBans
+from sockserve.chat.moderation import Moderation, ModerationError, checkBansFile
 from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
@@ -695,7 +695,7 @@ class Options(CommandOptions):
         self["accountStore"] = store
         if self["bans"] is not None:
             try:
-                readBans(Path(self["bans"]))
+                checkBansFile(Path(self["bans"]))
             except ModerationError as error:
                 raise usage.UsageError(f"--bans: {error}") from None
 

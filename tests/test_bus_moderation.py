@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
@@ -130,6 +131,65 @@ def test_expired_and_bad_entries() -> None:
     clock.advance(10)
     assert "bob" not in bus.hashes[BANS]
     assert enforced == []
+    sharing.stopService()
+
+
+def test_entries_of_the_wrong_type_are_skipped() -> None:
+    """An entry the bus holds whose fields have the wrong type (written by
+    another program, or by hand) is skipped in one line of log, and the
+    node goes on reading: no traceback each second, and every other ban
+    and mute still holds."""
+    sharing, bus, moderation, clock, _ = shared()
+    moderation.ban("bob", "alice")
+    bus.hashes[BANS]["five"] = json.dumps({"what": 5, "by": "alice"})
+    bus.hashes[BANS]["soon"] = json.dumps(
+        {"what": "192.0.2.7", "by": "alice", "until": "soon"}
+    )
+    bus.hashes[MUTES]["x"] = json.dumps({"name": "x", "by": "a", "until": 1e300})
+    with capturedLogs() as logs:
+        clock.advance(1)
+        clock.advance(1)
+    skipped = [text for text in logs.texts() if "makes no sense" in text]
+    assert len(skipped) == 3
+    assert not [text for text in logs.texts() if "Traceback" in text]
+    assert moderation.accountBan("bob") is not None
+    assert moderation.hostBan("192.0.2.7") is None
+    assert moderation.muted("x") is None
+    sharing.stopService()
+
+
+def test_entries_read_again_unchanged_are_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bans and mutes the bus holds are read every second: those
+    unchanged since the last reading are not parsed again (with 10,000
+    bans, parsing them all took a quarter of each second on every node),
+    and one that makes no sense is logged when first seen, not each
+    second; a changed entry is parsed."""
+    sharing, bus, moderation, clock, _ = shared()
+    for i in range(100):
+        moderation.ban(f"10.0.0.{i}", "alice")
+    bus.hashes[BANS]["junk"] = "not json"
+    clock.advance(1)
+    parsed: list[str] = []
+    real = json.loads
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(json, "loads", counting)
+    with capturedLogs() as logs:
+        clock.advance(1)
+    assert parsed == []
+    assert not [text for text in logs.texts() if "makes no sense" in text]
+    assert moderation.hostBan("10.0.0.7") is not None
+    bus.hashes[BANS]["10.0.0.7/32"] = json.dumps(
+        {"what": "10.0.0.7/32", "by": "dave", "until": 500.0}
+    )
+    clock.advance(1)
+    assert len(parsed) == 1
+    assert moderation.hostBan("10.0.0.7") is None
     sharing.stopService()
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import Clock
@@ -132,6 +132,31 @@ def test_a_bad_sentinel_address_never_shows_the_password() -> None:
         parseBusAddress("redis+sentinel://:secret@h:99999/s")
     assert "secret" not in str(raised.value)
     assert "***" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "redis+sentinel://:Xq1/Zw2@h:1/s",
+        "redis+sentinel://user:Xq1?Zw2@h:1/s",
+        "redis://:Xq1/Zw2@h:1/0",
+        "redis://:Xq1?Zw2@h:1/0",
+        "rediss://u:Xq1#Zw2@h:1/0",
+        "redis://:Xq1Zw2@h:99999/0",
+    ],
+)
+def test_a_password_with_a_url_delimiter_is_never_shown(text: str) -> None:
+    """
+    A password holding C{/}, C{?} or C{#} unencoded (as a generated one
+    may) makes the address malformed: the error says so, and shows no part
+    of the password.
+    """
+    with pytest.raises(ValueError, match=r"\*\*\*@") as raised:
+        parseBusAddress(text)
+    message = str(raised.value)
+    assert "Xq1" not in message
+    assert "Zw2" not in message
+    assert "\n" not in message
 
 
 def test_replicas_by_default_with_sentinels_only() -> None:
@@ -547,3 +572,116 @@ def test_an_inbox_cursor_past_the_end_of_a_promoted_replicas_inbox_reads_on() ->
         if isinstance(event, PrivateMessage)
         for line in event.lines
     ] == [b"one", b"two"]
+
+
+class Silent(Protocol):
+    """
+    A sentinel that accepts a connection and never answers (stopped with
+    SIGSTOP, or its machine gone behind a firewall that drops packets).
+    """
+
+    def connectionMade(self) -> None:
+        Silent.open += 1
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        Silent.open -= 1
+
+    open = 0
+
+
+class SilentSentinels(ServerFactory):
+    """
+    Sentinels that never answer.
+    """
+
+    noisy = False
+    protocol = Silent
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_sentinels_first_in_the_list(tmp_path: Path) -> None:
+    """
+    Sentinels that say nothing (stopped, or their machine gone) first in
+    the address cost each a wait of C{stallTimeout}, no more: the node
+    still reaches the one that answers, however many come before it, and
+    then asks it first.
+    """
+    primary = RedisServer(tmp_path / "primary").start()
+    live = FakeSentinels(primary.port)
+    tcp = cast(IReactorTCP, reactor)
+    listeners = [
+        tcp.listenTCP(0, SilentSentinels(), interface="127.0.0.1") for _ in range(4)
+    ]
+    listeners.append(tcp.listenTCP(0, live, interface="127.0.0.1"))
+    hosts = ",".join(
+        f"127.0.0.1:{each.getHost().port}"  # type: ignore[attr-defined]
+        for each in listeners
+    )
+    _, bus = busChat(
+        parseBusAddress(f"redis+sentinel://{hosts}/sockbus"), rules(), reactor, reactor
+    )
+    bus.stallTimeout = 0.3
+    try:
+        bus.startService()
+        await until(lambda: bus.connected, "the node joined the primary")
+        bus._lose("asked to look again")
+        await until(lambda: bus.connected, "the node joined again")
+        assert live.asked == 2
+    finally:
+        await bus.stopService()
+        for listener in listeners:
+            stopped = listener.stopListening()
+            if stopped is not None:
+                await stopped
+        await until(lambda: live.open == Silent.open == 0, "sentinels closed")
+        primary.kill()
+
+
+class Answering:
+    """
+    A connection to a sentinel that answers C{reply}, then is closed.
+    """
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.transport = self
+        self.closed = False
+
+    def execute_command(self, *arguments: Any) -> Deferred[Any]:
+        return succeed(self.reply)
+
+    def loseConnection(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        [b"127.0.0.1", 2**63],
+        [b"127.0.0.1", [b"6379"]],
+        [[b"127.0.0.1"], b"6379"],
+        [b"127.0.0.1", b"99999"],
+        [b"", b"6379"],
+        [b"127.0.0.1", b"\xd9\xa1"],
+        b"ERR",
+        42,
+    ],
+)
+def test_a_sentinel_that_answers_garbage_is_passed_over(garbage: Any) -> None:
+    """
+    A sentinel whose answer is no address (an integer as big as a port
+    cannot be, a list for a port, an empty host, a port out of range) is
+    one that knows no primary: the next one is asked, at once, and nothing
+    is made of the garbage (no allocation the size of a huge integer).
+    """
+    bus = RedisBus(parseBusAddress("redis+sentinel://a:1,b:2/s"), Clock(), object())
+    answers = {"a": Answering(garbage), "b": Answering([b"127.0.0.1", b"6380"])}
+
+    async def openSentinel(host: str, port: int) -> Any:
+        return answers[host]
+
+    bus._openSentinel = openSentinel  # type: ignore[method-assign]
+    primary = result(ensureDeferred(bus._primary()))
+    assert isinstance(primary, BusAddress)
+    assert (primary.host, primary.port) == ("127.0.0.1", 6380)
+    assert answers["a"].closed

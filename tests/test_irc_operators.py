@@ -163,3 +163,25 @@ def test_a_client_connected_before_a_ban_cannot_register(tmp_path: Path) -> None
         "ERROR :Closing link: connections from 127.0.0.1/32 are banned until lifted"
     ]
     assert early.closed
+
+
+def test_the_ban_list_is_for_operators(tmp_path: Path) -> None:
+    """MODE #lab b lists the bans to an operator only (as /bans does): the
+    addresses banned (a guest's own, when banned by its nick) are not shown
+    to anyone else, whose hosts IRC never shows; they get an empty list
+    (368), which is what an IRC client asks on joining."""
+    chat, moderation = moderated(tmp_path)
+    moderation.ban("192.0.2.7", "alice")
+    alice = logged(chat, "alice", "wonderland")
+    bob = logged(chat, "bob", "builder1")
+    carol = chat.user("carol")
+    inLab(alice, bob, carol)
+    for client, nick in ((bob, "bob"), (carol, "carol")):
+        client.send("MODE #lab b", "MODE #lab +b")
+        end = f":irc.test 368 {nick} #lab :End of channel ban list"
+        assert client.lines() == [end, end]
+    alice.send("MODE #lab b")
+    assert alice.lines() == [
+        f":irc.test 367 alice #lab *!*@192.0.2.7 alice {int(chat.clock.seconds())}",
+        ":irc.test 368 alice #lab :End of channel ban list",
+    ]

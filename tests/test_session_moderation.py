@@ -225,3 +225,39 @@ def test_a_member_waiting_to_log_in_when_its_address_is_banned(
     )
     assert waiting.account is None
     assert not waiting.closing
+
+
+def test_a_ban_whose_time_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    """/ban NAME TIME WHY with a TIME written wrong (0s, -5m, 1.5h, 10, 1w)
+    is refused with the usage, not made a ban until lifted whose reason is
+    the time; a TIME too long to mean anything (99999999d) is the longest
+    there is."""
+    service, moderation, _ = moderated(tmp_path)
+    alice, aliceOut = operator(service)
+    for wrong in (b"0s", b"-5m", b"1.5h", b"10", b"1w", b"+3h"):
+        alice.linesReceived(b"/ban 192.0.2.7 " + wrong + b" spam\n")
+        assert aliceOut.take() == (
+            b"ERROR " + wrong + b" is no time: TIME is written 30s, 10m, 2h or 7d; "
+            b"/ban NAME|ADDRESS|NETWORK [DURATION] [WHY]\r\n"
+        ), wrong
+    assert moderation.bans() == []
+    alice.linesReceived(b"/ban 192.0.2.7 99999999d spam\n")
+    assert aliceOut.take() == (
+        b"* banned 192.0.2.7/32 until 1979-12-30 00:16:40 UTC\r\n"
+    )
+    [ban] = moderation.bans()
+    assert ban.reason == "spam"
+
+
+def test_ban_a_guest_without_an_address(tmp_path: Path) -> None:
+    """/ban GUEST for a guest that has no address (connected through the
+    UNIX socket) says so, rather than that nobody here is called so."""
+    service, moderation, _ = moderated(tmp_path)
+    member(service, "unix")
+    alice, aliceOut = operator(service)
+    alice.linesReceived(b"/ban guest1 1h\n")
+    assert aliceOut.take() == (
+        b"ERROR guest1 connects without an address (through a UNIX socket): "
+        b"there is none to ban; /kick guest1 instead\r\n"
+    )
+    assert moderation.bans() == []

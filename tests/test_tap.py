@@ -859,6 +859,21 @@ def test_bans_option(tmp_path: Path) -> None:
         parse("--accounts", str(accounts), "--bans", str(bans))
 
 
+def test_a_bans_file_that_could_not_be_written(tmp_path: Path) -> None:
+    """--bans in a directory that does not exist is a usage error at start,
+    not a log line at each ban while the operator believes the bans are
+    kept."""
+    accounts = tmp_path / "accounts"
+    accounts.write_text("")
+    nowhere = tmp_path / "no" / "bans.json"
+    with pytest.raises(
+        usage.UsageError,
+        match=f"--bans: cannot write the bans file {nowhere}: "
+        f"the directory {nowhere.parent} does not exist",
+    ):
+        parse("--accounts", str(accounts), "--bans", str(nowhere))
+
+
 def test_os_errors_name_their_path_as_text() -> None:
     """An error about a link (the UNIX socket's lock file) names the path
     it concerns as text, not as a bytes repr after the link's target."""

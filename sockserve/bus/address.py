@@ -157,7 +157,24 @@ def parseBusAddress(text: str) -> BusAddress:
     try:
         return _parse(text)
     except ValueError as error:
-        raise ValueError(str(error).replace(repr(text), repr(redacted(text)))) from None
+        message = str(error)
+    scheme, separator, rest = text.strip().partition("://")
+    _, at, after = rest.rpartition("@")
+    if not (separator and at):
+        raise ValueError(message.replace(repr(text), repr(redacted(text))))
+    # The user and password may hold what ends them early (a generated
+    # password's / ? #): what went wrong is told of the address without
+    # them, so that no part of the password shows.
+    hidden = f"{scheme}://***@{after}"
+    try:
+        _parse(hidden)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+    raise ValueError(
+        f"{hidden!r}: the user or password holds a character an address "
+        "cannot (/ ? or #): write it %-encoded (%2F for /), or give the "
+        "password with --bus-password-file"
+    )
 
 
 def _hostPort(host: str, port: int) -> str:

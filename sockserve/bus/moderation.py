@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from sockserve._text import plural
 from sockserve.bus.redis import PREFIX, RedisBus
-from sockserve.chat.moderation import Ban, Moderation, Mute
+from sockserve.chat.moderation import Ban, Moderation, Mute, checked
 from sockserve.chat.names import nameKey
 
 # Seconds between two readings of the bus's bans and mutes.
@@ -87,6 +87,10 @@ class SharedModeration(Service):
         # may not hold it, and is not applied.
         self._changes = 0
         self._loop: LoopingCall | None = None
+        # What each entry of the last reading was (None: it made no sense),
+        # by kind and JSON: an entry read again unchanged is not parsed
+        # again.
+        self._known: dict[tuple[str, str], Ban | Mute | None] = {}
         moderation.changed.append(self.changed)
 
     def startService(self) -> None:
@@ -175,8 +179,18 @@ class SharedModeration(Service):
 
     def _read(self, results: list[tuple[bool, Any]]) -> None:
         (_, rawBans), (_, rawMutes) = results
-        bans = [Ban(**fields) for fields in self._entries("ban", _pairs(rawBans))]
-        mutes = [Mute(**fields) for fields in self._entries("mute", _pairs(rawMutes))]
+        seen: dict[tuple[str, str], Ban | Mute | None] = {}
+        bans = [
+            entry
+            for entry in self._entries("ban", _pairs(rawBans), seen)
+            if isinstance(entry, Ban)
+        ]
+        mutes = [
+            entry
+            for entry in self._entries("mute", _pairs(rawMutes), seen)
+            if isinstance(entry, Mute)
+        ]
+        self._known = seen
         self._forgetExpired(bans, mutes)
         if not self._readOnce:
             self._readOnce = True
@@ -188,34 +202,59 @@ class SharedModeration(Service):
         for ban in self.moderation.replace(bans, mutes):
             self.enforce(ban)
 
-    def _entries(self, kind: str, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    def _entries(
+        self,
+        kind: str,
+        pairs: list[tuple[str, str]],
+        seen: dict[tuple[str, str], Ban | Mute | None],
+    ) -> list[Ban | Mute]:
         """
-        The fields of each entry of a hash of C{kind}s; one that makes no
-        sense is logged and skipped.
+        Each entry of a hash of C{kind}s (noted in C{seen}); one read
+        unchanged before is taken from the last reading; one that makes no
+        sense is logged (when first seen) and skipped.
         """
-        entries = []
+        entries: list[Ban | Mute] = []
+        for _key, value in pairs:
+            known = (kind, value)
+            if known in self._known:
+                entry = self._known[known]
+            else:
+                entry = self._entry(kind, value)
+            seen[known] = entry
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _entry(self, kind: str, value: str) -> Ban | Mute | None:
+        """
+        The C{kind} (a ban, a mute) the JSON C{value} says, or C{None}
+        (logged) if it makes no sense.
+        """
         fields = {
             "ban": set(Ban.__dataclass_fields__),
             "mute": set(Mute.__dataclass_fields__),
         }
-        for _key, value in pairs:
+        try:
+            entry = json.loads(value)
+        except ValueError:
+            entry = None
+        if (
+            isinstance(entry, dict)
+            and set(entry) <= fields[kind]
+            and _REQUIRED[kind] <= set(entry)
+        ):
             try:
-                entry = json.loads(value)
-            except ValueError:
-                entry = None
-            if (
-                not isinstance(entry, dict)
-                or not set(entry) <= fields[kind]
-                or not _REQUIRED[kind] <= set(entry)
-            ):
-                self.log.warn(
-                    "Skipped a {kind} the bus holds that makes no sense: {value}",
-                    kind=kind,
-                    value=value[:200],
+                return (
+                    checked(Ban(**entry)) if kind == "ban" else checked(Mute(**entry))
                 )
-                continue
-            entries.append(entry)
-        return entries
+            except ValueError:
+                pass
+        self.log.warn(
+            "Skipped a {kind} the bus holds that makes no sense: {value}",
+            kind=kind,
+            value=value[:200],
+        )
+        return None
 
     def _forgetExpired(self, bans: list[Ban], mutes: list[Mute]) -> None:
         """

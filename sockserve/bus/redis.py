@@ -370,6 +370,9 @@ class RedisBus(Service):
         self.replicas = replicas
         # Where the node is connected (the primary the sentinels named).
         self.primary: BusAddress | None = None
+        # The sentinels, in the order they are asked: the last that named
+        # the primary first, those that did not answer last.
+        self._sentinels = list(address.sentinels)
         self.unreplicated = False
         self._replicaWaiters: list[Deferred[None]] = []
         self._waitingReplicas = False
@@ -494,8 +497,10 @@ class RedisBus(Service):
             return
         joining = ensureDeferred(self._join())
         # Each step has its own timeout; this bounds them all, whatever
-        # a connection that failed half way leaves waiting.
-        joining.addTimeout(self.stallTimeout * 4, self.clock)
+        # a connection that failed half way leaves waiting (with sentinels,
+        # each silent one asked costs up to two: to connect, to answer).
+        steps = 4 + 2 * len(self.address.sentinels)
+        joining.addTimeout(self.stallTimeout * steps, self.clock)
         joining.addErrback(self._failed, joining)
         self._joining = joining
 
@@ -628,13 +633,20 @@ class RedisBus(Service):
     async def _primary(self) -> BusAddress:
         """
         Ask the sentinels, one after another, where the primary is; the
-        first that answers is believed.
+        first that answers is believed, and asked first next time (one
+        that did not answer, last).
 
         @raise BusLost: if none could say.
         """
         address = self.address
         problems = []
-        for host, port in address.sentinels:
+        order = self._sentinels
+        for sentinel in list(order):
+            host, port = sentinel
+            # Until it answers, it is asked last next time: a silent one
+            # first in the list costs one wait, not one each time.
+            order.remove(sentinel)
+            order.append(sentinel)
             try:
                 connection = await self._openSentinel(host, port)
             except CancelledError:
@@ -653,10 +665,13 @@ class RedisBus(Service):
                 continue
             finally:
                 connection.transport.loseConnection()
-            if not reply or len(reply) != 2 or not bytes(reply[1]).isdigit():
+            named = _primaryNamed(reply)
+            if named is None:
                 problems.append(f"{host}:{port} knows no primary {address.service}")
                 continue
-            return address.primaryAt(_text(reply[0]), int(reply[1]))
+            order.remove(sentinel)
+            order.insert(0, sentinel)
+            return address.primaryAt(*named)
         raise BusLost(
             redacted(
                 f"no sentinel named the primary {address.service}: "
@@ -1259,6 +1274,24 @@ def _offset(raw: bytes | None) -> int | None:
     if raw is None or not raw.isdigit():
         return None
     return int(raw)
+
+
+def _primaryNamed(reply: object) -> tuple[str, int] | None:
+    """
+    The host and port a sentinel's answer to C{SENTINEL
+    get-master-addr-by-name} names, or C{None} if it names none (C{nil},
+    or anything but a host and a port: a sentinel that answers garbage is
+    one that knows no primary).
+    """
+    if not isinstance(reply, list) or len(reply) != 2:
+        return None
+    host, port = reply
+    if not isinstance(host, bytes) or not host or not isinstance(port, bytes):
+        return None
+    if not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    number = int(port)
+    return (_text(host), number) if 0 < number < 65536 else None
 
 
 def _text(raw: bytes | str) -> str:

@@ -27,8 +27,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -41,10 +42,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # action label.
 ACTIONS = ("kick", "ban", "unban", "mute", "unmute")
 
-_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])\Z")
+_DURATION = re.compile(r"0*([1-9][0-9]{0,14})([smhd])\Z")
+# What an operator meant as a duration, written right or not (10, 1.5h,
+# -5m, 0s, 1w): a number first.
+_LIKE_A_DURATION = re.compile(r"[-+]?[0-9.]")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The longest a ban or a mute may be written for (the rest is "until lifted").
 MAX_DURATION = 3650 * 86400
+# IPv4-mapped IPv6 addresses.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 class Banned(Exception):
@@ -74,16 +80,33 @@ def parseDuration(text: str) -> float | None:
     return float(min(seconds, MAX_DURATION))
 
 
+def meantAsDuration(text: str) -> bool:
+    """
+    Whether C{text} (the word after what C{/ban} bans) was meant as a
+    duration, written right or not: it starts with a number (C{10},
+    C{1.5h}, C{-5m}, C{0s}, C{1w}). A reason does not.
+    """
+    return _LIKE_A_DURATION.match(text) is not None
+
+
 def parseNetwork(text: str) -> Network | None:
     """
     Read an IPv4 or IPv6 address (a network of one) or a CIDR network
-    (host bits ignored: C{10.1.2.3/8} is C{10.0.0.0/8}), or return C{None}
-    if C{text} is neither.
+    (host bits ignored: C{10.1.2.3/8} is C{10.0.0.0/8}; an IPv4-mapped IPv6
+    one, C{::ffff:192.0.2.7}, is the IPv4 one), or return C{None} if C{text}
+    is neither.
     """
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         return None
+    # An IPv4-mapped address (::ffff:192.0.2.7, as a dual-stack socket shows
+    # its IPv4 peers) is the IPv4 address: clients are matched as IPv4.
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        address = network.network_address.ipv4_mapped
+        assert address is not None
+        return ipaddress.IPv4Network(f"{address}/{network.prefixlen - 96}")
+    return network
 
 
 def showUntil(until: float | None) -> str:
@@ -135,10 +158,10 @@ class Ban:
     until: float | None = None
     at: float | None = None
 
-    @property
+    @cached_property
     def network(self) -> Network | None:
         """
-        The network banned, or C{None} for an account.
+        The network banned, or C{None} for an account (read once).
         """
         return parseNetwork(self.what) if "." in self.what or ":" in self.what else None
 
@@ -202,6 +225,10 @@ class Moderation:
         self.counts: Counter[str] = Counter()
         self.changed: list[Callable[[str, str, Ban | Mute | None], None]] = []
         self._bans: dict[str, Ban] = {}
+        # The bans of networks, by IP version and prefix length, then by
+        # network (made again after a change): what a connection is looked
+        # up in, a lookup per prefix length rather than a test per ban.
+        self._networks: dict[tuple[int, int], dict[Network, Ban]] | None = None
         self._mutes: dict[str, Mute] = {}
 
     # Reading and writing the file
@@ -218,6 +245,7 @@ class Moderation:
             return
         bans, mutes = readBans(self.path)
         self._bans = {ban.key: ban for ban in bans}
+        self._networks = None
         self._mutes = {nameKey(mute.name): mute for mute in mutes}
 
     def _save(self) -> None:
@@ -265,6 +293,10 @@ class Moderation:
         ]
         before = (self._bans, self._mutes)
         self._bans = {ban.key: ban for ban in bans}
+        if self._bans != before[0]:
+            # The same bans read again (each second, with a bus) keep the
+            # index of networks.
+            self._networks = None
         self._mutes = {nameKey(mute.name): mute for mute in mutes}
         if (self._bans, self._mutes) != before:
             self._save()
@@ -291,6 +323,7 @@ class Moderation:
         shown = what if network is None else str(network)
         ban = Ban(shown, by, reason, self._until(seconds), self.clock.seconds())
         self._bans[ban.key] = ban
+        self._networks = None
         self._audit("ban", by, shown, ban.until, reason)
         self._changed("ban", ban.key, ban)
         return ban
@@ -302,6 +335,7 @@ class Moderation:
         network = parseNetwork(what)
         key = nameKey(what) if network is None else str(network)
         ban = self._bans.pop(key, None)
+        self._networks = None
         if ban is None or not self._current(ban.until, self.clock.seconds()):
             return None
         self._audit("unban", by, ban.what, None, "")
@@ -322,6 +356,7 @@ class Moderation:
         for key, ban in list(self._bans.items()):
             if not self._current(ban.until, now):
                 del self._bans[key]
+                self._networks = None
         for key, mute in list(self._mutes.items()):
             if not self._current(mute.until, now):
                 del self._mutes[key]
@@ -342,11 +377,35 @@ class Moderation:
         """
         if host is None or not self._bans:
             return None
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
         now = self.clock.seconds()
-        for ban in self._bans.values():
-            if self._current(ban.until, now) and ban.matchesHost(host):
+        for (version, length), bans in self._networkIndex().items():
+            if version != address.version:
+                continue
+            ban = bans.get(ipaddress.ip_network((address, length), strict=False))
+            if ban is not None and self._current(ban.until, now):
                 return ban
         return None
+
+    def _networkIndex(self) -> dict[tuple[int, int], dict[Network, Ban]]:
+        """
+        The bans of networks, by IP version and prefix length, then by
+        network.
+        """
+        if self._networks is None:
+            index: dict[tuple[int, int], dict[Network, Ban]] = {}
+            for ban in self._bans.values():
+                network = ban.network
+                if network is not None:
+                    key = (network.version, network.prefixlen)
+                    index.setdefault(key, {})[network] = ban
+            self._networks = index
+        return self._networks
 
     def loginRefusal(self, account: str, host: str | None) -> str | None:
         """
@@ -456,11 +515,58 @@ def readBans(path: Path) -> tuple[list[Ban], list[Mute]]:
         return [], []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        bans = [Ban(**entry) for entry in data.get("bans", [])]
-        mutes = [Mute(**entry) for entry in data.get("mutes", [])]
+        bans = [checked(Ban(**entry)) for entry in data.get("bans", [])]
+        mutes = [checked(Mute(**entry)) for entry in data.get("mutes", [])]
     except (OSError, ValueError, TypeError, AttributeError) as error:
         raise ModerationError(f"cannot read the bans file {path}: {error}") from None
     return bans, mutes
+
+
+_Entry = TypeVar("_Entry", "Ban", "Mute")
+# The latest moment a file may name (datetime's year 9999).
+_LATEST = 253402300799.0
+
+
+def checked(entry: _Entry) -> _Entry:
+    """
+    C{entry}, read from a file or the bus, if each field has its type
+    (text, and a time that is a number a date can show, or C{None}).
+
+    @raise ValueError: a field does not.
+    """
+    for field, value in vars(entry).items():
+        if field in ("until", "at"):
+            if value is None:
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= _LATEST
+            ):
+                raise ValueError(f"{field} is {value!r}, not a time")
+        elif not isinstance(value, str):
+            raise ValueError(f"{field} is {value!r}, not text")
+    return entry
+
+
+def checkBansFile(path: Path) -> None:
+    """
+    Check that the bans file C{path} can be read (see L{readBans}) and
+    written: a file beside it can be made (each change is written so).
+
+    @raise ModerationError: it cannot, saying why.
+    """
+    readBans(path)
+    where = path.parent
+    if not where.is_dir():
+        raise ModerationError(
+            f"cannot write the bans file {path}: the directory {where} does not exist"
+        )
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise ModerationError(
+            f"cannot write the bans file {path}: the directory {where} is not "
+            "writable (each change is written to a file beside it, then renamed)"
+        )
 
 
 def _writeAtomically(path: Path, text: str) -> None:

@@ -62,6 +62,7 @@ from sockserve.chat.moderation import (
     Ban,
     Banned,
     Moderation,
+    meantAsDuration,
     parseDuration,
     parseNetwork,
     showLeft,
@@ -1547,6 +1548,16 @@ class ChatSession:
                 )
             )
             return None
+        if seconds is None and meantAsDuration(first):
+            # Not a ban until lifted whose reason is the mistyped time.
+            self.receive(
+                Error(
+                    f"{departureReason(first)[:20]} is no time: TIME is written "
+                    "30s, 10m, 2h or 7d; /ban NAME|ADDRESS|NETWORK [DURATION] [WHY]",
+                    ErrorKind.USAGE,
+                )
+            )
+            return None
         network = parseNetwork(what)
         owner = (
             None if self.service.logins is None else self.service.logins.ownerOf(what)
@@ -1555,6 +1566,17 @@ class ChatSession:
             person = self.service.people.find(what)
             host = None if person is None else _hostOf(person)
             network = None if host is None else parseNetwork(host)
+            if network is None and _sessionOf(person) is not None:
+                held = self.service.people.holderOf(what) or what
+                self.receive(
+                    Error(
+                        f"{held} connects without an address (through a UNIX "
+                        f"socket): there is none to ban; /kick {held} instead",
+                        ErrorKind.NOBODY,
+                        what,
+                    )
+                )
+                return None
             if network is None:
                 self.receive(
                     Error(

@@ -344,11 +344,13 @@ class Commands:
     def _banList(self, channel: str) -> None:
         """
         C{367} for each ban of the server (they hold in every room), as
-        masks (see L{banTarget}), then C{368}.
+        masks (see L{banTarget}), then C{368}; to an operator only (as
+        C{/bans}): the addresses banned are not for anyone else, whose
+        hosts IRC never shows. Anyone else is told of none (C{368}).
         """
         moderation = self.irc.settings.service.moderation
         out = []
-        if moderation is not None:
+        if moderation is not None and self.irc.session.isOperator:
             for ban in moderation.bans():
                 at = int(ban.at) if ban.at is not None else 0
                 out.append(
