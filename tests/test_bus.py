@@ -206,6 +206,10 @@ class Member:
         self.received: list[ChatEvent] = []
         self.name = ""
 
+    def accountChanged(self, account: object) -> None:
+        """A guest: never logged in, never told of its account."""
+        raise AssertionError("a guest has no account to change")
+
     def receive(self, event: ChatEvent) -> None:
         self.received.append(event)
 

@@ -53,6 +53,10 @@ class Member:
         self.received: list[ChatEvent] = []
         self.names: list[str] = []
 
+    def accountChanged(self, account: object) -> None:
+        """A guest: never logged in, never told of its account."""
+        raise AssertionError("a guest has no account to change")
+
     def receive(self, event: ChatEvent) -> None:
         self.received.append(event)
 
@@ -62,6 +66,10 @@ class Member:
 
 @implementer(IChatMember)
 class BrokenMember(Member):
+    def accountChanged(self, account: object) -> None:
+        """A guest: never logged in, never told of its account."""
+        raise AssertionError("a guest has no account to change")
+
     def receive(self, event: ChatEvent) -> None:
         raise OSError("gone")
 

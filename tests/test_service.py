@@ -64,6 +64,10 @@ class Person:
     def __repr__(self) -> str:
         return f"<Person {self.name}>"
 
+    def accountChanged(self, account: object) -> None:
+        """A guest: never logged in, never told of its account."""
+        raise AssertionError("a guest has no account to change")
+
     def receive(self, event: ChatEvent) -> None:
         self.received.append(event)
 

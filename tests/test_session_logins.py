@@ -276,3 +276,30 @@ def test_a_login_typed_in_time_is_not_cut_by_the_deadline(tmp_path: Path) -> Non
     assert told.startswith(b"ERROR ")
     assert told.endswith(b"ERROR you did not log in in time; goodbye\r\n")
     assert wrongOut.closed
+
+
+def test_a_changed_account_applies_at_once(tmp_path: Path) -> None:
+    """The accounts read again (SIGHUP): an operator whose role was taken
+    away is one no more at once, and a member whose account was removed is
+    logged out (a guest again); each is told, and the others only see the
+    rename."""
+    service, logins, path = withAccounts(tmp_path)
+    alice, aliceOut = arrived(service)
+    bob, bobOut = arrived(service, aliceOut)
+    alice.linesReceived(b"/login alice wonderland\n")
+    bob.linesReceived(b"/login bob builder1\n")
+    aliceOut.take(), bobOut.take()
+    path.write_text(f"alice:{FAST.hash('wonderland')}:\n")
+    assert logins.reload()
+    assert alice.account == Account("alice", frozenset())
+    assert b"* your account changed: you are logged in as alice\r\n" in (
+        aliceOut.take()
+    )
+    assert bob.account is None
+    told = bobOut.take()
+    assert told.startswith(
+        b"* the account bob was removed\r\n* you logged out of bob\r\n"
+    )
+    assert bob.name.startswith("guest")
+    alice.linesReceived(b"/kick bob\n")
+    assert b"/kick is for operators" in aliceOut.take()

@@ -10,6 +10,8 @@ first; both answer with L{Deferred}s.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import Attribute, Interface, implementer
 
@@ -21,6 +23,9 @@ from sockserve.chat.names import (
     nameKey,
     takenMessage,
 )
+
+if TYPE_CHECKING:
+    from sockserve.accounts.store import Account
 
 
 class IChatMember(Interface):
@@ -37,6 +42,13 @@ class IChatMember(Interface):
         """
         Handle C{event}, something that happened in a room it is in, or to
         it.
+        """
+
+    def accountChanged(account: Account | None) -> None:  # noqa: N805
+        """
+        The accounts were read again, and the one it is logged in to
+        changed: C{account} is what it is now (its roles), or C{None} if it
+        is gone (the member is logged out).
         """
 
     def renamed(newName: str) -> None:  # noqa: N805

@@ -283,6 +283,7 @@ class ChatService:
         """
         self.logins = logins
         logins.reloaded.append(self.releaseReserved)
+        logins.reloaded.append(self.applyAccounts)
 
     def useModeration(self, moderation: Moderation) -> None:
         """
@@ -349,6 +350,29 @@ class ChatService:
                     person, name, f"the name {name} now belongs to an account"
                 )
                 renaming.addErrback(self._notRenamed, name)
+
+    def applyAccounts(self) -> None:
+        """
+        The accounts were read again: every member of this process logged
+        in to an account that changed is told (L{IChatMember.accountChanged}):
+        one whose account is gone is logged out, and one whose roles changed
+        has its new roles at once (an operator no longer one loses its
+        commands).
+        """
+        logins = self.logins
+        if logins is None:
+            return
+        members = {member for member, _ in self.people.everyone()}
+        members.update(self._roomsOf)
+        for member in members:
+            account = member.account
+            if account is None:
+                continue
+            entry = logins.store.entry(account.name)
+            if entry is None:
+                member.accountChanged(None)
+            elif entry.roles != account.roles or entry.name != account.name:
+                member.accountChanged(entry.account())
 
     # Rooms
 

@@ -1356,6 +1356,29 @@ class ChatSession:
             return
         self.log.failure("Could not rename {name}", failure, name=self.name)
 
+    def accountChanged(self, account: Account | None) -> None:
+        """
+        The account the member is logged in to was removed (C{None}: it is
+        logged out, as by C{/logout}) or its roles changed (it has the new
+        ones from now on); either way it is told.
+        """
+        old = self.account
+        if old is None or self.closing:
+            return
+        if account is None:
+            self.receive(Notice(f"the account {old.name} was removed"))
+
+            def logOutOfIt() -> Deferred[None] | None:
+                # In turn with its input: unless it left the account since.
+                if self.account is None or self.account.key != old.key:
+                    return None
+                return self.logOut()
+
+            self.input.add(logOutOfIt)
+            return
+        self.account = account
+        self.receive(Notice(f"your account changed: {self._loggedInText(account)}"))
+
     def logOut(self) -> Deferred[None] | None:
         """
         Leave the member's account (C{/logout}): it is a guest again, and
