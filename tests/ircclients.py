@@ -723,7 +723,50 @@ settings = {{
         )
 
 
-class WeechatClient(IrcClient):
+class FifoClient(IrcClient):
+    """
+    A client run as our child, driven through FIFOs (WeeChat, ii).
+
+    @ivar process: the client, once started.
+    @ivar fifos: the FIFOs written to it.
+    """
+
+    process: subprocess.Popen[bytes] | None
+    fifos: FifoWriter
+
+    def running(self) -> bool:
+        """
+        Whether it still runs.
+        """
+        return self.process is not None and self.process.poll() is None
+
+    def exited(self, timeout: float) -> bool:
+        """
+        Wait, at most C{timeout} seconds, for it to exit; return whether it
+        did.
+        """
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        """
+        Kill it, if it still runs.
+        """
+        self.fifos.close()
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(WAIT)
+        self.process = None
+
+
+class WeechatClient(FifoClient):
     """
     C{weechat-headless} with its plugins irc, logger and fifo only, given
     commands through its FIFO; each buffer is logged (flushed at once).
@@ -843,37 +886,6 @@ class WeechatClient(IrcClient):
             name = f"irc.{self.SERVER}.{target}.weechatlog"
         return list(_matching(self.logs, name))
 
-    def running(self) -> bool:
-        """
-        Whether it still runs.
-        """
-        return self.process is not None and self.process.poll() is None
-
-    def exited(self, timeout: float) -> bool:
-        """
-        Wait, at most C{timeout} seconds, for it to exit; return whether it
-        did.
-        """
-        if self.process is None:
-            return True
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def close(self) -> None:
-        """
-        Kill it, if it still runs.
-        """
-        self.fifos.close()
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        self.process = None
-
     def diagnostics(self) -> str:
         """
         The server buffer and what it wrote on its output.
@@ -920,7 +932,7 @@ class WeechatClient(IrcClient):
         )
 
 
-class IiClient(IrcClient):
+class IiClient(FifoClient):
     """
     C{ii}, given commands through its FIFOs (C{HOST/in}, C{HOST/#chan/in}),
     read through its C{out} files. It shows its own lines, not its own
@@ -1083,37 +1095,6 @@ class IiClient(IrcClient):
         return [
             directory / "out" for directory in _matching(self.serverDirectory, target)
         ]
-
-    def running(self) -> bool:
-        """
-        Whether it still runs.
-        """
-        return self.process is not None and self.process.poll() is None
-
-    def exited(self, timeout: float) -> bool:
-        """
-        Wait, at most C{timeout} seconds, for it to exit; return whether it
-        did.
-        """
-        if self.process is None:
-            return True
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def close(self) -> None:
-        """
-        Kill it, if it still runs.
-        """
-        self.fifos.close()
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        self.process = None
 
     def diagnostics(self) -> str:
         """
