@@ -40,7 +40,7 @@ from sockserve.chat.moderation import Moderation, ModerationError, checkBansFile
 from sockserve.chat.names import roomKey, roomName
 from sockserve.chat.protocol import DEFAULT_BANNER
 from sockserve.chat.service import DEFAULT_MAX_ROOMS, DEFAULT_ROOM, ChatService
-from sockserve.chat.session import expelBanned
+from sockserve.chat.session import expelBanned, expelKicked
 from sockserve.factories import MODES, buildFactory, roomRules
 from sockserve.irc import ircFactory
 from sockserve.irc.websocket import SUBPROTOCOLS, IRCWebSocketFactory
@@ -864,6 +864,7 @@ def makeServerService(
                     moderation,
                     reactor,  # type: ignore[arg-type]
                     partial(expelBanned, chat),
+                    kicked=partial(expelKicked, chat),
                 )
             )
     abort = StartupAbort(getattr(options, "parent", None))

@@ -208,3 +208,53 @@ def test_a_reading_older_than_a_change_is_not_applied() -> None:
     clock.advance(1)
     assert moderation.accountBan("bob") is not None
     sharing.stopService()
+
+
+def test_a_kick_reaches_every_other_node_once() -> None:
+    """A kick made on one node is applied by each other node that reads it,
+    once, within its life; the node that made it does not apply it again;
+    a kick past its life, or one that makes no sense, is deleted."""
+    from sockserve.bus.moderation import KICKS
+    from sockserve.chat.moderation import KICK_LIFE, Kick
+
+    clock = Clock()
+    clock.advance(1000)
+    bus = FakeBus()
+    bus.hashes[KICKS] = {}
+    applied: dict[str, list[Kick]] = {"a": [], "b": []}
+    nodes = {}
+    for name in ("a", "b"):
+        moderation = Moderation(clock)
+        nodes[name] = (
+            SharedModeration(
+                bus,  # type: ignore[arg-type]
+                moderation,
+                clock,
+                lambda ban: None,
+                kicked=applied[name].append,
+            ),
+            moderation,
+        )
+        nodes[name][0].startService()
+    kick = nodes["a"][1].kickElsewhere("bob", "alice", "spam")
+    assert kick is not None
+    assert list(bus.hashes[KICKS]) == [kick.id]
+    clock.advance(1)
+    clock.advance(1)
+    assert applied == {"a": [], "b": [kick]}
+    bus.hashes[KICKS]["junk"] = "not json"
+    late = Kick("old", "carol", "alice", "", clock.seconds() - KICK_LIFE - 1)
+    bus.hashes[KICKS]["old"] = json.dumps(late.__dict__)
+    clock.advance(1)
+    assert applied == {"a": [], "b": [kick]}
+    assert "junk" not in bus.hashes[KICKS]
+    assert "old" not in bus.hashes[KICKS]
+    clock.advance(KICK_LIFE + 1)
+    assert bus.hashes[KICKS] == {}
+    for sharing, _ in nodes.values():
+        sharing.stopService()
+
+
+def test_without_other_nodes_no_kick_is_asked() -> None:
+    """Without a bus, a kick is this node's alone: nobody else is asked."""
+    assert Moderation(Clock()).kickElsewhere("bob", "alice", "") is None

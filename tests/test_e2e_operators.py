@@ -267,8 +267,8 @@ def test_moderation_metrics(processes: Processes) -> None:
 def test_bans_and_mutes_on_every_bus_node(processes: Processes, tmp_path: Path) -> None:
     """Two nodes of a bus: a ban made on one removes whoever it matches on
     the other and refuses them there at connect; a mute made on one holds
-    on the other; a node started afresh (no --bans file) applies them,
-    from Redis."""
+    on the other; a kick made on one removes its person on the other; a node
+    started afresh (no --bans file) applies the bans, from Redis."""
     accounts = accountsFile(processes)
     redis = RedisServer(tmp_path / "redis").start()
     try:
@@ -300,6 +300,18 @@ def test_bans_and_mutes_on_every_bus_node(processes: Processes, tmp_path: Path) 
         )
         refused = refusedAtConnect(processes, nodes[1].port, "127.0.0.2")
         assert refused.startswith(b"ERROR connections from 127.0.0.2/32 are banned")
+        # A kick of someone on the other node: that node removes them, told
+        # why, and its room is told.
+        alice.say(f"/kick {carol.name} enough")
+        alice.lineUntil(
+            lambda line: (
+                line == f"* you asked every server to kick {carol.name}: enough"
+            )
+        )
+        assert carol.lineUntil(lambda line: line.startswith("ERROR")) == (
+            "ERROR you were kicked by alice: enough"
+        )
+        assert receiveToEOF(carol.sock) == b""
         # A node started afresh reads them from the bus.
         fresh = processes.server(*options)
         fresh.output.waitForText(b"Read 1 ban and 1 mute from the bus")

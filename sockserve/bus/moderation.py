@@ -10,6 +10,10 @@ lose neither); every node reads both hashes every L{REFRESH} seconds, holds
 what they say (L{Moderation.replace}), and removes whoever a ban new to it
 matches. While the bus is away a node keeps what it last read, and its own
 changes wait to be written until the bus is back.
+
+A kick of someone who may be on another node (L{Kick}) is written to a third
+hash, C{sockserve:kicks}, by a random id; every node applies each kick it
+reads once, within L{KICK_LIFE} seconds of it, and deletes those older.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from twisted.python.failure import Failure
 
 from sockserve._text import plural
 from sockserve.bus.redis import PREFIX, RedisBus
-from sockserve.chat.moderation import Ban, Moderation, Mute, checked
+from sockserve.chat.moderation import KICK_LIFE, Ban, Kick, Moderation, Mute, checked
 from sockserve.chat.names import nameKey
 
 # Seconds between two readings of the bus's bans and mutes.
 REFRESH = 1.0
 BANS = PREFIX + "bans"
 MUTES = PREFIX + "mutes"
+KICKS = PREFIX + "kicks"
 _HASHES = {"ban": BANS, "mute": MUTES}
 _REQUIRED = {"ban": {"what", "by"}, "mute": {"name", "by"}}
 
@@ -61,6 +66,8 @@ class SharedModeration(Service):
     @ivar moderation: the node's bans and mutes.
     @ivar enforce: removes whoever of this node a ban matches (given the
         ban), when the ban comes from another node.
+    @ivar kicked: removes whoever of this node a kick made on another node
+        names (given the kick).
     """
 
     log = Logger()
@@ -72,6 +79,7 @@ class SharedModeration(Service):
         clock: IReactorTime,
         enforce: Callable[[Ban], object],
         interval: float = REFRESH,
+        kicked: Callable[[Kick], object] | None = None,
     ) -> None:
         self.bus = bus
         self.moderation = moderation
@@ -92,6 +100,12 @@ class SharedModeration(Service):
         # again.
         self._known: dict[tuple[str, str], Ban | Mute | None] = {}
         moderation.changed.append(self.changed)
+        self.kicked = kicked
+        # The kicks applied here (or made here), by id, while the bus holds
+        # them.
+        self._kicksApplied: set[str] = set()
+        if kicked is not None:
+            moderation.kicks.append(self.kick)
 
     def startService(self) -> None:
         """
@@ -118,6 +132,15 @@ class SharedModeration(Service):
         value = None if entry is None else json.dumps(asdict(entry))
         self._changes += 1
         self._unwritten[(_HASHES[kind], key)] = value
+        self._write()
+
+    def kick(self, kick: Kick) -> None:
+        """
+        A kick made here, for the other nodes: write it to the bus (once it
+        is there); this node has applied it.
+        """
+        self._kicksApplied.add(kick.id)
+        self._unwritten[(KICKS, kick.id)] = json.dumps(asdict(kick))
         self._write()
 
     def _write(self) -> Deferred[Any]:
@@ -169,6 +192,9 @@ class SharedModeration(Service):
                 else None
             )
         )
+        if self.kicked is not None:
+            reading.addCallback(lambda ignored: self.bus.call("HGETALL", KICKS))
+            reading.addCallback(lambda reply: self._readKicks(_pairs(reply)))
         reading.addErrback(lambda failure: None)
 
         def done(result: object) -> object:
@@ -255,6 +281,49 @@ class SharedModeration(Service):
             value=value[:200],
         )
         return None
+
+    def _readKicks(self, pairs: list[tuple[str, str]]) -> None:
+        """
+        Apply each kick of C{pairs} (the bus's) not applied here yet, unless
+        it is older than L{KICK_LIFE}: then delete it from the bus.
+        """
+        assert self.kicked is not None
+        now = self.clock.seconds()
+        held: set[str] = set()
+        for key, value in pairs:
+            held.add(key)
+            kick = self._kick(value)
+            if kick is None or now - kick.at > KICK_LIFE or kick.at > now + KICK_LIFE:
+                self.bus.call("HDEL", KICKS, key).addErrback(lambda failure: None)
+                continue
+            if kick.id in self._kicksApplied:
+                continue
+            self._kicksApplied.add(kick.id)
+            self.kicked(kick)
+        # Forget the kicks the bus no longer holds (but those of this node
+        # still to be written).
+        self._kicksApplied &= held | {
+            key for hash, key in self._unwritten if hash == KICKS
+        }
+
+    def _kick(self, value: str) -> Kick | None:
+        """
+        The kick the JSON C{value} says, or C{None} if it makes no sense.
+        """
+        try:
+            fields = json.loads(value)
+            kick = Kick(**fields) if isinstance(fields, dict) else None
+        except (ValueError, TypeError):
+            return None
+        if kick is None or not all(
+            isinstance(field, str)
+            for field in (kick.id, kick.name, kick.by, kick.reason)
+        ):
+            return None
+        at: object = kick.at
+        return (
+            kick if isinstance(at, int | float) and not isinstance(at, bool) else None
+        )
 
     def _forgetExpired(self, bans: list[Ban], mutes: list[Mute]) -> None:
         """

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -205,6 +206,33 @@ class Mute:
     until: float | None = None
 
 
+@dataclass(frozen=True)
+class Kick:
+    """
+    A kick for every server of a bus: whoever is called C{name} (or is
+    logged in to the account C{name}) on another node is removed too.
+
+    @ivar id: what tells this kick from any other (each node applies it
+        once).
+    @ivar name: the name, or account, kicked.
+    @ivar by: the operator who kicked (its name).
+    @ivar reason: why (safe text), or empty.
+    @ivar at: when (the clock's seconds): nodes apply it for L{KICK_LIFE}
+        seconds from then.
+    """
+
+    id: str
+    name: str
+    by: str
+    reason: str
+    at: float
+
+
+KICK_LIFE = 30.0
+"""Seconds a kick waits for the other nodes to apply it (a node away from
+the bus longer than that has lost its members anyway)."""
+
+
 class Moderation:
     """
     The bans and mutes of one server, on a clock.
@@ -215,6 +243,8 @@ class Moderation:
     @ivar changed: called after each change made here, with what changed
         (C{"ban"} or C{"mute"}), its key, and the ban or mute, or C{None}
         once lifted (a bus shares them with the other nodes).
+    @ivar kicks: called with each kick made here for the other nodes (a
+        bus hands it to them); empty without a bus.
     """
 
     log = Logger()
@@ -224,6 +254,7 @@ class Moderation:
         self.path = path
         self.counts: Counter[str] = Counter()
         self.changed: list[Callable[[str, str, Ban | Mute | None], None]] = []
+        self.kicks: list[Callable[[Kick], None]] = []
         self._bans: dict[str, Ban] = {}
         # The bans of networks, by IP version and prefix length, then by
         # network (made again after a change): what a connection is looked
@@ -480,6 +511,20 @@ class Moderation:
         rest.
         """
         self._audit("kick", by, whom, None, reason)
+
+    def kickElsewhere(self, name: str, by: str, reason: str) -> Kick | None:
+        """
+        Ask every other node to remove whoever it has called C{name} (or
+        logged in to the account C{name}), as C{by} kicked them here.
+
+        @return: the kick, or C{None} if there are no other nodes to ask.
+        """
+        if not self.kicks:
+            return None
+        kick = Kick(uuid.uuid4().hex, name, by, reason, self.clock.seconds())
+        for call in self.kicks:
+            call(kick)
+        return kick
 
     def _audit(
         self, what: str, who: str, whom: str, until: float | None, reason: str

@@ -61,6 +61,7 @@ from sockserve.chat.login import LoginRefused, looksLikeLogin
 from sockserve.chat.moderation import (
     Ban,
     Banned,
+    Kick,
     Moderation,
     meantAsDuration,
     parseDuration,
@@ -1489,18 +1490,38 @@ class ChatSession:
             return
         reason = departureReason(reason)
         why = f": {reason}" if reason else ""
+        # Someone of that name, or logged in to that account, may be on
+        # another node of a bus: those nodes are asked too.
+        logins = self.service.logins
+        holder = self.service.people.holderOf(target)
+        known = holder is not None or (
+            logins is not None and logins.ownerOf(target) is not None
+        )
         removed = self._expelAll(
             self._byName(target),
             f"you were kicked by {self.name}{why}",
             f"kicked by {self.name}{why}",
             "kicked",
         )
-        if not removed:
+        elsewhere = (
+            moderation.kickElsewhere(holder or target, self.name, reason)
+            if known
+            else None
+        )
+        if not removed and elsewhere is None:
             self.receive(
                 Error(f"nobody here is called {target}", ErrorKind.NOBODY, target)
             )
             return
         assert self.account is not None
+        if not removed:
+            moderation.kicked(
+                self.account.name, f"{holder or target} (elsewhere)", reason
+            )
+            self.receive(
+                Notice(f"you asked every server to kick {holder or target}{why}")
+            )
+            return
         moderation.kicked(self.account.name, ", ".join(removed), reason)
         self.receive(Notice(f"you kicked {', '.join(removed)}{why}"))
 
@@ -1852,6 +1873,28 @@ def _expelAll(
         if session is not None and session is not exempt and matches(person, name):
             session.expel(told, reason, kind)
             removed.append(name)
+    return removed
+
+
+def expelKicked(service: ChatService, kick: Kick) -> list[str]:
+    """
+    Remove everyone of C{service}'s process called C{kick.name} (or logged
+    in to that account): an operator of another node kicked them. Each is
+    told why, as by a kick here.
+
+    @return: their names.
+    """
+    why = f": {kick.reason}" if kick.reason else ""
+    removed = _expelAll(
+        service,
+        _byName(kick.name),
+        f"you were kicked by {kick.by}{why}",
+        f"kicked by {kick.by}{why}",
+        "kicked",
+    )
+    moderation = service.moderation
+    if removed and moderation is not None:
+        moderation.kicked(kick.by, ", ".join(removed), kick.reason)
     return removed
 
 
