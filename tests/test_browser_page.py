@@ -206,6 +206,25 @@ def reconnectingIn(page: Page, seconds: str) -> None:
     )
 
 
+def tryUntilConnected(page: Page, tries: int = 3) -> None:
+    """
+    Run the page's clock to its next try (8 s away) until it is connected:
+    a try can fail on a loaded machine (the wait stays 8 s, which is what
+    the test looks at), at most C{tries} times.
+    """
+    state = page.locator("#state")
+    for _ in range(tries - 1):
+        page.clock.run_for(8000)
+        try:
+            expect(state).to_have_attribute("data-state", "connected", timeout=SEE)
+        except AssertionError:
+            reconnectingIn(page, "8")
+            continue
+        return
+    page.clock.run_for(8000)
+    expect(state).to_have_attribute("data-state", "connected", timeout=SEE)
+
+
 def test_reconnection_backs_off_until_a_connection_lasts(
     processes: Processes, browser: Browser, pages: list[Page]
 ) -> None:
@@ -218,7 +237,6 @@ def test_reconnection_backs_off_until_a_connection_lasts(
     where = f"--web=tcp:{port}:interface=127.0.0.1"
     server = webServer(processes, where)
     page, opened = pausedPage(browser, pages, f"http://127.0.0.1:{port}/")
-    state = page.locator("#state")
     server.stop()
     waits = ["0.5", "1", "2", "4", "8", "8"]
     for wait, following in itertools.pairwise(waits):
@@ -229,15 +247,13 @@ def test_reconnection_backs_off_until_a_connection_lasts(
 
     # Back, and gone again before the connection lasted: still 8 s.
     server = webServer(processes, where)
-    page.clock.run_for(8000)
-    expect(state).to_have_attribute("data-state", "connected", timeout=SEE)
+    tryUntilConnected(page)
     server.stop()
     reconnectingIn(page, "8")
 
     # Back for 10 s: the next wait is the first again.
     server = webServer(processes, where)
-    page.clock.run_for(8000)
-    expect(state).to_have_attribute("data-state", "connected", timeout=SEE)
+    tryUntilConnected(page)
     page.clock.run_for(10_000)
     server.stop()
     reconnectingIn(page, "0.5")
