@@ -261,3 +261,21 @@ def test_ban_a_guest_without_an_address(tmp_path: Path) -> None:
         b"there is none to ban; /kick guest1 instead\r\n"
     )
     assert moderation.bans() == []
+
+
+def test_kicks_for_the_other_nodes(tmp_path: Path) -> None:
+    """With other nodes to ask (a bus), a kick of an account asks them all
+    (its connections may be there); a kick of a guest of this node does not
+    (once its name is free, someone else may take it there)."""
+    service, moderation, _ = moderated(tmp_path)
+    asked: list[object] = []
+    moderation.kicks.append(asked.append)
+    _guest, guestOut = member(service, "127.0.0.2:5")
+    alice, aliceOut = operator(service, guestOut)
+    alice.linesReceived(b"/kick guest1 spam\n")
+    assert b"* you kicked guest1: spam\r\n" in aliceOut.take()
+    assert asked == []
+    alice.linesReceived(b"/kick bob spam\n")
+    assert aliceOut.take() == b"* you asked every server to kick bob: spam\r\n"
+    assert [getattr(kick, "name", None) for kick in asked] == ["bob"]
+    assert moderation.counts["kick"] == 2

@@ -1492,9 +1492,10 @@ class ChatSession:
         why = f": {reason}" if reason else ""
         # Someone of that name, or logged in to that account, may be on
         # another node of a bus: those nodes are asked too.
+        # (Not a name held here: once freed, someone else may take it.)
         logins = self.service.logins
         holder = self.service.people.holderOf(target)
-        known = holder is not None or (
+        known = (holder is not None and self.service.people.find(target) is None) or (
             logins is not None and logins.ownerOf(target) is not None
         )
         removed = self._expelAll(
