@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import WAIT, Processes, Server, waitWhileProgressing
+from tests.processes import (
+    WAIT,
+    Processes,
+    Server,
+    receiveUntil,
+    waitWhileProgressing,
+)
 from tests.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -167,6 +173,8 @@ def connect(
     sock.settimeout(WAIT)
     sock.connect(("127.0.0.1", server.port))
     processes._sockets.append(sock)
+    # Arrived (in the room) before anything is said that it must hear.
+    receiveUntil(sock, lambda data: b"* you are " in data, "welcome")
     return sock
 
 
