@@ -21,10 +21,8 @@ what is wrong and where.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, field
@@ -35,6 +33,7 @@ from argon2.exceptions import InvalidHashError
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
+from sockserve._files import writePrivately
 from sockserve.chat.names import NameRejected, checkName, nameKey
 
 # The roles an account may have. Operators act on others (the next slice:
@@ -230,23 +229,7 @@ def writeAccounts(
         entry.line() + "\n"
         for entry in sorted(accounts.values(), key=lambda e: nameKey(e.name))
     )
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    writePrivately(target, text)
 
 
 class AccountStore:

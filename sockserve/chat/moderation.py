@@ -17,12 +17,10 @@ L{Moderation.replace}).
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +33,7 @@ from typing import Any, TypeVar
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from sockserve._files import writePrivately
 from sockserve.chat.names import nameKey
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -292,7 +291,7 @@ class Moderation:
             "mutes": [asdict(mute) for mute in self.mutes()],
         }
         try:
-            _writeAtomically(self.path, json.dumps(data, indent=1) + "\n")
+            writePrivately(self.path, json.dumps(data, indent=1) + "\n")
         except OSError as error:
             self.log.error(
                 "Could not write the bans file {path}: {error}",
@@ -612,22 +611,3 @@ def checkBansFile(path: Path) -> None:
             f"cannot write the bans file {path}: the directory {where} is not "
             "writable (each change is written to a file beside it, then renamed)"
         )
-
-
-def _writeAtomically(path: Path, text: str) -> None:
-    """
-    Write C{text} to C{path} at once: a temporary file beside it, mode
-    0600, flushed to disk, then renamed over it.
-    """
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
