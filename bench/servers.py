@@ -47,8 +47,12 @@ SOCKSERVE_METRICS = "sockserve-metrics"
 #: sockserve's room on a bus: one node, and two nodes sharing the room.
 SOCKSERVE_BUS = "sockserve-bus"
 SOCKSERVE_BUS_2NODES = "sockserve-bus-2nodes"
+#: sockserve on Twisted's own epoll reactor (twistd --reactor epoll), not
+#: the lean one it installs by default (sockserve._reactor).
+SOCKSERVE_STOCK_REACTOR = "sockserve-stock-reactor"
 SOCKSERVE_FAMILY = (
     SOCKSERVE,
+    SOCKSERVE_STOCK_REACTOR,
     SOCKSERVE_LOGGING,
     SOCKSERVE_METRICS,
     SOCKSERVE_BUS,
@@ -99,6 +103,7 @@ class ServerSpec:
     @ivar bus: whether it needs a Redis bus (sockserve's C{--bus}).
     @ivar extraArgs: sockserve only: options added to each process's command
         (C{bench.abuse --node-option}).
+    @ivar twistdArgs: sockserve only: twistd's own options (C{--reactor}).
     """
 
     name: str
@@ -109,6 +114,7 @@ class ServerSpec:
     nodes: int = 1
     bus: bool = False
     extraArgs: tuple[str, ...] = ()
+    twistdArgs: tuple[str, ...] = ()
 
     def command(
         self,
@@ -152,6 +158,7 @@ class ServerSpec:
             return [
                 str(twistd if twistd.exists() else "twistd"),
                 "--pidfile=",
+                *self.twistdArgs,
                 "-n",
                 SOCKSERVE,
                 "--mode",
@@ -210,6 +217,13 @@ SERVERS: tuple[ServerSpec, ...] = (
         "sockserve (twistd -n sockserve --quiet), default epoll reactor; "
         "chat-ws: its WebSocket (--web); chat-rooms: with --max-rooms "
         f"{MAX_ROOMS}; chat-irc: its IRC (--irc); chat-mixed: --web and --irc",
+    ),
+    ServerSpec(
+        SOCKSERVE_STOCK_REACTOR,
+        ("echo", "oneshot", "chat", CHAT_WS),
+        "sockserve as above on Twisted's own epoll reactor (twistd --reactor "
+        "epoll), which wraps every event in a log context",
+        twistdArgs=("--reactor", "epoll"),
     ),
     ServerSpec(
         SOCKSERVE_LOGGING,

@@ -561,3 +561,102 @@ def reportFailedStart(config: MutableMapping[str, Any] | None, message: str) -> 
         config["statusPipe"] = None
         write(statusPipe, b"1 " + message.encode("utf-8")[:98])
         close(statusPipe)
+
+
+# ---------------------------------------------------------------------------
+# The reactor's dispatch (sockserve._reactor), checked on 26.10.0.
+#
+# twisted.internet.epollreactor.EPollReactor keeps its epoll object in
+# _poller and the descriptors it watches in _selectables (a dict by file
+# number); its doPoll hands each ready one to _doReadOrWrite(selectable, fd,
+# event), inside log.callWithLogger. None of this is public: the public way
+# is the reactor as it is. Missing, sockserve runs on Twisted's own epoll
+# reactor (one log line says so).
+# ---------------------------------------------------------------------------
+
+_REACTOR_STATE = ("_doReadOrWrite", "doPoll")
+_REACTOR_INSTANCE_STATE = ("_poller", "_selectables")
+
+
+def leanReactorClass() -> type | None:
+    """
+    Return L{LeanEPollReactor}, or C{None} where there is no epoll reactor
+    or it lacks the state the lean one reads (logged once).
+    """
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+    except ImportError:
+        return None
+    missing = [name for name in _REACTOR_STATE if not hasattr(EPollReactor, name)]
+    if missing:
+        _warnOnce(
+            "reactor",
+            "Twisted's EPollReactor has no {missing} (sockserve was checked on "
+            "Twisted {checked}): sockserve runs on it as it is",
+            missing=", ".join(missing),
+        )
+        return None
+
+    class LeanEPollReactor(EPollReactor):
+        """
+        Twisted's epoll reactor, handing each ready descriptor to its
+        handler without wrapping the call in a log context (see
+        L{sockserve._reactor}).
+        """
+
+        def doPoll(self, timeout: float | None) -> None:
+            """
+            Wait up to C{timeout} seconds (for ever if C{None}) for ready
+            descriptors, and handle each.
+            """
+            # epoll.poll retries by itself when a signal interrupts it (PEP
+            # 475), unless the signal's handler raises: that is the
+            # reactor's to report.
+            ready = self._poller.poll(
+                -1 if timeout is None else timeout, len(self._selectables)
+            )
+            selectables = self._selectables
+            handle = self._doReadOrWrite
+            for fd, event in ready:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    handle(selectable, fd, event)
+                except Exception:
+                    _logEscaped(selectable)
+
+        doIteration = doPoll
+
+    LeanEPollReactor.__module__ = "sockserve._reactor"
+    LeanEPollReactor.__qualname__ = "LeanEPollReactor"
+    return LeanEPollReactor
+
+
+def leanReactorWorks(reactor: object) -> bool:
+    """
+    Tell whether C{reactor}, a new L{LeanEPollReactor}, has the state its
+    dispatch reads (logged once if not).
+    """
+    missing = [name for name in _REACTOR_INSTANCE_STATE if not hasattr(reactor, name)]
+    if missing:
+        _warnOnce(
+            "reactor-instance",
+            "Twisted's EPollReactor keeps no {missing} (sockserve was checked "
+            "on Twisted {checked}): sockserve runs on it as it is",
+            missing=", ".join(missing),
+        )
+    return not missing
+
+
+def _logEscaped(selectable: Any) -> None:
+    """
+    Log the exception being handled, which escaped the handler of
+    C{selectable}, under the descriptor's log prefix (as Twisted's
+    C{log.callWithLogger} would).
+    """
+    try:
+        prefix = selectable.logPrefix()
+    except Exception:
+        prefix = "(buggy logPrefix method)"
+    _log.failure("Unhandled error handling {prefix}", prefix=prefix, log_system=prefix)

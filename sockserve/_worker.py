@@ -29,6 +29,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sockserve._reactor import installDefault as installDefaultReactor
 from sockserve.tap import Options, makeServerService
 
 
@@ -72,6 +73,7 @@ def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
     from twisted.internet import stdio
 
     if reactor is None:
+        installDefaultReactor()
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor

@@ -25,6 +25,7 @@ from sockserve._endpoints import (
     systemdProblem,
 )
 from sockserve._proxy import ProxyProtocolEndpoint
+from sockserve._reactor import installDefault as installDefaultReactor
 from sockserve._rlimits import raiseOpenFileLimit
 from sockserve._usage import CommandOptions
 from sockserve._version import __version__
@@ -995,6 +996,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> IServi
     # twistd starts logging after it built the service: a JSON log finds
     # where to write here.
     noteTwistdLogging(getattr(options, "parent", None))
+    if reactor is None:
+        # Before anything imports the global reactor: twistd's --reactor,
+        # when given, has installed its choice already.
+        installDefaultReactor()
     abort = StartupAbort(getattr(options, "parent", None))
     listeners = [
         *options["listeners"],
