@@ -111,6 +111,8 @@ class ScaleSettings:
     @ivar settle: seconds between everyone connected and the measured window
         (the last joins' announcements go out, quietly joined members'
         summaries among them, 5 s after).
+    @ivar reactor: twistd's C{--reactor} for the server (C{epoll}: Twisted's
+        own), or C{None} for sockserve's default.
     """
 
     clients: int
@@ -124,6 +126,7 @@ class ScaleSettings:
     connectTimeout: float
     settle: float = 10.0
     transport: str = "tcp"
+    reactor: str | None = None
 
     @property
     def roomSize(self) -> int:
@@ -153,6 +156,11 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     parser.add_argument("--connect-timeout", type=float, default=300.0)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--transport", choices=tuple(FRONT_ENDS), default="tcp")
+    parser.add_argument(
+        "--reactor",
+        help="twistd's --reactor for the server (epoll: Twisted's own); "
+        "default: sockserve's",
+    )
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be at least 2")
@@ -191,6 +199,7 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         connectTimeout=args.connect_timeout,
         settle=args.settle,
         transport=args.transport,
+        reactor=args.reactor,
     )
 
 
@@ -264,6 +273,7 @@ def serverCommand(settings: ScaleSettings) -> list[str]:
     return [
         str(VENV_BIN / "twistd"),
         "--pidfile=",
+        *([f"--reactor={settings.reactor}"] if settings.reactor else []),
         "-n",
         "sockserve",
         "--port=0",

@@ -26,10 +26,12 @@ from socket import socket
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import tcp
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionFdescWentAway
 from twisted.internet.interfaces import IProtocol, IReactorTime
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
 from twisted.python.systemd import ListenFDs
@@ -567,15 +569,27 @@ def reportFailedStart(config: MutableMapping[str, Any] | None, message: str) -> 
 # The reactor's dispatch (sockserve._reactor), checked on 26.10.0.
 #
 # twisted.internet.epollreactor.EPollReactor keeps its epoll object in
-# _poller and the descriptors it watches in _selectables (a dict by file
-# number); its doPoll hands each ready one to _doReadOrWrite(selectable, fd,
-# event), inside log.callWithLogger. None of this is public: the public way
-# is the reactor as it is. Missing, sockserve runs on Twisted's own epoll
-# reactor (one log line says so).
+# _poller, the descriptors it watches in _selectables (a dict by file
+# number), and the numbers of those watched for reading and writing in
+# _reads and _writes. Its doPoll hands each ready one to _doReadOrWrite
+# inside log.callWithLogger; the lean reactor does that work itself, with
+# the reactor's event bits (_POLL_DISCONNECTED, _POLL_IN, _POLL_OUT) and
+# its _disconnectSelectable. None of this is public: the public way is the
+# reactor as it is. Missing, sockserve runs on Twisted's own epoll reactor
+# (one log line says so).
 # ---------------------------------------------------------------------------
 
-_REACTOR_STATE = ("_doReadOrWrite", "doPoll")
-_REACTOR_INSTANCE_STATE = ("_poller", "_selectables")
+_REACTOR_STATE = (
+    "_disconnectSelectable",
+    "_POLL_DISCONNECTED",
+    "_POLL_IN",
+    "_POLL_OUT",
+    "doPoll",
+)
+_REACTOR_INSTANCE_STATE = ("_poller", "_selectables", "_reads", "_writes")
+# What a descriptor whose fileno() is -1 is disconnected with (Twisted's
+# reactor uses a private instance of the same error).
+_GONE = ConnectionFdescWentAway("File descriptor lost")
 
 
 def leanReactorClass() -> type | None:
@@ -600,15 +614,133 @@ def leanReactorClass() -> type | None:
     class LeanEPollReactor(EPollReactor):
         """
         Twisted's epoll reactor, handing each ready descriptor to its
-        handler without wrapping the call in a log context (see
-        L{sockserve._reactor}).
+        handler without wrapping the call in a log context, and writing
+        what was written in a pass before it next waits, without asking
+        epoll first (see L{sockserve._reactor}).
         """
+
+        def __init__(self) -> None:
+            # Writers that asked to write since the last poll, in order,
+            # and the one being tried (with whether it stopped writing).
+            self._soon: dict[Any, None] = {}
+            self._trying: object = None
+            self._tryStopped = False
+            super().__init__()
+
+        def addWriter(self, writer: Any) -> None:
+            """
+            Have C{writer} write before the reactor next waits; epoll is
+            asked to watch it only if it cannot write everything then.
+            """
+            if writer is self._trying:
+                # It tried and wants to go on: the kernel is full.
+                super().addWriter(writer)
+            elif writer.fileno() not in self._writes:
+                self._soon[writer] = None
+
+        def removeWriter(self, writer: Any) -> None:
+            """
+            Stop C{writer} writing, whether it waits for its turn or for
+            epoll.
+            """
+            if writer is self._trying:
+                self._tryStopped = True
+            self._soon.pop(writer, None)
+            super().removeWriter(writer)
+
+        def getWriters(self) -> list[Any]:
+            """
+            Return the writers, those waiting for their turn included.
+            """
+            writers: list[Any] = super().getWriters()
+            return writers + [w for w in self._soon if w not in writers]
+
+        def removeAll(self) -> list[Any]:
+            """
+            Remove every reader and writer, and return them.
+            """
+            waiting = list(self._soon)
+            self._soon.clear()
+            removed: list[Any] = super().removeAll()
+            return removed + [w for w in waiting if w not in removed]
+
+        def _doReadOrWrite(self, selectable: Any, fd: int, event: int) -> None:
+            """
+            Handle C{event} on C{selectable}, as Twisted's reactor does: read
+            and write what it can, and disconnect it when it says so, when
+            its descriptor is gone, or when its handler raises (logged under
+            its log prefix).
+            """
+            reading = False
+            why: Any = None
+            if event & self._POLL_DISCONNECTED and not event & self._POLL_IN:
+                # Hung up, with nothing left to read: cleanly if it was being
+                # read (its input simply ended), otherwise not.
+                reading = fd in self._reads
+                why = CONNECTION_DONE if reading else CONNECTION_LOST
+            else:
+                try:
+                    if selectable.fileno() == -1:
+                        why = _GONE
+                    else:
+                        if event & self._POLL_IN:
+                            why = selectable.doRead()
+                            reading = True
+                        if not why and event & self._POLL_OUT:
+                            why = selectable.doWrite()
+                            reading = False
+                except BaseException as error:
+                    why = error
+                    _logEscaped(selectable)
+            if why:
+                self._disconnectSelectable(selectable, why, reading)
+
+        def _writeSoon(self) -> None:
+            """
+            Let each writer that asked since the last poll write now, as if
+            epoll had said it could; watch with epoll only those the kernel
+            did not take everything from.
+            """
+            writers = list(self._soon)
+            self._soon.clear()
+            writable = self._POLL_OUT
+            for writer in writers:
+                self._trying = writer
+                self._tryStopped = False
+                try:
+                    self._handle(writer, writer.fileno(), writable)
+                finally:
+                    self._trying = None
+                if not self._tryStopped:
+                    try:
+                        super().addWriter(writer)
+                    except Exception:
+                        _logEscaped(writer)
+
+        def _handle(self, selectable: Any, fd: int, event: int) -> None:
+            """
+            Handle C{event} on C{selectable}; what escapes is logged under
+            its log prefix (a C{KeyboardInterrupt} stops the reactor).
+            """
+            try:
+                self._doReadOrWrite(selectable, fd, event)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                _logEscaped(selectable)
 
         def doPoll(self, timeout: float | None) -> None:
             """
-            Wait up to C{timeout} seconds (for ever if C{None}) for ready
-            descriptors, and handle each.
+            Write what waits (see L{_writeSoon}), then wait up to
+            C{timeout} seconds (for ever if C{None}) for ready descriptors,
+            handle each, and write what that wrote.
             """
+            if self._soon:
+                # Written since the last pass (by timed calls, or by writing):
+                # write it, and do not wait, since that may have changed what
+                # the reactor waits for (a timer cancelled, another set).
+                self._writeSoon()
+                timeout = 0
             # epoll.poll retries by itself when a signal interrupts it (PEP
             # 475), unless the signal's handler raises: that is the
             # reactor's to report.
@@ -616,15 +748,15 @@ def leanReactorClass() -> type | None:
                 -1 if timeout is None else timeout, len(self._selectables)
             )
             selectables = self._selectables
-            handle = self._doReadOrWrite
+            handle = self._handle
             for fd, event in ready:
                 selectable = selectables.get(fd)
-                if selectable is None:
-                    continue
-                try:
+                if selectable is not None:
                     handle(selectable, fd, event)
-                except Exception:
-                    _logEscaped(selectable)
+            if self._soon:
+                # Written in this pass: write it before the reactor runs its
+                # timed calls and works out how long to wait.
+                self._writeSoon()
 
         doIteration = doPoll
 
@@ -651,12 +783,12 @@ def leanReactorWorks(reactor: object) -> bool:
 
 def _logEscaped(selectable: Any) -> None:
     """
-    Log the exception being handled, which escaped the handler of
-    C{selectable}, under the descriptor's log prefix (as Twisted's
-    C{log.callWithLogger} would).
+    Log the exception being handled, raised by the handler of C{selectable},
+    as Twisted's reactor does (C{Unhandled Error}), with the descriptor's log
+    prefix as its system, as Twisted's C{log.callWithLogger} would give it.
     """
     try:
         prefix = selectable.logPrefix()
     except Exception:
         prefix = "(buggy logPrefix method)"
-    _log.failure("Unhandled error handling {prefix}", prefix=prefix, log_system=prefix)
+    legacy_log.err(system=prefix)

@@ -21,6 +21,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import (
     ILogObserver,
     LogEvent,
+    Logger,
     LogLevel,
     formatEvent,
     globalLogBeginner,
@@ -29,8 +30,10 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sockserve._reactor import installDefault as installDefaultReactor
+from sockserve._reactor import WORKER_REACTOR, installNamed
 from sockserve.tap import Options, makeServerService
+
+_log = Logger()
 
 
 @implementer(ILogObserver)
@@ -73,7 +76,7 @@ def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
     from twisted.internet import stdio
 
     if reactor is None:
-        installDefaultReactor()
+        installNamed(os.environ.get(WORKER_REACTOR))
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
@@ -83,6 +86,12 @@ def runWorker(argv: Sequence[str], reactor: Any = None) -> None:
     except usage.UsageError as error:
         raise SystemExit(f"sockserve worker: {error}") from None
     globalLogBeginner.beginLoggingTo([toMainProcess], redirectStandardIO=False)
+    kind = type(reactor)
+    _log.info(
+        "reactor class: {module}.{name}.",
+        module=kind.__module__,
+        name=kind.__qualname__,
+    )
     service = makeServerService(options, reactor)
     # Listen now: a failure ends the worker with its one-line message.
     service.privilegedStartService()

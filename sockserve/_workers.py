@@ -35,6 +35,8 @@ from twisted.logger import InvalidLogLevelError, Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sockserve._reactor import WORKER_REACTOR, moduleOf
+
 log = Logger()
 
 WORKER_MODES = ("echo", "oneshot")
@@ -169,11 +171,13 @@ class WorkerPoolService(Service):
             *self.workerArguments(self._portNumbers),
         ]
         spawner: IReactorProcess = self.reactor
+        # The worker runs on the reactor this process runs on.
+        environment = {**os.environ, WORKER_REACTOR: moduleOf(self.reactor)}
         transport = spawner.spawnProcess(
             worker,
             sys.executable,
             arguments,
-            env=os.environ.copy(),
+            env=environment,
             childFDs={0: "w", 1: "r", 2: "r"},
         )
         clock: IReactorTime = self.reactor

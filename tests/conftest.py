@@ -22,8 +22,14 @@ from hypothesis import settings
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from zope.interface import implementer
 
+from sockserve._reactor import installDefault
 from tests.processes import Processes
 from tests.redis import RedisServer
+
+# The suite runs on the reactor twistd sockserve runs on, installed before
+# pytest-twisted installs Twisted's default (it accepts this one: an epoll
+# reactor). tests/test_reactor.py checks it was.
+installDefault()
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

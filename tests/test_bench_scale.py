@@ -7,6 +7,7 @@ sockserve.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import subprocess
@@ -202,6 +203,15 @@ def test_commands() -> None:
     assert "--hold" in load
     assert "--ws" not in load
     assert "--web=0" not in command
+    assert not any(part.startswith("--reactor") for part in command)
+
+
+def test_commandOnAnotherReactor() -> None:
+    """
+    --reactor is twistd's, given before the plugin's name.
+    """
+    command = serverCommand(dataclasses.replace(settings(), reactor="epoll"))
+    assert command.index("--reactor=epoll") < command.index("sockserve")
 
 
 def test_commandsWebSocket() -> None:

@@ -613,6 +613,34 @@ def test_workers_share_the_port(processes: Processes) -> None:
     assert b"worker 1 exited" in server.output.drain()
 
 
+@pytest.mark.parametrize(
+    ("twistdOptions", "reactor"),
+    [
+        ((), b"sockserve._reactor.LeanEPollReactor"),
+        (("--reactor", "poll"), b"twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_workers_run_on_the_main_process_reactor(
+    processes: Processes, twistdOptions: tuple[str, ...], reactor: bytes
+) -> None:
+    """The main process and its workers run on the same reactor: the lean
+    one by default, the one twistd's --reactor names when it is given."""
+    server = processes.server(
+        "--workers",
+        "2",
+        mode="echo",
+        command=[installedProgram("twistd"), *twistdOptions, "-n"],
+    )
+    server.output.follow()
+    log = server.output.waitFor(
+        lambda log: b"[worker 1 pid" in log and b"echo server listening" in log,
+        "the worker listening",
+    )
+    assert b"reactor class: " + reactor + b"." in log
+    assert re.search(rb"\[worker 1 pid \d+\] reactor class: " + re.escape(reactor), log)
+    assert server.stop() in (0, -signal.SIGTERM)
+
+
 def test_a_killed_worker_is_replaced(processes: Processes) -> None:
     """A worker killed with SIGKILL is logged as a warning and replaced; the
     port is served by the new one; a second --workers server on the same port
