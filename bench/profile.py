@@ -8,8 +8,9 @@ kept in C{bench/results/profile-SERVER-MODE.txt} for a flame graph.
 
 A room on a bus (C{--server sockserve-bus}, C{sockserve-bus-2nodes}) runs
 with its private Redis, the load spread over its nodes; the first node is
-the one sampled. C{chat-irc} is the same room of IRC clients (C{--irc}), and
-C{chat-mixed} of TCP, WebSocket and IRC clients in turn.
+the one sampled. C{chat-irc} is the same room of IRC clients (C{--irc}), C{chat-ws} of
+WebSocket clients (C{--web}), and C{chat-mixed} of TCP, WebSocket and IRC
+clients in turn.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from bench.processes import (
     stopChild,
 )
 from bench.runner import targetArgs
-from bench.servers import IRC_CHANNEL, VENV_BIN, serverNamed, startServer
+from bench.servers import (
+    IRC_CHANNEL,
+    VENV_BIN,
+    WEBSOCKET_PATH,
+    serverNamed,
+    startServer,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOADS = {
@@ -55,6 +62,7 @@ LOADS = {
     ],
 }
 LOADS["chat-irc"] = [*LOADS["chat"], "--irc", IRC_CHANNEL]
+LOADS["chat-ws"] = [*LOADS["chat"], "--ws", WEBSOCKET_PATH]
 LOADS["chat-mixed"] = [*LOADS["chat"], "--mix", "--ws", "/ws", "--irc", IRC_CHANNEL]
 
 
@@ -87,7 +95,7 @@ def _short(frame: str) -> str:
     where = where.rstrip(")")
     where = re.sub(r".*/site-packages/", "", where)
     where = re.sub(r".*/lib/python3\.\d+/", "", where)
-    where = re.sub(r".*/work/main/", "", where)
+    where = re.sub(r".*/work/[^/]+/", "", where)
     return f"{name} ({where})"
 
 
