@@ -26,7 +26,11 @@ costs it pays on every event and every write.
 
 What it gives up: a legacy C{log.msg} that Twisted itself writes while it
 handles an event says C{-} as its system instead of the connection's prefix
-(none does on sockserve's paths but the error above).
+(none does on sockserve's paths but the error above). And a write made
+outside the reactor's own calls, from a signal handler or another thread
+(which Twisted never allowed: they must use C{callFromThread}, as sockserve's
+signal handlers do), waits for the reactor's next wake-up instead of waking
+it through epoll.
 
 C{twistd}'s C{--reactor} still chooses: L{installDefault} installs the lean
 reactor only when no reactor is installed yet, on platforms with epoll, and

@@ -620,9 +620,12 @@ def leanReactorClass() -> type | None:
         """
 
         def __init__(self) -> None:
-            # Writers that asked to write since the last poll, in order,
-            # and the one being tried (with whether it stopped writing).
+            # Writers that asked to write since the last poll, in order; those
+            # of each flush under way (a handler may flush again, through
+            # iterate()), not tried yet; and the one being tried, with whether
+            # it stopped writing.
             self._soon: dict[Any, None] = {}
+            self._flushing: list[dict[Any, None]] = []
             self._trying: object = None
             self._tryStopped = False
             super().__init__()
@@ -640,27 +643,39 @@ def leanReactorClass() -> type | None:
 
         def removeWriter(self, writer: Any) -> None:
             """
-            Stop C{writer} writing, whether it waits for its turn or for
-            epoll.
+            Stop C{writer} writing, whether it waits for its turn (in this
+            pass's flush or the next) or for epoll.
             """
             if writer is self._trying:
                 self._tryStopped = True
             self._soon.pop(writer, None)
+            for flushing in self._flushing:
+                flushing.pop(writer, None)
             super().removeWriter(writer)
+
+        def _waiting(self) -> list[Any]:
+            """
+            The writers waiting for their turn, in this pass's flush or the
+            next.
+            """
+            waiting = [w for flushing in self._flushing for w in flushing]
+            return waiting + [w for w in self._soon if w not in waiting]
 
         def getWriters(self) -> list[Any]:
             """
             Return the writers, those waiting for their turn included.
             """
             writers: list[Any] = super().getWriters()
-            return writers + [w for w in self._soon if w not in writers]
+            return writers + [w for w in self._waiting() if w not in writers]
 
         def removeAll(self) -> list[Any]:
             """
             Remove every reader and writer, and return them.
             """
-            waiting = list(self._soon)
+            waiting = self._waiting()
             self._soon.clear()
+            for flushing in self._flushing:
+                flushing.clear()
             removed: list[Any] = super().removeAll()
             return removed + [w for w in waiting if w not in removed]
 
@@ -699,23 +714,35 @@ def leanReactorClass() -> type | None:
             """
             Let each writer that asked since the last poll write now, as if
             epoll had said it could; watch with epoll only those the kernel
-            did not take everything from.
+            did not take everything from. A writer stopped before its turn is
+            skipped; if something escapes (C{KeyboardInterrupt}), those not
+            tried yet wait for the next pass.
             """
-            writers = list(self._soon)
-            self._soon.clear()
+            flushing, self._soon = self._soon, {}
+            self._flushing.append(flushing)
+            outer = (self._trying, self._tryStopped)
             writable = self._POLL_OUT
-            for writer in writers:
-                self._trying = writer
-                self._tryStopped = False
-                try:
-                    self._handle(writer, writer.fileno(), writable)
-                finally:
+            try:
+                for writer in list(flushing):
+                    if writer not in flushing:
+                        continue
+                    del flushing[writer]
+                    self._trying = writer
+                    self._tryStopped = False
+                    # The descriptor's number is not needed for a writable
+                    # event; whether it still has one is checked in there.
+                    self._handle(writer, -1, writable)
                     self._trying = None
-                if not self._tryStopped:
-                    try:
-                        super().addWriter(writer)
-                    except Exception:
-                        _logEscaped(writer)
+                    if not self._tryStopped:
+                        try:
+                            super().addWriter(writer)
+                        except Exception:
+                            _logEscaped(writer)
+            finally:
+                self._flushing.pop()
+                self._trying, self._tryStopped = outer
+                if flushing:
+                    self._soon = {**flushing, **self._soon}
 
         def _handle(self, selectable: Any, fd: int, event: int) -> None:
             """

@@ -446,3 +446,133 @@ def test_what_a_pass_writes_is_sent_in_the_same_pass(
     lean.doPoll(5)
     assert not lean._soon
     assert pipePeer.recv(100) == b"heard ping\n"
+
+
+def test_a_writer_stopped_by_another_in_the_same_flush_writes_nothing(
+    lean: Any, pairs: list[Any]
+) -> None:
+    """A writer that a writer before it in the same flush stops (as closing
+    one connection may stop another) is not written, nor watched."""
+    first, firstPeer = _pipe(lean, pairs, "First,12")
+    second, secondPeer = _pipe(lean, pairs, "Second,13")
+    writing = first.doWrite
+
+    def writeAndStopTheOther() -> Any:
+        second.stopWriting()
+        return writing()
+
+    first.doWrite = writeAndStopTheOther  # type: ignore[method-assign]
+    first.write(b"sent")
+    second.write(b"must not be sent")
+    lean.doPoll(0)
+    assert firstPeer.recv(10) == b"sent"
+    secondPeer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        secondPeer.recv(100)
+    assert second not in lean.getWriters()
+    assert second.fileno() not in lean._writes
+
+
+def test_remove_all_during_a_flush_removes_what_is_still_to_flush(
+    lean: Any, pairs: list[Any]
+) -> None:
+    """removeAll called by a writer's write returns the writers not tried
+    yet in that flush, and none is written or watched afterwards."""
+    first, _ = _pipe(lean, pairs, "First,14")
+    second, secondPeer = _pipe(lean, pairs, "Second,15")
+    removed: list[Any] = []
+    writing = first.doWrite
+
+    def writeAndRemoveAll() -> Any:
+        removed.extend(lean.removeAll())
+        return writing()
+
+    first.doWrite = writeAndRemoveAll  # type: ignore[method-assign]
+    first.write(b"a")
+    second.write(b"b")
+    lean.doPoll(0)
+    assert second in removed
+    assert second not in lean.getWriters()
+    assert second.fileno() not in lean._writes
+    secondPeer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        secondPeer.recv(10)
+
+
+def test_a_writer_whose_descriptor_fails_costs_only_itself(
+    lean: Any, pairs: list[Any], logged_errors: ErrorCollector
+) -> None:
+    """A writer whose fileno() raises when its turn comes (a closed file)
+    is dropped and logged; the writer after it is still written."""
+    bad, _ = _pipe(lean, pairs, "Bad,16")
+    good, goodPeer = _pipe(lean, pairs, "Good,17")
+    bad.write(b"x")
+    good.write(b"important")
+
+    def closed() -> int:
+        raise ValueError("I/O operation on closed file")
+
+    bad.fileno = closed  # type: ignore[method-assign]
+    lean.doPoll(0)
+    assert goodPeer.recv(100) == b"important"
+    assert logged_errors.take()
+    assert bad not in lean._waiting()
+
+
+def test_writers_not_tried_when_the_reactor_is_interrupted_wait(
+    lean: Any, pairs: list[Any]
+) -> None:
+    """A KeyboardInterrupt in one writer's handling stops the pass (as
+    Twisted's reactor lets it), and the writers after it write on the next
+    pass rather than never."""
+    first, _ = _pipe(lean, pairs, "First,18")
+    second, secondPeer = _pipe(lean, pairs, "Second,19")
+
+    def interrupted(reason: Failure) -> None:
+        raise KeyboardInterrupt
+
+    first.connectionLost = interrupted  # type: ignore[method-assign]
+    first.loseConnection()
+    second.write(b"later")
+    with pytest.raises(KeyboardInterrupt):
+        lean.doPoll(0)
+    assert second in lean.getWriters()
+    lean.removeWriter(first)
+    lean.doPoll(0)
+    assert secondPeer.recv(10) == b"later"
+
+
+def test_a_flush_inside_a_flush_keeps_the_outer_writers(
+    lean: Any, pairs: list[Any]
+) -> None:
+    """A handler that runs the reactor again (iterate()) while a flush is
+    under way does not lose the outer flush's writers: the one being tried
+    is still watched by epoll for what the kernel did not take, and the one
+    after it is written."""
+    first, firstPeer = _pipe(lean, pairs, "First,20")
+    second, secondPeer = _pipe(lean, pairs, "Second,21")
+    other, otherPeer = _pipe(lean, pairs, "Other,22")
+    writing = first.doWrite
+    big = b"z" * 20_000_000
+
+    def writeAndIterate() -> Any:
+        why = writing()
+        other.write(b"inner")
+        lean.doPoll(0)
+        return why
+
+    first.doWrite = writeAndIterate  # type: ignore[method-assign]
+    first.write(big)
+    second.write(b"outer")
+    lean.doPoll(0)
+    assert otherPeer.recv(10) == b"inner"
+    assert secondPeer.recv(10) == b"outer"
+    assert first.fileno() in lean._writes
+    first.doWrite = writing  # type: ignore[method-assign]
+    received = 0
+    for _ in range(100_000):
+        received += len(firstPeer.recv(1 << 20))
+        lean.doPoll(0)
+        if received == len(big):
+            break
+    assert received == len(big)
