@@ -14,6 +14,10 @@ from collections.abc import Callable
 
 from twisted.internet.interfaces import IPushProducer
 
+# The reasons of a transport that is read: one for all (an empty set is
+# 216 bytes, a member).
+_NONE: frozenset[str] = frozenset()
+
 
 class InputPauser:
     """
@@ -27,26 +31,30 @@ class InputPauser:
     def __init__(self, transport: IPushProducer, closing: Callable[[], bool]) -> None:
         self._transport = transport
         self._closing = closing
-        self.reasons: set[str] = set()
+        self.reasons: set[str] | frozenset[str] = _NONE
 
     def pause(self, reason: str) -> None:
         """
         Stop reading, for C{reason}.
         """
-        if not self.reasons:
+        if isinstance(self.reasons, set):
+            self.reasons.add(reason)
+        else:
             self._transport.pauseProducing()
-        self.reasons.add(reason)
+            self.reasons = {reason}
 
     def resume(self, reason: str) -> None:
         """
         C{reason} holds no longer: read again, unless another does (or the
         connection is closing).
         """
-        if reason not in self.reasons:
+        if reason not in self.reasons or not isinstance(self.reasons, set):
             return
         self.reasons.discard(reason)
-        if not self.reasons and not self._closing():
-            self._transport.resumeProducing()
+        if not self.reasons:
+            self.reasons = _NONE
+            if not self._closing():
+                self._transport.resumeProducing()
 
     def __contains__(self, reason: object) -> bool:
         return reason in self.reasons

@@ -624,10 +624,10 @@ def leanReactorClass() -> type | None:
             # of each flush under way (a handler may flush again, through
             # iterate()), not tried yet; and the one being tried, with whether
             # it stopped writing.
-            self._soon: dict[Any, None] = {}
-            self._flushing: list[dict[Any, None]] = []
-            self._trying: object = None
-            self._tryStopped = False
+            self._leanSoon: dict[Any, None] = {}
+            self._leanFlushing: list[dict[Any, None]] = []
+            self._leanTrying: object = None
+            self._leanTryStopped = False
             super().__init__()
 
         def addWriter(self, writer: Any) -> None:
@@ -635,21 +635,21 @@ def leanReactorClass() -> type | None:
             Have C{writer} write before the reactor next waits; epoll is
             asked to watch it only if it cannot write everything then.
             """
-            if writer is self._trying:
+            if writer is self._leanTrying:
                 # It tried and wants to go on: the kernel is full.
                 super().addWriter(writer)
             elif writer.fileno() not in self._writes:
-                self._soon[writer] = None
+                self._leanSoon[writer] = None
 
         def removeWriter(self, writer: Any) -> None:
             """
             Stop C{writer} writing, whether it waits for its turn (in this
             pass's flush or the next) or for epoll.
             """
-            if writer is self._trying:
-                self._tryStopped = True
-            self._soon.pop(writer, None)
-            for flushing in self._flushing:
+            if writer is self._leanTrying:
+                self._leanTryStopped = True
+            self._leanSoon.pop(writer, None)
+            for flushing in self._leanFlushing:
                 flushing.pop(writer, None)
             super().removeWriter(writer)
 
@@ -658,8 +658,8 @@ def leanReactorClass() -> type | None:
             The writers waiting for their turn, in this pass's flush or the
             next.
             """
-            waiting = [w for flushing in self._flushing for w in flushing]
-            return waiting + [w for w in self._soon if w not in waiting]
+            waiting = [w for flushing in self._leanFlushing for w in flushing]
+            return waiting + [w for w in self._leanSoon if w not in waiting]
 
         def getWriters(self) -> list[Any]:
             """
@@ -673,8 +673,8 @@ def leanReactorClass() -> type | None:
             Remove every reader and writer, and return them.
             """
             waiting = self._waiting()
-            self._soon.clear()
-            for flushing in self._flushing:
+            self._leanSoon.clear()
+            for flushing in self._leanFlushing:
                 flushing.clear()
             removed: list[Any] = super().removeAll()
             return removed + [w for w in waiting if w not in removed]
@@ -718,31 +718,31 @@ def leanReactorClass() -> type | None:
             skipped; if something escapes (C{KeyboardInterrupt}), those not
             tried yet wait for the next pass.
             """
-            flushing, self._soon = self._soon, {}
-            self._flushing.append(flushing)
-            outer = (self._trying, self._tryStopped)
+            flushing, self._leanSoon = self._leanSoon, {}
+            self._leanFlushing.append(flushing)
+            outer = (self._leanTrying, self._leanTryStopped)
             writable = self._POLL_OUT
             try:
                 for writer in list(flushing):
                     if writer not in flushing:
                         continue
                     del flushing[writer]
-                    self._trying = writer
-                    self._tryStopped = False
+                    self._leanTrying = writer
+                    self._leanTryStopped = False
                     # The descriptor's number is not needed for a writable
                     # event; whether it still has one is checked in there.
                     self._handle(writer, -1, writable)
-                    self._trying = None
-                    if not self._tryStopped:
+                    self._leanTrying = None
+                    if not self._leanTryStopped:
                         try:
                             super().addWriter(writer)
                         except Exception:
                             _logEscaped(writer)
             finally:
-                self._flushing.pop()
-                self._trying, self._tryStopped = outer
+                self._leanFlushing.pop()
+                self._leanTrying, self._leanTryStopped = outer
                 if flushing:
-                    self._soon = {**flushing, **self._soon}
+                    self._leanSoon = {**flushing, **self._leanSoon}
 
         def _handle(self, selectable: Any, fd: int, event: int) -> None:
             """
@@ -762,7 +762,7 @@ def leanReactorClass() -> type | None:
             C{timeout} seconds (for ever if C{None}) for ready descriptors,
             handle each, and write what that wrote.
             """
-            if self._soon:
+            if self._leanSoon:
                 # Written since the last pass (by timed calls, or by writing):
                 # write it, and do not wait, since that may have changed what
                 # the reactor waits for (a timer cancelled, another set).
@@ -780,7 +780,7 @@ def leanReactorClass() -> type | None:
                 selectable = selectables.get(fd)
                 if selectable is not None:
                     handle(selectable, fd, event)
-            if self._soon:
+            if self._leanSoon:
                 # Written in this pass: write it before the reactor runs its
                 # timed calls and works out how long to wait.
                 self._writeSoon()

@@ -444,7 +444,7 @@ def test_what_a_pass_writes_is_sent_in_the_same_pass(
     reader.doRead = readAndReply  # type: ignore[method-assign]
     readerPeer.sendall(b"ping")
     lean.doPoll(5)
-    assert not lean._soon
+    assert not lean._leanSoon
     assert pipePeer.recv(100) == b"heard ping\n"
 
 

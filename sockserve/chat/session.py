@@ -286,7 +286,7 @@ class ChatSession:
         self._connectionFull = False
         self.queue: list[bytes] = []
         self.queued = 0
-        self.input = InputQueue(connection.pauseInput, connection.resumeInput)
+        self.input = InputQueue(connection)
         # Made on first use: most members never need them.
         self._commands: Budget | None = None
         self._budgets: dict[str, Budget] | None = None
