@@ -758,16 +758,27 @@ def leanReactorClass() -> type | None:
 
         def doPoll(self, timeout: float | None) -> None:
             """
-            Write what waits (see L{_writeSoon}), then wait up to
-            C{timeout} seconds (for ever if C{None}) for ready descriptors,
-            handle each, and write what that wrote.
+            Handle the descriptors that are ready, waiting up to C{timeout}
+            seconds for one (for ever if C{None}) unless something waits to
+            be written: then handle those ready at once, and write.
             """
             if self._leanSoon:
-                # Written since the last pass (by timed calls, or by writing):
-                # write it, and do not wait, since that may have changed what
-                # the reactor waits for (a timer cancelled, another set).
+                # What was written since the last write waits: read what is
+                # ready first, without waiting, so that the replies join it
+                # (one send a connection for both, as Twisted's reactor gets
+                # by writing when epoll next says so), then write it all.
+                # The reactor then runs its timed calls and works out how
+                # long to wait, which writing may have changed.
+                self._handleReady(0)
                 self._writeSoon()
-                timeout = 0
+            else:
+                self._handleReady(timeout)
+
+        def _handleReady(self, timeout: float | None) -> None:
+            """
+            Wait up to C{timeout} seconds (for ever if C{None}) for ready
+            descriptors, and handle each.
+            """
             # epoll.poll retries by itself when a signal interrupts it (PEP
             # 475), unless the signal's handler raises: that is the
             # reactor's to report.
@@ -780,10 +791,6 @@ def leanReactorClass() -> type | None:
                 selectable = selectables.get(fd)
                 if selectable is not None:
                     handle(selectable, fd, event)
-            if self._leanSoon:
-                # Written in this pass: write it before the reactor runs its
-                # timed calls and works out how long to wait.
-                self._writeSoon()
 
         doIteration = doPoll
 
