@@ -17,12 +17,14 @@ costs it pays on every event and every write.
     (C{epoll_ctl}); the reactor sends when epoll says it may, and stops
     watching (C{epoll_ctl} again). On a socket with room, that is two system
     calls and a pass through the dispatch per write. The lean reactor instead
-    lets each descriptor that asked to write do so at the end of the pass in
-    which it asked (before the next wait), as if epoll had said it could;
-    only one whose kernel buffer is full is then watched by epoll. Writes
-    are still gathered per pass, so a member sent ten lines in one pass gets
-    one C{send}, and everything else (order, flow control, closing after the
-    last write, errors) is Twisted's own C{doWrite}.
+    lets each descriptor that asked to write do so on the next pass, as if
+    epoll had said it could, and that pass does not wait: it handles the
+    descriptors ready at that moment first (so that their replies join what
+    waits, as they do when Twisted's reactor writes on epoll's word), then
+    writes. Only a descriptor whose kernel buffer is full is then watched by
+    epoll. A member sent ten lines in those passes gets one C{send}, and
+    everything else (order, flow control, closing after the last write,
+    errors) is Twisted's own C{doWrite}.
 
 What it gives up: a legacy C{log.msg} that Twisted itself writes while it
 handles an event says C{-} as its system instead of the connection's prefix
