@@ -50,9 +50,11 @@ SOCKSERVE_BUS_2NODES = "sockserve-bus-2nodes"
 #: sockserve on Twisted's own epoll reactor (twistd --reactor epoll), not
 #: the lean one it installs by default (sockserve._reactor).
 SOCKSERVE_STOCK_REACTOR = "sockserve-stock-reactor"
+SOCKSERVE_BUS_2NODES_STOCK_REACTOR = "sockserve-bus-2nodes-stock-reactor"
 SOCKSERVE_FAMILY = (
     SOCKSERVE,
     SOCKSERVE_STOCK_REACTOR,
+    SOCKSERVE_BUS_2NODES_STOCK_REACTOR,
     SOCKSERVE_LOGGING,
     SOCKSERVE_METRICS,
     SOCKSERVE_BUS,
@@ -249,6 +251,14 @@ SERVERS: tuple[ServerSpec, ...] = (
         "redis-server (all three on the server core); client i on node i mod 2",
         nodes=2,
         bus=True,
+    ),
+    ServerSpec(
+        SOCKSERVE_BUS_2NODES_STOCK_REACTOR,
+        ("chat", CHAT_MANY_ROOMS),
+        "sockserve-bus-2nodes on Twisted's own epoll reactor (twistd --reactor epoll)",
+        nodes=2,
+        bus=True,
+        twistdArgs=("--reactor", "epoll"),
     ),
     ServerSpec(
         BASELINE,
