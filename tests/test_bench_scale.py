@@ -39,9 +39,10 @@ UDP: inuse 0 mem 0
 
 def settings() -> ScaleSettings:
     """
-    The default settings: 100,000 clients.
+    The default settings, 100,000 clients, with one load generator (as the
+    scenario was before there could be several).
     """
-    return parseArguments([])
+    return parseArguments(["--generators", "1"])
 
 
 def test_defaults() -> None:
@@ -182,7 +183,7 @@ def test_commands() -> None:
     before their C{/join}, and rooms for everyone; the load generator holds
     its connections at each phase for the harness.
     """
-    s = settings()
+    s = parseArguments(["--generators", "1"])
     command = serverCommand(s)
     assert "--max-clients=266" in command
     assert "--max-rooms=1010" in command
