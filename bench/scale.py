@@ -443,11 +443,17 @@ def serverCommand(
     which holds at most C{concurrency} of them for each load generator).
     With several processes, on C{port} (C{--workers} needs a number) and
     the C{bus} they share: C{--max-clients} and C{--max-rooms} then count
-    every process's members and rooms.
+    every process's members and rooms, and the room members arrive in may
+    count everyone (see below).
     """
     needs = LISTENERS[settings.transport]
     web = ["--web=0"] * ("ws" in needs) + ["--irc=0"] * ("irc" in needs)
     arriving = settings.concurrency * settings.generators
+    if settings.processes > 1:
+        # On a bus, a member leaves the room it arrived in (in Redis) when
+        # its node next publishes to that room, not when it joins another:
+        # under load the arrival room counts many who have left it.
+        arriving = settings.clients
     several: list[str] = []
     if settings.processes > 1:
         assert port > 0, "several processes need a port number"

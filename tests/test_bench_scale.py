@@ -613,7 +613,7 @@ def test_commandsSeveral() -> None:
         "--workers=7",
         "--bus=redis://127.0.0.1:6400",
         "--quiet",
-        f"--max-clients={256 * 7 + 10}",
+        "--max-clients=100010",
         "--max-rooms=1010",
     ]
     with pytest.raises(AssertionError):
