@@ -14,6 +14,7 @@
  *   loadgen scale   --port P --clients N --rooms R --senders K [--size S]
  *                   [--ws PATH | --irc NAME] [--sources S] [--concurrency C] [--interval-ms I]
  *                   [--duration MS] [--connect-timeout-ms MS] [--hold]
+ *                   [--room-offset N] [--source-offset N] [--histogram]
  *
  * --port may be given several times, for a server of several processes (the
  * nodes of one chat room on a bus): connection i goes to the (i mod n)-th
@@ -75,7 +76,8 @@
  * delivery is checked and timed as in chat. It prints a line when everyone
  * is connected ({"phase": "connected", ...}) and when the measured window
  * is over ({"phase": "measured", ...}); with --hold it then waits for a
- * line on stdin (at most 120 s), so that the harness can read the server's
+ * line on stdin (at most --connect-timeout-ms and 120 s more: other
+ * generators of the same run may still be connecting), so that the harness can read the server's
  * memory while the connections are all held, and it stops once before,
  * with half of them connected and none in flight ({"phase": "half", ...}).
  * With --ws PATH, every client is a WebSocket client (on --port), as in
@@ -83,6 +85,16 @@
  * is an IRC client (on --port) that joins the channel #NAME-K, and is in its
  * room at the end of its NAMES; with --mix (and --ws-port, --irc-port as in
  * chat), the members of each room take turns: TCP, WebSocket, IRC.
+ *
+ * Several scale generators share one server (each has its own slice of the
+ * members, rooms and source addresses; the harness coordinates their
+ * phases): with --room-offset N, client i is in room-(N + i mod R), and with
+ * --source-offset N it connects from 127.0.0.(1 + N + i mod S). With
+ * --histogram, scale's report also gives every delivery's latency as a
+ * histogram, "latency_histogram_us": [[LOW, COUNT], ...], LOW the bucket's
+ * lower bound in microseconds: one microsecond wide below 128 us, then 64
+ * buckets an octave (each at most 1/64 of its lower bound wide), so that the
+ * harness can merge the generators' latencies.
  *
  * Add --server-pid PID to report the server's CPU use over the measured window
  * beside the generator's own (getrusage); given several times, the CPU of all
@@ -173,6 +185,9 @@ static int ep;
 static int short_reads; /* echo, chat: trust a short read to have emptied the socket */
 static size_t read_chunk = 65536; /* room made in a connection's input per read */
 static int nsources;        /* scale: source addresses 127.0.0.1 to 127.0.0.S (0: any) */
+static int source_offset;   /* scale: the first source address is 127.0.0.(1 + N) */
+static int room_offset;     /* scale: client i is in room-(N + i mod R) */
+static int histogram;       /* scale: report the latencies' histogram */
 static int harness_said;    /* a line (or the end) came on stdin */
 static conn_t *cs;
 static int nconns;
@@ -372,10 +387,11 @@ static int conn_open(conn_t *c)
         /* Each source address has its own ephemeral ports: bind the
          * address only, and let connect() choose the port. */
         struct sockaddr_in source = {.sin_family = AF_INET};
-        source.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(c->id % nsources));
+        int host = 1 + source_offset + c->id % nsources;
+        source.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(host - 1));
         setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(c->fd, (struct sockaddr *)&source, sizeof source) < 0) {
-            error_at(c, "bind 127.0.0.%d: %s", 1 + c->id % nsources, strerror(errno));
+            error_at(c, "bind 127.0.0.%d: %s", host, strerror(errno));
             conn_close(c);
             return -1;
         }
@@ -865,7 +881,7 @@ static const char *irc_channel_of(const conn_t *c, char *buf, size_t cap)
 {
     if (!nrooms)
         return irc_channel;
-    snprintf(buf, cap, "%s-%d", irc_channel, c->room);
+    snprintf(buf, cap, "%s-%d", irc_channel, room_offset + c->room);
     return buf;
 }
 
@@ -1372,8 +1388,8 @@ static void chat_delivery(conn_t *c, const char *p, size_t n, const char *name,
     uint32_t q = (uint32_t)q64;
     if (cs[s].room != c->room) {
         crossed_rooms++;
-        error_at(c, "in room-%d got line %u of sender %d, of room-%d", c->room, q, s,
-                 cs[s].room);
+        error_at(c, "in room-%d got line %u of sender %d, of room-%d", room_offset + c->room,
+                 q, s, room_offset + cs[s].room);
         return;
     }
     if (name && !named_as(&cs[s], name, name_len)) {
@@ -1418,12 +1434,12 @@ static void chat_you_are(conn_t *c, const char *line, size_t n)
     size_t k = sizeof entered - 1;
     char want[32], shown[120];
     if (c->room_state == ROOM_ASKED && n > k && memcmp(line, entered, k) == 0) {
-        int w = snprintf(want, sizeof want, "room-%d;", c->room);
+        int w = snprintf(want, sizeof want, "room-%d;", room_offset + c->room);
         if (n >= k + (size_t)w && memcmp(line + k, want, (size_t)w) == 0) {
             c->room_state = ROOM_IN;
         } else {
             show(shown, sizeof shown, line, n < 100 ? n : 100);
-            error_at(c, "asked for room-%d, got '%s'", c->room, shown);
+            error_at(c, "asked for room-%d, got '%s'", room_offset + c->room, shown);
         }
         return;
     }
@@ -1453,8 +1469,8 @@ static void chat_probe(conn_t *c, const char *mark)
     long from = strtol(after, NULL, 10);
     if (from >= 0 && from < nconns && cs[from].room != c->room) {
         crossed_rooms++;
-        error_at(c, "in room-%d got a probe of client %ld, of room-%d", c->room, from,
-                 cs[from].room);
+        error_at(c, "in room-%d got a probe of client %ld, of room-%d",
+                 room_offset + c->room, from, room_offset + cs[from].room);
     } else {
         c->sync_seen++;
     }
@@ -1577,7 +1593,7 @@ static void chat_input(conn_t *c, uint64_t now)
         else if (c->room_state == ROOM_ASKED && body >= 6 && memcmp(line, "ERROR ", 6) == 0) {
             char shown[120];
             show(shown, sizeof shown, line, body < 100 ? body : 100);
-            error_at(c, "/join room-%d refused: '%s'", c->room, shown);
+            error_at(c, "/join room-%d refused: '%s'", room_offset + c->room, shown);
         }
         /* The payload follows the prefix "<name> ", or starts the line. */
         const char *mark = NULL;
@@ -1640,7 +1656,7 @@ static void chat_join_rooms(void)
             error_at(c, "no welcome, so no /join");
             continue;
         }
-        int k = snprintf(command, sizeof command, "/join room-%d", c->room);
+        int k = snprintf(command, sizeof command, "/join room-%d", room_offset + c->room);
         send_message(c, command, (size_t)k);
         c->room_state = ROOM_ASKED;
         conn_flush(c);
@@ -1857,9 +1873,10 @@ static char connect_error[256]; /* the first error while connecting */
 /* A client in its room. */
 static int held(const conn_t *c) { return c->open && c->room_state == ROOM_IN; }
 
-/* Print phase's line and, with --hold, wait (at most 120 s) for a line on
- * stdin, the harness's word that it has read the server's state, while
- * keeping the connections read. */
+/* Print phase's line and, with --hold, wait (at most --connect-timeout-ms
+ * and 120 s more, as other generators of the run may still be connecting)
+ * for a line on stdin, the harness's word that it has read the server's
+ * state, while keeping the connections read. */
 static void scale_phase(const char *phase)
 {
     int now_held = 0;
@@ -1875,7 +1892,7 @@ static void scale_phase(const char *phase)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0)
         return; /* stdin is no pipe: nobody will say when */
     harness_said = 0;
-    uint64_t deadline = now_ns() + 120000000000ull;
+    uint64_t deadline = now_ns() + (uint64_t)connect_timeout_ms * 1000000u + 120000000000ull;
     while (!harness_said && now_ns() < deadline)
         pump(100);
     char line[256];
@@ -1910,7 +1927,7 @@ static void scale_input(conn_t *c, uint64_t now)
             c->room_state = ROOM_IN; /* at the end of its channel's NAMES */
     } else if (c->open && c->room_state == ROOM_NONE && c->name_len) {
         char command[64];
-        int k = snprintf(command, sizeof command, "/join room-%d", c->room);
+        int k = snprintf(command, sizeof command, "/join room-%d", room_offset + c->room);
         send_message(c, command, (size_t)k);
         c->room_state = ROOM_ASKED;
         conn_flush(c);
@@ -2102,6 +2119,33 @@ static int run_scale(void)
     return 0;
 }
 
+/* Print l (sorted) as --histogram's buckets: [LOW, COUNT] pairs, LOW the
+ * bucket's lower bound in microseconds; one microsecond wide below 128 us,
+ * then 64 buckets an octave. */
+static void print_histogram(const latencies_t *l)
+{
+    uint64_t low = 0, count = 0;
+    int first = 1;
+    printf(", \"latency_histogram_us\": [");
+    for (size_t i = 0; i <= l->n; i++) {
+        uint64_t bucket = 0;
+        if (i < l->n) {
+            uint64_t us = l->ns[i] / 1000u;
+            int shift = us < 128 ? 0 : 63 - __builtin_clzll(us) - 6;
+            bucket = us >> shift << shift;
+        }
+        if (count && (i == l->n || bucket != low)) {
+            printf("%s[%llu, %llu]", first ? "" : ", ", (unsigned long long)low,
+                   (unsigned long long)count);
+            first = 0;
+            count = 0;
+        }
+        low = bucket;
+        count++;
+    }
+    printf("]");
+}
+
 /* ---------------------------------------------------------------- main */
 
 static long arg_long(int argc, char **argv, int *i)
@@ -2180,6 +2224,12 @@ int main(int argc, char **argv)
             connect_timeout_ms = arg_long(argc, argv, &i);
         else if (!strcmp(a, "--hold"))
             hold = 1;
+        else if (!strcmp(a, "--room-offset"))
+            room_offset = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--source-offset"))
+            source_offset = (int)arg_long(argc, argv, &i);
+        else if (!strcmp(a, "--histogram"))
+            histogram = 1;
         else
             die("unknown option %s", a);
     }
@@ -2198,6 +2248,12 @@ int main(int argc, char **argv)
         die("scale needs --rooms R (at least 1) and one --port");
     if (nsources < 0 || nsources > 250)
         die("--sources must be 0 (any) to 250");
+    if ((room_offset || source_offset || histogram) && !scale)
+        die("--room-offset, --source-offset and --histogram are for scale only");
+    if (room_offset < 0 || room_offset > 1000000)
+        die("--room-offset must be 0 to 1000000");
+    if (source_offset < 0 || (source_offset && nsources < 1) || source_offset + nsources > 250)
+        die("--source-offset needs --sources, and their sum must be at most 250");
     if (interval_ms < 1 || interval_ms > 60000 || connect_timeout_ms < 1
         || connect_timeout_ms > 3600000)
         die("--interval-ms must be 1 to 60000, --connect-timeout-ms 1 to 3600000");
@@ -2330,6 +2386,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < last; i++)
             printf("%s%.1f", i ? ", " : "", (double)worst_by_second[i] / 1e6);
         printf("]");
+        if (histogram)
+            print_histogram(&lat);
     }
     printf(", \"error_sample\": \"%s\"}\n", error_sample);
     return 0;
