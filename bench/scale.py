@@ -281,7 +281,12 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        help="seconds connecting everyone may take; default 300, 600 with "
+        "--processes above 1 (joining through Redis is slower)",
+    )
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--transport", choices=tuple(FRONT_ENDS), default="tcp")
     parser.add_argument(
@@ -303,6 +308,8 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         "addresses; default: one a 16,000 clients",
     )
     args = parser.parse_args(argv)
+    if args.connect_timeout is None:
+        args.connect_timeout = 300.0 if args.processes == 1 else 600.0
     if args.clients < 2:
         parser.error("--clients must be at least 2")
     rooms = args.rooms if args.rooms is not None else max(1, args.clients // ROOM_SIZE)
@@ -606,6 +613,10 @@ class SeveralResult:
     @ivar redisRssMeasured: the same after the measured window.
     @ivar redisCpuSeconds: Redis's CPU seconds over the harness's window.
     @ivar windowSeconds: the harness's window, in seconds.
+    @ivar settleCpuSeconds: the CPU seconds of the server's processes
+        together over the C{settle} seconds before the window (everyone
+        connected, nobody speaking; the last joins told).
+    @ivar redisSettleCpuSeconds: Redis's over the same seconds.
     @ivar generators: each load generator's report, without its histogram.
     """
 
@@ -618,6 +629,8 @@ class SeveralResult:
     redisRssMeasured: int = 0
     redisCpuSeconds: float = 0.0
     windowSeconds: float = 0.0
+    settleCpuSeconds: float = 0.0
+    redisSettleCpuSeconds: float = 0.0
     generators: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -920,9 +933,13 @@ def severalLines(result: ScaleResult) -> list[str]:
         return []
     spread = ", ".join(f"{count:,}" for count in several.connectionsByProcess)
     cpu = ", ".join(f"{seconds:.1f}" for seconds in several.cpuByProcess)
+    settle = result.settings.settle
     lines = [
         f"spread over the server's processes (descriptors each gained, the main "
-        f"process first): {spread}; their CPU over the window: {cpu} s"
+        f"process first): {spread}; their CPU over the window: {cpu} s; over the "
+        f"{settle:g} s before it (everyone connected, nobody speaking): "
+        f"{several.settleCpuSeconds:.1f} s together, Redis "
+        f"{several.redisSettleCpuSeconds:.1f} s"
     ]
     deliveries = int(result.load.get("completed", 0))
     each = ""
@@ -1407,7 +1424,13 @@ def run(settings: ScaleSettings, logDir: Path) -> ScaleResult:
         held = sum(int(line["held"]) for line in connected if line)
         result.load["connected_held"] = held
         # The load generators keep reading meanwhile.
+        cpuBefore, redisBefore = server.cpuByProcess(), server.redisCpu()
         time.sleep(settings.settle)
+        if several is not None:
+            several.settleCpuSeconds = round(
+                sum(server.cpuByProcess()) - sum(cpuBefore), 3
+            )
+            several.redisSettleCpuSeconds = round(server.redisCpu() - redisBefore, 3)
         result.rssConnected = server.rss()
         result.socketsConnected, result.socketMemoryConnected = readSockstat()
         if several is not None:

@@ -77,6 +77,10 @@ def test_defaults() -> None:
         10,
     )
     assert (s.duration, s.interval, s.settle) == (30.0, 1.0, 10.0)
+    assert s.connectTimeout == 300.0
+    assert parseArguments(["--processes", "2"]).connectTimeout == 600.0
+    several = parseArguments(["--processes", "2", "--connect-timeout", "50"])
+    assert several.connectTimeout == 50.0
 
 
 def test_derivedFromClients() -> None:
@@ -752,6 +756,8 @@ def severalResult() -> ScaleResult:
         redisRssMeasured=45 * 1024,
         redisCpuSeconds=9.9,
         windowSeconds=30.5,
+        settleCpuSeconds=3.5,
+        redisSettleCpuSeconds=0.4,
     )
     return result
 
@@ -777,7 +783,8 @@ def test_reportSeveral() -> None:
     assert (
         "(descriptors each gained, the main process first): 14,300, 14,250, "
         "14,290, 14,280, 14,260, 14,310, 14,310; their CPU over the window: "
-        "4.0, 4.5, 4.2, 4.1, 4.3, 4.4, 4.2 s" in text
+        "4.0, 4.5, 4.2, 4.1, 4.3, 4.4, 4.2 s; over the 10 s before it (everyone "
+        "connected, nobody speaking): 3.5 s together, Redis 0.4 s" in text
     )
     assert (
         "Redis (apart from the server's figures): RSS 10.0 MiB at start, 40.0 MiB "
