@@ -105,8 +105,11 @@ HISTORY_PAGES = 10
 # more at most): anything larger was not written by a node.
 MAX_ENTRY = 1024 * 1024
 # Seconds between two reports of how far this node has read (it also
-# reports after each read), which tell it how far the slowest node is.
+# reports after each read), which tell it how far the slowest node is. A
+# report names only the rooms read further since the last one and those
+# where a node was behind; every room, every FULL_PROGRESS_EVERY seconds.
 PROGRESS_EVERY = 0.25
+FULL_PROGRESS_EVERY = 5.0
 # Entries of a stream kept when Redis is out of memory.
 OUT_OF_MEMORY_KEEP = 100
 # Seconds between two trims of the streams while Redis is out of memory.
@@ -411,6 +414,11 @@ class RedisBus(Service):
         self._warnedVersion = False
         self._reporting = False
         self._reportAgain = False
+        # The read position last reported for each room, the rooms where a
+        # node was behind then, and when every room was last reported.
+        self._reportedAt: dict[str, int | None] = {}
+        self._lagging: set[str] = set()
+        self._reportedAllAt: float | None = None
         self.started: Deferred[str | None] = Deferred()
         self.reconnects = 0
 
@@ -615,6 +623,8 @@ class RedisBus(Service):
         self._heartbeat.start(self.nodeTimeout / 4, now=False).addErrback(
             lambda failure: None
         )
+        # Redis knows nothing this node reported before it (re)joined.
+        self._reportedAllAt = None
         self._progress = LoopingCall(self.reportProgress)
         self._progress.clock = self.clock
         self._progress.start(PROGRESS_EVERY, now=True).addErrback(lambda failure: None)
@@ -1040,6 +1050,12 @@ class RedisBus(Service):
         Tell Redis how far this node has read each room's stream, and learn
         how far the slowest node is there: one report at a time, another at
         once if the node read more meanwhile.
+
+        A report names the rooms this node read further in since its last
+        report, and those where a node was behind then (someone here may be
+        waiting for it); every room every L{FULL_PROGRESS_EVERY} seconds,
+        and after the node (re)joined. A node in many quiet rooms so does not
+        tell Redis about each of them four times a second.
         """
         if not self.connected or self.target is None:
             return
@@ -1047,6 +1063,21 @@ class RedisBus(Service):
             self._reportAgain = True
             return
         positions = self.target.readPositions()
+        now = self.clock.seconds()
+        if (
+            self._reportedAllAt is None
+            or now - self._reportedAllAt >= FULL_PROGRESS_EVERY
+        ):
+            self._reportedAllAt = now
+            self._reportedAt = {}
+            self._lagging = set()
+        else:
+            last, lagging = self._reportedAt, self._lagging
+            positions = [
+                (room, offset)
+                for room, offset in positions
+                if room in lagging or room not in last or last[room] != offset
+            ]
         if not positions:
             return
         arguments: list[object] = []
@@ -1059,9 +1090,18 @@ class RedisBus(Service):
             target = self.target
             if target is None:
                 return
-            for (room, _), (total, slowest) in zip(positions, answer, strict=False):
-                if int(slowest) >= 0:
-                    target.busProgress(room, max(0, int(total) - int(slowest)))
+            for (room, offset), (total, slowest) in zip(
+                positions, answer, strict=False
+            ):
+                self._reportedAt[room] = offset
+                lag = max(0, int(total) - int(slowest)) if int(slowest) >= 0 else -1
+                if lag:
+                    # Behind, or not known yet: asked again next time.
+                    self._lagging.add(room)
+                else:
+                    self._lagging.discard(room)
+                if lag >= 0:
+                    target.busProgress(room, lag)
 
         reporting.addCallbacks(reported, lambda failure: None)
 
