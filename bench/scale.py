@@ -39,7 +39,8 @@ processes on one port (C{--workers P}: the main process and P - 1 workers,
 the kernel spreading the connections among them with C{SO_REUSEPORT}), the
 rooms shared through a private Redis (C{--bus}, on a free loopback port,
 without persistence, on the server's core; TCP members only), and
-C{--generators G} (by default one a 16,000 members) load generators each
+C{--generators G} (by default one while one can hold every member under
+the open-file limit, else one a 16,000 members) load generators each
 take their own slice of the members, rooms and source addresses, their
 phases held and released together. The server's memory and CPU are then
 those of its P processes together, Redis's reported apart; the report says
@@ -99,9 +100,42 @@ WEBSOCKET_PATH = "/ws"
 SPARE_FILES = 1024
 #: Clients from one source address, well below its ~28,000 ephemeral ports.
 PER_SOURCE = 10_000
-#: Clients of one load generator by default, below the 20,000 open files a
-#: process may have where the hard limit is 20,000.
+#: Clients of each load generator when one is not enough, well below the
+#: 20,000 open files a process may have where the hard limit is 20,000.
 PER_GENERATOR = 16_000
+#: Open files a load generator keeps for itself (standard streams, epoll,
+#: its timer): its members may have the rest of its limit.
+GENERATOR_SPARE = 100
+
+
+def clientsPerGenerator(hardLimit: int) -> int:
+    """
+    The most members one load generator can take: as many as a process may
+    have open files (C{hardLimit}: the harness raises the soft limit to it),
+    less what it keeps for itself; 19,900 where the hard limit is 20,000.
+    """
+    return max(1000, min(hardLimit, 1_000_000) - GENERATOR_SPARE)
+
+
+def hardFileLimit() -> int:
+    """
+    The open-file hard limit of this process (and of what it starts).
+    """
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def defaultGenerators(clients: int, hardLimit: int) -> int:
+    """
+    How many load generators C{clients} members need by default: one while
+    one can hold them all (under C{hardLimit} open files: a run of 19,800
+    on a machine limited to 20,000 is one generator's, as it always was),
+    otherwise one a L{PER_GENERATOR}.
+    """
+    if clients <= clientsPerGenerator(hardLimit):
+        return 1
+    return math.ceil(clients / PER_GENERATOR)
+
+
 #: The most server processes (each one's pid goes to every load generator).
 MAX_PROCESSES = 16
 #: A node of the bus logs this once it is in contact with Redis.
@@ -305,7 +339,8 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
         "--generators",
         type=int,
         help="load generators, each with its own members, rooms and source "
-        "addresses; default: one a 16,000 clients",
+        "addresses; default: one while one holds every client under the "
+        "open-file limit, else one a 16,000 clients",
     )
     args = parser.parse_args(argv)
     if args.connect_timeout is None:
@@ -319,7 +354,9 @@ def parseArguments(argv: list[str] | None = None) -> ScaleSettings:
     generators = (
         args.generators
         if args.generators is not None
-        else max(1, min(math.ceil(args.clients / PER_GENERATOR), rooms, senders))
+        else max(
+            1, min(defaultGenerators(args.clients, hardFileLimit()), rooms, senders)
+        )
     )
     sources = (
         args.sources

@@ -26,8 +26,10 @@ from bench.scale import (
     ScaleResult,
     ScaleSettings,
     SeveralResult,
+    clientsPerGenerator,
     coreTimes,
     cpuTicks,
+    defaultGenerators,
     evenShares,
     filesWanted,
     formatReport,
@@ -444,22 +446,53 @@ def test_loadgenRefusesBadScaleOptions() -> None:
         assert result.stderr.startswith("loadgen: "), result.stderr
 
 
+@pytest.fixture(autouse=True)
+def _twentyThousandFiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The defaults that depend on the open-file limit are those of a machine
+    whose hard limit is 20,000, wherever the tests run.
+    """
+    monkeypatch.setattr(scale, "hardFileLimit", lambda: 20_000)
+
+
 def test_severalDefaults() -> None:
     """
-    A load generator a 16,000 members by default (never more than there are
-    rooms or senders), and at least a source address each; one server
-    process by default.
+    One load generator while one can hold every member under the open-file
+    limit, else one a 16,000 members (never more than there are rooms or
+    senders), and at least a source address each; one server process by
+    default.
     """
     s = parseArguments([])
     assert (s.processes, s.generators, s.sources) == (1, 7, 10)
-    assert parseArguments(["--clients", "16000"]).generators == 1
-    s = parseArguments(["--clients", "16001"])
+    assert parseArguments(["--clients", "19900"]).generators == 1
+    s = parseArguments(["--clients", "19901"])
     assert (s.generators, s.sources) == (2, 2)
     assert parseArguments(["--clients", "40000", "--rooms", "3"]).generators == 3
     s = parseArguments(["--clients", "4000", "--generators", "3"])
     assert (s.generators, s.sources) == (3, 3)
     assert s.single is False
     assert parseArguments(["--clients", "4000"]).single is True
+
+
+def test_defaultGenerators() -> None:
+    """
+    One generator while one holds everyone, as runs of one process always
+    had; past that, one a 16,000.
+    """
+    assert defaultGenerators(19_800, 20_000) == 1
+    assert defaultGenerators(19_901, 20_000) == 2
+    assert defaultGenerators(100_000, 20_000) == 7
+    assert defaultGenerators(100_000, 1_048_576) == 1
+
+
+def test_clientsPerGenerator() -> None:
+    """
+    A load generator takes as many members as its limit allows, less what
+    it keeps; never fewer than 1,000, never more than a million.
+    """
+    assert clientsPerGenerator(20_000) == 19_900
+    assert clientsPerGenerator(1024) == 1000
+    assert clientsPerGenerator(2**63) == 1_000_000 - 100
 
 
 @pytest.mark.parametrize(
