@@ -19,6 +19,9 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
 
 from tests.processes import WAIT, Stream, systemProgram
 
@@ -507,3 +510,28 @@ class SentinelGroup:
             sentinel.kill()
         for server in (self.primary, *self.replicas):
             server.kill()
+
+
+class Commands:
+    """
+    A command connection whose every reply the test gives.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
+
+    def execute_command(self, *arguments: Any) -> Deferred[Any]:
+        reply: Deferred[Any] = Deferred()
+        self.sent.append((arguments, reply))
+        return reply
+
+    def names(self) -> list[Any]:
+        return [arguments[0] for arguments, _ in self.sent]
+
+    def reply(self, name: str, value: Any) -> None:
+        for index, (arguments, deferred) in enumerate(self.sent):
+            if arguments[0] == name:
+                del self.sent[index]
+                deferred.callback(value)
+                return
+        raise AssertionError(f"no {name} among {self.names()}")

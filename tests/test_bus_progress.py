@@ -7,25 +7,11 @@ now and then.
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from sockserve.bus.address import parseBusAddress
 from sockserve.bus.redis import FULL_PROGRESS_EVERY, RedisBus
-
-
-class Commands:
-    """A command connection whose every reply the test gives."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
-
-    def execute_command(self, *arguments: Any) -> Deferred[Any]:
-        reply: Deferred[Any] = Deferred()
-        self.sent.append((arguments, reply))
-        return reply
+from tests.redis import Commands
 
 
 class Node:

@@ -40,7 +40,7 @@ from sockserve.bus.redis import (
 )
 from sockserve.chat.events import PrivateMessage
 from sockserve.tap import Options
-from tests.redis import RedisServer
+from tests.redis import Commands, RedisServer
 from tests.test_bus import Node, entry, result
 from tests.test_service import rules, until
 
@@ -181,31 +181,6 @@ def test_replicas_by_default_with_sentinels_only() -> None:
 
 
 # Waiting for replicas
-
-
-class Commands:
-    """
-    A command connection whose every reply the test gives.
-    """
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[tuple[Any, ...], Deferred[Any]]] = []
-
-    def execute_command(self, *arguments: Any) -> Deferred[Any]:
-        reply: Deferred[Any] = Deferred()
-        self.sent.append((arguments, reply))
-        return reply
-
-    def names(self) -> list[Any]:
-        return [arguments[0] for arguments, _ in self.sent]
-
-    def reply(self, name: str, value: Any) -> None:
-        for index, (arguments, deferred) in enumerate(self.sent):
-            if arguments[0] == name:
-                del self.sent[index]
-                deferred.callback(value)
-                return
-        raise AssertionError(f"no {name} among {self.names()}")
 
 
 def connectedBus(replicas: int) -> tuple[RedisBus, Commands]:
