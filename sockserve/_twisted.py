@@ -658,15 +658,16 @@ def leanReactorClass() -> type | None:
             The writers waiting for their turn, in this pass's flush or the
             next.
             """
-            waiting = [w for flushing in self._leanFlushing for w in flushing]
-            return waiting + [w for w in self._leanSoon if w not in waiting]
+            # Each once, in order (a writer may be in a flush and the next).
+            flushing = [w for each in self._leanFlushing for w in each]
+            return list(dict.fromkeys([*flushing, *self._leanSoon]))
 
         def getWriters(self) -> list[Any]:
             """
             Return the writers, those waiting for their turn included.
             """
             writers: list[Any] = super().getWriters()
-            return writers + [w for w in self._waiting() if w not in writers]
+            return list(dict.fromkeys([*writers, *self._waiting()]))
 
         def removeAll(self) -> list[Any]:
             """
@@ -677,7 +678,7 @@ def leanReactorClass() -> type | None:
             for flushing in self._leanFlushing:
                 flushing.clear()
             removed: list[Any] = super().removeAll()
-            return removed + [w for w in waiting if w not in removed]
+            return list(dict.fromkeys([*removed, *waiting]))
 
         def _doReadOrWrite(self, selectable: Any, fd: int, event: int) -> None:
             """
